@@ -1,0 +1,51 @@
+# Vigil: the routine tasks. `make demo` and `make test` are the two set-up commands.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
+	mosquitto mosquitto-clients iproute2 postgresql ca-certificates
+
+.PHONY: all deps debs venv protos lint test test-fast demo bench clean check-protos
+
+all: test
+
+debs: ## Debian packages the suite needs (installed only when root and missing)
+	@scripts/install_debs.sh $(DEB_PACKAGES)
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[controller,dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+deps: debs venv
+
+protos: venv ## regenerate Python code and stubs from protos/
+	$(PY) scripts/gen_protos.py
+
+check-protos: venv
+	$(PY) scripts/gen_protos.py --check
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check edge_agent controller provisioning bench tests scripts
+	$(VENV)/bin/mypy edge_agent controller provisioning protos bench scripts
+
+test: deps ## install everything, then run the whole suite (rig tests included)
+	$(VENV)/bin/pytest -q
+
+test-fast: venv
+	$(VENV)/bin/pytest -q -m "not rig"
+
+demo: deps ## the platform on embedded defaults with emulated cameras
+	$(VENV)/bin/python -m controller.demo
+
+bench: venv
+	for b in agent_capture ingest; do $(PY) -m bench.$$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,147 @@
+"""`agent.toml`: the agent's configuration, validated strictly on load.
+
+Unknown keys are errors (a typo must not silently disable a camera). Any value can be
+overridden by a `VIGIL_*` environment variable (see `apply_env_overrides`). A bad file gives
+one `ConfigError` naming the file and the offending field; the caller keeps its old config.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edge_agent.redact import redact_url
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraConfig(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    kind: Literal["rtsp", "nvr_folder", "handheld_folder"] = "rtsp"
+    # rtsp: rtsp:// URL (credentials allowed; never logged). Folders: a local path.
+    url: str = ""
+    path: str = ""
+    transport: Literal["tcp", "udp"] = "tcp"
+    segment_seconds: float = Field(default=10.0, ge=2.0, le=60.0)
+    container: Literal["ts", "mp4"] = "ts"
+    # Folder sources: a file is complete when unchanged for this long.
+    settle_seconds: float = Field(default=2.0, ge=0.0, le=600.0)
+
+    @field_validator("url")
+    @classmethod
+    def _rtsp_only(cls, v: str) -> str:
+        if v and not v.lower().startswith(("rtsp://", "rtsps://")):
+            raise ValueError(f"camera URL must be rtsp:// or rtsps://, got {redact_url(v)!r}")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.kind == "rtsp" and not self.url:
+            raise ValueError(f"camera {self.id}: kind 'rtsp' needs a url")
+        if self.kind != "rtsp" and not self.path:
+            raise ValueError(f"camera {self.id}: kind {self.kind!r} needs a path")
+
+
+class BufferConfig(_Strict):
+    quota_bytes: int = Field(default=50 * 1024**3, ge=1024 * 1024)
+    # Below this much free disk the agent raises a disk-low event.
+    disk_low_bytes: int = Field(default=1024**3, ge=0)
+
+
+class UplinkConfig(_Strict):
+    # host:port of the controller's gRPC endpoint; empty disables uploading.
+    controller: str = ""
+    ca_cert: str = ""
+    client_cert: str = ""
+    client_key: str = ""
+    rate_bps: int = Field(default=8_000_000, ge=8_000)
+    chunk_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=4 * 1024 * 1024)
+    concurrency: int = Field(default=1, ge=1, le=8)
+
+
+class MqttConfig(_Strict):
+    # Empty host disables MQTT health reporting.
+    host: str = ""
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    password_file: str = ""
+    ca_cert: str = ""
+    health_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+    offline_queue: int = Field(default=1000, ge=1, le=100_000)
+
+
+class AgentConfig(_Strict):
+    device_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    county: str = Field(default="county", pattern=r"^[A-Za-z0-9_.-]+$")
+    site: str = Field(default="site", pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["nvr", "handheld"] = "nvr"
+    data_dir: str = "/var/lib/vigil-agent"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    buffer: BufferConfig = Field(default_factory=BufferConfig)
+    uplink: UplinkConfig = Field(default_factory=UplinkConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+
+    def model_post_init(self, __context: Any) -> None:
+        ids = [c.id for c in self.cameras]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate camera ids: {', '.join(dupes)}")
+
+
+def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay `VIGIL_SECTION__KEY=value` (or `VIGIL_KEY`) variables onto parsed TOML.
+
+    Double underscores separate nesting levels: `VIGIL_UPLINK__RATE_BPS=4000000`.
+    Values are passed as strings; pydantic converts them to the field's type.
+    """
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for name, value in env.items():
+        if not name.startswith("VIGIL_") or name.startswith("VIGIL_CONFIG"):
+            continue
+        parts = name[len("VIGIL_") :].lower().split("__")
+        target = out
+        for part in parts[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                break
+            target = nxt
+        else:
+            target[parts[-1]] = value
+    return out
+
+
+def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Parse and validate agent.toml text; `source` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    if env is not None:
+        data = apply_env_overrides(data, env)
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid configuration: {problems}") from None
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read and validate an agent.toml file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    return parse_config(text, str(path), os.environ if env is None else env)
