@@ -1,0 +1,46 @@
+"""`vigil-controller`: one command, one subcommand per concern.
+
+Each concern's package offers `register(subparsers)` in its own `cli` module, so adding a
+command never touches another concern's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+# Packages whose `cli.register(subparsers)` adds subcommands, in --help order.
+COMMAND_MODULES = (
+    "controller.pki.cli",
+    "controller.serve_cli",
+    "controller.fleet.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil-controller",
+        description="Vigil city controller: ingest, catalog, fleet, scheduling, sharing.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
