@@ -92,3 +92,34 @@ class CameraStatus:
     bitrate_bps: int = 0
     last_error: str = ""
     gaps: list[Gap] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """Something operators must hear about (published on MQTT `event` by the health reporter).
+
+    `kind` is one of: camera_lost, camera_back, disk_low, unsent_evicted, chain_break,
+    clock_skew, cert_near_expiry, events_dropped (the names of vigil.v1.Event.Kind, lower case).
+    """
+
+    kind: str
+    at_us: int
+    camera_id: str = ""
+    start_us: int = 0
+    end_us: int = 0
+    size_bytes: int = 0
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BufferStats:
+    """What the buffer holds, for health reports and the scheduler's inventory."""
+
+    total_bytes: int
+    quota_bytes: int
+    unsent_segments: int
+    unsent_bytes: int
+    uploaded_segments: int
+    uploaded_bytes: int
+    held_segments: int
+    oldest_unsent_start_us: int | None
