@@ -44,16 +44,18 @@ class BacklogEntry(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., bytes: _Optional[int] = ..., segments: _Optional[int] = ..., oldest_start_unix_us: _Optional[int] = ..., evict_at_unix_us: _Optional[int] = ...) -> None: ...
 
 class SegmentRef(_message.Message):
-    __slots__ = ("segment_id", "camera_id", "start_unix_us", "size_bytes")
+    __slots__ = ("segment_id", "camera_id", "start_unix_us", "size_bytes", "traffic_class")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     START_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     camera_id: str
     start_unix_us: int
     size_bytes: int
-    def __init__(self, segment_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., start_unix_us: _Optional[int] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    traffic_class: _common_pb2.TrafficClass
+    def __init__(self, segment_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., start_unix_us: _Optional[int] = ..., size_bytes: _Optional[int] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ...) -> None: ...
 
 class Inventory(_message.Message):
     __slots__ = ("device_id", "reported_unix_us", "backlog", "unsent")

@@ -1,0 +1,9 @@
+"""Upload scheduling: which segments cross which links when, for the whole city.
+
+Pure core (no I/O): `model` (plain data, errors), `topology` (validated, compiled link tree),
+`topology_file` (TOML/JSON documents), `waterfill` (weighted max-min filling), `plan`
+(strict-priority passes, segment order), `hysteresis` (when a new plan is worth new leases),
+`planner` (current state, rejecting bad input whole), `inventory` (agent reports to demand).
+The city-scale simulation: `presets`, `workload`, `simulate`, `metrics`, `naive` (baseline),
+`report`; `cli` (the only I/O) registers `vigil-controller simulate`.
+"""

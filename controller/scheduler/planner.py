@@ -1,0 +1,73 @@
+"""The scheduler's current state: topology, each device's latest demand, the current plan.
+
+An in-memory object (no I/O, no threads), owned by whoever wires the controller. Each input
+is checked whole before anything changes: a bad topology, an unknown device's report or a
+report that cannot be true raises SchedulerError and leaves topology, demand and plan as
+they were, so one faulty agent or one typo in an operator's change never disturbs the city.
+"""
+
+from __future__ import annotations
+
+from controller.scheduler.hysteresis import stabilise
+from controller.scheduler.model import DemandError, DeviceDemand
+from controller.scheduler.plan import Plan, PlanConfig, plan
+from controller.scheduler.topology import Topology
+
+
+class Planner:
+    """Holds the inputs of the next plan and the plan in force."""
+
+    def __init__(
+        self, topology: Topology, config: PlanConfig | None = None, hysteresis: float = 0.1
+    ) -> None:
+        self._topology = topology
+        self._config = config or PlanConfig()
+        self._hysteresis = hysteresis
+        self._demands: dict[str, DeviceDemand] = {}
+        self._plan = Plan.empty()
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    @property
+    def plan(self) -> Plan:
+        return self._plan
+
+    def demand(self, device_id: str) -> DeviceDemand | None:
+        return self._demands.get(device_id)
+
+    def set_topology(self, topology: Topology) -> None:
+        """Use `topology` from the next replan on; refuse it if a reporting device is gone."""
+        missing = sorted(d for d in self._demands if d not in topology.compiled.device_index)
+        if missing:
+            raise DemandError(
+                "the new topology drops devices with backlog (forget them first): "
+                + ", ".join(repr(m) for m in missing[:10])
+            )
+        self._topology = topology
+
+    def report(self, demand: DeviceDemand) -> None:
+        """Record a device's latest backlog, replacing its previous report."""
+        if not isinstance(demand, DeviceDemand):
+            raise DemandError(f"demand must be DeviceDemand, got {type(demand).__name__}")
+        if demand.device_id not in self._topology.compiled.device_index:
+            raise DemandError(f"device {demand.device_id!r} is not in the topology")
+        self._demands[demand.device_id] = demand
+
+    def forget(self, device_id: str) -> None:
+        """Drop a device's demand (it went offline); unknown ids are ignored."""
+        self._demands.pop(device_id, None)
+
+    def replan(self, now_us: int) -> frozenset[str]:
+        """Plan afresh at `now_us`; returns the devices whose leases must change."""
+        fresh = plan(
+            self._topology,
+            self._demands.values(),
+            now_us,
+            version=self._plan.version + 1,
+            config=self._config,
+        )
+        merged, changed = stabilise(self._plan, fresh, self._topology, self._hysteresis)
+        self._plan = merged
+        return changed
