@@ -35,7 +35,7 @@ class CameraDescription(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., kind: _Optional[str] = ..., url_redacted: _Optional[str] = ..., segment_seconds: _Optional[int] = ...) -> None: ...
 
 class Birth(_message.Message):
-    __slots__ = ("device_id", "session", "agent_version", "kind", "cameras", "disk_total_bytes", "capabilities", "at_unix_us")
+    __slots__ = ("device_id", "session", "agent_version", "kind", "cameras", "disk_total_bytes", "capabilities", "at_unix_us", "health_interval_s", "county", "site")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     AGENT_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,9 @@ class Birth(_message.Message):
     DISK_TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
     CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
     AT_UNIX_US_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    COUNTY_FIELD_NUMBER: _ClassVar[int]
+    SITE_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     session: int
     agent_version: str
@@ -52,7 +55,10 @@ class Birth(_message.Message):
     disk_total_bytes: int
     capabilities: _containers.RepeatedScalarFieldContainer[str]
     at_unix_us: int
-    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., agent_version: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.DeviceKind, str]] = ..., cameras: _Optional[_Iterable[_Union[CameraDescription, _Mapping]]] = ..., disk_total_bytes: _Optional[int] = ..., capabilities: _Optional[_Iterable[str]] = ..., at_unix_us: _Optional[int] = ...) -> None: ...
+    health_interval_s: float
+    county: str
+    site: str
+    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., agent_version: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.DeviceKind, str]] = ..., cameras: _Optional[_Iterable[_Union[CameraDescription, _Mapping]]] = ..., disk_total_bytes: _Optional[int] = ..., capabilities: _Optional[_Iterable[str]] = ..., at_unix_us: _Optional[int] = ..., health_interval_s: _Optional[float] = ..., county: _Optional[str] = ..., site: _Optional[str] = ...) -> None: ...
 
 class CameraHealth(_message.Message):
     __slots__ = ("camera_id", "connected", "frame_age_s", "fps", "bitrate_bps", "last_keyframe_unix_us", "gaps_last_hour")
@@ -151,7 +157,7 @@ class Event(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., kind: _Optional[_Union[Event.Kind, str]] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., bytes: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("verb", "camera_id", "range", "case_id", "config_toml", "traffic_class", "deadline_unix_us")
+    __slots__ = ("verb", "camera_id", "range", "case_id", "config_toml", "traffic_class", "deadline_unix_us", "hold_id")
     VERB_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +165,7 @@ class Command(_message.Message):
     CONFIG_TOML_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_US_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     verb: str
     camera_id: str
     range: _common_pb2.TimeRange
@@ -166,18 +173,21 @@ class Command(_message.Message):
     config_toml: str
     traffic_class: _common_pb2.TrafficClass
     deadline_unix_us: int
-    def __init__(self, verb: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., case_id: _Optional[str] = ..., config_toml: _Optional[str] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., deadline_unix_us: _Optional[int] = ...) -> None: ...
+    hold_id: str
+    def __init__(self, verb: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., case_id: _Optional[str] = ..., config_toml: _Optional[str] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., deadline_unix_us: _Optional[int] = ..., hold_id: _Optional[str] = ...) -> None: ...
 
 class CommandAck(_message.Message):
-    __slots__ = ("device_id", "verb", "ok", "error", "at_unix_us")
+    __slots__ = ("device_id", "verb", "ok", "error", "at_unix_us", "result")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     VERB_FIELD_NUMBER: _ClassVar[int]
     OK_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     AT_UNIX_US_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     verb: str
     ok: bool
     error: str
     at_unix_us: int
-    def __init__(self, device_id: _Optional[str] = ..., verb: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., at_unix_us: _Optional[int] = ...) -> None: ...
+    result: str
+    def __init__(self, device_id: _Optional[str] = ..., verb: _Optional[str] = ..., ok: _Optional[bool] = ..., error: _Optional[str] = ..., at_unix_us: _Optional[int] = ..., result: _Optional[str] = ...) -> None: ...

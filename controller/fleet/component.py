@@ -1,0 +1,95 @@
+"""The fleet as one controller component: a broker (managed or external) plus FleetService.
+
+`controller.toml`'s `[mqtt]` with an empty host means "no broker configured": the controller
+then starts its own Mosquitto (controller.broker) in `<data_dir>/mosquitto` on 127.0.0.1 and
+logs in with a generated password. A configured broker (Mosquitto, EMQX) is used as is, with
+the password read from `password_file`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+from controller.broker import CONTROLLER_USER, BrokerSettings, ManagedBroker
+from controller.clock import Clock
+from controller.fleet.directory import DeviceDirectory
+from controller.fleet.mqtt import MqttSettings
+from controller.fleet.service import FleetOptions, FleetService
+
+log = logging.getLogger(__name__)
+
+
+class MqttLike(Protocol):
+    """The fields of controller.config.MqttConfig this component reads."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password_file(self) -> str: ...
+    @property
+    def ca_cert(self) -> str: ...
+
+
+class FleetComponent:
+    """start(): the managed broker when needed, then the fleet service; stop(): reverse."""
+
+    def __init__(
+        self,
+        mqtt: MqttLike,
+        data_dir: Path,
+        clock: Clock,
+        directory: DeviceDirectory,
+        options: FleetOptions | None = None,
+    ) -> None:
+        self._mqtt = mqtt
+        self._data_dir = data_dir
+        self._clock = clock
+        self._directory = directory
+        self._options = options or FleetOptions()
+        self.broker: ManagedBroker | None = None
+        self.service: FleetService | None = None
+
+    def _settings(self) -> MqttSettings:
+        m = self._mqtt
+        if not m.host:
+            password = secrets.token_urlsafe(24)
+            self.broker = ManagedBroker(
+                BrokerSettings(
+                    data_dir=self._data_dir / "mosquitto",
+                    port=m.port,
+                    accounts={CONTROLLER_USER: password},
+                )
+            )
+            self.broker.start()
+            log.info("fleet: started a managed Mosquitto on 127.0.0.1:%d", m.port)
+            return MqttSettings("127.0.0.1", m.port, CONTROLLER_USER, password)
+        password = ""
+        if m.password_file:
+            password = Path(m.password_file).read_text(encoding="utf-8").strip()
+        return MqttSettings(m.host, m.port, m.username or CONTROLLER_USER, password, m.ca_cert)
+
+    def start(self) -> None:
+        settings = self._settings()
+        self.service = FleetService(settings, self._clock, self._directory, self._options)
+        self.service.start()
+
+    def add_device_account(self, device_id: str, password: str) -> None:
+        """Provision a device on the managed broker (the demo and enrolment use this)."""
+        if self.broker is None:
+            raise RuntimeError("device accounts of an external broker are managed there")
+        self.broker.add_account(device_id, password)
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()
+            self.service = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None

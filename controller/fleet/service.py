@@ -1,0 +1,400 @@
+"""FleetService: the controller's live view of the fleet, fed by MQTT (the imperative shell).
+
+It subscribes to every device's state/birth/health/event/cmd_ack, runs each message through
+the pure cores (topic and identity checks, per-device rate limit, `monitor` transitions,
+`alerts` rules, `history` downsampling) and keeps the results in memory for the HTTP API:
+`devices()`, `device(id)`, `alerts()`, `history(id)`, `events()`. It publishes its own retained
+`vigil/v1/controller/state` with a Will, asks devices to rebirth when the monitor says so, and
+sends commands with MQTT 5 correlation data, matching the acks that come back.
+
+Threads: paho's network loop delivers messages (`handle_message`), a ticker thread expires
+silent devices and re-evaluates time-based alerts. One lock guards the tables; every message
+is handled inside a broad guard, so no payload can stop the loop.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from controller.clock import Clock
+from controller.fleet import alerts as al
+from controller.fleet import history as hi
+from controller.fleet import monitor as mo
+from controller.fleet.decode import Decoded, decode_payload
+from controller.fleet.directory import DeviceDirectory
+from controller.fleet.mqtt import MqttSettings, controller_state, make_client, set_controller_will
+from controller.fleet.ratelimit import Bucket, RatePolicy, take
+from controller.fleet.topics import (
+    CONTROLLER_STATE_TOPIC,
+    FLEET_SUBSCRIPTION,
+    command_topic,
+    device_topic,
+    parse_parts,
+)
+from protos.vigil.v1 import fleet_pb2
+
+log = logging.getLogger(__name__)
+
+
+class FleetError(Exception):
+    """A fleet operation cannot be done (unknown device, broker not connected)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FleetOptions:
+    # Accept devices missing from the directory, pinned to the site they first appear at
+    # (the demo without a registry). Off in production: unknown devices are ignored.
+    accept_unregistered: bool = False
+    monitor: mo.MonitorPolicy = field(default_factory=mo.MonitorPolicy)
+    rules: al.AlertRules = field(default_factory=al.AlertRules)
+    rates: RatePolicy = field(default_factory=RatePolicy)
+    history: hi.HistoryPolicy = field(default_factory=hi.HistoryPolicy)
+    tick_s: float = 2.0
+    events_kept: int = 5000
+    alert_log_kept: int = 5000
+    pending_commands_kept: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    correlation_id: str
+    device_id: str
+    verb: str
+    sent_us: int
+    ack: fleet_pb2.CommandAck | None = None
+
+
+# (device_id, leaf, payload at_unix_us): called after a message changed the state table.
+AppliedHook = Callable[[str, str, int], None]
+
+
+class FleetService:
+    """Start with `start()`, stop with `stop()`; queries are safe from any thread."""
+
+    def __init__(
+        self,
+        mqtt_settings: MqttSettings,
+        clock: Clock,
+        directory: DeviceDirectory,
+        options: FleetOptions | None = None,
+        on_applied: AppliedHook | None = None,
+    ) -> None:
+        self._settings = mqtt_settings
+        self._clock = clock
+        self._directory = directory
+        self._opt = options or FleetOptions()
+        self._on_applied = on_applied
+        self._lock = threading.Lock()
+        self._records: dict[str, mo.DeviceRecord] = {}
+        self._buckets: dict[str, Bucket] = {}
+        self._history: dict[str, tuple[hi.HealthPoint, ...]] = {}
+        self._active: dict[str, dict[al.AlertKey, al.Alert]] = {}
+        self._alert_log: collections.deque[tuple[str, al.Alert]] = collections.deque(
+            maxlen=self._opt.alert_log_kept
+        )
+        self._events: collections.deque[fleet_pb2.Event] = collections.deque(
+            maxlen=self._opt.events_kept
+        )
+        self._commands: collections.OrderedDict[str, CommandRecord] = collections.OrderedDict()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._session = 0
+        self._connections = 0
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect (asynchronously, retrying with backoff) and start the ticker."""
+        self._session = self._clock.now_us()
+        client = make_client(self._settings)
+        set_controller_will(client, self._settings.client_id, self._session, self._session)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._client = client
+        client.connect_async(self._settings.host, self._settings.port, self._settings.keepalive_s)
+        client.loop_start()
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick_loop, name="fleet-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop(self) -> None:
+        """Say goodbye (retained offline state, reason clean) and disconnect."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._connected.is_set():
+            info = client.publish(
+                CONTROLLER_STATE_TOPIC,
+                controller_state(
+                    self._settings.client_id, False, self._session, self._clock.now_us(), "clean"
+                ),
+                qos=1,
+                retain=True,
+            )
+            try:
+                info.wait_for_publish(timeout=5)
+            except RuntimeError:
+                pass
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    # ---- paho callbacks (network thread) ---------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.warning("broker %s:%s refused the controller: %s", *self._where(), rc)
+            return
+        self._connections += 1
+        payload = controller_state(
+            self._settings.client_id, True, self._session, self._clock.now_us(), ""
+        )
+        client.publish(CONTROLLER_STATE_TOPIC, payload, qos=1, retain=True)
+        client.subscribe(FLEET_SUBSCRIPTION, qos=1)
+        self._connected.set()
+        log.info("fleet: connected to %s:%s", *self._where())
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("fleet: lost broker %s:%s (%s); reconnecting", *self._where(), rc)
+
+    def _where(self) -> tuple[str, int]:
+        return self._settings.host, self._settings.port
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        corr = getattr(props, "CorrelationData", None) if props is not None else None
+        try:
+            self.handle_message(msg.topic, bytes(msg.payload), corr)
+        except Exception:  # a bug must not kill paho's loop and blind the controller
+            self._counters["internal_errors"] += 1
+            log.exception("fleet: error handling a message on %s", msg.topic[:200])
+
+    # ---- the message path --------------------------------------------------------------
+    def handle_message(self, topic: str, payload: bytes, correlation: bytes | None = None) -> str:
+        """Apply one fleet message; returns what happened (for counters and tests)."""
+        now_us = self._clock.now_us()
+        with self._lock:
+            verdict = self._handle_locked(topic, payload, correlation, now_us)
+            self._counters[verdict] += 1
+        return verdict
+
+    def _handle_locked(
+        self, topic: str, payload: bytes, correlation: bytes | None, now_us: int
+    ) -> str:
+        parts = topic.split("/")
+        device_id = parts[4] if len(parts) == 6 else ""
+        registered = self._registered(device_id, parts)
+        if registered is None:
+            return "unknown_device"
+        allowed, self._buckets[device_id] = take(
+            self._buckets.get(device_id), self._clock.monotonic(), self._opt.rates
+        )
+        record = self._records.get(device_id) or mo.DeviceRecord(device_id, *registered)
+        if not allowed:
+            self._records[device_id] = mo.note_flood(record, now_us)
+            return "flood_dropped"
+        parsed = parse_parts(parts)
+        if parsed is None:
+            return "bad_topic"
+        decoded = decode_payload(parsed, payload)
+        if not isinstance(decoded, Decoded):
+            return decoded.reason
+        t, m = decoded.topic, decoded.message
+        problem = mo.check_identity(t.device_id, t.county, t.site, m.device_id, registered)  # type: ignore[union-attr]
+        if problem is not None:
+            return problem
+        if isinstance(m, fleet_pb2.CommandAck):
+            return self._take_ack(device_id, m, correlation)
+        out = self._transition(record, m, now_us)
+        self._records[device_id] = out.record
+        if out.verdict in (mo.Verdict.REPLAY, mo.Verdict.STALE):
+            return str(out.verdict)
+        if isinstance(m, fleet_pb2.Health):
+            self._history[device_id] = hi.add_sample(
+                self._history.get(device_id, ()), m, now_us, self._opt.history
+            )
+        for action in out.actions:
+            if isinstance(action, mo.RecordEvent):
+                self._events.append(action.event)
+            else:
+                self._publish_rebirth(action.county, action.site, action.device_id, action.why)
+        if not isinstance(m, fleet_pb2.Event):  # no alert rule reads events
+            self._evaluate(out.record, now_us)
+        if self._on_applied is not None:
+            self._on_applied(device_id, t.leaf, getattr(m, "at_unix_us", 0))
+        return str(out.verdict)
+
+    def _registered(self, device_id: str, parts: list[str]) -> tuple[str, str] | None:
+        if not device_id:
+            return None
+        found = self._directory.lookup(device_id)
+        if found is not None:
+            return found
+        if not self._opt.accept_unregistered:
+            return None
+        known = self._records.get(device_id)
+        return (known.county, known.site) if known else (parts[2], parts[3])
+
+    def _transition(self, r: mo.DeviceRecord, m: Any, now_us: int) -> mo.Outcome:
+        policy = self._opt.monitor
+        if isinstance(m, fleet_pb2.Health):
+            return mo.on_health(r, m, now_us, policy)
+        if isinstance(m, fleet_pb2.Event):
+            return mo.on_event(r, m, now_us, policy)
+        if isinstance(m, fleet_pb2.Birth):
+            return mo.on_birth(r, m, now_us, policy)
+        if isinstance(m, fleet_pb2.DeviceState):
+            return mo.on_state(r, m, now_us, policy)
+        return mo.Outcome(r, mo.Verdict.STALE)  # a Command on a device topic: not ours
+
+    def _take_ack(self, device_id: str, ack: fleet_pb2.CommandAck, corr: bytes | None) -> str:
+        key = corr.decode("ascii", "replace") if corr else ""
+        pending = self._commands.get(key)
+        if pending is None or pending.device_id != device_id or pending.ack is not None:
+            return "ack_unmatched"
+        self._commands[key] = CommandRecord(
+            key, pending.device_id, pending.verb, pending.sent_us, ack
+        )
+        return "ack"
+
+    def _evaluate(self, record: mo.DeviceRecord, now_us: int) -> None:
+        active = self._active.get(record.device_id, {})
+        current = al.evaluate(record, now_us, self._opt.rules)
+        if not current and not active:
+            return
+        raised, cleared = al.reconcile(active, record.device_id, current, now_us)
+        if not raised and not cleared:
+            return
+        updated = {k: v for k, v in active.items() if k in current}
+        for a in raised:
+            updated[a.key] = a
+            self._alert_log.append(("raised", a))
+            log.warning("alert raised: %s %s %s: %s", a.device_id, a.kind, a.camera_id, a.detail)
+        for a in cleared:
+            self._alert_log.append(("cleared", a))
+            log.info("alert cleared: %s %s %s", a.device_id, a.kind, a.camera_id)
+        if updated:
+            self._active[record.device_id] = updated
+        else:
+            self._active.pop(record.device_id, None)
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self._opt.tick_s):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("fleet: tick failed")
+
+    def tick(self) -> None:
+        """Expire silent devices and re-evaluate time-based alerts (called by the ticker)."""
+        now_us = self._clock.now_us()
+        with self._lock:
+            for device_id, record in list(self._records.items()):
+                expired = mo.expire(record, now_us, self._opt.monitor)
+                if expired is not record:
+                    self._records[device_id] = expired
+                elif not self._time_sensitive(record, now_us):
+                    continue  # nothing about it changes with time alone: skip the rules
+                self._evaluate(expired, now_us)
+
+    def _time_sensitive(self, r: mo.DeviceRecord, now_us: int) -> bool:
+        """Whether time passing alone may raise or clear one of this device's alerts."""
+        if not r.online or r.device_id in self._active:
+            return True
+        recent_us = int(self._opt.rules.reconnect_window_s * mo.US)
+        if r.connects_us and len(r.connects_us) > 1 and now_us - r.connects_us[-2] < recent_us:
+            return True
+        return bool(r.last_flood_us)
+
+    # ---- publishing ------------------------------------------------------------------
+    def _publish_rebirth(self, county: str, site: str, device_id: str, why: str) -> None:
+        self._counters["rebirth_requests"] += 1
+        log.info("fleet: asking %s to rebirth (%s)", device_id, why)
+        if self._client is not None:
+            payload = fleet_pb2.Command(verb="rebirth").SerializeToString()
+            self._client.publish(command_topic(county, site, device_id, "rebirth"), payload, qos=1)
+
+    def send_command(self, device_id: str, command: fleet_pb2.Command) -> str:
+        """Publish a (validated: see commands.build_command) command; returns its correlation id."""
+        with self._lock:
+            record = self._records.get(device_id)
+        where = (record.county, record.site) if record else self._directory.lookup(device_id)
+        if where is None:
+            raise FleetError(f"unknown device {device_id!r}")
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise FleetError("not connected to the MQTT broker")
+        corr = uuid.uuid4().hex
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.CorrelationData = corr.encode()
+        props.ResponseTopic = device_topic(where[0], where[1], device_id, "cmd_ack")
+        with self._lock:
+            self._commands[corr] = CommandRecord(
+                corr, device_id, command.verb, self._clock.now_us()
+            )
+            while len(self._commands) > self._opt.pending_commands_kept:
+                self._commands.popitem(last=False)
+        topic = command_topic(where[0], where[1], device_id, command.verb)
+        client.publish(topic, command.SerializeToString(), qos=1, properties=props)
+        return corr
+
+    def request_rebirth(self, device_id: str) -> str:
+        return self.send_command(device_id, fleet_pb2.Command(verb="rebirth"))
+
+    # ---- queries ---------------------------------------------------------------------
+    def devices(self) -> list[mo.DeviceRecord]:
+        with self._lock:
+            return sorted(self._records.values(), key=lambda r: r.device_id)
+
+    def device(self, device_id: str) -> mo.DeviceRecord | None:
+        with self._lock:
+            return self._records.get(device_id)
+
+    def alerts(self, device_id: str | None = None) -> list[al.Alert]:
+        with self._lock:
+            return [
+                a
+                for dev, active in self._active.items()
+                if device_id is None or dev == device_id
+                for a in active.values()
+            ]
+
+    def alert_log(self) -> list[tuple[str, al.Alert]]:
+        with self._lock:
+            return list(self._alert_log)
+
+    def history(self, device_id: str) -> list[hi.HealthPoint]:
+        with self._lock:
+            return list(self._history.get(device_id, ()))
+
+    def events(self, device_id: str | None = None) -> list[fleet_pb2.Event]:
+        with self._lock:
+            return [e for e in self._events if device_id is None or e.device_id == device_id]
+
+    def command(self, correlation_id: str) -> CommandRecord | None:
+        with self._lock:
+            return self._commands.get(correlation_id)
+
+    def counters(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counters)

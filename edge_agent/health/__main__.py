@@ -1,0 +1,72 @@
+"""`python -m edge_agent.health --config agent.toml`: only the MQTT health reporter.
+
+A device's presence without capture or upload: used to check a site's broker account and
+ACL during installation, and by tests that must kill a real agent process (Last Will).
+SIGTERM/SIGINT stop it cleanly (retained offline state, reason "clean").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from edge_agent.clock import SystemClock
+from edge_agent.config import ConfigError, load_config
+from edge_agent.health.inputs import ReporterInputs
+from edge_agent.health.reporter import HealthReporter
+from edge_agent.model import CameraStatus
+from edge_agent.redact import RedactingFilter
+
+VERSION = "0.1.0"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edge_agent.health", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--check-config", action="store_true", help="validate and exit")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        password = ""
+        if config.mqtt.password_file:
+            password = Path(config.mqtt.password_file).read_text(encoding="utf-8").strip()
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.check_config:
+        return 0
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
+    if not config.mqtt.host:
+        print("error: mqtt.host is empty: nothing to report to", file=sys.stderr)  # noqa: T201
+        return 2
+    statuses = [CameraStatus(camera_id=c.id) for c in config.cameras]
+    reporter = HealthReporter(
+        config,
+        SystemClock(),
+        ReporterInputs(statuses=lambda: statuses),
+        agent_version=VERSION,
+        password=password,
+    )
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    reporter.start()
+    stop.wait()
+    reporter.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

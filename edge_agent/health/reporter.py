@@ -1,0 +1,419 @@
+"""HealthReporter: the agent's MQTT presence (state, birth, health, events) and command handler.
+
+The shell around the pure `payloads` and `commands` modules. Inputs are small Protocols and
+callables (buffer view, camera statuses, hold store, command handlers), so the lead wires the
+real `SegmentBuffer` and capture manager, and tests pass plain objects.
+
+Session fencing: each connection gets a new session number (a per-boot base plus the number
+of connections made), carried in the retained `state`, in the Last Will of the same
+connection and in every message, so the controller can tell a late Will of an old connection
+from the death of the current one. `health` and `event` carry their own sequence numbers,
+restarting with each session.
+
+Threads: paho's loop (network, callbacks) and one reporter thread (health cadence, command
+execution, flushing events queued while offline, eviction reports). Command handlers run on
+the reporter thread, so a slow reconfigure never stalls MQTT keepalives.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent.clock import Clock
+from edge_agent.config import AgentConfig
+from edge_agent.health import commands as cm
+from edge_agent.health import payloads as pl
+from edge_agent.health.inputs import ReporterInputs, psutil_probe
+from edge_agent.health.outbox import Outbox
+from edge_agent.health.topics import DeviceTopics
+from edge_agent.model import AgentEvent
+from protos.vigil.v1 import fleet_pb2
+
+log = logging.getLogger(__name__)
+
+MIN_HEALTH_SPACING_S = 1.0
+POLL_S = 0.5
+# How often figures are read to spot a significant change (psutil + a buffer query each time).
+CHANGE_CHECK_S = 2.0
+MAX_PENDING_COMMANDS = 64
+
+
+class HealthReporter:
+    def __init__(
+        self,
+        config: AgentConfig,
+        clock: Clock,
+        inputs: ReporterInputs,
+        *,
+        agent_version: str,
+        password: str = "",
+        session_base: int | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._in = inputs
+        self._version = agent_version
+        self._password = password
+        self._topics = DeviceTopics(config.county, config.site, config.device_id)
+        self._system = inputs.system or psutil_probe(config.data_dir)
+        self._base = clock.now_us() if session_base is None else session_base
+        self._connections = 0
+        self._session = 0
+        self._health_seq = 0
+        self._event_seq = 0
+        self._lock = threading.RLock()
+        self._outbox: Outbox[AgentEvent] = Outbox(config.mqtt.offline_queue)
+        self._commands: queue.Queue[tuple[str, bytes, bytes | None]] = queue.Queue(
+            MAX_PENDING_COMMANDS
+        )
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._needs_birth = False
+        self._last_health: fleet_pb2.Health | None = None
+        self._last_health_mono = -1e9
+        self._last_check_mono = -1e9
+        self._disk_low = False
+        self._evictions_in_flight: dict[int, list[int]] = {}
+        self._acked_mids: collections.deque[int] = collections.deque()
+        self._reported_eviction_ids: set[int] = set()
+        self._client: mqtt.Client | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+    @property
+    def config(self) -> AgentConfig:
+        return self._config
+
+    @property
+    def session(self) -> int:
+        return self._session
+
+    @property
+    def dropped_events_total(self) -> int:
+        with self._lock:
+            return self._outbox.dropped_total
+
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self) -> None:
+        """Connect in the background (retrying with capped backoff) and start reporting."""
+        mq = self._config.mqtt
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self._config.device_id, protocol=mqtt.MQTTv5
+        )
+        client.username_pw_set(mq.username or self._config.device_id, self._password or None)
+        if mq.ca_cert:
+            client.tls_set(ca_certs=mq.ca_cert)
+        client.reconnect_delay_set(1, 60)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        self._set_will(client, self._base + self._connections + 1)
+        self._client = client
+        client.connect_async(mq.host, mq.port, keepalive=30)
+        client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="health-reporter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Publish a clean offline state (no Will is sent), then disconnect."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._connected.is_set():
+            payload = pl.state(
+                self._config.device_id, False, self._session, self._clock.now_us(), "clean"
+            )
+            info = client.publish(self._topics.state, payload, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=5)
+            except RuntimeError:
+                pass
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+
+    def _set_will(self, client: mqtt.Client, session: int) -> None:
+        will = pl.state(self._config.device_id, False, session, self._clock.now_us(), "will")
+        client.will_set(self._topics.state, will, qos=1, retain=True)
+
+    # ---- paho callbacks (network thread) ---------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.warning(
+                "mqtt %s:%s refused us: %s", self._config.mqtt.host, self._config.mqtt.port, rc
+            )
+            return
+        with self._lock:
+            self._connections += 1
+            self._session = self._base + self._connections
+            self._health_seq = 0
+            self._event_seq = 0
+            # The next connection's Will must carry the next session number.
+            self._set_will(client, self._base + self._connections + 1)
+        client.subscribe(self._topics.commands, qos=1)
+        self._connected.set()
+        self._needs_birth = True
+        self._wake.set()
+        log.info("mqtt connected, session %d", self._session)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("mqtt disconnected (%s); reconnecting with backoff", rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        corr = getattr(props, "CorrelationData", None) if props is not None else None
+        verb = self._topics.verb_of(msg.topic)
+        if verb is None:
+            return
+        try:
+            self._commands.put_nowait((verb, bytes(msg.payload), corr))
+        except queue.Full:
+            self._ack(verb, corr, ok=False, error="agent busy: too many pending commands")
+        self._wake.set()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+        # Runs under paho's internal lock: only note the ack; the reporter thread acts on it.
+        if not rc.is_failure:
+            self._acked_mids.append(mid)
+
+    def _mark_acked_evictions(self) -> None:
+        """Evictions are marked reported only once the broker acknowledged their event."""
+        done: list[int] = []
+        while self._acked_mids:
+            ids = self._evictions_in_flight.pop(self._acked_mids.popleft(), None)
+            if ids:
+                done.extend(ids)
+        if done and self._in.buffer is not None:
+            try:
+                self._in.buffer.mark_evictions_reported(done)
+            except Exception:
+                log.exception("could not mark evictions %s reported", done)
+            self._reported_eviction_ids.difference_update(done)
+
+    # ---- the reporter thread ---------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(POLL_S)
+            self._wake.clear()
+            try:
+                self._step()
+            except Exception:  # keep reporting whatever one input does
+                log.exception("health reporter step failed")
+
+    def _step(self) -> None:
+        if self._connected.is_set() and self._needs_birth:
+            self._needs_birth = False
+            self._publish_birth()
+            self._publish_health(force=True)
+            self._flush_outbox()
+        while True:
+            try:
+                verb, payload, corr = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            self._execute(verb, payload, corr)
+        check_every = min(CHANGE_CHECK_S, self._config.mqtt.health_interval_s)
+        if self._clock.monotonic() - self._last_check_mono >= check_every:
+            self._last_check_mono = self._clock.monotonic()
+            self._publish_health(force=False)
+        if self._connected.is_set():
+            self._report_evictions()
+        self._mark_acked_evictions()
+
+    def _publish_birth(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        with self._lock:
+            # A birth restarts both sequences (the controller does the same on receipt).
+            self._health_seq = 0
+            self._event_seq = 0
+            now = self._clock.now_us()
+            state = pl.state(self._config.device_id, True, self._session, now)
+            client.publish(self._topics.state, state, qos=1, retain=True)
+            disk_total = self._system().disk_total_bytes
+            capabilities = list(pl.CAPABILITIES)
+            if self._in.on_upload_range is not None:
+                capabilities.append("upload_range")
+            birth = pl.birth(
+                self._config, self._session, now, self._version, disk_total, capabilities
+            )
+            client.publish(self._topics.birth, birth.SerializeToString(), qos=1)
+
+    def _publish_health(self, force: bool) -> None:
+        now_mono = self._clock.monotonic()
+        since = now_mono - self._last_health_mono
+        if not force and since < MIN_HEALTH_SPACING_S:
+            return
+        now_us = self._clock.now_us()
+        system = self._system()
+        low, disk_event = pl.disk_low_change(
+            self._disk_low, system.disk_free_bytes, self._config.buffer.disk_low_bytes, now_us
+        )
+        self._disk_low = low
+        if disk_event is not None:
+            self.submit_event(disk_event)
+        stats = self._in.buffer.stats() if self._in.buffer is not None else None
+        rate = self._in.upload_rate_bps() if self._in.upload_rate_bps is not None else 0
+        cams = list(self._in.statuses())
+        client = self._client
+        with self._lock:
+            msg = pl.health(
+                self._config.device_id,
+                self._session,
+                self._health_seq + 1,
+                now_us,
+                system,
+                stats,
+                cams,
+                rate,
+            )
+            due = since >= self._config.mqtt.health_interval_s
+            if not (force or due or pl.significant_change(self._last_health, msg)):
+                return
+            if client is None or not self._connected.is_set():
+                return
+            self._health_seq += 1
+            client.publish(self._topics.health, msg.SerializeToString(), qos=0)
+            self._last_health = msg
+            self._last_health_mono = now_mono
+
+    def publish_health_now(self) -> None:
+        """Ask for a health report at the next step (e.g. after a capture restart)."""
+        self._last_health = None
+        self._last_check_mono = -1e9
+        self._wake.set()
+
+    # ---- events ----------------------------------------------------------------------
+    def submit_event(self, ev: AgentEvent) -> None:
+        """Publish an event now (QoS 1), or queue it while the broker is unreachable.
+
+        Thread-safe: the capture manager calls this from its workers."""
+        with self._lock:
+            if self._connected.is_set() and not self._needs_birth and not len(self._outbox):
+                self._publish_event(ev)
+            else:
+                self._outbox.push(ev)
+                self._wake.set()
+
+    def _publish_event(self, ev: AgentEvent, evictions: list[int] | None = None) -> None:
+        client = self._client
+        if client is None:
+            return
+        self._event_seq += 1
+        msg = pl.event(ev, self._config.device_id, self._session, self._event_seq)
+        info = client.publish(self._topics.event, msg.SerializeToString(), qos=1)
+        if evictions:
+            self._evictions_in_flight[info.mid] = evictions
+
+    def _flush_outbox(self) -> None:
+        with self._lock:
+            if not self._connected.is_set():
+                return
+            dropped = self._outbox.take_dropped()
+            for ev in self._outbox.drain():
+                self._publish_event(ev)
+            if dropped:
+                limit = self._config.mqtt.offline_queue
+                detail = f"{dropped} events dropped while offline (queue of {limit})"
+                self._publish_event(
+                    AgentEvent(
+                        "events_dropped", self._clock.now_us(), size_bytes=dropped, detail=detail
+                    )
+                )
+
+    def _report_evictions(self) -> None:
+        buffer = self._in.buffer
+        if buffer is None:
+            return
+        with self._lock:
+            if len(self._outbox):
+                self._flush_outbox()
+            pending = [
+                r for r in buffer.evictions(True) if r.record_id not in self._reported_eviction_ids
+            ]
+            for rec in pending:
+                self._reported_eviction_ids.add(rec.record_id)
+                if rec.was_uploaded:
+                    continue
+                self._publish_event(pl.eviction_event(rec), evictions=[rec.record_id])
+
+    # ---- commands --------------------------------------------------------------------
+    def _ack(
+        self, verb: str, corr: bytes | None, ok: bool, error: str = "", result: str = ""
+    ) -> None:
+        client = self._client
+        if client is None:
+            return
+        ack = fleet_pb2.CommandAck(
+            device_id=self._config.device_id,
+            verb=verb[:64],
+            ok=ok,
+            error=error[:2000],
+            at_unix_us=self._clock.now_us(),
+            result=result,
+        )
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        if corr is not None:
+            props.CorrelationData = corr
+        client.publish(self._topics.cmd_ack, ack.SerializeToString(), qos=1, properties=props)
+
+    def _execute(self, verb: str, payload: bytes, corr: bytes | None) -> None:
+        try:
+            request = cm.parse_command(verb, payload, self._config)
+            result = self._apply(request)
+        except cm.CommandRejected as exc:
+            log.warning("command %s refused: %s", verb[:64], exc)
+            self._ack(verb, corr, ok=False, error=str(exc))
+            return
+        except Exception as exc:  # a handler failed: report it, keep running
+            log.exception("command %s failed", verb[:64])
+            self._ack(verb, corr, ok=False, error=f"{type(exc).__name__}: {exc}")
+            return
+        self._ack(verb, corr, ok=True, result=result)
+
+    def _apply(self, request: cm.Request) -> str:
+        if isinstance(request, cm.RebirthRequest):
+            self._publish_birth()
+            self._publish_health(force=True)
+            return ""
+        if isinstance(request, cm.ReconfigureRequest):
+            if self._in.on_reconfigure is None:
+                raise cm.CommandRejected("reconfigure is not available on this agent")
+            self._in.on_reconfigure(request.config)  # raises: the old config stays
+            self._config = request.config
+            self._publish_birth()
+            return "reconfigured"
+        if isinstance(request, cm.UploadRangeRequest):
+            if self._in.on_upload_range is None:
+                raise cm.CommandRejected("upload_range is not available on this agent yet")
+            return self._in.on_upload_range(request)
+        holds = self._in.holds
+        if holds is None:
+            raise cm.CommandRejected("holds are not available on this agent")
+        if isinstance(request, cm.HoldRequest):
+            h = holds.hold(request.camera_id, request.start_us, request.end_us, request.case_id)
+            return h.hold_id
+        ids = cm.holds_to_release(holds.holds(), request)
+        if not ids:
+            raise cm.CommandRejected("no matching hold")
+        return ",".join(i for i in ids if holds.release(i))
