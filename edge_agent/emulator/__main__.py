@@ -1,0 +1,140 @@
+"""`vigil-camsim`: emulated IP cameras (RTSP) and handheld terminals for test rigs and demos.
+
+    vigil-camsim serve --cameras 4 --port 8554 --control-port 8555
+    vigil-camsim handheld --dir /srv/drop --interval 10 --format ts
+
+`serve` replaces itself with the GStreamer server under /usr/bin/python3 (one PID to stop,
+Ctrl-C goes straight to it); `handheld` runs in this process until Ctrl-C or --count clips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from edge_agent.clock import SystemClock
+from edge_agent.emulator.launcher import GST_PYTHON, INSTALL_HINT, CamsimOptions
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve N emulated H.264 cameras over RTSP with a fault-control HTTP API",
+        description="Serve emulated H.264 cameras at rtsp://ADDRESS:PORT/cam/<id> (ids 1..N), "
+        "with a JSON fault-control API at http://ADDRESS:CONTROL_PORT/cameras. "
+        "Runs until Ctrl-C.",
+    )
+    p.add_argument("--cameras", type=int, default=1, help="number of cameras (default 1)")
+    p.add_argument("--address", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8554, help="RTSP port (default 8554)")
+    p.add_argument("--control-port", type=int, default=8555, help="HTTP control port")
+    p.add_argument("--width", type=int, default=1920)
+    p.add_argument("--height", type=int, default=1080)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--bitrate", type=int, default=4000, help="kbit/s (default 4000)")
+    p.add_argument("--gop-seconds", type=float, default=2.0, help="keyframe interval")
+    p.add_argument("--loop-seconds", type=float, default=4.0, help="length of the encoded loop")
+    p.add_argument("--label-prefix", default="CAM", help="picture label: '<prefix> <id>'")
+    p.add_argument("--cache-dir", type=Path, default=None, help="encoded-loop cache")
+    p.add_argument("--python", default=GST_PYTHON, help="interpreter with gi (Debian python3)")
+
+
+def _handheld_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "handheld",
+        help="write short H.264 clips into a drop folder at intervals",
+        description="Emulate a handheld terminal: every INTERVAL seconds write a labelled clip "
+        "(temporary hidden name, then rename) into DIR.",
+    )
+    p.add_argument("--dir", type=Path, required=True, help="drop folder")
+    p.add_argument("--interval", type=float, default=10.0, help="seconds between clips")
+    p.add_argument("--format", choices=["mp4", "ts"], default="mp4")
+    p.add_argument("--clip-seconds", type=float, default=5.0)
+    p.add_argument("--device", default="HH01", help="device id in names and picture")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--bitrate", type=int, default=1000, help="kbit/s")
+    p.add_argument("--count", type=int, default=None, help="stop after this many clips")
+    p.add_argument(
+        "--corrupt-every", type=int, default=0, help="make every Nth clip truncated (0: never)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vigil-camsim",
+        description="Emulated IP cameras (real H.264 over RTSP, with fault injection) and "
+        "handheld terminals, for Vigil test rigs and demos.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _handheld_parser(sub)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if not os.access(args.python, os.X_OK):
+        print(f"vigil-camsim: {args.python} not found. {INSTALL_HINT}", file=sys.stderr)  # noqa: T201
+        return 2
+    options = CamsimOptions(
+        cameras=args.cameras,
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        bitrate_kbps=args.bitrate,
+        gop_seconds=args.gop_seconds,
+        loop_seconds=args.loop_seconds,
+        label_prefix=args.label_prefix,
+        address=args.address,
+        cache_dir=args.cache_dir,
+    )
+    argv = options.argv(args.python, args.port, args.control_port)
+    sys.stdout.flush()
+    os.execv(args.python, argv)  # noqa: S606 - fixed interpreter, arguments built above
+    return 0  # not reached
+
+
+def _handheld(args: argparse.Namespace) -> int:
+    from edge_agent.emulator.handheld import HandheldConfig, HandheldEmulator
+
+    try:
+        config = HandheldConfig(
+            drop_dir=args.dir,
+            device_id=args.device,
+            fmt=args.format,
+            clip_seconds=args.clip_seconds,
+            interval_seconds=args.interval,
+            width=args.width,
+            height=args.height,
+            fps=args.fps,
+            bitrate_kbps=args.bitrate,
+            corrupt_every=args.corrupt_every,
+        )
+        emulator = HandheldEmulator(config, SystemClock())
+    except ValueError as exc:
+        print(f"vigil-camsim handheld: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    stop = threading.Event()
+    print(f"vigil-camsim handheld: writing clips into {args.dir} (Ctrl-C to stop)", flush=True)  # noqa: T201
+    try:
+        written = emulator.run(stop, count=args.count, on_clip=lambda p: print(p, flush=True))  # noqa: T201
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    print(f"vigil-camsim handheld: wrote {len(written)} clip(s)")  # noqa: T201
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    return _handheld(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

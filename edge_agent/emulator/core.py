@@ -1,0 +1,236 @@
+"""Pure decisions of the camera emulator: camera specs, frame pacing and the GOP feed.
+
+This module is loaded by TWO interpreters: the venv (launcher, unit tests) and Debian's
+/usr/bin/python3, which runs the GStreamer RTSP server (`gst_server.py`) because `gi` imports
+only there. So it uses the standard library only and imports nothing from the project: the
+server loads it by file path, without importing the `edge_agent` package.
+
+Everything here is a function over plain data, so the pacing and fault behaviour the tests rely
+on (keyframe cadence, dropped IDRs, resolution switches at a keyframe) is unit tested without
+GStreamer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, replace
+
+# Bump when the picture or encoder settings change, so cached loops are re-encoded.
+LOOP_FORMAT_VERSION = 2
+
+CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+LABEL_RE = re.compile(r"^[A-Za-z0-9 _.:-]{1,40}$")
+MIN_SIDE = 16
+MAX_WIDTH = 3840
+MAX_HEIGHT = 2160
+MAX_FPS = 60
+MAX_BITRATE_KBPS = 50_000
+MAX_LOOP_FRAMES = 1_500
+
+# A pusher that fell behind (a starved core) catches up with the frames due: timestamps come
+# from the schedule, not from the push, so the burst keeps 1/fps spacing and nothing is lost.
+# Past this lag (a stopped process) it re-bases the schedule: the stream shows a gap instead
+# of a flood of stale frames.
+MAX_LAG_SECONDS = 2.0
+
+
+class SpecError(ValueError):
+    """A camera setting is out of range; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """What one emulated camera sends: the encoder settings of its pre-encoded loop."""
+
+    camera_id: str
+    label: str
+    width: int = 1920
+    height: int = 1080
+    fps: int = 25
+    bitrate_kbps: int = 4000
+    gop_frames: int = 50
+    loop_frames: int = 100
+
+    def validated(self) -> CameraSpec:
+        """Return self, or raise SpecError naming the first bad setting."""
+        check_camera_id(self.camera_id)
+        if not LABEL_RE.match(self.label):
+            raise SpecError(f"label must match {LABEL_RE.pattern}")
+        check_resolution(self.width, self.height)
+        if not 1 <= self.fps <= MAX_FPS:
+            raise SpecError(f"fps must be in 1..{MAX_FPS}")
+        if not 50 <= self.bitrate_kbps <= MAX_BITRATE_KBPS:
+            raise SpecError(f"bitrate must be in 50..{MAX_BITRATE_KBPS} kbit/s")
+        if not 1 <= self.gop_frames <= 10 * self.fps:
+            raise SpecError("GOP must be 1 frame .. 10 seconds")
+        if self.loop_frames % self.gop_frames or not 0 < self.loop_frames <= MAX_LOOP_FRAMES:
+            raise SpecError(f"loop must be a whole number of GOPs, at most {MAX_LOOP_FRAMES}")
+        return self
+
+    def at_resolution(self, width: int, height: int) -> CameraSpec:
+        return replace(self, width=width, height=height).validated()
+
+
+def check_camera_id(camera_id: str) -> str:
+    if not CAMERA_ID_RE.match(camera_id):
+        raise SpecError(f"camera id must match {CAMERA_ID_RE.pattern}")
+    return camera_id
+
+
+def check_resolution(width: int, height: int) -> None:
+    """H.264 4:2:0 needs even sides; the bounds keep a typo from eating the machine."""
+    if not (MIN_SIDE <= width <= MAX_WIDTH and MIN_SIDE <= height <= MAX_HEIGHT):
+        raise SpecError(
+            f"resolution must be within {MIN_SIDE}x{MIN_SIDE}..{MAX_WIDTH}x{MAX_HEIGHT}"
+        )
+    if width % 2 or height % 2:
+        raise SpecError("width and height must be even")
+
+
+def gop_frames_for(fps: int, gop_seconds: float) -> int:
+    if not math.isfinite(gop_seconds) or gop_seconds <= 0:
+        raise SpecError("gop seconds must be positive")
+    return max(1, round(fps * gop_seconds))
+
+
+def loop_frames_for(gop_frames: int, fps: int, loop_seconds: float) -> int:
+    """The shortest whole number of GOPs (at least two) that lasts `loop_seconds`.
+
+    Two GOPs at least, so a client always sees a keyframe-to-keyframe interval inside one loop.
+    """
+    if not math.isfinite(loop_seconds) or loop_seconds <= 0:
+        raise SpecError("loop seconds must be positive")
+    gops = max(2, math.ceil(loop_seconds * fps / gop_frames))
+    return gops * gop_frames
+
+
+def make_specs(
+    count: int,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    bitrate_kbps: int,
+    gop_seconds: float,
+    loop_seconds: float,
+    label_prefix: str,
+) -> list[CameraSpec]:
+    """Specs for cameras "1".."count", each labelled `<prefix> <id>` so streams differ."""
+    if not 1 <= count <= 64:
+        raise SpecError("cameras must be in 1..64")
+    gop = gop_frames_for(fps, gop_seconds)
+    loop = loop_frames_for(gop, fps, loop_seconds)
+    return [
+        CameraSpec(
+            camera_id=str(i),
+            label=f"{label_prefix} {i}",
+            width=width,
+            height=height,
+            fps=fps,
+            bitrate_kbps=bitrate_kbps,
+            gop_frames=gop,
+            loop_frames=loop,
+        ).validated()
+        for i in range(1, count + 1)
+    ]
+
+
+def cache_key(spec: CameraSpec) -> str:
+    """A file-name-safe digest of everything that changes the encoded bytes (not the id)."""
+    material = json.dumps(
+        [
+            LOOP_FORMAT_VERSION,
+            spec.label,
+            spec.width,
+            spec.height,
+            spec.fps,
+            spec.bitrate_kbps,
+            spec.gop_frames,
+            spec.loop_frames,
+        ]
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:24]
+
+
+# --- pacing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Frame k is due at `origin + k / fps` (absolute monotonic seconds): no drift."""
+
+    origin: float
+    fps: int
+    emitted: int = 0
+
+    def due_at(self, frame: int) -> float:
+        return self.origin + frame / self.fps
+
+    def next_deadline(self) -> float:
+        return self.due_at(self.emitted)
+
+
+def plan_tick(schedule: Schedule, now: float) -> tuple[int, Schedule]:
+    """How many frames to emit at `now`, and the schedule after emitting them.
+
+    Normally one; all the frames due when the timer fired late by up to MAX_LAG_SECONDS.
+    Past that, the schedule is re-based so exactly one frame is due: the stream shows a gap.
+    """
+    due = math.floor((now - schedule.origin) * schedule.fps + 1e-9) + 1 - schedule.emitted
+    if due <= 0:
+        return 0, schedule
+    lag = now - schedule.next_deadline()
+    if lag > MAX_LAG_SECONDS:
+        rebased = Schedule(origin=now - schedule.emitted / schedule.fps, fps=schedule.fps)
+        return 1, replace(rebased, emitted=schedule.emitted + 1)
+    return due, replace(schedule, emitted=schedule.emitted + due)
+
+
+# --- the feed: which access unit goes out next ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Feed:
+    """The position of a camera's virtual encoder in its pre-encoded loop.
+
+    Loops are whole GOPs, so `pos % gop == 0` is exactly "this frame is an IDR".
+    `drop_idrs` counts IDRs still to withhold (the broken-GOP fault); `pending` is a loop to
+    switch to at the next keyframe (the resolution fault), given as (loop key, loop length).
+    """
+
+    loop: str
+    loop_len: int
+    gop: int
+    pos: int = 0
+    drop_idrs: int = 0
+    pending: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class Emit:
+    """One frame slot: the loop and index to send, or index None when the frame is withheld."""
+
+    loop: str
+    index: int | None
+    keyframe: bool
+
+
+def advance(feed: Feed) -> tuple[Emit, Feed]:
+    """Produce the next frame slot and the feed after it."""
+    if feed.pending is not None and feed.pos % feed.gop == 0:
+        key, length = feed.pending
+        feed = replace(feed, loop=key, loop_len=length, pos=0, pending=None)
+    keyframe = feed.pos % feed.gop == 0
+    nxt = (feed.pos + 1) % feed.loop_len
+    if keyframe and feed.drop_idrs > 0:
+        return Emit(feed.loop, None, True), replace(feed, pos=nxt, drop_idrs=feed.drop_idrs - 1)
+    return Emit(feed.loop, feed.pos, keyframe), replace(feed, pos=nxt)
+
+
+def gate(started: bool, keyframe: bool) -> bool:
+    """Whether a client receives this frame: from its first keyframe on (a fresh client, or one
+    resumed after a stall, would otherwise get frames it cannot decode)."""
+    return started or keyframe

@@ -1,0 +1,375 @@
+"""Cameras of the GStreamer server process: RTSP mounts, frame pushing and the fault commands.
+
+Loaded by file path inside /usr/bin/python3 (see gst_server.py); the gi modules and the pure
+siblings come in as constructor arguments, so this file imports neither at run time.
+
+Threads: GLib's main loop runs the pacing timers, the fault commands and the RTSP server.
+The HTTP thread calls `Runtime.execute`, which encodes new loops on its own thread (slow) and
+then hands the change to the main loop (fast). Client pipelines appear and vanish on RTSP
+threads, so each camera's sink list is guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edge_agent.emulator.core import CameraSpec, Emit, Feed, Schedule
+    from edge_agent.emulator.gst_loops import Loop
+
+# A client that cannot keep up loses its oldest queued frames rather than growing a queue.
+APPSRC = (
+    "( appsrc name=src is-live=true format=time do-timestamp=false min-latency=0 "
+    "max-bytes=8000000 leaky-type=downstream "
+    "caps=video/x-h264,stream-format=byte-stream,alignment=au "
+    "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
+)
+
+
+@dataclass
+class Sink:
+    """One client pipeline's appsrc, and where its timestamps start."""
+
+    appsrc: Any
+    media: Any
+    started: bool = False
+    pts0: int | None = None
+    t0: float = 0.0
+
+
+@dataclass
+class Camera:
+    spec: CameraSpec
+    path: str
+    factory: Any
+    feed: Feed
+    schedule: Schedule
+    loops: dict[str, Loop] = field(default_factory=dict)
+    buffers: dict[str, list[Any]] = field(default_factory=dict)
+    running: bool = True
+    stalled: bool = False
+    sinks: list[Sink] = field(default_factory=list)
+    clients: list[Any] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    frames_sent: int = 0
+    frames_withheld: int = 0
+    timer: int = 0
+
+    def current_loop(self) -> Loop:
+        return self.loops[self.feed.loop]
+
+
+class Runtime:
+    """All cameras of one server process and the fault commands on them."""
+
+    def __init__(
+        self,
+        *,
+        gst: Any,
+        rtsp: Any,
+        glib: Any,
+        core: Any,
+        api: Any,
+        library: Any,
+        caller: Any,
+        address: str,
+        port: int,
+        defaults: CameraSpec,
+        label_prefix: str,
+    ) -> None:
+        self.gst, self.rtsp, self.glib = gst, rtsp, glib
+        self.core, self.api, self.library, self.caller = core, api, library, caller
+        self.address, self.port = address, port
+        self.defaults, self.label_prefix = defaults, label_prefix
+        self.cameras: dict[str, Camera] = {}
+        self._reserved: set[str] = set()
+        self._ids_lock = threading.Lock()
+        self.server = rtsp.RTSPServer()
+        self.server.set_address(address)
+        self.server.set_service(str(port))
+        self.server.connect("client-connected", self._on_client)
+        # The default pool serves every client from ONE thread, and a DESCRIBE blocks its
+        # thread until the media has seen a keyframe (up to a GOP): clients would be set up
+        # one after the other. A thread per client lets a rig's cameras all connect at once.
+        self.server.get_thread_pool().set_max_threads(-1)
+        self.mounts = self.server.get_mount_points()
+        self._source_id = 0
+        self.ready = False  # set once the initial cameras are served; /health says 503 before
+
+    # --- lifecycle (main thread) ---------------------------------------------------------
+
+    def attach(self) -> bool:
+        self._source_id = self.server.attach(None)
+        if self._source_id:
+            # Sessions of clients that vanished without TEARDOWN (a killed UDP client keeps
+            # being sent packets) are only reaped when the pool is asked to.
+            pool = self.server.get_session_pool()
+            self.glib.timeout_add_seconds(2, lambda: pool.cleanup() >= 0)
+        return bool(self._source_id)
+
+    def url(self, camera_id: str) -> str:
+        return f"rtsp://{self.address}:{self.port}/cam/{camera_id}"
+
+    def add_camera(self, spec: CameraSpec, loop: Loop) -> Camera:
+        factory = self.rtsp.RTSPMediaFactory()
+        factory.set_launch(APPSRC)
+        factory.set_shared(False)
+        camera = Camera(
+            spec=spec,
+            path=f"/cam/{spec.camera_id}",
+            factory=factory,
+            feed=self.core.Feed(loop=loop.key, loop_len=len(loop.frames), gop=spec.gop_frames),
+            schedule=self.core.Schedule(origin=time.monotonic(), fps=spec.fps),
+        )
+        self._install_loop(camera, loop)
+        factory.connect("media-configure", lambda _f, media: self._on_media(camera, media))
+        self.mounts.add_factory(camera.path, factory)
+        self.cameras[spec.camera_id] = camera
+        self._arm(camera)
+        return camera
+
+    def close(self) -> None:
+        for camera in self.cameras.values():
+            if camera.timer:
+                self.glib.source_remove(camera.timer)
+                camera.timer = 0
+            self._close_clients(camera)
+
+    def _install_loop(self, camera: Camera, loop: Loop) -> None:
+        """Wrap each access unit in a Gst.Buffer once; pushes send shallow copies."""
+        buffers = []
+        for frame, key in zip(loop.frames, loop.keyframes, strict=True):
+            buf = self.gst.Buffer.new_wrapped(frame)
+            if not key:
+                buf.set_flags(self.gst.BufferFlags.DELTA_UNIT)
+            buffers.append(buf)
+        camera.loops[loop.key] = loop
+        camera.buffers[loop.key] = buffers
+
+    # --- RTSP callbacks (RTSP threads) -----------------------------------------------------
+
+    def _on_client(self, _server: Any, client: Any) -> None:
+        client.connect("describe-request", self._on_request)
+        client.connect("setup-request", self._on_request)
+        client.connect("closed", self._on_closed)
+
+    def _camera_for_path(self, path: str) -> Camera | None:
+        for camera in list(self.cameras.values()):
+            if path == camera.path or path.startswith(camera.path + "/"):
+                return camera
+        return None
+
+    def _on_request(self, client: Any, ctx: Any) -> None:
+        uri = ctx.uri
+        camera = self._camera_for_path(uri.abspath if uri is not None else "")
+        if camera is not None:
+            with camera.lock:
+                if client not in camera.clients:
+                    camera.clients.append(client)
+
+    def _on_closed(self, client: Any) -> None:
+        for camera in list(self.cameras.values()):
+            with camera.lock:
+                if client in camera.clients:
+                    camera.clients.remove(client)
+
+    def _on_media(self, camera: Camera, media: Any) -> None:
+        appsrc = media.get_element().get_by_name("src")
+        sink = Sink(appsrc=appsrc, media=media)
+        with camera.lock:
+            camera.sinks.append(sink)
+        media.connect("unprepared", lambda _m: self._forget_sink(camera, sink))
+
+    def _forget_sink(self, camera: Camera, sink: Sink) -> None:
+        with camera.lock:
+            if sink in camera.sinks:
+                camera.sinks.remove(sink)
+
+    # --- pacing (main thread) --------------------------------------------------------------
+
+    def _arm(self, camera: Camera) -> None:
+        delay = camera.schedule.next_deadline() - time.monotonic()
+        ms = max(0, math.ceil(delay * 1000))
+        camera.timer = self.glib.timeout_add(ms, self._tick, camera)
+
+    def _tick(self, camera: Camera) -> bool:
+        try:
+            count, camera.schedule = self.core.plan_tick(camera.schedule, time.monotonic())
+            first = camera.schedule.emitted - count
+            for i in range(count):
+                emit, camera.feed = self.core.advance(camera.feed)
+                self._send(camera, emit, camera.schedule.due_at(first + i))
+        except Exception:  # noqa: BLE001 - one bad frame must not silence the camera for good
+            sys.stderr.write(f"camera {camera.spec.camera_id}: {traceback.format_exc()}")
+        finally:
+            self._arm(camera)
+        return False  # one-shot: re-armed for the next absolute deadline
+
+    def _send(self, camera: Camera, emit: Emit, due: float) -> None:
+        if emit.index is None:
+            camera.frames_withheld += 1
+            return
+        loop = camera.loops[emit.loop]
+        if (loop.width, loop.height) != (camera.spec.width, camera.spec.height):
+            camera.spec = dataclasses.replace(camera.spec, width=loop.width, height=loop.height)
+        if camera.stalled or not camera.running:
+            return
+        template = camera.buffers[emit.loop][emit.index]
+        duration = 1_000_000_000 // camera.spec.fps
+        with camera.lock:
+            sinks = list(camera.sinks)
+        for sink in sinks:
+            if not self.core.gate(sink.started, emit.keyframe):
+                continue
+            if sink.pts0 is None:
+                running = sink.appsrc.get_current_running_time()
+                if running is None or running == self.gst.CLOCK_TIME_NONE:
+                    continue  # not playing yet
+                sink.pts0, sink.t0 = int(running), due
+            sink.started = True
+            buf = template.copy()
+            buf.pts = sink.pts0 + int(round((due - sink.t0) * 1e9))
+            buf.dts = buf.pts
+            buf.duration = duration
+            sink.appsrc.emit("push-buffer", buf)
+            camera.frames_sent += 1
+
+    # --- faults (main thread) --------------------------------------------------------------
+
+    def _close_clients(self, camera: Camera) -> int:
+        with camera.lock:
+            clients = list(camera.clients)
+            camera.clients.clear()
+        for client in clients:
+            client.close()
+        return len(clients)
+
+    def stop(self, camera: Camera) -> None:
+        if camera.running:
+            self.mounts.remove_factory(camera.path)
+            camera.running = False
+        self._close_clients(camera)
+
+    def start(self, camera: Camera) -> None:
+        if not camera.running:
+            self.mounts.add_factory(camera.path, camera.factory)
+            camera.running = True
+
+    def stall(self, camera: Camera, stalled: bool) -> None:
+        if camera.stalled and not stalled:
+            with camera.lock:
+                for sink in camera.sinks:
+                    sink.started = False  # resume at the next keyframe
+        camera.stalled = stalled
+
+    def snapshot(self, camera: Camera) -> dict[str, Any]:
+        pending = camera.feed.pending
+        with camera.lock:
+            clients, sinks = len(camera.clients), len(camera.sinks)
+        spec = camera.spec
+        return {
+            "id": spec.camera_id,
+            "url": self.url(spec.camera_id),
+            "label": spec.label,
+            "width": spec.width,
+            "height": spec.height,
+            "fps": spec.fps,
+            "bitrate_kbps": spec.bitrate_kbps,
+            "gop_frames": spec.gop_frames,
+            "loop_frames": spec.loop_frames,
+            "state": "running" if camera.running else "stopped",
+            "stalled": camera.stalled,
+            "clients": clients,
+            "streams": sinks,
+            "frames_sent": camera.frames_sent,
+            "frames_withheld": camera.frames_withheld,
+            "broken_gops_pending": camera.feed.drop_idrs,
+            "pending_resolution": (
+                None
+                if pending is None
+                else [camera.loops[pending[0]].width, camera.loops[pending[0]].height]
+            ),
+        }
+
+    # --- commands (HTTP threads) -----------------------------------------------------------
+
+    def execute(self, command: Any) -> tuple[int, dict[str, Any]]:
+        """Carry out one parsed command; (HTTP status, JSON body)."""
+        api = self.api
+        if not self.ready:
+            return 503, {"error": "cameras are being prepared", "status": 503, "ok": False}
+        if isinstance(command, api.Health):
+            return 200, {"ok": True, "cameras": len(self.cameras)}
+        if isinstance(command, api.ListCameras):
+            return 200, {"cameras": self.caller.call(self._snapshot_all)}
+        if isinstance(command, api.AddCamera):
+            return self._add(command)
+        camera = self.cameras.get(command.camera_id)
+        if camera is None:
+            return 404, {"error": f"no camera {command.camera_id!r}", "status": 404}
+        if isinstance(command, api.CameraAction):
+            actions = {
+                "stop": lambda: self.stop(camera),
+                "start": lambda: self.start(camera),
+                "stall": lambda: self.stall(camera, True),
+                "unstall": lambda: self.stall(camera, False),
+                "drop": lambda: self._close_clients(camera),
+            }
+            self.caller.call(actions[command.action])
+        elif isinstance(command, api.SetResolution):
+            try:
+                spec = camera.spec.at_resolution(command.width, command.height)
+            except self.core.SpecError as exc:
+                return 400, {"error": str(exc), "status": 400}
+            loop = self.library.get(spec, self.core.cache_key(spec))
+            self.caller.call(lambda: self._switch(camera, loop))
+        elif isinstance(command, api.BreakGop):
+            self.caller.call(lambda: self._break(camera, command.gops))
+        return 200, self.caller.call(lambda: self.snapshot(camera))
+
+    def _snapshot_all(self) -> list[dict[str, Any]]:
+        return [self.snapshot(c) for c in self.cameras.values()]
+
+    def _switch(self, camera: Camera, loop: Loop) -> None:
+        if loop.key not in camera.loops:
+            self._install_loop(camera, loop)
+        camera.feed = dataclasses.replace(camera.feed, pending=(loop.key, len(loop.frames)))
+
+    def _break(self, camera: Camera, gops: int) -> None:
+        camera.feed = dataclasses.replace(camera.feed, drop_idrs=camera.feed.drop_idrs + gops)
+
+    def _add(self, command: Any) -> tuple[int, dict[str, Any]]:
+        with self._ids_lock:
+            camera_id = command.camera_id
+            if camera_id is None:
+                n = 1
+                while str(n) in self.cameras or str(n) in self._reserved:
+                    n += 1
+                camera_id = str(n)
+            if camera_id in self.cameras or camera_id in self._reserved:
+                return 409, {"error": f"camera {camera_id!r} exists", "status": 409}
+            self._reserved.add(camera_id)
+        try:
+            base = self.defaults
+            spec = dataclasses.replace(
+                base,
+                camera_id=camera_id,
+                label=command.label or f"{self.label_prefix} {camera_id}",
+                width=command.width or base.width,
+                height=command.height or base.height,
+            ).validated()
+            loop = self.library.get(spec, self.core.cache_key(spec))
+            camera = self.caller.call(lambda: self.add_camera(spec, loop))
+            return 201, self.caller.call(lambda: self.snapshot(camera))
+        except self.core.SpecError as exc:
+            return 400, {"error": str(exc), "status": 400}
+        finally:
+            with self._ids_lock:
+                self._reserved.discard(camera_id)
