@@ -6,6 +6,7 @@ A component that is missing makes the test fail (never skip) with the command th
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,24 +17,39 @@ from pathlib import Path
 
 import pytest
 
-
 _HANDED_OUT: set[int] = set()
 
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now.
 
-    Linux readily hands back a port that was just released, so two calls in a row could
-    return the same number: ports already given out in this test process are never repeated.
+    Picked below the kernel's ephemeral range (where outgoing connections take their local
+    ports, so a busy machine could grab it before a slow server binds), and never the same
+    number twice in one test process.
     """
-    for _ in range(100):
+    low, _high = _ephemeral_range()
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(15000, max(15001, min(low, 32768)))
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no fresh free port found after 100 tries")
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port found below the ephemeral range after 1000 tries")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        low, high = (int(x) for x in text.split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def require_binary(path_or_name: str, install_hint: str) -> str:

@@ -1,0 +1,273 @@
+"""Benchmark: segment ingest throughput against a bare gRPC receiver, same transport.
+
+8 agents (threads, one mTLS channel each) stream 5 MB segments (10 s at 4 Mbit/s) in 1 MiB
+chunks. Two servers, each in its own process, take turns:
+
+- `ingest`: the real controller (`build_controller`): staging + SHA-256 + local object store
+  + SQLite catalog row + chain check, per segment;
+- `bare`: the same gRPC server set-up (mutual TLS, thread pool, message limits) with a
+  servicer that only counts the received bytes.
+
+Each round uploads the same number of bytes to each; servers alternate so both see the same
+machine load, and the best round of each counts (the least disturbed by other work on a
+shared machine). The last printed line is one JSON object with `ingest_mb_s`,
+`bare_grpc_mb_s` and `ratio` (goal: ratio >= 0.8).
+
+    python -m bench.ingest --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+MiB = 1024 * 1024
+SEGMENT_BYTES = 5_000_000  # 10 s at 4 Mbit/s
+CHUNK = MiB
+AGENTS = 8
+
+
+@dataclass
+class Chain:
+    """Where an agent's camera timeline stands, so every round continues the hash chain."""
+
+    next_start_us: int
+    prev_sha256: bytes = b""
+
+
+@dataclass(frozen=True)
+class Creds:
+    device_id: str
+    camera_id: str
+    cert: bytes
+    key: bytes
+    ca: bytes
+
+
+def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
+    """Child process: run one server until the parent closes the pipe."""
+    from controller.app import build_controller, load_tls
+    from controller.clock import SystemClock
+    from controller.config import ControllerConfig
+    from controller.ingest.server import build_server
+    from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
+
+    config = ControllerConfig.model_validate(
+        {
+            "data_dir": data_dir,
+            "grpc": {"listen": "127.0.0.1:0", "max_workers": 32},
+            "ingest": {"max_concurrent_uploads": 16},
+        }
+    )
+    if kind == "ingest":
+        controller = build_controller(config, SystemClock())
+        controller.start()
+        port, stop = controller.grpc_port, controller.stop
+    else:
+
+        class Bare(ingest_pb2_grpc.IngestServicer):
+            def Upload(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802
+                received = 0
+                for request in request_iterator:
+                    received += len(request.chunk)
+                return ingest_pb2.UploadResponse(
+                    outcome=ingest_pb2.UploadResponse.OUTCOME_COMMITTED
+                )
+
+            def QueryOffset(self, request: Any, context: Any) -> Any:  # noqa: N802
+                return ingest_pb2.QueryOffsetResponse()
+
+        bare = Bare()
+        server, port = build_server(
+            [lambda s: ingest_pb2_grpc.add_IngestServicer_to_server(bare, s)],
+            "127.0.0.1:0",
+            load_tls(config),
+            config.grpc.max_workers,
+            config.grpc.max_message_bytes,
+        )
+        server.start()
+
+        def stop(grace_s: float = 1.0) -> None:
+            server.stop(grace_s).wait()
+
+    conn.send(port)
+    try:
+        conn.recv()  # parent says stop (or dies: EOFError)
+    except EOFError:
+        pass
+    stop(1.0)
+
+
+class Server:
+    def __init__(self, kind: str, data_dir: Path) -> None:
+        ctx = mp.get_context("spawn")
+        self._parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_server_process, args=(kind, str(data_dir), child))
+        self.proc.start()
+        if not self._parent.poll(60):
+            raise RuntimeError(f"{kind} server did not start")
+        self.port: int = self._parent.recv()
+
+    def stop(self) -> None:
+        self._parent.send("stop")
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+def _setup(data_dir: Path) -> list[Creds]:
+    from controller.catalog import Catalog, make_engine
+    from controller.clock import SystemClock
+    from controller.pki import init_pki, issue_device_cert, load_ca, utc_from_us
+
+    now = utc_from_us(SystemClock().now_us())
+    init_pki(data_dir, [], now)
+    ca = load_ca(data_dir)
+    engine = make_engine(f"sqlite:///{data_dir / 'catalog.db'}")
+    catalog = Catalog(engine, SystemClock())
+    creds = []
+    for i in range(AGENTS):
+        device, camera = f"bench-nvr{i}", f"bench-cam{i}"
+        catalog.upsert_device(device, "bench", f"site{i}", "nvr")
+        catalog.upsert_camera(camera, device)
+        pair = issue_device_cert(ca, device, now)
+        creds.append(Creds(device, camera, pair.cert_pem, pair.key_pem, ca.cert_pem))
+    engine.dispose()
+    return creds
+
+
+def _agent(port: int, creds: Creds, segments: int, data: bytes, chain: Chain) -> int:
+    """One agent: upload `segments` segments back to back; returns bytes sent."""
+    from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
+
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{port}",
+        grpc.ssl_channel_credentials(creds.ca, creds.key, creds.cert),
+        options=[("grpc.max_send_message_length", 2 * MiB)],
+    )
+    stub = ingest_pb2_grpc.IngestStub(channel)
+    sha = hashlib.sha256(data).digest()
+    sent = 0
+    try:
+        for _ in range(segments):
+            header = ingest_pb2.SegmentHeader(
+                segment_id=f"{creds.camera_id}-{uuid.uuid4().hex[:16]}",
+                camera_id=creds.camera_id,
+                start_unix_us=chain.next_start_us,
+                duration_us=10_000_000,
+                size_bytes=len(data),
+                sha256=sha,
+                prev_sha256=chain.prev_sha256,
+                container="ts",
+            )
+
+            def requests(h: Any = header) -> Iterator[Any]:
+                yield ingest_pb2.UploadRequest(header=h)
+                for pos in range(0, len(data), CHUNK):
+                    yield ingest_pb2.UploadRequest(chunk=data[pos : pos + CHUNK])
+
+            reply = stub.Upload(requests(), timeout=120)
+            if reply.outcome != ingest_pb2.UploadResponse.OUTCOME_COMMITTED:
+                raise RuntimeError(f"unexpected outcome {reply.outcome}")
+            chain.next_start_us += 10_000_000
+            chain.prev_sha256 = sha
+            sent += len(data)
+    finally:
+        channel.close()
+    return sent
+
+
+def _round(
+    port: int, creds: list[Creds], segments: int, payloads: list[bytes], chains: list[Chain]
+) -> float:
+    """All agents at once; returns MB/s (10^6 bytes per second)."""
+    barrier = threading.Barrier(len(creds) + 1)
+
+    def run(i: int) -> int:
+        barrier.wait()
+        return _agent(port, creds[i], segments, payloads[i], chains[i])
+
+    with ThreadPoolExecutor(len(creds)) as pool:
+        futures = [pool.submit(run, i) for i in range(len(creds))]
+        barrier.wait()
+        t0 = time.perf_counter()
+        total = sum(f.result() for f in futures)
+        elapsed = time.perf_counter() - t0
+    return total / elapsed / 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short run (< 60 s)")
+    parser.add_argument("--segments", type=int, help="segments per agent per round")
+    parser.add_argument("--rounds", type=int, help="rounds per server")
+    args = parser.parse_args(argv)
+    segments = args.segments or (4 if args.quick else 12)
+    rounds = args.rounds or (3 if args.quick else 5)
+    work = Path(tempfile.mkdtemp(prefix="vigil-bench-ingest-"))
+    try:
+        creds = _setup(work)
+        payloads = [os.urandom(SEGMENT_BYTES) for _ in range(AGENTS)]
+        # The ingest server sees continuous chains (nothing flagged); the bare one ignores them.
+        first_us = time.time_ns() // 1000 - 86_400_000_000
+        chains = {k: [Chain(first_us) for _ in range(AGENTS)] for k in ("ingest", "bare")}
+        servers = {"ingest": Server("ingest", work), "bare": Server("bare", work)}
+        results: dict[str, list[float]] = {"ingest": [], "bare": []}
+        try:
+            for kind in ("bare", "ingest"):  # warm-up: TLS sessions, threads, caches
+                _round(servers[kind].port, creds, 1, payloads, chains[kind])
+            for r in range(rounds):
+                for kind in ("bare", "ingest") if r % 2 == 0 else ("ingest", "bare"):
+                    mb_s = _round(servers[kind].port, creds, segments, payloads, chains[kind])
+                    results[kind].append(mb_s)
+                    print(f"round {r + 1} {kind:6s} {mb_s:7.1f} MB/s")
+        finally:
+            for server in servers.values():
+                server.stop()
+        stored = sum(1 for _ in (work / "objects").rglob("*.ts"))
+        expected = AGENTS * (1 + segments * rounds)
+        if stored != expected:
+            raise RuntimeError(f"{stored} objects stored, expected {expected}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ingest, bare = max(results["ingest"]), max(results["bare"])
+    total_mb = AGENTS * segments * SEGMENT_BYTES / 1e6
+    print(
+        f"{AGENTS} agents x {segments} segments x {SEGMENT_BYTES / 1e6:.0f} MB "
+        f"({total_mb:.0f} MB per round), {rounds} rounds each, best round counts"
+    )
+    print(
+        json.dumps(
+            {
+                "ingest_mb_s": round(ingest, 1),
+                "bare_grpc_mb_s": round(bare, 1),
+                "ratio": round(ingest / bare, 3),
+                "agents": AGENTS,
+                "segment_bytes": SEGMENT_BYTES,
+                "chunk_bytes": CHUNK,
+                "ingest_rounds_mb_s": [round(x, 1) for x in results["ingest"]],
+                "bare_rounds_mb_s": [round(x, 1) for x in results["bare"]],
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,200 @@
+"""`controller.toml`: the controller's configuration, validated strictly on load.
+
+Unknown keys are errors (a typo must not silently open a port or disable a limit). Any value
+can be overridden by a `VIGIL_*` environment variable, `VIGIL_SECTION__KEY=value`, the same
+scheme as the agent. Empty paths and URLs mean "the embedded default inside data_dir", so a
+controller runs with nothing but `--data-dir`: SQLite and a local object store in the data dir,
+gRPC with mutual TLS on 127.0.0.1:7443 using the PKI made by `vigil-controller init`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from controller.redact import redact_url
+
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return value
+
+
+class GrpcConfig(_Strict):
+    listen: str = "127.0.0.1:7443"
+    # Empty: <data_dir>/pki/{server.crt,server.key,ca.crt} from `vigil-controller init`.
+    server_cert: str = ""
+    server_key: str = ""
+    ca_cert: str = ""
+    # Handler threads; must exceed ingest.max_concurrent_uploads so QueryOffset and the
+    # other services still get a thread while every upload slot is busy.
+    max_workers: int = Field(default=32, ge=2, le=1024)
+    # Largest single gRPC message accepted (a chunk plus framing).
+    max_message_bytes: int = Field(default=4 * MiB + 64 * 1024, ge=64 * 1024, le=64 * MiB)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        return _host_port(v)
+
+
+class IngestConfig(_Strict):
+    max_segment_bytes: int = Field(default=256 * MiB, ge=1024, le=16 * 1024 * MiB)
+    max_chunk_bytes: int = Field(default=4 * MiB, ge=1024, le=32 * MiB)
+    max_concurrent_uploads: int = Field(default=16, ge=1, le=1024)
+    max_duration_s: float = Field(default=3600.0, gt=0, le=86400.0)
+    # A segment may start at most this far in the controller's future (clock skew).
+    max_future_s: float = Field(default=86400.0, ge=0, le=30 * 86400.0)
+    # Staged partial uploads untouched this long are deleted (abandoned by their agent).
+    staging_ttl_s: float = Field(default=7 * 86400.0, ge=60.0)
+    # A stream that sends nothing for this long is cancelled (frees its slot and thread).
+    idle_timeout_s: float = Field(default=120.0, ge=1.0, le=3600.0)
+
+
+class MqttConfig(_Strict):
+    # Empty host: the fleet component decides (embedded broker or none).
+    host: str = ""
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str = ""
+    password_file: str = ""
+    ca_cert: str = ""
+
+
+class HttpConfig(_Strict):
+    listen: str = "127.0.0.1:8080"
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        return _host_port(v)
+
+
+class ControllerConfig(_Strict):
+    data_dir: str = "/var/lib/vigil-controller"
+    # Empty: sqlite:///<data_dir>/catalog.db
+    database_url: str = ""
+    # Empty: the local object store in <data_dir>/objects
+    storage_url: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    grpc: GrpcConfig = Field(default_factory=GrpcConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:
+            raise ValueError(
+                "grpc.max_workers must be greater than ingest.max_concurrent_uploads "
+                f"({self.grpc.max_workers} <= {self.ingest.max_concurrent_uploads})"
+            )
+        if self.grpc.max_message_bytes < self.ingest.max_chunk_bytes + 1024:
+            raise ValueError("grpc.max_message_bytes must exceed ingest.max_chunk_bytes + 1 KiB")
+
+    # Resolved values (embedded defaults filled in from data_dir).
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'catalog.db'}"
+
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file://{self.data_path / 'objects'}"
+
+    def tls_paths(self) -> tuple[Path, Path, Path]:
+        """(server_cert, server_key, ca_cert), defaulting to the PKI in the data dir."""
+        pki = self.data_path / "pki"
+        return (
+            Path(self.grpc.server_cert or pki / "server.crt"),
+            Path(self.grpc.server_key or pki / "server.key"),
+            Path(self.grpc.ca_cert or pki / "ca.crt"),
+        )
+
+    def staging_dir(self) -> Path:
+        return self.data_path / "staging"
+
+    def describe(self) -> str:
+        """One line for the log: where things are, credentials scrubbed (user:password in
+        URLs, and the S3 access and secret keys a storage URL may carry in its query)."""
+        from controller.storage.factory import redact_store_url
+
+        return (
+            f"data_dir={self.data_dir} database={redact_url(self.resolved_database_url())} "
+            f"storage={redact_store_url(self.resolved_storage_url())} grpc={self.grpc.listen}"
+        )
+
+
+def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay `VIGIL_SECTION__KEY=value` (or `VIGIL_KEY`) variables onto parsed TOML.
+
+    Double underscores separate nesting levels: `VIGIL_INGEST__MAX_CHUNK_BYTES=1048576`.
+    Values stay strings; pydantic converts them to the field's type.
+    """
+    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for name, value in env.items():
+        if not name.startswith("VIGIL_") or name.startswith("VIGIL_CONFIG"):
+            continue
+        parts = name[len("VIGIL_") :].lower().split("__")
+        target = out
+        for part in parts[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                break
+            target = nxt
+        else:
+            target[parts[-1]] = value
+    return out
+
+
+def parse_config(
+    text: str, source: str, env: Mapping[str, str] | None = None, **overrides: Any
+) -> ControllerConfig:
+    """Parse and validate controller.toml text; `source` names it in errors.
+
+    `overrides` are top-level keys set by the command line (e.g. data_dir), applied last.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    if env is not None:
+        data = apply_env_overrides(data, env)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return ControllerConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid configuration: {problems}") from None
+
+
+def load_config(
+    path: Path | None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> ControllerConfig:
+    """Read and validate controller.toml (None: embedded defaults plus env and overrides)."""
+    if path is None:
+        return parse_config("", "(defaults)", os.environ if env is None else env, **overrides)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration: {exc}") from exc
+    return parse_config(text, str(path), os.environ if env is None else env, **overrides)
