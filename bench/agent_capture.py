@@ -1,0 +1,243 @@
+"""Benchmark: what the agent costs per camera, against bare PyAV remux of the same streams.
+
+Emulated 1080p 4 Mbit/s cameras (camsim) feed two processes at the same time:
+
+- `agent`: the real `vigil-agent run` (RTSP source, segmenter, 10 s MPEG-TS segments
+  committed to the durable buffer: hash, fsync, rename, SQLite index, status file);
+- `bare`: a process doing nothing but PyAV remux of the same streams, one thread per camera,
+  each into one MPEG-TS file (the floor any remuxing agent pays).
+
+Both are measured with psutil over the same window (CPU time of the whole process, RSS
+sampled each half second) once every camera streams into both. The last printed line is one
+JSON object with `cameras`, `agent_cpu_pct_per_camera` (percent of one core), `agent_rss_mb`,
+`bare_cpu_pct_per_camera` and `ratio`. Goal: ≤ 1.5 % of a core per camera, ≤ 150 MB for 8.
+
+    python -m bench.agent_capture --quick        # 8 cameras, 30 s window, < 60 s in all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import av
+import av.error
+import psutil
+
+from edge_agent.emulator.launcher import CamsimProcess
+
+RTSP_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
+GOAL_CPU_PCT = 1.5
+GOAL_RSS_MB_FOR_8 = 150
+
+
+# --- the bare baseline (runs in its own process: `--bare URL...`) ---------------------------
+
+
+def _bare_camera(url: str, out_path: Path, stop: threading.Event) -> None:
+    """Remux one camera into one MPEG-TS file until `stop`; reconnect if the stream ends."""
+    while not stop.is_set():
+        try:
+            source = av.open(url, options=RTSP_OPTIONS, timeout=(30, 10))
+        except (av.error.FFmpegError, OSError):
+            stop.wait(0.5)
+            continue
+        stream = source.streams.video[0]
+        with av.open(str(out_path), "w", format="mpegts") as out:
+            out_stream = out.add_stream_from_template(stream)
+            announced = False
+            try:
+                for packet in source.demux(stream):
+                    if packet.size == 0 or packet.dts is None:
+                        continue
+                    if not announced:
+                        print(f"connected {url}", flush=True)
+                        announced = True
+                    packet.stream = out_stream
+                    try:
+                        out.mux(packet)
+                    except (av.error.FFmpegError, ValueError):
+                        pass  # a timestamp the muxer refuses: skip it, as bare as can be
+                    if stop.is_set():
+                        break
+            except (av.error.FFmpegError, OSError):
+                pass
+        source.close()
+
+
+def run_bare(urls: list[str], out_dir: Path) -> int:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    threads = [
+        threading.Thread(target=_bare_camera, args=(u, out_dir / f"cam{n}.ts", stop), daemon=True)
+        for n, u in enumerate(urls)
+    ]
+    for t in threads:
+        t.start()
+    stop.wait()
+    for t in threads:
+        t.join(10)
+    return 0
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+class Measured:
+    """CPU time and peak RSS of one process over a window."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.cpu0 = 0.0
+        self.cpu1 = 0.0
+        self.rss_peak = 0
+
+    def cpu(self) -> float:
+        t = self.proc.cpu_times()
+        return float(t.user + t.system)
+
+    def sample(self) -> None:
+        self.rss_peak = max(self.rss_peak, self.proc.memory_info().rss)
+
+
+def _agent_config(path: Path, data: Path, urls: list[str]) -> None:
+    cams = "".join(
+        f'[[cameras]]\nid = "cam{n}"\nurl = "{u}"\nsegment_seconds = 10\n'
+        for n, u in enumerate(urls, start=1)
+    )
+    path.write_text(
+        f'device_id = "bench"\ndata_dir = "{data}"\nlog_level = "INFO"\n'
+        f"[buffer]\nquota_bytes = {20 * 1024**3}\n{cams}"
+    )
+
+
+def _count(text: str, needle: str) -> int:
+    return text.count(needle)
+
+
+def _wait_streaming(
+    log: Path, needle: str, cameras: int, limit_s: float, proc: subprocess.Popen[bytes]
+) -> None:
+    """Until `cameras` lines of `log` say a camera streams (or `limit_s` passed)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if _count(log.read_text(errors="replace"), needle) >= cameras:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"a measured process died:\n{log.read_text(errors='replace')}")
+        time.sleep(0.2)
+
+
+def run(cameras: int, window_s: float, warmup_limit_s: float) -> dict[str, object]:
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        with CamsimProcess.start(
+            cameras, width=1920, height=1080, bitrate_kbps=4000, gop_seconds=1.0, loop_seconds=2.0
+        ) as cams:
+            urls = cams.urls
+            cfg = tmp / "agent.toml"
+            _agent_config(cfg, tmp / "data", urls)
+            agent_log = open(tmp / "agent.log", "wb")  # noqa: SIM115 - closed below
+            bare_out = open(tmp / "bare.out", "wb")  # noqa: SIM115
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+                stdout=agent_log,
+                stderr=subprocess.STDOUT,
+            )
+            bare: subprocess.Popen[bytes] | None = None
+            try:
+                # One after the other: the emulator sets clients up one at a time (about a GOP
+                # each), and the agent's open timeout must not expire in that queue.
+                _wait_streaming(tmp / "agent.log", ": streaming ", cameras, warmup_limit_s, agent)
+                bare = subprocess.Popen(
+                    [sys.executable, "-m", "bench.agent_capture", "--bare", str(tmp / "bare")]
+                    + urls,
+                    stdout=bare_out,
+                    stderr=subprocess.STDOUT,
+                )
+                _wait_streaming(tmp / "bare.out", "connected ", cameras, warmup_limit_s, bare)
+                warmup = time.monotonic() - began
+                streaming = (
+                    _count((tmp / "agent.log").read_text(errors="replace"), ": streaming "),
+                    _count((tmp / "bare.out").read_text(errors="replace"), "connected "),
+                )
+                ma, mb = Measured(agent.pid), Measured(bare.pid)
+                ma.cpu0, mb.cpu0 = ma.cpu(), mb.cpu()
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < window_s:
+                    ma.sample()
+                    mb.sample()
+                    time.sleep(0.5)
+                elapsed = time.monotonic() - t0
+                ma.cpu1, mb.cpu1 = ma.cpu(), mb.cpu()
+            finally:
+                procs = [p for p in (agent, bare) if p is not None]
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signal.SIGTERM)
+                for p in procs:
+                    try:
+                        p.wait(20)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait(5)
+                agent_log.close()
+                bare_out.close()
+            segments = len(list((tmp / "data" / "buffer" / "segments").glob("*/*/*.ts")))
+    agent_pct = 100 * (ma.cpu1 - ma.cpu0) / elapsed / cameras
+    bare_pct = 100 * (mb.cpu1 - mb.cpu0) / elapsed / cameras
+    return {
+        "cameras": cameras,
+        "agent_cpu_pct_per_camera": round(agent_pct, 2),
+        "agent_rss_mb": round(ma.rss_peak / 1e6, 1),
+        "bare_cpu_pct_per_camera": round(bare_pct, 2),
+        "bare_rss_mb": round(mb.rss_peak / 1e6, 1),
+        "ratio": round(agent_pct / bare_pct, 2) if bare_pct > 0 else None,
+        "window_s": round(elapsed, 1),
+        "warmup_s": round(warmup, 1),
+        "streaming_at_start": {"agent": streaming[0], "bare": streaming[1]},
+        "segments_committed": segments,
+        "total_s": round(time.monotonic() - began, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.agent_capture", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="8 cameras, 30 s window")
+    parser.add_argument("--cameras", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
+    parser.add_argument("--warmup-limit", type=float, default=20.0)
+    parser.add_argument("--bare", nargs="+", metavar=("OUT_DIR", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.bare:
+        return run_bare(args.bare[1:], Path(args.bare[0]))
+    window = 30.0 if args.quick else args.seconds
+    result = run(args.cameras, window, args.warmup_limit)
+    print(
+        f"agent: {result['agent_cpu_pct_per_camera']}% of a core per camera, "
+        f"{result['agent_rss_mb']} MB RSS for {result['cameras']} cameras "
+        f"(goal ≤ {GOAL_CPU_PCT}%, ≤ {GOAL_RSS_MB_FOR_8} MB for 8)"
+    )
+    print(
+        f"bare PyAV remux: {result['bare_cpu_pct_per_camera']}% per camera, "
+        f"{result['bare_rss_mb']} MB; ratio {result['ratio']}"
+    )
+    print(
+        f"window {result['window_s']} s after {result['warmup_s']} s of set-up; "
+        f"{result['segments_committed']} segments committed; {result['total_s']} s in all"
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""An RTSP camera as a source of H.264 packets (PyAV demux only; nothing is decoded).
+
+One `RtspSession` is one connection. Its `packets()` iterator ends when the camera closes the
+connection (FFmpeg reports end of stream, no exception) and raises `StallError` when nothing
+arrives within the read timeout. Reconnecting is the capture worker's job, not this module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import av.error
+from av.container import InputContainer
+from av.packet import Packet
+from av.video.stream import VideoStream
+
+from edge_agent.redact import redact_text, redact_url
+from edge_agent.sources.errors import (
+    ConnectError,
+    SourceError,
+    StallError,
+    UnsupportedStreamError,
+)
+
+SUPPORTED_CODEC = "h264"
+_MAX_UNTIMED = 8  # untimed packets held at once; more than that is a broken stream
+
+
+@dataclass(frozen=True, slots=True)
+class RtspOptions:
+    transport: str = "tcp"  # "tcp" (default: survives NAT and loss) or "udp"
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+
+
+def check_rtsp_url(camera_id: str, url: str) -> None:
+    """Refuse anything but rtsp:// and rtsps:// (FFmpeg would happily open a local file)."""
+    if not url.lower().startswith(("rtsp://", "rtsps://")):
+        raise UnsupportedStreamError(
+            f"camera {camera_id}: URL {redact_url(url)!r} is not rtsp:// or rtsps://"
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    """An FFmpeg error as one line without credentials (its filename is the camera URL)."""
+    if isinstance(exc, av.error.FFmpegError):
+        text = exc.strerror or type(exc).__name__
+    else:
+        text = str(exc) or type(exc).__name__
+    return redact_text(text)
+
+
+def check_video(camera_id: str, what: str, container: InputContainer) -> VideoStream:
+    """The container's first video stream, which must be H.264."""
+    if not container.streams.video:
+        raise UnsupportedStreamError(f"camera {camera_id}: {what} has no video stream")
+    stream = container.streams.video[0]
+    codec = stream.codec_context.name
+    if codec != SUPPORTED_CODEC:
+        raise UnsupportedStreamError(
+            f"camera {camera_id}: {what} sends {codec or 'unknown'} video; only H.264 is "
+            "supported (the agent never transcodes)"
+        )
+    return stream
+
+
+class RtspSession:
+    """One open RTSP connection to one camera."""
+
+    def __init__(self, camera_id: str, container: InputContainer, stream: VideoStream) -> None:
+        self.camera_id = camera_id
+        self.container = container
+        self.stream = stream
+        tb = stream.time_base or Fraction(1, 90_000)
+        self.time_base = Fraction(tb)
+
+    @classmethod
+    def open(cls, camera_id: str, url: str, options: RtspOptions) -> RtspSession:
+        """Connect and read the stream description; raises a SourceError naming the camera."""
+        check_rtsp_url(camera_id, url)
+        where = redact_url(url)
+        ff_options = {
+            "rtsp_transport": options.transport,
+            # FFmpeg's own socket timeout (µs): a backstop; PyAV's interrupt timer (the read
+            # timeout below) is what notices a stall. A camera may take seconds to answer its
+            # first DESCRIBE while it sets its stream up, so this one is the open timeout.
+            "timeout": str(int(max(options.open_timeout_s, options.read_timeout_s) * 1_000_000)),
+            # Probe only the first packets: the SDP and the first keyframe say all we need
+            # (we never decode), and a long probe delays the start and bursts its packets.
+            "analyzeduration": "0",
+            "probesize": "32768",
+        }
+        try:
+            container = av.open(
+                url,
+                options=ff_options,
+                timeout=(options.open_timeout_s, options.read_timeout_s),
+            )
+        except av.error.FFmpegError as exc:
+            raise ConnectError(
+                f"camera {camera_id}: cannot open {where}: {describe_error(exc)}"
+            ) from None
+        except OSError as exc:
+            raise ConnectError(
+                f"camera {camera_id}: cannot open {where}: {describe_error(exc)}"
+            ) from None
+        try:
+            stream = check_video(camera_id, where, container)
+        except SourceError:
+            container.close()
+            raise
+        return cls(camera_id, container, stream)
+
+    def packets(self) -> Iterator[Packet[VideoStream]]:
+        """Video packets as they arrive; ends on disconnect, raises StallError on silence.
+
+        FFmpeg's RTP depacketizer hands out the session's first packet (a keyframe) without
+        timestamps; untimed packets are held and stamped back from the next timed one, one
+        frame apart, rather than thrown away with the first GOP.
+        """
+        held: list[Packet[VideoStream]] = []
+        for packet in self._raw_packets():
+            if packet.pts is None and packet.dts is None:
+                if len(held) < _MAX_UNTIMED:
+                    held.append(packet)
+                continue
+            if held:
+                yield from _stamp_back(held, packet)
+                held = []
+            yield packet
+
+    def _raw_packets(self) -> Iterator[Packet[VideoStream]]:
+        demux = self.container.demux(self.stream)
+        while True:
+            try:
+                packet = next(demux)
+            except StopIteration:
+                return
+            except av.error.ExitError:
+                raise StallError(
+                    f"camera {self.camera_id}: no data for the read timeout (stalled)"
+                ) from None
+            except av.error.EOFError:
+                return
+            except (av.error.FFmpegError, OSError) as exc:
+                raise ConnectError(
+                    f"camera {self.camera_id}: stream broke: {describe_error(exc)}"
+                ) from None
+            if packet.size == 0:
+                continue  # the demuxer's end-of-stream flush packet
+            yield packet
+
+    def close(self) -> None:
+        try:
+            self.container.close()
+        except (av.error.FFmpegError, OSError):
+            pass  # the connection is gone either way
+
+
+def _stamp_back(
+    held: list[Packet[VideoStream]], timed: Packet[VideoStream]
+) -> list[Packet[VideoStream]]:
+    """Give held untimed packets the timestamps of the frames just before `timed`."""
+    ref = timed.dts if timed.dts is not None else timed.pts
+    step = timed.duration or 0
+    if ref is None or step <= 0:
+        return []  # nothing to stamp them from: drop them (the segmenter waits for a keyframe)
+    for back, packet in enumerate(reversed(held), start=1):
+        packet.pts = packet.dts = ref - back * step
+    return held
