@@ -42,7 +42,7 @@ test-fast: venv
 	$(VENV)/bin/pytest -q -m "not rig"
 
 demo: deps ## the platform on embedded defaults with emulated cameras
-	$(VENV)/bin/python -m controller.demo
+	$(VENV)/bin/python scripts/demo.py
 
 bench: venv
 	for b in agent_capture ingest fleet_health scheduler grants; do $(PY) -m bench.$$b --quick || exit 1; done

@@ -201,19 +201,21 @@ def build_controller(
     return controller
 
 
-def default_components() -> list[Callable[[Controller], Component]]:
+def default_components(config: ControllerConfig) -> list[Callable[[Controller], Component]]:
     """Components every `vigil-controller serve` runs besides ingest.
 
-    The lead wires the fleet (MQTT) service and the HTTP API here, each as a factory taking
-    the built Controller (config.mqtt / config.http hold their settings).
+    Each is a factory taking the built Controller (config.mqtt / config.http hold their
+    settings); see controller/components.py.
     """
-    return []
+    from controller import components
+
+    return [components.fleet] if config.mqtt.mode != "off" else []
 
 
 def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = None) -> int:
     """Build, start, wait for `stop`, shut down. Returns the process exit code."""
     try:
-        controller = build_controller(config, clock or SystemClock(), default_components())
+        controller = build_controller(config, clock or SystemClock(), default_components(config))
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -107,6 +107,7 @@ def config_text(settings: BrokerSettings, password_file: Path, acl_file: Path) -
         "allow_anonymous false",
         f"password_file {password_file}",
         f"acl_file {acl_file}",
+        f"pid_file {settings.data_dir / 'mosquitto.pid'}",
         f"listener {settings.port} {settings.host}",
         f"max_connections {settings.max_connections}",
     ]
@@ -130,6 +131,25 @@ def config_text(settings: BrokerSettings, password_file: Path, acl_file: Path) -
             "topic vigil/v1/+/+/+/cmd/# in 1",
         ]
     return "\n".join(lines) + "\n"
+
+
+def preserved_accounts(password_file: Path, exclude: set[str]) -> list[str]:
+    """Hashed `user:hash` lines of a Mosquitto password file, minus `exclude`d users."""
+    try:
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    return [line + "\n" for line in lines if ":" in line and line.split(":", 1)[0] not in exclude]
+
+
+def signal_reload(data_dir: Path) -> bool:
+    """SIGHUP a running managed broker (it re-reads its password file); False if none runs."""
+    try:
+        pid = int((data_dir / "mosquitto.pid").read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _current_user() -> str:
@@ -223,7 +243,13 @@ class ManagedBroker:
         """Write configuration, ACL and accounts (without starting anything)."""
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        # Device accounts added earlier (`vigil-controller mqtt-account`) survive a restart;
+        # the accounts in `settings` (the controller's own, with a fresh password) replace theirs.
+        kept = preserved_accounts(self.password_file, exclude=set(s.accounts))
         write_accounts(self.password_file, s.accounts, s.account_tool)
+        if kept:
+            with open(self.password_file, "a", encoding="utf-8") as out:
+                out.writelines(kept)
         self.acl_file.write_text(acl_text(relay_users=s.relay_users), encoding="utf-8")
         self.conf_path.write_text(
             config_text(s, self.password_file, self.acl_file), encoding="utf-8"
@@ -236,6 +262,12 @@ class ManagedBroker:
         exe = shutil.which(self.settings.mosquitto_bin)
         if exe is None:
             raise BrokerError(f"{self.settings.mosquitto_bin} is not installed: {MOSQUITTO_HINT}")
+        if _port_open(self.settings.host, self.settings.port):
+            raise BrokerError(
+                f"cannot start the managed broker: {self.settings.host}:{self.settings.port} is "
+                "already in use (another broker?): set [mqtt] port, or mode = 'external' to "
+                "use that broker, or mode = 'off'"
+            )
         self.write_files()
         with open(self.log_path, "ab") as log:
             self._proc = subprocess.Popen(

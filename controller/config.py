@@ -69,12 +69,22 @@ class IngestConfig(_Strict):
 
 
 class MqttConfig(_Strict):
-    # Empty host: the fleet component decides (embedded broker or none).
+    # managed: the controller runs its own Mosquitto on 127.0.0.1:port (zero set-up);
+    # external: use the broker at host:port as is (Mosquitto, EMQX); off: no fleet over MQTT.
+    mode: Literal["managed", "external", "off"] = "managed"
+    # Only for mode = "external".
     host: str = ""
     port: int = Field(default=1883, ge=1, le=65535)
     username: str = ""
     password_file: str = ""
     ca_cert: str = ""
+
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.mode == "external" and not self.host:
+            raise ValueError("mqtt.mode 'external' needs mqtt.host")
+        if self.mode == "managed" and self.host:
+            raise ValueError("mqtt.host is set but mqtt.mode is 'managed': set mode = 'external'")
 
 
 class HttpConfig(_Strict):

@@ -83,6 +83,7 @@ def cmd_check_config(path: str) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.app import Agent
     from edge_agent.store import StoreError
+    from edge_agent.wiring import wire_components
 
     config = _load(args.config)
     if config is None:
@@ -102,10 +103,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    clock = SystemClock()
     try:
-        agent = Agent.open(config, SystemClock())
+        agent = Agent.open(config, clock)
     except StoreError as exc:
         log.error("cannot start: %s", exc)
+        return EXIT_FAILED
+    try:
+        wire_components(agent, config, clock)
+    except Exception as exc:  # a bad TLS file or password file: say which, do not start
+        log.error("cannot start: %s", exc)
+        agent.stop()
         return EXIT_FAILED
     agent.start()
     try:

@@ -23,6 +23,14 @@ from controller.fleet.topics import CONTROLLER_STATE_TOPIC, TAIL_SUBSCRIPTION
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
+    acc = sub.add_parser(
+        "mqtt-account",
+        help="give a device an account on the managed broker (writes its password file)",
+    )
+    acc.add_argument("--data-dir", required=True, help="the controller's data dir")
+    acc.add_argument("--device-id", required=True)
+    acc.add_argument("--out", required=True, help="file to write the device's password to")
+    acc.set_defaults(func=run_mqtt_account)
     """Add this concern's subcommands to `vigil-controller`."""
     p = sub.add_parser("mqtt-tail", help="print the fleet's MQTT messages, decoded")
     p.add_argument("--host", default="127.0.0.1")
@@ -105,3 +113,37 @@ def run_tail(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         client.disconnect()
         client.loop_stop()
     return 1 if refused else 0
+
+
+def run_mqtt_account(args: argparse.Namespace) -> int:
+    """Add (or replace) a device account in the managed broker's password file, hand the
+    password to the installer in a 0600 file, and make a running broker re-read its accounts."""
+    import os
+    import secrets
+
+    from controller.broker import BrokerError, add_account, check_account_name, signal_reload
+
+    try:
+        check_account_name(args.device_id)
+    except (BrokerError, ValueError) as exc:
+        sys.stderr.write(f"mqtt-account: {exc}\n")
+        return 2
+    broker_dir = Path(args.data_dir) / "mosquitto"
+    broker_dir.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(24)
+    try:
+        add_account(broker_dir / "passwd", args.device_id, password)
+    except BrokerError as exc:
+        sys.stderr.write(f"mqtt-account: {exc}\n")
+        return 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(password + "\n")
+    reloaded = signal_reload(broker_dir)
+    sys.stdout.write(
+        f"account {args.device_id} added; password in {out}"
+        + ("; broker reloaded\n" if reloaded else "\n")
+    )
+    return 0

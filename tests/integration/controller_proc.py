@@ -250,7 +250,12 @@ def staged_size(data_dir: Path, device_id: str, segment_id: str) -> int:
 
 def make_config(data_dir: Path, port: int = 0, **sections: Any) -> ControllerConfig:
     """Config for a test controller: `sections` are TOML sections (dicts) or top-level keys."""
-    data: dict[str, Any] = {"data_dir": str(data_dir), "grpc": {"listen": f"127.0.0.1:{port}"}}
+    data: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "grpc": {"listen": f"127.0.0.1:{port}"},
+        # No MQTT fleet unless a test asks for it (it would start a managed Mosquitto).
+        "mqtt": {"mode": "off"},
+    }
     for name, values in sections.items():
         if isinstance(values, dict):
             data.setdefault(name, {}).update(values)

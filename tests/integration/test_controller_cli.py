@@ -7,6 +7,7 @@ with the files the other commands wrote, and is stopped with SIGTERM by PID.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -117,7 +118,8 @@ def test_check_config(
 
 def _serve(data: Path, port: int, log: Path) -> ManagedProcess:
     argv = [sys.executable, "-m", "controller", "serve", "--data-dir", str(data)]
-    return ManagedProcess([*argv, "--listen", f"127.0.0.1:{port}"], log)
+    env = {**os.environ, "VIGIL_MQTT__MODE": "off"}
+    return ManagedProcess([*argv, "--listen", f"127.0.0.1:{port}"], log, env=env)
 
 
 def test_the_operator_flow_end_to_end(tmp_path: Path) -> None:
