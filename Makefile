@@ -5,9 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
-	mosquitto mosquitto-clients iproute2 postgresql ca-certificates
+	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg
 
-.PHONY: all deps debs venv protos lint test test-fast demo bench clean check-protos
+.PHONY: all deps debs venv web protos lint test test-fast demo bench clean check-protos
 
 all: test
 
@@ -22,7 +22,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 venv: $(VENV)/.installed
 
-deps: debs venv
+deps: debs venv web
+
+web: ## hls.js for the console (npm, into controller/web/vendor/, gitignored)
+	@scripts/fetch_hlsjs.sh
 
 protos: venv ## regenerate Python code and stubs from protos/
 	$(PY) scripts/gen_protos.py

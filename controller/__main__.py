@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "controller.scheduler.cli",
     "controller.retention.cli",
     "controller.sharing_cli",
+    "controller.users.cli",
 )
 
 

@@ -209,7 +209,12 @@ def default_components(config: ControllerConfig) -> list[Callable[[Controller], 
     """
     from controller import components
 
-    return [components.fleet] if config.mqtt.mode != "off" else []
+    chosen: list[Callable[[Controller], Component]] = []
+    if config.mqtt.mode != "off":
+        chosen.append(components.fleet)
+    if config.http.enabled:
+        chosen.append(components.http)  # after the fleet: the API reads its device view
+    return chosen
 
 
 def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from controller.api.wiring import http_component as http
 from controller.catalog import Catalog
 from controller.fleet.component import FleetComponent
 
@@ -31,6 +32,9 @@ class CatalogDirectory:
         if device is None:
             return None
         return (device.county, device.site)
+
+
+__all__ = ["CatalogDirectory", "fleet", "http"]
 
 
 def fleet(controller: Controller) -> FleetComponent:

@@ -88,6 +88,8 @@ class MqttConfig(_Strict):
 
 
 class HttpConfig(_Strict):
+    # The control-centre API, web console, /metrics and /play/ (false: gRPC and MQTT only).
+    enabled: bool = True
     listen: str = "127.0.0.1:8080"
 
     @field_validator("listen")

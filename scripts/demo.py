@@ -24,12 +24,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE = "nvr-demo-1"
 CAMERAS = ("cam-1", "cam-2")
+DEMO_USER, DEMO_PASSWORD = "operator", "vigil-demo-password"
 
 
 def free_port() -> int:
@@ -56,9 +58,13 @@ class Demo:
     work: Path
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
-    def cli(self, *argv: str) -> None:
+    def cli(self, *argv: str, stdin: str | None = None) -> None:
         subprocess.run(
-            [sys.executable, "-m", *argv], check=True, cwd=ROOT, stdout=subprocess.DEVNULL
+            [sys.executable, "-m", *argv],
+            check=True,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            input=stdin.encode() if stdin is not None else None,
         )
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
@@ -115,6 +121,22 @@ class Demo:
             "--out",
             str(agent / "mqtt.password"),
         )
+        self.cli(
+            "controller",
+            "user",
+            "add",
+            "--data-dir",
+            str(ctl),
+            "--user-id",
+            DEMO_USER,
+            "--org",
+            "city",
+            "--role",
+            "admin",
+            "--password-file",
+            "-",
+            stdin=DEMO_PASSWORD,
+        )
         (self.work / "controller.toml").write_text(
             f'data_dir = "{ctl}"\n'
             f'[grpc]\nlisten = "127.0.0.1:{grpc_port}"\n'
@@ -151,6 +173,24 @@ def committed(work: Path) -> list[tuple[str, int, bool]]:
         except sqlite3.Error:
             return []
     return [(str(c), int(s), bool(ok)) for c, s, ok in rows]
+
+
+def fleet_view(http_port: int) -> list[dict[str, object]]:
+    """Log in to the control-centre API as the demo operator and list the fleet's devices."""
+    base = f"http://127.0.0.1:{http_port}/api/v1"
+    login = urllib.request.Request(
+        f"{base}/login",
+        data=json.dumps({"user_id": DEMO_USER, "password": DEMO_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=10) as resp:
+        token = json.loads(resp.read())["token"]
+    devices = urllib.request.Request(
+        f"{base}/devices", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(devices, timeout=10) as resp:
+        result: list[dict[str, object]] = json.loads(resp.read())
+    return result
 
 
 def main() -> int:
@@ -215,12 +255,15 @@ def main() -> int:
         wait_port(rtsp_port, cams, "vigil-camsim", 180)
         wait_port(grpc_port, ctl, "vigil-controller", 60)
         wait_port(mqtt_port, ctl, "managed Mosquitto", 30)
+        wait_port(http_port, ctl, "control-centre HTTP API", 30)
         demo.spawn("agent", [str(bindir / "vigil-agent"), "run", "--config", str(agent_config)])
         print(
             f"cameras     rtsp://127.0.0.1:{rtsp_port}/cam/1 and /cam/2 (faults: http://127.0.0.1:{control_port}/cameras)"
         )
         print(
-            f"controller  gRPC 127.0.0.1:{grpc_port} (mutual TLS), MQTT 127.0.0.1:{mqtt_port}, HTTP http://127.0.0.1:{http_port}/"
+            f"controller  gRPC 127.0.0.1:{grpc_port} (mutual TLS), MQTT 127.0.0.1:{mqtt_port}\n"
+            f"console     http://127.0.0.1:{http_port}/ (user {DEMO_USER}, "
+            f"password {DEMO_PASSWORD})"
         )
         print(f"logs        {work}/*.log   (Ctrl-C stops everything)")
         started = time.monotonic()
@@ -239,14 +282,26 @@ def main() -> int:
                     f"({size / 1e6:.1f} MB), chain breaks: {sum(not r[2] for r in rows)}"
                 )
             time.sleep(1.0)
+        devices = fleet_view(http_port) if args.check else []
     finally:
         demo.stop()
     rows = committed(work)
     cameras = sorted({r[0] for r in rows})
     breaks = sum(not r[2] for r in rows)
-    print(json.dumps({"segments": len(rows), "cameras": cameras, "chain_breaks": breaks}))
+    online = sorted(str(d["device_id"]) for d in devices if d.get("online"))
+    print(
+        json.dumps(
+            {
+                "segments": len(rows),
+                "cameras": cameras,
+                "chain_breaks": breaks,
+                "online_devices": online,
+            }
+        )
+    )
     if args.check:
         ok = cameras == sorted(CAMERAS) and len(rows) >= 2 * len(CAMERAS) and breaks == 0
+        ok = ok and online == [DEVICE]
         return 0 if ok else 1
     return 0
 

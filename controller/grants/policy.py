@@ -28,7 +28,7 @@ from controller.grants.model import (
     check_area,
 )
 
-CITY_AREA = "龙南市"
+CITY_AREA = "陇南市"
 COUNTIES: tuple[tuple[str, str], ...] = (
     ("wudu", "武都区"),
     ("chengxian", "成县"),
@@ -107,7 +107,7 @@ class Policy:
 def default_policy() -> Policy:
     """The Longnan deployment: city platform, 综治, 公安, nine counties."""
     orgs = [
-        Organisation("city", "龙南市视频共享平台", "city", CITY_AREA),
+        Organisation("city", "陇南市视频共享平台", "city", CITY_AREA),
         Organisation("zongzhi", "综治分平台", "department", CITY_AREA),
         Organisation("gongan", "公安分平台", "department", CITY_AREA),
     ]

@@ -50,9 +50,17 @@ def _init(args: argparse.Namespace) -> int:
     except (PkiError, OSError) as exc:
         log.error("init failed: %s", exc)
         return 1
+    from controller.grants.keys import KeyFileError, ensure_keys
+
+    try:
+        created = ensure_keys(args.data_dir)
+    except (KeyFileError, OSError) as exc:
+        log.error("init failed creating the sharing keys: %s", exc)
+        return 1
     what = "created a new CA" if result.ca_created else "kept the existing CA"
     cert = "issued a server certificate" if result.server_cert_issued else "server certificate ok"
-    print(f"{result.paths.root}: {what}; {cert}")  # noqa: T201 - CLI output
+    keys = f"; created sharing keys {', '.join(created)}" if created else ""
+    print(f"{result.paths.root}: {what}; {cert}{keys}")  # noqa: T201 - CLI output
     return 0
 
 

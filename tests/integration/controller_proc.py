@@ -255,6 +255,7 @@ def make_config(data_dir: Path, port: int = 0, **sections: Any) -> ControllerCon
         "grpc": {"listen": f"127.0.0.1:{port}"},
         # No MQTT fleet unless a test asks for it (it would start a managed Mosquitto).
         "mqtt": {"mode": "off"},
+        "http": {"enabled": False},
     }
     for name, values in sections.items():
         if isinstance(values, dict):

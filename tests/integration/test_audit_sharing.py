@@ -262,7 +262,7 @@ def test_delegation_city_to_county_to_officer_via_the_cli(world: World, tmp_path
                     "--holder-key",
                     str(keys / "chengxian.pub"),
                     "--area",
-                    "龙南市/成县",
+                    "陇南市/成县",
                     *common,
                     "--out",
                     str(county_token),

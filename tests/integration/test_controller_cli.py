@@ -118,7 +118,7 @@ def test_check_config(
 
 def _serve(data: Path, port: int, log: Path) -> ManagedProcess:
     argv = [sys.executable, "-m", "controller", "serve", "--data-dir", str(data)]
-    env = {**os.environ, "VIGIL_MQTT__MODE": "off"}
+    env = {**os.environ, "VIGIL_MQTT__MODE": "off", "VIGIL_HTTP__ENABLED": "false"}
     return ManagedProcess([*argv, "--listen", f"127.0.0.1:{port}"], log, env=env)
 
 

@@ -39,6 +39,7 @@ def test_demo_brings_footage_from_both_cameras_to_the_city_store(tmp_path: Path)
     assert summary["cameras"] == ["cam-1", "cam-2"]
     assert summary["segments"] >= 4
     assert summary["chain_breaks"] == 0
+    assert summary["online_devices"] == ["nvr-demo-1"]  # seen over MQTT, read over HTTP
     agent_log = (work / "agent.log").read_text()
     assert "mqtt connected" in agent_log, agent_log[-2000:]
     controller_log = (work / "controller.log").read_text()

@@ -1,0 +1,126 @@
+"""Login, the current user, and account administration (audited as admin changes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from controller.api.common import refuse
+from controller.api.deps import ApiDeps, DepsDep, UserDep, client_address
+from controller.api.errors import ApiError
+from controller.api.schemas import LoginRequest, SessionOut, UserCreate, UserOut
+from controller.audit.chain import AuditEvent
+from controller.grants.policy import Role, User
+from controller.users.sessions import issue_session, session_fingerprint
+from controller.users.store import UserAccountRow, UserError
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+
+def _out(row: UserAccountRow) -> UserOut:
+    return UserOut(
+        user_id=row.user_id, org_id=row.org_id, role=row.role, display_name=row.display_name
+    )
+
+
+def _audit_login(
+    deps: ApiDeps, user_id: str, org_id: str, refused: str, detail: dict[str, str]
+) -> None:
+    """Every attempt, with the refusal reason; never the password or the session itself."""
+    deps.audit.append(
+        AuditEvent(
+            action="login",
+            actor_user=user_id[:64],
+            actor_org=org_id,
+            outcome="refused" if refused else "ok",
+            reason=refused,
+            detail=detail,
+        )
+    )
+
+
+@router.post("/login", response_model=SessionOut)
+def login(body: LoginRequest, request: Request, deps: DepsDep) -> SessionOut:
+    """Exchange a user id and password for a session bearer token (every attempt audited)."""
+    ip = client_address(request)
+    key = f"{ip}|{body.user_id}"
+    mono = deps.clock.monotonic()
+    assert deps.login_limiter is not None
+    if deps.login_limiter.over(key, mono):
+        _audit_login(deps, body.user_id, "", "rate_limited", {"ip": ip})
+        deps.metrics.inc("vigil_logins_total", outcome="rate_limited")
+        raise ApiError("rate_limited", "too many failed logins: wait and try again")
+    row = deps.users.authenticate(body.user_id, body.password)
+    if row is None:
+        deps.login_limiter.charge(key, mono)
+        _audit_login(
+            deps, body.user_id, "", "unauthenticated", {"ip": ip, "why": "bad credentials"}
+        )
+        deps.metrics.inc("vigil_logins_total", outcome="refused")
+        raise ApiError("unauthenticated", "wrong user id or password")
+    ttl_us = int(deps.settings.session_ttl_s * 1_000_000)
+    token, claims = issue_session(
+        deps.session_key,
+        row.user_id,
+        row.org_id,
+        row.role,
+        row.session_version,
+        deps.clock.now_us(),
+        ttl_us,
+    )
+    _audit_login(
+        deps, row.user_id, row.org_id, "", {"ip": ip, "session": session_fingerprint(token)}
+    )
+    deps.metrics.inc("vigil_logins_total", outcome="ok")
+    return SessionOut(token=token, expires_us=claims.expires_us, user=_out(row))
+
+
+@router.get("/me", response_model=UserOut)
+def me(user: UserDep, deps: DepsDep) -> UserOut:
+    row = deps.users.get(user.user_id)
+    assert row is not None  # authenticate() loaded it a moment ago
+    return _out(row)
+
+
+def _admin_over(deps: DepsDep, user: User, org_id: str, what: str) -> None:
+    """Admins manage their own organisation's accounts; the city's admins every one."""
+    city_admin = user.role is Role.ADMIN and user.org_id == deps.policy.city_org
+    if user.role is not Role.ADMIN or (org_id != user.org_id and not city_admin):
+        refuse(
+            deps,
+            "admin_change",
+            user,
+            "role_not_allowed",
+            f"{user.user_id!r} may not {what} in organisation {org_id!r}",
+        )
+
+
+@router.post("/users", response_model=UserOut, status_code=201)
+def create_account(body: UserCreate, user: UserDep, deps: DepsDep) -> UserOut:
+    org_id = body.org_id or user.org_id
+    _admin_over(deps, user, org_id, "create users")
+    try:
+        row = deps.users.create(
+            body.user_id,
+            org_id,
+            body.role,
+            body.password,
+            display_name=body.display_name,
+            policy=deps.policy,
+        )
+    except UserError as exc:
+        refuse(deps, "admin_change", user, "bad_request", str(exc))
+    deps.grants.record_admin_change(
+        user, "user_created", {"user": row.user_id, "org": row.org_id, "role": row.role}
+    )
+    return _out(row)
+
+
+@router.post("/users/{user_id}/disable", response_model=UserOut)
+def disable_account(user_id: str, user: UserDep, deps: DepsDep) -> UserOut:
+    row = deps.users.get(user_id)
+    if row is None:
+        raise ApiError("not_found", f"no user {user_id[:64]!r}")
+    _admin_over(deps, user, row.org_id, "disable users")
+    deps.users.set_disabled(user_id, True)
+    deps.grants.record_admin_change(user, "user_disabled", {"user": user_id, "org": row.org_id})
+    return _out(row)

@@ -1,0 +1,98 @@
+"""What an organisation may see in the catalog: its cameras and their recorded segments.
+
+Visibility is the policy's entitlement (the same rule grants are minted under), so the console
+never lists a camera its user could not get a grant for. Seeing *that* footage exists is not
+seeing it: playback still needs a grant.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from controller.api.common import camera_for, info_for, may_see, refuse
+from controller.api.deps import DepsDep, UserDep
+from controller.api.params import parse_time_us
+from controller.api.schemas import CameraOut, SegmentList, SegmentOut
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+@router.get("/cameras", response_model=list[CameraOut])
+def cameras(user: UserDep, deps: DepsDep) -> list[CameraOut]:
+    out: list[CameraOut] = []
+    for row in deps.catalog.cameras():
+        try:
+            info = info_for(deps, row)
+        except ValueError:
+            continue  # a camera whose place cannot form an area path is nobody's to see
+        if may_see(deps, user, info):
+            out.append(
+                CameraOut(
+                    camera_id=row.camera_id,
+                    device_id=row.device_id,
+                    county=row.county,
+                    site=row.site,
+                    area=info.area,
+                    resource_class=row.resource_class,
+                    owner_org=info.owner_org,
+                    retention_days=row.retention_days,
+                )
+            )
+    return out
+
+
+@router.get("/cameras/{camera_id}/segments", response_model=SegmentList)
+def segments(
+    camera_id: str,
+    user: UserDep,
+    deps: DepsDep,
+    from_: Annotated[str, Query(alias="from")],
+    to: Annotated[str, Query()],
+) -> SegmentList:
+    action = "catalog_segments"
+    row, info = camera_for(deps, camera_id, action, user)
+    if not may_see(deps, user, info):
+        refuse(
+            deps,
+            action,
+            user,
+            "not_entitled",
+            f"{user.org_id!r} is not entitled to camera {camera_id!r}",
+            camera_id=camera_id,
+        )
+    try:
+        lo, hi = parse_time_us(from_, "from"), parse_time_us(to, "to")
+    except ValueError as exc:
+        refuse(deps, action, user, "bad_request", str(exc), camera_id=camera_id)
+    if not 0 < hi - lo <= deps.settings.max_listed_range_us:
+        refuse(
+            deps,
+            action,
+            user,
+            "bad_request",
+            "from must be before to, and the range at most "
+            f"{deps.settings.max_listed_range_us // 3_600_000_000} h",
+            camera_id=camera_id,
+        )
+    limit = deps.settings.max_listed_segments
+    rows = deps.catalog.segments_in_range(row.camera_id, lo, hi, limit=limit + 1)
+    return SegmentList(
+        camera_id=row.camera_id,
+        from_us=lo,
+        to_us=hi,
+        truncated=len(rows) > limit,
+        segments=[
+            SegmentOut(
+                segment_id=s.segment_id,
+                start_us=s.start_us,
+                end_us=s.end_us,
+                duration_us=s.duration_us,
+                size_bytes=s.size_bytes,
+                flag=s.flag,
+                chain_ok=s.chain_ok,
+            )
+            for s in rows[:limit]
+        ],
+    )

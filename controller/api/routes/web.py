@@ -1,0 +1,47 @@
+"""The web console (a static page at `/`, its modules under `/static/`) and `/metrics`.
+
+The console needs no build step. hls.js is not committed: `scripts/fetch_hlsjs.sh` copies it
+to `controller/web/vendor/hls.min.js`, served as `/static/vendor/hls.min.js`; without it the
+page still logs in and lists everything, and says how to enable playback.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+
+from controller.api.deps import DepsDep
+from controller.api.errors import ApiError
+from controller.api.metrics import render
+
+router = APIRouter(include_in_schema=False)
+
+# The console loads only its own files; players may follow a redirect to an S3 store, so
+# connect-src stays open. hls.js runs its transmuxer in a blob: worker.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; worker-src 'self' blob:; connect-src *; frame-ancestors 'none'"
+)
+
+
+@router.get("/")
+def console(deps: DepsDep) -> Response:
+    index = deps.web_dir / "index.html"
+    if not index.is_file():
+        raise ApiError("not_found", f"the web console is not installed ({index} missing)")
+    return FileResponse(
+        index,
+        media_type="text/html; charset=utf-8",
+        headers={
+            "Content-Security-Policy": CONSOLE_CSP,
+            "X-Frame-Options": "DENY",
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@router.get("/metrics")
+def metrics(deps: DepsDep) -> Response:
+    return PlainTextResponse(
+        render(deps.metrics.samples()), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

@@ -1,0 +1,179 @@
+"""Request and response bodies of `/api/v1` (pydantic; they make the OpenAPI document).
+
+Requests forbid unknown fields (a misspelt restriction must not be silently dropped). Grant
+tokens are *not* length-limited here: an oversize token must reach the grant decoder, which
+refuses it with reason `oversize` and audits it; the request body limit bounds memory.
+Times are Unix microseconds (UTC), like everywhere else in Vigil.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from controller.grants.model import MAX_SCOPE_ITEMS, Operation
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    reason: str
+    message: str
+
+
+class LoginRequest(_Request):
+    user_id: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+class UserOut(BaseModel):
+    user_id: str
+    org_id: str
+    role: str
+    display_name: str = ""
+
+
+class SessionOut(BaseModel):
+    token: str
+    expires_us: int
+    user: UserOut
+
+
+class UserCreate(_Request):
+    user_id: str = Field(max_length=64)
+    org_id: str | None = Field(default=None, max_length=128)
+    role: str = Field(max_length=16)
+    password: str = Field(max_length=1024)
+    display_name: str = Field(default="", max_length=128)
+
+
+class CameraOut(BaseModel):
+    camera_id: str
+    device_id: str
+    county: str
+    site: str
+    area: str
+    resource_class: str
+    owner_org: str
+    retention_days: int
+
+
+class SegmentOut(BaseModel):
+    segment_id: str
+    start_us: int
+    end_us: int
+    duration_us: int
+    size_bytes: int
+    flag: str
+    chain_ok: bool
+
+
+class SegmentList(BaseModel):
+    camera_id: str
+    from_us: int
+    to_us: int
+    segments: list[SegmentOut]
+    truncated: bool
+
+
+class GrantCreate(_Request):
+    operations: list[Operation] = Field(min_length=1, max_length=3)
+    from_us: int
+    to_us: int
+    purpose: str = Field(max_length=512)
+    cameras: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ITEMS)
+    areas: list[str] = Field(default_factory=list, max_length=MAX_SCOPE_ITEMS)
+    classes: list[str] = Field(default_factory=list, max_length=3)
+    holder_org: str | None = Field(default=None, max_length=128)
+    holder_user: str | None = Field(default=None, max_length=128)
+    holder_public_key: str = Field(default="", max_length=64, description="hex Ed25519 key")
+    case_id: str = Field(default="", max_length=128)
+    watermark_id: str = Field(default="", max_length=128)
+    lifetime_s: int | None = Field(default=None, ge=1, le=366 * 86400)
+    not_before_us: int | None = None
+    downloads: int | None = Field(default=None, ge=0, le=100)
+
+
+class GrantOut(BaseModel):
+    token: str
+    grant_id: str
+    chain: list[str]
+    issuer_org: str
+    holder_org: str
+    holder_user: str
+    operations: list[str]
+    cameras: list[str]
+    areas: list[str]
+    from_us: int
+    to_us: int
+    not_before_us: int
+    expires_us: int
+    delegable: bool
+    download_limit: int
+    case_id: str
+    watermark_id: str
+
+
+class TokenRequest(_Request):
+    token: str
+
+
+class RevokeRequest(_Request):
+    reason: str = Field(min_length=1, max_length=256)
+
+
+class RevokeOut(BaseModel):
+    grant_id: str
+    sequence: int
+
+
+class AlertOut(BaseModel):
+    device_id: str
+    kind: str
+    camera_id: str
+    detail: str
+    raised_us: int
+
+
+class DeviceOut(BaseModel):
+    device_id: str
+    county: str
+    site: str
+    kind: str
+    registered: bool
+    online: bool | None  # None: no fleet view running, or nothing heard yet
+    offline_reason: str = ""
+    last_seen_us: int = 0
+    cameras_connected: int | None = None
+    alerts: int = 0
+
+
+class DeviceDetail(DeviceOut):
+    health: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = Field(default_factory=list)
+    active_alerts: list[AlertOut] = Field(default_factory=list)
+    cameras: list[str] = Field(default_factory=list)
+
+
+class AuditOut(BaseModel):
+    seq: int
+    at_us: int
+    action: str
+    actor_user: str
+    actor_org: str
+    camera_id: str
+    case_id: str
+    grant_id: str
+    outcome: str
+    reason: str
+    detail: dict[str, Any]
+
+
+class ExportRequest(_Request):
+    token: str
+    camera_id: str = Field(max_length=128)
+    from_us: int
+    to_us: int

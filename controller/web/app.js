@@ -1,0 +1,210 @@
+// Vigil control centre: log in, list cameras, devices and alerts, and play a camera's footage
+// for a chosen time range (or live) with hls.js. No build step: a plain ES module.
+//
+// Playing mints a grant for the logged-in user (POST /api/v1/grants) and loads
+// /play/{camera}.m3u8 with the session and the grant in headers, only on playlist requests:
+// segment URLs carry their own short-lived signature, and may redirect to an S3 store.
+
+const $ = (id) => document.getElementById(id);
+const state = { session: null, user: null, hls: null, grant: null };
+
+function setText(id, text, cls) {
+  const el = $(id);
+  el.textContent = text;
+  if (cls !== undefined) el.className = cls;
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (state.session) headers.Authorization = `Bearer ${state.session}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error(`${data.reason || res.status}: ${data.message || res.statusText}`);
+    err.status = res.status;
+    err.reason = data.reason;
+    throw err;
+  }
+  return data;
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  row.appendChild(td);
+  return td;
+}
+
+function fill(tableId, items, columns) {
+  const body = $(tableId).querySelector("tbody");
+  body.replaceChildren();
+  for (const item of items) {
+    const row = document.createElement("tr");
+    for (const col of columns) {
+      const td = cell(row, col(item));
+      if (col.cls) td.className = col.cls(item);
+    }
+    body.appendChild(row);
+  }
+}
+
+function localInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 19);
+}
+
+function inputUs(id) {
+  const ms = new Date($(id).value).getTime();
+  if (Number.isNaN(ms)) throw new Error(`${id}: not a time`);
+  return ms * 1000;
+}
+
+async function loadCameras() {
+  const cams = await api("GET", "/api/v1/cameras");
+  fill("cameras", cams, [(c) => c.camera_id, (c) => c.area, (c) => c.resource_class, (c) => c.device_id]);
+  const select = $("camera-select");
+  select.replaceChildren();
+  for (const c of cams) {
+    const opt = document.createElement("option");
+    opt.value = c.camera_id;
+    opt.textContent = `${c.camera_id} (${c.area})`;
+    select.appendChild(opt);
+  }
+}
+
+async function loadFleet() {
+  const devices = await api("GET", "/api/v1/devices");
+  const stateCol = (d) => (d.online === null ? "unknown" : d.online ? "online" : `offline ${d.offline_reason}`);
+  stateCol.cls = (d) => (d.online === null ? "" : d.online ? "online" : "offline");
+  fill("devices", devices, [
+    (d) => d.device_id,
+    (d) => `${d.county} / ${d.site}`,
+    stateCol,
+    (d) => (d.cameras_connected === null ? "-" : String(d.cameras_connected)),
+    (d) => String(d.alerts),
+  ]);
+  const list = $("alerts");
+  list.replaceChildren();
+  try {
+    for (const a of await api("GET", "/api/v1/alerts")) {
+      const li = document.createElement("li");
+      li.textContent = `${a.device_id} ${a.kind} ${a.camera_id}: ${a.detail}`;
+      list.appendChild(li);
+    }
+  } catch (err) {
+    const li = document.createElement("li");
+    li.textContent = err.reason === "fleet_unavailable" ? "No fleet view on this controller." : err.message;
+    list.appendChild(li);
+  }
+}
+
+function stopPlayback() {
+  if (state.hls) state.hls.destroy();
+  state.hls = null;
+}
+
+async function play(mode) {
+  stopPlayback();
+  if (!window.Hls || !window.Hls.isSupported()) {
+    setText("status", "hls.js is not installed: playback is unavailable", "error");
+    return;
+  }
+  const camera = $("camera-select").value;
+  const now = Date.now() * 1000;
+  const live = mode === "live";
+  const from = live ? now - 10 * 60e6 : inputUs("from");
+  const to = live ? now + 15 * 60e6 : inputUs("to");
+  setText("status", "asking for a grant...", "");
+  const grant = await api("POST", "/api/v1/grants", {
+    operations: [live ? "live" : "playback"],
+    cameras: [camera],
+    from_us: Math.floor(from),
+    to_us: Math.floor(to),
+    purpose: `console ${live ? "live view" : "playback"}`,
+  });
+  state.grant = grant;
+  const query = live ? "mode=live" : `from=${Math.floor(from)}&to=${Math.floor(to)}`;
+  const url = `/play/${encodeURIComponent(camera)}.m3u8?${query}`;
+  const video = $("video");
+  const hls = new window.Hls({
+    xhrSetup: (xhr, target) => {
+      if (target.includes(".m3u8")) {
+        xhr.setRequestHeader("Authorization", `Bearer ${state.session}`);
+        xhr.setRequestHeader("X-Vigil-Grant", grant.token);
+      }
+    },
+  });
+  state.hls = hls;
+  hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
+    setText("status", `playing ${camera} (grant ${grant.grant_id.slice(0, 8)})`, "");
+    video.muted = true;
+    video.play().catch((err) => setText("status", `cannot start: ${err.message}`, "error"));
+  });
+  hls.on(window.Hls.Events.ERROR, (_event, data) => {
+    const code = data.response ? ` (HTTP ${data.response.code})` : "";
+    setText("status", `${data.fatal ? "playback failed" : "playback problem"}: ${data.details}${code}`, data.fatal ? "error" : "note");
+  });
+  hls.loadSource(url);
+  hls.attachMedia(video);
+}
+
+async function enterConsole() {
+  $("login-panel").hidden = true;
+  $("console").hidden = false;
+  $("logout").hidden = false;
+  setText("whoami", `${state.user.user_id} (${state.user.org_id}, ${state.user.role})`);
+  const now = Date.now();
+  $("from").value = localInput(now - 10 * 60000);
+  $("to").value = localInput(now);
+  await loadCameras();
+  await loadFleet().catch((err) => setText("status", err.message, "error"));
+}
+
+function init() {
+  if (!window.Hls) {
+    setText("hls-status", "hls.js is not installed (run scripts/fetch_hlsjs.sh): playback is unavailable, everything else works.");
+  }
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    setText("login-error", "");
+    try {
+      const out = await api("POST", "/api/v1/login", {
+        user_id: $("login-user").value,
+        password: $("login-password").value,
+      });
+      state.session = out.token;
+      state.user = out.user;
+      sessionStorage.setItem("vigil-session", JSON.stringify(out));
+      await enterConsole();
+    } catch (err) {
+      setText("login-error", err.message);
+    }
+  });
+  $("play-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    play("playback").catch((err) => setText("status", err.message, "error"));
+  });
+  $("live").addEventListener("click", () => play("live").catch((err) => setText("status", err.message, "error")));
+  $("logout").addEventListener("click", () => {
+    stopPlayback();
+    sessionStorage.removeItem("vigil-session");
+    window.location.reload();
+  });
+  const saved = sessionStorage.getItem("vigil-session");
+  if (saved) {
+    const out = JSON.parse(saved);
+    if (out.expires_us > Date.now() * 1000) {
+      state.session = out.token;
+      state.user = out.user;
+      enterConsole().catch(() => sessionStorage.removeItem("vigil-session"));
+    }
+  }
+}
+
+// hls.min.js is a deferred classic script: it has run before this module executes.
+init();
