@@ -79,7 +79,6 @@ class MqttConfig(_Strict):
     password_file: str = ""
     ca_cert: str = ""
 
-
     def model_post_init(self, __context: Any) -> None:
         if self.mode == "external" and not self.host:
             raise ValueError("mqtt.mode 'external' needs mqtt.host")

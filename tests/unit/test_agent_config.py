@@ -40,10 +40,20 @@ def test_env_overrides_nested_values() -> None:
     [
         ('device_id = "a"\nbogus = 1\n', "bogus"),
         ('device_id = "a"\n[[cameras]]\nid = "c"\nurl = "http://h/x"\n', "rtsp://"),
-        ('device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/x"\nsegment_seconds = 1\n', "segment_seconds"),
-        ('device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/x"\nsegment_seconds = 61\n', "segment_seconds"),
+        (
+            'device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/x"\nsegment_seconds = 1\n',
+            "segment_seconds",
+        ),
+        (
+            'device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/x"\nsegment_seconds = 61\n',
+            "segment_seconds",
+        ),
         ('device_id = "a"\n[[cameras]]\nid = "c"\nkind = "nvr_folder"\n', "needs a path"),
-        ('device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/1"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/2"\n', "duplicate"),
+        (
+            'device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/1"\n'
+            '[[cameras]]\nid = "c"\nurl = "rtsp://h/2"\n',
+            "duplicate",
+        ),
         ('device_id = "../etc"\n', "device_id"),
         ("device_id = \n", "not valid TOML"),
         ("", "device_id"),
