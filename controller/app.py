@@ -212,6 +212,8 @@ def default_components(config: ControllerConfig) -> list[Callable[[Controller], 
     chosen: list[Callable[[Controller], Component]] = []
     if config.mqtt.mode != "off":
         chosen.append(components.fleet)
+    if config.retention.sweep_interval_s > 0:
+        chosen.append(components.retention)
     if config.http.enabled:
         chosen.append(components.http)  # after the fleet: the API reads its device view
     return chosen

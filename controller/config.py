@@ -86,6 +86,12 @@ class MqttConfig(_Strict):
             raise ValueError("mqtt.host is set but mqtt.mode is 'managed': set mode = 'external'")
 
 
+class RetentionConfig(_Strict):
+    # How often `serve` sweeps expired cloud copies (objects and catalog rows together);
+    # 0 disables the periodic sweep (run `vigil-controller retention-sweep` from cron instead).
+    sweep_interval_s: float = Field(default=3600.0, ge=0.0, le=7 * 86400.0)
+
+
 class HttpConfig(_Strict):
     # The control-centre API, web console, /metrics and /play/ (false: gRPC and MQTT only).
     enabled: bool = True
@@ -108,6 +114,7 @@ class ControllerConfig(_Strict):
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:
