@@ -3,8 +3,8 @@
 A grant travels as protobuf (`protos/vigil/v1/grants.proto`) but every decision works on the
 frozen `GrantBody` below, validated once when decoded, so checks never meet a half-formed
 message. Area paths are '/'-joined components from the city down to the camera
-(`龙南市/成县/城关镇/东关村/site-01/cam-01`); a prefix covers a path only at a component
-boundary, so `龙南市/成县` never covers `龙南市/成县区`.
+(`陇南市/成县/城关镇/东关村/site-01/cam-01`); a prefix covers a path only at a component
+boundary, so `陇南市/成县` never covers `陇南市/成县区`.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class GrantKit:
             holder_user="",
             holder_public_key=b"",
             camera_ids=frozenset(),
-            area_prefixes=("龙南市/成县",),
+            area_prefixes=("陇南市/成县",),
             resource_classes=frozenset(),
             footage_from_us=self.now_us - 2 * HOUR_US,
             footage_to_us=self.now_us + HOUR_US,

@@ -68,7 +68,7 @@ def test_camera_outside_scope(kit: GrantKit) -> None:
 def test_camera_outside_an_ancestors_area_is_out_of_scope(kit: GrantKit) -> None:
     county = Ed25519PrivateKey.generate()
     root = kit.root_link(
-        holder_public_key=raw_public_key(county), area_prefixes=("龙南市/成县/site-01",)
+        holder_public_key=raw_public_key(county), area_prefixes=("陇南市/成县/site-01",)
     )
     # The child names a camera id; statically allowed (the parent scopes by area), but the
     # camera really sits elsewhere: refused at use time.
@@ -145,7 +145,7 @@ def test_departments_see_class_ii_and_iii_city_wide_through_grants(kit: GrantKit
         (
             kit.root_link(
                 holder_org="gongan",
-                area_prefixes=("龙南市",),
+                area_prefixes=("陇南市",),
                 resource_classes=frozenset({"II", "III"}),
             ),
         )

@@ -65,7 +65,7 @@ def test_forged_signature_is_refused(kit: GrantKit) -> None:
 
 def test_altered_grant_bytes_break_the_signature(kit: GrantKit) -> None:
     link = kit.root_link()
-    wider = sign_grant(replace(link.body, area_prefixes=("龙南市",)), Ed25519PrivateKey.generate())
+    wider = sign_grant(replace(link.body, area_prefixes=("陇南市",)), Ed25519PrivateKey.generate())
     tampered = Link(wider.body, wider.raw, link.signature, link.key_id)
     refused(Reason.BAD_SIGNATURE, verify_chain, Chain((tampered,)), kit.anchors, kit.now_us, ())
 
@@ -107,8 +107,8 @@ def test_revoked_grant_and_revoked_ancestor(kit: GrantKit) -> None:
 @pytest.mark.parametrize(
     ("dimension", "overrides"),
     [
-        ("scope area", {"area_prefixes": ("龙南市",)}),
-        ("scope sibling area", {"area_prefixes": ("龙南市/武都区",)}),
+        ("scope area", {"area_prefixes": ("陇南市",)}),
+        ("scope sibling area", {"area_prefixes": ("陇南市/武都区",)}),
         ("resource class", {"resource_classes": frozenset({"III"})}),  # parent: II only
         ("window start", {"footage_from_us": -1}),
         ("window end", {"footage_to_us": None}),
@@ -155,7 +155,7 @@ def test_child_cameras_under_a_camera_scoped_parent_must_be_among_them(kit: Gran
     verify_chain(Chain((root, ok)), kit.anchors, kit.now_us, ())
     bad = kit.child_of(root, county, camera_ids=frozenset({"a", "b"}))
     refused(Reason.WIDENED, verify_chain, Chain((root, bad)), kit.anchors, kit.now_us, ())
-    area = kit.child_of(root, county, camera_ids=frozenset(), area_prefixes=("龙南市/成县",))
+    area = kit.child_of(root, county, camera_ids=frozenset(), area_prefixes=("陇南市/成县",))
     refused(Reason.WIDENED, verify_chain, Chain((root, area)), kit.anchors, kit.now_us, ())
 
 
@@ -227,7 +227,7 @@ def test_structurally_invalid_grants_are_refused_even_when_signed(kit: GrantKit)
         {"area_prefixes": (), "camera_ids": frozenset()},
         {"footage_to_us": kit.now_us - 3 * HOUR_US},
         {"operations": frozenset()},
-        {"area_prefixes": ("龙南市//成县",)},
+        {"area_prefixes": ("陇南市//成县",)},
     ]
     for overrides in cases:
         body = replace(kit.body(), **overrides)

@@ -22,7 +22,7 @@ PUB = raw_public_key(KEY)
 INFO = ExportInfo(
     "e1",
     "cam-1",
-    "龙南市/成县/s/cam-1",
+    "陇南市/成县/s/cam-1",
     0,
     40,
     "a" * 32,

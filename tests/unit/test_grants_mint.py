@@ -85,7 +85,7 @@ def test_another_organisations_camera_cannot_be_minted(kit: GrantKit) -> None:
         Reason.NOT_ENTITLED,
         mint,
         kit,
-        request(kit, camera_ids=frozenset(), area_prefixes=("龙南市/武都区",)),
+        request(kit, camera_ids=frozenset(), area_prefixes=("陇南市/武都区",)),
     )
 
 
@@ -97,7 +97,7 @@ def test_unknown_cameras_and_bad_requests(kit: GrantKit) -> None:
     refused(Reason.BAD_REQUEST, mint, kit, request(kit, camera_ids=frozenset()))
     refused(Reason.BAD_REQUEST, mint, kit, request(kit, not_before_us=kit.now_us - HOUR_US))
     refused(Reason.BAD_REQUEST, mint, kit, request(kit, holder_org="atlantis"), CITY_ADMIN)
-    refused(Reason.BAD_REQUEST, mint, kit, request(kit, area_prefixes=("龙南市/成县/",)))
+    refused(Reason.BAD_REQUEST, mint, kit, request(kit, area_prefixes=("陇南市/成县/",)))
 
 
 def test_roles_limit_operations_and_who_may_mint_for_whom(kit: GrantKit) -> None:
@@ -113,7 +113,7 @@ def test_roles_limit_operations_and_who_may_mint_for_whom(kit: GrantKit) -> None
 
 def test_departments_get_their_classes_filled_in(kit: GrantKit) -> None:
     admin = User("ga-admin", "gongan", Role.ADMIN)
-    req = request(kit, holder_org="gongan", camera_ids=frozenset(), area_prefixes=("龙南市",))
+    req = request(kit, holder_org="gongan", camera_ids=frozenset(), area_prefixes=("陇南市",))
     assert mint(kit, req, admin).resource_classes == frozenset({"II", "III"})
     refused(Reason.NOT_ENTITLED, mint, kit, replace(req, resource_classes=frozenset({"I"})), admin)
 
@@ -127,7 +127,7 @@ def test_delegation_narrows_and_refuses_widening(kit: GrantKit) -> None:
             holder_user="",
             holder_public_key=raw_public_key(county_key),
             camera_ids=frozenset(),
-            area_prefixes=("龙南市/成县",),
+            area_prefixes=("陇南市/成县",),
             operations=frozenset({PLAY, DOWN}),
             download_limit=3,
         ),
@@ -144,7 +144,7 @@ def test_delegation_narrows_and_refuses_widening(kit: GrantKit) -> None:
     refused(
         Reason.WIDENED, plan_child_grant, parent, too_long, kit.now_us, new_grant_id(), kit.policy
     )
-    elsewhere = replace(child_req, camera_ids=frozenset(), area_prefixes=("龙南市/武都区",))
+    elsewhere = replace(child_req, camera_ids=frozenset(), area_prefixes=("陇南市/武都区",))
     refused(
         Reason.WIDENED, plan_child_grant, parent, elsewhere, kit.now_us, new_grant_id(), kit.policy
     )

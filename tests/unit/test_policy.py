@@ -57,10 +57,10 @@ def test_the_city_sees_everything_and_owners_see_their_own() -> None:
 
 
 def test_area_entitlement_respects_classes() -> None:
-    assert area_entitled(POLICY, "gongan", "龙南市/成县", frozenset({"II"}))
-    assert not area_entitled(POLICY, "gongan", "龙南市/成县", frozenset())
-    assert area_entitled(POLICY, "chengxian", "龙南市/成县/镇", frozenset())
-    assert not area_entitled(POLICY, "chengxian", "龙南市", frozenset())
+    assert area_entitled(POLICY, "gongan", "陇南市/成县", frozenset({"II"}))
+    assert not area_entitled(POLICY, "gongan", "陇南市/成县", frozenset())
+    assert area_entitled(POLICY, "chengxian", "陇南市/成县/镇", frozenset())
+    assert not area_entitled(POLICY, "chengxian", "陇南市", frozenset())
 
 
 def test_roles() -> None:
@@ -71,12 +71,12 @@ def test_roles() -> None:
 
 
 def test_area_paths_match_on_component_boundaries() -> None:
-    assert area_within("龙南市/成县/x", "龙南市/成县")
-    assert not area_within("龙南市/成县区/x", "龙南市/成县")
+    assert area_within("陇南市/成县/x", "陇南市/成县")
+    assert not area_within("陇南市/成县区/x", "陇南市/成县")
     with pytest.raises(ValueError):
-        area_path("龙南市", "a/b")
+        area_path("陇南市", "a/b")
     with pytest.raises(ValueError):
-        area_path("龙南市", "")
+        area_path("陇南市", "")
 
 
 POLICY_TOML = """
