@@ -219,10 +219,35 @@ def default_components(config: ControllerConfig) -> list[Callable[[Controller], 
     return chosen
 
 
+def scheduler_components(
+    config: ControllerConfig,
+) -> tuple[Registration, Callable[[Controller], Component]]:
+    """The AgentControl gRPC service and the scheduler component (after the fleet: it sends
+    hold commands through it when present)."""
+    from controller.scheduler.options import SchedulerOptions
+    from controller.scheduler.wiring import fleet_of, scheduler_wiring
+
+    s = config.scheduler
+    options = SchedulerOptions(
+        topology_path=s.topology_file,
+        default_link_bps=s.default_link_bps,
+        root_bps=s.root_bps,
+        horizon_s=s.horizon_s,
+        hysteresis=s.hysteresis,
+        lease_grace_s=s.lease_grace_s,
+        replan_interval_s=s.replan_interval_s,
+    )
+    register, factory = scheduler_wiring(options, fleet=fleet_of)
+    return register, factory
+
+
 def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = None) -> int:
     """Build, start, wait for `stop`, shut down. Returns the process exit code."""
+    register, scheduler = scheduler_components(config)
     try:
-        controller = build_controller(config, clock or SystemClock(), default_components(config))
+        controller = build_controller(
+            config, clock or SystemClock(), [*default_components(config), scheduler], [register]
+        )
     except StartupError as exc:
         log.error("cannot start: %s", exc)
         return 1

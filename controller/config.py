@@ -45,7 +45,9 @@ class GrpcConfig(_Strict):
     ca_cert: str = ""
     # Handler threads; must exceed ingest.max_concurrent_uploads so QueryOffset and the
     # other services still get a thread while every upload slot is busy.
-    max_workers: int = Field(default=32, ge=2, le=1024)
+    # Each connected agent holds one worker for its StreamLeases stream: size for agents per
+    # replica + upload slots + margin.
+    max_workers: int = Field(default=256, ge=2, le=4096)
     # Largest single gRPC message accepted (a chunk plus framing).
     max_message_bytes: int = Field(default=4 * MiB + 64 * 1024, ge=64 * 1024, le=64 * MiB)
 
@@ -92,6 +94,18 @@ class RetentionConfig(_Strict):
     sweep_interval_s: float = Field(default=3600.0, ge=0.0, le=7 * 86400.0)
 
 
+class SchedulerConfig(_Strict):
+    # Link tree (TOML/JSON, see scheduler/topology_file.py); empty: every device gets its own
+    # default_link_bps uplink under one city root.
+    topology_file: str = ""
+    default_link_bps: int = Field(default=8_000_000, ge=8_000, le=10**13)
+    root_bps: int = Field(default=10_000_000_000, ge=8_000, le=10**13)
+    horizon_s: float = Field(default=10.0, ge=0.1, le=3600.0)
+    hysteresis: float = Field(default=0.1, ge=0.0, lt=1.0)
+    lease_grace_s: float = Field(default=5.0, ge=0.0, le=3600.0)
+    replan_interval_s: float = Field(default=5.0, ge=0.1, le=3600.0)
+
+
 class HttpConfig(_Strict):
     # The control-centre API, web console, /metrics and /play/ (false: gRPC and MQTT only).
     enabled: bool = True
@@ -115,6 +129,7 @@ class ControllerConfig(_Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:

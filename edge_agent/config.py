@@ -37,6 +37,8 @@ class CameraConfig(_Strict):
     container: Literal["ts", "mp4"] = "ts"
     # Folder sources: a file is complete when unchanged for this long.
     settle_seconds: float = Field(default=2.0, ge=0.0, le=600.0)
+    # The camera's policy keeps a cloud copy: its backlog is "archive", not "backfill".
+    archive: bool = False
 
     @field_validator("url")
     @classmethod
@@ -67,6 +69,10 @@ class UplinkConfig(_Strict):
     rate_bps: int = Field(default=8_000_000, ge=8_000)
     chunk_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=4 * 1024 * 1024)
     concurrency: int = Field(default=1, ge=1, le=8)
+    # leased: upload only what the controller's scheduler leases (the city plans its links);
+    # free: upload everything oldest first at rate_bps (a controller without a scheduler).
+    mode: Literal["leased", "free"] = "leased"
+    inventory_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
 
 
 class MqttConfig(_Strict):

@@ -59,7 +59,24 @@ def read_password(path: str) -> str:
 def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
     """Add the uplink and the health reporter the configuration asks for."""
     upload_rate: Callable[[], int] | None = None
-    if config.uplink.controller:
+    if config.uplink.controller and config.uplink.mode == "leased":
+        from edge_agent.leases import LeaseClientOptions, leased_uplink
+
+        leased, leases = leased_uplink(
+            config.device_id,
+            config.uplink,
+            agent.buffer,
+            clock,
+            agent.publish,
+            cameras=[c.id for c in config.cameras],
+            archive_cameras=[c.id for c in config.cameras if c.archive],
+            options=LeaseClientOptions(inventory_interval_s=config.uplink.inventory_interval_s),
+        )
+        agent.add_component(leased)
+        agent.add_component(leases)
+        upload_rate = RateMeter(lambda: leased.stats().bytes_sent, clock)
+        log.info("leased uplink to %s enabled", config.uplink.controller)
+    elif config.uplink.controller:
         from edge_agent.uplink import Uploader, open_client
 
         client = open_client(config.uplink, clock)

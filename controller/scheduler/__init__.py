@@ -6,4 +6,9 @@ Pure core (no I/O): `model` (plain data, errors), `topology` (validated, compile
 `planner` (current state, rejecting bad input whole), `inventory` (agent reports to demand).
 The city-scale simulation: `presets`, `workload`, `simulate`, `metrics`, `naive` (baseline),
 `report`; `cli` (the only I/O) registers `vigil-controller simulate`.
+
+In a running controller: `leases` (the lease book, delivery meter; pure), `wire` (Lease and
+Inventory messages), `options`, `service` (`SchedulerService`: plans, leases, reclaims,
+holds for footage requests), `upkeep` (its database work), `mailbox`, `grpc_service`
+(the AgentControl servicer) and `wiring` (how `serve` adds them to a controller).
 """

@@ -8,6 +8,9 @@ they were, so one faulty agent or one typo in an operator's change never disturb
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
+
 from controller.scheduler.hysteresis import stabilise
 from controller.scheduler.model import DemandError, DeviceDemand
 from controller.scheduler.plan import Plan, PlanConfig, plan
@@ -58,6 +61,15 @@ class Planner:
     def forget(self, device_id: str) -> None:
         """Drop a device's demand (it went offline); unknown ids are ignored."""
         self._demands.pop(device_id, None)
+
+    def release(self, device_ids: Iterable[str]) -> None:
+        """Drop these devices' share of the plan in force (their lease finished, expired or
+        died with the connection): the next replan gives them a fresh plan and a new lease
+        instead of keeping the old one through hysteresis."""
+        drop = set(device_ids) & self._plan.devices.keys()
+        if drop:
+            kept = {d: p for d, p in self._plan.devices.items() if d not in drop}
+            self._plan = replace(self._plan, devices=kept)
 
     def replan(self, now_us: int) -> frozenset[str]:
         """Plan afresh at `now_us`; returns the devices whose leases must change."""

@@ -44,30 +44,78 @@ class BacklogEntry(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., bytes: _Optional[int] = ..., segments: _Optional[int] = ..., oldest_start_unix_us: _Optional[int] = ..., evict_at_unix_us: _Optional[int] = ...) -> None: ...
 
 class SegmentRef(_message.Message):
-    __slots__ = ("segment_id", "camera_id", "start_unix_us", "size_bytes", "traffic_class")
+    __slots__ = ("segment_id", "camera_id", "start_unix_us", "size_bytes", "traffic_class", "duration_us")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     START_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    DURATION_US_FIELD_NUMBER: _ClassVar[int]
     segment_id: str
     camera_id: str
     start_unix_us: int
     size_bytes: int
     traffic_class: _common_pb2.TrafficClass
-    def __init__(self, segment_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., start_unix_us: _Optional[int] = ..., size_bytes: _Optional[int] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ...) -> None: ...
+    duration_us: int
+    def __init__(self, segment_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., start_unix_us: _Optional[int] = ..., size_bytes: _Optional[int] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., duration_us: _Optional[int] = ...) -> None: ...
+
+class HoldSpec(_message.Message):
+    __slots__ = ("hold_tag", "camera_id", "range", "traffic_class", "case_id")
+    HOLD_TAG_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    hold_tag: str
+    camera_id: str
+    range: _common_pb2.TimeRange
+    traffic_class: _common_pb2.TrafficClass
+    case_id: str
+    def __init__(self, hold_tag: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., case_id: _Optional[str] = ...) -> None: ...
+
+class MissingRange(_message.Message):
+    __slots__ = ("camera_id", "range", "reason")
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    camera_id: str
+    range: _common_pb2.TimeRange
+    reason: str
+    def __init__(self, camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class HoldStatus(_message.Message):
+    __slots__ = ("hold_tag", "camera_id", "range", "unsent_segments", "unsent_bytes", "recorded_until_unix_us", "missing", "unknown_camera")
+    HOLD_TAG_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    UNSENT_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    UNSENT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_UNTIL_UNIX_US_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_CAMERA_FIELD_NUMBER: _ClassVar[int]
+    hold_tag: str
+    camera_id: str
+    range: _common_pb2.TimeRange
+    unsent_segments: int
+    unsent_bytes: int
+    recorded_until_unix_us: int
+    missing: _containers.RepeatedCompositeFieldContainer[MissingRange]
+    unknown_camera: bool
+    def __init__(self, hold_tag: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., unsent_segments: _Optional[int] = ..., unsent_bytes: _Optional[int] = ..., recorded_until_unix_us: _Optional[int] = ..., missing: _Optional[_Iterable[_Union[MissingRange, _Mapping]]] = ..., unknown_camera: _Optional[bool] = ...) -> None: ...
 
 class Inventory(_message.Message):
-    __slots__ = ("device_id", "reported_unix_us", "backlog", "unsent")
+    __slots__ = ("device_id", "reported_unix_us", "backlog", "unsent", "holds")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     REPORTED_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     BACKLOG_FIELD_NUMBER: _ClassVar[int]
     UNSENT_FIELD_NUMBER: _ClassVar[int]
+    HOLDS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     reported_unix_us: int
     backlog: _containers.RepeatedCompositeFieldContainer[BacklogEntry]
     unsent: _containers.RepeatedCompositeFieldContainer[SegmentRef]
-    def __init__(self, device_id: _Optional[str] = ..., reported_unix_us: _Optional[int] = ..., backlog: _Optional[_Iterable[_Union[BacklogEntry, _Mapping]]] = ..., unsent: _Optional[_Iterable[_Union[SegmentRef, _Mapping]]] = ...) -> None: ...
+    holds: _containers.RepeatedCompositeFieldContainer[HoldStatus]
+    def __init__(self, device_id: _Optional[str] = ..., reported_unix_us: _Optional[int] = ..., backlog: _Optional[_Iterable[_Union[BacklogEntry, _Mapping]]] = ..., unsent: _Optional[_Iterable[_Union[SegmentRef, _Mapping]]] = ..., holds: _Optional[_Iterable[_Union[HoldStatus, _Mapping]]] = ...) -> None: ...
 
 class InventoryAck(_message.Message):
     __slots__ = ("plan_version",)
@@ -82,18 +130,24 @@ class LeaseStreamRequest(_message.Message):
     def __init__(self, device_id: _Optional[str] = ...) -> None: ...
 
 class Lease(_message.Message):
-    __slots__ = ("lease_id", "segments", "rate_bps", "expires_unix_us", "traffic_class")
+    __slots__ = ("lease_id", "segments", "rate_bps", "expires_unix_us", "traffic_class", "holds", "holds_complete", "plan_version")
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     RATE_BPS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    HOLDS_FIELD_NUMBER: _ClassVar[int]
+    HOLDS_COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
     lease_id: str
     segments: _containers.RepeatedCompositeFieldContainer[SegmentRef]
     rate_bps: int
     expires_unix_us: int
     traffic_class: _common_pb2.TrafficClass
-    def __init__(self, lease_id: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[SegmentRef, _Mapping]]] = ..., rate_bps: _Optional[int] = ..., expires_unix_us: _Optional[int] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ...) -> None: ...
+    holds: _containers.RepeatedCompositeFieldContainer[HoldSpec]
+    holds_complete: bool
+    plan_version: int
+    def __init__(self, lease_id: _Optional[str] = ..., segments: _Optional[_Iterable[_Union[SegmentRef, _Mapping]]] = ..., rate_bps: _Optional[int] = ..., expires_unix_us: _Optional[int] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., holds: _Optional[_Iterable[_Union[HoldSpec, _Mapping]]] = ..., holds_complete: _Optional[bool] = ..., plan_version: _Optional[int] = ...) -> None: ...
 
 class LeaseReport(_message.Message):
     __slots__ = ("lease_id", "done_segment_ids", "failed_segment_ids")

@@ -1,0 +1,45 @@
+"""A one-slot mailbox between the scheduler and one agent's lease stream.
+
+Every lease message carries the device's whole current state (lease and holds), so only
+the newest matters: `put` replaces whatever was not sent yet. A slow or stalled stream can
+therefore never make the controller queue without bound, and never receives stale leases.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Mailbox(Generic[T]):
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+        self.replaced = 0  # messages overwritten before they were sent
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: T) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.replaced += 1
+            self._item = item
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> T | None:
+        """The newest unsent item, waiting up to `timeout` s; None on timeout or close."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return None if self._closed else item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()

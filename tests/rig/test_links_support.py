@@ -1,0 +1,83 @@
+"""The link rig's controller process (no tests in here).
+
+    python -m tests.rig.test_links_support --data-dir D --listen 192.0.2.1:P \\
+        --topology T.toml --snapshot S.json [--horizon-s 3]
+
+A real controller (mutual-TLS gRPC, SQLite, local object store) with the scheduler wired in
+as `serve` will wire it, run inside the rig's controller namespace. Every 0.25 s it writes
+the scheduler's snapshot (plan rates, leases, delivered rates per link) to S.json
+atomically, so the test can compare what was planned with what the links delivered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from controller.app import build_controller
+from controller.clock import SystemClock
+from controller.config import ControllerConfig
+from controller.scheduler.service import SchedulerOptions, SchedulerService
+from controller.scheduler.wiring import scheduler_wiring
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--listen", required=True)
+    p.add_argument("--topology", required=True)
+    p.add_argument("--snapshot", type=Path, required=True)
+    p.add_argument("--horizon-s", type=float, default=3.0)
+    p.add_argument("--lease-grace-s", type=float, default=1.0)
+    args = p.parse_args()
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = SchedulerOptions(
+        topology_path=args.topology,
+        horizon_s=args.horizon_s,
+        evidence_horizon_s=1.0,
+        lease_grace_s=args.lease_grace_s,
+        tick_s=0.1,
+        replan_interval_s=args.horizon_s / 2,
+        progress_interval_s=0.25,
+        delivery_window_s=5.0,
+    )
+    register, factory = scheduler_wiring(options)
+    made: list[SchedulerService] = []
+
+    def component(ctl: object) -> SchedulerService:
+        made.append(factory(ctl))  # type: ignore[arg-type]
+        return made[0]
+
+    config = ControllerConfig.model_validate(
+        {"data_dir": args.data_dir, "grpc": {"listen": args.listen}}
+    )
+    controller = build_controller(config, SystemClock(), [component], [register])
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    controller.start()
+    try:
+        while not stop.wait(0.25):
+            data = dataclasses.asdict(made[0].snapshot())
+            tmp = args.snapshot.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, args.snapshot)
+    finally:
+        controller.stop(grace_s=1.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
