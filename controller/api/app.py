@@ -26,7 +26,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from controller.api.deps import ApiDeps
 from controller.api.errors import ApiError, error_response, status_for
 from controller.api.metrics import Metrics, route_family
-from controller.api.routes import audit, auth, catalog, exports, fleet, grants, play, web
+from controller.api.routes import (
+    audit,
+    auth,
+    catalog,
+    exports,
+    fleet,
+    footage,
+    grants,
+    play,
+    scheduler,
+    web,
+)
 from controller.audit.log import AuditError
 from controller.catalog import CatalogError, CatalogUnavailableError
 from controller.grants.errors import GrantRefused
@@ -143,7 +154,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         redoc_url=None,
     )
     app.state.deps = deps
-    for module in (auth, catalog, grants, exports, fleet, audit, play, web):
+    for module in (auth, catalog, grants, exports, fleet, footage, scheduler, audit, play, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=deps.web_dir, check_dir=False), name="static")
     _install_handlers(app, deps.metrics)

@@ -13,6 +13,7 @@ role change takes effect on the next request.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Protocol
@@ -32,7 +33,11 @@ from controller.fleet.monitor import DeviceRecord
 from controller.fleet.ratelimit import RatePolicy
 from controller.grants.policy import Policy, User
 from controller.grants.service import GrantService
+from controller.jobs import JobService
 from controller.playback.service import PlaybackService
+from controller.scheduler.leases import LinkDelivery
+from controller.scheduler.topology import Topology
+from controller.scheduler.upkeep import Snapshot
 from controller.storage import ObjectStore
 from controller.users.sessions import SessionError, check_session
 from controller.users.store import UserStore
@@ -53,6 +58,19 @@ class FleetView(Protocol):
     def history(self, device_id: str) -> list[HealthPoint]: ...
 
 
+class SchedulerView(Protocol):
+    """What the API calls on `controller.scheduler.service.SchedulerService`."""
+
+    def poke(self) -> None: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+    def delivery(self) -> list[LinkDelivery]: ...
+
+    @property
+    def topology(self) -> Topology: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     session_ttl_s: float = 8 * 3600.0
@@ -68,7 +86,10 @@ class ApiSettings:
 
 @dataclass
 class ApiDeps:
-    """Everything the HTTP layer calls. `fleet` is None when the MQTT fleet view is not run."""
+    """Everything the HTTP layer calls. `fleet` is None when the MQTT fleet view is not run;
+    `jobs` None answers footage requests with 503. The scheduler is `scheduler`, or else
+    whatever `scheduler_lookup` finds at request time (in `serve` the scheduler component
+    is built after the HTTP one), or None: scheduler views answer 503."""
 
     catalog: Catalog
     store: ObjectStore
@@ -86,6 +107,14 @@ class ApiDeps:
     metrics: Metrics = field(default_factory=Metrics)
     login_limiter: RefusalLimiter | None = None
     segment_limiter: RefusalLimiter | None = None
+    jobs: JobService | None = None
+    scheduler: SchedulerView | None = None
+    scheduler_lookup: Callable[[], SchedulerView | None] | None = None
+
+    def current_scheduler(self) -> SchedulerView | None:
+        if self.scheduler is not None:
+            return self.scheduler
+        return self.scheduler_lookup() if self.scheduler_lookup is not None else None
 
     def __post_init__(self) -> None:
         if self.login_limiter is None:

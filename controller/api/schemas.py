@@ -177,3 +177,95 @@ class ExportRequest(_Request):
     camera_id: str = Field(max_length=128)
     from_us: int
     to_us: int
+
+
+# --- footage requests (jobs) and the scheduler ----------------------------------------------
+
+
+class FootageCreate(_Request):
+    """A footage request. Camera count and case id are checked by the route (audited), so
+    they are deliberately loose here; the body size limit bounds the list."""
+
+    cameras: list[str] = Field(min_length=1, max_length=1000)
+    from_us: int
+    to_us: int
+    deadline_us: int
+    case_id: str = Field(default="", max_length=256)
+    traffic_class: str = Field(default="evidence", max_length=16)
+
+
+class GoneOut(BaseModel):
+    camera_id: str
+    start_us: int
+    end_us: int
+    reason: str
+
+
+class CameraStatusOut(BaseModel):
+    camera_id: str
+    device_id: str
+    complete: bool
+    waiting: str
+
+
+class JobOut(BaseModel):
+    job_id: str
+    case_id: str
+    cameras: list[str]
+    from_us: int
+    to_us: int
+    traffic_class: str
+    deadline_us: int
+    state: str
+    created_at_us: int
+    updated_at_us: int
+    finished_at_us: int
+    requested_by: str
+    bytes_done: int
+    bytes_total: int
+    segments_done: int
+    segments_total: int
+    percent: float
+    eta_us: int  # 0: unknown yet
+    detail: str
+    gone: list[GoneOut]
+    cameras_status: list[CameraStatusOut]
+
+
+class JobSegmentOut(BaseModel):
+    segment_id: str
+    camera_id: str
+    start_us: int
+    duration_us: int
+    size_bytes: int
+    state: str
+
+
+class DevicePlanOut(BaseModel):
+    device_id: str
+    connected: bool
+    link_id: str
+    rates_bps: dict[str, int]
+    planned_bps: int
+    delivered_bps: int
+    lease_id: str
+    lease_segments: int
+    lease_expires_us: int
+
+
+class LinkOut(BaseModel):
+    link_id: str
+    capacity_bps: int
+    planned_bps: int
+    delivered_bps: int
+    ratio: float | None  # delivered / planned; None when nothing is planned
+    saturated: bool
+
+
+class PlanOut(BaseModel):
+    at_us: int
+    plan_version: int
+    devices: list[DevicePlanOut]
+    links: list[LinkOut]
+    saturated_links: list[str]
+    counters: dict[str, int]

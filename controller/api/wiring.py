@@ -6,7 +6,9 @@
 
 The fleet view is found among the components built before it (a `FleetComponent`, whose
 service exists only once started: `ComponentFleet` reads it lazily); without one the API
-lists devices from the catalog and answers /alerts with 503.
+lists devices from the catalog and answers /alerts with 503. Footage requests always run
+(JobService on the catalog's database); the scheduler is found among the components at
+request time (`find_scheduler`), the scheduler views answering 503 without one.
 
 The sharing keys must exist in `<data_dir>/keys` (`vigil-controller keys --data-dir D`): they
 are never created here, because replicas sharing a database must share the same keys, and a
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from controller.api.app import create_app
 from controller.api.component import HttpComponent
-from controller.api.deps import ApiDeps, ApiSettings, FleetView
+from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView
 from controller.audit.log import AuditLog
 from controller.exports.service import ExportService
 from controller.fleet.alerts import Alert
@@ -29,6 +31,7 @@ from controller.fleet.monitor import DeviceRecord
 from controller.grants.keys import KeyFileError, load_keys
 from controller.grants.policy import Policy, default_policy
 from controller.grants.service import GrantService
+from controller.jobs import JobService
 from controller.playback.service import PlaybackService
 from controller.users.sessions import derive_session_key
 from controller.users.store import UserStore
@@ -68,6 +71,17 @@ def find_fleet(controller: Controller) -> FleetView | None:
     return None
 
 
+def find_scheduler(controller: Controller) -> SchedulerView | None:
+    """The controller's SchedulerService, looked up when asked: `run()` appends the
+    scheduler component after the HTTP one, so it is not there when the API is built."""
+    from controller.scheduler.service import SchedulerService
+
+    for component in controller.components:
+        if isinstance(component, SchedulerService):
+            return component
+    return None
+
+
 def api_deps(
     controller: Controller,
     *,
@@ -100,6 +114,8 @@ def api_deps(
         export_dir=config.data_path / "exports-outgoing",
         fleet=fleet,
         settings=settings or ApiSettings(),
+        jobs=JobService(controller.catalog, controller.clock),
+        scheduler_lookup=lambda: find_scheduler(controller),
     )
 
 
