@@ -10,8 +10,12 @@ chunks. Two servers, each in its own process, take turns:
 
 Each round uploads the same number of bytes to each; servers alternate so both see the same
 machine load, and the best round of each counts (the least disturbed by other work on a
-shared machine). The last printed line is one JSON object with `ingest_mb_s`,
-`bare_grpc_mb_s` and `ratio` (goal: ratio >= 0.8).
+shared machine). Each round also records the CPU time the server process and the clients
+spent per MB: unlike wall-clock rates it does not depend on what else the machine runs.
+The last printed line is one JSON object with `ingest_mb_s`, `bare_grpc_mb_s` and `ratio`
+(goal: ratio >= 0.8), `cpu_ratio` (bare CPU per MB over ingest CPU per MB, clients
+included: the ratio to expect on a quiet machine when both are CPU-bound), and the CPU per
+MB of each server and of the clients.
 
     python -m bench.ingest --quick
 """
@@ -36,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 
 MiB = 1024 * 1024
 SEGMENT_BYTES = 5_000_000  # 10 s at 4 Mbit/s
@@ -123,6 +128,7 @@ class Server:
         if not self._parent.poll(60):
             raise RuntimeError(f"{kind} server did not start")
         self.port: int = self._parent.recv()
+        self.ps = psutil.Process(self.proc.pid)
 
     def stop(self) -> None:
         self._parent.send("stop")
@@ -193,10 +199,38 @@ def _agent(port: int, creds: Creds, segments: int, data: bytes, chain: Chain) ->
     return sent
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round's wall-clock rate and the CPU both sides spent per MB (10^6 bytes)."""
+
+    mb_s: float
+    server_cpu_ms_per_mb: float
+    client_cpu_ms_per_mb: float
+
+    @property
+    def cpu_ms_per_mb(self) -> float:
+        return self.server_cpu_ms_per_mb + self.client_cpu_ms_per_mb
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return float(t.user + t.system)
+
+
 def _round(
-    port: int, creds: list[Creds], segments: int, payloads: list[bytes], chains: list[Chain]
-) -> float:
-    """All agents at once; returns MB/s (10^6 bytes per second)."""
+    server: psutil.Process,
+    port: int,
+    creds: list[Creds],
+    segments: int,
+    payloads: list[bytes],
+    chains: list[Chain],
+) -> Round:
+    """All agents at once; wall-clock MB/s and CPU ms per MB of the server and the clients.
+
+    CPU time is what the work costs whatever else runs on the machine, so it stays
+    comparable when other jobs steal cores (wall-clock rates do not).
+    """
+    me = psutil.Process()
     barrier = threading.Barrier(len(creds) + 1)
 
     def run(i: int) -> int:
@@ -206,10 +240,37 @@ def _round(
     with ThreadPoolExecutor(len(creds)) as pool:
         futures = [pool.submit(run, i) for i in range(len(creds))]
         barrier.wait()
-        t0 = time.perf_counter()
+        t0, server0, client0 = time.perf_counter(), _cpu_s(server), _cpu_s(me)
         total = sum(f.result() for f in futures)
         elapsed = time.perf_counter() - t0
-    return total / elapsed / 1e6
+        server_s, client_s = _cpu_s(server) - server0, _cpu_s(me) - client0
+    mb = total / 1e6
+    return Round(mb / elapsed, 1000 * server_s / mb, 1000 * client_s / mb)
+
+
+def summary(ingest: list[Round], bare: list[Round]) -> dict[str, Any]:
+    """The result line: best wall-clock round of each, and the CPU-based comparison.
+
+    `cpu_ratio` is bare CPU per MB over ingest CPU per MB (server + clients, the least of
+    each side's rounds): the wall-clock ratio to expect when both are CPU-bound on a quiet
+    machine, and far less sensitive to other jobs than `ratio`.
+    """
+    best_i, best_b = max(r.mb_s for r in ingest), max(r.mb_s for r in bare)
+    cpu_i, cpu_b = min(r.cpu_ms_per_mb for r in ingest), min(r.cpu_ms_per_mb for r in bare)
+    return {
+        "ingest_mb_s": round(best_i, 1),
+        "bare_grpc_mb_s": round(best_b, 1),
+        "ratio": round(best_i / best_b, 3),
+        "cpu_ratio": round(cpu_b / cpu_i, 3),
+        "ingest_server_cpu_ms_per_mb": round(min(r.server_cpu_ms_per_mb for r in ingest), 2),
+        "bare_server_cpu_ms_per_mb": round(min(r.server_cpu_ms_per_mb for r in bare), 2),
+        "client_cpu_ms_per_mb": round(min(r.client_cpu_ms_per_mb for r in ingest + bare), 2),
+        "agents": AGENTS,
+        "segment_bytes": SEGMENT_BYTES,
+        "chunk_bytes": CHUNK,
+        "ingest_rounds_mb_s": [round(r.mb_s, 1) for r in ingest],
+        "bare_rounds_mb_s": [round(r.mb_s, 1) for r in bare],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,15 +289,21 @@ def main(argv: list[str] | None = None) -> int:
         first_us = time.time_ns() // 1000 - 86_400_000_000
         chains = {k: [Chain(first_us) for _ in range(AGENTS)] for k in ("ingest", "bare")}
         servers = {"ingest": Server("ingest", work), "bare": Server("bare", work)}
-        results: dict[str, list[float]] = {"ingest": [], "bare": []}
+        results: dict[str, list[Round]] = {"ingest": [], "bare": []}
         try:
             for kind in ("bare", "ingest"):  # warm-up: TLS sessions, threads, caches
-                _round(servers[kind].port, creds, 1, payloads, chains[kind])
+                s = servers[kind]
+                _round(s.ps, s.port, creds, 1, payloads, chains[kind])
             for r in range(rounds):
                 for kind in ("bare", "ingest") if r % 2 == 0 else ("ingest", "bare"):
-                    mb_s = _round(servers[kind].port, creds, segments, payloads, chains[kind])
-                    results[kind].append(mb_s)
-                    print(f"round {r + 1} {kind:6s} {mb_s:7.1f} MB/s")
+                    s = servers[kind]
+                    res = _round(s.ps, s.port, creds, segments, payloads, chains[kind])
+                    results[kind].append(res)
+                    print(
+                        f"round {r + 1} {kind:6s} {res.mb_s:7.1f} MB/s  cpu ms/MB: "
+                        f"server {res.server_cpu_ms_per_mb:5.2f} "
+                        f"client {res.client_cpu_ms_per_mb:5.2f}"
+                    )
         finally:
             for server in servers.values():
                 server.stop()
@@ -246,26 +313,12 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError(f"{stored} objects stored, expected {expected}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    ingest, bare = max(results["ingest"]), max(results["bare"])
-    total_mb = AGENTS * segments * SEGMENT_BYTES / 1e6
     print(
         f"{AGENTS} agents x {segments} segments x {SEGMENT_BYTES / 1e6:.0f} MB "
-        f"({total_mb:.0f} MB per round), {rounds} rounds each, best round counts"
+        f"({AGENTS * segments * SEGMENT_BYTES / 1e6:.0f} MB per round), {rounds} rounds each, "
+        "best round counts"
     )
-    print(
-        json.dumps(
-            {
-                "ingest_mb_s": round(ingest, 1),
-                "bare_grpc_mb_s": round(bare, 1),
-                "ratio": round(ingest / bare, 3),
-                "agents": AGENTS,
-                "segment_bytes": SEGMENT_BYTES,
-                "chunk_bytes": CHUNK,
-                "ingest_rounds_mb_s": [round(x, 1) for x in results["ingest"]],
-                "bare_rounds_mb_s": [round(x, 1) for x in results["bare"]],
-            }
-        )
-    )
+    print(json.dumps(summary(results["ingest"], results["bare"])))
     return 0
 
 

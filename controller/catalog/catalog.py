@@ -314,6 +314,31 @@ class Catalog(RetentionCatalog):
                 )
             )
 
+    def clear_flag(self, segment_id: str) -> bool:
+        """Clear a stored segment's current flag: later evidence proved its chain link.
+
+        Ingest calls it when a late-arriving segment turns out to be the missing predecessor
+        a `gap` flag was waiting for. `flag` and `flag_detail` become empty and `chain_ok`
+        true; the flag history (`flags()`) is left as it was, so the fact that the segment
+        was once flagged stays on record. Returns False when the segment had no flag (a
+        no-op, so a retried heal is harmless); UnknownSegmentError if the id is not stored.
+        """
+        check_id(segment_id, "segment_id")
+        with self._write("clear flag") as conn:
+            flag = conn.execute(
+                select(col(Segment.flag)).where(col(Segment.segment_id) == segment_id)
+            ).scalar()
+            if flag is None:
+                raise UnknownSegmentError(f"segment {segment_id} is not in the catalog")
+            if not flag:
+                return False
+            conn.execute(
+                update(Segment)
+                .where(col(Segment.segment_id) == segment_id)
+                .values(flag="", flag_detail="", chain_ok=True)
+            )
+        return True
+
     def flags(self, camera_id: str | None = None) -> list[FlagRow]:
         """Every flag ever raised (newest last), for one camera or all."""
         query = select(SegmentFlag).order_by(col(SegmentFlag.id))

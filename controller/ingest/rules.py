@@ -288,8 +288,10 @@ def decide_chain(
       ends well before this starts (the named one may still come), CHAIN_BREAK when they are
       back to back (nothing can be missing in between, so the link is false).
     - A following segment whose prev_sha256 is not this one's hash while the two are back to
-      back also makes this one CHAIN_BREAK; when it *is* this hash, its GAP/CHAIN_BREAK flag
-      is healed.
+      back also makes this one CHAIN_BREAK; when it *is* this hash, its GAP flag is healed:
+      this is the predecessor it was waiting for. A CHAIN_BREAK is never healed here: it may
+      be about the following segment's *own* successor (a later link that contradicted it),
+      which this arrival proves nothing about, and a tamper signal is for operators to clear.
     """
     flag = ChainFlag.OK
     if previous is None:
@@ -303,7 +305,7 @@ def decide_chain(
     heal: str | None = None
     if following is not None:
         if following.prev_sha256 == h.sha256:
-            if following.flag:
+            if following.flag == ChainFlag.GAP:
                 heal = following.segment_id
         elif _touching(h.end_us, following.start_us):
             flag = ChainFlag.CHAIN_BREAK

@@ -2,13 +2,21 @@
 
 Layout: `<root>/<device_id>/<segment_id>.part` (the bytes received so far) and `.json` (the
 header they belong to). Per-device directories keep one device's staging from touching
-another's even when segment ids collide. The part file is written with unbuffered `write()`
-calls, so after a controller crash (even kill -9) the kernel still holds every byte that was
-acknowledged to the filesystem, and the file size *is* the resume offset. Power loss can
+another's even when segment ids collide. Chunks go to the part file as they arrive (with
+O_DIRECT, direct.py, only the last partial block waits in memory), so after a controller
+crash (even kill -9) the file holds what was received but for at most that block, and the
+file size *is* the resume offset: it never covers a byte that was not received. Power loss can
 leave a torn tail; that is caught by the SHA-256 check at the end, which discards the staging
 (the agent then re-sends from 0). The hash state is not persisted: a resumed stream rehashes
 the kept prefix from disk, which costs a read of bytes already on this machine, not the
-village uplink.
+village uplink. Nothing is fsynced here: a verified part file is handed to the object store,
+which makes it durable once, at commit (for the local store by linking this very inode into
+place, so no byte is copied).
+
+A crash between that link and the catalog row leaves the part file sharing its inode with
+the stored object. The agent's retry then resumes from the staged size and nothing is
+written; a resume from a *lower* offset would truncate the object through the shared inode,
+so such a part file is first copied to a private one (`_unshare`), a rare crash-path cost.
 """
 
 from __future__ import annotations
@@ -21,23 +29,32 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from controller.ingest.direct import BufferPool, DirectAppender, open_direct
 from controller.ingest.rules import Header, OffsetPlan, StagingAction
 
 _READ = 4 * 1024 * 1024
 
 
 class StagedUpload:
-    """One open staging file: appends chunks and hashes them as they arrive."""
+    """One open staging file: appends chunks and hashes them as they arrive.
 
-    def __init__(self, part: Path, start: int) -> None:
+    With a buffer pool the bytes go through O_DIRECT (direct.py), else plain `write()`s.
+    `close()` must succeed before the file is complete (it writes the last partial block).
+    """
+
+    def __init__(self, part: Path, start: int, pool: BufferPool | None = None) -> None:
         self.path = part
         self._hash = hashlib.sha256()
-        flags = os.O_RDWR | os.O_CREAT
-        self._fd = os.open(part, flags, 0o600)
+        self._direct: DirectAppender | None = None
+        self._fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             os.ftruncate(self._fd, start)
             self._rehash(start)
             os.lseek(self._fd, start, os.SEEK_SET)
+            if pool is not None:
+                direct_fd = open_direct(part)
+                if direct_fd is not None:
+                    self._direct = DirectAppender(direct_fd, self._fd, start, pool)
         except BaseException:
             os.close(self._fd)
             raise
@@ -54,27 +71,45 @@ class StagedUpload:
             left -= len(data)
 
     def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
-        self._hash.update(chunk)
+        if self._direct is not None:
+            self._direct.write(chunk)
+        else:
+            view = memoryview(chunk)
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        self._hash.update(chunk)  # releases the GIL for large buffers
         self.received += len(chunk)
 
     def sha256_hex(self) -> str:
         return self._hash.hexdigest()
 
+    def size_on_disk(self) -> int:
+        """The staged file's size (after `close`, every received byte is in it)."""
+        return self.path.stat().st_size
+
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        """Write what is still buffered and close; OSError if that write failed."""
+        try:
+            if self._direct is not None:
+                direct, self._direct = self._direct, None
+                direct.close()
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
 
 class Staging:
-    """The staging directory of one controller."""
+    """The staging directory of one controller.
 
-    def __init__(self, root: Path) -> None:
+    `direct_io` False writes through the page cache (every byte reaches the kernel as it
+    arrives); True (the default) uses O_DIRECT where the filesystem allows it.
+    """
+
+    def __init__(self, root: Path, direct_io: bool = True) -> None:
         self.root = root
+        self._pool = BufferPool() if direct_io else None
 
     def _paths(self, device_id: str, segment_id: str) -> tuple[Path, Path]:
         base = self.root / device_id
@@ -97,12 +132,15 @@ class Staging:
         if plan.action is StagingAction.FRESH:
             part.unlink(missing_ok=True)
             _write_json(meta, asdict(header) | {"offset": 0, "lease_id": ""})
-        return StagedUpload(part, plan.start)
+        else:
+            _unshare(part, plan.start)
+        return StagedUpload(part, plan.start, self._pool)
 
     def discard(self, device_id: str, segment_id: str) -> None:
         part, meta = self._paths(device_id, segment_id)
         part.unlink(missing_ok=True)
         meta.unlink(missing_ok=True)
+        part.with_suffix(".part.tmp").unlink(missing_ok=True)  # an interrupted `_unshare`
 
     def entries(self) -> Iterator[tuple[str, str, float]]:
         """(device_id, segment_id, mtime) of every staged upload (for recovery and sweeping)."""
@@ -127,6 +165,29 @@ class Staging:
                 self.discard(device_id, segment_id)
                 removed += 1
         return removed
+
+
+def _unshare(part: Path, keep: int) -> None:
+    """Give a part file that is also a stored object (a hard link) an inode of its own,
+    before anything could change it: a resume from below its end truncates and rewrites.
+    A linked part is always complete, so resuming at its end writes nothing: no copy."""
+    try:
+        st = part.stat()
+    except FileNotFoundError:
+        return
+    if st.st_nlink < 2 or keep >= st.st_size:
+        return
+    tmp = part.with_suffix(".part.tmp")
+    try:
+        with open(part, "rb") as src, open(tmp, "wb") as out:
+            left = keep
+            while left > 0 and (data := src.read(min(_READ, left))):
+                out.write(data)
+                left -= len(data)
+        os.replace(tmp, part)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

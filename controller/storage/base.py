@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 MAX_KEY_BYTES = 1024  # the S3 limit
 MAX_COMPONENT_BYTES = 255  # a file name on every local filesystem we deploy on
@@ -86,6 +86,34 @@ class ObjectStore(Protocol):
     def presigned_get(self, key: str, expires_s: int) -> str | None:
         """A URL anyone can GET for `expires_s` seconds, or None if the backend has none."""
         ...
+
+
+@runtime_checkable
+class AdoptingStore(Protocol):
+    """A store that can take over a file the caller is done with instead of copying it.
+
+    Optional: only backends that can do better than `put_file` implement it (the local
+    directory links the file into place). Callers go through `put_owned_file`, which falls
+    back to `put_file` for every other backend.
+    """
+
+    def adopt_file(self, key: str, path: Path, sha256_hex: str) -> None:
+        """Same contract as `put_file` (atomic, durable, replaces, hash kept with the object),
+        but the caller hands `path` over: it must never modify that file again (it may still
+        read it or delete its name). The store may keep the very same inode as the object."""
+        ...
+
+
+def put_owned_file(store: ObjectStore, key: str, path: Path, sha256_hex: str) -> None:
+    """Store a file its caller will not modify again (a finished, verified upload).
+
+    Backends that can adopt the file do so (no copy of the bytes); the others `put_file` it.
+    Either way the object is durable when this returns, and the caller deletes `path`.
+    """
+    if isinstance(store, AdoptingStore):
+        store.adopt_file(key, path, sha256_hex)
+    else:
+        store.put_file(key, path, sha256_hex)
 
 
 def check_component(value: str, what: str) -> str:

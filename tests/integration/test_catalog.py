@@ -257,6 +257,34 @@ def test_flags_and_conflicts_are_recorded_and_visible(catalog: Catalog):
     assert len(catalog.flags()) == 2
 
 
+def test_clear_flag_heals_the_segment_and_keeps_the_history(catalog: Catalog):
+    catalog.add_segments([make_row("cam1", 0), make_row("cam1", 2)])
+    catalog.flag_segment("cam1-000002", "gap", "prev_sha256 names a segment not in the catalog")
+    assert catalog.clear_flag("cam1-000002") is True
+    seg = catalog.get_segment("cam1-000002")
+    assert seg is not None and (seg.flag, seg.flag_detail, seg.chain_ok) == ("", "", True)
+    # the history still says it was flagged once
+    assert [(f.segment_id, f.flag) for f in catalog.flags("cam1")] == [("cam1-000002", "gap")]
+    # a broken link is cleared the same way (chain_ok back to true)
+    catalog.flag_segment("cam1-000000", "chain_break", "contradicted")
+    assert catalog.clear_flag("cam1-000000") is True
+    seg = catalog.get_segment("cam1-000000")
+    assert seg is not None and seg.chain_ok and seg.flag == ""
+    # nothing to clear: a no-op, so a retried heal is harmless
+    assert catalog.clear_flag("cam1-000002") is False
+
+
+def test_clear_flag_refuses_unknown_and_malformed_ids(catalog: Catalog):
+    catalog.add_segments([make_row("cam1", 0)])
+    catalog.flag_segment("cam1-000000", "gap", "waiting")
+    with pytest.raises(UnknownSegmentError):
+        catalog.clear_flag("cam1-999999")
+    with pytest.raises(InvalidInputError):
+        catalog.clear_flag("bad/id")
+    seg = catalog.get_segment("cam1-000000")
+    assert seg is not None and seg.flag == "gap"  # untouched
+
+
 def test_holds(catalog: Catalog):
     hold = catalog.add_hold("cam1", T0, T0 + 3600 * 10**6, "case-2026-001")
     other = catalog.add_hold("cam2", T0, T0 + 1, "case-2026-002")

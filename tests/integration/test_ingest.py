@@ -333,3 +333,71 @@ def test_a_store_failure_commits_nothing_and_the_retry_resends_nothing(rig: Rig)
     assert reply.outcome == OK
     assert rig.ctl.controller is not None
     assert rig.ctl.controller.store.read_bytes(reply.object_key) == seg.data
+
+
+# --- healing, caches, and the adopted object ------------------------------------------------
+
+
+def test_a_late_predecessor_clears_the_gap_flag_it_proves(rig: Rig) -> None:
+    s1 = Segment.make("cam1", start_us=rig.clock.now_us() - 3_600_000_000)
+    s2 = Segment.make("cam1", prev=s1)
+    s3 = Segment.make("cam1", prev=s2)
+    s4 = Segment.make("cam1", prev=s3)
+    assert upload(rig.stub, s1).chain_ok
+    assert not upload(rig.stub, s3).chain_ok  # s2 missing: a gap
+    assert upload(rig.stub, s4).chain_ok
+    row = rig.ctl.catalog.get_segment(s3.segment_id)
+    assert row is not None and (row.flag, row.chain_ok) == ("gap", False)
+    assert upload(rig.stub, s2).chain_ok  # the missing link arrives late
+    row = rig.ctl.catalog.get_segment(s3.segment_id)
+    assert row is not None and (row.flag, row.flag_detail, row.chain_ok) == ("", "", True)
+    # the history still tells it was flagged once, and nothing else was
+    assert [(f.segment_id, f.flag) for f in rig.ctl.catalog.flags("cam1")] == [
+        (s3.segment_id, "gap")
+    ]
+    for seg in (s1, s2, s4):
+        row = rig.ctl.catalog.get_segment(seg.segment_id)
+        assert row is not None and row.flag == "" and row.chain_ok
+
+
+def test_a_late_segment_does_not_clear_a_chain_break(rig: Rig) -> None:
+    """A break may be about the flagged segment's own successor: only operators clear it."""
+    s1 = Segment.make("cam1", start_us=rig.clock.now_us() - 3_600_000_000)
+    s2 = Segment.make("cam1", prev=s1)
+    s3 = Segment.make("cam1", prev=s2)
+    s4 = Segment.make("cam1", prev=s3)
+    s4.prev_sha256 = hashlib.sha256(b"forged").digest()
+    assert upload(rig.stub, s1).chain_ok
+    assert not upload(rig.stub, s4).chain_ok  # gap: s3 missing (s2 as well)
+    assert not upload(rig.stub, s3).chain_ok  # s4 back to back names another: s3 breaks
+    row = rig.ctl.catalog.get_segment(s3.segment_id)
+    assert row is not None and row.flag == "chain_break" and not row.chain_ok
+    assert upload(rig.stub, s2).chain_ok  # proves s3's link to s2, says nothing of s4
+    row = rig.ctl.catalog.get_segment(s3.segment_id)
+    assert row is not None and row.flag == "chain_break" and not row.chain_ok
+
+
+def test_camera_registrations_are_seen_at_once_and_moves_within_the_ttl(rig: Rig) -> None:
+    seg = Segment.make("cam-new", size=10_000)
+    refused(lambda: upload(rig.stub, seg), grpc.StatusCode.NOT_FOUND, "unknown camera")
+    rig.ctl.catalog.upsert_camera("cam-new", "dev1")
+    assert upload(rig.stub, seg).outcome == OK  # an unknown camera is never cached
+    rig.ctl.catalog.upsert_camera("cam-new", "dev2")  # moved to another device
+    rig.clock.advance(11)  # past the 10 s the registration is trusted for
+    moved = Segment.make("cam-new", size=10_000)
+    refused(lambda: upload(rig.stub, moved), grpc.StatusCode.PERMISSION_DENIED, "not registered")
+    rig.assert_nothing_committed(moved)
+
+
+def test_the_stored_object_is_the_staged_file_with_its_hash_on_the_inode(rig: Rig) -> None:
+    seg = Segment.make("cam1", size=3 * CHUNK + 17)
+    reply = upload(rig.stub, seg)
+    assert reply.outcome == OK
+    assert rig.ctl.controller is not None
+    store = rig.ctl.controller.store
+    info = store.head(reply.object_key)
+    assert info is not None and info.sha256_hex == seg.sha256.hex()
+    assert info.size == len(seg.data) and store.read_bytes(reply.object_key) == seg.data
+    path = rig.data / "objects" / reply.object_key
+    assert path.stat().st_nlink == 1  # the staging name is gone, the inode stays
+    assert staged_size(rig.data, "dev1", seg.segment_id) == -1  # staging deleted

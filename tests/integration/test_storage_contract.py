@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +24,7 @@ from controller.storage import (
     StorageError,
     object_key,
 )
+from controller.storage.base import put_owned_file
 from tests.support import wait_until
 
 MIB = 1024 * 1024
@@ -309,6 +313,119 @@ def test_s3_outage_is_a_storage_error_and_data_survives_a_restart(seaweedfs: Any
     finally:
         seaweedfs.start()
     assert store.read_bytes(KEY) == b"before the outage"
+
+
+# --- handing a finished file over (put_owned_file / LocalObjectStore.adopt_file) -----------
+
+
+def test_an_owned_file_is_stored_by_every_backend(store: ObjectStore, tmp_path: Path):
+    data = os.urandom(300_000)
+    src, sha = write_file(tmp_path / "seg.ts", data)
+    put_owned_file(store, KEY, src, sha)
+    assert store.read_bytes(KEY) == data
+    info = store.head(KEY)
+    assert info is not None and info.size == len(data) and info.sha256_hex == sha
+    assert all_keys(store) == [KEY]
+    other, sha2 = write_file(tmp_path / "seg2.ts", b"replacement")
+    put_owned_file(store, KEY, other, sha2)  # replaces, like put_file
+    assert store.read_bytes(KEY) == b"replacement"
+    info = store.head(KEY)
+    assert info is not None and info.sha256_hex == sha2
+
+
+def test_local_adopt_links_the_file_and_keeps_the_hash_on_the_inode(tmp_path: Path):
+    store = LocalObjectStore(tmp_path / "objects")
+    data = os.urandom(200_000)
+    src, sha = write_file(tmp_path / "seg.ts", data)
+    store.adopt_file(KEY, src, sha)
+    stored = (tmp_path / "objects").joinpath(*KEY.split("/"))
+    assert stored.stat().st_ino == src.stat().st_ino  # no byte copied
+    assert src.exists() and src.stat().st_nlink == 2  # the caller deletes its own name
+    assert os.getxattr(stored, "user.vigil.sha256") == sha.encode()
+    assert sorted(p.name for p in stored.parent.iterdir()) == ["seg-0001.ts"]  # no sidecar
+    src.unlink()
+    assert store.read_bytes(KEY) == data
+    info = store.head(KEY)
+    assert info is not None and info.sha256_hex == sha
+
+
+def test_local_adopt_and_put_replace_each_other_with_the_right_hash(tmp_path: Path):
+    store = LocalObjectStore(tmp_path / "objects")
+    hour_dir = (tmp_path / "objects").joinpath(*KEY.split("/")[:-1])
+    copied, sha1 = write_file(tmp_path / "a", b"put by copy")
+    store.put_file(KEY, copied, sha1)
+    adopted, sha2 = write_file(tmp_path / "b", b"adopted")
+    store.adopt_file(KEY, adopted, sha2)
+    info = store.head(KEY)
+    assert info is not None and info.sha256_hex == sha2 and store.read_bytes(KEY) == b"adopted"
+    assert sorted(p.name for p in hour_dir.iterdir()) == ["seg-0001.ts"]  # old sidecar gone
+    store.put_file(KEY, copied, sha1)
+    info = store.head(KEY)
+    assert info is not None and info.sha256_hex == sha1 and store.read_bytes(KEY) == b"put by copy"
+    assert os.getxattr(adopted, "user.vigil.sha256") == sha2.encode()  # not the new object
+
+
+def test_local_adopt_from_another_filesystem_copies(tmp_path: Path):
+    if not Path("/dev/shm").is_dir():
+        pytest.fail("needs /dev/shm (a tmpfs, another filesystem than the test's tmp dir)")
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        assert elsewhere.stat().st_dev != tmp_path.stat().st_dev
+        src, sha = write_file(elsewhere / "seg.ts", b"on tmpfs")
+        store = LocalObjectStore(tmp_path / "objects")
+        store.adopt_file(KEY, src, sha)
+        stored = (tmp_path / "objects").joinpath(*KEY.split("/"))
+        assert stored.stat().st_ino != src.stat().st_ino and store.read_bytes(KEY) == b"on tmpfs"
+        info = store.head(KEY)
+        assert info is not None and info.sha256_hex == sha
+    finally:
+        shutil.rmtree(elsewhere)
+
+
+def test_local_adopt_without_user_xattrs_writes_the_sidecar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def unsupported(*_args: Any) -> None:
+        raise OSError(errno.ENOTSUP, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", unsupported)
+    store = LocalObjectStore(tmp_path / "objects")
+    src, sha = write_file(tmp_path / "seg.ts", b"no xattrs here")
+    store.adopt_file(KEY, src, sha)
+    hour_dir = (tmp_path / "objects").joinpath(*KEY.split("/")[:-1])
+    assert sorted(p.name for p in hour_dir.iterdir()) == [".seg-0001.ts.sha256", "seg-0001.ts"]
+    info = store.head(KEY)
+    assert info is not None and info.sha256_hex == sha
+
+
+def test_local_adopt_refuses_bad_input_and_changes_nothing(tmp_path: Path):
+    store = LocalObjectStore(tmp_path / "objects")
+    src, sha = write_file(tmp_path / "seg.ts", b"payload")
+    for bad_key in ("../escape.ts", "a/.tmp-x", ""):
+        with pytest.raises(InvalidKeyError):
+            store.adopt_file(bad_key, src, sha)
+    for bad_sha in ("", "A" * 64, "abc"):
+        with pytest.raises(StorageError, match="sha256"):
+            store.adopt_file(KEY, src, bad_sha)
+    with pytest.raises(StorageError, match=f"adopt {KEY}"):
+        store.adopt_file(KEY, tmp_path / "no-such-file", sha)
+    (tmp_path / "a-dir").mkdir()
+    with pytest.raises(StorageError, match="not a regular file"):
+        store.adopt_file(KEY, tmp_path / "a-dir", sha)
+    assert all_keys(store) == []
+    assert src.stat().st_nlink == 1
+    with pytest.raises(OSError):
+        os.getxattr(src, "user.vigil.sha256")  # refused before anything was touched
+
+
+def test_local_adopt_leaves_no_temp_files_when_the_tree_cannot_be_made(tmp_path: Path):
+    (tmp_path / "objects").write_bytes(b"not a directory")
+    store = LocalObjectStore(tmp_path / "objects")
+    src, sha = write_file(tmp_path / "seg.ts", b"payload")
+    with pytest.raises(StorageError, match=f"adopt {KEY}"):
+        store.adopt_file(KEY, src, sha)
+    assert (tmp_path / "objects").read_bytes() == b"not a directory"
+    assert src.stat().st_nlink == 1
 
 
 def test_object_key_layout():

@@ -248,3 +248,10 @@ def test_a_flagged_later_segment_linking_to_this_one_is_healed() -> None:
     assert verdict.flag is ChainFlag.OK and verdict.heal_next == "n"
     clean = neighbour("n", AFTER, SHA_C, prev=SHA_B)
     assert decide_chain(H, None, clean).heal_next is None
+
+
+def test_a_chain_break_on_the_later_segment_is_never_healed() -> None:
+    # Its break may be about its own successor; this arrival proves only the link to it.
+    broken = neighbour("n", AFTER, SHA_C, prev=SHA_B, flag="chain_break")
+    verdict = decide_chain(H, neighbour("p", BEFORE, SHA_A), broken)
+    assert verdict.flag is ChainFlag.OK and verdict.heal_next is None
