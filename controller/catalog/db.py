@@ -4,8 +4,8 @@ SQLite gets the settings a multi-threaded server needs: WAL (readers never block
 a busy timeout (writers queue instead of failing with "database is locked"), foreign keys
 (off by default in SQLite!) and synchronous=FULL: a segment acknowledged to an agent has its
 catalog row on disk, so a power cut cannot leave a stored object the catalog forgot (NORMAL
-could lose the last commits; no cost was measurable at ingest rates). PostgreSQL goes through psycopg 3 with
-pre-ping, so a restarted server costs one retried connection rather than an error.
+could lose the last commits; no cost was measurable at ingest rates). PostgreSQL goes through
+psycopg 3 with pre-ping, so a restarted server costs one retried connection, not an error.
 """
 
 from __future__ import annotations
