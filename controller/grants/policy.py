@@ -288,6 +288,10 @@ def camera_info(
 ) -> CameraInfo:
     """A CameraInfo from catalog facts: area `city/county[/township/village]/site/camera`,
     owned by the county's organisation unless `owner_org` says otherwise."""
-    parts = [city, county, *(p for p in (township, village) if p), site, camera_id]
+    # The registry may name a county by its id ("wudu") or its name ("武都区"); areas always use
+    # the name, so a grant for the county's home area covers its cameras either way.
+    org = policy.organisations.get(county_org(policy, county))
+    county_name = org.name if org is not None else county
+    parts = [city, county_name, *(p for p in (township, village) if p), site, camera_id]
     owner = county_org(policy, county) if owner_org is None else owner_org
     return CameraInfo(camera_id, area_path(*parts), resource_class, owner)

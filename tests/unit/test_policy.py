@@ -129,3 +129,15 @@ def test_bad_policy_files_are_refused_with_the_place(edit: tuple[str, str], mess
     assert text != POLICY_TOML
     with pytest.raises(PolicyError, match=message):
         policy_from_mapping(tomllib.loads(text))
+
+
+def test_county_id_and_name_give_the_same_area_and_owner() -> None:
+    from controller.grants.policy import area_entitled, camera_info, default_policy
+
+    policy = default_policy()
+    by_id = camera_info(policy, "cam-1", "wudu", "v001", "II")
+    by_name = camera_info(policy, "cam-1", "武都区", "v001", "II")
+    assert by_id == by_name
+    assert by_id.area == "陇南市/武都区/v001/cam-1"
+    assert by_id.owner_org == "wudu"
+    assert area_entitled(policy, "wudu", "陇南市/武都区", frozenset())
