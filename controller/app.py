@@ -258,7 +258,10 @@ def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = N
         controller.stop(0)
         return 1
     log.info("controller running: %s", config.describe())
-    stop.wait()
+    # Wake every second: a signal delivered to another thread only runs its Python
+    # handler when the main thread next executes bytecode, not inside a bare wait().
+    while not stop.wait(1.0):
+        pass
     log.info("stopping")
     controller.stop()
     return 0

@@ -118,7 +118,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     agent.start()
     try:
         while True:
-            stop.wait()
+            # Wake every second: a signal delivered to another thread only runs its Python
+            # handler when the main thread next executes bytecode, not inside a bare wait().
+            while not stop.wait(1.0):
+                pass
             if not reload.is_set():
                 break
             reload.clear()

@@ -172,7 +172,10 @@ class Agent:
         """Start, wait for `stop` to be set (signal handlers set it), stop."""
         self.start()
         try:
-            stop.wait()
+            # Wake every second: a signal delivered to another thread only runs its Python
+            # handler when the main thread next executes bytecode, not inside a bare wait().
+            while not stop.wait(1.0):
+                pass
         finally:
             self.stop()
 
