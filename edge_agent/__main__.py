@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import AgentConfig, ConfigError, load_config
-from edge_agent.redact import RedactingFilter, redact_text, redact_url
+from edge_agent.redact import redact_text, redact_url, setup_logging
 
 if TYPE_CHECKING:
     from edge_agent.app import Agent
@@ -37,19 +37,6 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 log = logging.getLogger("edge_agent")
-
-
-def setup_logging(level: str) -> None:
-    """One stderr handler on the root logger, with the redacting filter on the handler (so
-    records of every logger, ours and the libraries', pass through it)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
 
 
 def _out(text: str) -> None:

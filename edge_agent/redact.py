@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from urllib.parse import urlsplit, urlunsplit
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
@@ -41,3 +42,17 @@ class RedactingFilter(logging.Filter):
             record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def setup_logging(level: str | int) -> None:
+    """One stderr handler on the root logger with the redacting filter on the handler, so the
+    records of every logger (ours and the libraries') are scrubbed. Every agent entry point
+    calls this instead of logging.basicConfig."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

@@ -8,7 +8,6 @@ SIGTERM/SIGINT stop it cleanly (retained offline state, reason "clean").
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
@@ -21,7 +20,7 @@ from edge_agent.config import ConfigError, load_config
 from edge_agent.health.inputs import ReporterInputs
 from edge_agent.health.reporter import HealthReporter
 from edge_agent.model import CameraStatus
-from edge_agent.redact import RedactingFilter
+from edge_agent.redact import setup_logging
 
 VERSION = "0.1.0"
 
@@ -41,9 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.check_config:
         return 0
-    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    setup_logging(config.log_level)
     if not config.mqtt.host:
         print("error: mqtt.host is empty: nothing to report to", file=sys.stderr)  # noqa: T201
         return 2

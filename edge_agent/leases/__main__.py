@@ -27,7 +27,7 @@ from edge_agent.clock import SystemClock
 from edge_agent.config import UplinkConfig
 from edge_agent.leases.client import LeaseClientOptions
 from edge_agent.leases.wiring import leased_uplink
-from edge_agent.redact import RedactingFilter, redact_url
+from edge_agent.redact import redact_url, setup_logging
 from edge_agent.store import SegmentBuffer, StoreError
 from edge_agent.uplink.errors import UplinkError
 from edge_agent.uplink.uploader import RetryPolicy
@@ -62,11 +62,7 @@ def _line(kind: str, data: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    setup_logging(args.log_level)
     clock = SystemClock()
     try:
         cfg = UplinkConfig(

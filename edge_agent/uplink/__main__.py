@@ -25,7 +25,7 @@ from types import FrameType
 from edge_agent.clock import SystemClock
 from edge_agent.config import UplinkConfig
 from edge_agent.model import AgentEvent
-from edge_agent.redact import RedactingFilter
+from edge_agent.redact import setup_logging
 from edge_agent.store import SegmentBuffer, StoreError
 from edge_agent.uplink.client import open_client
 from edge_agent.uplink.errors import UplinkError
@@ -58,11 +58,7 @@ def _emit(event: AgentEvent) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    setup_logging(args.log_level)
     clock = SystemClock()
     try:
         cfg = UplinkConfig(
