@@ -3,16 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base \
+DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-x \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
-	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg
+	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg fonts-noto-cjk
 
 .PHONY: all deps debs venv web protos lint test test-fast demo bench clean check-protos
 
 all: test
 
-debs: ## Debian packages the suite needs (installed only when root and missing)
+# Debian packages (installed only when root and missing), then a check of what the suite actually
+# uses: GStreamer elements, gi modules under Debian's python3, binaries, CJK fonts.
+debs: ## Debian packages the suite needs
 	@scripts/install_debs.sh $(DEB_PACKAGES)
+	@$(PYTHON) scripts/system_requirements.py
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
