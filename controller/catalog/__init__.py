@@ -27,6 +27,7 @@ from controller.catalog.models import (
     FlagRow,
     HoldRow,
     RetentionRecordRow,
+    SegmentMediaRow,
     SegmentRow,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "HoldRow",
     "InvalidInputError",
     "RetentionRecordRow",
+    "SegmentMediaRow",
     "SegmentRow",
     "UnknownCameraError",
     "UnknownDeviceError",

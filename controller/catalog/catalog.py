@@ -34,6 +34,7 @@ from controller.catalog.errors import (
     check_text,
     check_us,
 )
+from controller.catalog.media import MediaCatalog, insert_media
 from controller.catalog.models import (
     SEGMENT_STORED,
     Camera,
@@ -45,6 +46,7 @@ from controller.catalog.models import (
     Segment,
     SegmentConflict,
     SegmentFlag,
+    SegmentMediaRow,
     SegmentRow,
 )
 from controller.catalog.retention_queries import RetentionCatalog
@@ -77,8 +79,9 @@ def range_query(
     )
 
 
-class Catalog(RetentionCatalog):
-    """Registry, segments, flags and conflicts; holds and retention come from RetentionCatalog."""
+class Catalog(RetentionCatalog, MediaCatalog):
+    """Registry, segments, flags and conflicts; holds and retention come from RetentionCatalog,
+    per-segment media from MediaCatalog."""
 
     # --- devices and cameras -------------------------------------------------------------
 
@@ -189,16 +192,20 @@ class Catalog(RetentionCatalog):
             row = conn.execute(query).first()
         return None if row is None else segment_from(row._mapping)
 
-    def add_segment(self, row: SegmentRow) -> None:
-        """Store one segment row (one commit). DuplicateSegmentError if the id exists."""
-        self.add_segments([row])
+    def add_segment(self, row: SegmentRow, media: SegmentMediaRow | None = None) -> None:
+        """Store one segment row, and its media facts if given (one commit).
+        DuplicateSegmentError if the id exists."""
+        self.add_segments([row], [] if media is None else [media])
 
-    def add_segments(self, rows: Sequence[SegmentRow]) -> None:
+    def add_segments(
+        self, rows: Sequence[SegmentRow], media: Sequence[SegmentMediaRow] = ()
+    ) -> None:
         """Store many rows in one transaction: all of them, or (on any error) none.
 
         The camera must be registered (UnknownCameraError) and no id may exist already
         (DuplicateSegmentError naming the first one found). `committed_at_us` 0 is stamped
-        with the catalog's clock; `state` is always `stored`.
+        with the catalog's clock; `state` is always `stored`. `media` rows (for some or all of
+        the segments) are written in the same transaction.
         """
         rows = list(rows)
         if not rows:
@@ -214,10 +221,14 @@ class Catalog(RetentionCatalog):
         for row in rows:
             longest[row.camera_id] = max(longest.get(row.camera_id, 0), row.duration_us)
         ids = [row.segment_id for row in rows]
+        batch = set(ids)
+        if any(m.segment_id not in batch for m in media):
+            raise InvalidInputError("media given for a segment that is not in the batch")
         try:
             with self._write("add segments") as conn:
                 self._check_new(conn, ids, sorted(longest))
                 conn.execute(insert(Segment), values)
+                insert_media(conn, media)
                 for camera_id, duration in longest.items():
                     conn.execute(
                         update(Camera)

@@ -150,3 +150,34 @@ class RetentionRecordRow(SQLModel):
 
 class RetentionRecord(RetentionRecordRow, table=True):
     __tablename__ = "retention_record"
+
+
+class SegmentMediaRow(SQLModel):
+    """What one segment carries (probed at ingest from its container header): video codec,
+    profile, size and frame rate; audio codec, sample rate and channels ("" / 0 when absent
+    or unknown). `probe_error` says why the probe failed; the segment is stored regardless.
+
+    Its own table (not columns on `segment`) so existing deployments, whose tables
+    `create_all` does not alter, gain it on start. `camera_id` and `start_us` are copied so
+    "the camera's current media" is one index lookup. No foreign key, like the history
+    tables; retention deletes the row with its segment.
+    """
+
+    segment_id: str = Field(primary_key=True, max_length=128)
+    camera_id: str = Field(max_length=128)
+    start_us: int = Field(sa_type=BigInteger)
+    video_codec: str = Field(default="", max_length=32)
+    video_profile: str = Field(default="", max_length=64)
+    width: int = 0
+    height: int = 0
+    frame_rate: float = 0.0
+    audio_codec: str = Field(default="", max_length=32)
+    audio_sample_rate: int = 0
+    audio_channels: int = 0
+    probe_error: str = Field(default="", max_length=512)
+    probe_us: int = Field(default=0, sa_type=BigInteger)
+
+
+class SegmentMedia(SegmentMediaRow, table=True):
+    __tablename__ = "segment_media"
+    __table_args__ = (Index("ix_segment_media_camera_start", "camera_id", "start_us"),)

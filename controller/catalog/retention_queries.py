@@ -30,6 +30,7 @@ from controller.catalog.errors import (
     check_text,
     check_us,
 )
+from controller.catalog.media import delete_media
 from controller.catalog.models import (
     SEGMENT_DELETING,
     SEGMENT_STORED,
@@ -257,6 +258,7 @@ class RetentionCatalog(CatalogBase):
                     .returning(col(Segment.segment_id))
                 )
                 gone = list(result.scalars().all())
+                delete_media(conn, gone)
                 if gone:
                     conn.execute(
                         insert(RetentionRecord),

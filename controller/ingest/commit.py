@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from controller.catalog import (
     CatalogError,
     CatalogUnavailableError,
     DuplicateSegmentError,
+    SegmentMediaRow,
     SegmentRow,
 )
 from controller.clock import Clock
@@ -40,6 +42,7 @@ from controller.ingest.rules import (
     decide_chain,
 )
 from controller.ingest.staging import Staging
+from controller.media.probe import MediaInfo, probe_file
 from controller.storage import ObjectStore, StorageError, object_key
 from controller.storage.base import put_owned_file
 
@@ -71,8 +74,32 @@ def _neighbour(row: SegmentRow | None) -> Neighbour | None:
     return None if row is None else _neighbour_of(row)
 
 
+Probe = Callable[[Path], MediaInfo]
+
+
+def media_row(header: Header, info: MediaInfo) -> SegmentMediaRow:
+    """The catalog's media row for a probed segment (empty facts when the probe failed)."""
+    return SegmentMediaRow(
+        segment_id=header.segment_id,
+        camera_id=header.camera_id,
+        start_us=header.start_us,
+        video_codec=info.video_codec[:32],
+        video_profile=info.video_profile[:64],
+        width=info.width,
+        height=info.height,
+        frame_rate=info.frame_rate,
+        audio_codec=info.audio_codec[:32],
+        audio_sample_rate=info.audio_sample_rate,
+        audio_channels=info.audio_channels,
+        probe_error=info.error[:512],
+        probe_us=info.probe_us,
+    )
+
+
 class Committer:
-    """Thread-safe; `exclusive_writer`: this controller alone commits segments (see top)."""
+    """Thread-safe; `exclusive_writer`: this controller alone commits segments (see top).
+    `probe` reads a staged segment's media facts from its container header before the file
+    goes to the store (the store may adopt, i.e. move, the file); it never raises."""
 
     def __init__(
         self,
@@ -81,8 +108,10 @@ class Committer:
         staging: Staging,
         clock: Clock,
         exclusive_writer: bool,
+        probe: Probe = probe_file,
     ) -> None:
         self._catalog = catalog
+        self._probe = probe
         self._store = store
         self._staging = staging
         self._clock = clock
@@ -170,6 +199,7 @@ class Committer:
             raise IngestError(Code.INVALID_ARGUMENT, f"cannot name the object: {exc}") from exc
         verdict, latest = self._judge_chain(header)
         detail = _flag_detail(header, verdict)
+        media = self._probe_media(header, staged)
         try:
             put_owned_file(self._store, key, staged, header.sha256)
         except StorageError as exc:
@@ -193,7 +223,7 @@ class Committer:
         )
         try:
             with self._write_lock:
-                self._catalog.add_segment(row)
+                self._catalog.add_segment(row, media)
         except DuplicateSegmentError:
             done = self.check_existing(device_id, header)  # lost a race: same or conflict
             if done is None:
@@ -218,6 +248,17 @@ class Committer:
             f" flag={verdict.flag}" if verdict.flag else "",
         )
         return Committed(header.segment_id, False, header.sha256, verdict.chain_ok, key)
+
+    def _probe_media(self, header: Header, staged: Path) -> SegmentMediaRow:
+        info = self._probe(staged)
+        if info.error:
+            log.warning(
+                "segment %s of camera %s: media not recognised, stored without media facts: %s",
+                header.segment_id,
+                header.camera_id,
+                info.error,
+            )
+        return media_row(header, info)
 
     def _record_flag(self, header: Header, verdict: ChainVerdict, detail: str) -> None:
         """Keep the flag in the catalog's flag history (it outlives the segment)."""

@@ -31,7 +31,7 @@ from controller.catalog import (
 )
 from controller.clock import Clock
 from controller.ingest.caches import CameraCache
-from controller.ingest.commit import Committed, Committer, unavailable
+from controller.ingest.commit import Committed, Committer, Probe, unavailable
 from controller.ingest.rules import (
     Code,
     Header,
@@ -45,6 +45,7 @@ from controller.ingest.rules import (
 )
 from controller.ingest.slots import UploadSlots
 from controller.ingest.staging import StagedUpload, Staging
+from controller.media.probe import probe_file
 from controller.storage import ObjectStore
 
 Part = Header | bytes
@@ -63,7 +64,8 @@ class IngestService:
     `exclusive_writer`: this controller is the only one committing segments to the catalog
     (commit.py). None infers it from the database: SQLite means one controller
     (ARCHITECTURE.md), PostgreSQL may have replicas. `camera_ttl_s`: how long a camera's
-    registration is trusted without asking the catalog again (caches.py).
+    registration is trusted without asking the catalog again (caches.py). `probe` reads each
+    verified segment's media facts for the catalog (commit.py; PyAV, header only).
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class IngestService:
         slots: UploadSlots,
         exclusive_writer: bool | None = None,
         camera_ttl_s: float = 10.0,
+        probe: Probe = probe_file,
     ) -> None:
         self._catalog = catalog
         self._store = store
@@ -86,7 +89,7 @@ class IngestService:
         if exclusive_writer is None:
             exclusive_writer = catalog.engine.dialect.name == "sqlite"
         self._cameras = CameraCache(clock, camera_ttl_s)
-        self._committer = Committer(catalog, store, staging, clock, exclusive_writer)
+        self._committer = Committer(catalog, store, staging, clock, exclusive_writer, probe)
 
     # --- queries -------------------------------------------------------------------------
 
