@@ -9,8 +9,10 @@ The rules, and why:
 
 * A segment starts on a keyframe, always: a segment that starts elsewhere does not decode on
   its own. Packets before the first keyframe of a connection are dropped.
-* The cut goes at the first keyframe at or after the target duration. Never decoding means we
-  cannot cut anywhere else, so a segment is at most one GOP longer than the target.
+* The cut goes at the first keyframe at or after the target duration, less half a frame
+  (timestamps that wobble by a tick must not miss the cut and double a segment). Never
+  decoding means we cannot cut anywhere else, so a segment is at most one GOP longer than the
+  target.
 * Wall-clock time comes from one anchor per connection (when the first packet arrived, or a
   recording file's start time) plus the stream's own timestamps. Arrival times jitter;
   timestamps don't, so consecutive segments of one connection tile time exactly.

@@ -201,7 +201,9 @@ def _decide(
     elapsed = pkt.pts_us - seg.start_pts_us
     if pkt.is_key:
         new_sps = pkt.sps is not None and state.sps is not None and pkt.sps != state.sps
-        due = elapsed >= policy.target_us and (
+        # Within half a frame of the target counts: timestamps wobble by a tick or two, and
+        # a keyframe at 3.99998 s of a 4 s target must not push the cut a whole GOP later.
+        due = elapsed >= policy.target_us - state.frame_us // 2 and (
             seg.start_us is not None or settled(state, now_us, policy) or elapsed >= policy.max_us
         )
         if new_sps or due:

@@ -77,6 +77,28 @@ def test_cuts_at_first_keyframe_after_target_and_tiles_time() -> None:
     assert all(c.flags == SegmentFlag.NONE for c in r.closed)
 
 
+def test_a_keyframe_a_tick_or_two_early_still_cuts() -> None:
+    """Timestamps that wobble by 1-2 ticks of 90 kHz put some keyframes at 1.99998 s of a 2 s
+    target: the cut fires within half a frame of the target, so no segment doubles."""
+    wobble = [11, 0, -11, 0]  # µs, per keyframe: every other segment is 22 µs short
+    packets = [
+        PacketMeta(
+            i * FRAME + (wobble[i // 25 % 4] if i % 25 == 0 else 0), None, FRAME, i % 25 == 0
+        )
+        for i in range(250)
+    ]
+    r = close(run(begin(T0, live=False), packets))
+    assert [round(c.duration_us / US, 3) for c in r.closed] == [2.0] * 5
+    assert r.gaps == []
+
+
+def test_a_keyframe_a_whole_frame_early_does_not_cut() -> None:
+    """Half a frame is the tolerance, no more: a GOP one frame short of the target is not due."""
+    packets = [pkt(i, i % 49 == 0) for i in range(150)]  # keyframes at 0, 1.96, 3.92, 5.88 s
+    r = close(run(begin(T0, live=False), packets))
+    assert [c.duration_us for c in r.closed] == [3_920_000, 1_960_000 + 120_000]
+
+
 def test_leading_packets_before_a_keyframe_are_dropped() -> None:
     r = run(begin(T0, live=False), gop_stream(30, first=10))  # starts mid-GOP at frame 10
     assert r.actions[:15] == [Action.DROP] * 15

@@ -1,0 +1,70 @@
+"""One continuous MPEG-TS stream per camera across its segment files (pure, no I/O).
+
+Why: every segment file is written by a fresh MPEG-TS muxer, whose 4-bit continuity counters
+start again at 0 on every PID. A player reading a camera's segments one after another (an
+HLS playlist, `cat`, an NVR export) sees the counters jump at every file boundary and reports
+"Packet corrupt" / "corrupt input packet" there. Rewriting each 188-byte packet's counter so it
+continues from the last one written for that PID on that camera makes the files of one camera
+one transport stream, as a standard client expects. (Keeping one muxer per connection would do
+it too, but then the muxer's interleaving queue decides which file a packet lands in.)
+
+The rule, per PID: a packet with a payload gets the last counter + 1 (mod 16); a packet with an
+adaptation field only keeps the last counter (the standard does not advance it). A PID not
+seen before keeps the muxer's own counter. Bytes that are not TS packets are left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+TS_PACKET = 188
+SYNC = 0x47
+
+
+def continue_counters(
+    data: bytes | bytearray, last: Mapping[int, int]
+) -> tuple[bytearray, dict[int, int]]:
+    """The packets of one segment file with counters continuing `last` (PID -> last counter
+    written), and the counters after them. `data` is the whole file, from a packet boundary."""
+    out = bytearray(data)
+    state = dict(last)
+    get = state.get
+    end = len(out) - len(out) % TS_PACKET
+    for pos in range(0, end, TS_PACKET):
+        if out[pos] != SYNC:
+            continue
+        pid = ((out[pos + 1] & 0x1F) << 8) | out[pos + 2]
+        if pid == 0x1FFF:
+            continue  # null packets carry no counter worth keeping
+        b3 = out[pos + 3]
+        prev = get(pid)
+        if prev is None:
+            state[pid] = b3 & 0x0F
+            continue
+        cc = (prev + 1) & 0x0F if b3 & 0x10 else prev
+        out[pos + 3] = (b3 & 0xF0) | cc
+        state[pid] = cc
+    return out, state
+
+
+def counters_continue(data: bytes | bytearray, last: Mapping[int, int]) -> list[int]:
+    """Offsets of packets whose counter breaks continuity (what a demuxer would complain
+    about): the checking half of `continue_counters`, for tests and diagnostics."""
+    state = dict(last)
+    broken: list[int] = []
+    end = len(data) - len(data) % TS_PACKET
+    for pos in range(0, end, TS_PACKET):
+        if data[pos] != SYNC:
+            continue
+        pid = ((data[pos + 1] & 0x1F) << 8) | data[pos + 2]
+        if pid == 0x1FFF:
+            continue
+        b3 = data[pos + 3]
+        cc = b3 & 0x0F
+        prev = state.get(pid)
+        if prev is not None:
+            expected = (prev + 1) & 0x0F if b3 & 0x10 else prev
+            if cc != expected:
+                broken.append(pos)
+        state[pid] = cc
+    return broken
