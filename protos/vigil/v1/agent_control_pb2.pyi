@@ -118,10 +118,12 @@ class Inventory(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., reported_unix_us: _Optional[int] = ..., backlog: _Optional[_Iterable[_Union[BacklogEntry, _Mapping]]] = ..., unsent: _Optional[_Iterable[_Union[SegmentRef, _Mapping]]] = ..., holds: _Optional[_Iterable[_Union[HoldStatus, _Mapping]]] = ...) -> None: ...
 
 class InventoryAck(_message.Message):
-    __slots__ = ("plan_version",)
+    __slots__ = ("plan_version", "server_unix_us")
     PLAN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SERVER_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     plan_version: int
-    def __init__(self, plan_version: _Optional[int] = ...) -> None: ...
+    server_unix_us: int
+    def __init__(self, plan_version: _Optional[int] = ..., server_unix_us: _Optional[int] = ...) -> None: ...
 
 class LeaseStreamRequest(_message.Message):
     __slots__ = ("device_id",)

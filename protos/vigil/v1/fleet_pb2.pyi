@@ -61,7 +61,7 @@ class Birth(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., agent_version: _Optional[str] = ..., kind: _Optional[_Union[_common_pb2.DeviceKind, str]] = ..., cameras: _Optional[_Iterable[_Union[CameraDescription, _Mapping]]] = ..., disk_total_bytes: _Optional[int] = ..., capabilities: _Optional[_Iterable[str]] = ..., at_unix_us: _Optional[int] = ..., health_interval_s: _Optional[float] = ..., county: _Optional[str] = ..., site: _Optional[str] = ...) -> None: ...
 
 class CameraHealth(_message.Message):
-    __slots__ = ("camera_id", "connected", "frame_age_s", "fps", "bitrate_bps", "last_keyframe_unix_us", "gaps_last_hour")
+    __slots__ = ("camera_id", "connected", "frame_age_s", "fps", "bitrate_bps", "last_keyframe_unix_us", "gaps_last_hour", "state", "reason", "gop_s")
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_FIELD_NUMBER: _ClassVar[int]
     FRAME_AGE_S_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,9 @@ class CameraHealth(_message.Message):
     BITRATE_BPS_FIELD_NUMBER: _ClassVar[int]
     LAST_KEYFRAME_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     GAPS_LAST_HOUR_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    GOP_S_FIELD_NUMBER: _ClassVar[int]
     camera_id: str
     connected: bool
     frame_age_s: float
@@ -76,10 +79,13 @@ class CameraHealth(_message.Message):
     bitrate_bps: int
     last_keyframe_unix_us: int
     gaps_last_hour: int
-    def __init__(self, camera_id: _Optional[str] = ..., connected: _Optional[bool] = ..., frame_age_s: _Optional[float] = ..., fps: _Optional[float] = ..., bitrate_bps: _Optional[int] = ..., last_keyframe_unix_us: _Optional[int] = ..., gaps_last_hour: _Optional[int] = ...) -> None: ...
+    state: str
+    reason: str
+    gop_s: float
+    def __init__(self, camera_id: _Optional[str] = ..., connected: _Optional[bool] = ..., frame_age_s: _Optional[float] = ..., fps: _Optional[float] = ..., bitrate_bps: _Optional[int] = ..., last_keyframe_unix_us: _Optional[int] = ..., gaps_last_hour: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., gop_s: _Optional[float] = ...) -> None: ...
 
 class Health(_message.Message):
-    __slots__ = ("device_id", "session", "seq", "at_unix_us", "cpu_pct", "mem_pct", "disk_free_bytes", "disk_total_bytes", "buffer_bytes", "segments_unsent", "segments_uploaded", "segments_held", "oldest_unsent_age_s", "eviction_eta_s", "cameras", "upload_rate_bps")
+    __slots__ = ("device_id", "session", "seq", "at_unix_us", "cpu_pct", "mem_pct", "disk_free_bytes", "disk_total_bytes", "buffer_bytes", "segments_unsent", "segments_uploaded", "segments_held", "oldest_unsent_age_s", "eviction_eta_s", "cameras", "upload_rate_bps", "uptime_s", "clock_offset_known", "clock_offset_ms", "clock_offset_error_ms")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -96,6 +102,10 @@ class Health(_message.Message):
     EVICTION_ETA_S_FIELD_NUMBER: _ClassVar[int]
     CAMERAS_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_RATE_BPS_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_S_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_KNOWN_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_ERROR_MS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     session: int
     seq: int
@@ -112,7 +122,11 @@ class Health(_message.Message):
     eviction_eta_s: float
     cameras: _containers.RepeatedCompositeFieldContainer[CameraHealth]
     upload_rate_bps: int
-    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., cpu_pct: _Optional[float] = ..., mem_pct: _Optional[float] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., buffer_bytes: _Optional[int] = ..., segments_unsent: _Optional[int] = ..., segments_uploaded: _Optional[int] = ..., segments_held: _Optional[int] = ..., oldest_unsent_age_s: _Optional[float] = ..., eviction_eta_s: _Optional[float] = ..., cameras: _Optional[_Iterable[_Union[CameraHealth, _Mapping]]] = ..., upload_rate_bps: _Optional[int] = ...) -> None: ...
+    uptime_s: float
+    clock_offset_known: bool
+    clock_offset_ms: float
+    clock_offset_error_ms: float
+    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., cpu_pct: _Optional[float] = ..., mem_pct: _Optional[float] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., buffer_bytes: _Optional[int] = ..., segments_unsent: _Optional[int] = ..., segments_uploaded: _Optional[int] = ..., segments_held: _Optional[int] = ..., oldest_unsent_age_s: _Optional[float] = ..., eviction_eta_s: _Optional[float] = ..., cameras: _Optional[_Iterable[_Union[CameraHealth, _Mapping]]] = ..., upload_rate_bps: _Optional[int] = ..., uptime_s: _Optional[float] = ..., clock_offset_known: _Optional[bool] = ..., clock_offset_ms: _Optional[float] = ..., clock_offset_error_ms: _Optional[float] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("device_id", "session", "seq", "at_unix_us", "kind", "camera_id", "range", "bytes", "detail")
