@@ -21,6 +21,9 @@ class SegmentFlag(IntFlag):
     NONE = 0
     DISCONTINUITY = 1  # begins after a gap or discontinuity in the stream
     TRUNCATED = 2  # cut short by a disconnect or stop; still plays
+    # Recorded while the agent's clock was off the controller's by more than the threshold
+    # (edge_agent.clock.ClockOffset): its times may be off by that much.
+    CLOCK_SKEW = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,13 @@ class CameraStatus:
     bitrate_bps: int = 0
     last_error: str = ""
     gaps: list[Gap] = field(default_factory=list)
+    # What the camera is doing (capture.status.CameraState: starting, streaming,
+    # unsupported_codec, auth_failed, ...) and why, in words without credentials. An empty
+    # state is derived from `connected` (statuses built by hand, older callers).
+    state: str = ""
+    reason: str = ""
+    # Measured seconds between keyframes (0: not measured yet).
+    gop_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from edge_agent.segmenter import CutPolicy
 from edge_agent.sources.errors import ConnectError, SourceError
 from edge_agent.sources.rtsp import RtspOptions, RtspSession
 
-from .status import StatusTracker, media_seconds
+from .status import StatusTracker, classify, media_seconds
 from .writer import SegmentSink, SegmentWriter
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class CameraWorker:
         self._on_event = on_event
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tracker = StatusTracker(camera.id)
+        self._tracker = StatusTracker(camera.id, segment_target_s=camera.segment_seconds)
         self._lost_since_us: int | None = None
         self._last_reason = ""
         self.writer = SegmentWriter(
@@ -171,9 +171,12 @@ class CameraWorker:
             log.info("camera %s: streaming %s", self.camera_id, what)
         self._last_reason = ""
 
-    def _down(self, reason: str) -> None:
-        """The camera failed or went away: report once per outage, log each new reason."""
-        self._tracker.set_connected(False, reason)
+    def _down(self, reason: str, error: BaseException | None = None) -> None:
+        """The camera failed or went away: report once per outage, log each new reason.
+
+        The state health reports (unsupported codec, auth failed, unreachable, ...) is
+        classified from `error` when given, else from the reason's text."""
+        self._tracker.set_connected(False, reason, classify(error, reason))
         if reason != self._last_reason:
             log.warning("%s", reason)
         else:
