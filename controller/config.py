@@ -117,6 +117,20 @@ class HttpConfig(_Strict):
         return _host_port(v)
 
 
+class TranscodeConfig(_Strict):
+    # The H.264 rendition of H.265 (or other) segments for browsers without HEVC (see
+    # docs/playback-hevc.md). false: such clients get only the originals.
+    enabled: bool = True
+    # Conversions running at once; 0: half the CPUs, at least 1. More wait, then get 503.
+    max_concurrent: int = Field(default=0, ge=0, le=256)
+    # How long a request waits for a free slot before 503 + Retry-After.
+    wait_s: float = Field(default=2.0, ge=0.0, le=60.0)
+    # Disk cache of renditions (LRU); empty cache_dir: <data_dir>/renditions.
+    cache_dir: str = ""
+    cache_bytes: int = Field(default=2 * 1024 * MiB, ge=16 * MiB, le=2**50)
+    preset: Literal["ultrafast", "superfast", "veryfast"] = "ultrafast"
+
+
 class ControllerConfig(_Strict):
     data_dir: str = "/var/lib/vigil-controller"
     # Empty: sqlite:///<data_dir>/catalog.db
@@ -130,6 +144,7 @@ class ControllerConfig(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    transcode: TranscodeConfig = Field(default_factory=TranscodeConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:
@@ -160,6 +175,9 @@ class ControllerConfig(_Strict):
             Path(self.grpc.server_key or pki / "server.key"),
             Path(self.grpc.ca_cert or pki / "ca.crt"),
         )
+
+    def renditions_dir(self) -> Path:
+        return Path(self.transcode.cache_dir or self.data_path / "renditions")
 
     def staging_dir(self) -> Path:
         return self.data_path / "staging"

@@ -50,6 +50,20 @@ class UserCreate(_Request):
     display_name: str = Field(default="", max_length=128)
 
 
+class MediaOut(BaseModel):
+    """What a segment carries, probed from its container at ingest ("" / 0: absent or not
+    known). `audio_codec` "" means the segment has no audio."""
+
+    video_codec: str
+    video_profile: str
+    width: int
+    height: int
+    frame_rate: float
+    audio_codec: str
+    audio_sample_rate: int
+    audio_channels: int
+
+
 class CameraOut(BaseModel):
     camera_id: str
     device_id: str
@@ -59,6 +73,8 @@ class CameraOut(BaseModel):
     resource_class: str
     owner_org: str
     retention_days: int
+    # The camera's current media: its latest successfully probed segment's (None: unknown).
+    media: MediaOut | None = None
 
 
 class SegmentOut(BaseModel):
@@ -69,6 +85,7 @@ class SegmentOut(BaseModel):
     size_bytes: int
     flag: str
     chain_ok: bool
+    media: MediaOut | None = None  # None: the segment could not be probed (or predates it)
 
 
 class SegmentList(BaseModel):

@@ -32,6 +32,7 @@ from controller.grants.keys import KeyFileError, load_keys
 from controller.grants.policy import Policy, default_policy
 from controller.grants.service import GrantService
 from controller.jobs import JobService
+from controller.media.renditions import rendition_cache
 from controller.playback.service import PlaybackService
 from controller.users.sessions import derive_session_key
 from controller.users.store import UserStore
@@ -106,8 +107,18 @@ def api_deps(
         store=controller.store,
         clock=controller.clock,
         grants=grants,
-        playback=PlaybackService(grants),
-        exports=ExportService(grants),
+        playback=PlaybackService(
+            grants,
+            renditions=rendition_cache(
+                config.transcode.enabled,
+                config.renditions_dir(),
+                config.transcode.cache_bytes,
+                config.transcode.max_concurrent,
+                config.transcode.wait_s,
+                config.transcode.preset,
+            ),
+        ),
+        exports=ExportService(grants, media=controller.catalog.segment_media),
         audit=audit,
         users=UserStore(controller.engine, controller.clock),
         session_key=derive_session_key(keys.url_hmac),

@@ -15,7 +15,7 @@ import io
 import os
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -79,14 +79,17 @@ def write_export(
     segments: Sequence[ExportSegment],
     open_segment: Callable[[ExportSegment], BinaryIO],
     key: Ed25519PrivateKey,
+    media: Mapping[str, Mapping[str, object]] | None = None,
 ) -> bytes:
-    """Write the export to `out` (atomically) and return the manifest bytes.
+    """Write the export to `out` (atomically) and return the manifest bytes. `media`: each
+    segment's media facts by segment id, listed in the manifest (segments are copied as
+    stored, audio and all).
 
     `open_segment` opens a segment's stored bytes (e.g. `lambda s: store.open_read(s.object_key)`).
     ExportError when a segment is unreadable or does not match its catalog size/hash."""
     if not segments:
         raise ExportError("nothing to export: no segments in the granted range")
-    manifest = build_manifest(info, segments, key_id(raw_public_key(key)))
+    manifest = build_manifest(info, segments, key_id(raw_public_key(key)), media)
     signature = sign_manifest(manifest, key)
     mtime = info.created_at_us // 1_000_000
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,9 @@ exact manifest bytes). A third party needs only the public key: the signature fi
 and its order; each file's hash then shows whether it was altered, is missing, or holds
 another entry's content (reordered). The recorder's own chain (`prev_sha256`) is reported too:
 a break there means footage missing at the source, which the export states rather than hides.
+Each entry also lists the segment's media as the catalog probed it at ingest (video codec,
+profile, size, frame rate; audio codec, sample rate, channels; `{}` when unknown), so a
+recipient knows what player the footage needs before opening it.
 """
 
 from __future__ import annotations
@@ -107,10 +110,35 @@ def chain_link(previous: str, sha256_hex: str) -> str:
     return hashlib.sha256(previous.encode("ascii") + b"\n" + sha256_hex.encode("ascii")).hexdigest()
 
 
+MEDIA_FIELDS = (
+    "video_codec",
+    "video_profile",
+    "width",
+    "height",
+    "frame_rate",
+    "audio_codec",
+    "audio_sample_rate",
+    "audio_channels",
+)
+
+
+def media_facts(row: object) -> dict[str, object]:
+    """The manifest's view of a catalog media row (`SegmentMediaRow` fits); {} when the
+    probe failed (nothing known)."""
+    if getattr(row, "probe_error", ""):
+        return {}
+    return {name: getattr(row, name) for name in MEDIA_FIELDS if hasattr(row, name)}
+
+
 def build_manifest(
-    info: ExportInfo, segments: Sequence[ExportSegment], signer_key_id: str
+    info: ExportInfo,
+    segments: Sequence[ExportSegment],
+    signer_key_id: str,
+    media: Mapping[str, Mapping[str, object]] | None = None,
 ) -> bytes:
-    """The manifest bytes (canonical JSON, UTF-8) for `segments` in recorded order."""
+    """The manifest bytes (canonical JSON, UTF-8) for `segments` in recorded order;
+    `media` maps segment ids to their media facts (see `media_facts`)."""
+    media = media or {}
     link = hashlib.sha256(CHAIN_SEED).hexdigest()
     entries = []
     for index, seg in enumerate(segments):
@@ -126,6 +154,7 @@ def build_manifest(
                 "sha256": seg.sha256,
                 "prev_sha256": seg.prev_sha256,
                 "chain": link,
+                "media": dict(media.get(seg.segment_id, {})),
             }
         )
     doc = {

@@ -3,27 +3,32 @@
 One download use is consumed (atomically, along the whole chain) before anything is written;
 a segment whose stored bytes do not match the catalog stops the export, which is audited as
 failed. Callers pass `segments(camera_id, from_us, to_us)` and `open_segment(seg)` (e.g. the
-catalog's `segments_in_range` and `lambda s: store.open_read(s.object_key)`).
+catalog's `segments_in_range` and `lambda s: store.open_read(s.object_key)`); `media` (the
+catalog's `segment_media`) puts each segment's codecs into the manifest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 from controller.exports.bundle import ExportError, write_export
-from controller.exports.manifest import ExportInfo, ExportSegment
+from controller.exports.manifest import ExportInfo, ExportSegment, media_facts
 from controller.grants.access import AccessRequest
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.policy import User
 from controller.grants.service import GrantService
 from controller.playback.playlist import select_segments
 
+# segment ids -> media rows (the catalog's `segment_media` fits)
+MediaLookup = Callable[[Iterable[str]], Mapping[str, object]]
+
 
 class ExportService:
-    def __init__(self, grants: GrantService) -> None:
+    def __init__(self, grants: GrantService, media: MediaLookup | None = None) -> None:
         self.grants = grants
+        self.media = media
 
     def export(
         self,
@@ -74,8 +79,9 @@ class ExportService:
             created_at_us=self.grants.clock.now_us(),
         )
         out = out_dir / f"vigil-export-{export_id}.tar"
+        facts = self._media([s.segment_id for s in chosen])
         try:
-            write_export(out, info, chosen, open_segment, self.grants.keys.evidence)
+            write_export(out, info, chosen, open_segment, self.grants.keys.evidence, facts)
         except ExportError as exc:
             self.grants.record(
                 "download",
@@ -102,3 +108,8 @@ class ExportService:
             },
         )
         return out
+
+    def _media(self, segment_ids: list[str]) -> dict[str, dict[str, object]]:
+        if self.media is None:
+            return {}
+        return {sid: media_facts(row) for sid, row in self.media(segment_ids).items()}

@@ -10,6 +10,9 @@ Query: `g=<grant id>&e=<expiry, unix s>&k=<key id>&s=<signature>`, all URL-safe 
 so no percent-decoding is needed (a '%' is simply refused). The MAC input is
 `grant_id.expiry.key_id.segment_id`: grant id (32 hex), expiry (digits) and key id (validated)
 contain no '.', so the encoding is unambiguous. Several keys may verify (rotation); one signs.
+A URL for a rendition of the segment (e.g. its H.264 conversion) signs `segment_id/rendition`
+instead: segment ids never contain '/', so a URL signed for the original cannot be replayed
+against a rendition route, nor the other way round.
 """
 
 from __future__ import annotations
@@ -55,8 +58,17 @@ class UrlSigner:
     def single(cls, key: bytes) -> UrlSigner:
         return cls({"1": key}, "1")
 
-    def _mac(self, key: bytes, grant_id: str, expires_s: int | str, kid: str, seg: str) -> str:
-        msg = f"{grant_id}.{expires_s}.{kid}.{seg}".encode()
+    def _mac(
+        self,
+        key: bytes,
+        grant_id: str,
+        expires_s: int | str,
+        kid: str,
+        seg: str,
+        rendition: str = "",
+    ) -> str:
+        subject = f"{seg}/{rendition}" if rendition else seg
+        msg = f"{grant_id}.{expires_s}.{kid}.{subject}".encode()
         digest = hmac.digest(key, msg, "sha256")[:SIG_BYTES]
         return base64.urlsafe_b64encode(digest)[:SIG_CHARS].decode("ascii")
 
@@ -71,17 +83,23 @@ class UrlSigner:
         return f"g={grant_id}&e={expires_s}&k={self._current}&s={sig}"
 
     def url_maker(
-        self, prefix: str, grant_id: str, expires_s: int, suffix: str = ".ts"
+        self,
+        prefix: str,
+        grant_id: str,
+        expires_s: int,
+        suffix: str = ".ts",
+        rendition: str = "",
     ) -> Callable[[str], str]:
         """`url_for(segment_id)` for a playlist: `{prefix}{segment_id}{suffix}?{signed query}`,
-        the segment id percent-quoted in the path when it is not plain URL-safe."""
+        the segment id percent-quoted in the path when it is not plain URL-safe; signed for
+        `rendition` of the segment when given (see the module docstring)."""
         key, kid = self._key, self._current
         tail = f"{suffix}?g={grant_id}&e={expires_s}&k={kid}&s="
         mac = self._mac
 
         def url_for(segment_id: str) -> str:
             path = segment_id if _URL_SAFE.fullmatch(segment_id) else quote(segment_id, safe="")
-            return prefix + path + tail + mac(key, grant_id, expires_s, kid, segment_id)
+            return prefix + path + tail + mac(key, grant_id, expires_s, kid, segment_id, rendition)
 
         return url_for
 
@@ -94,6 +112,7 @@ class UrlSigner:
         signature: str,
         now_us: int,
         revoked: Collection[str] = (),
+        rendition: str = "",
     ) -> None:
         """Accept the URL parameters, or GrantRefused(URL_TAMPERED/URL_EXPIRED/REVOKED)."""
         if len(grant_id) != 32 or not GRANT_ID.fullmatch(grant_id):
@@ -105,7 +124,7 @@ class UrlSigner:
             raise _tampered("URL signed with an unknown key")
         if len(signature) != SIG_CHARS or not segment_id or len(segment_id) > MAX_ID_CHARS:
             raise _tampered("signature or segment id in the URL is malformed")
-        expected = self._mac(key, grant_id, expires, key_id, segment_id)
+        expected = self._mac(key, grant_id, expires, key_id, segment_id, rendition)
         if not hmac.compare_digest(expected, signature):
             raise _tampered("URL signature does not match its grant, segment and expiry")
         if now_us >= int(expires) * US_PER_S:
@@ -114,9 +133,15 @@ class UrlSigner:
             raise GrantRefused(Reason.REVOKED, f"grant {grant_id} has been revoked")
 
     def check_query(
-        self, segment_id: str, query: str, now_us: int, revoked: Collection[str] = ()
+        self,
+        segment_id: str,
+        query: str,
+        now_us: int,
+        revoked: Collection[str] = (),
+        rendition: str = "",
     ) -> str:
-        """Check a raw query string for `segment_id`; returns the grant id it was signed for."""
+        """Check a raw query string for `segment_id` (or its `rendition`); returns the grant
+        id it was signed for."""
         if len(query) > MAX_QUERY_CHARS:
             raise GrantRefused(Reason.OVERSIZE, "segment URL query is too long")
         params: dict[str, str] = {}
@@ -127,5 +152,14 @@ class UrlSigner:
             params[name] = value
         if len(params) != 4:
             raise _tampered("segment URL query lacks g, e, k or s")
-        self.check(segment_id, params["g"], params["e"], params["k"], params["s"], now_us, revoked)
+        self.check(
+            segment_id,
+            params["g"],
+            params["e"],
+            params["k"],
+            params["s"],
+            now_us,
+            revoked,
+            rendition,
+        )
         return params["g"]

@@ -14,33 +14,71 @@ from fastapi import APIRouter, Query
 from controller.api.common import camera_for, info_for, may_see, refuse
 from controller.api.deps import DepsDep, UserDep
 from controller.api.params import parse_time_us
-from controller.api.schemas import CameraOut, SegmentList, SegmentOut
+from controller.api.schemas import CameraOut, MediaOut, SegmentList, SegmentOut
+from controller.catalog import CameraRow, SegmentMediaRow
+from controller.grants.model import CameraInfo
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 
+def media_out(row: SegmentMediaRow | None) -> MediaOut | None:
+    """The API's view of a media row; None when unknown (no row, or the probe failed)."""
+    if row is None or row.probe_error:
+        return None
+    return MediaOut(
+        video_codec=row.video_codec,
+        video_profile=row.video_profile,
+        width=row.width,
+        height=row.height,
+        frame_rate=row.frame_rate,
+        audio_codec=row.audio_codec,
+        audio_sample_rate=row.audio_sample_rate,
+        audio_channels=row.audio_channels,
+    )
+
+
+def camera_out(row: CameraRow, info: CameraInfo, media: SegmentMediaRow | None) -> CameraOut:
+    return CameraOut(
+        camera_id=row.camera_id,
+        device_id=row.device_id,
+        county=row.county,
+        site=row.site,
+        area=info.area,
+        resource_class=row.resource_class,
+        owner_org=info.owner_org,
+        retention_days=row.retention_days,
+        media=media_out(media),
+    )
+
+
 @router.get("/cameras", response_model=list[CameraOut])
 def cameras(user: UserDep, deps: DepsDep) -> list[CameraOut]:
-    out: list[CameraOut] = []
+    visible: list[tuple[CameraRow, CameraInfo]] = []
     for row in deps.catalog.cameras():
         try:
             info = info_for(deps, row)
         except ValueError:
             continue  # a camera whose place cannot form an area path is nobody's to see
         if may_see(deps, user, info):
-            out.append(
-                CameraOut(
-                    camera_id=row.camera_id,
-                    device_id=row.device_id,
-                    county=row.county,
-                    site=row.site,
-                    area=info.area,
-                    resource_class=row.resource_class,
-                    owner_org=info.owner_org,
-                    retention_days=row.retention_days,
-                )
-            )
-    return out
+            visible.append((row, info))
+    media = deps.catalog.camera_media([row.camera_id for row, _ in visible])
+    return [camera_out(row, info, media.get(row.camera_id)) for row, info in visible]
+
+
+@router.get("/cameras/{camera_id}", response_model=CameraOut)
+def camera(camera_id: str, user: UserDep, deps: DepsDep) -> CameraOut:
+    action = "catalog_camera"
+    row, info = camera_for(deps, camera_id, action, user)
+    if not may_see(deps, user, info):
+        refuse(
+            deps,
+            action,
+            user,
+            "not_entitled",
+            f"{user.org_id!r} is not entitled to camera {camera_id!r}",
+            camera_id=camera_id,
+        )
+    return camera_out(row, info, deps.catalog.camera_media([row.camera_id]).get(row.camera_id))
 
 
 @router.get("/cameras/{camera_id}/segments", response_model=SegmentList)
@@ -78,6 +116,7 @@ def segments(
         )
     limit = deps.settings.max_listed_segments
     rows = deps.catalog.segments_in_range(row.camera_id, lo, hi, limit=limit + 1)
+    media = deps.catalog.segment_media(s.segment_id for s in rows[:limit])
     return SegmentList(
         camera_id=row.camera_id,
         from_us=lo,
@@ -92,6 +131,7 @@ def segments(
                 size_bytes=s.size_bytes,
                 flag=s.flag,
                 chain_ok=s.chain_ok,
+                media=media_out(media.get(s.segment_id)),
             )
             for s in rows[:limit]
         ],

@@ -5,6 +5,12 @@
     GET /play/{camera}.m3u8?mode=live          a sliding live playlist of the newest segments
     GET /play/seg/{segment}.ts?g=&e=&k=&s=     one segment: bytes (Range supported) from the
                                                local store, or 302 to a presigned S3 URL
+    GET /play/{camera}.m3u8?...&rendition=h264 the same playlists for browsers without HEVC:
+                                               non-H.264 segments point at /play/h264/
+    GET /play/h264/{segment}.ts?g=&e=&k=&s=    its H.264 rendition (converted on first request,
+                                               cached); 503 + Retry-After when every
+                                               conversion slot stays busy, 422 when the
+                                               segment cannot be converted
 
 The grant comes in the `X-Vigil-Grant` header or `?grant=`; the presenter's session in
 `Authorization: Bearer` or `?session=` (for ffmpeg/VLC). The playlist request is the audited
@@ -15,7 +21,9 @@ URLs keep being refused is throttled (429) before it can load the audit log.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Query, Request, Response
@@ -28,13 +36,18 @@ from controller.api.deps import ApiDeps, DepsDep, OptionalUserDep, client_addres
 from controller.api.errors import ApiError, error_response
 from controller.api.params import parse_time_us
 from controller.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
-from controller.catalog import SEGMENT_STORED
+from controller.catalog import SEGMENT_STORED, SegmentRow
 from controller.catalog.models import Segment
 from controller.grants.access import AccessRequest
 from controller.grants.codec import decode_token
 from controller.grants.errors import GrantRefused
 from controller.grants.model import MAX_ID_CHARS, Operation
+from controller.grants.policy import User
+from controller.media.decisions import H264, ORIGINAL, parse_rendition
+from controller.media.renditions import RenditionBusy
+from controller.media.transcode import TranscodeError
 from controller.playback.playlist import NoFootageError, SegmentRecord
+from controller.playback.service import RenditionUnavailable
 from controller.playback.urlsign import URL_TTL_US
 from controller.storage import StorageError, content_type_for
 
@@ -78,6 +91,7 @@ def playlist(
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: Annotated[str | None, Query()] = None,
     mode: Annotated[str | None, Query(pattern="^(live|playback)$")] = None,
+    rendition: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
     action = "playlist"
     token = grant_token(request, grant)
@@ -101,8 +115,16 @@ def playlist(
             lo, hi = parse_time_us(from_, "from"), parse_time_us(to, "to")
         except ValueError as exc:
             refuse(deps, action, user, "bad_request", str(exc), camera_id=camera_id)
+    try:
+        wanted = parse_rendition(rendition)
+    except ValueError as exc:
+        refuse(deps, action, user, "bad_request", str(exc), camera_id=camera_id)
     op = Operation.LIVE if live else Operation.PLAYBACK
     access = AccessRequest(op, info, lo, hi, user.org_id, user.user_id)
+
+    def codecs(segment_ids: Sequence[str]) -> dict[str, str]:
+        media = deps.catalog.segment_media(segment_ids)
+        return {sid: m.video_codec for sid, m in media.items()}
 
     def first_sequence(first: SegmentRecord) -> int:
         anchor = decode_token(token).leaf.footage_from_us  # authorized a moment ago
@@ -115,9 +137,13 @@ def playlist(
             user,
             deps.catalog.segments_in_range,
             live_first_sequence=first_sequence if live else None,
+            rendition=wanted,
+            codecs=codecs if wanted != ORIGINAL else None,
         )
     except NoFootageError as exc:  # audited by the service as outcome "empty"
         raise ApiError("no_footage", str(exc)) from None
+    except RenditionUnavailable as exc:
+        raise ApiError("rendition_unavailable", str(exc), 503) from None
     kind = "live" if live else ("vod" if "#EXT-X-ENDLIST" in text else "event")
     deps.metrics.inc("vigil_playlists_total", kind=kind)
     return Response(
@@ -159,32 +185,7 @@ def _size(handle: BinaryIO, catalog_size: int) -> int:
     responses={200: {"content": {SEGMENT_TYPE: {}}}, 206: {}, 302: {}, 416: {}},
 )
 def segment(segment_id: str, request: Request, deps: DepsDep, user: OptionalUserDep) -> Response:
-    client = client_address(request)
-    mono = deps.clock.monotonic()
-    limiter = deps.segment_limiter
-    assert limiter is not None
-    if limiter.over(client, mono):
-        deps.metrics.inc("vigil_http_refusals_total", reason="rate_limited")
-        raise ApiError("rate_limited", "too many refused segment URLs: slow down")
-    row = deps.catalog.get_segment(segment_id) if len(segment_id) <= MAX_ID_CHARS else None
-    camera = row.camera_id if row else ""
-    try:
-        deps.playback.check_segment(
-            segment_id, request.url.query, user, camera, row.size_bytes if row else 0
-        )
-    except GrantRefused:
-        if limiter.charge(client, mono):
-            deps.grants.record(
-                "segment_fetch",
-                user,
-                outcome="refused",
-                reason="rate_limited",
-                camera_id=camera,
-                detail={"client": client, "message": "refused URLs over the limit: throttled"},
-            )
-        raise
-    if row is None or row.state != SEGMENT_STORED:
-        raise ApiError("unknown_segment", "segment is not (or no longer) stored")
+    row = _checked_row(segment_id, request, deps, user, "")
     remaining_s = max(1, min(URL_TTL_US // 1_000_000, _url_expiry_s(request) - _now_s(deps)))
     try:
         presigned = deps.store.presigned_get(row.object_key, remaining_s)
@@ -218,6 +219,103 @@ def segment(segment_id: str, request: Request, deps: DepsDep, user: OptionalUser
         _stream(handle, span, size),
         status_code=206 if span else 200,
         media_type=_media_type(row.object_key),
+        headers=headers,
+    )
+
+
+def _checked_row(
+    segment_id: str, request: Request, deps: ApiDeps, user: User | None, rendition: str
+) -> SegmentRow:
+    """The stored segment a signed URL names, after the HMAC check (audited in aggregate;
+    refusals throttled per client)."""
+    client = client_address(request)
+    mono = deps.clock.monotonic()
+    limiter = deps.segment_limiter
+    assert limiter is not None
+    if limiter.over(client, mono):
+        deps.metrics.inc("vigil_http_refusals_total", reason="rate_limited")
+        raise ApiError("rate_limited", "too many refused segment URLs: slow down")
+    row = deps.catalog.get_segment(segment_id) if len(segment_id) <= MAX_ID_CHARS else None
+    camera = row.camera_id if row else ""
+    try:
+        deps.playback.check_segment(
+            segment_id, request.url.query, user, camera, row.size_bytes if row else 0, rendition
+        )
+    except GrantRefused:
+        if limiter.charge(client, mono):
+            deps.grants.record(
+                "segment_fetch",
+                user,
+                outcome="refused",
+                reason="rate_limited",
+                camera_id=camera,
+                detail={"client": client, "message": "refused URLs over the limit: throttled"},
+            )
+        raise
+    if row is None or row.state != SEGMENT_STORED:
+        raise ApiError("unknown_segment", "segment is not (or no longer) stored")
+    return row
+
+
+@router.get(
+    "/play/h264/{segment_id}.ts",
+    response_class=StreamingResponse,
+    responses={200: {"content": {SEGMENT_TYPE: {}}}, 206: {}, 416: {}, 422: {}, 503: {}},
+)
+def segment_h264(
+    segment_id: str, request: Request, deps: DepsDep, user: OptionalUserDep
+) -> Response:
+    """The H.264 rendition of a segment (for browsers without HEVC), from the cache or
+    converted now; signed and audited like the original's URL."""
+    row = _checked_row(segment_id, request, deps, user, H264)
+    cache = deps.playback.renditions
+    if cache is None:
+        raise ApiError("rendition_unavailable", "this controller does not convert video", 503)
+
+    def fetch(path: Path) -> None:
+        try:
+            with deps.store.open_read(row.object_key) as src, path.open("wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
+        except (StorageError, OSError) as exc:
+            raise ApiError("storage_unavailable", f"segment bytes unavailable: {exc}") from None
+
+    try:
+        handle = cache.open(row.sha256, fetch)
+    except RenditionBusy as exc:
+        deps.metrics.inc("vigil_renditions_total", outcome="busy")
+        raise ApiError(
+            "transcode_busy", str(exc), 503, headers={"Retry-After": str(exc.retry_after)}
+        ) from None
+    except TranscodeError as exc:
+        deps.metrics.inc("vigil_renditions_total", outcome="failed")
+        raise ApiError(
+            "transcode_failed",
+            f"segment {segment_id} cannot be converted to H.264: {exc}",
+            422,
+        ) from None
+    deps.metrics.inc("vigil_renditions_total", outcome="served")
+    size = _size(handle, 0)
+    try:
+        span = parse_range(request.headers.get("range"), size)
+    except RangeNotSatisfiable:
+        handle.close()
+        return error_response(
+            416,
+            "range_not_satisfiable",
+            f"the rendition has {size} bytes",
+            {"Content-Range": f"bytes */{size}"},
+        )
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, max-age=300",
+        "Content-Length": str(span.length if span else size),
+    }
+    if span is not None:
+        headers["Content-Range"] = span.content_range(size)
+    return StreamingResponse(
+        _stream(handle, span, size),
+        status_code=206 if span else 200,
+        media_type=SEGMENT_TYPE,
         headers=headers,
     )
 

@@ -1,0 +1,221 @@
+"""Test recordings made on the spot with PyAV: H.265 (libx265) or H.264 (libx264) video with
+AAC audio, cut into keyframe-aligned MPEG-TS segments with continuous timestamps across files
+(what the agent's segmenter produces), and helpers to ingest them into a real controller over
+the real mutual-TLS gRPC upload path.
+
+Small (320x240, 25 fps, a keyframe every 2 s) so a test encodes a few segments in a second.
+Frames change each frame and the audio is a 440 Hz tone, so both decode to something real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from array import array
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import grpc
+from av.audio.frame import AudioFrame
+from av.audio.stream import AudioStream
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+
+from controller.clock import SystemClock
+from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
+from tests.integration.controller_proc import CHUNK
+
+WIDTH, HEIGHT, FPS, GOP = 320, 240, 25, 50  # a keyframe every 2 s
+AUDIO_RATE = 8000 * 2  # 16 kHz mono AAC (what the edge makes of 8 kHz G.711 is similar)
+
+VIDEO_OPTIONS = {
+    "libx265": {
+        "preset": "ultrafast",
+        "x265-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=0:"
+        "repeat-headers=1:log-level=error",
+    },
+    "libx264": {
+        "preset": "ultrafast",
+        "tune": "zerolatency",
+        "bf": "0",
+        "sc_threshold": "0",
+        "g": str(GOP),
+        "keyint_min": str(GOP),
+    },
+}
+
+
+@dataclass(frozen=True)
+class MadeSegment:
+    path: Path
+    start_us: int
+    duration_us: int
+    data: bytes
+
+    @property
+    def sha256(self) -> bytes:
+        return hashlib.sha256(self.data).digest()
+
+
+def _picture(i: int) -> VideoFrame:
+    """A moving gradient over shifting colours: every frame differs, the picture is not flat."""
+    frame = VideoFrame(WIDTH, HEIGHT, "yuv420p")
+    luma, cb, cr = frame.planes
+    row = bytes((x + i * 4) % 256 for x in range(luma.line_size))
+    luma.update(row * HEIGHT)
+    half = bytes((x * 2 + i) % 256 for x in range(cb.line_size))
+    cb.update(half * (HEIGHT // 2))
+    cr.update(bytes([(i * 7) % 256]) * cr.buffer_size)
+    return frame
+
+
+def _tone(n: int, samples: int) -> AudioFrame:
+    pcm = array(
+        "h",
+        (
+            int(9000 * math.sin(2 * math.pi * 440 * (k + n * samples) / AUDIO_RATE))
+            for k in range(samples)
+        ),
+    )
+    frame = AudioFrame(format="s16", layout="mono", samples=samples)
+    frame.planes[0].update(pcm.tobytes())
+    frame.sample_rate = AUDIO_RATE
+    frame.pts = n * samples
+    frame.time_base = Fraction(1, AUDIO_RATE)
+    return frame
+
+
+def record(path: Path, seconds: float, codec: str = "libx265", audio: bool = True) -> Path:
+    """One continuous MPEG-TS recording (video `codec`, AAC audio unless `audio` is False)."""
+    out = av.open(str(path), "w", format="mpegts")
+    video = out.add_stream(codec, rate=FPS)
+    assert isinstance(video, VideoStream)
+    video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+    video.options = dict(VIDEO_OPTIONS[codec])
+    sound = out.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
+    assert sound is None or isinstance(sound, AudioStream)
+    frames = int(seconds * FPS)
+    chunk = 1024
+    audio_frames = int(seconds * AUDIO_RATE / chunk)
+    a = 0
+    for i in range(frames):
+        frame = _picture(i)
+        frame.pts = i
+        frame.time_base = Fraction(1, FPS)
+        for packet in video.encode(frame):
+            out.mux(packet)
+        while sound is not None and a < audio_frames and a * chunk / AUDIO_RATE <= i / FPS:
+            for packet in sound.encode(_tone(a, chunk)):
+                out.mux(packet)
+            a += 1
+    for packet in video.encode(None):
+        out.mux(packet)
+    if sound is not None:
+        for packet in sound.encode(None):
+            out.mux(packet)
+    out.close()
+    return path
+
+
+def split(recording: Path, out_dir: Path, first_start_us: int) -> list[MadeSegment]:
+    """Cut a recording at video keyframes into segment files, remuxed (no re-encoding), with
+    timestamps left as they are (continuous across files), like the agent's segmenter."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pieces: list[tuple[Path, int, int]] = []  # path, first video pts, last video pts
+    with av.open(str(recording)) as src:
+        vin = src.streams.video[0]
+        streams = [vin, *src.streams.audio]
+        out: av.container.OutputContainer | None = None
+        mapping: dict[int, av.stream.Stream] = {}
+        first = last = 0
+        path = out_dir / "seg000.ts"
+        for packet in src.demux(streams):
+            if packet.dts is None:
+                continue
+            if packet.stream is vin and packet.is_keyframe:
+                if out is not None:
+                    out.close()
+                    pieces.append((path, first, last))
+                path = out_dir / f"seg{len(pieces):03d}.ts"
+                out = av.open(str(path), "w", format="mpegts")
+                mapping = {s.index: out.add_stream_from_template(s) for s in streams}
+                first = packet.pts or 0
+            if out is None:
+                continue
+            if packet.stream is vin and packet.pts is not None:
+                last = max(last, packet.pts)
+            packet.stream = mapping[packet.stream.index]
+            out.mux(packet)
+        if out is not None:
+            out.close()
+            pieces.append((path, first, last))
+        tick = float(vin.time_base or Fraction(1, 90000))
+    segments = []
+    frame_us = 1_000_000 // FPS
+    for n, (path, first, last) in enumerate(pieces):
+        if n + 1 < len(pieces):
+            duration = round((pieces[n + 1][1] - first) * tick * 1_000_000)
+        else:
+            duration = round((last - first) * tick * 1_000_000) + frame_us
+        start = first_start_us + round((first - pieces[0][1]) * tick * 1_000_000)
+        segments.append(MadeSegment(path, start, duration, path.read_bytes()))
+    return segments
+
+
+def make_segments(
+    work: Path, seconds: float, codec: str = "libx265", audio: bool = True, start_us: int = 0
+) -> list[MadeSegment]:
+    """Segments of a fresh recording ending about now (or starting at `start_us`)."""
+    recording = record(work / f"rec-{codec}.ts", seconds, codec, audio)
+    start = start_us or SystemClock().now_us() - int((seconds + 5) * 1_000_000)
+    return split(recording, work / f"segs-{codec}", start)
+
+
+def upload_segment(
+    stub: ingest_pb2_grpc.IngestStub,
+    camera_id: str,
+    segment_id: str,
+    seg: MadeSegment,
+    prev_sha256: bytes = b"",
+    data: bytes | None = None,
+) -> ingest_pb2.UploadResponse:
+    """Upload one segment file (or `data` in its place) through the real ingest service."""
+    body = seg.data if data is None else data
+    header = ingest_pb2.SegmentHeader(
+        segment_id=segment_id,
+        camera_id=camera_id,
+        start_unix_us=seg.start_us,
+        duration_us=seg.duration_us,
+        size_bytes=len(body),
+        sha256=hashlib.sha256(body).digest(),
+        prev_sha256=prev_sha256,
+        offset=0,
+        container="ts",
+    )
+
+    def parts() -> Iterator[ingest_pb2.UploadRequest]:
+        yield ingest_pb2.UploadRequest(header=header)
+        for pos in range(0, len(body), CHUNK):
+            yield ingest_pb2.UploadRequest(chunk=body[pos : pos + CHUNK])
+
+    reply: ingest_pb2.UploadResponse = stub.Upload(parts(), timeout=30)
+    return reply
+
+
+def upload_all(
+    channel: grpc.Channel, camera_id: str, segments: list[MadeSegment], prefix: str
+) -> list[str]:
+    """Upload segments in order, chained; returns their ids."""
+    stub = ingest_pb2_grpc.IngestStub(channel)
+    ids = []
+    prev = b""
+    for n, seg in enumerate(segments):
+        segment_id = f"{prefix}-{n:03d}"
+        reply = upload_segment(stub, camera_id, segment_id, seg, prev)
+        assert reply.outcome == ingest_pb2.UploadResponse.OUTCOME_COMMITTED, reply
+        prev = seg.sha256
+        ids.append(segment_id)
+    return ids
