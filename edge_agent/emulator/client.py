@@ -47,6 +47,11 @@ class CameraInfo:
     frames_withheld: int
     broken_gops_pending: int
     pending_resolution: tuple[int, int] | None
+    profile: str = "h264"
+    codec: str = "h264"
+    bframes: int = 0
+    audio: str | None = None  # "aac" | "pcma" | "pcmu"
+    audio_units_sent: int = 0
 
     @property
     def running(self) -> bool:
@@ -77,6 +82,11 @@ class CameraInfo:
             frames_withheld=int(obj["frames_withheld"]),
             broken_gops_pending=int(obj["broken_gops_pending"]),
             pending_resolution=None if pending is None else (int(pending[0]), int(pending[1])),
+            profile=str(obj.get("profile", "h264")),
+            codec=str(obj.get("codec", "h264")),
+            bframes=int(obj.get("bframes", 0)),
+            audio=None if obj.get("audio") is None else str(obj["audio"]),
+            audio_units_sent=int(obj.get("audio_units_sent", 0)),
         )
 
 

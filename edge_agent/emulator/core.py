@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, replace
 
 # Bump when the picture or encoder settings change, so cached loops are re-encoded.
-LOOP_FORMAT_VERSION = 2
+LOOP_FORMAT_VERSION = 3
 
 CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 LABEL_RE = re.compile(r"^[A-Za-z0-9 _.:-]{1,40}$")
@@ -29,6 +29,9 @@ MAX_HEIGHT = 2160
 MAX_FPS = 60
 MAX_BITRATE_KBPS = 50_000
 MAX_LOOP_FRAMES = 1_500
+VIDEO_CODECS = ("h264", "h265")
+AUDIO_CODECS = ("aac", "pcma", "pcmu")  # profiles.AUDIO, restated: this module imports nothing
+MAX_BFRAMES = 4
 
 # A pusher that fell behind (a starved core) catches up with the frames due: timestamps come
 # from the schedule, not from the push, so the burst keeps 1/fps spacing and nothing is lost.
@@ -53,6 +56,10 @@ class CameraSpec:
     bitrate_kbps: int = 4000
     gop_frames: int = 50
     loop_frames: int = 100
+    codec: str = "h264"
+    bframes: int = 0
+    audio: str | None = None
+    profile: str = "h264"  # the profile name these three came from (reported, not encoded)
 
     def validated(self) -> CameraSpec:
         """Return self, or raise SpecError naming the first bad setting."""
@@ -68,6 +75,12 @@ class CameraSpec:
             raise SpecError("GOP must be 1 frame .. 10 seconds")
         if self.loop_frames % self.gop_frames or not 0 < self.loop_frames <= MAX_LOOP_FRAMES:
             raise SpecError(f"loop must be a whole number of GOPs, at most {MAX_LOOP_FRAMES}")
+        if self.codec not in VIDEO_CODECS:
+            raise SpecError(f"codec must be one of {', '.join(VIDEO_CODECS)}")
+        if not 0 <= self.bframes <= MAX_BFRAMES:
+            raise SpecError(f"bframes must be in 0..{MAX_BFRAMES}")
+        if self.audio is not None and self.audio not in AUDIO_CODECS:
+            raise SpecError(f"audio must be one of {', '.join(AUDIO_CODECS)}")
         return self
 
     def at_resolution(self, width: int, height: int) -> CameraSpec:
@@ -150,6 +163,8 @@ def cache_key(spec: CameraSpec) -> str:
             spec.bitrate_kbps,
             spec.gop_frames,
             spec.loop_frames,
+            spec.codec,
+            spec.bframes,
         ]
     )
     return hashlib.sha256(material.encode()).hexdigest()[:24]
@@ -187,6 +202,33 @@ def plan_tick(schedule: Schedule, now: float) -> tuple[int, Schedule]:
         rebased = Schedule(origin=now - schedule.emitted / schedule.fps, fps=schedule.fps)
         return 1, replace(rebased, emitted=schedule.emitted + 1)
     return due, replace(schedule, emitted=schedule.emitted + due)
+
+
+@dataclass(frozen=True)
+class AudioClock:
+    """Audio access unit k is due at `origin + k * samples / rate`: the camera's audio runs on
+    the same monotonic clock as its video, so both streams' timestamps agree (A/V sync)."""
+
+    origin: float
+    rate: int
+    samples: int
+    sent: int = 0
+
+    def due_at(self, unit: int) -> float:
+        return self.origin + unit * self.samples / self.rate
+
+
+def plan_audio(clock: AudioClock, until: float) -> tuple[int, AudioClock]:
+    """How many audio access units are due by `until` (the due time of the video frame being
+    sent), and the clock after sending them. Audio thus rides on the video timer (no timer of
+    its own); when video re-bases its schedule after a long stop, audio does the same."""
+    due = math.floor((until - clock.origin) * clock.rate / clock.samples + 1e-9) + 1 - clock.sent
+    if due <= 0:
+        return 0, clock
+    if until - clock.due_at(clock.sent) > MAX_LAG_SECONDS:
+        origin = until - clock.sent * clock.samples / clock.rate
+        return 1, replace(clock, origin=origin, sent=clock.sent + 1)
+    return due, replace(clock, sent=clock.sent + due)
 
 
 # --- the feed: which access unit goes out next ------------------------------------------------

@@ -21,16 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_agent.emulator.core import CameraSpec, Emit, Feed, Schedule
-    from edge_agent.emulator.gst_loops import Loop
-
-# A client that cannot keep up loses its oldest queued frames rather than growing a queue.
-APPSRC = (
-    "( appsrc name=src is-live=true format=time do-timestamp=false min-latency=0 "
-    "max-bytes=8000000 leaky-type=downstream "
-    "caps=video/x-h264,stream-format=byte-stream,alignment=au "
-    "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
-)
+    from edge_agent.emulator.core import AudioClock, CameraSpec, Emit, Feed, Schedule
+    from edge_agent.emulator.gst_loops import AudioLoop, Loop
 
 
 @dataclass
@@ -39,6 +31,7 @@ class Sink:
 
     appsrc: Any
     media: Any
+    audio: Any = None  # the audio appsrc, when the camera has sound
     started: bool = False
     pts0: int | None = None
     t0: float = 0.0
@@ -61,6 +54,10 @@ class Camera:
     frames_sent: int = 0
     frames_withheld: int = 0
     timer: int = 0
+    audio: AudioLoop | None = None
+    audio_buffers: list[Any] = field(default_factory=list)
+    audio_clock: AudioClock | None = None
+    audio_sent: int = 0
 
     def current_loop(self) -> Loop:
         return self.loops[self.feed.loop]
@@ -78,6 +75,7 @@ class Runtime:
         core: Any,
         api: Any,
         library: Any,
+        profiles: Any,
         caller: Any,
         address: str,
         port: int,
@@ -86,6 +84,7 @@ class Runtime:
     ) -> None:
         self.gst, self.rtsp, self.glib = gst, rtsp, glib
         self.core, self.api, self.library, self.caller = core, api, library, caller
+        self.profiles = profiles
         self.address, self.port = address, port
         self.defaults, self.label_prefix = defaults, label_prefix
         self.cameras: dict[str, Camera] = {}
@@ -117,18 +116,25 @@ class Runtime:
     def url(self, camera_id: str) -> str:
         return f"rtsp://{self.address}:{self.port}/cam/{camera_id}"
 
-    def add_camera(self, spec: CameraSpec, loop: Loop) -> Camera:
+    def add_camera(self, spec: CameraSpec, loop: Loop, audio: AudioLoop | None = None) -> Camera:
         factory = self.rtsp.RTSPMediaFactory()
-        factory.set_launch(APPSRC)
+        factory.set_launch(self.profiles.media_launch(spec.codec, audio and audio.fmt))
         factory.set_shared(False)
+        origin = time.monotonic()
         camera = Camera(
             spec=spec,
             path=f"/cam/{spec.camera_id}",
             factory=factory,
             feed=self.core.Feed(loop=loop.key, loop_len=len(loop.frames), gop=spec.gop_frames),
-            schedule=self.core.Schedule(origin=time.monotonic(), fps=spec.fps),
+            schedule=self.core.Schedule(origin=origin, fps=spec.fps),
         )
         self._install_loop(camera, loop)
+        if audio is not None:
+            camera.audio = audio
+            camera.audio_buffers = [self.gst.Buffer.new_wrapped(u) for u in audio.units]
+            camera.audio_clock = self.core.AudioClock(
+                origin=origin, rate=audio.fmt.rate, samples=audio.fmt.samples
+            )
         factory.connect("media-configure", lambda _f, media: self._on_media(camera, media))
         self.mounts.add_factory(camera.path, factory)
         self.cameras[spec.camera_id] = camera
@@ -181,8 +187,10 @@ class Runtime:
                     camera.clients.remove(client)
 
     def _on_media(self, camera: Camera, media: Any) -> None:
-        appsrc = media.get_element().get_by_name("src")
-        sink = Sink(appsrc=appsrc, media=media)
+        element = media.get_element()
+        sink = Sink(
+            appsrc=element.get_by_name("src"), media=media, audio=element.get_by_name("asrc")
+        )
         with camera.lock:
             camera.sinks.append(sink)
         media.connect("unprepared", lambda _m: self._forget_sink(camera, sink))
@@ -205,7 +213,10 @@ class Runtime:
             first = camera.schedule.emitted - count
             for i in range(count):
                 emit, camera.feed = self.core.advance(camera.feed)
-                self._send(camera, emit, camera.schedule.due_at(first + i))
+                due = camera.schedule.due_at(first + i)
+                self._send(camera, emit, due)
+                if camera.audio_clock is not None:
+                    self._send_audio(camera, due)
         except Exception:  # noqa: BLE001 - one bad frame must not silence the camera for good
             sys.stderr.write(f"camera {camera.spec.camera_id}: {traceback.format_exc()}")
         finally:
@@ -223,6 +234,9 @@ class Runtime:
             return
         template = camera.buffers[emit.loop][emit.index]
         duration = 1_000_000_000 // camera.spec.fps
+        # B-frames: the schedule gives the decode time; the presentation time is later by
+        # the access unit's composition offset (0 without B-frames: PTS == DTS as before).
+        shift = loop.offset(emit.index) * duration
         with camera.lock:
             sinks = list(camera.sinks)
         for sink in sinks:
@@ -235,11 +249,37 @@ class Runtime:
                 sink.pts0, sink.t0 = int(running), due
             sink.started = True
             buf = template.copy()
-            buf.pts = sink.pts0 + int(round((due - sink.t0) * 1e9))
-            buf.dts = buf.pts
+            buf.dts = sink.pts0 + int(round((due - sink.t0) * 1e9))
+            buf.pts = buf.dts + shift
             buf.duration = duration
             sink.appsrc.emit("push-buffer", buf)
             camera.frames_sent += 1
+
+    def _send_audio(self, camera: Camera, until: float) -> None:
+        """Send the audio access units due by `until` to every client that receives video,
+        stamped on the same base as its video (so A/V stay in sync)."""
+        assert camera.audio_clock is not None and camera.audio is not None
+        count, clock = self.core.plan_audio(camera.audio_clock, until)
+        camera.audio_clock = clock
+        if count == 0 or camera.stalled or not camera.running:
+            return
+        fmt = camera.audio.fmt
+        # Video PTS run `reorder delay` frames after the schedule (see _send); so does audio.
+        delay = camera.current_loop().offset(0) * 1_000_000_000 // camera.spec.fps
+        with camera.lock:
+            sinks = [s for s in camera.sinks if s.started and s.audio is not None]
+        units = len(camera.audio_buffers)
+        for unit in range(clock.sent - count, clock.sent):
+            at = clock.due_at(unit)
+            template = camera.audio_buffers[unit % units]
+            for sink in sinks:
+                if sink.pts0 is None or at < sink.t0:
+                    continue  # before this client's first video frame
+                buf = template.copy()
+                buf.pts = buf.dts = sink.pts0 + delay + int(round((at - sink.t0) * 1e9))
+                buf.duration = int(fmt.chunk_ns)
+                sink.audio.emit("push-buffer", buf)
+            camera.audio_sent += 1
 
     # --- faults (main thread) --------------------------------------------------------------
 
@@ -284,6 +324,11 @@ class Runtime:
             "bitrate_kbps": spec.bitrate_kbps,
             "gop_frames": spec.gop_frames,
             "loop_frames": spec.loop_frames,
+            "profile": spec.profile,
+            "codec": spec.codec,
+            "bframes": spec.bframes,
+            "audio": spec.audio,
+            "audio_units_sent": camera.audio_sent,
             "state": "running" if camera.running else "stopped",
             "stalled": camera.stalled,
             "clients": clients,
@@ -366,7 +411,9 @@ class Runtime:
                 height=command.height or base.height,
             ).validated()
             loop = self.library.get(spec, self.core.cache_key(spec))
-            camera = self.caller.call(lambda: self.add_camera(spec, loop))
+            fmt = None if spec.audio is None else self.profiles.AUDIO[spec.audio]
+            audio = None if fmt is None else self.library.get_audio(fmt)
+            camera = self.caller.call(lambda: self.add_camera(spec, loop, audio))
             return 201, self.caller.call(lambda: self.snapshot(camera))
         except self.core.SpecError as exc:
             return 400, {"error": str(exc), "status": 400}

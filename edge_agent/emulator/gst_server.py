@@ -4,9 +4,11 @@ Run by Debian's /usr/bin/python3 (the only interpreter where `gi` imports), so i
 standard library and gi only. Its pure siblings (`core.py`, `control_api.py`, `gst_loops.py`)
 are loaded by file path, not through the `edge_agent` package, whose imports belong to the venv.
 
-Each camera replays a pre-encoded loop (see gst_loops.py). One GLib timer per camera paces
-frames on the monotonic clock by absolute deadlines (no drift) and hands each access unit to
-every client pipeline (`appsrc ! h264parse ! rtph264pay`) with a timestamp taken from the
+Each camera replays a pre-encoded loop (see gst_loops.py) in its profile (profiles.py: H.264
+or H.265, with or without B-frames, with or without AAC/G.711 audio). One GLib timer per
+camera paces frames on the monotonic clock by absolute deadlines (no drift) and hands each
+access unit to every client pipeline (`appsrc ! h264parse ! rtph264pay` and so on, plus an
+audio appsrc when the camera has sound) with a timestamp taken from the
 schedule, so clients see exactly 1/fps between frames. Faults are applied in the main loop;
 the HTTP thread only parses, encodes new loops and waits for the main loop's answer.
 """
@@ -14,6 +16,7 @@ the HTTP thread only parses, encodes new loops and waits for the main loop's ans
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import signal
@@ -39,6 +42,22 @@ EXIT_MISSING_GST = 2
 EXIT_PORT_BUSY = 3
 EXIT_BAD_CONFIG = 4
 T = TypeVar("T")
+BASE_ELEMENTS = (
+    "videotestsrc",
+    "textoverlay",
+    "timeoverlay",
+    "x264enc",
+    "h264parse",
+    "appsrc",
+    "appsink",
+    "rtph264pay",
+)
+H265_ELEMENTS = ("x265enc", "h265parse", "rtph265pay")
+AUDIO_ELEMENTS = {
+    "aac": ("voaacenc", "aacparse", "rtpmp4gpay"),
+    "pcma": ("alawenc", "rtppcmapay"),
+    "pcmu": ("mulawenc", "rtppcmupay"),
+}
 
 
 def _load_sibling(name: str) -> ModuleType:
@@ -54,7 +73,18 @@ def _load_sibling(name: str) -> ModuleType:
     return module
 
 
-def import_gst() -> tuple[Any, Any, Any]:
+def elements_for(specs: list[Any]) -> tuple[str, ...]:
+    """The GStreamer elements these cameras need (so a missing H.265 or AAC encoder is named
+    before anything starts, not discovered when a loop fails to encode)."""
+    needed = list(BASE_ELEMENTS)
+    for spec in specs:
+        extra: tuple[str, ...] = H265_ELEMENTS if spec.codec == "h265" else ()
+        extra += AUDIO_ELEMENTS.get(spec.audio, ()) if spec.audio else ()
+        needed += [e for e in extra if e not in needed]
+    return tuple(needed)
+
+
+def import_gst(elements: tuple[str, ...] = BASE_ELEMENTS) -> tuple[Any, Any, Any]:
     """(Gst, GstRtspServer, GLib), or exit with the apt packages to install."""
     try:
         import gi
@@ -66,12 +96,7 @@ def import_gst() -> tuple[Any, Any, Any]:
         print(f"vigil-camsim: {exc}\n{INSTALL_HINT}", file=sys.stderr)
         sys.exit(EXIT_MISSING_GST)
     Gst.init(None)
-    missing = [
-        name
-        for name in ("videotestsrc", "textoverlay", "timeoverlay", "x264enc", "h264parse")
-        + ("appsrc", "appsink", "rtph264pay")
-        if Gst.ElementFactory.find(name) is None
-    ]
+    missing = [name for name in elements if Gst.ElementFactory.find(name) is None]
     if missing:
         print(
             f"vigil-camsim: GStreamer elements missing: {missing}\n{INSTALL_HINT}", file=sys.stderr
@@ -181,37 +206,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gop-seconds", type=float, default=2.0)
     p.add_argument("--loop-seconds", type=float, default=4.0)
     p.add_argument("--label-prefix", default="CAM")
+    p.add_argument("--preset", default=None, help="d1, 720p, 1080p or 4mp (overrides the size)")
+    p.add_argument("--profile", default="h264", help="every camera's profile (profiles.py)")
+    p.add_argument(
+        "--camera-profile", action="append", default=[], help="ID=PROFILE for one camera"
+    )
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--check", action="store_true", help="check GStreamer is usable, then exit")
     return p.parse_args(argv)
 
 
+def build_specs(args: argparse.Namespace, core: Any, profiles: Any) -> tuple[list[Any], Any]:
+    """Every camera's spec with its profile, and the spec cameras added at run time get
+    (the --profile one). Raises SpecError/ProfileError: nothing has started yet."""
+    width, height = args.width, args.height
+    if args.preset is not None:
+        width, height = profiles.preset_size(args.preset)
+    specs = core.make_specs(
+        args.cameras,
+        width=width,
+        height=height,
+        fps=args.fps,
+        bitrate_kbps=args.bitrate,
+        gop_seconds=args.gop_seconds,
+        loop_seconds=args.loop_seconds,
+        label_prefix=args.label_prefix,
+    )
+    chosen = profiles.profiles_for([s.camera_id for s in specs], args.profile, args.camera_profile)
+
+    def apply(spec: Any, profile: Any) -> Any:
+        return dataclasses.replace(
+            spec,
+            codec=profile.codec,
+            bframes=profile.bframes,
+            audio=profile.audio,
+            profile=profile.name,
+        ).validated()
+
+    default = profiles.parse_profile(args.profile)
+    return [apply(s, chosen[s.camera_id]) for s in specs], apply(specs[0], default)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.check:
-        import_gst()
-        print("vigil-camsim: GStreamer RTSP server and plugins are usable")
-        return 0
     core_mod: Any = _load_sibling("core")
+    profiles_mod: Any = _load_sibling("profiles")
     try:
-        specs = core_mod.make_specs(
-            args.cameras,
-            width=args.width,
-            height=args.height,
-            fps=args.fps,
-            bitrate_kbps=args.bitrate,
-            gop_seconds=args.gop_seconds,
-            loop_seconds=args.loop_seconds,
-            label_prefix=args.label_prefix,
-        )
-    except core_mod.SpecError as exc:
+        specs, defaults = build_specs(args, core_mod, profiles_mod)
+    except (core_mod.SpecError, profiles_mod.ProfileError) as exc:
         print(f"vigil-camsim: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
-    gst, rtsp, glib = import_gst()
+    if args.check:
+        import_gst(elements_for(specs))
+        print("vigil-camsim: GStreamer RTSP server and plugins are usable")
+        return 0
+    gst, rtsp, glib = import_gst(elements_for(specs))
     loops_mod: Any = _load_sibling("gst_loops")
     camera_mod: Any = _load_sibling("gst_camera")
     cache_dir = args.cache_dir or loops_mod.default_cache_dir()
-    library = loops_mod.LoopLibrary(gst, cache_dir)
+    library = loops_mod.LoopLibrary(gst, cache_dir, profiles_mod, core_mod.LOOP_FORMAT_VERSION)
     runtime = camera_mod.Runtime(
         gst=gst,
         rtsp=rtsp,
@@ -219,10 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         core=core_mod,
         api=_load_sibling("control_api"),
         library=library,
+        profiles=profiles_mod,
         caller=MainLoopCaller(glib),
         address=args.address,
         port=args.port,
-        defaults=specs[0],
+        defaults=defaults,
         label_prefix=args.label_prefix,
     )
     # Claim both ports before encoding: a busy port fails in milliseconds, not after minutes
@@ -240,13 +294,20 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=httpd.serve_forever, name="control", daemon=True).start()
     started = time.monotonic()
     try:
-        ready = [(spec, library.get(spec, core_mod.cache_key(spec))) for spec in specs]
+        ready = [
+            (
+                spec,
+                library.get(spec, core_mod.cache_key(spec)),
+                None if spec.audio is None else library.get_audio(profiles_mod.AUDIO[spec.audio]),
+            )
+            for spec in specs
+        ]
     except loops_mod.LoopError as exc:
         print(f"vigil-camsim: {exc}\n{INSTALL_HINT}", file=sys.stderr)
         return EXIT_MISSING_GST
     prepared = time.monotonic() - started
-    for spec, loop in ready:
-        runtime.add_camera(spec, loop)
+    for spec, loop, audio in ready:
+        runtime.add_camera(spec, loop, audio)
     if not runtime.attach():
         where = f"{args.address}:{args.port}"
         print(f"vigil-camsim: cannot listen for RTSP on {where}", file=sys.stderr)
@@ -260,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         f"({library.encoded} encoded, {library.from_cache} from cache {cache_dir})"
     )
     for camera in runtime.cameras.values():
-        print(f"  {camera.spec.camera_id}: {runtime.url(camera.spec.camera_id)}")
+        spec = camera.spec
+        print(f"  {spec.camera_id}: {runtime.url(spec.camera_id)} ({spec.profile})")
     print(f"  control API: http://{args.address}:{args.control_port}/cameras", flush=True)
     try:
         mainloop.run()

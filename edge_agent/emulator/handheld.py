@@ -15,7 +15,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal
@@ -84,8 +84,8 @@ def frame_count(clip_seconds: float, fps: int) -> int:
     return max(1, round(clip_seconds * fps))
 
 
-def _timestamp_text(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4]
+def _timestamp_text(us: int, tz: tzinfo = UTC) -> str:
+    return datetime.fromtimestamp(us / 1e6, tz=tz).strftime("%Y-%m-%d %H:%M:%S.%f")[:-4]
 
 
 class ClipPainter:
@@ -98,7 +98,8 @@ class ClipPainter:
         self._label = font.render(label, self.scale)
         self._chroma = bytes([128])
 
-    def paint(self, frame: av.VideoFrame, index: int, capture_us: int) -> None:
+    def paint(self, frame: av.VideoFrame, index: int, capture_us: int, tz: tzinfo = UTC) -> None:
+        """Paint frame `index`; the clock shows `capture_us` as wall-clock time in `tz`."""
         luma = frame.planes[0]
         stride, w, h = luma.line_size, self.width, self.height
         shift = (index * 4) % w
@@ -108,7 +109,7 @@ class ClipPainter:
         )
         margin = 2 * self.scale
         font.stamp(plane, stride, self._label, margin, margin, w)
-        clock = font.render(_timestamp_text(capture_us), self.scale)
+        clock = font.render(_timestamp_text(capture_us, tz), self.scale)
         font.stamp(plane, stride, clock, margin, h - len(clock) - margin, w)
         luma.update(bytes(plane))
         for chroma in frame.planes[1:]:

@@ -5,6 +5,9 @@
         cams.client.stall("3")      # fault control
     # stopped by PID on exit
 
+    CamsimProcess.start(cameras=3, preset="d1", profile="h265",     # every camera H.265 D1,
+                        profiles={3: "h264-bframes-pcma"})          # but camera 3 like this
+
 The server must run under Debian's /usr/bin/python3 (the only interpreter with `gi`), so this
 module only builds its command line, starts it in its own process group, polls both ports and
 stops it by PID. Free ports are chosen here; if another process grabs one first, the start is
@@ -20,12 +23,14 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 from edge_agent.clock import Clock, SystemClock
+from edge_agent.emulator import profiles as camera_profiles
 from edge_agent.emulator.client import CameraId, CamsimClient
 
 GST_PYTHON = "/usr/bin/python3"
@@ -43,6 +48,21 @@ class CamsimError(RuntimeError):
     """The emulator could not be started (missing GStreamer, bad settings, no ports)."""
 
 
+PerCamera = Mapping[CameraId, str] | Sequence[str] | None
+
+
+def camera_profile_args(profiles: PerCamera) -> tuple[str, ...]:
+    """Per-camera profiles as `ID=NAME` items: a mapping {2: "h265"}, or a list whose i-th
+    name is camera i+1's (None in a list keeps that camera on the common profile)."""
+    if profiles is None:
+        return ()
+    if isinstance(profiles, str):
+        raise CamsimError("profiles must be a mapping or a list, e.g. {2: 'h265'}")
+    if isinstance(profiles, Mapping):
+        return tuple(f"{cid}={name}" for cid, name in profiles.items())
+    return tuple(f"{i}={name}" for i, name in enumerate(profiles, start=1) if name is not None)
+
+
 @dataclass(frozen=True)
 class CamsimOptions:
     """Settings of one emulator process (defaults: 1080p25 4 Mbit/s, keyframe every 2 s)."""
@@ -57,6 +77,21 @@ class CamsimOptions:
     label_prefix: str = "CAM"
     address: str = "127.0.0.1"
     cache_dir: Path | None = None
+    preset: str | None = None  # d1 | 720p | 1080p | 4mp: overrides width/height
+    profile: str = camera_profiles.DEFAULT_PROFILE  # every camera's, e.g. "h265-pcma"
+    camera_profiles: tuple[str, ...] = ()  # "ID=NAME" items that override `profile`
+
+    def checked(self) -> CamsimOptions:
+        """Self, or CamsimError naming the bad preset/profile (before any process starts)."""
+        try:
+            if self.preset is not None:
+                camera_profiles.preset_size(self.preset)
+            camera_profiles.profiles_for(
+                [str(i) for i in range(1, self.cameras + 1)], self.profile, self.camera_profiles
+            )
+        except camera_profiles.ProfileError as exc:
+            raise CamsimError(str(exc)) from exc
+        return self
 
     def argv(self, python: str, port: int, control_port: int) -> list[str]:
         args = [
@@ -76,6 +111,11 @@ class CamsimOptions:
         ]
         if self.cache_dir is not None:
             args.append(f"--cache-dir={self.cache_dir}")
+        if self.preset is not None:
+            args.append(f"--preset={self.preset}")
+        if self.profile != camera_profiles.DEFAULT_PROFILE:
+            args.append(f"--profile={self.profile}")
+        args += [f"--camera-profile={item}" for item in self.camera_profiles]
         return args
 
 
@@ -176,6 +216,9 @@ class CamsimProcess:
         gop_seconds: float = 2.0,
         loop_seconds: float = 4.0,
         label_prefix: str = "CAM",
+        preset: str | None = None,
+        profile: str = camera_profiles.DEFAULT_PROFILE,
+        profiles: PerCamera = None,
         port: int | None = None,
         control_port: int | None = None,
         cache_dir: Path | None = None,
@@ -188,6 +231,9 @@ class CamsimProcess:
 
         The first start with new settings encodes each camera's loop (about 1.5 s per 1080p
         camera here); later starts read the loops from the cache in well under a second.
+        `profile` applies to every camera, `profiles` overrides it per camera (see
+        profiles.py for the names); `preset` names a size. A bad name raises CamsimError
+        before anything starts.
         """
         options = CamsimOptions(
             cameras=cameras,
@@ -199,7 +245,10 @@ class CamsimProcess:
             loop_seconds=loop_seconds,
             label_prefix=label_prefix,
             cache_dir=cache_dir,
-        )
+            preset=preset,
+            profile=profile,
+            camera_profiles=camera_profile_args(profiles),
+        ).checked()
         if not os.access(python, os.X_OK):
             raise CamsimError(f"{python} not found: {INSTALL_HINT}")
         clock = clock or SystemClock()
