@@ -22,6 +22,10 @@ FAMILIES: Mapping[str, tuple[str, str]] = {
     "vigil_segment_bytes_total": ("counter", "Segment bytes sent by this controller"),
     "vigil_logins_total": ("counter", "Login attempts, by outcome"),
     "vigil_exports_total": ("counter", "Evidence exports written"),
+    "vigil_renditions_total": (
+        "counter",
+        "H.264 rendition responses, by outcome (served, busy, failed)",
+    ),
 }
 
 
@@ -77,7 +81,7 @@ class Metrics:
 
 def route_family(path: str) -> str:
     """A low-cardinality name for a request path."""
-    if path.startswith("/play/seg/"):
+    if path.startswith(("/play/seg/", "/play/h264/")):
         return "segment"
     if path.startswith("/play/"):
         return "playlist"

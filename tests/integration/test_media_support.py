@@ -11,22 +11,40 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 from array import array
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import grpc
+import httpx
 from av.audio.frame import AudioFrame
 from av.audio.stream import AudioStream
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from controller.api.component import HttpComponent
+from controller.api.deps import ApiDeps
+from controller.api.wiring import http_component
+from controller.app import Controller, build_controller
 from controller.clock import SystemClock
+from controller.config import ControllerConfig
+from controller.grants.keys import ensure_keys
+from controller.grants.policy import default_policy
+from controller.users import create_user
 from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
-from tests.integration.controller_proc import CHUNK
+from tests.integration.controller_proc import (
+    CHUNK,
+    device_channel,
+    issue_device,
+    prepare_data_dir,
+    register,
+)
 
 WIDTH, HEIGHT, FPS, GOP = 320, 240, 25, 50  # a keyframe every 2 s
 AUDIO_RATE = 8000 * 2  # 16 kHz mono AAC (what the edge makes of 8 kHz G.711 is similar)
@@ -169,6 +187,7 @@ def make_segments(
     work: Path, seconds: float, codec: str = "libx265", audio: bool = True, start_us: int = 0
 ) -> list[MadeSegment]:
     """Segments of a fresh recording ending about now (or starting at `start_us`)."""
+    work.mkdir(parents=True, exist_ok=True)
     recording = record(work / f"rec-{codec}.ts", seconds, codec, audio)
     start = start_us or SystemClock().now_us() - int((seconds + 5) * 1_000_000)
     return split(recording, work / f"segs-{codec}", start)
@@ -219,3 +238,127 @@ def upload_all(
         prev = seg.sha256
         ids.append(segment_id)
     return ids
+
+
+# --- a controller with H.265, H.264 and damaged H.265 footage --------------------------------
+
+PASSWORD = "correct horse battery"
+USER = "wd-op"  # 武都区 operator: the cameras' county
+HEVC_CAM, AVC_CAM, BAD_CAM = "hevc1", "avc1", "bad1"
+
+
+@dataclass
+class MediaWorld:
+    controller: Controller
+    http: HttpComponent
+    channel: grpc.Channel
+    hevc: list[MadeSegment]
+    avc: list[MadeSegment]
+    ids: dict[str, list[str]]  # camera -> segment ids, oldest first
+
+    @property
+    def base(self) -> str:
+        return self.http.base_url
+
+    @property
+    def deps(self) -> ApiDeps:
+        deps: ApiDeps = self.http.app.state.deps
+        return deps
+
+    def login(self) -> str:
+        r = httpx.post(f"{self.base}/api/v1/login", json={"user_id": USER, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        token: str = r.json()["token"]
+        return token
+
+    def grant(self, session: str, camera: str, operations: list[str]) -> str:
+        now = self.controller.clock.now_us()
+        r = httpx.post(
+            f"{self.base}/api/v1/grants",
+            json={
+                "operations": operations,
+                "cameras": [camera],
+                "from_us": now - 10 * 60 * 1_000_000,
+                "to_us": now,
+                "purpose": "media test",
+            },
+            headers={"Authorization": f"Bearer {session}"},
+        )
+        assert r.status_code == 201, r.text
+        token: str = r.json()["token"]
+        return token
+
+    def playlist_url(self, session: str, grant: str, camera: str, rendition: str = "") -> str:
+        now = self.controller.clock.now_us()
+        params = {
+            "from": str(now - 10 * 60 * 1_000_000),
+            "to": str(now),
+            "grant": grant,
+            "session": session,
+        }
+        if rendition:
+            params["rendition"] = rendition
+        return str(httpx.URL(f"{self.base}/play/{camera}.m3u8", params=params))
+
+    def playlist(self, camera: str, rendition: str = "") -> list[str]:
+        """Absolute segment URLs of a fresh playback playlist of `camera`."""
+        session = self.login()
+        grant = self.grant(session, camera, ["playback"])
+        r = httpx.get(self.playlist_url(session, grant, camera, rendition), timeout=30)
+        assert r.status_code == 200, r.text
+        return [self.base + line for line in r.text.splitlines() if line.startswith("/play/")]
+
+
+def corrupt(data: bytes, seed: int = 1) -> bytes:
+    """Damage the H.265 payload of half the TS packets after the tables (PAT, PMT): the
+    container still names an hevc stream, but no picture decodes."""
+    rnd = random.Random(seed)
+    out = bytearray(data)
+    for pos in range(376, len(out) - 187, 188):
+        if rnd.random() < 0.5:
+            out[pos + 8 : pos + 188] = rnd.randbytes(180)
+    return bytes(out)
+
+
+@contextmanager
+def media_world(tmp: Path, transcode: dict[str, Any] | None = None) -> Iterator[MediaWorld]:
+    """A controller (SQLite, local store, HTTP as `serve` wires it) holding 8 s of an H.265
+    + AAC camera, 6 s of an H.264 + AAC camera, and one damaged H.265 segment, all uploaded
+    through the real mutual-TLS ingest."""
+    data = tmp / "ctl"
+    prepare_data_dir(data)
+    register(data, "dev1", [HEVC_CAM, AVC_CAM, BAD_CAM])
+    ensure_keys(data)
+    dev = issue_device(data, "dev1", tmp / "dev1")
+    config = ControllerConfig.model_validate(
+        {
+            "data_dir": str(data),
+            "grpc": {"listen": "127.0.0.1:0"},
+            "http": {"listen": "127.0.0.1:0"},
+            "mqtt": {"mode": "off"},
+            "transcode": transcode or {},
+        }
+    )
+    clock = SystemClock()
+    controller = build_controller(config, clock, [http_component])
+    controller.start()
+    channel = device_channel(controller.grpc_port, dev)
+    try:
+        http = next(c for c in controller.components if isinstance(c, HttpComponent))
+        create_user(
+            controller.engine, clock, USER, "wudu", "operator", PASSWORD, policy=default_policy()
+        )
+        hevc = make_segments(tmp / "hevc", 8.0, "libx265")
+        avc = make_segments(tmp / "avc", 6.0, "libx264")
+        ids = {
+            HEVC_CAM: upload_all(channel, HEVC_CAM, hevc, "h5"),
+            AVC_CAM: upload_all(channel, AVC_CAM, avc, "h4"),
+        }
+        stub = ingest_pb2_grpc.IngestStub(channel)
+        bad = upload_segment(stub, BAD_CAM, "bad-000", hevc[1], data=corrupt(hevc[1].data))
+        assert bad.outcome == ingest_pb2.UploadResponse.OUTCOME_COMMITTED, bad
+        ids[BAD_CAM] = ["bad-000"]
+        yield MediaWorld(controller, http, channel, hevc, avc, ids)
+    finally:
+        channel.close()
+        controller.stop(grace_s=1.0)
