@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edge_agent.app import Agent
-from edge_agent.clock import Clock
+from edge_agent.clock import Clock, ClockOffset
 from edge_agent.config import AgentConfig
 
 log = logging.getLogger("edge_agent.wiring")
@@ -59,6 +59,10 @@ def read_password(path: str) -> str:
 def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
     """Add the uplink and the health reporter the configuration asks for."""
     upload_rate: Callable[[], int] | None = None
+    # The agent's clock against the controller's, from inventory answers: reported in health,
+    # and segments committed while it is off by more than the threshold are flagged.
+    offset = ClockOffset(clock)
+    agent.buffer.set_clock_check(offset.skewed)
     if config.uplink.controller and config.uplink.mode == "leased":
         from edge_agent.leases import LeaseClientOptions, leased_uplink
 
@@ -71,6 +75,7 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
             cameras=[c.id for c in config.cameras],
             archive_cameras=[c.id for c in config.cameras if c.archive],
             options=LeaseClientOptions(inventory_interval_s=config.uplink.inventory_interval_s),
+            clock_offset=offset,
         )
         agent.add_component(leased)
         agent.add_component(leases)
@@ -101,6 +106,7 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
             on_reconfigure=agent.reconfigure,
             upload_rate_bps=upload_rate,
             system=psutil_probe(config.data_dir),
+            clock_skew=offset.estimate,
         )
         reporter = HealthReporter(
             config,

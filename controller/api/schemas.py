@@ -86,6 +86,8 @@ class SegmentOut(BaseModel):
     flag: str
     chain_ok: bool
     media: MediaOut | None = None  # None: the segment could not be probed (or predates it)
+    # The agent's flags, by name: discontinuity, truncated, clock_skew.
+    agent_flags: list[str] = Field(default_factory=list)
 
 
 class SegmentList(BaseModel):
@@ -153,6 +155,18 @@ class AlertOut(BaseModel):
     camera_id: str
     detail: str
     raised_us: int
+    level: str = "warning"  # "info": needs no action (long_gop)
+
+
+class CameraStateOut(BaseModel):
+    """One camera as its agent last reported it (fleet view)."""
+
+    camera_id: str
+    state: str  # starting, streaming, unsupported_codec, auth_failed, unreachable, ...
+    reason: str
+    connected: bool
+    frame_age_s: float
+    gop_s: float
 
 
 class DeviceOut(BaseModel):
@@ -173,6 +187,10 @@ class DeviceDetail(DeviceOut):
     history: list[dict[str, Any]] = Field(default_factory=list)
     active_alerts: list[AlertOut] = Field(default_factory=list)
     cameras: list[str] = Field(default_factory=list)
+    camera_states: list[CameraStateOut] = Field(default_factory=list)
+    # The device clock minus the controller's (s) and its error bound, when measured over RPC.
+    clock_offset_s: float | None = None
+    clock_offset_error_s: float | None = None
 
 
 class AuditOut(BaseModel):

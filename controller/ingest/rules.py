@@ -30,7 +30,7 @@ MIN_START_US = 946_684_800_000_000
 SEGMENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 CAMERA_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CONTAINERS = frozenset({"ts", "mp4"})
-KNOWN_FLAGS = 0b11
+KNOWN_FLAGS = 0b111  # discontinuity, truncated, clock_skew (ingest.proto SegmentFlag)
 MAX_LEASE_ID = 128
 # Two segments whose edges are this close are back to back (no recording between them).
 CONTIGUOUS_US = 1_000_000

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import grpc
 
+from controller.clock import Clock, SystemClock
 from controller.ingest.grpc_service import device_from_auth
 from controller.scheduler.leases import ForeignLeaseError, LeaseError, UnknownLeaseError
 from controller.scheduler.model import SchedulerError
@@ -42,8 +43,10 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         | None = None,
         fetch_config: Handler[agent_control_pb2.FetchConfigRequest, agent_control_pb2.AgentConfig]
         | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self._service = service
+        self._clock = clock or SystemClock()
         self._enroll = enroll
         self._fetch_config = fetch_config
 
@@ -83,7 +86,10 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         except Exception:
             log.exception("inventory of %s failed unexpectedly", device)
             context.abort(grpc.StatusCode.INTERNAL, "internal error; the plan is unchanged")
-        return agent_control_pb2.InventoryAck(plan_version=version)
+        # The controller's clock in the answer: agents measure their own against it (NTP-like).
+        return agent_control_pb2.InventoryAck(
+            plan_version=version, server_unix_us=self._clock.now_us()
+        )
 
     def StreamLeases(  # noqa: N802 - gRPC method name
         self, request: agent_control_pb2.LeaseStreamRequest, context: grpc.ServicerContext

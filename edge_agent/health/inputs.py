@@ -14,6 +14,7 @@ from typing import Protocol
 
 import psutil
 
+from edge_agent.clock import SkewEstimate
 from edge_agent.config import AgentConfig
 from edge_agent.health import commands as cm
 from edge_agent.health import payloads as pl
@@ -47,6 +48,8 @@ class ReporterInputs:
     on_upload_range: Callable[[cm.UploadRangeRequest], str] | None = None
     upload_rate_bps: Callable[[], int] | None = None
     system: Callable[[], pl.SystemFigures] | None = None
+    # The agent's clock against the controller's (ClockOffset.estimate); None: not measured.
+    clock_skew: Callable[[], SkewEstimate | None] | None = None
 
 
 def psutil_probe(data_dir: str) -> Callable[[], pl.SystemFigures]:

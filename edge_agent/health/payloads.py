@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from edge_agent.clock import SkewEstimate
 from edge_agent.config import AgentConfig
 from edge_agent.model import AgentEvent, BufferStats, CameraStatus, EvictionRecord
-from edge_agent.redact import redact_url
+from edge_agent.redact import redact_text, redact_url
 from protos.vigil.v1 import common_pb2, fleet_pb2
 
 US = 1_000_000
 HOUR_US = 3600 * US
+MAX_REASON = 500
 
 EVENT_KINDS: dict[str, int] = {
     "camera_lost": fleet_pb2.Event.KIND_CAMERA_LOST,
@@ -96,6 +98,11 @@ def eviction_eta_s(stats: BufferStats, cameras: Sequence[CameraStatus]) -> float
     return room / fill_bytes_s
 
 
+def camera_state(status: CameraStatus) -> str:
+    """The state to report; a status without one (built by hand) is derived from `connected`."""
+    return status.state or ("streaming" if status.connected else "starting")
+
+
 def camera_health(status: CameraStatus, now_us: int) -> fleet_pb2.CameraHealth:
     age = (now_us - status.last_frame_us) / US if status.last_frame_us else -1.0
     recent = sum(1 for g in status.gaps if g.end_us > now_us - HOUR_US)
@@ -107,7 +114,19 @@ def camera_health(status: CameraStatus, now_us: int) -> fleet_pb2.CameraHealth:
         bitrate_bps=status.bitrate_bps,
         last_keyframe_unix_us=status.last_keyframe_us,
         gaps_last_hour=recent,
+        state=camera_state(status),
+        reason=redact_text(status.reason)[:MAX_REASON],
+        gop_s=status.gop_s,
     )
+
+
+def add_clock(msg: fleet_pb2.Health, skew: SkewEstimate | None, uptime_s: float) -> None:
+    """The agent's uptime and measured clock offset (when known) into a health message."""
+    msg.uptime_s = max(0.0, uptime_s)
+    if skew is not None:
+        msg.clock_offset_known = True
+        msg.clock_offset_ms = skew.skew_us / 1000.0
+        msg.clock_offset_error_ms = skew.error_us / 1000.0
 
 
 def health(
@@ -192,13 +211,14 @@ def disk_low_change(
 def significant_change(prev: fleet_pb2.Health | None, cur: fleet_pb2.Health) -> bool:
     """Whether `cur` must go out now rather than at the next interval.
 
-    Cameras connecting or dropping, the set of cameras changing, or the eviction ETA of the
-    backlog falling under an hour: the control centre should not wait 30 s to see those.
+    Cameras connecting, dropping or changing state, the set of cameras changing, or the
+    eviction ETA of the backlog falling under an hour: the control centre should not wait
+    30 s to see those.
     """
     if prev is None:
         return True
-    before = {c.camera_id: c.connected for c in prev.cameras}
-    after = {c.camera_id: c.connected for c in cur.cameras}
+    before = {c.camera_id: (c.connected, c.state) for c in prev.cameras}
+    after = {c.camera_id: (c.connected, c.state) for c in cur.cameras}
     if before != after:
         return True
     soon = 3600.0

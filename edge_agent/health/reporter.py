@@ -66,6 +66,7 @@ class HealthReporter:
         self._topics = DeviceTopics(config.county, config.site, config.device_id)
         self._system = inputs.system or psutil_probe(config.data_dir)
         self._base = clock.now_us() if session_base is None else session_base
+        self._started_mono = clock.monotonic()
         self._connections = 0
         self._session = 0
         self._health_seq = 0
@@ -275,6 +276,7 @@ class HealthReporter:
         stats = self._in.buffer.stats() if self._in.buffer is not None else None
         rate = self._in.upload_rate_bps() if self._in.upload_rate_bps is not None else 0
         cams = list(self._in.statuses())
+        skew = self._in.clock_skew() if self._in.clock_skew is not None else None
         client = self._client
         with self._lock:
             msg = pl.health(
@@ -287,6 +289,7 @@ class HealthReporter:
                 cams,
                 rate,
             )
+            pl.add_clock(msg, skew, now_mono - self._started_mono)
             due = since >= self._config.mqtt.health_interval_s
             if not (force or due or pl.significant_change(self._last_health, msg)):
                 return

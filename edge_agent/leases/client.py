@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import grpc
 import tenacity
 
-from edge_agent.clock import Clock
+from edge_agent.clock import Clock, ClockOffset
 from edge_agent.leases.inventory import (
     build_inventory,
     evict_at,
@@ -84,6 +84,7 @@ class LeaseClient:
         archive_cameras: Collection[str] = (),
         known_cameras: Collection[str] | None = None,
         wake_uploader: Callable[[], None] = lambda: None,
+        clock_offset: ClockOffset | None = None,
     ) -> None:
         self._device = device_id
         self._stub = agent_control_pb2_grpc.AgentControlStub(channel)
@@ -94,6 +95,7 @@ class LeaseClient:
         self._archive = frozenset(archive_cameras)
         self._known = None if known_cameras is None else frozenset(known_cameras)
         self._wake_uploader = wake_uploader
+        self._offset = clock_offset
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._report_now = threading.Event()
@@ -252,7 +254,11 @@ class LeaseClient:
     def send_inventory(self) -> bool:
         try:
             inv = self.inventory()
-            self._stub.ReportInventory(inv, timeout=self._opt.rpc_timeout_s)
+            sent = self._clock.now_us()
+            ack = self._stub.ReportInventory(inv, timeout=self._opt.rpc_timeout_s)
+            if self._offset is not None and ack.server_unix_us:
+                # The answer carries the controller's clock: one NTP-like sample of ours.
+                self._offset.observe(sent, self._clock.now_us(), ack.server_unix_us)
         except grpc.RpcError as exc:
             self.last_error = f"inventory: {exc.code()}: {exc.details()}"
             self.counters["inventory_errors"] += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from edge_agent.clock import Clock
+from edge_agent.clock import Clock, ClockOffset
 from edge_agent.config import UplinkConfig
 from edge_agent.leases.client import LeaseClient, LeaseClientOptions
 from edge_agent.leases.source import LeasedJobSource, LeasedUploader
@@ -35,11 +35,13 @@ def leased_uplink(
     options: LeaseClientOptions | None = None,
     policy: RetryPolicy | None = None,
     server_name: str | None = None,
+    clock_offset: ClockOffset | None = None,
 ) -> tuple[LeasedUploader, LeaseClient]:
     """(uploader, lease client), not started. Raises UplinkError for unreadable TLS files.
 
     `cameras`: the cameras this device has (a requested camera it lacks is reported as
     such); None accepts any. `cfg.rate_bps` only paces until the first lease sets the rate.
+    `clock_offset` collects the controller's time from inventory answers.
     """
     creds = load_credentials(Path(cfg.ca_cert), Path(cfg.client_cert), Path(cfg.client_key))
     channel = connect(cfg.controller, creds, cfg.chunk_bytes, server_name)
@@ -59,5 +61,6 @@ def leased_uplink(
         archive_cameras=archive_cameras,
         known_cameras=cameras,
         wake_uploader=uploader.wake,
+        clock_offset=clock_offset,
     )
     return uploader, leases

@@ -24,7 +24,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,6 +69,7 @@ class SegmentBuffer:
         self._lock = threading.Lock()
         self._closed = False
         self._used = index.used_bytes()
+        self._clock_skewed: Callable[[], bool] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -118,6 +119,11 @@ class SegmentBuffer:
 
     # -- writing segments -------------------------------------------------------------------
 
+    def set_clock_check(self, skewed: Callable[[], bool] | None) -> None:
+        """Segments committed while `skewed()` is true get SegmentFlag.CLOCK_SKEW: their times
+        came from a clock known to be off the controller's (ClockOffset.skewed)."""
+        self._clock_skewed = skewed
+
     def temp_path(self, camera_id: str, container: str = "ts") -> Path:
         """A fresh unique path under tmp/ for the segmenter to write one segment into."""
         cam = validate.camera(camera_id)
@@ -152,6 +158,8 @@ class SegmentBuffer:
         start = validate.micros("start_us", start_us, cam)
         duration = validate.micros("duration_us", duration_us, cam)
         flag = validate.flags(flags, cam)
+        if self._clock_skewed is not None and self._clock_skewed():
+            flag |= SegmentFlag.CLOCK_SKEW
         ext = validate.container(container, cam)
         temp = validate.temp_file(temp_path, self._tmp, cam)
         try:

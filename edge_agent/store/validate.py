@@ -63,7 +63,7 @@ def container(value: object, camera_id: str) -> str:
 def flags(value: object, camera_id: str) -> SegmentFlag:
     if isinstance(value, bool) or not isinstance(value, int):
         raise StoreError(f"camera {camera_id}: flags must be a SegmentFlag, got {value!r}")
-    known = SegmentFlag.DISCONTINUITY | SegmentFlag.TRUNCATED
+    known = SegmentFlag.DISCONTINUITY | SegmentFlag.TRUNCATED | SegmentFlag.CLOCK_SKEW
     if value & ~int(known) or value < 0:
         raise StoreError(f"camera {camera_id}: unknown segment flags {value!r}")
     return SegmentFlag(value)

@@ -80,7 +80,7 @@ def test_a_good_header_passes_and_gets_the_default_container() -> None:
         ({"duration_us": 0}, "duration_us"),
         ({"duration_us": LIMITS.max_duration_us + 1}, "duration_us"),
         ({"container": "avi"}, "container"),
-        ({"flags": 4}, "unknown bits"),
+        ({"flags": 8}, "unknown bits"),
         ({"lease_id": "l" * 129}, "lease_id"),
     ],
 )

@@ -21,6 +21,17 @@ from controller.grants.model import CameraInfo
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 
+AGENT_FLAGS = ((1, "discontinuity"), (2, "truncated"), (4, "clock_skew"))  # ingest SegmentFlag
+
+
+def agent_flag_names(bits: int) -> list[str]:
+    """The agent's flag bits by name (unknown bits as "bit_N")."""
+    names = [name for bit, name in AGENT_FLAGS if bits & bit]
+    known = sum(bit for bit, _ in AGENT_FLAGS)
+    names += [f"bit_{i}" for i in range(bits.bit_length()) if bits & ~known & (1 << i)]
+    return names
+
+
 def media_out(row: SegmentMediaRow | None) -> MediaOut | None:
     """The API's view of a media row; None when unknown (no row, or the probe failed)."""
     if row is None or row.probe_error:
@@ -132,6 +143,7 @@ def segments(
                 flag=s.flag,
                 chain_ok=s.chain_ok,
                 media=media_out(media.get(s.segment_id)),
+                agent_flags=agent_flag_names(s.agent_flags),
             )
             for s in rows[:limit]
         ],

@@ -16,11 +16,12 @@ from google.protobuf.json_format import MessageToDict
 from controller.api.common import sees_county
 from controller.api.deps import ApiDeps, DepsDep, UserDep
 from controller.api.errors import ApiError
-from controller.api.schemas import AlertOut, DeviceDetail, DeviceOut
+from controller.api.schemas import AlertOut, CameraStateOut, DeviceDetail, DeviceOut
 from controller.catalog import DeviceRow
 from controller.fleet.alerts import Alert
 from controller.fleet.monitor import DeviceRecord
 from controller.grants.policy import User
+from protos.vigil.v1.fleet_pb2 import CameraHealth
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
@@ -32,6 +33,18 @@ def _alert(a: Alert) -> AlertOut:
         camera_id=a.camera_id,
         detail=a.detail,
         raised_us=a.raised_us,
+        level=a.level,
+    )
+
+
+def _camera_state(c: CameraHealth) -> CameraStateOut:
+    return CameraStateOut(
+        camera_id=c.camera_id,
+        state=c.state or ("streaming" if c.connected else "disconnected"),
+        reason=c.reason,
+        connected=c.connected,
+        frame_age_s=c.frame_age_s,
+        gop_s=c.gop_s,
     )
 
 
@@ -87,7 +100,12 @@ def device(device_id: str, user: UserDep, deps: DepsDep) -> DeviceDetail:
     if deps.fleet is not None:
         record = deps.fleet.device(device_id)
         if record is not None and record.health is not None:
-            detail.health = MessageToDict(record.health, preserving_proto_field_name=True)
+            h = record.health
+            detail.health = MessageToDict(h, preserving_proto_field_name=True)
+            detail.camera_states = [_camera_state(c) for c in h.cameras]
+            if h.clock_offset_known:
+                detail.clock_offset_s = h.clock_offset_ms / 1000
+                detail.clock_offset_error_s = h.clock_offset_error_ms / 1000
         detail.history = [asdict(p) for p in deps.fleet.history(device_id)]
         detail.active_alerts = [_alert(a) for a in deps.fleet.alerts(device_id)]
     return detail
