@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -39,6 +40,24 @@ class CameraConfig(_Strict):
     settle_seconds: float = Field(default=2.0, ge=0.0, le=600.0)
     # The camera's policy keeps a cloud copy: its backlog is "archive", not "backfill".
     archive: bool = False
+    # Folder sources: the IANA time zone file names are written in (NVRs name recordings in
+    # local time; Vigil keeps UTC inside). A name ending in "Z" is UTC whatever this says.
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name like Asia/Shanghai)"
+            ) from exc
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @field_validator("url")
     @classmethod

@@ -20,6 +20,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
+
+from av.packet import Packet
+from av.video.stream import VideoStream
 
 from edge_agent.model import SegmentFlag
 from edge_agent.sources.errors import RecordingFileError, SourceError
@@ -73,10 +77,12 @@ class FolderWorker(CameraWorker):
     def _ingest(self, ledger: FolderLedger, root: Path, name: str, listed: FileFacts) -> None:
         path = root / name
         try:
-            rec = RecordingFile.open(self.camera_id, path)
+            named = self.camera.kind == "nvr_folder"
+            rec = RecordingFile.open(self.camera_id, path, self.camera.zone, named=named)
         except SourceError as exc:
             log.error("%s; skipping it", exc)
             self._tracker.set_error(str(exc))
+            self._emit("file_rejected", detail=str(exc))
             self._mark(ledger, name, listed, "rejected", str(exc))
             return
         try:
@@ -99,13 +105,19 @@ class FolderWorker(CameraWorker):
             gap_reason=reason,
             flags=flags,
             skip_before_us=resume,
+            audio=rec.audio,
         )
+        video = rec.stream.index
         committed = self.writer.segments_committed
         written = 0
         error: SourceError | None = None
         try:
             for packet in rec.packets():
-                size, key, media = packet.size, packet.is_keyframe, media_seconds(packet)
+                if packet.stream_index != video:
+                    self.writer.feed(packet, None)  # audio: rides on the video's segments
+                    continue
+                size, key = packet.size, packet.is_keyframe
+                media = media_seconds(cast("Packet[VideoStream]", packet))
                 if self.writer.feed(packet, None):
                     written += 1
                 self._tracker.packet(size, key, self._clock.now_us(), media)

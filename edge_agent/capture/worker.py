@@ -20,7 +20,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+from av.packet import Packet
+from av.video.stream import VideoStream
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -34,8 +37,9 @@ from edge_agent.config import CameraConfig
 from edge_agent.model import AgentEvent, CameraStatus, Gap, SegmentFlag
 from edge_agent.segmenter import CutPolicy
 from edge_agent.sources.errors import ConnectError, SourceError
-from edge_agent.sources.rtsp import RtspOptions, RtspSession
+from edge_agent.sources.rtsp import RtspOptions, RtspSession, codec_label
 
+from .audio import format_of
 from .status import StatusTracker, classify, media_seconds
 from .writer import SegmentSink, SegmentWriter
 
@@ -100,6 +104,7 @@ class CameraWorker:
             CutPolicy.for_seconds(camera.segment_seconds, settings.forward_jump_s),
             camera.container,
             on_gap=self._gap,
+            on_event=lambda kind, detail: self._emit(kind, detail=detail),
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -281,6 +286,7 @@ class RtspWorker(CameraWorker):
         committed = self.writer.segments_committed
         error: SourceError | None = None
         started = False
+        video = session.stream.index
         try:
             for packet in session.packets():
                 now = self._clock.now_us()
@@ -295,11 +301,15 @@ class RtspWorker(CameraWorker):
                         gap_reason=self._gap_reason,
                         flags=SegmentFlag.DISCONTINUITY if prior is not None else SegmentFlag.NONE,
                         earliest_us=opened_at,
+                        audio=session.audio,
                     )
-                    cc = session.stream.codec_context
-                    self._up(f"{cc.width}x{cc.height} H.264")
+                    self._up(self._describe_stream(session))
+                if packet.stream_index != video:
+                    self.writer.feed(packet, now)  # audio: not counted in the video's rates
+                    continue
                 # Read the packet's figures first: muxing may hand its data to the muxer.
-                size, key, media = packet.size, packet.is_keyframe, media_seconds(packet)
+                size, key = packet.size, packet.is_keyframe
+                media = media_seconds(cast("Packet[VideoStream]", packet))
                 self.writer.feed(packet, now)
                 self._tracker.packet(size, key, now, media)
                 if self._stop.is_set():
@@ -317,3 +327,18 @@ class RtspWorker(CameraWorker):
         if self.writer.segments_committed > committed:
             return
         raise error or ConnectError(reason)
+
+    _codec = ""  # the video codec of the last connection
+
+    def _describe_stream(self, session: RtspSession) -> str:
+        """ "1920x1080 H.265, audio pcm_alaw 8000 Hz 1 ch"; a codec change is an event (the
+        segments after it start a DISCONTINUITY, as after any reconnect)."""
+        cc = session.stream.codec_context
+        codec = codec_label(session.stream)
+        if self._codec and codec != self._codec:
+            detail = f"video codec changed from {self._codec} to {codec}"
+            log.warning("camera %s: %s", self.camera_id, detail)
+            self._emit("codec_changed", detail=detail)
+        self._codec = codec
+        audio = f", audio {format_of(session.audio)}" if session.audio is not None else ""
+        return f"{cc.width}x{cc.height} {codec}{audio}"

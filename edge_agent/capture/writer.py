@@ -1,9 +1,16 @@
 """The segmenter's shell: remux packets into segment files and commit them to the buffer.
 
-`edge_agent.segmenter` decides; this class does what it says with PyAV (remux only, the output
-stream is a template copy of the input, nothing is decoded) and with the buffer. A segment that
-cannot be written or stored (full disk, I/O error) is dropped and its time becomes a recorded
-gap; what is already buffered is never touched, and capture goes on at the next keyframe.
+`edge_agent.segmenter` decides; this class does what it says with PyAV (video is remuxed, the
+output stream a template copy of the input, never decoded; audio rides along, see
+`edge_agent.capture.audio`) and with the buffer. A segment that cannot be written or stored
+(full disk, I/O error) is dropped and its time becomes a recorded gap; what is already buffered
+is never touched, and capture goes on at the next keyframe.
+
+What reaches a muxer is checked first: a video packet without both timestamps, or whose
+timestamps go back, is never handed over (the muxer would fail the whole segment), and a
+segment opens only on a keyframe with real timestamps. Every keyframe carries the stream's
+parameter sets, so each segment decodes on its own. MPEG-TS continuity counters continue from
+one segment file of a camera to the next (`tscontinuity`), so its files form one stream.
 """
 
 from __future__ import annotations
@@ -16,20 +23,30 @@ from typing import Protocol
 
 import av
 import av.error
+from av.audio.stream import AudioStream
 from av.container import OutputContainer
 from av.packet import Packet
+from av.stream import Stream
 from av.video.stream import VideoStream
 
 from edge_agent import segmenter
 from edge_agent.model import Gap, SegmentFlag, SegmentInfo, SegmentState
 from edge_agent.redact import redact_text
 from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, GapSpan, PacketMeta
-from edge_agent.sources.h264 import find_sps
+from edge_agent.sources.nal import find_sps, missing_parameter_sets, parameter_sets
+
+from .audio import SILENT_US, AudioFormat, AudioTrack, aligned_offset, change_of
+from .tscontinuity import continue_counters
 
 log = logging.getLogger(__name__)
 
 _MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# Timestamps go to disk as they are: FFmpeg would otherwise shift a whole file whose first
+# packet is slightly negative (a B-frame's dts, AAC priming), and that file alone would then
+# overlap the next one. The MPEG-TS muxer's own delay keeps such values positive on the wire.
+_TS_OPTIONS = {"avoid_negative_ts": "disabled"}
 _MAX_REASON = 200
+EventCallback = Callable[[str, str], None]  # (kind, detail): an AgentEvent for this camera
 
 
 class SegmentSink(Protocol):
@@ -84,6 +101,7 @@ class SegmentWriter:
         container: str = "ts",
         on_segment: Callable[[SegmentInfo], None] | None = None,
         on_gap: Callable[[Gap], None] | None = None,
+        on_event: EventCallback | None = None,
     ) -> None:
         self.camera_id = camera_id
         self._sink = sink
@@ -91,14 +109,32 @@ class SegmentWriter:
         self._container = container
         self._on_segment = on_segment
         self._on_gap = on_gap
+        self._on_event = on_event
         self._state: CutState | None = None
         self._offset_us = 0  # the segmenter's timestamp re-base, in µs and in stream ticks
         self._offset_tb = 0
         self._in_stream: VideoStream | None = None
+        self._video_index = 0
+        self._codec = "h264"
+        self._param_sets: dict[int, bytes] = {}
         self._tb = (1, 90_000)
         self._out: OutputContainer | None = None
-        self._out_stream: VideoStream | None = None
+        self._out_stream: Stream | None = None
         self._temp: Path | None = None
+        self._last_dts: int | None = None  # the last video dts muxed into the open file
+        self._last_video_us: int | None = None  # the same, in µs after the re-base
+        self._audio: AudioTrack | None = None
+        self._audio_out: Stream | None = None
+        self._audio_offset_us = 0
+        self._audio_last_dts: int | None = None
+        self._audio_last_us: int | None = None  # when audio was last heard (video clock, µs)
+        self._audio_silent = False
+        self._audio_format: AudioFormat | None = None
+        self._audio_known = False  # whether a connection or file has been seen yet
+        self._cc: dict[int, int] = {}  # MPEG-TS continuity counters, carried across files
+        self._gop_warned = False
+        self.gop_s: float | None = None  # the camera's measured keyframe interval
+        self.untimed_dropped = 0  # video packets never handed to a muxer (no or bad timestamps)
         # Where this camera's record (segments and recorded gaps) reaches: the next connection's
         # first segment starts no earlier, and any time in between is reported as a gap.
         self.covered_until_us: int | None = None
@@ -117,14 +153,21 @@ class SegmentWriter:
         flags: SegmentFlag = SegmentFlag.NONE,
         skip_before_us: int | None = None,
         earliest_us: int | None = None,
+        audio: AudioStream | None = None,
     ) -> None:
-        """Start a connection (live) or a file; see `segmenter.begin` for the arguments."""
+        """Start a connection (live) or a file; see `segmenter.begin` for the arguments.
+        `audio` is the source's audio stream, if it has one."""
         if self._state is not None:
             self.end(truncated=True)
         tb = Fraction(stream.time_base or Fraction(1, 90_000))
         self._tb = (tb.numerator * 1_000_000, tb.denominator)
         self._in_stream = stream
+        self._video_index = stream.index
+        self._codec = stream.codec_context.name or "h264"
+        self._param_sets = parameter_sets(self._codec, stream.codec_context.extradata)
         self._offset_us = self._offset_tb = 0
+        self._last_video_us = None
+        self._begin_audio(audio)
         self._state = segmenter.begin(
             anchor_us,
             live=live,
@@ -135,15 +178,19 @@ class SegmentWriter:
             earliest_us=earliest_us,
         )
 
-    def feed(self, packet: Packet[VideoStream], now_us: int | None = None) -> bool:
-        """Take one packet; True if it was written into a segment."""
+    def feed(self, packet: Packet[Stream], now_us: int | None = None) -> bool:
+        """Take one packet (video or audio); True if it was written into a segment."""
         state = self._state
         if state is None:
             raise RuntimeError("SegmentWriter.feed before begin")
+        if packet.stream_index != self._video_index:
+            return self._feed_audio(packet)
         meta = self._meta(packet)
         if meta is None:
+            self.untimed_dropped += 1
             return False
         state, decision = segmenter.step(state, meta, now_us, self._policy)
+        self._watch_gop(state)
         if decision.offset_us != self._offset_us:
             log.info(
                 "camera %s: stream timestamps re-based by %.3f s; the video goes on",
@@ -166,7 +213,12 @@ class SegmentWriter:
         if decision.action in (Action.OPEN, Action.CUT):
             self._open()
         if decision.action in (Action.OPEN, Action.CUT, Action.WRITE) and self._out is not None:
-            return self._mux(packet)
+            if meta.is_key:
+                packet = self._with_parameter_sets(packet)
+            written = self._mux(packet)
+            if written:
+                self._watch_audio(meta.dts_us)
+            return written
         return False
 
     def end(self, *, truncated: bool) -> SegmentInfo | None:
@@ -197,17 +249,17 @@ class SegmentWriter:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _meta(self, packet: Packet[VideoStream]) -> PacketMeta | None:
+    def _meta(self, packet: Packet[Stream]) -> PacketMeta | None:
+        """The packet's facts, or None if it lacks a timestamp: an untimed packet never
+        reaches a muxer, and a segment opens only on a keyframe with both."""
         num, den = self._tb
         pts, dts = packet.pts, packet.dts
-        if pts is None:
-            if dts is None:
-                return None
-            pts = dts
+        if pts is None or dts is None or pts < dts:
+            return None
         sps = None
         is_key = bool(packet.is_keyframe)
         if is_key:
-            sps = find_sps(bytes(memoryview(packet)[:8192]))
+            sps = find_sps(bytes(memoryview(packet)[:8192]), self._codec)
         return PacketMeta(
             pts_us=pts * num // den,
             dts_us=None if dts is None else dts * num // den,
@@ -227,16 +279,22 @@ class SegmentWriter:
             if self._container == "mp4":
                 out = av.open(str(temp), "w", format="mp4", options=_MP4_OPTIONS)
             else:
-                out = av.open(str(temp), "w", format="mpegts")
+                out = av.open(str(temp), "w", format="mpegts", container_options=_TS_OPTIONS)
             self._out_stream = out.add_stream_from_template(stream)
+            self._audio_out = self._audio.add_to(out) if self._audio is not None else None
             self._out, self._temp = out, temp
+            self._last_dts = self._audio_last_dts = None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._temp = temp
             self._fail("cannot start a segment file", exc)
 
-    def _mux(self, packet: Packet[VideoStream]) -> bool:
+    def _mux(self, packet: Packet[Stream]) -> bool:
         out, out_stream = self._out, self._out_stream
         if out is None or out_stream is None:
+            return False
+        dts = packet.dts
+        if dts is None or (self._last_dts is not None and dts <= self._last_dts):
+            self.untimed_dropped += 1  # the muxer would refuse it and fail the whole segment
             return False
         try:
             packet.stream = out_stream
@@ -244,15 +302,135 @@ class SegmentWriter:
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._fail("cannot write a segment file", exc)
             return False
+        self._last_dts = dts
         return True
+
+    def _with_parameter_sets(self, packet: Packet[Stream]) -> Packet[Stream]:
+        """The keyframe with the stream's parameter sets in front if it lacks them, so the
+        segment it may open decodes on its own."""
+        if not self._param_sets:
+            return packet
+        head = bytes(memoryview(packet)[:8192])
+        prefix = missing_parameter_sets(self._codec, head, self._param_sets)
+        if not prefix:
+            return packet
+        fixed: Packet[Stream] = Packet(prefix + bytes(packet))
+        fixed.pts, fixed.dts, fixed.duration = packet.pts, packet.dts, packet.duration
+        fixed.time_base = packet.time_base
+        fixed.is_keyframe = True
+        return fixed
+
+    # -- audio ------------------------------------------------------------------------------
+
+    def _begin_audio(self, audio: AudioStream | None) -> None:
+        track = AudioTrack(audio) if audio is not None else None
+        fmt = track.format if track is not None else None
+        if self._audio_known:
+            change = change_of(self._audio_format, fmt)
+            if change is not None:
+                log.warning("camera %s: %s; video goes on", self.camera_id, change[1])
+                self._event(*change)
+        elif track is not None and track.plan == "drop":
+            log.warning("camera %s: audio %s cannot be kept; video only", self.camera_id, fmt)
+        self._audio_known, self._audio_format = True, fmt
+        self._audio, self._audio_out = track, None
+        self._audio_offset_us, self._audio_last_us, self._audio_silent = 0, None, False
+
+    def _feed_audio(self, packet: Packet[Stream]) -> bool:
+        """Put an audio packet into the open segment (none open: dropped)."""
+        track, out, out_stream = self._audio, self._out, self._audio_out
+        if track is None or out is None or out_stream is None or packet.pts is None:
+            return False
+        tb = packet.time_base
+        if not tb:
+            return False
+        audio_us = int(packet.pts * tb * 1_000_000)
+        offset = aligned_offset(audio_us, self._last_video_us, self._audio_offset_us)
+        self._audio_offset_us = offset
+        if offset:
+            shift = round(offset / 1_000_000 / tb)
+            packet.pts = packet.pts + shift
+            packet.dts = None if packet.dts is None else packet.dts + shift
+        if packet.dts is None:
+            packet.dts = packet.pts
+        self._audio_last_us = audio_us + offset
+        if self._audio_silent:
+            self._audio_silent = False
+            log.info("camera %s: audio is back", self.camera_id)
+            self._event("audio_changed", f"audio is back: {track.format}")
+        written = False
+        for converted in track.convert(packet):
+            dts = converted.dts if converted.dts is not None else converted.pts
+            if dts is None or (self._audio_last_dts is not None and dts <= self._audio_last_dts):
+                continue  # never hand the muxer a packet it would refuse
+            try:
+                converted.stream = out_stream
+                out.mux(converted)
+            except (av.error.FFmpegError, ValueError) as exc:
+                log.debug("camera %s: audio packet dropped: %s", self.camera_id, _describe(exc))
+                continue
+            self._audio_last_dts = dts
+            written = True
+        return written
+
+    def _watch_audio(self, video_dts_us: int | None) -> None:
+        """Note the video clock; report once when the camera's audio stopped while video goes on."""
+        if video_dts_us is None:
+            return
+        self._last_video_us = video_dts_us + self._offset_us
+        if self._audio is None or self._audio_silent:
+            return
+        last = self._audio_last_us
+        if last is None:
+            self._audio_last_us = last = self._last_video_us
+        if self._last_video_us - last > SILENT_US:
+            self._audio_silent = True
+            detail = (
+                f"no audio for {SILENT_US // 1_000_000} s ({self._audio.format}); video goes on"
+            )
+            log.warning("camera %s: %s", self.camera_id, detail)
+            self._event("audio_lost", detail)
+
+    @property
+    def audio_cpu_s(self) -> float:
+        """Thread CPU spent converting this connection's audio (0 when it passes through)."""
+        return self._audio.cpu_s if self._audio is not None else 0.0
+
+    def _watch_gop(self, state: CutState) -> None:
+        """Measure the camera's GOP; warn once if it is longer than the segment target."""
+        interval = state.key_interval_us
+        if interval is None or interval <= 0:
+            return
+        self.gop_s = interval / 1_000_000
+        if self._gop_warned or interval <= self._policy.target_us + state.frame_us // 2:
+            return
+        self._gop_warned = True
+        target = self._policy.target_us / 1e6
+        detail = (
+            f"keyframe every {self.gop_s:.1f} s, longer than the {target:g} s segment target: "
+            "segments are cut at keyframes, so each lasts a whole GOP"
+        )
+        log.warning("camera %s: %s", self.camera_id, detail)
+        self._event("long_gop", detail)
+
+    def _event(self, kind: str, detail: str) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, detail)
+        except Exception:  # a broken subscriber must not stop capture
+            log.exception("camera %s: event subscriber failed on %s", self.camera_id, kind)
 
     def _commit(self, closed: ClosedSegment) -> SegmentInfo | None:
         out, temp = self._out, self._temp
         self._out, self._out_stream, self._temp = None, None, None
+        self._audio_out = None
         if out is None or temp is None:
             return None  # its file failed earlier; that time is already being reported
         try:
             out.close()
+            if self._container == "ts":
+                self._carry_counters(temp)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._discard(temp)
             self._lost(closed, f"cannot finish segment file: {_describe(exc)}")
@@ -275,6 +453,14 @@ class SegmentWriter:
         if self._on_segment is not None:
             self._on_segment(info)
         return info
+
+    def _carry_counters(self, temp: Path) -> None:
+        """Continue this camera's MPEG-TS continuity counters from its previous file."""
+        with open(temp, "r+b") as f:
+            fixed, counters = continue_counters(f.read(), self._cc)
+            f.seek(0)
+            f.write(fixed)
+        self._cc = counters
 
     def _fail(self, what: str, exc: BaseException) -> None:
         """A segment file could not be written: drop it; its time becomes a gap."""
@@ -324,6 +510,7 @@ class SegmentWriter:
     def _drop_output(self) -> None:
         out, temp = self._out, self._temp
         self._out, self._out_stream, self._temp = None, None, None
+        self._audio_out = None
         if out is not None:
             try:
                 out.close()

@@ -1,8 +1,9 @@
-"""An RTSP camera as a source of H.264 packets (PyAV demux only; nothing is decoded).
+"""An RTSP camera as a source of H.264/H.265 video and audio packets (PyAV demux only).
 
 One `RtspSession` is one connection. Its `packets()` iterator ends when the camera closes the
 connection (FFmpeg reports end of stream, no exception) and raises `StallError` when nothing
 arrives within the read timeout. Reconnecting is the capture worker's job, not this module's.
+Video is demuxed with the camera's first audio stream, if it has one: audio is kept.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from fractions import Fraction
 
 import av
 import av.error
+from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.packet import Packet
+from av.stream import Stream
 from av.video.stream import VideoStream
 
 from edge_agent.redact import redact_text, redact_url
@@ -25,7 +28,7 @@ from edge_agent.sources.errors import (
     UnsupportedStreamError,
 )
 
-SUPPORTED_CODEC = "h264"
+SUPPORTED_CODECS = {"h264": "H.264", "hevc": "H.265"}
 _MAX_UNTIMED = 8  # untimed packets held at once; more than that is a broken stream
 
 
@@ -54,26 +57,51 @@ def describe_error(exc: BaseException) -> str:
 
 
 def check_video(camera_id: str, what: str, container: InputContainer) -> VideoStream:
-    """The container's first video stream, which must be H.264."""
+    """The container's first video stream, which must be H.264 or H.265 (remuxed as it is)."""
     if not container.streams.video:
+        audio = [a.codec_context.name or "unknown" for a in container.streams.audio]
+        if audio:
+            raise UnsupportedStreamError(
+                f"camera {camera_id}: {what} sends audio only ({', '.join(audio)}), no video; "
+                "a camera must send H.264 or H.265 video"
+            )
         raise UnsupportedStreamError(f"camera {camera_id}: {what} has no video stream")
     stream = container.streams.video[0]
     codec = stream.codec_context.name
-    if codec != SUPPORTED_CODEC:
+    if codec not in SUPPORTED_CODECS:
         raise UnsupportedStreamError(
-            f"camera {camera_id}: {what} sends {codec or 'unknown'} video; only H.264 is "
-            "supported (the agent never transcodes)"
+            f"camera {camera_id}: {what} sends {codec or 'unknown'} video; only H.264 and "
+            "H.265 are supported (the agent never transcodes video)"
         )
     return stream
+
+
+def first_audio(container: InputContainer) -> AudioStream | None:
+    """The container's first audio stream, if any (what the camera's microphone sends)."""
+    audio = container.streams.audio
+    return audio[0] if audio else None
+
+
+def codec_label(stream: VideoStream) -> str:
+    """ "H.264"/"H.265", for log lines."""
+    name = stream.codec_context.name
+    return SUPPORTED_CODECS.get(name, name or "unknown")
 
 
 class RtspSession:
     """One open RTSP connection to one camera."""
 
-    def __init__(self, camera_id: str, container: InputContainer, stream: VideoStream) -> None:
+    def __init__(
+        self,
+        camera_id: str,
+        container: InputContainer,
+        stream: VideoStream,
+        audio: AudioStream | None = None,
+    ) -> None:
         self.camera_id = camera_id
         self.container = container
         self.stream = stream
+        self.audio = audio
         tb = stream.time_base or Fraction(1, 90_000)
         self.time_base = Fraction(tb)
 
@@ -112,17 +140,24 @@ class RtspSession:
         except SourceError:
             container.close()
             raise
-        return cls(camera_id, container, stream)
+        return cls(camera_id, container, stream, first_audio(container))
 
-    def packets(self) -> Iterator[Packet[VideoStream]]:
-        """Video packets as they arrive; ends on disconnect, raises StallError on silence.
+    def packets(self) -> Iterator[Packet[Stream]]:
+        """Video and audio packets as they arrive; ends on disconnect, raises StallError on
+        silence.
 
-        FFmpeg's RTP depacketizer hands out the session's first packet (a keyframe) without
-        timestamps; untimed packets are held and stamped back from the next timed one, one
-        frame apart, rather than thrown away with the first GOP.
+        FFmpeg's RTP depacketizer hands out a session's first video packet (a keyframe)
+        without timestamps. Untimed video packets are held and stamped back from the next timed
+        one, one frame apart, when that one shows no frame reordering (pts == dts); with
+        B-frames a guessed pts could precede its dts and break the muxer, so they are dropped
+        and the segment writer waits for a keyframe with real timestamps.
         """
-        held: list[Packet[VideoStream]] = []
+        held: list[Packet[Stream]] = []
+        video = self.stream.index
         for packet in self._raw_packets():
+            if packet.stream_index != video:
+                yield packet
+                continue
             if packet.pts is None and packet.dts is None:
                 if len(held) < _MAX_UNTIMED:
                     held.append(packet)
@@ -132,8 +167,9 @@ class RtspSession:
                 held = []
             yield packet
 
-    def _raw_packets(self) -> Iterator[Packet[VideoStream]]:
-        demux = self.container.demux(self.stream)
+    def _raw_packets(self) -> Iterator[Packet[Stream]]:
+        streams = [self.stream] if self.audio is None else [self.stream, self.audio]
+        demux = self.container.demux(streams)
         while True:
             try:
                 packet = next(demux)
@@ -160,14 +196,13 @@ class RtspSession:
             pass  # the connection is gone either way
 
 
-def _stamp_back(
-    held: list[Packet[VideoStream]], timed: Packet[VideoStream]
-) -> list[Packet[VideoStream]]:
-    """Give held untimed packets the timestamps of the frames just before `timed`."""
-    ref = timed.dts if timed.dts is not None else timed.pts
+def _stamp_back(held: list[Packet[Stream]], timed: Packet[Stream]) -> list[Packet[Stream]]:
+    """Give held untimed packets the timestamps of the frames just before `timed`, unless the
+    stream reorders frames (then nothing safe can be guessed: drop them)."""
+    ref = timed.dts
     step = timed.duration or 0
-    if ref is None or step <= 0:
-        return []  # nothing to stamp them from: drop them (the segmenter waits for a keyframe)
+    if ref is None or timed.pts != ref or step <= 0:
+        return []
     for back, packet in enumerate(reversed(held), start=1):
         packet.pts = packet.dts = ref - back * step
     return held

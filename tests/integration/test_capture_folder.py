@@ -93,7 +93,12 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 def nvr(camera_id: str, path: Path) -> CameraConfig:
     return CameraConfig(
-        id=camera_id, kind="nvr_folder", path=str(path), segment_seconds=2, settle_seconds=0
+        id=camera_id,
+        kind="nvr_folder",
+        path=str(path),
+        segment_seconds=2,
+        settle_seconds=0,
+        timezone="UTC",  # these names are written in UTC (the default is Asia/Shanghai)
     )
 
 
@@ -358,6 +363,7 @@ def test_mp4_container_segments_decode_on_their_own(rig: Rig) -> None:
         segment_seconds=2,
         settle_seconds=0,
         container="mp4",
+        timezone="UTC",
     )
     rig.start(cam)
     rig.wait_handled("m1", {"a_20260101T000000.ts"})

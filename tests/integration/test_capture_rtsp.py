@@ -283,11 +283,11 @@ def test_a_non_h264_camera_is_refused_by_name_and_the_others_record(
     finally:
         mjpeg.stop()
     assert "camera mj:" in status["mj"].last_error
-    assert "sends mjpeg video; only H.264 is supported" in status["mj"].last_error
+    assert "sends mjpeg video; only H.264 and H.265 are supported" in status["mj"].last_error
     assert not status["mj"].connected and status["good"].connected
     assert capture.segments("mj") == [] and capture.buffer.gaps("mj") == []
     lost = next(e for e in capture.events if e.camera_id == "mj")
-    assert "only H.264" in lost.detail
+    assert "only H.264 and H.265" in lost.detail
 
 
 def test_non_rtsp_url_is_refused_before_ffmpeg_sees_it(tmp_path: Path) -> None:
