@@ -4,9 +4,26 @@
 // Playing mints a grant for the logged-in user (POST /api/v1/grants) and loads
 // /play/{camera}.m3u8 with the session and the grant in headers, only on playlist requests:
 // segment URLs carry their own short-lived signature, and may redirect to an S3 store.
+// A browser that cannot decode H.265 through Media Source Extensions (Chromium on Linux,
+// most older browsers) asks for `rendition=h264`: the controller then points H.265 segments
+// at their H.264 conversion (cached on the controller); H.264 segments stay as they are.
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, user: null, hls: null, grant: null };
+const state = { session: null, user: null, hls: null, grant: null, media: null };
+const HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
+
+function decodesHevc() {
+  const ms = window.ManagedMediaSource || window.MediaSource;
+  return Boolean(ms && ms.isTypeSupported && ms.isTypeSupported(HEVC_TYPE));
+}
+
+function describeMedia(m) {
+  if (!m) return "-";
+  const video = `${m.video_codec.toUpperCase() || "?"} ${m.width}x${m.height}` +
+    (m.frame_rate ? ` ${m.frame_rate} fps` : "");
+  const audio = m.audio_codec ? `${m.audio_codec} ${m.audio_sample_rate / 1000} kHz` : "no audio";
+  return `${video}, ${audio}`;
+}
 
 function setText(id, text, cls) {
   const el = $(id);
@@ -66,7 +83,13 @@ function inputUs(id) {
 
 async function loadCameras() {
   const cams = await api("GET", "/api/v1/cameras");
-  fill("cameras", cams, [(c) => c.camera_id, (c) => c.area, (c) => c.resource_class, (c) => c.device_id]);
+  fill("cameras", cams, [
+    (c) => c.camera_id,
+    (c) => c.area,
+    (c) => c.resource_class,
+    (c) => c.device_id,
+    (c) => describeMedia(c.media),
+  ]);
   const select = $("camera-select");
   select.replaceChildren();
   for (const c of cams) {
@@ -106,6 +129,8 @@ async function loadFleet() {
 function stopPlayback() {
   if (state.hls) state.hls.destroy();
   state.hls = null;
+  state.media = null;
+  setText("media-info", "");
 }
 
 async function play(mode) {
@@ -128,7 +153,9 @@ async function play(mode) {
     purpose: `console ${live ? "live view" : "playback"}`,
   });
   state.grant = grant;
-  const query = live ? "mode=live" : `from=${Math.floor(from)}&to=${Math.floor(to)}`;
+  const h264 = !decodesHevc();
+  let query = live ? "mode=live" : `from=${Math.floor(from)}&to=${Math.floor(to)}`;
+  if (h264) query += "&rendition=h264";
   const url = `/play/${encodeURIComponent(camera)}.m3u8?${query}`;
   const video = $("video");
   const hls = new window.Hls({
@@ -140,8 +167,17 @@ async function play(mode) {
     },
   });
   state.hls = hls;
+  hls.on(window.Hls.Events.BUFFER_CODECS, (_event, data) => {
+    state.media = {
+      video: data.video ? data.video.codec : "",
+      audio: data.audio ? data.audio.codec : "",
+    };
+    const sound = state.media.audio ? `audio ${state.media.audio}` : "no audio track";
+    setText("media-info", `video ${state.media.video || "?"}, ${sound}`);
+  });
   hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
-    setText("status", `playing ${camera} (grant ${grant.grant_id.slice(0, 8)})`, "");
+    const how = h264 ? ", H.264 for this browser" : "";
+    setText("status", `playing ${camera} (grant ${grant.grant_id.slice(0, 8)}${how})`, "");
     video.muted = true;
     video.play().catch((err) => setText("status", `cannot start: ${err.message}`, "error"));
   });

@@ -34,6 +34,9 @@ from controller.api.wiring import http_component
 from controller.app import Controller, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
+from controller.fleet.alerts import Alert
+from controller.fleet.history import HealthPoint
+from controller.fleet.monitor import DeviceRecord
 from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
 from controller.users import create_user
@@ -320,11 +323,30 @@ def corrupt(data: bytes, seed: int = 1) -> bytes:
     return bytes(out)
 
 
+class EmptyFleet:
+    """A fleet view with no devices heard from (the tests here are not about the fleet)."""
+
+    def devices(self) -> list[DeviceRecord]:
+        return []
+
+    def device(self, device_id: str) -> DeviceRecord | None:
+        return None
+
+    def alerts(self, device_id: str | None = None) -> list[Alert]:
+        return []
+
+    def history(self, device_id: str) -> list[HealthPoint]:
+        return []
+
+
 @contextmanager
-def media_world(tmp: Path, transcode: dict[str, Any] | None = None) -> Iterator[MediaWorld]:
+def media_world(
+    tmp: Path, transcode: dict[str, Any] | None = None, fleet: bool = False
+) -> Iterator[MediaWorld]:
     """A controller (SQLite, local store, HTTP as `serve` wires it) holding 8 s of an H.265
     + AAC camera, 6 s of an H.264 + AAC camera, and one damaged H.265 segment, all uploaded
-    through the real mutual-TLS ingest."""
+    through the real mutual-TLS ingest. `fleet`: give the API an (empty) fleet view, so the
+    console's device and alert panels answer 200 without an MQTT broker."""
     data = tmp / "ctl"
     prepare_data_dir(data)
     register(data, "dev1", [HEVC_CAM, AVC_CAM, BAD_CAM])
@@ -340,7 +362,8 @@ def media_world(tmp: Path, transcode: dict[str, Any] | None = None) -> Iterator[
         }
     )
     clock = SystemClock()
-    controller = build_controller(config, clock, [http_component])
+    factory = (lambda c: http_component(c, fleet=EmptyFleet())) if fleet else http_component
+    controller = build_controller(config, clock, [factory])
     controller.start()
     channel = device_channel(controller.grpc_port, dev)
     try:
