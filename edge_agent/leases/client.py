@@ -19,6 +19,7 @@ Nothing here decides anything; the decisions are in lease.py and inventory.py.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Collection
@@ -35,7 +36,7 @@ from edge_agent.leases.inventory import (
     hold_status,
     reconcile_holds,
 )
-from edge_agent.leases.lease import LeaseRejected, WantedHold, parse_lease
+from edge_agent.leases.lease import AgentLease, LeaseRejected, WantedHold, parse_lease
 from edge_agent.leases.source import FinishedLease, LeasedJobSource
 from edge_agent.model import EvictionRecord
 from edge_agent.store import SegmentBuffer, StoreError
@@ -207,10 +208,19 @@ class LeaseClient:
                 self._wanted = update.holds
             if self._reconcile(update.holds):
                 self._report_now.set()
-        self._source.set_lease(update.lease)
+        self._source.set_lease(self._on_our_clock(update.lease))
         if update.lease is not None:
             self.counters["leases"] += 1
         self._wake_uploader()
+
+    def _on_our_clock(self, lease: AgentLease | None) -> AgentLease | None:
+        """The lease with its expiry moved onto the agent's clock by the measured skew: an
+        NVR whose clock is ahead by more than a lease's lifetime would otherwise find every
+        lease expired on arrival and never upload."""
+        est = self._offset.estimate() if self._offset is not None else None
+        if lease is None or est is None or not est.skew_us:
+            return lease
+        return dataclasses.replace(lease, expires_us=lease.expires_us + est.skew_us)
 
     def _reconcile(self, wanted: tuple[WantedHold, ...]) -> bool:
         """Pin new holds and release dropped ones; True if the buffer's holds changed."""
