@@ -13,7 +13,6 @@ FFmpeg text in its message), purely.
 
 from __future__ import annotations
 
-import logging
 import statistics
 import threading
 from collections import deque
@@ -31,13 +30,10 @@ from edge_agent.sources.errors import (
     UnsupportedStreamError,
 )
 
-log = logging.getLogger(__name__)
-
 WINDOW_S = 5.0
 MAX_GAPS = 20  # the most recent gaps kept in the status; the buffer keeps them all
 GOPS_KEPT = 5  # the GOP reported is the median of this many recent keyframe intervals
 MAX_GOP_S = 120.0  # a longer "interval" is a clock jump or a lost stream, not a GOP
-GOP_SLACK_S = 0.25  # a GOP this much over the segment target is "long" (timestamp wobble)
 
 
 class CameraState(StrEnum):
@@ -57,7 +53,7 @@ class CameraState(StrEnum):
 
 # FFmpeg's texts (av_strerror, libavutil/error.c; errno strings from libc), lower case.
 _AUTH_TEXTS = ("401 unauthorized", "403 forbidden", "authorization failed", "access denied")
-_UNSUPPORTED_TEXTS = ("video; only", "has no video stream", "is not rtsp://")
+_UNSUPPORTED_TEXTS = ("video; only", "no video", "audio only", "is not rtsp://")
 _STALL_TEXTS = ("stalled", "no data for the read timeout")
 _UNREACHABLE_TEXTS = (
     "cannot open",  # every failure to open a session (rtsp.RtspSession.open)
@@ -121,25 +117,16 @@ def gop_of(intervals: tuple[float, ...] | list[float]) -> float:
     return float(statistics.median(intervals)) if intervals else 0.0
 
 
-def is_long_gop(gop_s: float, target_s: float, slack_s: float = GOP_SLACK_S) -> bool:
-    """Whether keyframes come too rarely for the segment target to be met."""
-    return target_s > 0 and gop_s > target_s + slack_s
-
-
 class StatusTracker:
-    def __init__(
-        self, camera_id: str, window_s: float = WINDOW_S, segment_target_s: float = 0.0
-    ) -> None:
+    def __init__(self, camera_id: str, window_s: float = WINDOW_S) -> None:
         self._lock = threading.Lock()
         self._status = CameraStatus(camera_id=camera_id, state=CameraState.STARTING)
         self._window_s = window_s
-        self._target_s = segment_target_s
         self._window_start: float | None = None
         self._packets = 0
         self._bytes = 0
         self._last_key_media: float | None = None
         self._gops: deque[float] = deque(maxlen=GOPS_KEPT)
-        self._warned_long_gop = False
 
     def packet(self, size: int, is_key: bool, now_us: int, media_s: float) -> None:
         """Count one packet. Rates run on `media_s`, the packet's stream time: arrival times
@@ -166,7 +153,8 @@ class StatusTracker:
                 self._window_start, self._packets, self._bytes = media_s, 0, 0
 
     def _keyframe(self, media_s: float) -> None:
-        """Measure the GOP from keyframe stream times (under the lock)."""
+        """Measure the GOP from keyframe stream times (under the lock). The writer warns
+        about a GOP longer than the segment target; this figure goes into health."""
         last, self._last_key_media = self._last_key_media, media_s
         if last is None:
             return
@@ -174,19 +162,7 @@ class StatusTracker:
         if not 0 < interval <= MAX_GOP_S:
             return  # the stream's clock jumped: measure again from this keyframe
         self._gops.append(interval)
-        gop = gop_of(list(self._gops))
-        self._status.gop_s = gop
-        long_gop = is_long_gop(gop, self._target_s)
-        if long_gop and not self._warned_long_gop:
-            log.warning(
-                "camera %s: a keyframe every %.1f s, longer than the %.0f s segment target: "
-                "segments cut at keyframes will last about %.0f s",
-                self._status.camera_id,
-                gop,
-                self._target_s,
-                gop,
-            )
-        self._warned_long_gop = long_gop
+        self._status.gop_s = gop_of(list(self._gops))
 
     def set_connected(
         self, connected: bool, error: str = "", state: CameraState | None = None

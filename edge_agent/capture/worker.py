@@ -95,7 +95,7 @@ class CameraWorker:
         self._on_event = on_event
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._tracker = StatusTracker(camera.id, segment_target_s=camera.segment_seconds)
+        self._tracker = StatusTracker(camera.id)
         self._lost_since_us: int | None = None
         self._last_reason = ""
         self.writer = SegmentWriter(

@@ -9,7 +9,6 @@ from edge_agent.capture.status import (
     StatusTracker,
     classify,
     gop_of,
-    is_long_gop,
 )
 from edge_agent.health import payloads as pl
 from edge_agent.model import CameraStatus
@@ -61,6 +60,17 @@ OPEN = "camera c: cannot open rtsp://***@127.0.0.1:554/x: "
         (None, "camera c: rtsp://h/x has no video stream", CameraState.UNSUPPORTED_CODEC),
         (
             None,
+            "camera c: rtsp://h/x sends audio only (aac), no video; a camera must send H.264 "
+            "or H.265 video",
+            CameraState.UNSUPPORTED_CODEC,
+        ),
+        (
+            None,
+            "camera c: rtsp://h/x sends mjpeg video; only H.264 and H.265 are supported",
+            CameraState.UNSUPPORTED_CODEC,
+        ),
+        (
+            None,
             "camera c: URL 'http://h/x' is not rtsp:// or rtsps://",
             CameraState.UNSUPPORTED_CODEC,
         ),
@@ -82,7 +92,7 @@ def test_classify(error: BaseException | None, message: str, state: CameraState)
 
 
 def test_tracker_states_through_a_session() -> None:
-    t = StatusTracker("c", segment_target_s=4)
+    t = StatusTracker("c")
     assert t.snapshot().state == CameraState.STARTING
     t.set_connected(False, OPEN + "Connection refused", CameraState.UNREACHABLE)
     s = t.snapshot()
@@ -102,7 +112,7 @@ def test_tracker_states_through_a_session() -> None:
 
 
 def test_gop_measured_from_keyframe_media_times() -> None:
-    t = StatusTracker("c", segment_target_s=4)
+    t = StatusTracker("c")
     for i in range(60):  # 2 fps, a keyframe every 10 s
         t.packet(1000, i % 20 == 0, T0 + i * 500_000, i * 0.5)
     assert t.snapshot().gop_s == pytest.approx(10.0)
@@ -122,19 +132,6 @@ def test_gop_median_ignores_one_scene_cut_and_clock_jumps() -> None:
     t.packet(1, True, T0, 50.0)  # went backwards: not an interval
     t.packet(1, True, T0, 1000.0)  # 950 s: a jump, not a GOP
     assert t.snapshot().gop_s == 0.0
-
-
-def test_long_gop_rule() -> None:
-    assert is_long_gop(10.0, 4.0) and not is_long_gop(4.1, 4.0) and not is_long_gop(10.0, 0)
-
-
-def test_long_gop_warned_once(caplog: pytest.LogCaptureFixture) -> None:
-    t = StatusTracker("c", segment_target_s=4)
-    with caplog.at_level("WARNING"):
-        for i in range(10):
-            t.packet(1, True, T0, i * 10.0)
-    warnings = [r for r in caplog.records if "segment target" in r.getMessage()]
-    assert len(warnings) == 1 and "every 10.0 s" in warnings[0].getMessage()
 
 
 def test_health_payload_carries_state_reason_gop_without_credentials() -> None:
