@@ -86,7 +86,7 @@ def _convert(src: Path, dst: Path, options: dict[str, str]) -> tuple[int, int, i
         vin = source.streams.video[0]
         ain = source.streams.audio[0] if source.streams.audio else None
         codec = vin.codec_context.name
-        vin.thread_type = "AUTO"
+        vin.thread_count = 1  # one core per conversion (see `_x264_options`)
         with av.open(str(dst), "w", format="mpegts", options={"mpegts_copyts": "1"}) as out:
             vout = out.add_stream("libx264", rate=vin.average_rate or vin.guessed_rate or 25)
             vout.options = dict[str, object](options)
