@@ -9,7 +9,15 @@ configuration that production is told to copy:
   `health`, `event` and `cmd_ack`, and read only its own `cmd/#`; the controller account reads
   the whole fleet and writes commands and `vigil/v1/controller/#`;
 - raised queue limits: Mosquitto's default `max_queued_messages 1000` silently drops QoS 1
-  messages for a busy subscriber (the controller), which would look like lost events.
+  messages for a busy subscriber (the controller), which would look like lost events;
+- the client id is the username (`use_username_as_clientid`): a device connecting with
+  another device's id, or with the controller's, gets its own id instead and can only ever
+  replace its own earlier connection, never kick someone else offline. Device accounts may
+  not take the controller's name (or any `vigil-` name);
+- a packet size limit (`max_packet_size`, which Mosquitto 2 prefers to the older
+  `message_size_limit`): a client sending a larger packet is disconnected and nothing of it
+  is stored, so a device cannot retain megabytes on its state topic for the controller (and
+  every subscriber) to download.
 
 Errors: `BrokerError` (binary missing, bad account name, broker did not start).
 """
@@ -28,6 +36,12 @@ from pathlib import Path
 
 MOSQUITTO_HINT = "apt-get install -y mosquitto mosquitto-clients"
 CONTROLLER_USER = "vigil-controller"
+# Names a device account may not take: the controller's, its replicas' and tools'.
+RESERVED_PREFIX = "vigil-"
+# Fleet payloads are small protobufs (the controller refuses anything over 64 KiB itself):
+# the broker refuses publishes over this, and drops clients sending larger packets.
+MAX_MESSAGE_BYTES = 256 * 1024
+PACKET_OVERHEAD_BYTES = 1024  # topic, properties and framing around the largest payload
 # Usernames become ACL pattern substitutions and topic levels: keep them to a safe alphabet.
 _ACCOUNT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -61,6 +75,7 @@ class BrokerSettings:
     max_queued_messages: int = 1_000_000
     max_inflight_messages: int = 1000
     max_connections: int = -1
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     bridge: Bridge | None = None
     # Accounts that may publish anywhere under vigil/v1 (a bridge from a county broker).
     relay_users: tuple[str, ...] = ()
@@ -104,11 +119,15 @@ def config_text(settings: BrokerSettings, password_file: Path, acl_file: Path) -
         f"max_queued_messages {settings.max_queued_messages}",
         "max_queued_bytes 0",
         f"max_inflight_messages {settings.max_inflight_messages}",
+        f"max_packet_size {settings.max_message_bytes + PACKET_OVERHEAD_BYTES}",
         "allow_anonymous false",
         f"password_file {password_file}",
         f"acl_file {acl_file}",
         f"pid_file {settings.data_dir / 'mosquitto.pid'}",
         f"listener {settings.port} {settings.host}",
+        # A listener option: before the first `listener` line it would create a default
+        # listener on 0.0.0.0:1883.
+        "use_username_as_clientid true",
         f"max_connections {settings.max_connections}",
     ]
     if settings.bridge is not None:
@@ -164,25 +183,45 @@ def check_account_name(name: str) -> None:
         raise BrokerError(f"invalid broker account name {name!r}: use [A-Za-z0-9_.-], max 64")
 
 
+def check_device_account_name(name: str) -> None:
+    """A device account: a safe name that is not the controller's (nor any `vigil-` name),
+    since the client id is the username and the controller's id must stay its own."""
+    check_account_name(name)
+    if name.lower().startswith(RESERVED_PREFIX):
+        raise BrokerError(f"broker account name {name!r} is reserved for the controller")
+
+
 def add_account(
-    password_file: Path, username: str, password: str, account_tool: str = "mosquitto_passwd"
+    password_file: Path,
+    username: str,
+    password: str,
+    account_tool: str = "mosquitto_passwd",
+    *,
+    reserved_ok: bool = False,
 ) -> None:
     """Add or replace one account (a device id, or the controller) in a Mosquitto password file.
 
-    Uses `mosquitto_passwd -b` so the hash format is whatever the installed Mosquitto expects.
+    `mosquitto_passwd` hashes it in whatever format the installed Mosquitto expects; the
+    password goes to it on standard input, never on its command line (where `ps` shows it).
     A running broker re-reads the file on SIGHUP (`ManagedBroker.reload`).
     """
-    check_account_name(username)
-    if ":" in password or "\n" in password:
+    if reserved_ok:
+        check_account_name(username)
+    else:
+        check_device_account_name(username)
+    if ":" in password or "\n" in password or "\r" in password:
         raise BrokerError("broker passwords may not contain ':' or newlines")
     exe = shutil.which(account_tool)
     if exe is None:
         raise BrokerError(f"{account_tool} is not installed: {MOSQUITTO_HINT}")
-    args = [exe, "-b"]
+    args = [exe]
     if not password_file.exists():
         args.append("-c")
     result = subprocess.run(
-        [*args, str(password_file), username, password], capture_output=True, text=True
+        [*args, str(password_file), username],
+        input=f"{password}\n{password}\n",
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise BrokerError(f"mosquitto_passwd failed for {username!r}: {result.stderr.strip()}")

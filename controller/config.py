@@ -9,6 +9,7 @@ gRPC with mutual TLS on 127.0.0.1:7443 using the PKI made by `vigil-controller i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -110,11 +111,28 @@ class HttpConfig(_Strict):
     # The control-centre API, web console, /metrics and /play/ (false: gRPC and MQTT only).
     enabled: bool = True
     listen: str = "127.0.0.1:8080"
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; from
+    # anyone else the header is ignored. Login throttling and audit use that address.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
+    # File holding the bearer token /metrics requires; empty: /metrics answers loopback only.
+    metrics_token_file: str = ""
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, v: str) -> str:
         return _host_port(v)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: Any) -> Any:
+        return [p for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the entry
+        return [e.strip() for e in v]
 
 
 class TranscodeConfig(_Strict):
@@ -131,6 +149,18 @@ class TranscodeConfig(_Strict):
     preset: Literal["ultrafast", "superfast", "veryfast"] = "ultrafast"
 
 
+class FleetConfig(_Strict):
+    """The fleet view's alert rules (controller.fleet.alerts.AlertRules)."""
+
+    # Alert when a device's clock is off the controller's by more than this (its own RPC
+    # measure, beyond the error bound); its segments recorded meanwhile are flagged.
+    clock_skew_s: float = Field(default=2.0, gt=0.0, le=86400.0)
+    # A camera with no frame since its agent started raises no transient alert this long.
+    startup_grace_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    # A streaming camera whose last frame is older than this is stale.
+    frame_age_s: float = Field(default=30.0, gt=0.0, le=86400.0)
+
+
 class ControllerConfig(_Strict):
     data_dir: str = "/var/lib/vigil-controller"
     # Empty: sqlite:///<data_dir>/catalog.db
@@ -144,6 +174,7 @@ class ControllerConfig(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     transcode: TranscodeConfig = Field(default_factory=TranscodeConfig)
 
     def model_post_init(self, __context: Any) -> None:

@@ -13,6 +13,9 @@ role change takes effect on the next request.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +24,16 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from controller.api.errors import ApiError
-from controller.api.limits import RefusalLimiter
+from controller.api.limits import (
+    LoginBudgets,
+    LoginThrottle,
+    Network,
+    RefusalLimiter,
+    forwarded_client,
+    parse_proxies,
+)
 from controller.api.metrics import Metrics
+from controller.audit.aggregate import REQUEST_SOURCE
 from controller.audit.log import AuditLog
 from controller.catalog import Catalog
 from controller.clock import Clock
@@ -39,8 +50,10 @@ from controller.scheduler.leases import LinkDelivery
 from controller.scheduler.topology import Topology
 from controller.scheduler.upkeep import Snapshot
 from controller.storage import ObjectStore
-from controller.users.sessions import SessionError, check_session
+from controller.users.sessions import SessionError, check_session, session_fingerprint
 from controller.users.store import UserStore
+
+log = logging.getLogger("vigil.api")
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 GRANT_HEADER = "x-vigil-grant"
@@ -75,8 +88,12 @@ class SchedulerView(Protocol):
 class ApiSettings:
     session_ttl_s: float = 8 * 3600.0
     max_body_bytes: int = 256 * 1024  # a 64 KiB grant token in JSON, with room to spare
-    # Failed logins per (client address, user id): 10 at once, then one per 10 s.
-    login_failures: RatePolicy = field(default_factory=lambda: RatePolicy(0.1, 10.0))
+    # Failed-login budgets per address, per user id and per known client (limits.py).
+    login_budgets: LoginBudgets = field(default_factory=LoginBudgets)
+    # Proxies whose X-Forwarded-For names the client (addresses or networks).
+    trusted_proxies: tuple[Network, ...] = ()
+    # /metrics: a bearer token when set; without one only loopback clients may scrape.
+    metrics_token: str = ""
     # Refused segment URLs per client address: 30 at once, then one per second.
     segment_refusals: RatePolicy = field(default_factory=lambda: RatePolicy(1.0, 30.0))
     max_listed_segments: int = 5000
@@ -105,7 +122,7 @@ class ApiDeps:
     web_dir: Path = WEB_DIR
     settings: ApiSettings = field(default_factory=ApiSettings)
     metrics: Metrics = field(default_factory=Metrics)
-    login_limiter: RefusalLimiter | None = None
+    login_throttle: LoginThrottle | None = None
     segment_limiter: RefusalLimiter | None = None
     jobs: JobService | None = None
     scheduler: SchedulerView | None = None
@@ -117,8 +134,8 @@ class ApiDeps:
         return self.scheduler_lookup() if self.scheduler_lookup is not None else None
 
     def __post_init__(self) -> None:
-        if self.login_limiter is None:
-            self.login_limiter = RefusalLimiter(self.settings.login_failures)
+        if self.login_throttle is None:
+            self.login_throttle = LoginThrottle(self.settings.login_budgets)
         if self.segment_limiter is None:
             self.segment_limiter = RefusalLimiter(self.settings.segment_refusals)
 
@@ -135,22 +152,47 @@ def get_deps(request: Request) -> ApiDeps:
 DepsDep = Annotated[ApiDeps, Depends(get_deps)]
 
 
+MEDIA_PREFIXES = ("/play/",)
+
+
+def query_session_allowed(method: str, path: str) -> bool:
+    """`?session=` only for media GETs (players that cannot set headers): a URL is logged and
+    shared far more easily than a header, so it never authorises a state change."""
+    return method in ("GET", "HEAD") and path.startswith(MEDIA_PREFIXES)
+
+
 def session_token(request: Request) -> str | None:
-    """The session token from the Authorization header or the `session` query parameter."""
+    """The session token from the Authorization header or (media GETs only) `?session=`."""
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
             raise ApiError("unauthenticated", "Authorization must be 'Bearer <session token>'")
         return value.strip()
-    return request.query_params.get("session") or None
+    query = request.query_params.get("session") or None
+    if query is not None and not query_session_allowed(request.method, request.url.path):
+        raise ApiError(
+            "unauthenticated",
+            "a session in the query string is accepted only for media GETs: "
+            "send Authorization: Bearer",
+        )
+    return query
 
 
 def authenticate(deps: ApiDeps, token: str) -> User:
-    """The user a session token stands for, or ApiError(401) saying why not."""
+    """The user a session token stands for, or ApiError(401) saying why not.
+
+    Every malformed credential is a 401 with one log line (never a traceback): the token is
+    checked as text before anything decodes it, and only its fingerprint is logged."""
     try:
         claims = check_session(deps.session_key, token, deps.clock.now_us())
     except SessionError as exc:
+        log.info(
+            "session refused (%s) from %s, token %s",
+            exc.reason,
+            REQUEST_SOURCE.get(),
+            session_fingerprint(token),
+        )
         raise ApiError("unauthenticated", f"session {exc.reason}: {exc.message}") from None
     account = deps.users.get(claims.user_id)
     if account is None or account.disabled or account.session_version != claims.version:
@@ -158,7 +200,18 @@ def authenticate(deps: ApiDeps, token: str) -> User:
     return account.as_user()
 
 
-def optional_user(request: Request, deps: DepsDep) -> User | None:
+async def note_source(request: Request) -> str:
+    """Remember the client address for this request's audit aggregation (an async
+    dependency, so the value is set in the request's own context and the sync route and
+    services that run after it in a worker thread see it)."""
+    source = client_address(request)
+    REQUEST_SOURCE.set(source)
+    return source
+
+
+def optional_user(
+    request: Request, deps: DepsDep, _source: Annotated[str, Depends(note_source)]
+) -> User | None:
     token = session_token(request)
     return None if token is None else authenticate(deps, token)
 
@@ -174,9 +227,63 @@ OptionalUserDep = Annotated[User | None, Depends(optional_user)]
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the peer, or, when the peer is a configured trusted proxy, the
+    nearest address in X-Forwarded-For that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    deps: ApiDeps | None = getattr(request.app.state, "deps", None)
+    proxies = deps.settings.trusted_proxies if deps is not None else ()
+    forwarded = request.headers.getlist("x-forwarded-for")
+    return forwarded_client(peer, forwarded, proxies)
 
 
 def grant_token(request: Request, query_value: str | None) -> str:
     """The grant token from the `X-Vigil-Grant` header or the `grant` query parameter."""
     return request.headers.get(GRANT_HEADER) or query_value or ""
+
+
+class HttpSettingsLike(Protocol):
+    """The fields of `controller.config.HttpConfig` the API reads."""
+
+    @property
+    def trusted_proxies(self) -> list[str]: ...
+    @property
+    def metrics_token_file(self) -> str: ...
+
+
+def settings_from_config(http: HttpSettingsLike) -> ApiSettings:
+    """ApiSettings from `[http]` (the metrics token read from its file now, so a missing file
+    stops start-up with its name rather than leaving /metrics open)."""
+    from controller.app import StartupError
+
+    token = ""
+    if http.metrics_token_file:
+        try:
+            token = Path(http.metrics_token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StartupError(f"http.metrics_token_file: {exc}") from exc
+        if len(token) < 16:
+            raise StartupError("http.metrics_token_file: the token needs at least 16 characters")
+    return ApiSettings(trusted_proxies=parse_proxies(http.trusted_proxies), metrics_token=token)
+
+
+def metrics_access(request: Request, deps: DepsDep) -> None:
+    """/metrics: the configured bearer token, or (without one) a loopback peer only. The
+    peer itself, not X-Forwarded-For: a proxy on loopback must not open it to the world."""
+    token = deps.settings.metrics_token
+    if token:
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        given = value.strip().encode("utf-8", "replace")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, token.encode()):
+            raise ApiError("unauthenticated", "/metrics needs its bearer token")
+        return
+    peer = request.client.host if request.client else ""
+    try:
+        loopback = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        loopback = False
+    forwarded = bool(request.headers.get("x-forwarded-for"))
+    if not loopback or forwarded:
+        raise ApiError("not_found", "/metrics answers loopback only (set http.metrics_token_file)")
+
+
+MetricsAccessDep = Annotated[None, Depends(metrics_access)]

@@ -9,11 +9,12 @@ status that says what the client can do about it:
     403 widened, revoked, camera_out_of_scope, outside_window, operation_not_granted,
         not_entitled, wrong_holder, role_not_allowed, not_yet_valid, not_delegable
                                                    authentic but not allowed
-    404 unknown_camera, unknown_segment, no_footage, unknown_device
+    404 unknown_camera, unknown_segment, no_footage, unknown_device, unknown_grant
     410 expired, url_expired, uses_exhausted       it was valid once: get a new one
     413 oversize                                   larger than anything legitimate
     416 range_not_satisfiable
     429 rate_limited
+    507 list_full                                  the revocation list is at its bound
     503 revocation_stale, audit_unavailable, storage_unavailable, fleet_unavailable
 
 The mapping is a pure function (`status_for`), so the table above is tested as data.
@@ -50,6 +51,8 @@ _STATUS: Mapping[str, int] = {
     Reason.URL_EXPIRED: 410,
     Reason.USES_EXHAUSTED: 410,
     Reason.REVOCATION_STALE: 503,
+    Reason.UNKNOWN_GRANT: 404,
+    Reason.LIST_FULL: 507,
     "unauthenticated": 401,
     "unknown_camera": 404,
     "unknown_segment": 404,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from controller.api.app import create_app
 from controller.api.component import HttpComponent
-from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView
+from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView, settings_from_config
 from controller.audit.log import AuditLog
 from controller.exports.service import ExportService
 from controller.fleet.alerts import Alert
@@ -124,7 +124,7 @@ def api_deps(
         session_key=derive_session_key(keys.url_hmac),
         export_dir=config.data_path / "exports-outgoing",
         fleet=fleet,
-        settings=settings or ApiSettings(),
+        settings=settings or settings_from_config(config.http),
         jobs=JobService(controller.catalog, controller.clock),
         scheduler_lookup=lambda: find_scheduler(controller),
     )

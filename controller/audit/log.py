@@ -10,8 +10,9 @@ append raises `AuditError`: callers refuse to serve rather than serve unrecorded
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -19,6 +20,7 @@ from sqlalchemy import Table, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from controller.audit.aggregate import REQUEST_SOURCE, RefusalAggregator
 from controller.audit.chain import (
     CHECKPOINT_EVERY,
     GENESIS_HASH,
@@ -88,6 +90,8 @@ class AuditLog:
         self._clock = clock
         self._key = key
         self._every = checkpoint_every
+        self._refusals = RefusalAggregator()
+        self._refusals_lock = threading.Lock()
         if create:
             create_tables(engine)
 
@@ -131,13 +135,37 @@ class AuditLog:
             raise AuditError(f"cannot append to the audit log: {exc}") from exc
         return out
 
+    def append_unauthenticated(self, event: AuditEvent, sample: str = "") -> AuditEntry | None:
+        """Record a refusal made before anyone was authenticated, aggregated per source: the
+        first of its (source, action, reason) is written now, the rest are counted into one
+        row written by `flush_refusals` (called by `checkpoint`, every minute). Returns the
+        entry when one was written now."""
+        source = REQUEST_SOURCE.get() or "local"
+        with self._refusals_lock:
+            first = self._refusals.record(
+                source, event.action, event.reason, sample, self._clock.now_us()
+            )
+        if not first:
+            return None
+        detail = {**event.detail, "source": source}
+        return self.append(replace(event, detail=detail))
+
+    def flush_refusals(self) -> int:
+        """Write the aggregated refusal counts (one row per source, action and reason)."""
+        with self._refusals_lock:
+            events = self._refusals.drain()
+        self.append_many(events)
+        return len(events)
+
     def _insert_checkpoint(self, conn: Connection, entry: AuditEntry, now: int, prev: int) -> int:
         cp = sign_checkpoint(entry.seq, entry.hash, now, prev, self._key)
         conn.execute(insert(CHECKPOINT).values(**asdict(cp)))
         return cp.seq
 
     def checkpoint(self) -> Checkpoint | None:
-        """Sign the current head if entries were added since the last checkpoint."""
+        """Sign the current head if entries were added since the last checkpoint (after
+        writing the aggregated refusal counts, so they are covered by it)."""
+        self.flush_refusals()
         try:
             with self._write() as conn, conn.begin():
                 conn.execute(update(HEAD).where(HEAD.c.id == 1).values(last_seq=HEAD.c.last_seq))

@@ -11,6 +11,8 @@ psycopg 3 with pre-ping, so a restarted server costs one retried connection, not
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,75 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         cursor.close()
 
 
+# --- file permissions -------------------------------------------------------------------------
+#
+# The catalog holds password hashes, the audit log and grant state: its directory is 0700 and
+# the database, its WAL and shared-memory files 0600 (SQLite gives -wal/-shm the database
+# file's mode, so creating the database 0600 keeps them private too). Checked at every
+# start-up: a looser mode is tightened with a warning naming the file; one that cannot be
+# fixed (another owner) refuses to start.
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+class PermissionProblem(ValueError):
+    """A data file or directory is readable by others and cannot be fixed by this user."""
+
+
+def permission_fix(mode: int, is_dir: bool) -> int | None:
+    """The mode to set when `mode` lets group or others in (None: it is private). Pure."""
+    wanted = DIR_MODE if is_dir else FILE_MODE
+    perms = mode & 0o777
+    return None if perms & 0o077 == 0 else perms & wanted
+
+
+def secure_paths(paths: list[Path]) -> list[str]:
+    """Tighten every existing path in `paths` that others can read; returns what was fixed
+    (one sentence each). PermissionProblem when one cannot be fixed."""
+    fixed: list[str] = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        is_dir = path.is_dir()
+        new = permission_fix(st.st_mode, is_dir)
+        if new is None:
+            continue
+        try:
+            path.chmod(new)
+        except OSError as exc:
+            raise PermissionProblem(
+                f"{path} has mode {st.st_mode & 0o777:04o} (readable by others) and cannot be "
+                f"made {new:04o}: {exc.strerror}; fix it by hand (chmod {new:o} {path})"
+            ) from None
+        fixed.append(f"{path}: mode {st.st_mode & 0o777:04o} -> {new:04o}")
+    return fixed
+
+
+def secure_sqlite(database: Path) -> list[str]:
+    """Create the database file private if missing, then check its dir and files."""
+    database.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+    paths = [Path(f"{database}{s}") for s in SQLITE_SUFFIXES]
+    parent = database.parent.stat()
+    # The data dir is made private when it is ours; a shared directory (sticky like /tmp, or
+    # another user's) is never changed: the 0600 files are what protects the data there.
+    if parent.st_uid == os.geteuid() and not parent.st_mode & stat.S_ISVTX:
+        paths.insert(0, database.parent)
+    elif parent.st_mode & 0o077:
+        log.warning(
+            "catalog: %s is shared with others: keep the database in its own dir", database.parent
+        )
+    fixed = secure_paths(paths)
+    for line in fixed:
+        log.warning("catalog: %s (it holds password hashes, audit and grant state)", line)
+    return fixed
+
+
 def _sqlite_begin(conn: Connection) -> None:
     mode = "IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "DEFERRED"
     conn.exec_driver_sql(f"BEGIN {mode}")
@@ -86,7 +157,7 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
         database = parsed.database or ""
         memory = database in ("", ":memory:")
         if not memory:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            secure_sqlite(Path(database))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
@@ -98,5 +169,8 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     if create:
         SQLModel.metadata.create_all(engine)
+    if parsed.get_backend_name() == "sqlite" and (parsed.database or "") not in ("", ":memory:"):
+        with engine.connect():  # the WAL and shared-memory files exist once connected
+            secure_sqlite(Path(parsed.database or ""))
     log.info("catalog database %s", _redacted(url))
     return engine

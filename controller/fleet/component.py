@@ -73,7 +73,8 @@ class FleetComponent:
         password = ""
         if m.password_file:
             password = Path(m.password_file).read_text(encoding="utf-8").strip()
-        return MqttSettings(m.host, m.port, m.username or CONTROLLER_USER, password, m.ca_cert)
+        user = m.username or CONTROLLER_USER  # client id = account: one account per replica
+        return MqttSettings(m.host, m.port, user, password, m.ca_cert, client_id=user)
 
     def start(self) -> None:
         settings = self._settings()

@@ -38,6 +38,8 @@ class Reason(StrEnum):
     BAD_REQUEST = "bad_request"  # a grant request that cannot be honoured as asked
     URL_TAMPERED = "url_tampered"  # a signed segment URL whose signature does not match
     URL_EXPIRED = "url_expired"
+    UNKNOWN_GRANT = "unknown_grant"  # a grant id this controller never issued or registered
+    LIST_FULL = "list_full"  # the revocation list is at its bound: no more entries
 
 
 class GrantRefused(Exception):

@@ -25,6 +25,55 @@ from protos.vigil.v1 import grants_pb2
 REVOCATION_DOMAIN = b"vigil.v1.RevocationList\x00"
 LIST_VALIDITY_US = 60 * US_PER_S
 MAX_LIST_BYTES = 8 * 1024 * 1024
+# Live revocations listed at most: ~34 bytes each, so the signed list stays far below what a
+# verifier accepts (MAX_LIST_BYTES); past it a sub-platform would fail closed.
+MAX_LISTED_REVOCATIONS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What the controller knows of a grant and its ancestors (the grant first), from the
+    grants it minted or registered: (issuer_org, holder_org) per link."""
+
+    grant_id: str
+    links: tuple[tuple[str, str], ...]
+
+
+def check_revoker(
+    lineage: Lineage | None,
+    org_id: str,
+    is_admin: bool,
+    city_org: str,
+    listed: int,
+    already_revoked: bool = False,
+    max_listed: int = MAX_LISTED_REVOCATIONS,
+) -> None:
+    """May an admin of `org_id` revoke this grant? GrantRefused saying why not.
+
+    Allowed: the city's admins; an admin of the grant's issuing organisation; an admin of
+    an organisation holding the grant or any grant above it in the delegation chain (each
+    of them could have stopped passing it on). Unknown ids are refused (they would only grow
+    the public list), and a full list refuses new entries (verifiers would fail closed).
+    """
+    if not is_admin:
+        raise GrantRefused(Reason.ROLE_NOT_ALLOWED, "only an admin may revoke grants")
+    if lineage is None or not lineage.links:
+        raise GrantRefused(
+            Reason.UNKNOWN_GRANT, "no grant with this id was issued or registered here"
+        )
+    issuer, _holder = lineage.links[0]
+    allowed = {city_org, issuer} | {holder for _issuer, holder in lineage.links}
+    if org_id not in allowed:
+        raise GrantRefused(
+            Reason.WRONG_HOLDER,
+            f"grant {lineage.grant_id} is neither issued by nor delegated through "
+            f"organisation {org_id!r}",
+        )
+    if not already_revoked and listed >= max_listed:
+        raise GrantRefused(
+            Reason.LIST_FULL,
+            f"the revocation list holds {listed} live entries, its bound: ask the city",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from controller.grants.keys import SharingKeys
 from controller.grants.mint import GrantRequest, plan_renewal, plan_root_grant
 from controller.grants.model import GRANT_ID, CameraInfo
 from controller.grants.policy import Policy, Role, User
-from controller.grants.revocation import make_view, sign_revocation_list
+from controller.grants.revocation import check_revoker, make_view, sign_revocation_list
 from controller.grants.store import GrantStore
 
 REVOKED_CACHE_S = 5.0  # replicas re-read revocations at least this often (well within 60 s)
@@ -69,16 +69,21 @@ class GrantService:
             return self._revoked
 
     def record(self, action: str, who: User | None, **fields: Any) -> None:
+        """Audit one event. A refusal of an unauthenticated request (no or a bad session) is
+        aggregated per client address instead (`AuditLog.append_unauthenticated`): anyone
+        can send those, and one serialised audit write each would slow every writer."""
         detail = fields.pop("detail", {})
-        self.audit.append(
-            AuditEvent(
-                action=action,
-                actor_user=who.user_id if who else "",
-                actor_org=who.org_id if who else "",
-                detail=detail,
-                **fields,
-            )
+        event = AuditEvent(
+            action=action,
+            actor_user=who.user_id if who else "",
+            actor_org=who.org_id if who else "",
+            detail=detail,
+            **fields,
         )
+        if who is None and event.outcome == "refused" and event.reason == "unauthenticated":
+            self.audit.append_unauthenticated(event, sample=event.camera_id)
+            return
+        self.audit.append(event)
 
     def refuse(self, exc: GrantRefused, action: str, who: User | None, **fields: Any) -> NoReturn:
         self.record(
@@ -174,15 +179,24 @@ class GrantService:
         return encode_token([link])
 
     def revoke(self, grant_id: str, by: User, reason: str) -> int:
-        """Revoke a grant (and so every grant below it); returns the list sequence."""
+        """Revoke a grant (and so every grant below it); returns the list sequence.
+
+        Only the city's admins, the issuing organisation's, or those of an organisation
+        holding it or a grant above it (`check_revoker`); unknown ids are refused."""
+        now = self.clock.now_us()
         try:
             if not GRANT_ID.fullmatch(grant_id):
                 raise GrantRefused(Reason.MALFORMED, "grant id is not 32 lowercase hex digits")
-            if by.role is not Role.ADMIN:
-                raise GrantRefused(Reason.ROLE_NOT_ALLOWED, "only an admin may revoke grants")
+            check_revoker(
+                self.store.lineage(grant_id),
+                by.org_id,
+                by.role is Role.ADMIN,
+                self.policy.city_org,
+                self.store.listed_count(now),
+                already_revoked=grant_id in self.store.revocations(now).revoked,
+            )
         except GrantRefused as exc:
             self.refuse(exc, "grant_revoke", by, grant_id=grant_id[:64])
-        now = self.clock.now_us()
         seq, new = self.store.revoke(
             grant_id, now, by.user_id, reason, self.store.expiry_of(grant_id)
         )

@@ -22,6 +22,7 @@ from sqlmodel import Field, SQLModel
 from controller.grants.codec import Chain
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.model import DAY_US
+from controller.grants.revocation import Lineage
 
 WRITE_OPTION = "vigil_write"
 UNKNOWN_EXPIRY_US = 366 * DAY_US  # keep a revocation of a never-seen grant listed this long
@@ -206,6 +207,40 @@ class GrantStore:
                 select(SEEN.c.expires_us).where(SEEN.c.grant_id == grant_id)
             ).scalar()
         return None if value is None else int(value)
+
+    def lineage(self, grant_id: str, max_depth: int = 16) -> Lineage | None:
+        """The grant and its ancestors as registered here (None: never seen)."""
+        links: list[tuple[str, str]] = []
+        current = grant_id
+        try:
+            with self._engine.connect() as conn:
+                while current and len(links) < max_depth:
+                    row = conn.execute(
+                        select(SEEN.c.parent_id, SEEN.c.issuer_org, SEEN.c.holder_org).where(
+                            SEEN.c.grant_id == current
+                        )
+                    ).first()
+                    if row is None:
+                        break
+                    links.append((str(row.issuer_org), str(row.holder_org)))
+                    current = str(row.parent_id)
+        except SQLAlchemyError as exc:
+            raise GrantStoreError(f"cannot read grants: {exc}") from exc
+        return Lineage(grant_id, tuple(links)) if links else None
+
+    def listed_count(self, now_us: int) -> int:
+        """Live revocations (those the published list carries)."""
+        try:
+            with self._engine.connect() as conn:
+                return int(
+                    conn.execute(
+                        select(func.count())
+                        .select_from(REVOCATION)
+                        .where(REVOCATION.c.prune_after_us > now_us)
+                    ).scalar_one()
+                )
+        except SQLAlchemyError as exc:
+            raise GrantStoreError(f"cannot count revocations: {exc}") from exc
 
     def children_of(self, grant_ids: Sequence[str]) -> list[str]:
         with self._engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""Control-centre users: organisation + role accounts, scrypt password hashes, signed sessions.
+"""Control-centre users: organisation + role accounts, argon2id password hashes, signed sessions.
 
 Pure cores: `passwords` (hash and verify), `sessions` (issue and check a signed, expiring
 bearer token). Adapter: `store.UserStore` (one SQLModel table on the controller's database).

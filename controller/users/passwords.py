@@ -1,10 +1,13 @@
-"""Password hashing with the standard library's scrypt (memory-hard, salted, parameters stored).
+"""Password hashing: argon2id (argon2-cffi, RFC 9106 low-memory profile: t=3, 64 MiB, p=4),
+with the older scrypt hashes still verified and replaced at the next login.
 
-The stored form is `scrypt$<log2 n>$<r>$<p>$<salt b64>$<hash b64>`, so the cost can be raised
-later without invalidating existing hashes: `verify_password` reads the parameters from the
-hash it checks, and `needs_rehash` says when a login should re-hash with today's cost.
-Verification is constant-time in the hash comparison; callers verify a dummy hash for unknown
-users (`DUMMY_HASH`) so a login's duration does not reveal whether the user exists.
+New hashes are argon2id's PHC strings (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`), which
+carry their parameters, so the cost can be raised later without invalidating anything:
+`verify_password` reads the parameters from the hash it checks, and `needs_rehash` says when a
+successful login should re-hash with today's cost (every scrypt hash, `scrypt$<log2 n>$<r>$
+<p>$<salt b64>$<hash b64>` with N=2^14, is below current guidance). Callers verify a dummy
+hash for unknown users (`DUMMY_HASH`) so a login's duration does not reveal whether the user
+exists.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 LOG2_N = 14  # n = 16384: ~16 MiB and a few tens of ms per hash on this hardware
 R = 8
@@ -53,8 +59,22 @@ def check_password_text(password: str) -> str:
     return password
 
 
-def hash_password(password: str, *, log2_n: int = LOG2_N, salt: bytes | None = None) -> str:
-    """The stored form of a new password (PasswordError if it is not acceptable)."""
+ARGON2_PREFIX = "$argon2id$"
+
+
+def hasher() -> PasswordHasher:
+    """Today's argon2id parameters (argon2-cffi's defaults: RFC 9106 low-memory profile)."""
+    return PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """The stored form of a new password: argon2id (PasswordError if not acceptable)."""
+    check_password_text(password)
+    return hasher().hash(password)
+
+
+def scrypt_hash(password: str, *, log2_n: int = LOG2_N, salt: bytes | None = None) -> str:
+    """A legacy scrypt hash (only to test the upgrade of accounts made before argon2id)."""
     check_password_text(password)
     salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
     key = _derive(password, salt, log2_n, R, P)
@@ -77,19 +97,35 @@ def _parse(stored: str) -> tuple[int, int, int, bytes, bytes]:
 
 
 def verify_password(password: str, stored: str) -> bool:
-    """Does `password` match `stored`? False (never an exception) for oversize input."""
+    """Does `password` match `stored` (argon2id or legacy scrypt)? False (never an
+    exception) for oversize input; PasswordError for a malformed stored hash."""
     if not isinstance(password, str) or len(password.encode("utf-8")) > MAX_PASSWORD_BYTES:
         return False
+    if stored.startswith(ARGON2_PREFIX):
+        try:
+            return hasher().verify(stored, password)
+        except VerifyMismatchError:
+            return False
+        except (VerificationError, InvalidHashError):
+            raise PasswordError("stored password hash is malformed") from None
     log2_n, r, p, salt, key = _parse(stored)
     return hmac.compare_digest(_derive(password, salt, log2_n, r, p), key)
 
 
-def needs_rehash(stored: str, log2_n: int = LOG2_N) -> bool:
+def needs_rehash(stored: str) -> bool:
+    """Should a successful login replace `stored`? Every scrypt hash, and argon2id hashes
+    made with weaker parameters than today's."""
+    if not stored.startswith(ARGON2_PREFIX):
+        return True
     try:
-        return _parse(stored)[0] < log2_n
-    except PasswordError:
+        return hasher().check_needs_rehash(stored)
+    except (InvalidHashError, ValueError):
         return True
 
 
-# Verified against when the user does not exist, so both paths cost one scrypt.
-DUMMY_HASH = f"scrypt${LOG2_N}${R}${P}${_b64(b'vigil-dummy-salt')}${_b64(bytes(KEY_BYTES))}"
+# Verified against when the user does not exist, so both paths cost one argon2id (a hash of
+# a random password nobody knows, made with today's parameters).
+DUMMY_HASH = (
+    "$argon2id$v=19$m=65536,t=3,p=4$cqVD/Srl0vf/sg7FwsqtyA"
+    "$qabwmIy8sDok22VRbAHPhWZ65mAa2H2x3FzEXHRBh1w"
+)

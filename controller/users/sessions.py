@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ MAX_SESSION_CHARS = 1024
 DEFAULT_TTL_US = 8 * 3600 * 1_000_000
 SKEW_US = 60 * 1_000_000
 _DOMAIN = b"vigil.v1.session-key"
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_.=-]*")
 
 
 class SessionError(Exception):
@@ -114,6 +116,10 @@ def check_session(key: bytes, token: str, now_us: int) -> SessionClaims:
     """The claims of a valid, unexpired token; SessionError saying why not otherwise."""
     if len(token) > MAX_SESSION_CHARS:
         raise SessionError("oversize", f"session token longer than {MAX_SESSION_CHARS} chars")
+    # Tokens are base64url and dots only: anything else (non-ASCII from a header or a
+    # percent-decoded query) is refused here, before any encoding or comparison could raise.
+    if not _TOKEN_CHARS.fullmatch(token):
+        raise SessionError("malformed", "session token has characters no session token has")
     if not token.startswith(PREFIX) or token.count(".") != 2:
         raise SessionError("malformed", "not a Vigil session token")
     signed_part, _, signature = token.rpartition(".")
@@ -144,3 +150,32 @@ def check_session(key: bytes, token: str, now_us: int) -> SessionClaims:
 def session_fingerprint(token: str) -> str:
     """A short, non-secret id of a session for logs and audit details."""
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:12]
+
+
+# --- known clients ---------------------------------------------------------------------------
+#
+# A browser that logged in as a user gets `kc1.<nonce>.<mac>` (an HttpOnly cookie), the MAC
+# binding the nonce to the user id under the session key. Its later login attempts for that
+# user are throttled by their own budget, not the user's or the address's: an attacker
+# guessing the password cannot lock the owner out of the clients they already use.
+
+KNOWN_CLIENT_PREFIX = "kc1."
+_KNOWN_CLIENT = re.compile(r"kc1\.[0-9a-f]{16}\.[A-Za-z0-9_-]{43}")
+
+
+def _client_mac(key: bytes, user_id: str, nonce: str) -> str:
+    message = f"vigil.v1.known-client|{user_id}|{nonce}".encode()
+    return _b64e(hmac.digest(key, message, "sha256"))
+
+
+def issue_known_client(key: bytes, user_id: str) -> str:
+    nonce = secrets.token_hex(8)
+    return f"{KNOWN_CLIENT_PREFIX}{nonce}.{_client_mac(key, user_id, nonce)}"
+
+
+def known_client_id(key: bytes, user_id: str, token: str | None) -> str:
+    """The token's nonce when it is a valid known-client token for `user_id`, else ""."""
+    if not token or not _KNOWN_CLIENT.fullmatch(token):
+        return ""
+    _prefix, nonce, mac = token.split(".")
+    return nonce if hmac.compare_digest(_client_mac(key, user_id, nonce), mac) else ""

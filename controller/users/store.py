@@ -1,7 +1,8 @@
 """Control-centre accounts on the controller's database (SQLite or PostgreSQL).
 
 One table, `user_account`: the user id, organisation and role that every grant decision uses
-(`controller.grants.policy.User`), an scrypt password hash, a disabled flag and a
+(`controller.grants.policy.User`), an argon2id password hash (older scrypt ones are upgraded
+at login), a disabled flag and a
 `session_version` that ends every outstanding session when bumped (password change, disable).
 Only this table is created here, idempotently, so the store can be opened on a catalog engine
 made before this module was imported.
@@ -23,6 +24,7 @@ from controller.users.passwords import (
     DUMMY_HASH,
     PasswordError,
     hash_password,
+    needs_rehash,
     verify_password,
 )
 
@@ -151,7 +153,8 @@ class UserStore:
     def authenticate(self, user_id: str, password: str) -> UserAccountRow | None:
         """The account when the password matches and the account is enabled, else None.
 
-        Unknown and disabled accounts cost the same scrypt as known ones (no timing oracle)."""
+        Unknown and disabled accounts cost the same KDF as known ones (no timing oracle); a
+        hash below today's parameters (scrypt) is replaced by argon2id on success."""
         row = self.get(user_id)
         if row is None or row.disabled:
             verify_password(password, DUMMY_HASH)
@@ -162,7 +165,10 @@ class UserStore:
             return None
         if not ok:
             return None
-        self._update(user_id, last_login_us=self._clock.now_us())
+        values: dict[str, object] = {"last_login_us": self._clock.now_us()}
+        if needs_rehash(row.password_hash):  # e.g. a scrypt hash from before argon2id
+            values["password_hash"] = hash_password(password)
+        self._update(user_id, **values)
         return row
 
     def _update(self, user_id: str, **values: object) -> None:

@@ -22,13 +22,55 @@ from edge_agent.store.recovery import plan_recovery
 log = logging.getLogger(__name__)
 
 
+INDEX_NAME = "index.sqlite3"
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_mode(mode: int, is_dir: bool) -> int | None:
+    """The mode to set when `mode` lets group or others in (None: already private). Pure."""
+    perms = mode & 0o777
+    return None if perms & 0o077 == 0 else perms & (PRIVATE_DIR if is_dir else PRIVATE_FILE)
+
+
+def _tighten(path: Path) -> tuple[int, int] | None:
+    """(old, new) mode when `path` was tightened, None when it was private or absent."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None
+    new = private_mode(st.st_mode, path.is_dir())
+    if new is None or path.is_symlink():
+        return None
+    path.chmod(new)
+    return st.st_mode & 0o777, new
+
+
+def secure_buffer(root: Path) -> None:
+    """The buffer holds camera footage: its directories 0700, its index, lock and segment
+    files 0600. Checked at every open; a looser mode is tightened with a warning (an
+    OSError if it cannot be, which refuses to open the buffer)."""
+    paths = [root] + [root / sub for sub in ("tmp", "segments", "quarantine")]
+    paths += [root / "lock"] + [root / f"{INDEX_NAME}{s}" for s in ("", "-wal", "-shm")]
+    for path in paths:
+        changed = _tighten(path)
+        if changed is not None:
+            log.warning("buffer: %s was mode %04o (readable by others): now %04o", path, *changed)
+    loose = sum(1 for p in (root / "segments").rglob("*") if _tighten(p) is not None)
+    if loose:
+        log.warning("buffer: %d segment files and dirs were readable by others: now private", loose)
+
+
 def prepare(root: Path, files: FileOps, clock: Clock) -> tuple[int, Index]:
     """Create the directories, lock them, open the index and recover; returns (lock fd, index).
     On failure nothing stays open and a StoreError names the buffer."""
     try:
         for sub in ("tmp", "segments", "quarantine"):
             files.ensure_dir(root / sub)
-        lock_fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        lock_fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
+        if not (root / INDEX_NAME).exists():  # SQLite gives -wal/-shm the index's own mode
+            os.close(os.open(root / INDEX_NAME, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+        secure_buffer(root)
     except OSError as exc:
         raise StoreError(f"cannot create buffer directory {root}: {exc}") from exc
     try:
@@ -37,10 +79,10 @@ def prepare(root: Path, files: FileOps, clock: Clock) -> tuple[int, Index]:
         os.close(lock_fd)
         raise StoreError(f"buffer {root} is in use by another process") from exc
     try:
-        index = Index(root / "index.sqlite3")
+        index = Index(root / INDEX_NAME)
     except sqlite3.Error as exc:
         os.close(lock_fd)
-        raise StoreError(f"cannot open buffer index {root / 'index.sqlite3'}: {exc}") from exc
+        raise StoreError(f"cannot open buffer index {root / INDEX_NAME}: {exc}") from exc
     try:
         recover(root, index, files, clock)
     except (OSError, sqlite3.Error) as exc:

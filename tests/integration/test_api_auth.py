@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from controller.api.deps import ApiSettings
+from controller.api.limits import LoginBudgets
 from controller.fleet.ratelimit import RatePolicy
 from controller.users.sessions import issue_session
 from tests.integration.test_api_support import (
@@ -24,7 +25,8 @@ from tests.integration.test_api_support import (
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[ApiWorld]:
-    settings = ApiSettings(login_failures=RatePolicy(rate_per_s=0.001, burst=3))
+    budgets = LoginBudgets(per_user=RatePolicy(rate_per_s=0.001, burst=3))
+    settings = ApiSettings(login_budgets=budgets)
     world = ApiWorld(tmp_path, settings)
     yield world
     world.close()

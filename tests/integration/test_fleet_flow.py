@@ -101,18 +101,18 @@ def test_will_on_kill_marks_offline_with_reason_will(
 
 def test_late_will_from_old_connection_is_fenced(mosquitto: Broker, fleet: FleetService) -> None:
     password = mosquitto.add_device("nvr-3")
-    old = RawDevice(mosquitto, "nvr-3", password, client_id="nvr-3-old-connection")
-    will = fleet_pb2.DeviceState(device_id="nvr-3", online=False, session=5, reason="will")
-    old.client.will_set(f"vigil/v1/{COUNTY}/{SITE}/nvr-3/state", will.SerializeToString(), 1, True)
-    old.connect()
     reporter = start_reporter(mosquitto, "nvr-3", password=password)
     try:
         wait_online(fleet, "nvr-3")
         stale_before = record(fleet, "nvr-3").stale
-        old.client.loop_stop()
-        sock = old.client.socket()
-        assert sock is not None
-        sock.close()  # the old connection dies without DISCONNECT: the broker sends its Will
+        # The Will of an older connection (session 5) delivered after the new session's
+        # birth, as the broker does when it drops a half-open old connection late. (A second
+        # live connection per account no longer exists: the client id is the username.)
+        will = fleet_pb2.DeviceState(device_id="nvr-3", online=False, session=5, reason="will")
+        client = reporter._client
+        assert client is not None
+        topic = f"vigil/v1/{COUNTY}/{SITE}/nvr-3/state"
+        client.publish(topic, will.SerializeToString(), 1, True).wait_for_publish(10)
         wait_until(lambda: record(fleet, "nvr-3").stale > stale_before, 10, "late Will arrives")
         r = record(fleet, "nvr-3")
         assert r.online and r.session == reporter.session
@@ -128,13 +128,15 @@ def test_sequence_gap_triggers_rebirth_and_new_birth(
     try:
         wait_online(fleet, "nvr-4")
         first_birth = birth_of(fleet, "nvr-4").at_unix_us
-        # A second connection with the device's account injects a jump in the numbering.
-        injector = RawDevice(mosquitto, "nvr-4", password, client_id="nvr-4-injector")
-        injector.connect()
+        # The device's own connection (one per account: the client id is the username)
+        # injects a jump in the numbering.
+        client = reporter._client
+        assert client is not None
         jump = fleet_pb2.Health(
             device_id="nvr-4", session=reporter.session, seq=500, at_unix_us=NOW
         )
-        assert injector.publish(f"vigil/v1/{COUNTY}/{SITE}/nvr-4/health", jump) == 0
+        info = client.publish(f"vigil/v1/{COUNTY}/{SITE}/nvr-4/health", jump.SerializeToString(), 1)
+        info.wait_for_publish(10)
         wait_until(lambda: record(fleet, "nvr-4").gaps == 1, 10, "gap detected")
         wait_until(
             lambda: birth_of(fleet, "nvr-4").at_unix_us > first_birth, 10, "rebirth answered"
@@ -144,7 +146,6 @@ def test_sequence_gap_triggers_rebirth_and_new_birth(
         # After the rebirth the agent's numbering restarts and is accepted again.
         seq = r.health_seq
         wait_until(lambda: record(fleet, "nvr-4").health_seq > seq, 10, "health after rebirth")
-        injector.close()
     finally:
         reporter.stop()
 

@@ -15,10 +15,12 @@ from controller.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from controller.fleet.ratelimit import RatePolicy
 from controller.grants.errors import Reason
 from controller.users.passwords import (
+    DUMMY_HASH,
     PasswordError,
     check_password_text,
     hash_password,
     needs_rehash,
+    scrypt_hash,
     verify_password,
 )
 from controller.users.sessions import (
@@ -92,8 +94,10 @@ def test_every_refusal_reason_has_a_deliberate_status() -> None:
             Reason.ROLE_NOT_ALLOWED,
         },
         410: {Reason.EXPIRED, Reason.URL_EXPIRED, Reason.USES_EXHAUSTED},
+        404: {Reason.UNKNOWN_GRANT},
         413: {Reason.OVERSIZE},
         503: {Reason.REVOCATION_STALE},
+        507: {Reason.LIST_FULL},
     }
     mapped = {r for group in expected.values() for r in group}
     assert mapped == set(Reason)  # a new reason must be given a status on purpose
@@ -161,17 +165,22 @@ def test_sessions_verify_expire_and_resist_tampering() -> None:
 
 
 def test_passwords() -> None:
-    stored = hash_password("correct horse", log2_n=10)
+    stored = scrypt_hash("correct horse", log2_n=10)  # a legacy hash: still verifies
     assert stored.startswith("scrypt$10$") and "correct horse" not in stored
     assert verify_password("correct horse", stored)
     assert not verify_password("correct horsf", stored)
     assert not verify_password("x" * 5000, stored)
-    assert needs_rehash(stored) and not needs_rehash(hash_password("abcdefgh"))
-    assert hash_password("abcdefgh", log2_n=10) != hash_password("abcdefgh", log2_n=10)  # salted
+    new = hash_password("abcdefgh")
+    assert new.startswith("$argon2id$") and verify_password("abcdefgh", new)
+    assert not verify_password("abcdefgi", new)
+    assert needs_rehash(stored) and not needs_rehash(new)
+    assert needs_rehash(new.replace("t=3", "t=1"))  # weaker than today's parameters
+    assert not verify_password("whatever1", DUMMY_HASH)
+    assert hash_password("abcdefgh") != new  # salted
     for bad in ("short", "é" * 600):
         with pytest.raises(PasswordError):
             check_password_text(bad)
-    for broken in ("md5$abc", "scrypt$99$8$1$AA==$AA==", "scrypt$10$8$1$!!$AA=="):
+    for broken in ("md5$abc", "scrypt$99$8$1$AA==$AA==", "scrypt$10$8$1$!!$AA==", "$argon2id$x"):
         with pytest.raises(PasswordError):
             verify_password("whatever1", broken)
 

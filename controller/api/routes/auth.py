@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
 
 from controller.api.common import refuse
-from controller.api.deps import ApiDeps, DepsDep, UserDep, client_address
+from controller.api.deps import ApiDeps, DepsDep, UserDep, client_address, note_source
 from controller.api.errors import ApiError
 from controller.api.schemas import LoginRequest, SessionOut, UserCreate, UserOut
 from controller.audit.chain import AuditEvent
 from controller.grants.policy import Role, User
-from controller.users.sessions import issue_session, session_fingerprint
+from controller.users.sessions import (
+    issue_known_client,
+    issue_session,
+    known_client_id,
+    session_fingerprint,
+)
 from controller.users.store import UserAccountRow, UserError
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
@@ -38,20 +46,52 @@ def _audit_login(
     )
 
 
+KNOWN_CLIENT_COOKIE = "vigil_client"
+KNOWN_CLIENT_HEADER = "x-vigil-client"
+KNOWN_CLIENT_MAX_AGE_S = 90 * 86400
+
+
 @router.post("/login", response_model=SessionOut)
-def login(body: LoginRequest, request: Request, deps: DepsDep) -> SessionOut:
-    """Exchange a user id and password for a session bearer token (every attempt audited)."""
+def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    deps: DepsDep,
+    _source: Annotated[str, Depends(note_source)],
+) -> SessionOut:
+    """Exchange a user id and password for a session bearer token.
+
+    Throttled before any password work (`controller.api.limits.login_gate`): per address, per
+    user id, per known client. Every attempt that reaches the password check is audited; a
+    throttled burst is one audit row now and one aggregated row with its count."""
     ip = client_address(request)
-    key = f"{ip}|{body.user_id}"
+    presented = request.cookies.get(KNOWN_CLIENT_COOKIE) or request.headers.get(KNOWN_CLIENT_HEADER)
+    known = known_client_id(deps.session_key, body.user_id, presented)
     mono = deps.clock.monotonic()
-    assert deps.login_limiter is not None
-    if deps.login_limiter.over(key, mono):
-        _audit_login(deps, body.user_id, "", "rate_limited", {"ip": ip})
+    throttle = deps.login_throttle
+    assert throttle is not None
+    gate = throttle.check(ip, body.user_id, known, mono)
+    if not gate.allowed:
+        deps.audit.append_unauthenticated(
+            AuditEvent(
+                action="login",
+                actor_user=body.user_id[:64],
+                outcome="refused",
+                reason="rate_limited",
+                detail={"ip": ip, "budget": gate.budget},
+            ),
+            sample=body.user_id[:64],
+        )
         deps.metrics.inc("vigil_logins_total", outcome="rate_limited")
-        raise ApiError("rate_limited", "too many failed logins: wait and try again")
+        retry = max(1, math.ceil(min(gate.retry_after_s, 86400.0)))
+        raise ApiError(
+            "rate_limited",
+            f"too many failed logins: try again in {retry} s",
+            headers={"Retry-After": str(retry)},
+        )
     row = deps.users.authenticate(body.user_id, body.password)
     if row is None:
-        deps.login_limiter.charge(key, mono)
+        throttle.charge_failure(ip, body.user_id, known, mono)
         _audit_login(
             deps, body.user_id, "", "unauthenticated", {"ip": ip, "why": "bad credentials"}
         )
@@ -71,6 +111,19 @@ def login(body: LoginRequest, request: Request, deps: DepsDep) -> SessionOut:
         deps, row.user_id, row.org_id, "", {"ip": ip, "session": session_fingerprint(token)}
     )
     deps.metrics.inc("vigil_logins_total", outcome="ok")
+    # A session must never be stored by a browser or proxy cache.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    if not known:
+        response.set_cookie(
+            KNOWN_CLIENT_COOKIE,
+            issue_known_client(deps.session_key, row.user_id),
+            max_age=KNOWN_CLIENT_MAX_AGE_S,
+            path="/api/v1/login",
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
     return SessionOut(token=token, expires_us=claims.expires_us, user=_out(row))
 
 

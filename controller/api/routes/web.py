@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
-from controller.api.deps import DepsDep
+from controller.api.deps import DepsDep, MetricsAccessDep
 from controller.api.errors import ApiError
 from controller.api.metrics import render
 
@@ -41,7 +41,7 @@ def console(deps: DepsDep) -> Response:
 
 
 @router.get("/metrics")
-def metrics(deps: DepsDep) -> Response:
+def metrics(deps: DepsDep, _access: MetricsAccessDep) -> Response:
     return PlainTextResponse(
         render(deps.metrics.samples()), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
