@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from controller.api.wiring import http_component as http
 from controller.catalog import Catalog
 from controller.clock import Clock
+from controller.fleet.alerts import AlertRules
 from controller.fleet.component import FleetComponent
+from controller.fleet.service import FleetOptions
 from controller.retention import sweep_retention
 from controller.storage import ObjectStore
 
@@ -46,11 +48,19 @@ log = logging.getLogger("vigil.controller.retention")
 
 def fleet(controller: Controller) -> FleetComponent:
     """MQTT fleet health and commands (a managed Mosquitto when no broker is configured)."""
+    rules = controller.config.fleet
     return FleetComponent(
         controller.config.mqtt,
         controller.config.data_path,
         controller.clock,
         CatalogDirectory(controller.catalog),
+        FleetOptions(
+            rules=AlertRules(
+                clock_skew_s=rules.clock_skew_s,
+                startup_grace_s=rules.startup_grace_s,
+                frame_age_s=rules.frame_age_s,
+            )
+        ),
     )
 
 
