@@ -161,18 +161,6 @@ class FleetConfig(_Strict):
     frame_age_s: float = Field(default=30.0, gt=0.0, le=86400.0)
 
 
-class FleetConfig(_Strict):
-    """The fleet view's alert rules (controller.fleet.alerts.AlertRules)."""
-
-    # Alert when a device's clock is off the controller's by more than this (its own RPC
-    # measure, beyond the error bound); its segments recorded meanwhile are flagged.
-    clock_skew_s: float = Field(default=2.0, gt=0.0, le=86400.0)
-    # A camera with no frame since its agent started raises no transient alert this long.
-    startup_grace_s: float = Field(default=30.0, ge=0.0, le=3600.0)
-    # A streaming camera whose last frame is older than this is stale.
-    frame_age_s: float = Field(default=30.0, gt=0.0, le=86400.0)
-
-
 class ControllerConfig(_Strict):
     data_dir: str = "/var/lib/vigil-controller"
     # Empty: sqlite:///<data_dir>/catalog.db
@@ -186,7 +174,6 @@ class ControllerConfig(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    fleet: FleetConfig = Field(default_factory=FleetConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     transcode: TranscodeConfig = Field(default_factory=TranscodeConfig)
 
