@@ -294,3 +294,26 @@ def test_exports_carry_the_audio_and_list_the_media(world: MediaWorld, tmp_path:
         first = tmp_path / "first.ts"
         first.write_bytes(tar.extractfile(entries[0]["file"]).read())  # type: ignore[union-attr]
     assert {s["codec_name"] for s in ffprobe_streams(str(first))} == {"hevc", "aac"}
+
+
+def test_live_playlists_take_the_rendition_too(world: MediaWorld) -> None:
+    session = world.login()
+    grant = httpx.post(
+        f"{world.base}/api/v1/grants",
+        json={
+            "operations": ["live"],
+            "cameras": [HEVC_CAM],
+            "from_us": world.controller.clock.now_us() - 5 * 60 * 1_000_000,
+            "to_us": world.controller.clock.now_us() + 5 * 60 * 1_000_000,
+            "purpose": "live rendition",
+        },
+        headers={"Authorization": f"Bearer {session}"},
+    ).json()["token"]
+    r = httpx.get(
+        f"{world.base}/play/{HEVC_CAM}.m3u8",
+        params={"mode": "live", "rendition": "h264", "grant": grant, "session": session},
+    )
+    assert r.status_code == 200, r.text
+    urls = [line for line in r.text.splitlines() if line.startswith("/play/")]
+    assert urls and all(u.startswith("/play/h264/") for u in urls)
+    assert httpx.get(world.base + urls[-1], timeout=60).status_code == 200
