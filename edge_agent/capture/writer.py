@@ -33,7 +33,12 @@ from edge_agent import segmenter
 from edge_agent.model import Gap, SegmentFlag, SegmentInfo, SegmentState
 from edge_agent.redact import redact_text
 from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, GapSpan, PacketMeta
-from edge_agent.sources.nal import find_sps, missing_parameter_sets, parameter_sets
+from edge_agent.sources.nal import (
+    find_sps,
+    missing_parameter_sets,
+    parameter_sets,
+    switched_codec,
+)
 
 from .audio import SILENT_US, AudioFormat, AudioTrack, aligned_offset, change_of
 from .tscontinuity import continue_counters
@@ -113,6 +118,11 @@ class SegmentWriter:
         self._state: CutState | None = None
         self._offset_us = 0  # the segmenter's timestamp re-base, in µs and in stream ticks
         self._offset_tb = 0
+        # Added to what is written (not to what the segmenter sees) so that no timestamp is
+        # negative on disk: an MP4 with B-frames starts its dts below zero, and MPEG-TS would
+        # wrap it to 2^33. Fixed per connection or file, so its segments stay continuous.
+        self._lift_tb: int | None = None
+        self._lift_us = 0
         self._in_stream: VideoStream | None = None
         self._video_index = 0
         self._codec = "h264"
@@ -166,6 +176,7 @@ class SegmentWriter:
         self._codec = stream.codec_context.name or "h264"
         self._param_sets = parameter_sets(self._codec, stream.codec_context.extradata)
         self._offset_us = self._offset_tb = 0
+        self._lift_tb, self._lift_us = None, 0
         self._last_video_us = None
         self._begin_audio(audio)
         self._state = segmenter.begin(
@@ -185,6 +196,13 @@ class SegmentWriter:
             raise RuntimeError("SegmentWriter.feed before begin")
         if packet.stream_index != self._video_index:
             return self._feed_audio(packet)
+        switched = switched_codec(self._codec, bytes(packet))
+        if switched is not None:
+            # The packet holds the new codec's first keyframe behind the old one's last frame,
+            # under the old frame's timestamps: it is dropped, and the new codec starts at its
+            # next keyframe (the time between is a recorded gap).
+            self._switch_codec(state, switched[0], now_us)
+            return False
         meta = self._meta(packet)
         if meta is None:
             self.untimed_dropped += 1
@@ -200,9 +218,14 @@ class SegmentWriter:
             self._offset_us = decision.offset_us
             num, den = self._tb
             self._offset_tb = round(decision.offset_us * den / num)
-        if self._offset_tb:
-            packet.pts = None if packet.pts is None else packet.pts + self._offset_tb
-            packet.dts = None if packet.dts is None else packet.dts + self._offset_tb
+        if self._lift_tb is None:
+            num, den = self._tb
+            self._lift_tb = max(0, -(packet.dts or 0))
+            self._lift_us = self._lift_tb * num // den
+        shift = self._offset_tb + self._lift_tb
+        if shift:
+            packet.pts = None if packet.pts is None else packet.pts + shift
+            packet.dts = None if packet.dts is None else packet.dts + shift
         self._state = state
         # Gaps before the segment they precede: a crash between the two then leaves a gap
         # that the next run continues from, never a hole that nothing accounts for.
@@ -220,6 +243,33 @@ class SegmentWriter:
                 self._watch_audio(meta.dts_us)
             return written
         return False
+
+    def _switch_codec(self, state: CutState, codec: str, now_us: int | None) -> None:
+        """The stream changed codec mid-way: what came before is committed, what follows
+        starts a DISCONTINUITY segment of the new codec at its first keyframe, as after a
+        reconnect (FFmpeg already describes the new codec to the muxer)."""
+        old = "H.264" if self._codec == "h264" else "H.265"
+        new = "H.264" if codec == "h264" else "H.265"
+        detail = f"video codec changed mid-stream from {old} to {new}"
+        log.warning("camera %s: %s; a new segment starts", self.camera_id, detail)
+        self._event("codec_changed", detail)
+        stream, audio = self._in_stream, self._audio.stream if self._audio else None
+        anchor = state.last_end_us if state.last_end_us is not None else state.anchor_hint_us
+        if state.live and now_us is not None:
+            anchor = now_us
+        self.end(truncated=False)
+        if stream is None:
+            raise RuntimeError("SegmentWriter: codec switch without a stream")
+        self.begin(
+            stream,
+            anchor,
+            live=state.live,
+            prior_end_us=self.covered_until_us,
+            gap_reason=detail,
+            flags=SegmentFlag.DISCONTINUITY,
+            audio=audio,
+        )
+        self._codec, self._param_sets = codec, {}
 
     def end(self, *, truncated: bool) -> SegmentInfo | None:
         """Finish the connection or file: the open segment is committed (TRUNCATED if cut
@@ -281,7 +331,10 @@ class SegmentWriter:
             else:
                 out = av.open(str(temp), "w", format="mpegts", container_options=_TS_OPTIONS)
             self._out_stream = out.add_stream_from_template(stream)
-            self._audio_out = self._audio.add_to(out) if self._audio is not None else None
+            # A camera whose audio stopped gets video-only segments until it is back (an empty
+            # audio track would leave players waiting for sound that never comes).
+            audio = self._audio if not self._audio_silent else None
+            self._audio_out = audio.add_to(out) if audio is not None else None
             self._out, self._temp = out, temp
             self._last_dts = self._audio_last_dts = None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -338,30 +391,32 @@ class SegmentWriter:
 
     def _feed_audio(self, packet: Packet[Stream]) -> bool:
         """Put an audio packet into the open segment (none open: dropped)."""
-        track, out, out_stream = self._audio, self._out, self._audio_out
-        if track is None or out is None or out_stream is None or packet.pts is None:
-            return False
-        tb = packet.time_base
-        if not tb:
+        track, tb = self._audio, packet.time_base
+        if track is None or packet.pts is None or not tb:
             return False
         audio_us = int(packet.pts * tb * 1_000_000)
         offset = aligned_offset(audio_us, self._last_video_us, self._audio_offset_us)
         self._audio_offset_us = offset
-        if offset:
-            shift = round(offset / 1_000_000 / tb)
+        self._audio_last_us = audio_us + offset
+        if self._audio_silent:
+            self._audio_silent = False
+            log.info("camera %s: audio is back (from the next segment)", self.camera_id)
+            self._event("audio_changed", f"audio is back: {track.format}")
+        out, out_stream = self._out, self._audio_out
+        if out is None or out_stream is None:
+            return False
+        if offset or self._lift_us:
+            shift = round((offset + self._lift_us) / 1_000_000 / tb)
             packet.pts = packet.pts + shift
             packet.dts = None if packet.dts is None else packet.dts + shift
         if packet.dts is None:
             packet.dts = packet.pts
-        self._audio_last_us = audio_us + offset
-        if self._audio_silent:
-            self._audio_silent = False
-            log.info("camera %s: audio is back", self.camera_id)
-            self._event("audio_changed", f"audio is back: {track.format}")
         written = False
         for converted in track.convert(packet):
             dts = converted.dts if converted.dts is not None else converted.pts
-            if dts is None or (self._audio_last_dts is not None and dts <= self._audio_last_dts):
+            if dts is None or dts < 0:
+                continue  # AAC priming before the video started: it would wrap on disk
+            if self._audio_last_dts is not None and dts <= self._audio_last_dts:
                 continue  # never hand the muxer a packet it would refuse
             try:
                 converted.stream = out_stream

@@ -124,3 +124,33 @@ def missing_parameter_sets(codec: str, head: bytes, known: dict[int, bytes]) -> 
     carried = {nal_type(codec, nal) for nal in annexb_nals(head[:SCAN_BYTES])}
     missing: Sequence[int] = [k for k in needed if k not in carried and k in known]
     return b"".join(START + known[k] for k in missing)
+
+
+# Where a NAL of the other codec starts, as 4 bytes after a start code prefix (00 00 01).
+# An H.265 VPS (40 01) opens every H.265 keyframe; as H.264 it is type 0, which no encoder
+# sends. An H.264 SPS (67/27/47) opens every H.264 keyframe; as H.265 it is type 51
+# (unspecified) or a NAL with a non-zero layer id, which base-layer streams never carry.
+_OTHER = {
+    "h264": ("hevc", (b"\x00\x00\x01\x40\x01",)),
+    "hevc": ("h264", (b"\x00\x00\x01\x67", b"\x00\x00\x01\x27", b"\x00\x00\x01\x47")),
+}
+
+
+def switched_codec(codec: str, data: bytes) -> tuple[str, int] | None:
+    """(the other codec, where its first NAL starts) if a packet plainly carries a keyframe of
+    the other codec, else None.
+
+    A recording that changes codec mid-way (an NVR file spliced across a camera's H.264 ->
+    H.265 reconfiguration) would otherwise be remuxed under the old codec's headers and decode
+    as garbage. FFmpeg's parser for the old codec may glue the new codec's first keyframe onto
+    the old codec's last frame, so the whole packet is searched, not only its start.
+    """
+    other = _OTHER.get(codec)
+    if other is None or not is_annexb(data):
+        return None
+    name, markers = other
+    found = [i for i in (data.find(m) for m in markers) if i != -1]
+    if not found:
+        return None
+    at = min(found)
+    return name, at - 1 if at > 0 and data[at - 1] == 0 else at

@@ -10,6 +10,7 @@ from edge_agent.sources.nal import (
     missing_parameter_sets,
     nal_type,
     parameter_sets,
+    switched_codec,
 )
 
 # H.265 NAL headers are two bytes: type in bits 1-6 of the first.
@@ -78,3 +79,21 @@ def test_missing_parameter_sets_go_in_front_of_a_bare_keyframe_in_order() -> Non
     assert missing_parameter_sets("h264", annexb(H264_IDR), {}) == b""
     prefixed = len(IDR).to_bytes(4, "big") + IDR
     assert missing_parameter_sets("hevc", prefixed, known) == b""
+
+
+def test_a_switch_of_codec_is_spotted_anywhere_in_a_packet() -> None:
+    assert switched_codec("h264", annexb(VPS, SPS, PPS, IDR)) == ("hevc", 0)
+    tail = annexb(b"\x09\xf0", H264_IDR)  # the old codec's last frame, then the new keyframe
+    assert switched_codec("h264", tail + annexb(AUD, VPS, SPS, PPS, IDR)) == (
+        "hevc",
+        len(tail) + len(START + AUD),
+    )
+    assert switched_codec("h264", annexb(H264_SPS, H264_PPS, H264_IDR)) is None
+    assert switched_codec("hevc", annexb(AUD, H264_SPS, H264_PPS, H264_IDR)) == (
+        "h264",
+        len(START + AUD),
+    )
+    assert switched_codec("hevc", annexb(AUD, VPS, SPS, PPS, IDR)) is None
+    for junk in (b"", b"\xff" * 8, START + b"\x7e\x01", START + b"\x40"):
+        assert switched_codec("h264", junk) is None
+        assert switched_codec("hevc", junk) is None
