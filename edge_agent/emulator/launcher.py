@@ -48,7 +48,7 @@ class CamsimError(RuntimeError):
     """The emulator could not be started (missing GStreamer, bad settings, no ports)."""
 
 
-PerCamera = Mapping[CameraId, str] | Sequence[str] | None
+PerCamera = Mapping[CameraId, str] | Sequence[str | None] | None
 
 
 def camera_profile_args(profiles: PerCamera) -> tuple[str, ...]:
