@@ -170,8 +170,7 @@ def test_clock_skew_from_rpc_measure_uses_the_error_bound() -> None:
 
     rules = al.AlertRules()  # defaults: 2 s
     assert al.skew_alert(skew(10_000, 3), rules) == (
-        "device clock 10.0 s ahead of the controller's "
-        "(±3 ms, measured over RPC; threshold 2 s)"
+        "device clock 10.0 s ahead of the controller's (±3 ms, measured over RPC; threshold 2 s)"
     )
     assert "behind" in (al.skew_alert(skew(-2_500, 100), rules) or "")
     assert al.skew_alert(skew(2_500, 600), rules) is None  # could be within 2 s
