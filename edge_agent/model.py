@@ -109,7 +109,8 @@ class AgentEvent:
     """Something operators must hear about (published on MQTT `event` by the health reporter).
 
     `kind` is one of: camera_lost, camera_back, disk_low, unsent_evicted, chain_break,
-    clock_skew, cert_near_expiry, events_dropped (the names of vigil.v1.Event.Kind, lower case).
+    clock_skew, cert_near_expiry, events_dropped, long_gop, codec_changed, audio_changed,
+    audio_lost, file_rejected (the names of vigil.v1.Event.Kind, lower case).
     """
 
     kind: str

@@ -29,6 +29,11 @@ EVENT_KINDS: dict[str, int] = {
     "clock_skew": fleet_pb2.Event.KIND_CLOCK_SKEW,
     "cert_near_expiry": fleet_pb2.Event.KIND_CERT_NEAR_EXPIRY,
     "events_dropped": fleet_pb2.Event.KIND_EVENTS_DROPPED,
+    "long_gop": fleet_pb2.Event.KIND_LONG_GOP,
+    "codec_changed": fleet_pb2.Event.KIND_CODEC_CHANGED,
+    "audio_changed": fleet_pb2.Event.KIND_AUDIO_CHANGED,
+    "audio_lost": fleet_pb2.Event.KIND_AUDIO_LOST,
+    "file_rejected": fleet_pb2.Event.KIND_FILE_REJECTED,
 }
 
 CAPABILITIES = ("hold", "release", "rebirth", "reconfigure")

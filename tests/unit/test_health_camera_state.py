@@ -11,7 +11,7 @@ from edge_agent.capture.status import (
     gop_of,
 )
 from edge_agent.health import payloads as pl
-from edge_agent.model import CameraStatus
+from edge_agent.model import AgentEvent, CameraStatus
 from edge_agent.sources.errors import (
     ConnectError,
     RecordingFileError,
@@ -158,3 +158,11 @@ def test_state_change_is_a_significant_change() -> None:
 
 
 SYSTEM = pl.SystemFigures(1.0, 2.0, 10**9, 10**10)
+
+
+def test_capture_events_travel_with_their_own_kind() -> None:
+    ev = AgentEvent("long_gop", T0, camera_id="c", detail="keyframe every 10.0 s")
+    msg = pl.event(ev, "d", 1, 1)
+    assert msg.kind == fleet_pb2.Event.KIND_LONG_GOP and msg.detail == "keyframe every 10.0 s"
+    for kind in ("codec_changed", "audio_changed", "audio_lost", "file_rejected"):
+        assert pl.event(AgentEvent(kind, T0), "d", 1, 1).kind != fleet_pb2.Event.KIND_UNSPECIFIED

@@ -141,6 +141,11 @@ class Event(_message.Message):
         KIND_CLOCK_SKEW: _ClassVar[Event.Kind]
         KIND_CERT_NEAR_EXPIRY: _ClassVar[Event.Kind]
         KIND_EVENTS_DROPPED: _ClassVar[Event.Kind]
+        KIND_LONG_GOP: _ClassVar[Event.Kind]
+        KIND_CODEC_CHANGED: _ClassVar[Event.Kind]
+        KIND_AUDIO_CHANGED: _ClassVar[Event.Kind]
+        KIND_AUDIO_LOST: _ClassVar[Event.Kind]
+        KIND_FILE_REJECTED: _ClassVar[Event.Kind]
     KIND_UNSPECIFIED: Event.Kind
     KIND_CAMERA_LOST: Event.Kind
     KIND_CAMERA_BACK: Event.Kind
@@ -150,6 +155,11 @@ class Event(_message.Message):
     KIND_CLOCK_SKEW: Event.Kind
     KIND_CERT_NEAR_EXPIRY: Event.Kind
     KIND_EVENTS_DROPPED: Event.Kind
+    KIND_LONG_GOP: Event.Kind
+    KIND_CODEC_CHANGED: Event.Kind
+    KIND_AUDIO_CHANGED: Event.Kind
+    KIND_AUDIO_LOST: Event.Kind
+    KIND_FILE_REJECTED: Event.Kind
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
