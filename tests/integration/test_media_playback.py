@@ -174,6 +174,16 @@ def test_rendition_is_h264_with_the_audio_and_cached(world: MediaWorld) -> None:
     assert after_first[0] in (before[0], before[0] + 1)
     ranged = httpx.get(url, headers={"Range": "bytes=0-187"}, timeout=30)
     assert ranged.status_code == 206 and ranged.content == first.content[:188]
+    # audited like original segments: one aggregated segment_fetch row per grant and viewer
+    grant_id = dict(p.split("=", 1) for p in url.partition("?")[2].split("&"))["g"]
+    world.deps.playback.flush()
+    fetches = [
+        e
+        for e in world.deps.audit.search(action="segment_fetch")
+        if e.grant_id == grant_id and e.outcome == "ok"
+    ]
+    assert fetches and sum(json.loads(e.detail)["count"] for e in fetches) >= 3
+    assert {e.camera_id for e in fetches} == {HEVC_CAM}
 
 
 def test_rendition_urls_are_signed_like_segment_urls(world: MediaWorld) -> None:
