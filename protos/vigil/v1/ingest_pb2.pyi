@@ -11,9 +11,11 @@ class SegmentFlag(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEGMENT_FLAG_NONE: _ClassVar[SegmentFlag]
     SEGMENT_FLAG_DISCONTINUITY: _ClassVar[SegmentFlag]
     SEGMENT_FLAG_TRUNCATED: _ClassVar[SegmentFlag]
+    SEGMENT_FLAG_CLOCK_SKEW: _ClassVar[SegmentFlag]
 SEGMENT_FLAG_NONE: SegmentFlag
 SEGMENT_FLAG_DISCONTINUITY: SegmentFlag
 SEGMENT_FLAG_TRUNCATED: SegmentFlag
+SEGMENT_FLAG_CLOCK_SKEW: SegmentFlag
 
 class SegmentHeader(_message.Message):
     __slots__ = ("segment_id", "camera_id", "start_unix_us", "duration_us", "size_bytes", "sha256", "prev_sha256", "lease_id", "offset", "container", "flags")
