@@ -147,6 +147,13 @@ class AudioTrack:
                 out += self._enc.encode(ready)
         return out
 
+    def flush(self) -> list[Packet[Stream]]:
+        """The converter's buffered packets (the end of a connection or file)."""
+        if self.plan != "aac":
+            return []
+        self._next_pts = None
+        return self._flush()
+
     def _new_encoder(self) -> AudioCodecContext:
         enc = av.CodecContext.create("aac", "w")
         assert isinstance(enc, AudioCodecContext)

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import av
 import av.error
@@ -189,7 +189,7 @@ class SegmentWriter:
             earliest_us=earliest_us,
         )
 
-    def feed(self, packet: Packet[Stream], now_us: int | None = None) -> bool:
+    def feed(self, packet: Packet[Any], now_us: int | None = None) -> bool:
         """Take one packet (video or audio); True if it was written into a segment."""
         state = self._state
         if state is None:
@@ -279,6 +279,8 @@ class SegmentWriter:
         self._in_stream = None
         if state is None:
             return None
+        if self._audio is not None:
+            self._mux_audio(self._audio.flush())  # the converter's last sound, into this file
         _, closed, gaps = segmenter.finish(state, truncated=truncated)
         for gap in gaps:
             self._record_gap(gap)
@@ -411,8 +413,14 @@ class SegmentWriter:
             packet.dts = None if packet.dts is None else packet.dts + shift
         if packet.dts is None:
             packet.dts = packet.pts
+        return self._mux_audio(track.convert(packet))
+
+    def _mux_audio(self, packets: list[Packet[Stream]]) -> bool:
+        out, out_stream = self._out, self._audio_out
+        if out is None or out_stream is None:
+            return False
         written = False
-        for converted in track.convert(packet):
+        for converted in packets:
             dts = converted.dts if converted.dts is not None else converted.pts
             if dts is None or dts < 0:
                 continue  # AAC priming before the video started: it would wrap on disk
