@@ -71,21 +71,23 @@ class Snapshot:
 class Target:
     """The controller under attack; `close()` stops it by PID."""
 
-    def __init__(self, root: Path, **sections: Any) -> None:
+    def __init__(self, root: Path, *, fresh: bool = True, **sections: Any) -> None:
+        """Set up `root/ctl` (unless `fresh` is False: restart on what is there) and start."""
         self.root = root
         self.data = root / "ctl"
-        prepare_data_dir(self.data)
-        ensure_keys(self.data)
-        for device, (county, camera) in DEVICES.items():
-            register(self.data, device, [camera], county=county, site=SITE)
-        engine = make_engine(database_url(self.data))
-        try:
-            for user, (org, role) in USERS.items():
-                create_user(
-                    engine, SystemClock(), user, org, role, PASSWORD, policy=default_policy()
-                )
-        finally:
-            engine.dispose()
+        if fresh:
+            prepare_data_dir(self.data)
+            ensure_keys(self.data)
+            for device, (county, camera) in DEVICES.items():
+                register(self.data, device, [camera], county=county, site=SITE)
+            engine = make_engine(database_url(self.data))
+            try:
+                for user, (org, role) in USERS.items():
+                    create_user(
+                        engine, SystemClock(), user, org, role, PASSWORD, policy=default_policy()
+                    )
+            finally:
+                engine.dispose()
         self.http_port = free_port()
         self.mqtt_port = free_port()
         http = {"enabled": True, "listen": f"127.0.0.1:{self.http_port}"}
@@ -98,7 +100,8 @@ class Target:
             **sections,
         )
         self.proc.start(timeout=60)
-        self.proc.proc.wait_port(self.http_port, timeout=60) if self.proc.proc else None
+        assert self.proc.proc is not None
+        self.proc.proc.wait_port(self.http_port, timeout=60)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30)
         self._sessions: dict[str, str] = {}
         self._broker_pid = int((self.data / "mosquitto" / "mosquitto.pid").read_text().strip())
