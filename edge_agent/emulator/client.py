@@ -52,6 +52,7 @@ class CameraInfo:
     bframes: int = 0
     audio: str | None = None  # "aac" | "pcma" | "pcmu"
     audio_units_sent: int = 0
+    corrupt_pending: int = 0
 
     @property
     def running(self) -> bool:
@@ -87,6 +88,7 @@ class CameraInfo:
             bframes=int(obj.get("bframes", 0)),
             audio=None if obj.get("audio") is None else str(obj["audio"]),
             audio_units_sent=int(obj.get("audio_units_sent", 0)),
+            corrupt_pending=int(obj.get("corrupt_pending", 0)),
         )
 
 
@@ -176,14 +178,27 @@ class CamsimClient:
         """Withhold the next `gops` IDR frames: P-frames then reference a frame never sent."""
         return self._action(camera_id, "broken_gop", {"gops": gops})
 
+    def corrupt(self, camera_id: CameraId, frames: int = 1) -> CameraInfo:
+        """Damage the next `frames` access units (slice data scrambled, NAL headers and
+        parameter sets intact): decoders report errors, parsers and the RTSP session do not."""
+        return self._action(camera_id, "corrupt", {"frames": frames})
+
+    def set_profile(self, camera_id: CameraId, profile: str) -> CameraInfo:
+        """Become another kind of camera (e.g. "h265-pcma"): current sessions end, clients
+        that reconnect get the new codec/audio (how a re-configured camera switches codec)."""
+        return self._action(camera_id, "profile", {"profile": profile})
+
     def add_camera(
         self,
         camera_id: str | None = None,
         label: str | None = None,
         width: int | None = None,
         height: int | None = None,
+        profile: str | None = None,
     ) -> CameraInfo:
         body: dict[str, Any] = {}
+        if profile is not None:
+            body["profile"] = profile
         if camera_id is not None:
             body["id"] = camera_id
         if label is not None:

@@ -9,12 +9,15 @@ Routes (JSON in and out):
   GET  /health                         {"ok": true}
   GET  /cameras                        {"cameras": [camera, ...]}
   GET  /cameras/<id>                   camera
-  POST /cameras                        {"id"?, "label"?, "width"?, "height"?}  add a camera
+  POST /cameras                        {"id"?, "label"?, "width"?, "height"?, "profile"?}  add one
   POST /cameras/<id>/stop|start        refuse new clients and close current ones / serve again
   POST /cameras/<id>/stall|unstall     keep connections open but send nothing / resume
   POST /cameras/<id>/drop              close current client connections; reconnects work
   POST /cameras/<id>/resolution        {"width", "height"}  switch at the next keyframe
   POST /cameras/<id>/broken_gop        {"gops"?: 1..10}  withhold the next IDR(s)
+  POST /cameras/<id>/corrupt           {"frames"?: 1..250}  damage the next access unit(s)
+  POST /cameras/<id>/profile           {"profile": "h265-pcma"}  become another kind of camera
+                                       (codec/audio): sessions end, reconnects get the new one
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Literal
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_BROKEN_GOPS = 10
+MAX_CORRUPT_FRAMES = 250
+_PROFILE = re.compile(r"^[a-z0-9-]{1,40}$")  # the name itself is checked by profiles.py
 
 Action = Literal["stop", "start", "stall", "unstall", "drop"]
 _ACTIONS: tuple[Action, ...] = ("stop", "start", "stall", "unstall", "drop")
@@ -77,14 +82,37 @@ class BreakGop:
 
 
 @dataclass(frozen=True)
+class Corrupt:
+    camera_id: str
+    frames: int
+
+
+@dataclass(frozen=True)
+class SetProfile:
+    camera_id: str
+    profile: str
+
+
+@dataclass(frozen=True)
 class AddCamera:
     camera_id: str | None
     label: str | None
     width: int | None
     height: int | None
+    profile: str | None = None
 
 
-Command = Health | ListCameras | GetCamera | CameraAction | SetResolution | BreakGop | AddCamera
+Command = (
+    Health
+    | ListCameras
+    | GetCamera
+    | CameraAction
+    | SetResolution
+    | BreakGop
+    | Corrupt
+    | SetProfile
+    | AddCamera
+)
 
 
 def check_body_length(content_length: str | None) -> ApiError | None:
@@ -131,6 +159,10 @@ def parse_request(method: str, path: str, body: bytes) -> Command | ApiError:
         return _parse_resolution(camera_id, body)
     if verb == "broken_gop":
         return _parse_broken_gop(camera_id, body)
+    if verb == "corrupt":
+        return _parse_corrupt(camera_id, body)
+    if verb == "profile":
+        return _parse_profile(camera_id, body)
     return ApiError(404, f"unknown action {verb!r}")
 
 
@@ -193,12 +225,47 @@ def _parse_broken_gop(camera_id: str, body: bytes) -> Command | ApiError:
     return gops if isinstance(gops, ApiError) else BreakGop(camera_id, gops)
 
 
+def _parse_corrupt(camera_id: str, body: bytes) -> Command | ApiError:
+    obj = _json_object(body, required=False)
+    if isinstance(obj, ApiError):
+        return obj
+    if (err := _unknown_fields(obj, {"frames"})) is not None:
+        return err
+    if "frames" not in obj:
+        return Corrupt(camera_id, 1)
+    frames = _int_field(obj, "frames", 1, MAX_CORRUPT_FRAMES)
+    return frames if isinstance(frames, ApiError) else Corrupt(camera_id, frames)
+
+
+def _profile_field(obj: dict[str, object]) -> str | ApiError:
+    value = obj.get("profile")
+    if not isinstance(value, str) or not _PROFILE.match(value):
+        return ApiError(400, "'profile' must be a profile name such as h265 or h264-bframes-pcma")
+    return value
+
+
+def _parse_profile(camera_id: str, body: bytes) -> Command | ApiError:
+    obj = _json_object(body, required=True)
+    if isinstance(obj, ApiError):
+        return obj
+    if (err := _unknown_fields(obj, {"profile"})) is not None:
+        return err
+    profile = _profile_field(obj)
+    return profile if isinstance(profile, ApiError) else SetProfile(camera_id, profile)
+
+
 def _parse_add(body: bytes) -> Command | ApiError:
     obj = _json_object(body, required=False)
     if isinstance(obj, ApiError):
         return obj
-    if (err := _unknown_fields(obj, {"id", "label", "width", "height"})) is not None:
+    if (err := _unknown_fields(obj, {"id", "label", "width", "height", "profile"})) is not None:
         return err
+    profile = None
+    if "profile" in obj:
+        checked = _profile_field(obj)
+        if isinstance(checked, ApiError):
+            return checked
+        profile = checked
     camera_id = obj.get("id")
     if camera_id is not None and (
         not isinstance(camera_id, str) or not re.fullmatch(_ID, camera_id)
@@ -220,4 +287,4 @@ def _parse_add(body: bytes) -> Command | ApiError:
             if v % 2:
                 return ApiError(400, "width and height must be even")
             sizes[name] = v
-    return AddCamera(camera_id, label, sizes["width"], sizes["height"])
+    return AddCamera(camera_id, label, sizes["width"], sizes["height"], profile)

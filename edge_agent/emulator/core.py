@@ -276,3 +276,37 @@ def gate(started: bool, keyframe: bool) -> bool:
     """Whether a client receives this frame: from its first keyframe on (a fresh client, or one
     resumed after a stall, would otherwise get frames it cannot decode)."""
     return started or keyframe
+
+
+# --- the corrupt-NAL fault ----------------------------------------------------------------------
+
+
+def nal_spans(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each NAL unit's bytes (after its 00 00 01 start code) in Annex B data."""
+    starts: list[int] = []
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        starts.append(i + 3)
+        i = data.find(b"\x00\x00\x01", i + 3)
+    spans = []
+    for n, start in enumerate(starts):
+        end = starts[n + 1] - 3 if n + 1 < len(starts) else len(data)
+        while n + 1 < len(starts) and end > start and data[end - 1] == 0:
+            end -= 1  # the zero byte of a 4-byte start code belongs to the next
+        spans.append((start, end))
+    return spans
+
+
+def corrupt_access_unit(data: bytes) -> bytes:
+    """The access unit with its largest NAL unit (the picture's slice) scrambled after the
+    NAL header: start codes, NAL headers and parameter sets stay intact, so parsers and
+    payloaders pass it on and the decoder finds the picture broken (its slice header names
+    no valid parameter set or slice), as with bit errors on a real link. Never emits a start
+    code inside the damaged run."""
+    spans = nal_spans(data)
+    if not spans:
+        return data
+    start, end = max(spans, key=lambda s: s[1] - s[0])
+    cut = min(end, start + 2)  # NAL header: 1 byte in H.264, 2 in H.265
+    damaged = bytes(0x5A ^ ((i * 37) & 0xFF) | 0x01 for i in range(end - cut))
+    return data[:cut] + damaged + data[end:]

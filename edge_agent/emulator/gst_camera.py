@@ -4,9 +4,9 @@ Loaded by file path inside /usr/bin/python3 (see gst_server.py); the gi modules 
 siblings come in as constructor arguments, so this file imports neither at run time.
 
 Threads: GLib's main loop runs the pacing timers, the fault commands and the RTSP server.
-The HTTP thread calls `Runtime.execute`, which encodes new loops on its own thread (slow) and
-then hands the change to the main loop (fast). Client pipelines appear and vanish on RTSP
-threads, so each camera's sink list is guarded by a lock.
+The HTTP threads run gst_commands.Commands, which encodes new loops on its own thread (slow)
+and then hands the change (`switch`, `reprofile`, ...) to the main loop (fast). Client
+pipelines appear and vanish on RTSP threads, so each camera's sink list is guarded by a lock.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Sink:
 class Camera:
     spec: CameraSpec
     path: str
-    factory: Any
+    factory: Any  # the RTSP media factory (replaced when the profile changes)
     feed: Feed
     schedule: Schedule
     loops: dict[str, Loop] = field(default_factory=dict)
@@ -58,6 +58,7 @@ class Camera:
     audio_buffers: list[Any] = field(default_factory=list)
     audio_clock: AudioClock | None = None
     audio_sent: int = 0
+    corrupt_left: int = 0  # access units still to damage (the corrupt-NAL fault)
 
     def current_loop(self) -> Loop:
         return self.loops[self.feed.loop]
@@ -88,8 +89,6 @@ class Runtime:
         self.address, self.port = address, port
         self.defaults, self.label_prefix = defaults, label_prefix
         self.cameras: dict[str, Camera] = {}
-        self._reserved: set[str] = set()
-        self._ids_lock = threading.Lock()
         self.server = rtsp.RTSPServer()
         self.server.set_address(address)
         self.server.set_service(str(port))
@@ -117,26 +116,18 @@ class Runtime:
         return f"rtsp://{self.address}:{self.port}/cam/{camera_id}"
 
     def add_camera(self, spec: CameraSpec, loop: Loop, audio: AudioLoop | None = None) -> Camera:
-        factory = self.rtsp.RTSPMediaFactory()
-        factory.set_launch(self.profiles.media_launch(spec.codec, audio and audio.fmt))
-        factory.set_shared(False)
         origin = time.monotonic()
         camera = Camera(
             spec=spec,
             path=f"/cam/{spec.camera_id}",
-            factory=factory,
+            factory=None,
             feed=self.core.Feed(loop=loop.key, loop_len=len(loop.frames), gop=spec.gop_frames),
             schedule=self.core.Schedule(origin=origin, fps=spec.fps),
         )
+        camera.factory = self._factory(camera, spec, audio)
         self._install_loop(camera, loop)
-        if audio is not None:
-            camera.audio = audio
-            camera.audio_buffers = [self.gst.Buffer.new_wrapped(u) for u in audio.units]
-            camera.audio_clock = self.core.AudioClock(
-                origin=origin, rate=audio.fmt.rate, samples=audio.fmt.samples
-            )
-        factory.connect("media-configure", lambda _f, media: self._on_media(camera, media))
-        self.mounts.add_factory(camera.path, factory)
+        self._set_audio(camera, audio, origin)
+        self.mounts.add_factory(camera.path, camera.factory)
         self.cameras[spec.camera_id] = camera
         self._arm(camera)
         return camera
@@ -147,6 +138,25 @@ class Runtime:
                 self.glib.source_remove(camera.timer)
                 camera.timer = 0
             self._close_clients(camera)
+
+    def _factory(self, camera: Camera, spec: CameraSpec, audio: AudioLoop | None) -> Any:
+        factory = self.rtsp.RTSPMediaFactory()
+        factory.set_launch(self.profiles.media_launch(spec.codec, audio and audio.fmt))
+        factory.set_shared(False)
+        factory.connect("media-configure", lambda _f, media: self._on_media(camera, media))
+        return factory
+
+    def _set_audio(self, camera: Camera, audio: AudioLoop | None, origin: float) -> None:
+        """The camera's sound (or none), its clock starting at `origin` like its video's."""
+        camera.audio = audio
+        camera.audio_buffers = (
+            [] if audio is None else [self.gst.Buffer.new_wrapped(u) for u in audio.units]
+        )
+        camera.audio_clock = (
+            None
+            if audio is None
+            else self.core.AudioClock(origin=origin, rate=audio.fmt.rate, samples=audio.fmt.samples)
+        )
 
     def _install_loop(self, camera: Camera, loop: Loop) -> None:
         """Wrap each access unit in a Gst.Buffer once; pushes send shallow copies."""
@@ -233,6 +243,13 @@ class Runtime:
         if camera.stalled or not camera.running:
             return
         template = camera.buffers[emit.loop][emit.index]
+        if camera.corrupt_left > 0:
+            camera.corrupt_left -= 1
+            template = self.gst.Buffer.new_wrapped(
+                self.core.corrupt_access_unit(loop.frames[emit.index])
+            )
+            if not emit.keyframe:
+                template.set_flags(self.gst.BufferFlags.DELTA_UNIT)
         duration = 1_000_000_000 // camera.spec.fps
         # B-frames: the schedule gives the decode time; the presentation time is later by
         # the access unit's composition offset (0 without B-frames: PTS == DTS as before).
@@ -336,6 +353,7 @@ class Runtime:
             "frames_sent": camera.frames_sent,
             "frames_withheld": camera.frames_withheld,
             "broken_gops_pending": camera.feed.drop_idrs,
+            "corrupt_pending": camera.corrupt_left,
             "pending_resolution": (
                 None
                 if pending is None
@@ -343,80 +361,34 @@ class Runtime:
             ),
         }
 
-    # --- commands (HTTP threads) -----------------------------------------------------------
-
-    def execute(self, command: Any) -> tuple[int, dict[str, Any]]:
-        """Carry out one parsed command; (HTTP status, JSON body)."""
-        api = self.api
-        if not self.ready:
-            return 503, {"error": "cameras are being prepared", "status": 503, "ok": False}
-        if isinstance(command, api.Health):
-            return 200, {"ok": True, "cameras": len(self.cameras)}
-        if isinstance(command, api.ListCameras):
-            return 200, {"cameras": self.caller.call(self._snapshot_all)}
-        if isinstance(command, api.AddCamera):
-            return self._add(command)
-        camera = self.cameras.get(command.camera_id)
-        if camera is None:
-            return 404, {"error": f"no camera {command.camera_id!r}", "status": 404}
-        if isinstance(command, api.CameraAction):
-            actions = {
-                "stop": lambda: self.stop(camera),
-                "start": lambda: self.start(camera),
-                "stall": lambda: self.stall(camera, True),
-                "unstall": lambda: self.stall(camera, False),
-                "drop": lambda: self._close_clients(camera),
-            }
-            self.caller.call(actions[command.action])
-        elif isinstance(command, api.SetResolution):
-            try:
-                spec = camera.spec.at_resolution(command.width, command.height)
-            except self.core.SpecError as exc:
-                return 400, {"error": str(exc), "status": 400}
-            loop = self.library.get(spec, self.core.cache_key(spec))
-            self.caller.call(lambda: self._switch(camera, loop))
-        elif isinstance(command, api.BreakGop):
-            self.caller.call(lambda: self._break(camera, command.gops))
-        return 200, self.caller.call(lambda: self.snapshot(camera))
-
-    def _snapshot_all(self) -> list[dict[str, Any]]:
+    def snapshot_all(self) -> list[dict[str, Any]]:
         return [self.snapshot(c) for c in self.cameras.values()]
 
-    def _switch(self, camera: Camera, loop: Loop) -> None:
+    def switch(self, camera: Camera, loop: Loop) -> None:
+        """Switch to `loop` (another resolution) at the next keyframe."""
         if loop.key not in camera.loops:
             self._install_loop(camera, loop)
         camera.feed = dataclasses.replace(camera.feed, pending=(loop.key, len(loop.frames)))
 
-    def _break(self, camera: Camera, gops: int) -> None:
+    def break_gop(self, camera: Camera, gops: int) -> None:
         camera.feed = dataclasses.replace(camera.feed, drop_idrs=camera.feed.drop_idrs + gops)
 
-    def _add(self, command: Any) -> tuple[int, dict[str, Any]]:
-        with self._ids_lock:
-            camera_id = command.camera_id
-            if camera_id is None:
-                n = 1
-                while str(n) in self.cameras or str(n) in self._reserved:
-                    n += 1
-                camera_id = str(n)
-            if camera_id in self.cameras or camera_id in self._reserved:
-                return 409, {"error": f"camera {camera_id!r} exists", "status": 409}
-            self._reserved.add(camera_id)
-        try:
-            base = self.defaults
-            spec = dataclasses.replace(
-                base,
-                camera_id=camera_id,
-                label=command.label or f"{self.label_prefix} {camera_id}",
-                width=command.width or base.width,
-                height=command.height or base.height,
-            ).validated()
-            loop = self.library.get(spec, self.core.cache_key(spec))
-            fmt = None if spec.audio is None else self.profiles.AUDIO[spec.audio]
-            audio = None if fmt is None else self.library.get_audio(fmt)
-            camera = self.caller.call(lambda: self.add_camera(spec, loop, audio))
-            return 201, self.caller.call(lambda: self.snapshot(camera))
-        except self.core.SpecError as exc:
-            return 400, {"error": str(exc), "status": 400}
-        finally:
-            with self._ids_lock:
-                self._reserved.discard(camera_id)
+    def corrupt(self, camera: Camera, frames: int) -> None:
+        camera.corrupt_left += frames
+
+    def reprofile(
+        self, camera: Camera, spec: CameraSpec, loop: Loop, audio: AudioLoop | None
+    ) -> None:
+        """Become another kind of camera (codec, audio), as a reconfigured camera does: its
+        RTSP sessions end and clients that reconnect are described the new streams."""
+        self._close_clients(camera)
+        with camera.lock:
+            camera.sinks.clear()  # old pipelines must not be fed the new codec
+        factory = self._factory(camera, spec, audio)
+        if camera.running:
+            self.mounts.remove_factory(camera.path)
+            self.mounts.add_factory(camera.path, factory)
+        camera.factory, camera.spec = factory, spec
+        self._install_loop(camera, loop)
+        camera.feed = self.core.Feed(loop=loop.key, loop_len=len(loop.frames), gop=spec.gop_frames)
+        self._set_audio(camera, audio, camera.schedule.next_deadline())

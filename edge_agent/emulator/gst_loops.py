@@ -296,7 +296,10 @@ class LoopLibrary:
             loop = self._loops.get(key)
             if loop is None:
                 loop = load_cached(self._cache_dir, key)
-                if loop is not None and loop.keyframes != _cadence(len(loop.frames), spec):
+                if loop is not None and (
+                    loop.keyframes != _cadence(len(loop.frames), spec)
+                    or bool(loop.pts_offsets) != bool(spec.bframes)
+                ):
                     loop = None  # damaged or foreign: encode afresh
                 if loop is not None:
                     self.from_cache += 1

@@ -31,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from edge_agent.emulator.gst_camera import Runtime
+    from edge_agent.emulator.gst_commands import Commands
 
 INSTALL_HINT = (
     "GStreamer's RTSP server is missing for /usr/bin/python3. Install it with: apt-get install "
@@ -134,7 +134,7 @@ class MainLoopCaller:
 class ControlHandler(BaseHTTPRequestHandler):
     """JSON over HTTP; every request is parsed by control_api before anything is touched."""
 
-    runtime: Runtime  # set on the subclass made in serve()
+    commands: Commands  # set on the subclass made in main()
     api: Any
     server_version = "vigil-camsim"
 
@@ -166,7 +166,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             self._send(command.status, command.body())
             return
         try:
-            status, payload = self.runtime.execute(command)
+            status, payload = self.commands.execute(command)
         except Exception as exc:  # noqa: BLE001 - a bad request never takes the server down
             status, payload = 500, {"error": f"{type(exc).__name__}: {exc}", "status": 500}
         self._send(status, payload)
@@ -284,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     if (problem := rtsp_port_problem(args.address, args.port)) is not None:
         print(f"vigil-camsim: cannot listen for RTSP on {problem}", file=sys.stderr)
         return EXIT_PORT_BUSY
-    handler = type("Handler", (ControlHandler,), {"runtime": runtime, "api": runtime.api})
+    commands = _load_sibling("gst_commands").Commands(runtime)
+    handler = type("Handler", (ControlHandler,), {"commands": commands, "api": runtime.api})
     try:
         httpd = ThreadingHTTPServer((args.address, args.control_port), handler)
     except OSError as exc:

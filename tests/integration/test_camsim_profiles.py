@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import av
+import av.error
 import pytest
 
+from edge_agent.emulator.client import CamsimApiError
 from edge_agent.emulator.launcher import CamsimError, CamsimProcess, free_ports
 from tests.fixtures.camsim import TEST_DEFAULTS
 from tests.support import port_open
@@ -359,3 +362,55 @@ def test_nvr_live_file_is_named_for_the_span_just_recorded(
     assert timedelta(0) <= done - (stamps[1] + timedelta(seconds=1)) < timedelta(seconds=3)
     with av.open(str(tmp_path / names[0])) as c:
         assert c.streams.video[0].codec_context.has_b_frames >= 1
+
+
+# --- run-time faults for the installed base's bad input -------------------------------------------
+
+
+def test_codec_switch_ends_sessions_and_reconnects_get_the_new_codec(
+    camsim: Callable[..., CamsimProcess],
+) -> None:
+    cams = camsim(cameras=1)
+    before = probe(cams.url(1), 1.0)
+    assert (before.codec, before.audio) == ("h264", [])
+    with pytest.raises(CamsimApiError) as info:
+        cams.client.set_profile(1, "h266")
+    assert info.value.status == 400 and "unknown camera profile" in info.value.message
+    assert cams.client.camera(1).profile == "h264"  # a bad request changed nothing
+
+    ended: list[str] = []
+
+    def watch() -> None:  # a client connected while the camera is re-configured
+        try:
+            with av.open(cams.url(1), options={"rtsp_transport": "tcp"}, timeout=(10, 3)) as c:
+                for _packet in c.demux(video=0):
+                    pass
+            ended.append("eof")
+        except av.error.FFmpegError as exc:
+            ended.append(type(exc).__name__)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(1.5)
+    info_after = cams.client.set_profile(1, "h265-pcmu")
+    assert (info_after.codec, info_after.audio, info_after.profile) == ("h265", "pcmu", "h265-pcmu")
+    watcher.join(timeout=15)
+    assert not watcher.is_alive() and ended  # the old session ended
+    after = probe(cams.url(1), 1.5, decode=True)
+    assert after.codec == "hevc" and after.audio == [("pcm_mulaw", 8000, 1)] and after.frames > 10
+
+
+def test_corrupt_nal_fault_breaks_decoding_briefly_and_the_stream_goes_on(
+    camsim: Callable[..., CamsimProcess],
+) -> None:
+    cams = camsim(cameras=1, profile="h265")
+    assert ffmpeg_errors(cams.url(1), 1.5) == ""
+    timer = threading.Timer(1.5, lambda: cams.client.corrupt(1, frames=10))
+    timer.start()
+    try:
+        errors = ffmpeg_errors(cams.url(1), 4.0)
+    finally:
+        timer.join()
+    assert errors  # the decoder saw the damaged pictures
+    assert cams.client.camera(1).corrupt_pending == 0
+    assert ffmpeg_errors(cams.url(1), 1.5) == ""  # and the camera is well again

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.emulator import core, nvr_folder, profiles
+from edge_agent.emulator import control_api, core, nvr_folder, profiles
 from edge_agent.emulator.__main__ import main
 from edge_agent.emulator.launcher import CamsimError, CamsimOptions, camera_profile_args
 from edge_agent.emulator.nvr_folder import NvrConfig
@@ -395,3 +395,65 @@ def test_cli_nvr_folder_refuses_bad_input_and_writes_nothing(
     assert main(["nvr-folder", "--dir", str(tmp_path / "nvr"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "nvr").exists()
+
+
+# --- run-time profile change and the corrupt-NAL fault ------------------------------------------
+
+
+def test_control_api_parses_profile_corrupt_and_add_with_profile() -> None:
+    parse = control_api.parse_request
+    assert parse("POST", "/cameras/2/profile", b'{"profile": "h265-pcma"}') == (
+        control_api.SetProfile("2", "h265-pcma")
+    )
+    assert parse("POST", "/cameras/2/corrupt", b"") == control_api.Corrupt("2", 1)
+    assert parse("POST", "/cameras/2/corrupt", b'{"frames": 5}') == control_api.Corrupt("2", 5)
+    added = parse("POST", "/cameras", b'{"profile": "h264-aac"}')
+    assert isinstance(added, control_api.AddCamera) and added.profile == "h264-aac"
+    plain = parse("POST", "/cameras", b"{}")
+    assert isinstance(plain, control_api.AddCamera) and plain.profile is None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/cameras/2/profile", b"", "JSON body required"),
+        ("/cameras/2/profile", b'{"profile": 5}', "profile name"),
+        ("/cameras/2/profile", b'{"profile": "H265; rm"}', "profile name"),
+        ("/cameras/2/profile", b'{"profile": "h265", "x": 1}', "unknown field"),
+        ("/cameras/2/corrupt", b'{"frames": 0}', "1..250"),
+        ("/cameras/2/corrupt", b'{"frames": true}', "integer"),
+        ("/cameras", b'{"profile": ""}', "profile name"),
+    ],
+)
+def test_control_api_refuses_bad_profile_and_corrupt_requests(
+    path: str, body: bytes, message: str
+) -> None:
+    error = control_api.parse_request("POST", path, body)
+    assert isinstance(error, control_api.ApiError) and error.status == 400
+    assert message in error.message
+
+
+AU = (
+    b"\x00\x00\x00\x01\x67\x64\x00\x1f\xac"  # SPS
+    + b"\x00\x00\x00\x01\x68\xee\x3c\x80"  # PPS
+    + b"\x00\x00\x01\x65"
+    + bytes(range(1, 200))  # IDR slice
+)
+
+
+def test_nal_spans_find_each_unit_after_its_start_code() -> None:
+    spans = core.nal_spans(AU)
+    assert [AU[a] for a, _b in spans] == [0x67, 0x68, 0x65]
+    assert AU[spans[0][0] : spans[0][1]] == b"\x67\x64\x00\x1f\xac"
+    assert spans[2][1] == len(AU)
+    assert core.nal_spans(b"no start code") == []
+
+
+def test_corrupt_access_unit_damages_only_the_slice_data() -> None:
+    bad = core.corrupt_access_unit(AU)
+    assert len(bad) == len(AU) and bad != AU
+    sps_pps_and_slice_head = len(AU) - 199 + 1  # through the slice's 2-byte NAL header
+    assert bad[:sps_pps_and_slice_head] == AU[:sps_pps_and_slice_head]
+    assert [bad[a] for a, _b in core.nal_spans(bad)] == [0x67, 0x68, 0x65]
+    assert b"\x00\x00" not in bad[sps_pps_and_slice_head:]  # no start code emulated
+    assert core.corrupt_access_unit(b"junk") == b"junk"
