@@ -225,6 +225,7 @@ def add_account(
     )
     if result.returncode != 0:
         raise BrokerError(f"mosquitto_passwd failed for {username!r}: {result.stderr.strip()}")
+    password_file.chmod(0o600)  # the tool creates it with the umask's mode (0644)
 
 
 def write_accounts(
@@ -249,6 +250,14 @@ def write_accounts(
     if result.returncode != 0:
         password_file.unlink(missing_ok=True)
         raise BrokerError(f"mosquitto_passwd -U failed: {result.stderr.strip()}")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text`, readable by this user only (0600)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -281,7 +290,7 @@ class ManagedBroker:
     def write_files(self) -> None:
         """Write configuration, ACL and accounts (without starting anything)."""
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Device accounts added earlier (`vigil-controller mqtt-account`) survive a restart;
         # the accounts in `settings` (the controller's own, with a fresh password) replace theirs.
         kept = preserved_accounts(self.password_file, exclude=set(s.accounts))
@@ -289,10 +298,9 @@ class ManagedBroker:
         if kept:
             with open(self.password_file, "a", encoding="utf-8") as out:
                 out.writelines(kept)
-        self.acl_file.write_text(acl_text(relay_users=s.relay_users), encoding="utf-8")
-        self.conf_path.write_text(
-            config_text(s, self.password_file, self.acl_file), encoding="utf-8"
-        )
+        # Private: the configuration may hold a bridge's password.
+        _write_private(self.acl_file, acl_text(relay_users=s.relay_users))
+        _write_private(self.conf_path, config_text(s, self.password_file, self.acl_file))
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start Mosquitto and wait for its listener; raises BrokerError with its log."""
