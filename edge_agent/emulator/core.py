@@ -29,7 +29,7 @@ MAX_HEIGHT = 2160
 MAX_FPS = 60
 MAX_BITRATE_KBPS = 50_000
 MAX_LOOP_FRAMES = 1_500
-VIDEO_CODECS = ("h264", "h265")
+VIDEO_CODECS = ("h264", "h265", "none")  # none: audio only (the loop still paces it)
 AUDIO_CODECS = ("aac", "pcma", "pcmu")  # profiles.AUDIO, restated: this module imports nothing
 MAX_BFRAMES = 4
 
@@ -81,6 +81,8 @@ class CameraSpec:
             raise SpecError(f"bframes must be in 0..{MAX_BFRAMES}")
         if self.audio is not None and self.audio not in AUDIO_CODECS:
             raise SpecError(f"audio must be one of {', '.join(AUDIO_CODECS)}")
+        if self.codec == "none" and self.audio is None:
+            raise SpecError("a camera without video needs audio")
         return self
 
     def at_resolution(self, width: int, height: int) -> CameraSpec:

@@ -257,6 +257,8 @@ class Runtime:
         with camera.lock:
             sinks = list(camera.sinks)
         for sink in sinks:
+            if sink.appsrc is None:
+                continue  # an audio-only camera: the frame only paces the audio
             if not self.core.gate(sink.started, emit.keyframe):
                 continue
             if sink.pts0 is None:
@@ -274,7 +276,8 @@ class Runtime:
 
     def _send_audio(self, camera: Camera, until: float) -> None:
         """Send the audio access units due by `until` to every client that receives video,
-        stamped on the same base as its video (so A/V stay in sync)."""
+        stamped on the same base as its video (so A/V stay in sync); on an audio-only camera,
+        to every client from its first unit on."""
         assert camera.audio_clock is not None and camera.audio is not None
         count, clock = self.core.plan_audio(camera.audio_clock, until)
         camera.audio_clock = clock
@@ -284,7 +287,16 @@ class Runtime:
         # Video PTS run `reorder delay` frames after the schedule (see _send); so does audio.
         delay = camera.current_loop().offset(0) * 1_000_000_000 // camera.spec.fps
         with camera.lock:
-            sinks = [s for s in camera.sinks if s.started and s.audio is not None]
+            sinks = [s for s in camera.sinks if s.audio is not None]
+        for sink in sinks:
+            if sink.appsrc is None and not sink.started:  # audio only: (re)start on any unit
+                if sink.pts0 is None:
+                    running = sink.audio.get_current_running_time()
+                    if running is None or running == self.gst.CLOCK_TIME_NONE:
+                        continue  # not playing yet
+                    sink.pts0, sink.t0 = int(running), clock.due_at(clock.sent - count)
+                sink.started = True
+        sinks = [s for s in sinks if s.started]
         units = len(camera.audio_buffers)
         for unit in range(clock.sent - count, clock.sent):
             at = clock.due_at(unit)

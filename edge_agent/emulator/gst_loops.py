@@ -211,7 +211,9 @@ def encode_loop(gst: Any, spec: CameraSpec, key: str, profiles: ModuleType) -> L
         f"! {_encoder(spec)} ! appsink name=sink sync=false"
     )
     pipeline = _parse(gst, desc)
-    kind = {"h264": "", "h265": "  H.265"}[spec.codec] + ("  B-frames" if spec.bframes else "")
+    kind = {"h264": "", "h265": "  H.265", "none": ""}[spec.codec] + (
+        "  B-frames" if spec.bframes else ""
+    )
     text = f"{spec.label}  {spec.width}x{spec.height}{kind}"
     pipeline.get_by_name("label").set_property("text", text)
     buffers = _pull_all(gst, pipeline)

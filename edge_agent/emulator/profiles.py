@@ -6,6 +6,7 @@ A profile name says which of these a camera does:
 
     <video>[-<audio>]   video: h264 | h264-bframes | h265 | h265-bframes
                         audio: aac | pcma | pcmu (none when left out)
+    audio-only-<audio>  no video at all (bad input for a video recorder)
 
 e.g. `h264` (the default, as before), `h265`, `h264-bframes-pcma`, `h265-aac`. Sizes are named
 presets (`d1`, `720p`, `1080p`, `4mp`); per-camera profiles are `ID=NAME` assignments.
@@ -37,6 +38,7 @@ _VIDEO: dict[str, tuple[str, int]] = {
     "h265": ("h265", 0),
     "h265-bframes": ("h265", BFRAMES),
 }
+AUDIO_ONLY = "audio-only"
 _ASSIGNMENT = re.compile(r"^(?P<id>[A-Za-z0-9_-]{1,32})=(?P<name>[a-z0-9-]{1,40})$")
 
 
@@ -101,7 +103,7 @@ class Profile:
     """A parsed profile name."""
 
     name: str
-    codec: str  # "h264" | "h265"
+    codec: str  # "h264" | "h265" | "none" (audio only)
     bframes: int
     audio: str | None  # a key of AUDIO, or None
 
@@ -113,7 +115,8 @@ class Profile:
 def profile_names() -> list[str]:
     """Every valid profile name, video profiles first."""
     names = list(_VIDEO)
-    return names + [f"{video}-{audio}" for video in _VIDEO for audio in AUDIO]
+    names += [f"{video}-{audio}" for video in _VIDEO for audio in AUDIO]
+    return names + [f"{AUDIO_ONLY}-{audio}" for audio in AUDIO]
 
 
 def parse_profile(name: str) -> Profile:
@@ -123,10 +126,13 @@ def parse_profile(name: str) -> Profile:
         if name.endswith(f"-{codec}"):
             video, audio = name[: -len(codec) - 1], codec
             break
+    if video == AUDIO_ONLY and audio is not None:
+        return Profile(name=name, codec="none", bframes=0, audio=audio)
     if video not in _VIDEO:
         raise ProfileError(
             f"unknown camera profile {name!r}; use <video>[-<audio>] with video one of "
-            f"{', '.join(_VIDEO)} and audio one of {', '.join(AUDIO)} (e.g. h264-bframes-pcma)"
+            f"{', '.join(_VIDEO)} and audio one of {', '.join(AUDIO)} (e.g. h264-bframes-pcma), "
+            f"or {AUDIO_ONLY}-<audio>"
         )
     codec, bframes = _VIDEO[video]
     return Profile(name=name, codec=codec, bframes=bframes, audio=audio)
@@ -182,6 +188,11 @@ def media_launch(codec: str, audio: AudioFormat | None) -> str:
     camera has audio, appsrc `asrc` (audio access units) -> pay1. Clients that cannot keep up
     lose their oldest queued buffers rather than growing a queue."""
     common = "is-live=true format=time do-timestamp=false min-latency=0 leaky-type=downstream"
+    if codec == "none":  # audio only: the audio is the first (and only) stream
+        if audio is None:
+            raise ValueError("a camera without video needs audio")
+        pay0 = audio.payloader.replace("name=pay1", "name=pay0")
+        return f"( appsrc name=asrc {common} max-bytes=200000 caps={audio.caps} ! {pay0} )"
     parse, pay = ("h265parse", "rtph265pay") if codec == "h265" else ("h264parse", "rtph264pay")
     line = (
         f"( appsrc name=src {common} max-bytes=8000000 "

@@ -414,3 +414,21 @@ def test_corrupt_nal_fault_breaks_decoding_briefly_and_the_stream_goes_on(
     assert errors  # the decoder saw the damaged pictures
     assert cams.client.camera(1).corrupt_pending == 0
     assert ffmpeg_errors(cams.url(1), 1.5) == ""  # and the camera is well again
+
+
+def test_audio_only_camera_sends_sound_and_no_video(camsim: Callable[..., CamsimProcess]) -> None:
+    cams = camsim(cameras=2, profile="audio-only-pcma", profiles={2: "audio-only-aac"})
+    for camera_id, expected in (("1", ("pcm_alaw", 8000, 1)), ("2", ("aac", 16000, 1))):
+        with av.open(cams.url(camera_id), options={"rtsp_transport": "tcp"}, timeout=10) as c:
+            assert len(c.streams.video) == 0
+            audio = c.streams.audio[0]
+            assert (audio.codec_context.name, audio.rate, audio.codec_context.channels) == expected
+            pts = []
+            for packet in c.demux(audio):
+                if packet.pts is not None:
+                    pts.append(float(packet.pts * packet.time_base))
+                if len(pts) >= 20:
+                    break
+        assert pts == sorted(pts) and pts[-1] > pts[0]
+        info = cams.client.camera(camera_id)
+        assert info.codec == "none" and info.audio_units_sent > 0

@@ -41,9 +41,9 @@ def test_profile_names_say_codec_bframes_and_audio(
     assert (prof.name, prof.codec, prof.bframes, prof.audio) == (name, codec, bframes, audio)
 
 
-def test_every_listed_name_parses_and_there_are_sixteen() -> None:
+def test_every_listed_name_parses_and_there_are_nineteen() -> None:
     names = profiles.profile_names()
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 19
     assert [profiles.parse_profile(n).name for n in names] == names
     assert profiles.DEFAULT_PROFILE == "h264"
 
@@ -457,3 +457,18 @@ def test_corrupt_access_unit_damages_only_the_slice_data() -> None:
     assert [bad[a] for a, _b in core.nal_spans(bad)] == [0x67, 0x68, 0x65]
     assert b"\x00\x00" not in bad[sps_pps_and_slice_head:]  # no start code emulated
     assert core.corrupt_access_unit(b"junk") == b"junk"
+
+
+def test_audio_only_profiles_have_no_video_and_need_audio() -> None:
+    prof = profiles.parse_profile("audio-only-pcma")
+    assert (prof.codec, prof.audio) == ("none", "pcma")
+    assert "audio-only-aac" in profiles.profile_names()
+    with pytest.raises(ProfileError, match="audio-only-<audio>"):
+        profiles.parse_profile("audio-only")
+    launch = profiles.media_launch("none", profiles.AUDIO["pcmu"])
+    assert "rtppcmupay name=pay0" in launch and "name=src " not in launch
+    with pytest.raises(ValueError, match="needs audio"):
+        profiles.media_launch("none", None)
+    spec = dataclasses.replace(core.CameraSpec(camera_id="1", label="CAM 1"), codec="none")
+    with pytest.raises(core.SpecError, match="needs audio"):
+        spec.validated()
