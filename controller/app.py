@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from controller.catalog import Catalog, make_engine
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
+from controller.ingest.fairness import Shares
 from controller.ingest.grpc_service import IngestServicer, mtls_credentials
 from controller.ingest.rules import Limits
 from controller.ingest.server import Registration, build_server
@@ -61,6 +62,18 @@ def limits_from(config: ControllerConfig) -> Limits:
         max_chunk_bytes=ing.max_chunk_bytes,
         max_duration_us=int(ing.max_duration_s * 1_000_000),
         max_future_us=int(ing.max_future_s * 1_000_000),
+    )
+
+
+def shares_from(config: ControllerConfig) -> Shares:
+    ing = config.ingest
+    return Shares(
+        pool=ing.max_concurrent_uploads,
+        per_device=ing.max_uploads_per_device,
+        reserve=ing.reserved_upload_slots,
+        stall_s=ing.stall_timeout_s,
+        staging_bytes=ing.staging_budget(),
+        staging_entries=ing.max_staged_uploads_per_device,
     )
 
 
@@ -172,7 +185,7 @@ def build_controller(
     except ValueError as exc:
         raise StartupError(f"storage: {exc}") from exc
     catalog = Catalog(engine, clock)
-    slots = UploadSlots(config.ingest.max_concurrent_uploads, clock)
+    slots = UploadSlots(config.ingest.max_concurrent_uploads, clock, shares_from(config))
     service = IngestService(
         catalog, store, Staging(config.staging_dir()), limits_from(config), clock, slots
     )

@@ -69,6 +69,26 @@ class IngestConfig(_Strict):
     staging_ttl_s: float = Field(default=7 * 86400.0, ge=60.0)
     # A stream that sends nothing for this long is cancelled (frees its slot and thread).
     idle_timeout_s: float = Field(default=120.0, ge=1.0, le=3600.0)
+    # Fair shares (controller/ingest/fairness.py): one device's concurrent uploads; free
+    # slots kept for devices with none in flight (at most a quarter of the pool); silence
+    # after which a stream is cancelled while the pool is short.
+    max_uploads_per_device: int = Field(default=4, ge=1, le=1024)
+    reserved_upload_slots: int = Field(default=2, ge=0, le=1024)
+    stall_timeout_s: float = Field(default=15.0, ge=1.0, le=3600.0)
+    # Staged partial uploads kept per device (bytes; 0 = 4 x max_segment_bytes, and count):
+    # beyond them that device's oldest abandoned partials are discarded.
+    max_staging_bytes_per_device: int = Field(default=0, ge=0, le=1024 * 1024 * MiB)
+    max_staged_uploads_per_device: int = Field(default=32, ge=1, le=100_000)
+
+    def staging_budget(self) -> int:
+        return self.max_staging_bytes_per_device or 4 * self.max_segment_bytes
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.staging_budget() < self.max_segment_bytes:
+            raise ValueError(
+                "ingest.max_staging_bytes_per_device must be at least max_segment_bytes "
+                f"({self.max_staging_bytes_per_device} < {self.max_segment_bytes})"
+            )
 
 
 class MqttConfig(_Strict):

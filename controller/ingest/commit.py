@@ -145,21 +145,39 @@ class Committer:
             return Committed(row.segment_id, True, row.sha256, row.chain_ok, row.object_key)
         try:
             with self._write_lock:
+                # The device named is the one that caused the conflict: whoever committed
+                # the id (the same as the offering device, unless it squatted another's id).
                 self._catalog.record_conflict(
-                    header.segment_id, header.camera_id, device_id, row.sha256, header.sha256
+                    header.segment_id, header.camera_id, row.device_id, row.sha256, header.sha256
                 )
         except CatalogError as exc:
             log.error("could not record conflict on segment %s: %s", header.segment_id, exc)
-        log.warning(
-            "possible tampering: device %s offered segment %s (camera %s) with sha256 %s, "
-            "committed as %s for camera %s",
-            device_id,
-            header.segment_id,
-            header.camera_id,
-            header.sha256,
-            row.sha256,
-            row.camera_id,
-        )
+        if row.device_id != device_id:
+            # Ids are scoped to their camera (rules.check_scope), so this is a row committed
+            # before that rule, or with a camera id that extends this one: the device that
+            # committed it caused the conflict, not the one uploading now.
+            log.warning(
+                "possible tampering by device %s: it committed segment id %s for its camera %s "
+                "(sha256 %s); device %s now offers that id for camera %s (sha256 %s)",
+                row.device_id,
+                header.segment_id,
+                row.camera_id,
+                row.sha256,
+                device_id,
+                header.camera_id,
+                header.sha256,
+            )
+        else:
+            log.warning(
+                "possible tampering: device %s offered segment %s (camera %s) with sha256 %s, "
+                "committed as %s for camera %s",
+                device_id,
+                header.segment_id,
+                header.camera_id,
+                header.sha256,
+                row.sha256,
+                row.camera_id,
+            )
         raise IngestError(
             Code.ALREADY_EXISTS,
             f"segment {header.segment_id} is already committed with a different "

@@ -5,7 +5,8 @@ Everything here takes and returns plain data and raises `IngestError` with a sta
 
     INVALID_ARGUMENT   malformed stream or header (no header, two headers, chunk first, chunk
                        over the limit, more or fewer bytes than declared, bad hash length,
-                       absurd timestamps, bad id): fix the client; nothing was committed
+                       absurd timestamps, bad id, an id outside its camera's namespace):
+                       fix the client; nothing was committed
     DATA_LOSS          the bytes do not hash to the declared SHA-256; staged bytes discarded
     NOT_FOUND          the camera is not registered
     PERMISSION_DENIED  the camera belongs to another device, or the device is unknown
@@ -14,7 +15,8 @@ Everything here takes and returns plain data and raises `IngestError` with a sta
                        camera): refused and recorded as a possible tampering
     ABORTED            a race: the resume offset is not what the server holds, or another
                        stream is uploading the same segment; ask QueryOffset and retry
-    RESOURCE_EXHAUSTED the concurrent-upload limit is reached; retry later
+    RESOURCE_EXHAUSTED the concurrent-upload limit, the device's share of it or its staging
+                       budget is reached; retry later
     UNAVAILABLE        storage or catalog failed; retry later (everything is idempotent)
 """
 
@@ -120,6 +122,22 @@ def check_ids(segment_id: str, camera_id: str) -> None:
         raise _bad(f"invalid camera_id {camera_id[:80]!r}: 1-64 of A-Z a-z 0-9 _ . -")
 
 
+def check_scope(segment_id: str, camera_id: str) -> None:
+    """A segment id lives in its camera's namespace: `{camera_id}-...`, as agents name them.
+
+    Why: segment ids are the catalog's key for the whole city. Cameras are registered to
+    one device each (checked on every upload) and their ids are unique, so an id that must
+    begin with its own camera's id can never be one another device will need: a device
+    cannot squat another's footage by committing its ids first, nor ask whether they exist
+    (this is checked before anything is looked up, so the answer is the same either way).
+    """
+    if not segment_id.startswith(f"{camera_id}-") or len(segment_id) <= len(camera_id) + 1:
+        raise _bad(
+            f"segment_id {segment_id[:80]!r} is not in camera {camera_id}'s namespace: "
+            f"ids of this camera begin with '{camera_id}-'"
+        )
+
+
 def hash_hex(raw: bytes, field: str, required: bool) -> str:
     """A SHA-256 from the wire: exactly 32 bytes (or empty when not required)."""
     if not raw and not required:
@@ -132,6 +150,7 @@ def hash_hex(raw: bytes, field: str, required: bool) -> str:
 def validate_header(h: Header, limits: Limits, now_us: int) -> Header:
     """Check every field against the limits and the controller's clock; returns it normalised."""
     check_ids(h.segment_id, h.camera_id)
+    check_scope(h.segment_id, h.camera_id)
     if len(h.sha256) != 64:
         raise _bad("sha256 must be 32 bytes (SHA-256)")
     if h.prev_sha256 and len(h.prev_sha256) != 64:

@@ -20,6 +20,7 @@ directory, no copy) and the catalog has committed its row.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from controller.catalog import (
 from controller.clock import Clock
 from controller.ingest.caches import CameraCache
 from controller.ingest.commit import Committed, Committer, Probe, unavailable
+from controller.ingest.fairness import Staged, plan_staging
 from controller.ingest.rules import (
     Code,
     Header,
@@ -40,6 +42,7 @@ from controller.ingest.rules import (
     check_chunk,
     check_complete,
     check_ids,
+    check_scope,
     decide_offset,
     validate_header,
 )
@@ -49,6 +52,7 @@ from controller.media.probe import probe_file
 from controller.storage import ObjectStore
 
 Part = Header | bytes
+log = logging.getLogger("vigil.ingest")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,7 @@ class IngestService:
     def query_offset(self, device_id: str, segment_id: str, camera_id: str) -> Offset:
         """How much of a segment the server holds: committed, or the staged byte count."""
         check_ids(segment_id, camera_id)
+        check_scope(segment_id, camera_id)  # before any lookup: no oracle for other ids
         self.authorize(device_id, camera_id)
         row = self._committer.committed(segment_id)
         if row is not None:
@@ -139,7 +144,7 @@ class IngestService:
         on_cancel: Callable[[], object] | None = None,
     ) -> Committed:
         """Receive one segment stream; `on_cancel` lets the idle reaper abort a stalled one."""
-        with self.slots.upload(on_cancel) as activity:
+        with self.slots.upload(on_cancel, device_id) as activity:
             first = next(parts, None)
             if first is None:
                 raise IngestError(Code.INVALID_ARGUMENT, "empty stream: header missing")
@@ -160,6 +165,7 @@ class IngestService:
                     None if held is None else held[0],
                     held is not None and held[1].same_segment(header),
                 )
+                self._make_room(device_id, header)
                 try:
                     staged = self._staging.open(device_id, header, plan)
                 except OSError as exc:
@@ -178,6 +184,29 @@ class IngestService:
                         self._staging.discard(device_id, header.segment_id)
                     raise
                 return self._committer.commit(device_id, camera, header, staged.path)
+
+    def _make_room(self, device_id: str, header: Header) -> None:
+        """Keep this device's staging within its budget (fairness.py): its oldest inactive
+        partial uploads go first; RESOURCE_EXHAUSTED when its own streams fill it."""
+        try:
+            staged = [
+                Staged(seg, size, mtime, self.slots.is_active(device_id, seg))
+                for seg, size, mtime in self._staging.device_entries(device_id)
+            ]
+        except OSError as exc:
+            raise unavailable("staging", exc) from exc
+        plan = plan_staging(self.slots.shares, staged, header.segment_id, header.size_bytes)
+        if plan.refusal is not None:
+            raise IngestError(Code.RESOURCE_EXHAUSTED, plan.refusal)
+        for segment_id in plan.discard:
+            self._staging.discard(device_id, segment_id)
+        if plan.discard:
+            log.warning(
+                "device %s: staging budget reached, discarded %d older partial upload(s): %s",
+                device_id,
+                len(plan.discard),
+                ", ".join(plan.discard[:5]),
+            )
 
     def _receive(
         self,

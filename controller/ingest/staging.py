@@ -142,6 +142,23 @@ class Staging:
         meta.unlink(missing_ok=True)
         part.with_suffix(".part.tmp").unlink(missing_ok=True)  # an interrupted `_unshare`
 
+    def device_entries(self, device_id: str) -> list[tuple[str, int, float]]:
+        """(segment_id, bytes staged, mtime) of one device's staged uploads (its budget)."""
+        found: list[tuple[str, int, float]] = []
+        base = self.root / device_id
+        try:
+            metas = list(base.glob("*.json"))
+        except OSError:
+            return found
+        for meta in metas:
+            try:
+                st = meta.with_suffix(".part").stat()
+                size, mtime = st.st_size, max(st.st_mtime, meta.stat().st_mtime)
+            except OSError:
+                size, mtime = 0, 0.0
+            found.append((meta.stem, size, mtime))
+        return found
+
     def entries(self) -> Iterator[tuple[str, str, float]]:
         """(device_id, segment_id, mtime) of every staged upload (for recovery and sweeping)."""
         if not self.root.is_dir():

@@ -17,6 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from controller.catalog import SegmentRow
 from controller.clock import ManualClock, SystemClock
 from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
 from tests.integration.controller_proc import (
@@ -170,13 +171,43 @@ def test_same_id_with_other_bytes_is_a_conflict_recorded_as_tampering(rig: Rig) 
     rig.assert_serving()
 
 
-def test_same_id_for_another_camera_is_a_conflict(rig: Rig) -> None:
+def test_an_id_of_another_camera_is_refused_whether_or_not_it_exists(rig: Rig) -> None:
     seg = Segment.make("cam1")
     upload(rig.stub, seg)
-    other = Segment.make("cam2", segment_id=seg.segment_id)
-    other.data = seg.data  # even the same bytes: the id belongs to cam1
-    refused(lambda: upload(rig.stub, other), grpc.StatusCode.ALREADY_EXISTS, "camera")
-    refused(lambda: rig.query(other), grpc.StatusCode.ALREADY_EXISTS, "another camera")
+    unused = Segment.make("cam1")
+    for probe in (seg, unused):
+        other = Segment.make("cam2", segment_id=probe.segment_id)
+        other.data = probe.data  # even the same bytes: the id belongs to cam1
+        up = refused(lambda o=other: upload(rig.stub, o), grpc.StatusCode.INVALID_ARGUMENT, "cam2")
+        q = refused(lambda o=other: rig.query(o), grpc.StatusCode.INVALID_ARGUMENT, "namespace")
+        assert "cam2-" in up and "cam2-" in q
+    assert rig.ctl.catalog.conflicts() == []
+    assert rig.ctl.catalog.count_segments("cam2") == 0
+
+
+def test_a_legacy_cross_camera_row_is_a_conflict_naming_the_device_that_made_it(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row committed in cam1's namespace for dev2's camera (before ids were scoped, by a
+    squatting device) makes dev1's real segment a conflict; the log names dev2 as its cause."""
+    seg = Segment.make("cam1")
+    rig.ctl.catalog.add_segment(
+        SegmentRow(
+            segment_id=seg.segment_id,
+            camera_id="cam9",
+            device_id="dev2",
+            start_us=seg.start_us,
+            duration_us=seg.duration_us,
+            end_us=seg.start_us + seg.duration_us,
+            size_bytes=10,
+            sha256="ab" * 32,
+            object_key="legacy/squatted.ts",
+        )
+    )
+    with caplog.at_level("WARNING", logger="vigil.ingest"):
+        refused(lambda: upload(rig.stub, seg), grpc.StatusCode.ALREADY_EXISTS, "camera")
+    assert "possible tampering by device dev2" in caplog.text, caplog.text
+    assert [(c.camera_id, c.device_id) for c in rig.ctl.catalog.conflicts()] == [("cam1", "dev2")]
 
 
 # --- resume ---------------------------------------------------------------------------------

@@ -100,12 +100,12 @@ BAD_STREAMS = {
         "segment limit",
     ),
     "unknown camera": (
-        lambda s: list(s.requests(camera_id="cam404")),
+        lambda s: list(s.requests(camera_id="cam404", segment_id="cam404-1")),
         grpc.StatusCode.NOT_FOUND,
         "unknown camera",
     ),
     "camera of another device": (
-        lambda s: list(s.requests(camera_id="cam9")),
+        lambda s: list(s.requests(camera_id="cam9", segment_id="cam9-1")),
         grpc.StatusCode.PERMISSION_DENIED,
         "not registered to device 'dev1'",
     ),
@@ -198,9 +198,19 @@ def test_staging_is_per_device(rig: Rig) -> None:
     channel2 = device_channel(rig.ctl.port, rig.dev2)
     try:
         stub2 = ingest_stub(channel2)
+        # Ids are scoped to their camera: the same id on dev2's camera is refused outright,
+        # before anything is looked up (no oracle), and dev1's partial stays untouched.
         theirs = Segment.make("cam9", segment_id=seg.segment_id, size=2 * CHUNK)
-        assert rig.query(theirs, stub2) == 0
-        refused(lambda: upload(stub2, theirs, offset=CHUNK), grpc.StatusCode.ABORTED, "from 0")
+        refused(lambda: rig.query(theirs, stub2), grpc.StatusCode.INVALID_ARGUMENT, "namespace")
+        refused(
+            lambda: upload(stub2, theirs, offset=CHUNK),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "namespace",
+        )
+        # Its own camera's id of the same suffix is a different segment: staged from 0.
+        own = Segment.make("cam9", segment_id="cam9" + seg.segment_id[4:], size=2 * CHUNK)
+        assert rig.query(own, stub2) == 0
+        refused(lambda: upload(stub2, own, offset=CHUNK), grpc.StatusCode.ABORTED, "from 0")
     finally:
         channel2.close()
     assert rig.query(seg) == CHUNK

@@ -235,7 +235,7 @@ def upload_all(
     ids = []
     prev = b""
     for n, seg in enumerate(segments):
-        segment_id = f"{prefix}-{n:03d}"
+        segment_id = f"{camera_id}-{prefix}-{n:03d}"  # ids live in their camera's namespace
         reply = upload_segment(stub, camera_id, segment_id, seg, prev)
         assert reply.outcome == ingest_pb2.UploadResponse.OUTCOME_COMMITTED, reply
         prev = seg.sha256

@@ -76,3 +76,21 @@ def test_command_line_overrides_win(tmp_path: Path) -> None:
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.toml", {})
+
+
+def test_fair_share_limits_default_and_validate() -> None:
+    config = parse_config('data_dir = "/srv/vigil"', "t.toml")
+    ing = config.ingest
+    assert (ing.max_uploads_per_device, ing.reserved_upload_slots) == (4, 2)
+    assert ing.stall_timeout_s < ing.idle_timeout_s
+    assert ing.staging_budget() == 4 * ing.max_segment_bytes  # 0: derived
+    custom = parse_config(
+        "[ingest]\nmax_segment_bytes = 2048\nmax_staging_bytes_per_device = 8192", "t.toml"
+    )
+    assert custom.ingest.staging_budget() == 8192
+    with pytest.raises(ConfigError, match="max_staging_bytes_per_device"):
+        parse_config(
+            "[ingest]\nmax_segment_bytes = 4096\nmax_staging_bytes_per_device = 2048", "t.toml"
+        )
+    with pytest.raises(ConfigError, match="max_uploads_per_device"):
+        parse_config("[ingest]\nmax_uploads_per_device = 0", "t.toml")

@@ -21,6 +21,7 @@ from controller.ingest.rules import (
     check_chunk,
     check_complete,
     check_ids,
+    check_scope,
     decide_chain,
     decide_offset,
     hash_hex,
@@ -82,6 +83,10 @@ def test_a_good_header_passes_and_gets_the_default_container() -> None:
         ({"container": "avi"}, "container"),
         ({"flags": 8}, "unknown bits"),
         ({"lease_id": "l" * 129}, "lease_id"),
+        ({"segment_id": "cam2-000001"}, "not in camera cam1's namespace"),
+        ({"segment_id": "cam1"}, "namespace"),
+        ({"segment_id": "cam1-"}, "namespace"),
+        ({"segment_id": "cam10-1"}, "namespace"),
     ],
 )
 def test_bad_headers_are_refused_with_the_field_named(
@@ -106,6 +111,21 @@ def test_ids_check() -> None:
     check_ids("cam1-2026-01-01T00:00:00", "cam_1.main")
     refused(Code.INVALID_ARGUMENT, check_ids, "seg 1", "cam1")
     refused(Code.INVALID_ARGUMENT, check_ids, "seg1", "cam/1")
+
+
+def test_segment_ids_are_scoped_to_their_camera() -> None:
+    """Ids of one camera can never be taken through another: they must begin with it."""
+    check_scope("cam1-1767225600000000", "cam1")
+    check_scope("cam1-1767225600000000-1", "cam1")  # the agent's duplicate-start suffix
+    check_scope("cam-1-x", "cam-1")
+    for segment_id, camera_id in [
+        ("cam1-1767225600000000", "cam2"),  # another camera's scheme
+        ("cam1-1767225600000000", "cam"),  # a prefix without the separator
+        ("xcam1-1", "cam1"),
+        ("cam1", "cam1"),
+    ]:
+        message = refused(Code.INVALID_ARGUMENT, check_scope, segment_id, camera_id)
+        assert f"begin with '{camera_id}-'" in message
 
 
 # --- resume offsets ---------------------------------------------------------------------

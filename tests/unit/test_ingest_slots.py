@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.clock import ManualClock
+from controller.ingest.fairness import Shares
 from controller.ingest.rules import Code, IngestError
 from controller.ingest.slots import UploadSlots
 
@@ -56,3 +57,31 @@ def test_idle_streams_are_cancelled_once_per_idle_period() -> None:
         assert slots.reap_idle(10) == 1
         assert cancelled == ["idle"]
         assert slots.reap_idle(10) == 0  # not cancelled again right away
+
+
+def test_each_device_holds_at_most_its_share_and_others_still_get_slots() -> None:
+    shares = Shares(pool=8, per_device=2, reserve=2)
+    slots = UploadSlots(8, ManualClock(), shares)
+    with slots.upload(device_id="noisy"), slots.upload(device_id="noisy"):
+        with pytest.raises(IngestError) as info, slots.upload(device_id="noisy"):
+            pass
+        assert info.value.code is Code.RESOURCE_EXHAUSTED
+        assert "device noisy" in info.value.message
+        assert slots.in_flight("noisy") == 2
+        with slots.upload(device_id="quiet"):
+            assert slots.in_flight("quiet") == 1
+    assert slots.in_use == 0 and slots.in_flight("noisy") == 0
+
+
+def test_a_pool_refusal_cancels_stalled_streams_at_once() -> None:
+    clock = ManualClock()
+    shares = Shares(pool=2, per_device=2, reserve=0, stall_s=15.0)
+    slots = UploadSlots(2, clock, shares)
+    cancelled: list[str] = []
+    with slots.upload(lambda: cancelled.append("stalled"), device_id="a"):
+        with slots.upload(lambda: cancelled.append("fresh"), device_id="a") as touch:
+            clock.advance(20)
+            touch()
+            with pytest.raises(IngestError), slots.upload(device_id="b"):
+                pass
+            assert cancelled == ["stalled"]  # stalled past stall_s, well before idle timeout
