@@ -30,6 +30,8 @@ from edge_agent.sources.errors import (
 
 SUPPORTED_CODECS = {"h264": "H.264", "hevc": "H.265"}
 _MAX_UNTIMED = 8  # untimed packets held at once; more than that is a broken stream
+_PROBE_BYTES = (32_768, 8_000_000)  # first probe; the second, for a keyframe up to ~10 s away
+_LONG_PROBE_S = 12.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +121,21 @@ class RtspSession:
             # Probe only the first packets: the SDP and the first keyframe say all we need
             # (we never decode), and a long probe delays the start and bursts its packets.
             "analyzeduration": "0",
-            "probesize": "32768",
+            "probesize": str(_PROBE_BYTES[0]),
         }
         try:
-            container = av.open(
-                url,
-                options=ff_options,
-                timeout=(options.open_timeout_s, options.read_timeout_s),
-            )
+            try:
+                container = av.open(
+                    url,
+                    options=ff_options,
+                    timeout=(options.open_timeout_s, options.read_timeout_s),
+                )
+            except av.error.InvalidDataError:
+                # No parameter sets in the SDP nor in the first packets: a long-GOP camera sends
+                # them with its next keyframe, up to 10 s away. Probe once more, that far.
+                ff_options["probesize"] = str(_PROBE_BYTES[1])
+                timeout = (max(options.open_timeout_s, _LONG_PROBE_S), options.read_timeout_s)
+                container = av.open(url, options=ff_options, timeout=timeout)
         except av.error.FFmpegError as exc:
             raise ConnectError(
                 f"camera {camera_id}: cannot open {where}: {describe_error(exc)}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from edge_agent.capture.status import rates
@@ -59,6 +61,16 @@ def test_find_sps_absent_or_garbage_is_none(data: bytes) -> None:
 )
 def test_name_time(name: str, expected: int | None) -> None:
     assert name_time_us(name) == expected
+
+
+def test_name_time_in_a_zone() -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert name_time_us("ch01_20260101T080000.mp4", shanghai) == T  # 08:00 Beijing = 00:00 UTC
+    assert name_time_us("2026-01-01 08-00-00.ts", shanghai) == T
+    assert name_time_us("ch01_20260101T000000Z.mp4", shanghai) == T  # "Z" says UTC itself
+    assert name_time_us("1767225600.ts", shanghai) == T  # an epoch is UTC by definition
+    assert name_time_us("clip.mp4", shanghai) is None
+    assert recording_start_us("x_20260101T080000.ts", None, 5, 1, shanghai) == T
 
 
 def test_metadata_time() -> None:
