@@ -127,3 +127,25 @@ def test_a_camera_that_comes_back_with_another_codec_records_on(
     assert "audio_changed" in capture.kinds("sw")
     for seg in segs:
         assert ffmpeg_messages("-i", str(capture.buffer.path_of(seg))) == ""
+
+
+def test_corrupt_h265_nals_never_stop_capture(
+    camsim: Callable[..., CamsimProcess], capture: Capture
+) -> None:
+    cams = camsim(cameras=2, profile="h265")
+    capture.start([rtsp("bad", cams.url(1)), rtsp("calm", cams.url(2))])
+    capture.wait_segments("bad", 2)
+    hit = time.time_ns() // 1000
+    cams.client.corrupt(1, frames=10)
+    capture.wait_segments("bad", 3, after_us=hit + 2 * S, timeout=30)
+    capture.wait_segments("calm", 3, after_us=hit + 2 * S, timeout=30)
+    capture.manager.stop()  # type: ignore[union-attr]
+    capture.manager = None
+    # The damaged stretch is either remuxed as it came or a recorded gap; time still tiles,
+    # every later segment decodes, and the other camera never noticed.
+    assert tiles(capture, "bad"), timeline(capture, "bad")
+    later = [s for s in capture.segments("bad") if s.start_us >= hit + 2 * S]
+    for seg in later:
+        assert ffmpeg_messages("-i", str(capture.buffer.path_of(seg))) == "", seg
+    assert capture.buffer.verify_chain("bad", check_files=True) == []
+    assert faults(capture, "calm", "") == [] and capture.kinds("calm") == []
