@@ -167,10 +167,14 @@ def session_token(request: Request) -> str | None:
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
+            log.info("session refused (not a bearer token) from %s", REQUEST_SOURCE.get())
             raise ApiError("unauthenticated", "Authorization must be 'Bearer <session token>'")
         return value.strip()
     query = request.query_params.get("session") or None
     if query is not None and not query_session_allowed(request.method, request.url.path):
+        log.info(
+            "session refused (in the query of %s) from %s", request.method, REQUEST_SOURCE.get()
+        )
         raise ApiError(
             "unauthenticated",
             "a session in the query string is accepted only for media GETs: "
