@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,13 +102,19 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
+    with _open_rig(tmp_path, {}) as r:
+        yield r
+
+
+@contextmanager
+def _open_rig(tmp_path: Path, ingest: dict[str, object]) -> Iterator[Rig]:
     data = tmp_path / "ctl"
     prepare_data_dir(data)
     register(data, VICTIM, [VICTIM_CAM], county="wudu", site="v001")
     register(data, ATTACKER, [ATTACKER_CAM], county="chengxian", site="v002")
     victim = issue_device(data, VICTIM, tmp_path / "victim")
     attacker = issue_device(data, ATTACKER, tmp_path / "attacker")
-    ctl = ControllerProcess(data, tmp_path, ingest=INGEST, grpc=GRPC).start()
+    ctl = ControllerProcess(data, tmp_path, ingest=INGEST | ingest, grpc=GRPC).start()
     channels = [device_channel(ctl.port, victim), device_channel(ctl.port, attacker)]
     try:
         yield Rig(data, ctl, ingest_stub(channels[0]), ingest_stub(channels[1]), channels[1])
@@ -165,6 +173,37 @@ def test_a_device_holding_stalled_streams_cannot_starve_another_device(rig: Rig)
         release.set()
     for f in futures:
         f.cancel()
+
+
+def test_stalled_streams_are_reaped_fast_when_the_pool_runs_short(tmp_path: Path) -> None:
+    """A device allowed the whole pool (per-device share = pool) fills all but the reserve
+    with stalled streams: once the pool is short, streams silent for the stall time are
+    cancelled (not after the 120 s idle timeout) and the slots come back."""
+    with _open_rig(tmp_path, {"max_uploads_per_device": POOL, "stall_timeout_s": 1.0}) as rig:
+        release = threading.Event()
+        stalls = [Segment.make(ATTACKER_CAM, size=2 * CHUNK) for _ in range(POOL)]
+        futures = [rig.attacker.Upload.future(_stalled(s, release), timeout=120) for s in stalls]
+        try:
+            wait_until(lambda: sum(f.done() for f in futures) >= 2, 15, "the reserve refused")
+            held = [f for f in futures if not f.done()]
+            assert len(held) == POOL - 2  # the reserve stays free for other devices
+            victim = _victim_segments(2, SystemClock().now_us() - 600_000_000)
+            assert [upload(rig.victim, s).outcome for s in victim] == [OK, OK]
+            # Silent past the stall time: the next refusal cancels them at once.
+            wait_until(lambda: rig.staged_bytes(ATTACKER) >= (POOL - 2) * CHUNK, 15, "stall")
+            time.sleep(1.5)
+            late = Segment.make(ATTACKER_CAM, size=CHUNK)
+            with pytest.raises(grpc.RpcError) as info:
+                upload(rig.attacker, late)
+            assert status(info.value)[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+            wait_until(lambda: all(f.done() for f in held), 10, "stalled streams cancelled")
+            assert all(f.code() == grpc.StatusCode.CANCELLED for f in held)
+            # The slots are back: the attacker's own next upload commits (it only slowed itself).
+            assert upload(rig.attacker, Segment.make(ATTACKER_CAM, size=CHUNK)).outcome == OK
+            rig.assert_victim_stored(victim)
+            rig.assert_alive()
+        finally:
+            release.set()
 
 
 def test_abandoned_partial_uploads_are_bounded_per_device(rig: Rig) -> None:

@@ -87,12 +87,12 @@ def test_a_segment_that_cannot_be_probed_is_stored_with_empty_media(world: Media
     stub = ingest_pb2_grpc.IngestStub(world.channel)
     junk = b"\x00not a video at all" * 4000
     seg = world.hevc[0]
-    reply = upload_segment(stub, BAD_CAM, "junk-000", seg, data=junk)
+    reply = upload_segment(stub, BAD_CAM, "bad1-junk-000", seg, data=junk)
     assert reply.outcome == ingest_pb2.UploadResponse.OUTCOME_COMMITTED
-    stored = world.controller.catalog.get_segment("junk-000")
+    stored = world.controller.catalog.get_segment("bad1-junk-000")
     assert stored is not None and stored.size_bytes == len(junk)
     assert world.controller.store.read_bytes(stored.object_key) == junk  # nothing lost
-    media = world.controller.catalog.segment_media(["junk-000"])["junk-000"]
+    media = world.controller.catalog.segment_media(["bad1-junk-000"])["bad1-junk-000"]
     assert media.video_codec == "" and media.audio_codec == ""
     assert "cannot read the container" in media.probe_error
 
@@ -223,18 +223,18 @@ def test_rendition_urls_are_signed_like_segment_urls(world: MediaWorld) -> None:
 def test_corrupt_hevc_segment_is_a_clear_error_and_the_controller_carries_on(
     world: MediaWorld,
 ) -> None:
-    assert world.controller.catalog.segment_media(["bad-000"])["bad-000"].video_codec == "hevc"
+    assert world.controller.catalog.segment_media(["bad1-000"])["bad1-000"].video_codec == "hevc"
     urls = world.playlist(BAD_CAM, "h264")
-    bad = [u for u in urls if "/bad-000.ts" in u]
+    bad = [u for u in urls if "/bad1-000.ts" in u]
     assert bad
     r = httpx.get(bad[0], timeout=60)
     assert r.status_code == 422, r.text
     body = r.json()
     assert body["reason"] == "transcode_failed"
-    assert "bad-000" in body["message"] and "H.264" in body["message"]
+    assert "bad1-000" in body["message"] and "H.264" in body["message"]
     again = httpx.get(bad[0], timeout=60)  # remembered: no second attempt, same answer
     assert again.status_code == 422
-    original = [u for u in world.playlist(BAD_CAM) if "/bad-000.ts" in u][0]
+    original = [u for u in world.playlist(BAD_CAM) if "/bad1-000.ts" in u][0]
     assert httpx.get(original, timeout=30).status_code == 200  # the stored bytes are intact
     good = world.playlist(HEVC_CAM, "h264")[2]
     assert httpx.get(good, timeout=60).status_code == 200  # still serving

@@ -378,9 +378,9 @@ def media_world(
             AVC_CAM: upload_all(channel, AVC_CAM, avc, "h4"),
         }
         stub = ingest_pb2_grpc.IngestStub(channel)
-        bad = upload_segment(stub, BAD_CAM, "bad-000", hevc[1], data=corrupt(hevc[1].data))
+        bad = upload_segment(stub, BAD_CAM, "bad1-000", hevc[1], data=corrupt(hevc[1].data))
         assert bad.outcome == ingest_pb2.UploadResponse.OUTCOME_COMMITTED, bad
-        ids[BAD_CAM] = ["bad-000"]
+        ids[BAD_CAM] = ["bad1-000"]
         yield MediaWorld(controller, http, channel, hevc, avc, ids)
     finally:
         channel.close()
