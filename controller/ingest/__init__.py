@@ -1,7 +1,9 @@
 """Segment ingest: the `vigil.v1.Ingest` gRPC service behind mutual TLS.
 
-rules.py         pure decisions (header checks, resume offsets, chunks, the hash chain)
-slots.py         concurrent-upload limit, one stream per segment, idle reaping
+rules.py         pure decisions (header checks, camera-scoped ids, resume offsets, chunks,
+                 the hash chain)
+fairness.py      pure per-device shares: slot admission, stall reaping, staging budgets
+slots.py         concurrent-upload limit and per-device shares, one stream per segment, reaping
 staging.py       partial uploads on disk, what resume reads after a crash
 direct.py        O_DIRECT appends through reused aligned buffers (staging's writer)
 caches.py        cameras and each camera's latest segment, remembered between uploads
