@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import av
 import av.error
@@ -30,8 +30,7 @@ from av.stream import Stream
 from av.video.stream import VideoStream
 
 from edge_agent import segmenter
-from edge_agent.model import Gap, SegmentFlag, SegmentInfo, SegmentState
-from edge_agent.redact import redact_text
+from edge_agent.model import Gap, SegmentFlag, SegmentInfo
 from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, GapSpan, PacketMeta
 from edge_agent.sources.nal import (
     find_sps,
@@ -40,8 +39,11 @@ from edge_agent.sources.nal import (
     switched_codec,
 )
 
-from .audio import SILENT_US, AudioFormat, AudioTrack, aligned_offset, change_of
+from .audio_lane import AudioLane
+from .sink import SegmentSink, clean_reason, describe_error
 from .tscontinuity import continue_counters
+
+__all__ = ["SegmentSink", "SegmentWriter", "clean_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -50,46 +52,7 @@ _MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 # packet is slightly negative (a B-frame's dts, AAC priming), and that file alone would then
 # overlap the next one. The MPEG-TS muxer's own delay keeps such values positive on the wire.
 _TS_OPTIONS = {"avoid_negative_ts": "disabled"}
-_MAX_REASON = 200
 EventCallback = Callable[[str, str], None]  # (kind, detail): an AgentEvent for this camera
-
-
-class SegmentSink(Protocol):
-    """The part of `edge_agent.store.SegmentBuffer` capture uses (it is thread-safe)."""
-
-    def temp_path(self, camera_id: str, container: str = "ts") -> Path: ...
-
-    def commit(
-        self,
-        camera_id: str,
-        temp_path: Path,
-        start_us: int,
-        duration_us: int,
-        flags: SegmentFlag = SegmentFlag.NONE,
-        container: str = "ts",
-    ) -> SegmentInfo: ...
-
-    def discard(self, temp_path: Path) -> None: ...
-
-    def record_gap(self, gap: Gap) -> None: ...
-
-    def segments(
-        self,
-        camera_id: str | None = None,
-        start_us: int | None = None,
-        end_us: int | None = None,
-        state: SegmentState | None = None,
-    ) -> list[SegmentInfo]: ...
-
-    def gaps(
-        self, camera_id: str | None = None, start_us: int | None = None, end_us: int | None = None
-    ) -> list[Gap]: ...
-
-
-def clean_reason(text: str) -> str:
-    """A gap reason the buffer accepts: printable, one line, at most 200 characters."""
-    line = "".join(ch if ch.isprintable() else " " for ch in redact_text(text)).strip()
-    return (line or "unknown")[:_MAX_REASON]
 
 
 class SegmentWriter:
@@ -133,14 +96,7 @@ class SegmentWriter:
         self._temp: Path | None = None
         self._last_dts: int | None = None  # the last video dts muxed into the open file
         self._last_video_us: int | None = None  # the same, in µs after the re-base
-        self._audio: AudioTrack | None = None
-        self._audio_out: Stream | None = None
-        self._audio_offset_us = 0
-        self._audio_last_dts: int | None = None
-        self._audio_last_us: int | None = None  # when audio was last heard (video clock, µs)
-        self._audio_silent = False
-        self._audio_format: AudioFormat | None = None
-        self._audio_known = False  # whether a connection or file has been seen yet
+        self._audio = AudioLane(camera_id, self._event)
         self._cc: dict[int, int] = {}  # MPEG-TS continuity counters, carried across files
         self._gop_warned = False
         self.gop_s: float | None = None  # the camera's measured keyframe interval
@@ -178,7 +134,7 @@ class SegmentWriter:
         self._offset_us = self._offset_tb = 0
         self._lift_tb, self._lift_us = None, 0
         self._last_video_us = None
-        self._begin_audio(audio)
+        self._audio.begin(audio)
         self._state = segmenter.begin(
             anchor_us,
             live=live,
@@ -195,7 +151,7 @@ class SegmentWriter:
         if state is None:
             raise RuntimeError("SegmentWriter.feed before begin")
         if packet.stream_index != self._video_index:
-            return self._feed_audio(packet)
+            return self._audio.feed(packet)
         switched = switched_codec(self._codec, bytes(packet))
         if switched is not None:
             # The packet holds the new codec's first keyframe behind the old one's last frame,
@@ -221,7 +177,7 @@ class SegmentWriter:
         if self._lift_tb is None:
             num, den = self._tb
             self._lift_tb = max(0, -(packet.dts or 0))
-            self._lift_us = self._lift_tb * num // den
+            self._lift_us = self._audio.lift_us = self._lift_tb * num // den
         shift = self._offset_tb + self._lift_tb
         if shift:
             packet.pts = None if packet.pts is None else packet.pts + shift
@@ -240,7 +196,8 @@ class SegmentWriter:
                 packet = self._with_parameter_sets(packet)
             written = self._mux(packet)
             if written:
-                self._watch_audio(meta.dts_us)
+                if meta.dts_us is not None:
+                    self._audio.heard_video(meta.dts_us + self._offset_us)
             return written
         return False
 
@@ -253,7 +210,7 @@ class SegmentWriter:
         detail = f"video codec changed mid-stream from {old} to {new}"
         log.warning("camera %s: %s; a new segment starts", self.camera_id, detail)
         self._event("codec_changed", detail)
-        stream, audio = self._in_stream, self._audio.stream if self._audio else None
+        stream, audio = self._in_stream, self._audio.stream
         anchor = state.last_end_us if state.last_end_us is not None else state.anchor_hint_us
         if state.live and now_us is not None:
             anchor = now_us
@@ -279,8 +236,7 @@ class SegmentWriter:
         self._in_stream = None
         if state is None:
             return None
-        if self._audio is not None:
-            self._mux_audio(self._audio.flush())  # the converter's last sound, into this file
+        self._audio.flush()
         _, closed, gaps = segmenter.finish(state, truncated=truncated)
         for gap in gaps:
             self._record_gap(gap)
@@ -333,12 +289,9 @@ class SegmentWriter:
             else:
                 out = av.open(str(temp), "w", format="mpegts", container_options=_TS_OPTIONS)
             self._out_stream = out.add_stream_from_template(stream)
-            # A camera whose audio stopped gets video-only segments until it is back (an empty
-            # audio track would leave players waiting for sound that never comes).
-            audio = self._audio if not self._audio_silent else None
-            self._audio_out = audio.add_to(out) if audio is not None else None
+            self._audio.open(out)
             self._out, self._temp = out, temp
-            self._last_dts = self._audio_last_dts = None
+            self._last_dts = None
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._temp = temp
             self._fail("cannot start a segment file", exc)
@@ -375,89 +328,10 @@ class SegmentWriter:
         fixed.is_keyframe = True
         return fixed
 
-    # -- audio ------------------------------------------------------------------------------
-
-    def _begin_audio(self, audio: AudioStream | None) -> None:
-        track = AudioTrack(audio) if audio is not None else None
-        fmt = track.format if track is not None else None
-        if self._audio_known:
-            change = change_of(self._audio_format, fmt)
-            if change is not None:
-                log.warning("camera %s: %s; video goes on", self.camera_id, change[1])
-                self._event(*change)
-        elif track is not None and track.plan == "drop":
-            log.warning("camera %s: audio %s cannot be kept; video only", self.camera_id, fmt)
-        self._audio_known, self._audio_format = True, fmt
-        self._audio, self._audio_out = track, None
-        self._audio_offset_us, self._audio_last_us, self._audio_silent = 0, None, False
-
-    def _feed_audio(self, packet: Packet[Stream]) -> bool:
-        """Put an audio packet into the open segment (none open: dropped)."""
-        track, tb = self._audio, packet.time_base
-        if track is None or packet.pts is None or not tb:
-            return False
-        audio_us = int(packet.pts * tb * 1_000_000)
-        offset = aligned_offset(audio_us, self._last_video_us, self._audio_offset_us)
-        self._audio_offset_us = offset
-        self._audio_last_us = audio_us + offset
-        if self._audio_silent:
-            self._audio_silent = False
-            log.info("camera %s: audio is back (from the next segment)", self.camera_id)
-            self._event("audio_changed", f"audio is back: {track.format}")
-        out, out_stream = self._out, self._audio_out
-        if out is None or out_stream is None:
-            return False
-        if offset or self._lift_us:
-            shift = round((offset + self._lift_us) / 1_000_000 / tb)
-            packet.pts = packet.pts + shift
-            packet.dts = None if packet.dts is None else packet.dts + shift
-        if packet.dts is None:
-            packet.dts = packet.pts
-        return self._mux_audio(track.convert(packet))
-
-    def _mux_audio(self, packets: list[Packet[Stream]]) -> bool:
-        out, out_stream = self._out, self._audio_out
-        if out is None or out_stream is None:
-            return False
-        written = False
-        for converted in packets:
-            dts = converted.dts if converted.dts is not None else converted.pts
-            if dts is None or dts < 0:
-                continue  # AAC priming before the video started: it would wrap on disk
-            if self._audio_last_dts is not None and dts <= self._audio_last_dts:
-                continue  # never hand the muxer a packet it would refuse
-            try:
-                converted.stream = out_stream
-                out.mux(converted)
-            except (av.error.FFmpegError, ValueError) as exc:
-                log.debug("camera %s: audio packet dropped: %s", self.camera_id, _describe(exc))
-                continue
-            self._audio_last_dts = dts
-            written = True
-        return written
-
-    def _watch_audio(self, video_dts_us: int | None) -> None:
-        """Note the video clock; report once when the camera's audio stopped while video goes on."""
-        if video_dts_us is None:
-            return
-        self._last_video_us = video_dts_us + self._offset_us
-        if self._audio is None or self._audio_silent:
-            return
-        last = self._audio_last_us
-        if last is None:
-            self._audio_last_us = last = self._last_video_us
-        if self._last_video_us - last > SILENT_US:
-            self._audio_silent = True
-            detail = (
-                f"no audio for {SILENT_US // 1_000_000} s ({self._audio.format}); video goes on"
-            )
-            log.warning("camera %s: %s", self.camera_id, detail)
-            self._event("audio_lost", detail)
-
     @property
     def audio_cpu_s(self) -> float:
         """Thread CPU spent converting this connection's audio (0 when it passes through)."""
-        return self._audio.cpu_s if self._audio is not None else 0.0
+        return self._audio.cpu_s
 
     def _watch_gop(self, state: CutState) -> None:
         """Measure the camera's GOP; warn once if it is longer than the segment target."""
@@ -487,7 +361,7 @@ class SegmentWriter:
     def _commit(self, closed: ClosedSegment) -> SegmentInfo | None:
         out, temp = self._out, self._temp
         self._out, self._out_stream, self._temp = None, None, None
-        self._audio_out = None
+        self._audio.close()
         if out is None or temp is None:
             return None  # its file failed earlier; that time is already being reported
         try:
@@ -496,7 +370,7 @@ class SegmentWriter:
                 self._carry_counters(temp)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._discard(temp)
-            self._lost(closed, f"cannot finish segment file: {_describe(exc)}")
+            self._lost(closed, f"cannot finish segment file: {describe_error(exc)}")
             return None
         try:
             info = self._sink.commit(
@@ -509,7 +383,7 @@ class SegmentWriter:
             )
         except Exception as exc:  # noqa: BLE001 - StoreError/DiskFullError and any I/O failure
             self._discard(temp)
-            self._lost(closed, f"cannot store segment: {_describe(exc)}")
+            self._lost(closed, f"cannot store segment: {describe_error(exc)}")
             return None
         self.segments_committed += 1
         self.covered_until_us = max(self.covered_until_us or 0, info.end_us)
@@ -527,7 +401,7 @@ class SegmentWriter:
 
     def _fail(self, what: str, exc: BaseException) -> None:
         """A segment file could not be written: drop it; its time becomes a gap."""
-        reason = f"{what}: {_describe(exc)}"
+        reason = f"{what}: {describe_error(exc)}"
         log.error("camera %s: %s; dropping this segment", self.camera_id, reason)
         self._drop_output()
         if self._state is not None:
@@ -555,7 +429,7 @@ class SegmentWriter:
                 gap.start_us,
                 gap.end_us,
                 gap.reason,
-                _describe(exc),
+                describe_error(exc),
             )
         else:
             self.covered_until_us = max(self.covered_until_us or 0, gap.end_us)
@@ -573,7 +447,7 @@ class SegmentWriter:
     def _drop_output(self) -> None:
         out, temp = self._out, self._temp
         self._out, self._out_stream, self._temp = None, None, None
-        self._audio_out = None
+        self._audio.close()
         if out is not None:
             try:
                 out.close()
@@ -586,10 +460,6 @@ class SegmentWriter:
         try:
             self._sink.discard(temp)
         except Exception as exc:  # noqa: BLE001 - the buffer removes stray temp files at open
-            log.warning("camera %s: cannot discard %s: %s", self.camera_id, temp, _describe(exc))
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, av.error.FFmpegError):
-        return redact_text(exc.strerror or type(exc).__name__)
-    return redact_text(str(exc) or type(exc).__name__)
+            log.warning(
+                "camera %s: cannot discard %s: %s", self.camera_id, temp, describe_error(exc)
+            )
