@@ -7,8 +7,8 @@
 
 `serve` replaces itself with the GStreamer server under /usr/bin/python3 (one PID to stop,
 Ctrl-C goes straight to it); `handheld` and `nvr-folder` run in this process until Ctrl-C or
---count files. Profiles (profiles.py): h264 (default), h264-bframes, h265, h265-bframes, each
-optionally with -aac, -pcma or -pcmu audio.
+--count files. Profiles (profiles.py): h264 (default), h264-bframes, h265, h265-bframes, mjpeg,
+each optionally with -aac, -pcma or -pcmu audio, and audio-only-aac|pcma|pcmu.
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--profile",
         default=profiles.DEFAULT_PROFILE,
-        help="every camera's profile: h264 | h264-bframes | h265 | h265-bframes, optionally "
-        "with -aac, -pcma or -pcmu audio (default h264, no audio)",
+        help="every camera's profile: h264 | h264-bframes | h265 | h265-bframes | mjpeg, "
+        "optionally with -aac, -pcma or -pcmu audio; or audio-only-aac|pcma|pcmu "
+        "(default h264, no audio)",
     )
     p.add_argument(
         "--camera-profile",

@@ -29,7 +29,8 @@ MAX_HEIGHT = 2160
 MAX_FPS = 60
 MAX_BITRATE_KBPS = 50_000
 MAX_LOOP_FRAMES = 1_500
-VIDEO_CODECS = ("h264", "h265", "none")  # none: audio only (the loop still paces it)
+VIDEO_CODECS = ("h264", "h265", "mjpeg", "none")  # none: audio only (the loop still paces it)
+MJPEG_MAX_SIDE = 2040  # RTP/JPEG (RFC 2435) gives width/8 and height/8 one byte each
 AUDIO_CODECS = ("aac", "pcma", "pcmu")  # profiles.AUDIO, restated: this module imports nothing
 MAX_BFRAMES = 4
 
@@ -60,6 +61,7 @@ class CameraSpec:
     bframes: int = 0
     audio: str | None = None
     profile: str = "h264"  # the profile name these three came from (reported, not encoded)
+    video_gop: int = 0  # the GOP before an MJPEG profile forced 1 (0: gop_frames)
 
     def validated(self) -> CameraSpec:
         """Return self, or raise SpecError naming the first bad setting."""
@@ -83,10 +85,32 @@ class CameraSpec:
             raise SpecError(f"audio must be one of {', '.join(AUDIO_CODECS)}")
         if self.codec == "none" and self.audio is None:
             raise SpecError("a camera without video needs audio")
+        if self.codec == "mjpeg" and (self.gop_frames != 1 or self.bframes):
+            raise SpecError("MJPEG has only keyframes: GOP 1, no B-frames")
+        if self.codec == "mjpeg" and max(self.width, self.height) > MJPEG_MAX_SIDE:
+            raise SpecError(f"MJPEG over RTP is limited to {MJPEG_MAX_SIDE} pixels a side")
         return self
 
     def at_resolution(self, width: int, height: int) -> CameraSpec:
         return replace(self, width=width, height=height).validated()
+
+
+def with_profile(
+    spec: CameraSpec, name: str, codec: str, bframes: int, audio: str | None
+) -> CameraSpec:
+    """`spec` turned into a camera of profile `name` (MJPEG: every frame is a keyframe; the
+    GOP it had is kept aside for a later switch back to H.264/H.265)."""
+    video_gop = spec.video_gop or spec.gop_frames
+    gop = 1 if codec == "mjpeg" else video_gop
+    return replace(
+        spec,
+        codec=codec,
+        bframes=bframes,
+        audio=audio,
+        profile=name,
+        gop_frames=gop,
+        video_gop=video_gop,
+    ).validated()
 
 
 def check_camera_id(camera_id: str) -> str:

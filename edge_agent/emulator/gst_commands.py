@@ -76,14 +76,8 @@ class Commands:
             rt.caller.call(lambda: rt.reprofile(camera, spec, loop, audio))
 
     def _with_profile(self, spec: CameraSpec, name: str) -> CameraSpec:
-        profile = self.rt.profiles.parse_profile(name)
-        return dataclasses.replace(
-            spec,
-            codec=profile.codec,
-            bframes=profile.bframes,
-            audio=profile.audio,
-            profile=profile.name,
-        ).validated()
+        p = self.rt.profiles.parse_profile(name)
+        return self.rt.core.with_profile(spec, p.name, p.codec, p.bframes, p.audio)  # type: ignore[no-any-return]
 
     def _loops(self, spec: CameraSpec) -> tuple[Loop, AudioLoop | None]:
         rt = self.rt

@@ -142,6 +142,8 @@ def store_cached(cache_dir: Path, loop: Loop) -> None:
 def _encoder(spec: CameraSpec) -> str:
     """The encoding part of the pipeline: fixed GOP, no scene cuts, closed GOPs."""
     gop, rate = spec.gop_frames, spec.bitrate_kbps
+    if spec.codec == "mjpeg":
+        return "jpegenc quality=80 ! image/jpeg"
     if spec.codec == "h265":
         options = f"scenecut=0:bframes={spec.bframes}:b-adapt=0:open-gop=0"
         return (
@@ -211,7 +213,7 @@ def encode_loop(gst: Any, spec: CameraSpec, key: str, profiles: ModuleType) -> L
         f"! {_encoder(spec)} ! appsink name=sink sync=false"
     )
     pipeline = _parse(gst, desc)
-    kind = {"h264": "", "h265": "  H.265", "none": ""}[spec.codec] + (
+    kind = {"h264": "", "h265": "  H.265", "mjpeg": "  MJPEG", "none": ""}[spec.codec] + (
         "  B-frames" if spec.bframes else ""
     )
     text = f"{spec.label}  {spec.width}x{spec.height}{kind}"

@@ -16,7 +16,6 @@ the HTTP thread only parses, encodes new loops and waits for the main loop's ans
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import signal
@@ -52,7 +51,10 @@ BASE_ELEMENTS = (
     "appsink",
     "rtph264pay",
 )
-H265_ELEMENTS = ("x265enc", "h265parse", "rtph265pay")
+VIDEO_ELEMENTS = {
+    "h265": ("x265enc", "h265parse", "rtph265pay"),
+    "mjpeg": ("jpegenc", "jpegparse", "rtpjpegpay"),
+}
 AUDIO_ELEMENTS = {
     "aac": ("voaacenc", "aacparse", "rtpmp4gpay"),
     "pcma": ("alawenc", "rtppcmapay"),
@@ -78,7 +80,7 @@ def elements_for(specs: list[Any]) -> tuple[str, ...]:
     before anything starts, not discovered when a loop fails to encode)."""
     needed = list(BASE_ELEMENTS)
     for spec in specs:
-        extra: tuple[str, ...] = H265_ELEMENTS if spec.codec == "h265" else ()
+        extra: tuple[str, ...] = VIDEO_ELEMENTS.get(spec.codec, ())
         extra += AUDIO_ELEMENTS.get(spec.audio, ()) if spec.audio else ()
         needed += [e for e in extra if e not in needed]
     return tuple(needed)
@@ -235,13 +237,7 @@ def build_specs(args: argparse.Namespace, core: Any, profiles: Any) -> tuple[lis
     chosen = profiles.profiles_for([s.camera_id for s in specs], args.profile, args.camera_profile)
 
     def apply(spec: Any, profile: Any) -> Any:
-        return dataclasses.replace(
-            spec,
-            codec=profile.codec,
-            bframes=profile.bframes,
-            audio=profile.audio,
-            profile=profile.name,
-        ).validated()
+        return core.with_profile(spec, profile.name, profile.codec, profile.bframes, profile.audio)
 
     default = profiles.parse_profile(args.profile)
     return [apply(s, chosen[s.camera_id]) for s in specs], apply(specs[0], default)

@@ -112,6 +112,8 @@ class NvrConfig:
     def validated(self) -> NvrConfig:
         zone(self.tz)
         prof = profiles.parse_profile(self.profile)
+        if prof.codec not in _ENCODER:
+            raise ValueError(f"NVR files from this emulator are H.264 or H.265, not {prof.name}")
         if prof.audio not in (None, "aac"):
             raise ValueError(
                 f"{self.fmt} files from this emulator carry AAC audio only, not {prof.audio}"

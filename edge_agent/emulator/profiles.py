@@ -7,6 +7,7 @@ A profile name says which of these a camera does:
     <video>[-<audio>]   video: h264 | h264-bframes | h265 | h265-bframes
                         audio: aac | pcma | pcmu (none when left out)
     audio-only-<audio>  no video at all (bad input for a video recorder)
+    mjpeg[-<audio>]     Motion JPEG, every frame a keyframe (a codec the agent refuses)
 
 e.g. `h264` (the default, as before), `h265`, `h264-bframes-pcma`, `h265-aac`. Sizes are named
 presets (`d1`, `720p`, `1080p`, `4mp`); per-camera profiles are `ID=NAME` assignments.
@@ -37,6 +38,7 @@ _VIDEO: dict[str, tuple[str, int]] = {
     "h264-bframes": ("h264", BFRAMES),
     "h265": ("h265", 0),
     "h265-bframes": ("h265", BFRAMES),
+    "mjpeg": ("mjpeg", 0),
 }
 AUDIO_ONLY = "audio-only"
 _ASSIGNMENT = re.compile(r"^(?P<id>[A-Za-z0-9_-]{1,32})=(?P<name>[a-z0-9-]{1,40})$")
@@ -103,7 +105,7 @@ class Profile:
     """A parsed profile name."""
 
     name: str
-    codec: str  # "h264" | "h265" | "none" (audio only)
+    codec: str  # "h264" | "h265" | "mjpeg" | "none" (audio only)
     bframes: int
     audio: str | None  # a key of AUDIO, or None
 
@@ -193,12 +195,18 @@ def media_launch(codec: str, audio: AudioFormat | None) -> str:
             raise ValueError("a camera without video needs audio")
         pay0 = audio.payloader.replace("name=pay1", "name=pay0")
         return f"( appsrc name=asrc {common} max-bytes=200000 caps={audio.caps} ! {pay0} )"
-    parse, pay = ("h265parse", "rtph265pay") if codec == "h265" else ("h264parse", "rtph264pay")
-    line = (
-        f"( appsrc name=src {common} max-bytes=8000000 "
-        f"caps=video/x-{codec},stream-format=byte-stream,alignment=au "
-        f"! {parse} ! {pay} name=pay0 pt=96 config-interval=1"
-    )
+    if codec == "mjpeg":
+        line = (
+            f"( appsrc name=src {common} max-bytes=8000000 caps=image/jpeg "
+            f"! jpegparse ! rtpjpegpay name=pay0 pt=26"
+        )
+    else:
+        parse, pay = ("h265parse", "rtph265pay") if codec == "h265" else ("h264parse", "rtph264pay")
+        line = (
+            f"( appsrc name=src {common} max-bytes=8000000 "
+            f"caps=video/x-{codec},stream-format=byte-stream,alignment=au "
+            f"! {parse} ! {pay} name=pay0 pt=96 config-interval=1"
+        )
     if audio is not None:
         line += f" appsrc name=asrc {common} max-bytes=200000 caps={audio.caps} ! {audio.payloader}"
     return line + " )"

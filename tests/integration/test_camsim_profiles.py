@@ -432,3 +432,13 @@ def test_audio_only_camera_sends_sound_and_no_video(camsim: Callable[..., Camsim
         assert pts == sorted(pts) and pts[-1] > pts[0]
         info = cams.client.camera(camera_id)
         assert info.codec == "none" and info.audio_units_sent > 0
+
+
+def test_mjpeg_camera_and_its_switch_back_to_h264(camsim: Callable[..., CamsimProcess]) -> None:
+    cams = camsim(cameras=1, profile="mjpeg")
+    got = probe(cams.url(1), 1.0, decode=True)
+    assert got.codec == "mjpeg" and got.frames > 10
+    assert all(key for _p, _d, key in got.video)
+    info = cams.client.set_profile(1, "h264")
+    assert (info.codec, info.gop_frames) == ("h264", TEST_DEFAULTS["fps"])
+    assert probe(cams.url(1), 1.0).codec == "h264"

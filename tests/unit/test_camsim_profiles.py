@@ -41,9 +41,9 @@ def test_profile_names_say_codec_bframes_and_audio(
     assert (prof.name, prof.codec, prof.bframes, prof.audio) == (name, codec, bframes, audio)
 
 
-def test_every_listed_name_parses_and_there_are_nineteen() -> None:
+def test_every_listed_name_parses_and_there_are_twenty_three() -> None:
     names = profiles.profile_names()
-    assert len(names) == len(set(names)) == 19
+    assert len(names) == len(set(names)) == 23
     assert [profiles.parse_profile(n).name for n in names] == names
     assert profiles.DEFAULT_PROFILE == "h264"
 
@@ -235,7 +235,7 @@ def test_spec_defaults_are_unchanged_h264_without_audio() -> None:
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"codec": "mjpeg"}, "codec"), ({"bframes": 9}, "bframes"), ({"audio": "opus"}, "audio")],
+    [({"codec": "vp8"}, "codec"), ({"bframes": 9}, "bframes"), ({"audio": "opus"}, "audio")],
 )
 def test_spec_refuses_unknown_codecs(changes: dict[str, object], message: str) -> None:
     spec = dataclasses.replace(core.CameraSpec(camera_id="1", label="CAM 1"), **changes)  # type: ignore[arg-type]
@@ -364,7 +364,9 @@ def test_nvr_names_sort_by_time() -> None:
     [
         ({"tz": "Mars/Olympus"}, "time zone"),
         ({"profile": "h264-pcma"}, "AAC audio only"),
-        ({"profile": "mjpeg"}, "unknown camera profile"),
+        ({"profile": "vp9"}, "unknown camera profile"),
+        ({"profile": "mjpeg"}, "H.264 or H.265"),
+        ({"profile": "audio-only-aac"}, "H.264 or H.265"),
         ({"style": "dahua"}, "name style"),
         ({"layout": "deep"}, "layout"),
         ({"clip_seconds": 0}, "clip seconds"),
@@ -472,3 +474,20 @@ def test_audio_only_profiles_have_no_video_and_need_audio() -> None:
     spec = dataclasses.replace(core.CameraSpec(camera_id="1", label="CAM 1"), codec="none")
     with pytest.raises(core.SpecError, match="needs audio"):
         spec.validated()
+
+
+def test_mjpeg_profile_has_only_keyframes_and_switching_back_restores_the_gop() -> None:
+    base = core.CameraSpec(camera_id="1", label="CAM 1", gop_frames=25, loop_frames=50)
+    prof = profiles.parse_profile("mjpeg-pcma")
+    mjpeg = core.with_profile(base, prof.name, prof.codec, prof.bframes, prof.audio)
+    assert (mjpeg.codec, mjpeg.gop_frames, mjpeg.audio) == ("mjpeg", 1, "pcma")
+    back = core.with_profile(mjpeg, "h264-bframes", "h264", 2, None)
+    assert (back.codec, back.gop_frames, back.bframes) == ("h264", 25, 2)
+    launch = profiles.media_launch("mjpeg", None)
+    assert "caps=image/jpeg" in launch and "rtpjpegpay name=pay0" in launch
+    with pytest.raises(core.SpecError, match="2040"):
+        core.with_profile(
+            dataclasses.replace(base, width=2560, height=1440), "mjpeg", "mjpeg", 0, None
+        )
+    with pytest.raises(core.SpecError, match="GOP 1"):
+        dataclasses.replace(base, codec="mjpeg").validated()
