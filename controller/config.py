@@ -38,6 +38,15 @@ def _host_port(value: str) -> str:
     return value
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class GrpcConfig(_Strict):
     listen: str = "127.0.0.1:7443"
     # Empty: <data_dir>/pki/{server.crt,server.key,ca.crt} from `vigil-controller init`.
@@ -136,11 +145,27 @@ class HttpConfig(_Strict):
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     # File holding the bearer token /metrics requires; empty: /metrics answers loopback only.
     metrics_token_file: str = ""
+    # HTTPS (with HSTS). Certificate and key default to <data_dir>/pki/server.{crt,key}, issued
+    # by the city CA at `init` (`init --host NAME` adds names); or give other files.
+    tls: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
 
     @field_validator("listen")
     @classmethod
     def _check_listen(cls, v: str) -> str:
         return _host_port(v)
+
+    def model_post_init(self, __context: Any) -> None:
+        if (self.tls_cert or self.tls_key) and not self.tls:
+            raise ValueError("http.tls_cert/tls_key are set but http.tls is false")
+        if self.enabled and not self.tls and not self.trusted_proxies:
+            host = self.listen.rpartition(":")[0].strip("[]")
+            if not _loopback(host):
+                raise ValueError(
+                    f"http.listen {self.listen} is not loopback: plain HTTP only on loopback "
+                    "or behind a proxy in http.trusted_proxies; set http.tls = true"
+                )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -229,6 +254,14 @@ class ControllerConfig(_Strict):
 
     def renditions_dir(self) -> Path:
         return Path(self.transcode.cache_dir or self.data_path / "renditions")
+
+    def http_tls_paths(self) -> tuple[Path, Path]:
+        """(certificate, key) of the HTTPS listener, defaulting to the controller's own."""
+        pki = self.data_path / "pki"
+        return (
+            Path(self.http.tls_cert or pki / "server.crt"),
+            Path(self.http.tls_key or pki / "server.key"),
+        )
 
     def staging_dir(self) -> Path:
         return self.data_path / "staging"

@@ -79,6 +79,8 @@ class GuardMiddleware:
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                 ]
+                if scope.get("scheme") == "https":  # served over TLS: browsers keep to it
+                    extra.append((b"strict-transport-security", b"max-age=31536000"))
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 

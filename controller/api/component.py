@@ -36,8 +36,10 @@ class HttpComponent:
         periodic: Sequence[Callable[[], object]] = (),
         period_s: float = 60.0,
         start_timeout_s: float = 10.0,
+        tls: tuple[str, str] | None = None,
     ) -> None:
         self.app = app
+        self._tls = tls  # (certificate file, key file): serve HTTPS
         self.host = host
         self._requested_port = port
         self._periodic = list(periodic)
@@ -56,7 +58,7 @@ class HttpComponent:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> None:
         sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
@@ -79,6 +81,8 @@ class HttpComponent:
             server_header=False,
             timeout_graceful_shutdown=3,
             h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+            ssl_certfile=self._tls[0] if self._tls else None,
+            ssl_keyfile=self._tls[1] if self._tls else None,
         )
         server = uvicorn.Server(config)
         self._server = server
@@ -95,7 +99,7 @@ class HttpComponent:
         if self._periodic:
             self._ticker = threading.Thread(target=self._tick, name="http-periodic", daemon=True)
             self._ticker.start()
-        log.info("HTTP API, playback and console on http://%s:%d/", self.host, self.port)
+        log.info("HTTP API, playback and console on %s/", self.base_url)
 
     def _run_periodic(self) -> None:
         for job in self._periodic:

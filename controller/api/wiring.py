@@ -140,10 +140,12 @@ def http_component(controller: Controller, fleet: FleetView | None = None) -> Ht
     `fleet` defaults to the FleetComponent already among the controller's components."""
     deps = api_deps(controller, fleet=fleet or find_fleet(controller))
     host, port = split_listen(controller.config.http.listen)
+    cert, key = controller.config.http_tls_paths()
     return HttpComponent(
         create_app(deps),
         host,
         port,
         periodic=[deps.playback.flush],
         period_s=deps.settings.flush_interval_s,
+        tls=(str(cert), str(key)) if controller.config.http.tls else None,
     )

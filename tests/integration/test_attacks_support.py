@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class Target:
                 engine.dispose()
         self.http_port = free_port()
         self.mqtt_port = free_port()
-        http = {"enabled": True, "listen": f"127.0.0.1:{self.http_port}"}
+        http: dict[str, Any] = {"enabled": True, "listen": f"127.0.0.1:{self.http_port}"}
         http.update(sections.pop("http", {}))
         self.proc = ControllerProcess(
             self.data,
@@ -102,7 +103,14 @@ class Target:
         self.proc.start(timeout=60)
         assert self.proc.proc is not None
         self.proc.proc.wait_port(self.http_port, timeout=60)
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30)
+        self.tls = bool(http.get("tls"))
+        self.base_url = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http_port}"
+        self.verify = (
+            ssl.create_default_context(cafile=str(self.data / "pki" / "ca.crt"))
+            if self.tls
+            else True
+        )
+        self.client = httpx.Client(base_url=self.base_url, timeout=30, verify=self.verify)
         self._sessions: dict[str, str] = {}
         self._broker_pid = int((self.data / "mosquitto" / "mosquitto.pid").read_text().strip())
 

@@ -20,6 +20,7 @@ from controller.api.limits import (
 from controller.audit.aggregate import OVERFLOW_SOURCE, RefusalAggregator
 from controller.broker import BrokerSettings, config_text
 from controller.catalog.db import permission_fix
+from controller.config import ConfigError, parse_config
 from controller.fleet.ratelimit import Bucket, RatePolicy, take
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.revocation import Lineage, check_revoker
@@ -211,3 +212,26 @@ def test_broker_config_binds_client_ids_and_limits_packets() -> None:
     # A listener option: after the listener line, or Mosquitto opens 0.0.0.0:1883 for it.
     assert lines.index("use_username_as_clientid true") > listener
     assert "max_packet_size 263168" in lines and "allow_anonymous false" in lines
+
+
+@pytest.mark.parametrize(
+    ("http", "ok"),
+    [
+        ('listen = "127.0.0.1:8080"', True),
+        ('listen = "[::1]:8080"', True),
+        ('listen = "0.0.0.0:8080"', False),  # plain HTTP to the world
+        ('listen = "10.1.2.3:8080"', False),
+        ('listen = "0.0.0.0:8080"\ntls = true', True),
+        ('listen = "0.0.0.0:8080"\ntrusted_proxies = ["10.0.0.5"]', True),  # behind a proxy
+        ('listen = "0.0.0.0:8080"\nenabled = false', True),
+        ('tls_cert = "/etc/x.crt"', False),  # a certificate without tls = true is a mistake
+        ('trusted_proxies = ["bogus"]', False),
+    ],
+)
+def test_http_listener_config(http: str, ok: bool) -> None:
+    text = f"[http]\n{http}\n"
+    if ok:
+        parse_config(text, "controller.toml")
+    else:
+        with pytest.raises(ConfigError, match="http"):
+            parse_config(text, "controller.toml")
