@@ -491,3 +491,13 @@ def test_mjpeg_profile_has_only_keyframes_and_switching_back_restores_the_gop() 
         )
     with pytest.raises(core.SpecError, match="GOP 1"):
         dataclasses.replace(base, codec="mjpeg").validated()
+
+
+def test_nvr_folder_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["nvr-folder", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--tz", "--style", "--layout", "--start", "--count", "--profile"):
+        assert flag in out
+    assert "Asia/Shanghai" in out
