@@ -146,7 +146,7 @@ class HttpConfig(_Strict):
     # File holding the bearer token /metrics requires; empty: /metrics answers loopback only.
     metrics_token_file: str = ""
     # HTTPS (with HSTS). Certificate and key default to <data_dir>/pki/server.{crt,key}, issued
-    # by the city CA at `init` (`init --host NAME` adds names); or give other files.
+    # by the city CA at `init` (`init --hostname NAME` adds names); or give other files.
     tls: bool = False
     tls_cert: str = ""
     tls_key: str = ""
