@@ -36,7 +36,7 @@ GST_PYTHON = "/usr/bin/python3"  # `gi` imports only in Debian's own interpreter
 class Requirement:
     """One thing the suite needs, how to look for it, and the Debian package that has it."""
 
-    kind: str  # "element" | "gi" | "binary" | "font"
+    kind: str  # "element" | "gi" | "binary" | "font" | "file"
     name: str
     package: str
     why: str
@@ -54,10 +54,6 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "appsrc",
         "appsink",
         "videotestsrc",
-        "videoconvert",
-        "audiotestsrc",
-        "audioconvert",
-        "audioresample",
     ),
     *_elements("gstreamer1.0-x", CAMERA + ": camera label and clock", "textoverlay", "timeoverlay"),
     *_elements(
@@ -71,6 +67,8 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "alawenc",
         "mulawenc",
         "aacparse",
+        "jpegenc",
+        "rtpjpegpay",
     ),
     *_elements(
         "gstreamer1.0-plugins-bad",
@@ -79,6 +77,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
         "h265parse",
         "x265enc",
         "voaacenc",
+        "jpegparse",
     ),
     *_elements("gstreamer1.0-plugins-ugly", CAMERA + ": H.264 encoder", "x264enc"),
     Requirement("gi", "Gst", "python3-gi gir1.2-gstreamer-1.0", CAMERA),
@@ -96,6 +95,9 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("binary", "/usr/lib/postgresql/*/bin/pg_ctl", "postgresql", "private PostgreSQL"),
     Requirement("binary", "fc-list", "fontconfig", "font checks"),
     Requirement("font", "zh", "fonts-noto-cjk", "legible Chinese in console screenshots"),
+    Requirement(
+        "file", "/usr/share/zoneinfo/Asia/Shanghai", "tzdata", "NVR file names in local time"
+    ),
 )
 
 Probe = Callable[[Requirement], bool]
@@ -199,6 +201,7 @@ def machine_probe(requirements: Sequence[Requirement]) -> Probe:
         "gi": _gi,
         "binary": _binary,
         "font": _font,
+        "file": os.path.exists,
     }
     return lambda req: checks[req.kind](req.name)
 

@@ -41,3 +41,16 @@ def test_multi_package_requirements_split_into_packages() -> None:
     gi = [r for r in sr.REQUIREMENTS if r.kind == "gi"]
     assert "gir1.2-gst-rtsp-server-1.0" in sr.packages_for(gi)
     assert "python3-gi" in sr.packages_for(gi)
+
+
+def test_every_element_the_camera_emulator_checks_for_is_in_the_table() -> None:
+    """The emulator names the elements its profiles need; the install check must cover them all,
+    or a fresh machine installs too little and the camera tests fail one by one."""
+    from edge_agent.emulator import gst_server
+
+    needed = set(gst_server.BASE_ELEMENTS)
+    for group in (gst_server.VIDEO_ELEMENTS, gst_server.AUDIO_ELEMENTS):
+        for names in group.values():
+            needed.update(names)
+    table = {r.name for r in sr.REQUIREMENTS if r.kind == "element"}
+    assert needed - table == set()
