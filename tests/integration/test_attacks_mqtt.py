@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from controller.broker import CONTROLLER_USER, MAX_MESSAGE_BYTES, BrokerError, add_account
+from controller.clock import SystemClock
+from controller.fleet.component import FleetComponent
+from controller.fleet.directory import StaticDirectory
 from protos.vigil.v1 import fleet_pb2
+from tests.fixtures.mosquitto import start_broker
 from tests.integration.test_attacks_support import (
     MqttDevice,
     Target,
@@ -115,3 +120,44 @@ def test_retained_16_mib_state_is_refused_by_the_broker(target: Target) -> None:
         assert_unchanged(target, before)
     finally:
         victim.close()
+
+
+@dataclass(frozen=True)
+class _Mqtt:
+    host: str
+    port: int
+    username: str
+    password_file: str
+    ca_cert: str = ""
+
+
+def test_controller_replicas_each_keep_their_own_client_id(tmp_path: Path) -> None:
+    """Two replicas on one (external) broker, each with its own account: the client id is the
+    account, so neither replaces the other's connection."""
+    second = "vigil-controller-2"
+    broker = start_broker(tmp_path / "broker", {second: "pw-second-123456"}, (second,))
+    components: list[FleetComponent] = []
+    try:
+        for user, password in (
+            (broker.controller_user, broker.controller_password),
+            (second, "pw-second-123456"),
+        ):
+            secret = broker.password_file_for(user, password)
+            config = _Mqtt("127.0.0.1", broker.port, user, str(secret))
+            component = FleetComponent(config, tmp_path / user, SystemClock(), StaticDirectory())
+            component.start()
+            components.append(component)
+        services = [c.service for c in components]
+        assert all(s is not None and s.wait_connected(10) for s in services)
+        for _ in range(10):  # a replaced connection would drop within a reconnect delay
+            time.sleep(0.2)
+            assert all(s is not None and s.wait_connected(0) for s in services)
+        assert [s._connections for s in services if s is not None] == [1, 1]
+        assert [s._settings.client_id for s in services if s is not None] == [
+            CONTROLLER_USER,
+            second,
+        ]
+    finally:
+        for component in components:
+            component.stop()
+        broker.managed.stop()
