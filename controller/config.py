@@ -145,6 +145,10 @@ class HttpConfig(_Strict):
     trusted_proxies: list[str] = Field(default_factory=list, max_length=64)
     # File holding the bearer token /metrics requires; empty: /metrics answers loopback only.
     metrics_token_file: str = ""
+    # Failed logins allowed at once per client address, and per user id from clients that
+    # never logged in as that user; then one per 30 s and one per 60 s (docs/security.md).
+    login_failures_per_address: int = Field(default=20, ge=1, le=10_000)
+    login_failures_per_user: int = Field(default=10, ge=1, le=10_000)
     # HTTPS (with HSTS). Certificate and key default to <data_dir>/pki/server.{crt,key}, issued
     # by the city CA at `init` (`init --hostname NAME` adds names); or give other files.
     tls: bool = False

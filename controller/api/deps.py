@@ -17,7 +17,7 @@ import hmac
 import ipaddress
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Protocol
 
@@ -252,6 +252,10 @@ class HttpSettingsLike(Protocol):
     def trusted_proxies(self) -> list[str]: ...
     @property
     def metrics_token_file(self) -> str: ...
+    @property
+    def login_failures_per_address(self) -> int: ...
+    @property
+    def login_failures_per_user(self) -> int: ...
 
 
 def settings_from_config(http: HttpSettingsLike) -> ApiSettings:
@@ -267,7 +271,17 @@ def settings_from_config(http: HttpSettingsLike) -> ApiSettings:
             raise StartupError(f"http.metrics_token_file: {exc}") from exc
         if len(token) < 16:
             raise StartupError("http.metrics_token_file: the token needs at least 16 characters")
-    return ApiSettings(trusted_proxies=parse_proxies(http.trusted_proxies), metrics_token=token)
+    defaults = LoginBudgets()
+    budgets = replace(
+        defaults,
+        per_address=replace(defaults.per_address, burst=float(http.login_failures_per_address)),
+        per_user=replace(defaults.per_user, burst=float(http.login_failures_per_user)),
+    )
+    return ApiSettings(
+        trusted_proxies=parse_proxies(http.trusted_proxies),
+        metrics_token=token,
+        login_budgets=budgets,
+    )
 
 
 def metrics_access(request: Request, deps: DepsDep) -> None:

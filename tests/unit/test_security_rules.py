@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.api.deps import query_session_allowed
+from controller.api.deps import query_session_allowed, settings_from_config
 from controller.api.limits import (
     LoginBudgets,
     forwarded_client,
@@ -235,3 +235,18 @@ def test_http_listener_config(http: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match="http"):
             parse_config(text, "controller.toml")
+
+
+def test_login_budgets_from_config() -> None:
+    http = parse_config(
+        "[http]\nlogin_failures_per_address = 50\nlogin_failures_per_user = 5\n"
+        'trusted_proxies = ["10.0.0.0/8"]\n',
+        "controller.toml",
+    ).http
+    settings = settings_from_config(http)
+    assert settings.login_budgets.per_address.burst == 50
+    assert settings.login_budgets.per_user.burst == 5
+    assert settings.trusted_proxies == parse_proxies(["10.0.0.0/8"])
+    assert settings.metrics_token == ""
+    with pytest.raises(ConfigError):
+        parse_config("[http]\nlogin_failures_per_user = 0\n", "controller.toml")
