@@ -52,6 +52,7 @@ _MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 # packet is slightly negative (a B-frame's dts, AAC priming), and that file alone would then
 # overlap the next one. The MPEG-TS muxer's own delay keeps such values positive on the wire.
 _TS_OPTIONS = {"avoid_negative_ts": "disabled"}
+_CC_CHUNK = 188 * 1024  # bytes of whole TS packets rewritten at a time
 EventCallback = Callable[[str, str], None]  # (kind, detail): an AgentEvent for this camera
 
 
@@ -152,7 +153,9 @@ class SegmentWriter:
             raise RuntimeError("SegmentWriter.feed before begin")
         if packet.stream_index != self._video_index:
             return self._audio.feed(packet)
-        switched = switched_codec(self._codec, bytes(packet))
+        # Only recordings can change codec mid-stream (an RTSP session's SDP fixes it; a
+        # camera reconfigured to another codec reconnects), so only they pay for the search.
+        switched = None if state.live else switched_codec(self._codec, bytes(packet))
         if switched is not None:
             # The packet holds the new codec's first keyframe behind the old one's last frame,
             # under the old frame's timestamps: it is dropped, and the new codec starts at its
@@ -392,11 +395,20 @@ class SegmentWriter:
         return info
 
     def _carry_counters(self, temp: Path) -> None:
-        """Continue this camera's MPEG-TS continuity counters from its previous file."""
+        """Continue this camera's MPEG-TS continuity counters from its previous file.
+
+        In chunks of whole TS packets, in place: whole files at once would make every camera
+        hold a segment's size several times over while committing, and the memory stays."""
+        counters = self._cc
         with open(temp, "r+b") as f:
-            fixed, counters = continue_counters(f.read(), self._cc)
-            f.seek(0)
-            f.write(fixed)
+            pos = 0
+            while chunk := f.read(_CC_CHUNK):
+                fixed, counters = continue_counters(chunk, counters)
+                if fixed != chunk:
+                    f.seek(pos)
+                    f.write(fixed)
+                pos += len(chunk)
+                f.seek(pos)
         self._cc = counters
 
     def _fail(self, what: str, exc: BaseException) -> None:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from edge_agent.capture.tscontinuity import TS_PACKET, continue_counters, counters_continue
+import random
+
+from edge_agent.capture.tscontinuity import (
+    TS_PACKET,
+    _per_packet,
+    continue_counters,
+    counters_continue,
+)
 
 
 def ts(pid: int, cc: int, payload: bool = True) -> bytes:
@@ -43,3 +50,38 @@ def test_non_ts_bytes_and_null_packets_are_left_alone() -> None:
     out, state = continue_counters(junk + null + b"\x47\x01", {0x1FFF: 3})
     assert bytes(out) == junk + null + b"\x47\x01"
     assert state == {0x1FFF: 3}
+
+
+def muxer_file(seed: int, packets: int = 3000) -> bytes:
+    """What one fresh muxer writes: tables, video and audio interleaved, each PID counting
+    from 0 without a break, some video packets with an adaptation field only."""
+    rng = random.Random(seed)
+    counters: dict[int, int] = {}
+    out = []
+    for _ in range(packets):
+        pid = rng.choices([0, 0x1000, 0x11, 0x100, 0x101], [2, 2, 1, 90, 5])[0]
+        payload = pid != 0x100 or rng.random() > 0.05
+        cc = counters.get(pid, -1)
+        cc = (cc + 1) & 0x0F if payload else max(cc, 0)
+        counters[pid] = cc
+        out.append(ts(pid, cc, payload))
+    return b"".join(out)
+
+
+def test_the_fast_path_follows_the_rule_packet_by_packet() -> None:
+    state: dict[int, int] = {}
+    slow_state: dict[int, int] = {}
+    joined = bytearray()
+    for seed in range(6):
+        data = muxer_file(seed)
+        fast, state = continue_counters(data, state)
+        slow, slow_state = _per_packet(data, slow_state)
+        assert fast == slow and state == slow_state
+        joined += fast
+    assert counters_continue(joined, {}) == []
+
+
+def test_a_file_with_bad_sync_bytes_takes_the_slow_path_and_is_still_right() -> None:
+    data = muxer_file(1, 200) + b"\x00" * TS_PACKET + muxer_file(2, 200)
+    last = {0x100: 9, 0: 3}
+    assert continue_counters(data, last) == _per_packet(data, last)
