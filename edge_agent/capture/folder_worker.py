@@ -2,8 +2,9 @@
 
 Each complete file (see `edge_agent.sources.folder`) is remuxed into segments exactly like a
 live stream, with the file's own start time as the anchor. A file that cannot be used (corrupt,
-truncated before any video, not H.264) is refused with an error naming it and recorded in the
-ledger, and the folder goes on. A file damaged part-way keeps the segments before the damage.
+truncated before any video, not H.264/H.265, an NVR file without a start time in its name) is
+refused with an error naming it, recorded in the ledger and as a `file_rejected` event, and the
+folder goes on. A file damaged part-way keeps the segments before the damage.
 
 NVR recordings form one timeline: a file that starts where the previous one ended (within a
 second: names carry whole seconds) continues it; a later one leaves a recorded gap. Handheld
@@ -154,6 +155,7 @@ class FolderWorker(CameraWorker):
             msg = f"camera {self.camera_id}: {rec.path} has no keyframe; nothing could be captured"
             log.error("%s", msg)
             self._tracker.set_error(msg)
+            self._emit("file_rejected", detail=msg)
             self._mark(ledger, name, rec.facts, "rejected", msg)
             return
         self._mark(ledger, name, rec.facts, "done", detail)

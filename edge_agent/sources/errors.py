@@ -3,7 +3,7 @@
     SourceError                 a camera or a recording file could not be read
     ├── ConnectError            the camera could not be reached or dropped the session
     ├── StallError              the camera stayed connected but sent nothing within the timeout
-    ├── UnsupportedStreamError  no H.264 video (another codec, no video at all, not RTSP)
+    ├── UnsupportedStreamError  no H.264/H.265 video (another codec, audio only, not RTSP)
     └── RecordingFileError      a file in a recording folder is corrupt, truncated or unreadable
 
 Every message names the camera or the file, and has any URL credentials scrubbed: these
@@ -27,7 +27,7 @@ class StallError(SourceError):
 
 
 class UnsupportedStreamError(SourceError):
-    """The stream or file holds no H.264 video: the agent never transcodes, so it refuses."""
+    """The stream or file holds no H.264/H.265 video: the agent never transcodes video."""
 
 
 class RecordingFileError(SourceError):

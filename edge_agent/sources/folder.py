@@ -7,7 +7,7 @@ and `ready` decide that from plain listings (pure, unit tested); `scan_folder` a
 `FolderLedger` are the small I/O adapters.
 
 The ledger records each file handled, with the size and mtime it had, as "done" or "rejected"
-(corrupt, not H.264), so a restart does not ingest a file twice or retry a refused one; a file
+(corrupt, not H.264/H.265), so a restart does not ingest a file twice or retry a refused one; a file
 that changes afterwards is looked at again (the capture worker resumes after what the buffer
 already holds, so that never duplicates video).
 """
