@@ -509,3 +509,39 @@ def test_a_corrupt_h265_nal_never_stops_capture(rig: Rig, tmp_path: Path) -> Non
     assert sum(s.duration_us for s in segs) >= 10 * S  # the damage costs at most a GOP or two
     assert [s.start_us - T0 for s in segs[-2:]] == [8 * S, 10 * S]  # the next file is whole
     assert rig.buffer.verify_chain("cn", check_files=True) == []
+
+
+def test_untimed_packets_at_connect_never_reach_the_muxer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As FFmpeg's RTP depacketizer hands them out on a B-frame camera with audio: the first
+    keyframe without timestamps, the next frames with a pts but no dts. The segment opens at
+    the first keyframe with both; nothing is dropped for a muxer error, no gap appears."""
+    src = write_media(tmp_path / "a.ts", audio="aac", seconds=7, fmt="mpegts")
+    with SegmentBuffer.open(tmp_path / "buffer", 10**9, SystemClock()) as buffer:
+        writer = SegmentWriter("c1", buffer, CutPolicy.for_seconds(2))
+        with av.open(str(src)) as c, caplog.at_level(logging.WARNING):
+            video = c.streams.video[0]
+            writer.begin(video, T0, live=False, audio=c.streams.audio[0])
+            seen = 0
+            for packet in c.demux(list(c.streams)):
+                if not packet.size:
+                    continue
+                if packet.stream_index == video.index:
+                    seen += 1
+                    if seen == 1:
+                        packet.pts = packet.dts = None
+                    elif seen <= 4:
+                        packet.dts = None
+                writer.feed(packet)
+            writer.end(truncated=False)
+        segs = buffer.segments("c1")
+        assert "cannot write a segment file" not in caplog.text
+        assert writer.untimed_dropped >= 4
+        assert buffer.gaps("c1") == []
+        assert [s.duration_us for s in segs] == [2 * S, 2 * S, 2 * S]  # from the 2nd keyframe
+        assert all(b.start_us == a.end_us for a, b in zip(segs, segs[1:], strict=False))
+        for seg in segs:
+            path = buffer.path_of(seg)
+            assert ffmpeg_messages("-i", str(path)) == ""
+            assert set(counted(path)) == {"h264", "aac"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 import pytest
+from av.packet import Packet
 
 from edge_agent.capture.status import rates
 from edge_agent.capture.writer import clean_reason
@@ -18,7 +19,7 @@ from edge_agent.sources.recording import (
     name_time_us,
     recording_start_us,
 )
-from edge_agent.sources.rtsp import check_rtsp_url
+from edge_agent.sources.rtsp import _stamp_back, check_rtsp_url
 
 T = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 SPS = b"\x67\x42\xc0\x15\xda\x05\x06"
@@ -131,3 +132,21 @@ def test_clean_reason_is_printable_short_and_scrubbed() -> None:
     reason = clean_reason("lost rtsp://a:secret@h/x\n" + "x" * 500)
     assert "secret" not in reason and "\n" not in reason and len(reason) == 200
     assert clean_reason("\x00") == "unknown"
+
+
+def _packet(pts: int | None, dts: int | None, duration: int = 3600) -> Packet:
+    p = Packet(b"\x00\x00\x00\x01\x65")
+    p.pts, p.dts, p.duration = pts, dts, duration
+    return p
+
+
+def test_untimed_first_packets_are_stamped_back_only_without_frame_reordering() -> None:
+    # No B-frames (pts == dts): the untimed keyframe is the frame just before.
+    held = [_packet(None, None)]
+    stamped = _stamp_back(held, _packet(7200, 7200))
+    assert [(p.pts, p.dts) for p in stamped] == [(3600, 3600)]
+    # B-frames: pts != dts, or no dts yet; a guessed pts could precede its dts and fail the
+    # muxer (the 2 s lost at connect), so the untimed packets are dropped instead.
+    assert _stamp_back([_packet(None, None)], _packet(10800, 3600)) == []
+    assert _stamp_back([_packet(None, None)], _packet(10800, None)) == []
+    assert _stamp_back([_packet(None, None)], _packet(7200, 7200, duration=0)) == []
