@@ -22,6 +22,8 @@ from .audio import SILENT_US, AudioFormat, AudioTrack, aligned_offset, change_of
 
 log = logging.getLogger(__name__)
 
+RECENT_US = 500_000  # audio heard this recently goes into the next segment
+
 
 class AudioLane:
     def __init__(self, camera_id: str, event: Callable[[str, str], None]) -> None:
@@ -65,9 +67,15 @@ class AudioLane:
         self.video_us, self.lift_us = None, 0
 
     def open(self, out: OutputContainer) -> None:
-        """A new segment file: its audio stream. A camera whose audio stopped gets video-only
-        segments until it is back (an empty audio track leaves players waiting for sound)."""
-        track = self.track if not self._silent else None
+        """A new segment file: its audio stream. A camera whose audio stopped (nothing heard
+        for `RECENT_US`) gets video-only segments until it is back: an empty audio track
+        leaves players waiting for sound that never comes."""
+        quiet = (
+            self._heard_us is not None
+            and self.video_us is not None
+            and self.video_us - self._heard_us > RECENT_US
+        )
+        track = self.track if not (self._silent or quiet) else None
         self._out, self._last_dts = out, None
         self._stream = track.add_to(out) if track is not None else None
 
@@ -81,7 +89,9 @@ class AudioLane:
             return False
         audio_us = int(packet.pts * tb * 1_000_000)
         offset = aligned_offset(audio_us, self.video_us, self._offset_us)
-        self._offset_us = offset
+        realigned, self._offset_us = offset != self._offset_us, offset
+        if self._silent and realigned:
+            return False  # a straggler, or sound on a new clock: back once a second one agrees
         self._heard_us = audio_us + offset
         if self._silent:
             self._silent = False

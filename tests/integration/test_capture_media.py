@@ -51,6 +51,7 @@ def write_media(
     bframes: int = 2,
     fmt: str | None = None,
     headers_once: bool = False,
+    audio_seconds: float | None = None,
 ) -> Path:
     """A recording like a camera's: 320x180 25 fps, keyframe every `gop` frames, B-frames,
     optional audio (a 440 Hz tone; "aac" at 16 kHz, "pcm_alaw"/"pcm_mulaw" at 8 kHz).
@@ -82,6 +83,10 @@ def write_media(
         frame.pts, frame.time_base = i, Fraction(1, FPS)
         for packet in v.encode(frame):
             out.mux(_without_headers(packet, video) if headers_once and i >= gop else packet)
+        if a is not None and audio_seconds is not None and i == int(audio_seconds * FPS):
+            for packet in a.encode(None):  # the microphone stops here
+                out.mux(packet)
+            a = None
         if a is not None:
             n = a.rate // FPS
             tone = AudioFrame(format="s16", layout="mono", samples=n)
@@ -545,3 +550,18 @@ def test_untimed_packets_at_connect_never_reach_the_muxer(
             path = buffer.path_of(seg)
             assert ffmpeg_messages("-i", str(path)) == ""
             assert set(counted(path)) == {"h264", "aac"}
+
+
+def test_audio_that_stops_mid_recording_is_an_event_and_video_goes_on(rig: Rig) -> None:
+    folder = rig.folder("nvr")
+    write_media(folder / "ch1_20260101T000000.ts", audio="aac", seconds=16, audio_seconds=5)
+    rig.run(nvr("st", folder), names={"st": {"ch1_20260101T000000.ts"}})
+    segs = rig.segments("st")
+    assert_tiles(segs, T0, T0 + 16 * S)
+    assert rig.kinds("st") == ["audio_lost"]
+    assert "no audio for 5 s (aac 16000 Hz 1 ch); video goes on" in rig.events[0].detail
+    tracks = [set(counted(rig.buffer.path_of(s))) for s in segs]
+    assert tracks[:3] == [{"h264", "aac"}] * 3  # the sound while there was some
+    assert tracks[3:] == [{"h264"}] * 5  # then video-only segments, not empty audio tracks
+    for seg in segs:
+        assert ffmpeg_messages("-i", str(rig.buffer.path_of(seg))) == ""
