@@ -229,6 +229,9 @@ def default_components(config: ControllerConfig) -> list[Callable[[Controller], 
         chosen.append(components.retention)
     if config.http.enabled:
         chosen.append(components.http)  # after the fleet: the API reads its device view
+    from controller.audit.publisher import audit_witness
+
+    chosen.append(audit_witness)  # after the fleet: publishes checkpoints through it
     return chosen
 
 

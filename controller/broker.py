@@ -4,10 +4,14 @@ Used only when no external broker is configured: a configured Mosquitto or EMQX 
 The same code writes the test fixture's broker, so the demo and the tests run the broker
 configuration that production is told to copy:
 
-- authentication by password file (accounts added with `mosquitto_passwd -b`), no anonymous;
+- authentication by password file (accounts added through `mosquitto_passwd`), no anonymous;
 - a pattern ACL: a device (username = device id) may publish only its own `state`, `birth`,
   `health`, `event` and `cmd_ack`, and read only its own `cmd/#`; the controller account reads
-  the whole fleet and writes commands and `vigil/v1/controller/#`;
+  the whole fleet and writes commands, `vigil/v1/controller/#` and the audit witness topic
+  (`vigil/v1/city/audit/checkpoint`, which no device can read or write); operator accounts
+  (`vigil-op-NAME`, for `mqtt-tail` and `verify-audit --witness-broker`) read `vigil/v1/#`
+  and write nothing of their own; tool accounts with the controller's rights (a test's raw
+  commander) are listed in `<broker dir>/roles` like operators;
 - raised queue limits: Mosquitto's default `max_queued_messages 1000` silently drops QoS 1
   messages for a busy subscriber (the controller), which would look like lost events;
 - the client id is the username (`use_username_as_clientid`): a device connecting with
@@ -33,11 +37,18 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MOSQUITTO_HINT = "apt-get install -y mosquitto mosquitto-clients"
 CONTROLLER_USER = "vigil-controller"
 # Names a device account may not take: the controller's, its replicas' and tools'.
 RESERVED_PREFIX = "vigil-"
+OPERATOR_PREFIX = "vigil-op-"
+# Where the controller publishes each signed audit checkpoint, retained (controller/audit).
+AUDIT_WITNESS_TOPIC = "vigil/v1/city/audit/checkpoint"
+ROLES_FILE = "roles"  # "operator NAME" / "controller NAME" lines, next to the password file
+ROLES = ("operator", "controller")
+ACL_NAME = "acl"
 # Fleet payloads are small protobufs (the controller refuses anything over 64 KiB itself):
 # the broker refuses publishes over this, and drops clients sending larger packets.
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -79,30 +90,95 @@ class BrokerSettings:
     bridge: Bridge | None = None
     # Accounts that may publish anywhere under vigil/v1 (a bridge from a county broker).
     relay_users: tuple[str, ...] = ()
+    # Read-only operator accounts (mqtt-tail, the audit witness); more are added at run time
+    # through the roles file (`vigil-controller mqtt-account --operator NAME`).
+    operators: tuple[str, ...] = ()
     mosquitto_bin: str = "mosquitto"
     account_tool: str = "mosquitto_passwd"
 
 
-def acl_text(controller_user: str = CONTROLLER_USER, relay_users: tuple[str, ...] = ()) -> str:
+def acl_text(
+    controller_user: str = CONTROLLER_USER,
+    relay_users: tuple[str, ...] = (),
+    operators: tuple[str, ...] = (),
+    controllers: tuple[str, ...] = (),
+) -> str:
     """The ACL: device patterns for every account, then the controller's own rights.
 
     Write rights are an allow-list of the device's own topics (not `%u/#`), so a device can
-    never publish a command to itself or to anyone else.
+    never publish a command to itself or to anyone else. The audit witness topic has five
+    levels, which no device pattern (six or more) matches: only controller accounts write it.
+    Operators get read rights only; the device patterns still apply to their names, but an
+    operator name (`vigil-op-...`) is never a registered device, so the fleet ignores it.
     """
     lines = ["# Vigil fleet ACL: username = device id (%u)."]
     for leaf in ("state", "birth", "health", "event", "cmd_ack"):
         lines.append(f"pattern write vigil/v1/+/+/%u/{leaf}")
     lines.append("pattern read vigil/v1/+/+/%u/cmd/#")
-    lines += [
-        "",
-        f"user {controller_user}",
-        "topic read vigil/v1/#",
-        "topic write vigil/v1/+/+/+/cmd/#",
-        "topic readwrite vigil/v1/controller/#",
-    ]
+    for user in (controller_user, *controllers):
+        lines += [
+            "",
+            f"user {user}",
+            "topic read vigil/v1/#",
+            "topic write vigil/v1/+/+/+/cmd/#",
+            "topic readwrite vigil/v1/controller/#",
+            f"topic write {AUDIT_WITNESS_TOPIC}",
+        ]
+    for operator in operators:
+        lines += ["", f"user {operator}", "topic read vigil/v1/#"]
     for relay in relay_users:
         lines += ["", f"user {relay}", "topic readwrite vigil/v1/#"]
     return "\n".join(lines) + "\n"
+
+
+def read_roles(broker_dir: Path) -> dict[str, str]:
+    """Account name -> role ("operator" or "controller") from the roles file ({} if none).
+    Malformed lines are skipped: they never grant anything."""
+    try:
+        lines = (broker_dir / ROLES_FILE).read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return {}
+    roles: dict[str, str] = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ROLES and _ACCOUNT_RE.match(parts[1]):
+            roles[parts[1]] = parts[0]
+    return roles
+
+
+def add_role(broker_dir: Path, username: str, role: str) -> None:
+    """Record `username`'s role in the roles file (private, replacing an earlier role)."""
+    if role not in ROLES:
+        raise BrokerError(f"unknown broker role {role!r}: one of {', '.join(ROLES)}")
+    check_account_name(username)
+    roles = read_roles(broker_dir)
+    roles[username] = role
+    _write_private(broker_dir / ROLES_FILE, "".join(f"{r} {u}\n" for u, r in roles.items()))
+
+
+def rewrite_acl(broker_dir: Path) -> None:
+    """Rewrite the managed broker's ACL in `broker_dir` from the roles file, when a broker
+    has run there (the command-line `mqtt-account --operator`; SIGHUP then reloads it)."""
+    acl = broker_dir / ACL_NAME
+    if acl.exists():
+        roles = read_roles(broker_dir)
+        _write_private(acl, acl_text(**_role_lists(roles)))
+
+
+def _role_lists(roles: dict[str, str], operators: tuple[str, ...] = ()) -> dict[str, Any]:
+    ops = {*operators, *(u for u, r in roles.items() if r == "operator")}
+    return {
+        "operators": tuple(sorted(ops)),
+        "controllers": tuple(sorted(u for u, r in roles.items() if r == "controller")),
+    }
+
+
+def operator_account(name: str) -> str:
+    """The broker account of operator `name`: always under `vigil-op-`, a name no device may
+    take, so an operator can never pass for a device (nor a device for an operator)."""
+    account = name if name.startswith(OPERATOR_PREFIX) else OPERATOR_PREFIX + name
+    check_account_name(account)
+    return account
 
 
 def config_text(settings: BrokerSettings, password_file: Path, acl_file: Path) -> str:
@@ -279,7 +355,7 @@ class ManagedBroker:
         self.settings = settings
         self.conf_path = settings.data_dir / "mosquitto.conf"
         self.password_file = settings.data_dir / "passwd"
-        self.acl_file = settings.data_dir / "acl"
+        self.acl_file = settings.data_dir / ACL_NAME
         self.log_path = settings.data_dir / "mosquitto.log"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -299,8 +375,14 @@ class ManagedBroker:
             with open(self.password_file, "a", encoding="utf-8") as out:
                 out.writelines(kept)
         # Private: the configuration may hold a bridge's password.
-        _write_private(self.acl_file, acl_text(relay_users=s.relay_users))
+        _write_private(self.acl_file, self.acl())
         _write_private(self.conf_path, config_text(s, self.password_file, self.acl_file))
+
+    def acl(self) -> str:
+        """The ACL for the settings' accounts plus the roles file's operators and tools."""
+        roles = read_roles(self.settings.data_dir)
+        lists = _role_lists(roles, self.settings.operators)
+        return acl_text(relay_users=self.settings.relay_users, **lists)
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start Mosquitto and wait for its listener; raises BrokerError with its log."""
@@ -333,9 +415,22 @@ class ManagedBroker:
         self.stop()
         raise BrokerError(f"mosquitto not listening on {self.settings.port}: {self.log()}")
 
-    def add_account(self, username: str, password: str) -> None:
-        """Provision one more account on the running broker (file, then SIGHUP)."""
-        add_account(self.password_file, username, password, self.settings.account_tool)
+    def add_account(self, username: str, password: str, role: str = "device") -> None:
+        """Provision one more account on the running broker (file, then SIGHUP). `role`:
+        "device", "operator" (read-only on vigil/v1/#) or "controller" (the controller's
+        rights: a tool publishing commands must not borrow the controller's own account,
+        whose connection it would replace)."""
+        reserved = role != "device"
+        if reserved:
+            add_role(self.settings.data_dir, username, role)
+            _write_private(self.acl_file, self.acl())
+        add_account(
+            self.password_file,
+            username,
+            password,
+            self.settings.account_tool,
+            reserved_ok=reserved,
+        )
         self.reload()
 
     def reload(self) -> None:

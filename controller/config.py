@@ -210,6 +210,12 @@ class FleetConfig(_Strict):
     frame_age_s: float = Field(default=30.0, gt=0.0, le=86400.0)
 
 
+class AuditConfig(_Strict):
+    # Sign a checkpoint this often when the audit chain grew, and publish the newest one to
+    # the MQTT witness topic (controller/audit/publisher.py, docs/security.md).
+    checkpoint_interval_s: float = Field(default=60.0, ge=0.5, le=86400.0)
+
+
 class ControllerConfig(_Strict):
     data_dir: str = "/var/lib/vigil-controller"
     # Empty: sqlite:///<data_dir>/catalog.db
@@ -225,6 +231,7 @@ class ControllerConfig(_Strict):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     transcode: TranscodeConfig = Field(default_factory=TranscodeConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:

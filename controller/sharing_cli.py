@@ -2,7 +2,8 @@
 
     vigil-controller keys --data-dir D                 create the sharing keys (idempotent)
     vigil-controller verify-export FILE --public-key evidence.pub
-    vigil-controller verify-audit --data-dir D [--anchor F] [--save-anchor F]
+    vigil-controller verify-audit --data-dir D [--witness F | --witness-broker H:P ...]
+                                  [--save-anchor F]
     vigil-controller audit-search --data-dir D [--user U] [--camera C] [--case K] [--since T]
     vigil-controller grant keygen|mint|delegate|inspect|revoke|revocations ...
 
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller.audit.witness_cli import add_witness_args
 from controller.config import ConfigError
 from controller.grants.cli import parse_time_us, register_grant
 from controller.serve_cli import add_config_args, config_from_args
@@ -47,9 +49,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     vau = sub.add_parser("verify-audit", help="check the audit log's hash chain and checkpoints")
     add_config_args(vau)
     vau.add_argument("--public-key", type=Path, help="evidence.pub (default: in the data dir)")
-    vau.add_argument(
-        "--anchor", type=Path, help="a checkpoint saved earlier that must still be there"
-    )
+    add_witness_args(vau)  # --witness/--anchor FILE, --witness-broker HOST:PORT
     vau.add_argument("--save-anchor", type=Path, help="save the newest checkpoint to this file")
     vau.set_defaults(func=_verify_audit)
 
@@ -142,19 +142,23 @@ def _engine(args: argparse.Namespace) -> Any:
 
 
 def _verify_audit(args: argparse.Namespace) -> int:
-    from controller.audit.chain import Checkpoint, verify_log
+    from controller.audit.chain import verify_log
     from controller.audit.log import AuditError, iter_entries, read_checkpoints
+    from controller.audit.witness_cli import WitnessFetchError, load_witness
     from controller.grants.keys import KeyFileError
 
     try:
         config, engine = _engine(args)
         public = _public_key(args.public_key, config.data_path)
-        anchor = None
-        if args.anchor is not None:
-            anchor = Checkpoint(**json.loads(args.anchor.read_text(encoding="utf-8")))
+        anchor = load_witness(args)
     except (ConfigError, KeyFileError, ValueError, TypeError, OSError) as exc:
         log.error("verify-audit: %s", exc)
         return 2
+    except WitnessFetchError as exc:
+        log.error("verify-audit: %s", exc)
+        return 1
+    if anchor is not None:
+        _out(f"witness: checkpoint at entry {anchor.seq}, signed {anchor.at_us} us, {anchor.hash}")
     try:
         checkpoints = read_checkpoints(engine)
         report = verify_log(iter_entries(engine), checkpoints, public, anchor)

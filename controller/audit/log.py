@@ -195,6 +195,9 @@ class AuditLog:
     def checkpoints(self) -> list[Checkpoint]:
         return read_checkpoints(self._engine)
 
+    def latest_checkpoint(self) -> Checkpoint | None:
+        return latest_checkpoint(self._engine)
+
     def verify(self, public_raw: bytes, anchor: Checkpoint | None = None) -> AuditReport:
         return verify_log(self.entries(), self.checkpoints(), public_raw, anchor)
 
@@ -222,6 +225,17 @@ def read_checkpoints(engine: Engine) -> list[Checkpoint]:
             ]
     except SQLAlchemyError as exc:
         raise AuditError(f"cannot read the audit checkpoints: {exc}") from exc
+
+
+def latest_checkpoint(engine: Engine) -> Checkpoint | None:
+    """The newest signed checkpoint (None before the first): what the witness publishes."""
+    query = select(CHECKPOINT).order_by(CHECKPOINT.c.seq.desc()).limit(1)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(query).first()
+    except SQLAlchemyError as exc:
+        raise AuditError(f"cannot read the audit checkpoints: {exc}") from exc
+    return None if row is None else _checkpoint(row)
 
 
 def search(

@@ -10,6 +10,9 @@ a break there means footage missing at the source, which the export states rathe
 Each entry also lists the segment's media as the catalog probed it at ingest (video codec,
 profile, size, frame rate; audio codec, sample rate, channels; `{}` when unknown), so a
 recipient knows what player the footage needs before opening it.
+The manifest also carries the audit log's newest signed checkpoint at export time
+(`audit_checkpoint`, see controller/audit/witness.py): every recipient holds a witness, so
+the controller's audit log can later be shown to still contain it (`verify-audit --witness`).
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class ExportInfo:
     requested_by: str
     organisation: str
     created_at_us: int
+    # The audit witness (controller.audit.witness.witness_dict); None: no checkpoint yet.
+    audit_checkpoint: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +181,8 @@ def build_manifest(
         "segments": entries,
         "chain_head": link,
     }
+    if info.audit_checkpoint is not None:
+        doc["audit_checkpoint"] = dict(info.audit_checkpoint)
     return json.dumps(doc, ensure_ascii=False, sort_keys=True, indent=1).encode("utf-8") + b"\n"
 
 

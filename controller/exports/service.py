@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from controller.audit.publisher import current_witness
 from controller.exports.bundle import ExportError, write_export
 from controller.exports.manifest import ExportInfo, ExportSegment, media_facts
 from controller.grants.access import AccessRequest
@@ -77,6 +78,7 @@ class ExportService:
             requested_by=presenter.user_id if presenter else "",
             organisation=presenter.org_id if presenter else leaf.holder_org,
             created_at_us=self.grants.clock.now_us(),
+            audit_checkpoint=current_witness(self.grants.audit),
         )
         out = out_dir / f"vigil-export-{export_id}.tar"
         facts = self._media([s.segment_id for s in chosen])

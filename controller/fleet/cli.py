@@ -1,8 +1,12 @@
 """`vigil-controller mqtt-tail`: the fleet's MQTT traffic, decoded, one line per message.
 
 For operators used to `mosquitto_sub -v`: same idea, but protobuf payloads are printed as
-JSON, commands show their correlation id, and malformed payloads are flagged instead of
-printed as binary noise.
+JSON, commands show their correlation id, audit witness checkpoints are shown as such, and
+malformed payloads are flagged instead of printed as binary noise.
+
+It logs in with an operator account (`mqtt-account --operator NAME` makes `vigil-op-NAME`,
+read-only on `vigil/v1/#`), never the controller's: the broker binds the client id to the
+account, so a second connection with the controller's account would replace the controller's.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from google.protobuf.json_format import MessageToDict
 
+from controller.audit.witness import WitnessError, parse_witness, witness_payload
+from controller.broker import AUDIT_WITNESS_TOPIC, CONTROLLER_USER
 from controller.fleet.decode import Decoded, decode, decode_controller_state
 from controller.fleet.mqtt import MqttSettings, make_client
 from controller.fleet.topics import CONTROLLER_STATE_TOPIC, TAIL_SUBSCRIPTION
@@ -28,14 +34,23 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="give a device an account on the managed broker (writes its password file)",
     )
     acc.add_argument("--data-dir", required=True, help="the controller's data dir")
-    acc.add_argument("--device-id", required=True)
-    acc.add_argument("--out", required=True, help="file to write the device's password to")
+    who = acc.add_mutually_exclusive_group(required=True)
+    who.add_argument("--device-id", help="a device's account (its device id)")
+    who.add_argument(
+        "--operator",
+        metavar="NAME",
+        help="a read-only operator account vigil-op-NAME (mqtt-tail, the audit witness)",
+    )
+    acc.add_argument("--out", required=True, help="file to write the account's password to")
     acc.set_defaults(func=run_mqtt_account)
-    """Add this concern's subcommands to `vigil-controller`."""
     p = sub.add_parser("mqtt-tail", help="print the fleet's MQTT messages, decoded")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=1883)
-    p.add_argument("--username", default="vigil-controller")
+    p.add_argument(
+        "--username",
+        required=True,
+        help="an operator account (mqtt-account --operator NAME), never the controller's",
+    )
     p.add_argument("--password-file", type=Path, help="file holding the broker password")
     p.add_argument("--ca-cert", default="", help="CA certificate for a TLS listener")
     p.add_argument("--topic", default=TAIL_SUBSCRIPTION, help="subscription (default: all)")
@@ -47,6 +62,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def format_message(topic: str, payload: bytes, correlation: bytes | None, retained: bool) -> str:
     """One printable line: topic, then the decoded payload as compact JSON."""
     flags = " (retained)" if retained else ""
+    if topic == AUDIT_WITNESS_TOPIC:
+        try:
+            cp = parse_witness(payload)
+        except WitnessError as exc:
+            return f"{topic}{flags} MALFORMED {exc}"
+        return f"{topic}{flags} {witness_payload(cp).decode('utf-8')}"
     if topic == CONTROLLER_STATE_TOPIC:
         state = decode_controller_state(payload)
         if state is None:
@@ -63,6 +84,14 @@ def format_message(topic: str, payload: bytes, correlation: bytes | None, retain
 
 
 def run_tail(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    if args.username == CONTROLLER_USER:
+        print(  # noqa: T201
+            f"mqtt-tail: {CONTROLLER_USER} is the controller's own account; with it this "
+            "connection would replace the controller's. Use an operator account: "
+            "vigil-controller mqtt-account --data-dir D --operator NAME --out F",
+            file=sys.stderr,
+        )
+        return 2
     password = ""
     if args.password_file is not None:
         try:
@@ -77,7 +106,9 @@ def run_tail(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         password=password,
         ca_cert=args.ca_cert,
     )
-    client = make_client(settings, client_id=f"vigil-tail-{threading.get_native_id()}")
+    # A binding broker uses the account as client id anyway; elsewhere a unique id keeps two
+    # tails of one operator from replacing each other.
+    client = make_client(settings, client_id=f"{args.username}-tail-{threading.get_native_id()}")
     done = threading.Event()
     seen = 0
     refused = False
@@ -116,24 +147,39 @@ def run_tail(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
 
 
 def run_mqtt_account(args: argparse.Namespace) -> int:
-    """Add (or replace) a device account in the managed broker's password file, hand the
-    password to the installer in a 0600 file, and make a running broker re-read its accounts."""
+    """Add (or replace) a device's or an operator's account in the managed broker's password
+    file, hand the password over in a 0600 file, and make a running broker re-read its
+    accounts (and, for an operator, the ACL that makes the account read-only)."""
     import os
     import secrets
 
-    from controller.broker import BrokerError, add_account, check_account_name, signal_reload
+    from controller.broker import (
+        BrokerError,
+        add_account,
+        add_role,
+        check_device_account_name,
+        operator_account,
+        rewrite_acl,
+        signal_reload,
+    )
 
+    broker_dir = Path(args.data_dir) / "mosquitto"
+    operator = args.operator is not None
     try:
-        check_account_name(args.device_id)
+        account = operator_account(args.operator) if operator else args.device_id
+        if not operator:
+            check_device_account_name(account)
     except (BrokerError, ValueError) as exc:
         sys.stderr.write(f"mqtt-account: {exc}\n")
         return 2
-    broker_dir = Path(args.data_dir) / "mosquitto"
-    broker_dir.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(24)
     try:
-        add_account(broker_dir / "passwd", args.device_id, password)
-    except BrokerError as exc:
+        broker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if operator:
+            add_role(broker_dir, account, "operator")
+            rewrite_acl(broker_dir)
+        add_account(broker_dir / "passwd", account, password, reserved_ok=operator)
+    except (BrokerError, OSError) as exc:
         sys.stderr.write(f"mqtt-account: {exc}\n")
         return 1
     out = Path(args.out)
@@ -142,8 +188,8 @@ def run_mqtt_account(args: argparse.Namespace) -> int:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(password + "\n")
     reloaded = signal_reload(broker_dir)
+    kind = "operator account (read-only)" if operator else "account"
     sys.stdout.write(
-        f"account {args.device_id} added; password in {out}"
-        + ("; broker reloaded\n" if reloaded else "\n")
+        f"{kind} {account} added; password in {out}" + ("; broker reloaded\n" if reloaded else "\n")
     )
     return 0

@@ -48,27 +48,23 @@ class FleetComponent:
         directory: DeviceDirectory,
         options: FleetOptions | None = None,
     ) -> None:
-        self._mqtt = mqtt
-        self._data_dir = data_dir
-        self._clock = clock
-        self._directory = directory
-        self._options = options or FleetOptions()
         self.broker: ManagedBroker | None = None
-        self.service: FleetService | None = None
+        settings = self._settings(mqtt, data_dir)
+        # Built now, started in start(): the API and the scheduler hold it from the start.
+        self.service = FleetService(settings, clock, directory, options or FleetOptions())
 
-    def _settings(self) -> MqttSettings:
-        m = self._mqtt
+    def _settings(self, m: MqttLike, data_dir: Path) -> MqttSettings:
+        """The managed broker (not started yet) and its generated password when no host is
+        configured; else the configured broker, its password read from `password_file`."""
         if not m.host:
             password = secrets.token_urlsafe(24)
             self.broker = ManagedBroker(
                 BrokerSettings(
-                    data_dir=self._data_dir / "mosquitto",
+                    data_dir=data_dir / "mosquitto",
                     port=m.port,
                     accounts={CONTROLLER_USER: password},
                 )
             )
-            self.broker.start()
-            log.info("fleet: started a managed Mosquitto on 127.0.0.1:%d", m.port)
             return MqttSettings("127.0.0.1", m.port, CONTROLLER_USER, password)
         password = ""
         if m.password_file:
@@ -77,9 +73,16 @@ class FleetComponent:
         return MqttSettings(m.host, m.port, user, password, m.ca_cert, client_id=user)
 
     def start(self) -> None:
-        settings = self._settings()
-        self.service = FleetService(settings, self._clock, self._directory, self._options)
+        if self.broker is not None:
+            self.broker.start()
+            log.info("fleet: started a managed Mosquitto on 127.0.0.1:%d", self.broker.settings.port)
         self.service.start()
+
+    def publish_retained(self, topic: str, payload: bytes) -> bool:
+        """Publish a retained QoS 1 message on the controller's connection (the audit
+        witness uses this); False when the fleet is not connected (retried next time)."""
+        service = self.service
+        return service is not None and service.publish_retained(topic, payload)
 
     def add_device_account(self, device_id: str, password: str) -> None:
         """Provision a device on the managed broker (the demo and enrolment use this)."""
@@ -88,9 +91,6 @@ class FleetComponent:
         self.broker.add_account(device_id, password)
 
     def stop(self) -> None:
-        if self.service is not None:
-            self.service.stop()
-            self.service = None
+        self.service.stop()
         if self.broker is not None:
             self.broker.stop()
-            self.broker = None

@@ -158,6 +158,13 @@ class FleetService:
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 
+    def publish_retained(self, topic: str, payload: bytes) -> bool:
+        """Queue a retained QoS 1 message (the audit witness); False when not connected."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        return client.publish(topic, payload, qos=1, retain=True).rc == mqtt.MQTT_ERR_SUCCESS
+
     # ---- paho callbacks (network thread) ---------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:

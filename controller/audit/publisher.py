@@ -1,0 +1,119 @@
+"""Periodic signed checkpoints, each published to the MQTT witness topic (retained).
+
+Every `interval_s` (`[audit] checkpoint_interval_s`, default 60 s) the controller signs the
+head of the audit chain when it grew since the last checkpoint, then publishes the newest
+checkpoint (its own, or one another replica or the every-64-entries rule made) retained on
+`vigil/v1/city/audit/checkpoint`. Publishing the newest one on every tick, changed or not,
+re-creates the retained message after a broker restart (the managed broker keeps nothing on
+disk). A stop signs and publishes a last checkpoint, so a clean shutdown leaves nothing
+uncovered. A failing tick is logged and retried at the next one: the controller never stops
+for the witness.
+
+`audit_witness(controller)` builds it for `vigil-controller serve` (the assembly lists it after
+the fleet component, whose MQTT connection it publishes through).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from controller.audit.chain import Checkpoint
+from controller.audit.log import AuditError, AuditLog
+from controller.audit.witness import witness_dict, witness_payload
+from controller.broker import AUDIT_WITNESS_TOPIC
+
+if TYPE_CHECKING:
+    from controller.app import Component, Controller
+
+log = logging.getLogger("vigil.audit.witness")
+
+Publish = Callable[[str, bytes], bool]  # (topic, payload) -> queued for the broker
+
+
+class CheckpointWitness:
+    """start()/stop() component: sign checkpoints on a timer and publish the newest."""
+
+    def __init__(self, audit: AuditLog, publish: Publish | None, interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be > 0")
+        self._audit = audit
+        self._publish = publish
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_published: Checkpoint | None = None
+
+    def run_once(self) -> Checkpoint | None:
+        """Sign the head if the chain grew, publish the newest checkpoint; return it."""
+        made = self._audit.checkpoint()
+        newest = made or self._audit.latest_checkpoint()
+        if made is not None:
+            log.info("audit checkpoint signed at entry %d", made.seq)
+        if newest is not None and self._publish is not None:
+            if self._publish(AUDIT_WITNESS_TOPIC, witness_payload(newest)):
+                self.last_published = newest
+        return newest
+
+    def _tick(self) -> None:
+        try:
+            self.run_once()
+        except AuditError as exc:
+            log.warning("audit checkpoint failed (retrying in %.0f s): %s", self._interval, exc)
+        except Exception:
+            log.exception("audit witness tick failed; will retry")
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._tick()
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="audit-witness", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._tick()  # the last entries before a clean stop are covered and witnessed
+
+
+def current_witness(audit: AuditLog) -> dict[str, Any] | None:
+    """The checkpoint an export manifest carries: the head signed now if the chain grew,
+    else the newest one (None before the first entry). AuditError stops the export."""
+    newest = audit.checkpoint() or audit.latest_checkpoint()
+    return None if newest is None else witness_dict(newest)
+
+
+class _Disabled:
+    """Stands in when the controller has no evidence key (nothing can be signed)."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def audit_witness(controller: Controller) -> Component:
+    """The checkpoint witness for `serve`: publishes through the fleet component listed
+    before it (none: checkpoints are still signed, and exports still carry them)."""
+    from controller.fleet.component import FleetComponent
+    from controller.grants.keys import KeyFileError, load_keys
+
+    config = controller.config
+    try:
+        keys = load_keys(config.data_path)
+    except KeyFileError as exc:
+        log.warning("audit witness off: %s", exc)
+        return _Disabled()
+    publish: Publish | None = None
+    for component in controller.components:
+        if isinstance(component, FleetComponent):
+            publish = component.publish_retained
+    audit = AuditLog(controller.engine, controller.clock, keys.evidence)
+    return CheckpointWitness(audit, publish, config.audit.checkpoint_interval_s)
