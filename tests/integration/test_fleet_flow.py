@@ -211,7 +211,10 @@ def test_malformed_command_gets_error_ack(mosquitto: Broker, fleet: FleetService
     reporter = start_reporter(mosquitto, "nvr-6")
     try:
         wait_online(fleet, "nvr-6")
-        controller = RawDevice(mosquitto, CONTROLLER_USER, mosquitto.controller_password, "ctl-raw")
+        # Its own account with the controller's rights: with the controller's account (client
+        # id bound to it) this client and the running fleet service would replace each other.
+        mosquitto.managed.add_account("vigil-test-commander", "commander-pw", role="controller")
+        controller = RawDevice(mosquitto, "vigil-test-commander", "commander-pw", "ctl-raw")
         controller.client.subscribe(f"vigil/v1/{COUNTY}/{SITE}/nvr-6/cmd_ack", qos=1)
         controller.connect()
         controller.client.subscribe(f"vigil/v1/{COUNTY}/{SITE}/nvr-6/cmd_ack", qos=1)
@@ -222,6 +225,8 @@ def test_malformed_command_gets_error_ack(mosquitto: Broker, fleet: FleetService
         ack = fleet_pb2.CommandAck.FromString(bytes(controller.received[0].payload))
         assert not ack.ok and "malformed command payload" in ack.error
         assert reporter.connected()
+        # Neither connection replaced the other.
+        assert controller.client.is_connected() and fleet.wait_connected(0)
         controller.close()
     finally:
         reporter.stop()

@@ -118,7 +118,9 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_mqtt_tail_prints_decoded_messages(mosquitto: Broker, tmp_path: Path) -> None:
-    secret = mosquitto.password_file_for("controller", mosquitto.controller_password)
+    # An operator's read-only account: the controller's would replace its own connection.
+    mosquitto.managed.add_account("vigil-op-tail", "op-tail-pw", role="operator")
+    secret = mosquitto.password_file_for("operator", "op-tail-pw")
     dev = RawDevice(mosquitto, "tail-1", mosquitto.add_device("tail-1")).connect()
     # Two retained messages wait for the tail; then a malformed event arrives live.
     state = fleet_pb2.DeviceState(device_id="tail-1", online=True, session=77)
@@ -134,6 +136,8 @@ def test_mqtt_tail_prints_decoded_messages(mosquitto: Broker, tmp_path: Path) ->
             "mqtt-tail",
             "--port",
             str(mosquitto.port),
+            "--username",
+            "vigil-op-tail",
             "--password-file",
             str(secret),
             "--topic",
@@ -179,6 +183,8 @@ def test_mqtt_tail_wrong_password_fails(mosquitto: Broker) -> None:
             "mqtt-tail",
             "--port",
             str(mosquitto.port),
+            "--username",
+            "vigil-op-nobody",
             "--password-file",
             str(secret),
         ],
