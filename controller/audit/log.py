@@ -198,6 +198,9 @@ class AuditLog:
     def latest_checkpoint(self) -> Checkpoint | None:
         return latest_checkpoint(self._engine)
 
+    def checkpoint_at(self, seq: int) -> Checkpoint | None:
+        return latest_checkpoint(self._engine, at_seq=seq)
+
     def verify(self, public_raw: bytes, anchor: Checkpoint | None = None) -> AuditReport:
         return verify_log(self.entries(), self.checkpoints(), public_raw, anchor)
 
@@ -227,9 +230,12 @@ def read_checkpoints(engine: Engine) -> list[Checkpoint]:
         raise AuditError(f"cannot read the audit checkpoints: {exc}") from exc
 
 
-def latest_checkpoint(engine: Engine) -> Checkpoint | None:
-    """The newest signed checkpoint (None before the first): what the witness publishes."""
+def latest_checkpoint(engine: Engine, at_seq: int | None = None) -> Checkpoint | None:
+    """The newest signed checkpoint (None before the first): what the witness publishes;
+    with `at_seq`, the checkpoint at exactly that entry (None if there is none)."""
     query = select(CHECKPOINT).order_by(CHECKPOINT.c.seq.desc()).limit(1)
+    if at_seq is not None:
+        query = select(CHECKPOINT).where(CHECKPOINT.c.seq == at_seq)
     try:
         with engine.connect() as conn:
             row = conn.execute(query).first()

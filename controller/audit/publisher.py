@@ -9,8 +9,9 @@ disk). A stop signs and publishes a last checkpoint, so a clean shutdown leaves 
 uncovered. A failing tick is logged and retried at the next one: the controller never stops
 for the witness.
 
-`audit_witness(controller)` builds it for `vigil-controller serve` (the assembly lists it after
-the fleet component, whose MQTT connection it publishes through).
+`build_audit_witness(config, engine, clock, publish)` builds it for `vigil-controller serve`
+(after the fleet component, whose `publish_retained` it publishes through);
+`audit_witness(controller)` does so for a built `Controller`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from controller.audit.chain import Checkpoint
 from controller.audit.log import AuditError, AuditLog
@@ -26,7 +27,11 @@ from controller.audit.witness import witness_dict, witness_payload
 from controller.broker import AUDIT_WITNESS_TOPIC
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from controller.app import Component, Controller
+    from controller.clock import Clock
+    from controller.config import ControllerConfig
 
 log = logging.getLogger("vigil.audit.witness")
 
@@ -45,13 +50,30 @@ class CheckpointWitness:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_published: Checkpoint | None = None
+        self.cut: str | None = None  # why the log is known to have been cut (sticky)
 
     def run_once(self) -> Checkpoint | None:
-        """Sign the head if the chain grew, publish the newest checkpoint; return it."""
+        """Sign the head if the chain grew, publish the newest checkpoint; return it.
+
+        If the log no longer holds the checkpoint published last (someone cut or rewrote it
+        under the running controller), that is logged as an error at every tick and the last
+        good checkpoint stays the published witness: the cut log's own checkpoints would
+        otherwise replace the evidence of the cut."""
         made = self._audit.checkpoint()
         newest = made or self._audit.latest_checkpoint()
         if made is not None:
             log.info("audit checkpoint signed at entry %d", made.seq)
+        last = self.last_published
+        if self.cut is None and last is not None and newest != last:
+            if self._audit.checkpoint_at(last.seq) != last:
+                self.cut = (
+                    f"the audit log no longer contains the checkpoint at entry {last.seq} "
+                    f"published earlier (newest now: {newest.seq if newest else 'none'}): "
+                    "it was cut or rewritten"
+                )
+        if self.cut is not None:
+            log.error("%s; the witness keeps the last good checkpoint", self.cut)
+            newest = last
         if newest is not None and self._publish is not None:
             if self._publish(AUDIT_WITNESS_TOPIC, witness_payload(newest)):
                 self.last_published = newest
