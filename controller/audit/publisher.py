@@ -9,9 +9,8 @@ disk). A stop signs and publishes a last checkpoint, so a clean shutdown leaves 
 uncovered. A failing tick is logged and retried at the next one: the controller never stops
 for the witness.
 
-`build_audit_witness(config, engine, clock, publish)` builds it for `vigil-controller serve`
-(after the fleet component, whose `publish_retained` it publishes through);
-`audit_witness(controller)` does so for a built `Controller`.
+`controller.components.audit_witness` builds it for `vigil-controller serve`, publishing
+through the fleet component's `publish_retained` (started after the fleet, stopped before it).
 """
 
 from __future__ import annotations
@@ -25,13 +24,6 @@ from controller.audit.chain import Checkpoint
 from controller.audit.log import AuditError, AuditLog
 from controller.audit.witness import witness_dict, witness_payload
 from controller.broker import AUDIT_WITNESS_TOPIC
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-    from controller.app import Component, Controller
-    from controller.clock import Clock
-    from controller.config import ControllerConfig
 
 log = logging.getLogger("vigil.audit.witness")
 
@@ -109,33 +101,3 @@ def current_witness(audit: AuditLog) -> dict[str, Any] | None:
     else the newest one (None before the first entry). AuditError stops the export."""
     newest = audit.checkpoint() or audit.latest_checkpoint()
     return None if newest is None else witness_dict(newest)
-
-
-class _Disabled:
-    """Stands in when the controller has no evidence key (nothing can be signed)."""
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-
-def audit_witness(controller: Controller) -> Component:
-    """The checkpoint witness for `serve`: publishes through the fleet component listed
-    before it (none: checkpoints are still signed, and exports still carry them)."""
-    from controller.fleet.component import FleetComponent
-    from controller.grants.keys import KeyFileError, load_keys
-
-    config = controller.config
-    try:
-        keys = load_keys(config.data_path)
-    except KeyFileError as exc:
-        log.warning("audit witness off: %s", exc)
-        return _Disabled()
-    publish: Publish | None = None
-    for component in controller.components:
-        if isinstance(component, FleetComponent):
-            publish = component.publish_retained
-    audit = AuditLog(controller.engine, controller.clock, keys.evidence)
-    return CheckpointWitness(audit, publish, config.audit.checkpoint_interval_s)
