@@ -42,6 +42,7 @@ from edge_agent.sources.nal import (
 from .audio_lane import AudioLane
 from .sink import SegmentSink, clean_reason, describe_error
 from .tscontinuity import continue_counters
+from .wobble import nudge
 
 __all__ = ["SegmentSink", "SegmentWriter", "clean_reason"]
 
@@ -134,6 +135,8 @@ class SegmentWriter:
         self._param_sets = parameter_sets(self._codec, stream.codec_context.extradata)
         self._offset_us = self._offset_tb = 0
         self._lift_tb, self._lift_us = None, 0
+        self._prev_dts: int | None = None  # the last video dts written, after any shift
+        self._nudge = 0  # ticks taking the camera's timestamp wobble out (see wobble.py)
         self._last_video_us = None
         self._audio.begin(audio)
         self._state = segmenter.begin(
@@ -177,14 +180,25 @@ class SegmentWriter:
             self._offset_us = decision.offset_us
             num, den = self._tb
             self._offset_tb = round(decision.offset_us * den / num)
+            prev, dts = self._prev_dts, packet.dts
+            if prev is not None and dts is not None:
+                # Exactly one frame after the last one, in stream ticks: the segmenter's
+                # microseconds can be a tick off, and a tick makes two frames collide.
+                step = packet.duration or round(state.frame_us * den / num)
+                self._offset_tb = prev + step - dts - (self._lift_tb or 0)
         if self._lift_tb is None:
             num, den = self._tb
             self._lift_tb = max(0, -(packet.dts or 0))
             self._lift_us = self._audio.lift_us = self._lift_tb * num // den
         shift = self._offset_tb + self._lift_tb
+        if packet.dts is not None:
+            step = packet.duration or round(state.frame_us * self._tb[1] / self._tb[0])
+            self._nudge = nudge(self._prev_dts, packet.dts + shift, step, self._nudge)
+            shift += self._nudge
         if shift:
             packet.pts = None if packet.pts is None else packet.pts + shift
             packet.dts = None if packet.dts is None else packet.dts + shift
+        self._prev_dts = packet.dts
         self._state = state
         # Gaps before the segment they precede: a crash between the two then leaves a gap
         # that the next run continues from, never a hole that nothing accounts for.
