@@ -200,3 +200,25 @@ def test_operator_accounts_live_under_the_reserved_prefix() -> None:
     assert operator_account("vigil-op-bob") == "vigil-op-bob"
     with pytest.raises(BrokerError):
         operator_account("a b")
+
+
+def test_mqtt_tail_shows_witness_checkpoints_and_flags_junk() -> None:
+    from controller.fleet.cli import format_message
+
+    _entries, cps = build(4)
+    line = format_message(AUDIT_WITNESS_TOPIC, witness_payload(cps[0]), None, True)
+    assert line.startswith(AUDIT_WITNESS_TOPIC + " (retained) {") and '"seq":4' in line
+    junk = format_message(AUDIT_WITNESS_TOPIC, b"\x00junk", None, False)
+    assert junk == f"{AUDIT_WITNESS_TOPIC} MALFORMED the witness is not JSON"
+
+
+def test_the_checkpoint_interval_is_configured_and_bounded() -> None:
+    from controller.config import ConfigError, parse_config
+
+    assert parse_config("", "t").audit.checkpoint_interval_s == 60.0
+    assert parse_config("[audit]\ncheckpoint_interval_s = 5", "t").audit.checkpoint_interval_s == 5
+    for bad in ("0", "0.1", "-1", "100000"):
+        with pytest.raises(ConfigError, match="audit.checkpoint_interval_s"):
+            parse_config(f"[audit]\ncheckpoint_interval_s = {bad}", "t")
+    with pytest.raises(ConfigError, match="audit"):
+        parse_config("[audit]\ninterval = 5", "t")
