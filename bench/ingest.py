@@ -67,8 +67,9 @@ class Creds:
 
 def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
     """Child process: run one server until the parent closes the pipe."""
-    from controller.app import build_controller, load_tls
+    from controller.assembly import build_controller
     from controller.clock import SystemClock
+    from controller.components import load_tls
     from controller.config import ControllerConfig
     from controller.ingest.server import build_server
     from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc

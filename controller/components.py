@@ -1,27 +1,145 @@
-"""Factories for the components `vigil-controller serve` runs besides ingest.
+"""Builders of the parts every `vigil-controller serve` may run besides the HTTP API and the
+scheduler (those build in `controller.api.wiring` and `controller.scheduler.wiring`).
 
-Each takes the built `Controller` (its config, clock and catalog) and returns an object with
-start()/stop(); `controller.app.default_components` lists them. Kept apart from `app.py` so
-adding a concern means adding a factory here, not editing the core wiring.
+Each builder takes the `Core` and exactly the other parts it needs, and returns objects with
+start()/stop(); none starts anything or looks for another part. `controller.assembly` calls
+them in order. `load_tls` is also what `serve --check-config` runs.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from controller.api.wiring import http_component as http
+import grpc
+
+from controller.audit.log import AuditLog
+from controller.audit.publisher import CheckpointWitness, Publish
 from controller.catalog import Catalog
 from controller.clock import Clock
+from controller.config import ControllerConfig
 from controller.fleet.alerts import AlertRules
 from controller.fleet.component import FleetComponent
 from controller.fleet.service import FleetOptions
+from controller.grants.keys import KeyFileError, load_keys
+from controller.ingest.fairness import Shares
+from controller.ingest.grpc_service import IngestServicer, mtls_credentials
+from controller.ingest.rules import Limits
+from controller.ingest.server import Registration, build_server
+from controller.ingest.service import IngestService
+from controller.ingest.slots import UploadSlots
+from controller.ingest.staging import Staging
+from controller.pki.certs import PkiError, load_cert, load_key
 from controller.retention import sweep_retention
+from controller.runtime import Core, PeriodicTask, StartupError
 from controller.storage import ObjectStore
+from protos.vigil.v1 import ingest_pb2_grpc
 
-if TYPE_CHECKING:
-    from controller.app import Controller
+log = logging.getLogger("vigil.controller")
+retention_log = logging.getLogger("vigil.controller.retention")
+
+HOUSEKEEPING_INTERVAL_S = 10.0
+
+
+def limits_from(config: ControllerConfig) -> Limits:
+    ing = config.ingest
+    return Limits(
+        max_segment_bytes=ing.max_segment_bytes,
+        max_chunk_bytes=ing.max_chunk_bytes,
+        max_duration_us=int(ing.max_duration_s * 1_000_000),
+        max_future_us=int(ing.max_future_s * 1_000_000),
+    )
+
+
+def shares_from(config: ControllerConfig) -> Shares:
+    ing = config.ingest
+    return Shares(
+        pool=ing.max_concurrent_uploads,
+        per_device=ing.max_uploads_per_device,
+        reserve=ing.reserved_upload_slots,
+        stall_s=ing.stall_timeout_s,
+        staging_bytes=ing.staging_budget(),
+        staging_entries=ing.max_staged_uploads_per_device,
+    )
+
+
+def load_tls(config: ControllerConfig) -> grpc.ServerCredentials:
+    """Server credentials requiring client certificates from the city CA (files checked)."""
+    cert_path, key_path, ca_path = config.tls_paths()
+    try:
+        cert, key, ca = cert_path.read_bytes(), key_path.read_bytes(), ca_path.read_bytes()
+        load_cert(cert)
+        load_cert(ca)
+        load_key(key)
+    except FileNotFoundError as exc:
+        raise StartupError(
+            f"TLS file {exc.filename} is missing: run `vigil-controller init --data-dir "
+            f"{config.data_dir}` (or set grpc.server_cert/server_key/ca_cert)"
+        ) from exc
+    except (OSError, PkiError) as exc:
+        raise StartupError(f"TLS files unusable: {exc}") from exc
+    return mtls_credentials(cert, key, ca)
+
+
+@dataclass(frozen=True, slots=True)
+class Ingest:
+    """The mutual-TLS gRPC server (bound, not started) with ingest and any other services,
+    and the housekeeping that cancels idle streams and removes stale staging."""
+
+    service: IngestService
+    server: grpc.Server
+    port: int
+    housekeeping: PeriodicTask
+
+
+def housekeeping(service: IngestService, idle_timeout_s: float, staging_ttl_s: float) -> None:
+    """One housekeeping run: cancel upload streams idle too long, remove stale staging."""
+    reaped = service.slots.reap_idle(idle_timeout_s)
+    if reaped:
+        log.warning("cancelled %d upload stream(s) idle for over %.0f s", reaped, idle_timeout_s)
+    removed = service.recover(staging_ttl_s)
+    if removed:
+        log.info("removed %d stale staged upload(s)", removed)
+
+
+def ingest(
+    core: Core, credentials: grpc.ServerCredentials, services: Sequence[Registration] = ()
+) -> Ingest:
+    """Ingest on `grpc.listen`; `services` join the same server (e.g. AgentControl)."""
+    config = core.config
+    slots = UploadSlots(config.ingest.max_concurrent_uploads, core.clock, shares_from(config))
+    service = IngestService(
+        core.catalog,
+        core.store,
+        Staging(config.staging_dir()),
+        limits_from(config),
+        core.clock,
+        slots,
+    )
+    servicer = IngestServicer(service)
+    registrations: list[Registration] = [
+        lambda s: ingest_pb2_grpc.add_IngestServicer_to_server(servicer, s),
+        *services,
+    ]
+    try:
+        server, port = build_server(
+            registrations,
+            config.grpc.listen,
+            credentials,
+            config.grpc.max_workers,
+            config.grpc.max_message_bytes,
+        )
+    except OSError as exc:
+        raise StartupError(str(exc)) from exc
+    idle, ttl = config.ingest.idle_timeout_s, config.ingest.staging_ttl_s
+    task = PeriodicTask(
+        "ingest-housekeeping",
+        HOUSEKEEPING_INTERVAL_S,
+        lambda: housekeeping(service, idle, ttl),
+        run_at_start=True,
+    )
+    return Ingest(service, server, port, task)
 
 
 class CatalogDirectory:
@@ -41,48 +159,42 @@ class CatalogDirectory:
         return (device.county, device.site)
 
 
-__all__ = ["CatalogDirectory", "RetentionSweeper", "fleet", "http", "retention"]
-
-log = logging.getLogger("vigil.controller.retention")
-
-
-def fleet(controller: Controller) -> FleetComponent:
+def fleet(core: Core) -> FleetComponent:
     """MQTT fleet health and commands (a managed Mosquitto when no broker is configured)."""
-    rules = controller.config.fleet
-    return FleetComponent(
-        controller.config.mqtt,
-        controller.config.data_path,
-        controller.clock,
-        CatalogDirectory(controller.catalog),
-        FleetOptions(
-            rules=AlertRules(
-                clock_skew_s=rules.clock_skew_s,
-                startup_grace_s=rules.startup_grace_s,
-                frame_age_s=rules.frame_age_s,
-            )
-        ),
-    )
+    config = core.config
+    rules = config.fleet
+    try:
+        return FleetComponent(
+            config.mqtt,
+            config.data_path,
+            core.clock,
+            CatalogDirectory(core.catalog),
+            FleetOptions(
+                rules=AlertRules(
+                    clock_skew_s=rules.clock_skew_s,
+                    startup_grace_s=rules.startup_grace_s,
+                    frame_age_s=rules.frame_age_s,
+                )
+            ),
+        )
+    except OSError as exc:
+        raise StartupError(f"mqtt.password_file: {exc}") from exc
 
 
-class RetentionSweeper:
-    """Runs the cloud retention sweep every `interval_s` in a background thread.
+class RetentionSweep:
+    """One cloud retention sweep, logged. The sweep itself never raises for store or database
+    trouble (it reports it), so one bad run only delays deletions to the next; a crash
+    mid-sweep is finished by the next run."""
 
-    The sweep itself never raises for store or database trouble (it reports it), so one bad
-    run only delays deletions to the next; a crash mid-sweep is finished by the next run.
-    """
-
-    def __init__(self, catalog: Catalog, store: ObjectStore, clock: Clock, interval_s: float):
+    def __init__(self, catalog: Catalog, store: ObjectStore, clock: Clock) -> None:
         self._catalog = catalog
         self._store = store
         self._clock = clock
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def run_once(self) -> None:
+    def __call__(self) -> None:
         report = sweep_retention(self._catalog, self._store, self._clock)
         if report.deleted or report.errors:
-            log.info(
+            retention_log.info(
                 "retention sweep: deleted %d segment(s), %d bytes; %d error(s)%s",
                 len(report.deleted),
                 report.deleted_bytes,
@@ -90,28 +202,40 @@ class RetentionSweeper:
                 f": {report.errors[0]}" if report.errors else "",
             )
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("retention sweep failed; will retry next interval")
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="retention-sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-
-def retention(controller: Controller) -> RetentionSweeper:
+def retention(core: Core) -> PeriodicTask:
     """The periodic cloud retention sweep (per-camera policy, holds respected)."""
-    return RetentionSweeper(
-        controller.catalog,
-        controller.store,
-        controller.clock,
-        controller.config.retention.sweep_interval_s,
+    return PeriodicTask(
+        "retention-sweep",
+        core.config.retention.sweep_interval_s,
+        RetentionSweep(core.catalog, core.store, core.clock),
+        join_timeout_s=30.0,
     )
+
+
+def audit_witness(core: Core, publish: Publish | None) -> CheckpointWitness | None:
+    """The audit checkpoint witness, publishing through `publish` (the fleet's MQTT
+    connection; None: checkpoints are still signed, and exports still carry them). None
+    without an evidence key: nothing can be signed."""
+    try:
+        keys = load_keys(core.config.data_path)
+    except KeyFileError as exc:
+        log.warning("audit witness off: %s", exc)
+        return None
+    audit = AuditLog(core.engine, core.clock, keys.evidence)
+    return CheckpointWitness(audit, publish, core.config.audit.checkpoint_interval_s)
+
+
+__all__ = [
+    "audit_witness",
+    "CatalogDirectory",
+    "Ingest",
+    "RetentionSweep",
+    "fleet",
+    "housekeeping",
+    "ingest",
+    "limits_from",
+    "load_tls",
+    "retention",
+    "shares_from",
+]

@@ -53,8 +53,9 @@ def config_from_args(args: argparse.Namespace, listen: str | None = None) -> Con
 
 def check_config(config: ControllerConfig) -> list[str]:
     """Problems that would stop `serve`, found without opening a port or a database."""
-    from controller.app import StartupError, load_tls
     from controller.catalog import normalize_url
+    from controller.components import load_tls
+    from controller.runtime import StartupError
     from controller.storage import parse_store_url
 
     problems: list[str] = []
@@ -88,6 +89,6 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
         print(f"configuration ok: {config.describe()}")  # noqa: T201 - CLI output
         return 0
-    from controller.app import main
+    from controller.assembly import main
 
     return main(config)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 import uvicorn
 from fastapi import FastAPI
 
+from controller.runtime import PeriodicTask
+
 log = logging.getLogger("vigil.api")
 
 # Requests carry grant tokens (up to 64 KiB) in a header or the query string: let them reach
@@ -43,14 +45,13 @@ class HttpComponent:
         self.host = host
         self._requested_port = port
         self._periodic = list(periodic)
-        self._period_s = period_s
         self._start_timeout_s = start_timeout_s
         self._socket: socket.socket | None = None
         self._bound_port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self._ticker: threading.Thread | None = None
-        self._stop = threading.Event()
+        # The last run at stop: e.g. the last segment-fetch tallies into the audit log.
+        self._ticker = PeriodicTask("http-periodic", period_s, self._run_periodic, run_at_stop=True)
 
     @property
     def port(self) -> int:
@@ -97,7 +98,6 @@ class HttpComponent:
             self.stop()
             raise RuntimeError(f"HTTP server on {self.host}:{self.port} did not start")
         if self._periodic:
-            self._ticker = threading.Thread(target=self._tick, name="http-periodic", daemon=True)
             self._ticker.start()
         log.info("HTTP API, playback and console on %s/", self.base_url)
 
@@ -108,18 +108,11 @@ class HttpComponent:
             except Exception:
                 log.exception("periodic HTTP job %r failed; will retry", job)
 
-    def _tick(self) -> None:
-        while not self._stop.wait(self._period_s):
-            self._run_periodic()
-
     def stop(self) -> None:
-        self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-        if self._ticker is not None:
-            self._ticker.join(timeout=10)
-        self._run_periodic()  # e.g. the last segment-fetch tallies into the audit log
+        self._ticker.stop()  # joins the ticker if it ran, then runs the jobs a last time
         if self._socket is not None:
             self._socket.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Protocol
@@ -46,6 +45,7 @@ from controller.grants.policy import Policy, User
 from controller.grants.service import GrantService
 from controller.jobs import JobService
 from controller.playback.service import PlaybackService
+from controller.runtime import StartupError
 from controller.scheduler.leases import LinkDelivery
 from controller.scheduler.topology import Topology
 from controller.scheduler.upkeep import Snapshot
@@ -104,9 +104,7 @@ class ApiSettings:
 @dataclass
 class ApiDeps:
     """Everything the HTTP layer calls. `fleet` is None when the MQTT fleet view is not run;
-    `jobs` None answers footage requests with 503. The scheduler is `scheduler`, or else
-    whatever `scheduler_lookup` finds at request time (in `serve` the scheduler component
-    is built after the HTTP one), or None: scheduler views answer 503."""
+    `jobs` None answers footage requests with 503, `scheduler` None the scheduler views."""
 
     catalog: Catalog
     store: ObjectStore
@@ -126,12 +124,6 @@ class ApiDeps:
     segment_limiter: RefusalLimiter | None = None
     jobs: JobService | None = None
     scheduler: SchedulerView | None = None
-    scheduler_lookup: Callable[[], SchedulerView | None] | None = None
-
-    def current_scheduler(self) -> SchedulerView | None:
-        if self.scheduler is not None:
-            return self.scheduler
-        return self.scheduler_lookup() if self.scheduler_lookup is not None else None
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:
@@ -261,8 +253,6 @@ class HttpSettingsLike(Protocol):
 def settings_from_config(http: HttpSettingsLike) -> ApiSettings:
     """ApiSettings from `[http]` (the metrics token read from its file now, so a missing file
     stops start-up with its name rather than leaving /metrics open)."""
-    from controller.app import StartupError
-
     token = ""
     if http.metrics_token_file:
         try:

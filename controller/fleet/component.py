@@ -75,14 +75,15 @@ class FleetComponent:
     def start(self) -> None:
         if self.broker is not None:
             self.broker.start()
-            log.info("fleet: started a managed Mosquitto on 127.0.0.1:%d", self.broker.settings.port)
+            log.info(
+                "fleet: started a managed Mosquitto on 127.0.0.1:%d", self.broker.settings.port
+            )
         self.service.start()
 
     def publish_retained(self, topic: str, payload: bytes) -> bool:
         """Publish a retained QoS 1 message on the controller's connection (the audit
         witness uses this); False when the fleet is not connected (retried next time)."""
-        service = self.service
-        return service is not None and service.publish_retained(topic, payload)
+        return self.service.publish_retained(topic, payload)
 
     def add_device_account(self, device_id: str, password: str) -> None:
         """Provision a device on the managed broker (the demo and enrolment use this)."""

@@ -8,8 +8,7 @@ never issued NOT_FOUND. Anything unexpected is logged and answered INTERNAL.
 
 `Enroll` and `FetchConfig` belong to enrollment and provisioning: they are delegated to
 handlers given at construction, and answered UNIMPLEMENTED until someone wires them.
-The servicer is built before the controller (the server must know its services before it
-starts) and the SchedulerService attached afterwards; until then RPCs get UNAVAILABLE.
+A servicer built without a SchedulerService answers the scheduler's RPCs UNAVAILABLE.
 """
 
 from __future__ import annotations
@@ -49,9 +48,6 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         self._clock = clock or SystemClock()
         self._enroll = enroll
         self._fetch_config = fetch_config
-
-    def attach(self, service: SchedulerService) -> None:
-        self._service = service
 
     def _device(self, context: grpc.ServicerContext, named: str) -> str:
         device = device_from_auth(context.auth_context())

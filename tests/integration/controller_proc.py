@@ -35,7 +35,7 @@ from typing import Any
 
 import grpc
 
-from controller.app import Controller, build_controller
+from controller.assembly import Controller, build_controller
 from controller.catalog import Catalog, make_engine
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import grpc
 
-from controller.app import Controller, build_controller
+from controller.assembly import Controller, Parts, build_controller
 from controller.clock import SystemClock as ControllerClock
 from controller.jobs import JobService
+from controller.scheduler.grpc_service import AgentControlServicer
 from controller.scheduler.service import SchedulerOptions, SchedulerService
-from controller.scheduler.wiring import scheduler_wiring
 from edge_agent.clock import SystemClock
 from edge_agent.leases import LeaseClient, LeaseClientOptions, LeasedJobSource, LeasedUploader
 from edge_agent.model import AgentEvent
@@ -58,21 +58,22 @@ class Running:
 def scheduled_controller(
     data_dir: Path, options: SchedulerOptions = FAST, attach: bool = True
 ) -> Iterator[Running]:
-    """A started controller with AgentControl; `attach=False` leaves the scheduler out (its
-    RPCs answer UNAVAILABLE), like a controller that never leases anything."""
-    register, factory = scheduler_wiring(options)
-    made: list[SchedulerService] = []
-
-    def component(ctl: Controller) -> SchedulerService:
-        service = factory(ctl) if attach else SchedulerService(ctl.catalog, ctl.clock, options)
-        made.append(service)
-        return service
-
+    """A started controller with AgentControl; `attach=False` serves it without a scheduler
+    (its RPCs answer UNAVAILABLE), like a controller that never leases anything."""
     config = make_config(data_dir, 0)
-    controller = build_controller(config, ControllerClock(), [component], [register])
+    if attach:
+        controller = build_controller(config, ControllerClock(), Parts(scheduler=options))
+    else:
+        bare = AgentControlServicer()
+        controller = build_controller(
+            config,
+            ControllerClock(),
+            services=[lambda s: agent_control_pb2_grpc.add_AgentControlServicer_to_server(bare, s)],
+        )
+    scheduler = controller.scheduler or SchedulerService(controller.catalog, controller.clock)
     controller.start()
     try:
-        yield Running(controller, made[0])
+        yield Running(controller, scheduler)
     finally:
         controller.stop(grace_s=1.0)
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.api.wiring import ComponentFleet
 from controller.clock import ManualClock
 from controller.config import MqttConfig
 from controller.fleet.component import FleetComponent
@@ -256,12 +255,12 @@ def test_devices_and_alerts_from_the_catalog_and_the_fleet_view(api: ApiWorld) -
     )
     topic = device_topic("成县", "site-01", "dev-cx", "health")
     assert fleet.handle_message(topic, health.SerializeToString()) == "accepted"
-    # Wired as `vigil-controller serve` does: through the FleetComponent, whose service only
-    # exists once it has started.
+    # Wired as `vigil-controller serve` does: the FleetComponent's service, built (and given
+    # to the API) before the component starts.
     component = FleetComponent(MqttConfig(), api.world.data, api.clock, directory)
-    api.deps.fleet = ComponentFleet(component)
+    api.deps.fleet = component.service
     assert api.client.get("/api/v1/alerts", headers=api.auth(OFFICER)).json() == []
-    component.service = fleet
+    api.deps.fleet = fleet
     r = api.client.get("/api/v1/devices", headers=api.auth(OFFICER))
     (dev,) = r.json()
     assert dev["online"] is True and dev["cameras_connected"] == 1 and dev["alerts"] >= 1

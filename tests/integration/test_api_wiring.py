@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from controller.api.component import HttpComponent
-from controller.api.wiring import http_component
-from controller.app import StartupError, build_controller
+from controller.assembly import Parts, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.grants.keys import ensure_keys
+from controller.runtime import StartupError
 from tests.integration.controller_proc import prepare_data_dir
 
 
@@ -27,7 +27,7 @@ def config(data: Path, http: str = "127.0.0.1:0") -> ControllerConfig:
 def test_serves_with_the_controller_and_stops_with_it(tmp_path: Path) -> None:
     prepare_data_dir(tmp_path)
     ensure_keys(tmp_path)
-    controller = build_controller(config(tmp_path), SystemClock(), [http_component])
+    controller = build_controller(config(tmp_path), SystemClock(), Parts(http=True))
     controller.start()
     http = next(c for c in controller.components if isinstance(c, HttpComponent))
     try:
@@ -44,7 +44,7 @@ def test_serves_with_the_controller_and_stops_with_it(tmp_path: Path) -> None:
 def test_missing_sharing_keys_stop_start_up_with_the_fix(tmp_path: Path) -> None:
     prepare_data_dir(tmp_path)
     with pytest.raises(StartupError, match="vigil-controller keys"):
-        build_controller(config(tmp_path), SystemClock(), [http_component])
+        build_controller(config(tmp_path), SystemClock(), Parts(http=True))
 
 
 def test_a_port_in_use_is_a_clear_start_error(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_a_port_in_use_is_a_clear_start_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         controller = build_controller(
-            config(tmp_path, f"127.0.0.1:{port}"), SystemClock(), [http_component]
+            config(tmp_path, f"127.0.0.1:{port}"), SystemClock(), Parts(http=True)
         )
         try:
             with pytest.raises(OSError, match=f"HTTP 127.0.0.1:{port}"):

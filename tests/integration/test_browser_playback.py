@@ -24,8 +24,7 @@ import pytest
 
 from controller.api.component import HttpComponent
 from controller.api.deps import WEB_DIR
-from controller.api.wiring import http_component
-from controller.app import Controller, build_controller
+from controller.assembly import Controller, Parts, build_controller
 from controller.clock import SystemClock as ControllerClock
 from controller.config import ControllerConfig
 from controller.grants.keys import ensure_keys
@@ -78,7 +77,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
         }
     )
     clock = ControllerClock()
-    controller = build_controller(config, clock, [http_component])
+    controller = build_controller(config, clock, Parts(http=True))
     controller.start()
     cams = CamsimProcess.start(1, **{**TEST_DEFAULTS, "log_path": tmp / "camsim.log"})
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.app import build_controller
+from controller.assembly import build_controller
 from controller.clock import SystemClock as ControllerClock
 from controller.config import ControllerConfig
 from controller.storage import open_store

@@ -12,11 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.api.wiring import ComponentFleet
 from controller.catalog import SegmentRow
 from controller.clock import ManualClock
-from controller.config import MqttConfig
-from controller.fleet.component import FleetComponent
 from controller.fleet.directory import StaticDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetService
@@ -75,9 +72,7 @@ def test_camera_states_clock_offset_and_alert_levels(api: ApiWorld) -> None:
         ],
     )
     feed(fleet, "health", health)
-    component = FleetComponent(MqttConfig(), api.world.data, api.clock, directory)
-    component.service = fleet
-    api.deps.fleet = ComponentFleet(component)
+    api.deps.fleet = fleet
 
     detail = api.client.get("/api/v1/devices/dev-cx", headers=api.auth(OFFICER)).json()
     states = {c["camera_id"]: c for c in detail["camera_states"]}

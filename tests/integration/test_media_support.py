@@ -30,8 +30,7 @@ from av.video.stream import VideoStream
 
 from controller.api.component import HttpComponent
 from controller.api.deps import ApiDeps
-from controller.api.wiring import http_component
-from controller.app import Controller, build_controller
+from controller.assembly import Controller, Parts, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.alerts import Alert
@@ -362,8 +361,9 @@ def media_world(
         }
     )
     clock = SystemClock()
-    factory = (lambda c: http_component(c, fleet=EmptyFleet())) if fleet else http_component
-    controller = build_controller(config, clock, [factory])
+    controller = build_controller(config, clock, Parts(http=True))
+    if fleet and controller.http is not None:
+        controller.http.app.state.deps.fleet = EmptyFleet()
     controller.start()
     channel = device_channel(controller.grpc_port, dev)
     try:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from controller.catalog import Catalog, make_engine
 from controller.clock import ManualClock
-from controller.components import RetentionSweeper
+from controller.components import RetentionSweep
+from controller.runtime import PeriodicTask
 from controller.storage import LocalObjectStore
 from tests.integration.test_retention_sweep import NOW, add
 from tests.support import wait_until
@@ -21,7 +22,7 @@ def test_sweeper_deletes_expired_copies_on_its_interval(tmp_path: Path) -> None:
     catalog.upsert_camera("cam7", "dev1", retention_days=7)
     store = LocalObjectStore(tmp_path / "objects")
     rows = add(catalog, store, tmp_path, "cam7", [20.0, 10.0, 1.0, 0.0])
-    sweeper = RetentionSweeper(catalog, store, clock, interval_s=0.05)
+    sweeper = PeriodicTask("retention-sweep", 0.05, RetentionSweep(catalog, store, clock))
     sweeper.start()
     try:
         wait_until(lambda: catalog.get_segment(rows[0].segment_id) is None, 20, "first sweep")
@@ -39,12 +40,13 @@ def test_a_failing_sweep_does_not_stop_the_component(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     runs: list[int] = []
 
-    class Failing(RetentionSweeper):
-        def run_once(self) -> None:
+    class Failing(RetentionSweep):
+        def __call__(self) -> None:
             runs.append(1)
             raise RuntimeError("database unreachable")
 
-    sweeper = Failing(Catalog(engine, clock), LocalObjectStore(tmp_path / "o"), clock, 0.01)
+    job = Failing(Catalog(engine, clock), LocalObjectStore(tmp_path / "o"), clock)
+    sweeper = PeriodicTask("retention-sweep", 0.01, job)
     sweeper.start()
     try:
         wait_until(lambda: len(runs) >= 3, 10, "three sweeps despite each one failing")

@@ -22,11 +22,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from controller.app import build_controller
+from controller.assembly import Parts, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
-from controller.scheduler.service import SchedulerOptions, SchedulerService
-from controller.scheduler.wiring import scheduler_wiring
+from controller.scheduler.service import SchedulerOptions
 
 
 def main() -> int:
@@ -49,17 +48,12 @@ def main() -> int:
         progress_interval_s=0.25,
         delivery_window_s=5.0,
     )
-    register, factory = scheduler_wiring(options)
-    made: list[SchedulerService] = []
-
-    def component(ctl: object) -> SchedulerService:
-        made.append(factory(ctl))  # type: ignore[arg-type]
-        return made[0]
-
     config = ControllerConfig.model_validate(
         {"data_dir": args.data_dir, "grpc": {"listen": args.listen}}
     )
-    controller = build_controller(config, SystemClock(), [component], [register])
+    controller = build_controller(config, SystemClock(), Parts(scheduler=options))
+    assert controller.scheduler is not None
+    scheduler = controller.scheduler
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -70,7 +64,7 @@ def main() -> int:
     controller.start()
     try:
         while not stop.wait(0.25):
-            data = dataclasses.asdict(made[0].snapshot())
+            data = dataclasses.asdict(scheduler.snapshot())
             tmp = args.snapshot.with_suffix(".tmp")
             tmp.write_text(json.dumps(data))
             os.replace(tmp, args.snapshot)

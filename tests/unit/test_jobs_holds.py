@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -12,7 +11,6 @@ from controller.jobs.model import JOB_OPEN, JobView
 from controller.jobs.tracker import desired_holds, evidence_deadlines
 from controller.scheduler.model import TrafficClass
 from controller.scheduler.upkeep import HoldCommands
-from controller.scheduler.wiring import fleet_of
 from protos.vigil.v1 import fleet_pb2
 
 S = 1_000_000
@@ -83,18 +81,18 @@ def test_a_broker_that_is_down_changes_nothing_else() -> None:
     assert refused.sent == []
 
 
-def test_the_fleet_is_found_lazily_in_a_built_controller(tmp_path: Path) -> None:
+def test_the_fleet_service_exists_before_it_starts(tmp_path: Path) -> None:
+    """The scheduler is given the fleet's service when both are built: a hold sent before
+    the fleet runs is refused (HoldCommands logs it; the lease stream carries the hold)."""
     from controller.clock import ManualClock
     from controller.config import MqttConfig
     from controller.fleet.component import FleetComponent
+    from controller.fleet.directory import StaticDirectory
+    from controller.fleet.service import FleetError
 
-    fleet = FleetComponent(MqttConfig(), tmp_path, ManualClock(), directory=None)  # type: ignore[arg-type]
-    assert fleet_of(SimpleNamespace(components=[object()])) is None  # type: ignore[arg-type]
-    sender = fleet_of(SimpleNamespace(components=[object(), fleet]))  # type: ignore[arg-type]
-    assert sender is not None
-    with pytest.raises(RuntimeError, match="not running"):  # built, not started yet
-        sender.send_command("dev1", fleet_pb2.Command(verb="hold"))
-    recorder = Recorder()
-    fleet.service = recorder  # type: ignore[assignment]
-    assert sender.send_command("dev1", fleet_pb2.Command(verb="hold")) == "corr"
-    assert recorder.sent == [("dev1", "hold", "")]
+    directory = StaticDirectory({"dev1": ("wudu", "v001")})
+    fleet = FleetComponent(MqttConfig(), tmp_path, ManualClock(), directory)
+    with pytest.raises(FleetError, match="not connected"):  # built, not started yet
+        fleet.service.send_command("dev1", fleet_pb2.Command(verb="hold"))
+    HoldCommands(fleet.service).sync(desired_holds(JOBS[:1], CAMERAS))  # logged, not raised
+    assert not (tmp_path / "mosquitto").exists()  # nothing started, nothing written

@@ -200,7 +200,7 @@ def request_footage(body: FootageCreate, user: UserDep, deps: DepsDep) -> JobOut
             "class": view.traffic_class.name.lower(),
         },
     )
-    scheduler = deps.current_scheduler()
+    scheduler = deps.scheduler
     if scheduler is not None:
         scheduler.poke()
     return job_out(view)
@@ -285,7 +285,7 @@ def cancel_footage(job_id: str, user: UserDep, deps: DepsDep) -> JobOut:
     except JobsUnavailable as exc:
         refuse(deps, action, user, "jobs_unavailable", str(exc), status=503, **audit)
     deps.grants.record(action, user, **audit)
-    scheduler = deps.current_scheduler()
+    scheduler = deps.scheduler
     if scheduler is not None:
         scheduler.poke()
     return job_out(done)

@@ -66,7 +66,7 @@ def visible_links(topology: Topology, device_links: Iterable[str]) -> set[str]:
 def _scheduler(deps: ApiDeps, action: str, who: User) -> SchedulerView:
     if who.role not in ALLOWED:
         refuse(deps, action, who, "role_not_allowed", "only admin or operator may see the plan")
-    scheduler = deps.current_scheduler()
+    scheduler = deps.scheduler
     if scheduler is None:
         refuse(
             deps,

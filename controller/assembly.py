@@ -1,0 +1,203 @@
+"""The one place a controller is put together: build every part in order, run until SIGTERM.
+
+Nothing here decides anything. `build_controller` opens the core (database, object store),
+then builds each part with exactly the parts it needs, in an order where every input exists
+before it is given:
+
+    core -> fleet(core) -> scheduler(core, options, commands=fleet) -> ingest(core, tls,
+    services=[scheduler]) -> retention(core) -> audit witness(core, publish=fleet)
+    -> http(core, fleet, scheduler)
+
+Parts are started in that order after the gRPC server, and stopped in reverse: the HTTP API
+stops first (its last audit tallies are written), the audit witness then signs a last
+checkpoint and publishes it through the still-running fleet, and the broker stops last.
+Only the entry point (`controller.serve_cli`) and tests import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import grpc
+from sqlalchemy.engine import Engine
+
+from controller import components
+from controller.api.component import HttpComponent
+from controller.api.wiring import http
+from controller.catalog import Catalog
+from controller.clock import Clock, SystemClock
+from controller.config import ControllerConfig
+from controller.fleet.component import FleetComponent
+from controller.ingest.server import Registration
+from controller.ingest.service import IngestService
+from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
+from controller.scheduler.options import SchedulerOptions
+from controller.scheduler.service import SchedulerService
+from controller.scheduler.wiring import options_from, scheduler
+from controller.storage import ObjectStore
+
+log = logging.getLogger("vigil.controller")
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Which parts run besides ingest. `serve` runs `Parts.from_config(config)`; tests pick.
+    `scheduler` None: no AgentControl service (agents then upload nothing under leases)."""
+
+    fleet: bool = False
+    retention: bool = False
+    witness: bool = False
+    http: bool = False
+    scheduler: SchedulerOptions | None = None
+
+    @classmethod
+    def from_config(cls, config: ControllerConfig) -> Parts:
+        return cls(
+            fleet=config.mqtt.mode != "off",
+            retention=config.retention.sweep_interval_s > 0,
+            witness=True,
+            http=config.http.enabled,
+            scheduler=options_from(config.scheduler),
+        )
+
+
+@dataclass
+class Controller:
+    """A built controller: its parts, and start/stop in the right order."""
+
+    core: Core
+    ingest: IngestService
+    server: grpc.Server
+    grpc_port: int
+    fleet: FleetComponent | None = None
+    scheduler: SchedulerService | None = None
+    http: HttpComponent | None = None
+    # In start order: ingest housekeeping first, the HTTP API last.
+    components: list[Component] = field(default_factory=list)
+
+    @property
+    def config(self) -> ControllerConfig:
+        return self.core.config
+
+    @property
+    def clock(self) -> Clock:
+        return self.core.clock
+
+    @property
+    def engine(self) -> Engine:
+        return self.core.engine
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.core.catalog
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.core.store
+
+    def start(self) -> None:
+        self.server.start()
+        log.info("gRPC (mutual TLS) listening on port %d", self.grpc_port)
+        for component in self.components:
+            component.start()
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        for component in reversed(self.components):
+            try:
+                component.stop()
+            except Exception:
+                log.exception("stopping %r failed", component)
+        self.server.stop(grace_s).wait(grace_s + 1)
+        self.core.dispose()
+
+
+def build_controller(
+    config: ControllerConfig,
+    clock: Clock,
+    parts: Parts = Parts(),
+    services: Sequence[Registration] = (),
+) -> Controller:
+    """Build (not start) a controller running ingest and `parts`; `services` join the same
+    mutual-TLS gRPC server. StartupError says what stops it (the database is closed then)."""
+    ensure_data_dir(config)
+    credentials = components.load_tls(config)
+    core = open_core(config, clock)
+    try:
+        return _build(core, credentials, parts, services)
+    except BaseException:
+        core.dispose()
+        raise
+
+
+def _build(
+    core: Core, credentials: grpc.ServerCredentials, parts: Parts, services: Sequence[Registration]
+) -> Controller:
+    fleet = components.fleet(core) if parts.fleet else None
+    sched = (
+        scheduler(core, parts.scheduler, fleet.service if fleet else None)
+        if parts.scheduler is not None
+        else None
+    )
+    ingest = components.ingest(core, credentials, [*services, *([sched.register] if sched else [])])
+    controller = Controller(core, ingest.service, ingest.server, ingest.port, fleet)
+    controller.components.append(ingest.housekeeping)
+    if fleet is not None:
+        controller.components.append(fleet)
+    if parts.retention:
+        controller.components.append(components.retention(core))
+    if parts.witness:
+        publish = fleet.publish_retained if fleet is not None else None
+        witness = components.audit_witness(core, publish)
+        if witness is not None:
+            controller.components.append(witness)
+    if sched is not None:
+        controller.scheduler = sched.service
+        controller.components.append(sched.service)
+    if parts.http:
+        controller.http = http(core, fleet.service if fleet else None, controller.scheduler)
+        controller.components.append(controller.http)
+    return controller
+
+
+def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = None) -> int:
+    """Build, start, wait for `stop`, shut down. Returns the process exit code."""
+    try:
+        controller = build_controller(config, clock or SystemClock(), Parts.from_config(config))
+    except StartupError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    try:
+        controller.start()
+    except Exception:
+        log.exception("start-up failed")
+        controller.stop(0)
+        return 1
+    log.info("controller running: %s", config.describe())
+    # Wake every second: a signal delivered to another thread only runs its Python
+    # handler when the main thread next executes bytecode, not inside a bare wait().
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping")
+    controller.stop()
+    return 0
+
+
+def main(config: ControllerConfig) -> int:
+    """Run until SIGTERM or SIGINT (the process entry point of `serve`)."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d received", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    return run(config, stop)
+
+
+__all__ = ["Controller", "Parts", "build_controller", "main", "run"]
