@@ -74,7 +74,9 @@ def fetch_witness(
         c.subscribe(AUDIT_WITNESS_TOPIC, qos=1)
 
     def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        if msg.topic == AUDIT_WITNESS_TOPIC and msg.retain:
+        # The retained copy, or a live one published while we subscribed (delivered with
+        # the retain flag cleared).
+        if msg.topic == AUDIT_WITNESS_TOPIC:
             got.append(bytes(msg.payload))
             done.set()
 

@@ -66,9 +66,11 @@ def witnessed(target: Target, user: str, pw: Path, at_least: int) -> Checkpoint:
     seen: list[Checkpoint] = []
 
     def covered() -> bool:
-        payload = fetch_witness(
-            "127.0.0.1", target.mqtt_port, user, pw.read_text().strip(), timeout_s=3
-        )
+        secret = pw.read_text().strip()
+        try:
+            payload = fetch_witness("127.0.0.1", target.mqtt_port, user, secret, timeout_s=3)
+        except WitnessFetchError:
+            return False  # none published yet
         seen.append(parse_witness(payload))
         return seen[-1].seq >= at_least
 
