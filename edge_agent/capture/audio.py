@@ -51,8 +51,13 @@ class AudioFormat:
         return f"{self.codec} {self.sample_rate} Hz {self.channels} ch"
 
 
-def plan_for(fmt: AudioFormat) -> Plan:
-    """What to do with a camera's audio: keep it, convert it to AAC, or drop it (unknown)."""
+def plan_for(fmt: AudioFormat, container: str = "ts", has_config: bool = True) -> Plan:
+    """What to do with a camera's audio: keep it, convert it to AAC, or drop it (unknown).
+
+    AAC without its configuration (ADTS, as MPEG-TS recordings carry it) cannot be copied into
+    MP4 segments (the MP4 muxer needs the configuration up front): those are converted too."""
+    if fmt.codec == "aac" and container == "mp4" and not has_config:
+        return "aac"
     if fmt.codec in COPY_CODECS:
         return "copy"
     if fmt.codec in CONVERT_CODECS and fmt.sample_rate > 0:
@@ -86,10 +91,11 @@ def format_of(stream: AudioStream) -> AudioFormat:
 class AudioTrack:
     """One connection's (or file's) audio stream, turned into packets for segment files."""
 
-    def __init__(self, stream: AudioStream) -> None:
+    def __init__(self, stream: AudioStream, container: str = "ts") -> None:
         self.stream = stream
         self.format = format_of(stream)
-        self.plan: Plan = plan_for(self.format)
+        config = bool(stream.codec_context.extradata)
+        self.plan: Plan = plan_for(self.format, container, config)
         self.cpu_s = 0.0  # thread CPU spent converting (G.711 -> AAC)
         self._rate = self.format.sample_rate or 8000
         self._layout = "stereo" if self.format.channels == 2 else "mono"

@@ -26,8 +26,11 @@ RECENT_US = 500_000  # audio heard this recently goes into the next segment
 
 
 class AudioLane:
-    def __init__(self, camera_id: str, event: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, camera_id: str, event: Callable[[str, str], None], container: str = "ts"
+    ) -> None:
         self.camera_id = camera_id
+        self._container = container
         self._event = event
         self.track: AudioTrack | None = None
         self._out: OutputContainer | None = None
@@ -52,7 +55,7 @@ class AudioLane:
 
     def begin(self, audio: AudioStream | None) -> None:
         """A new connection or file, with this audio stream (or none): a change is an event."""
-        track = AudioTrack(audio) if audio is not None else None
+        track = AudioTrack(audio, self._container) if audio is not None else None
         fmt = track.format if track is not None else None
         if self._known:
             change = change_of(self._format, fmt)

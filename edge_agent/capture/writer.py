@@ -98,7 +98,7 @@ class SegmentWriter:
         self._temp: Path | None = None
         self._last_dts: int | None = None  # the last video dts muxed into the open file
         self._last_video_us: int | None = None  # the same, in µs after the re-base
-        self._audio = AudioLane(camera_id, self._event)
+        self._audio = AudioLane(camera_id, self._event, container)
         self._cc: dict[int, int] = {}  # MPEG-TS continuity counters, carried across files
         self._gop_warned = False
         self.gop_s: float | None = None  # the camera's measured keyframe interval

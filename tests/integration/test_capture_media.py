@@ -565,3 +565,21 @@ def test_audio_that_stops_mid_recording_is_an_event_and_video_goes_on(rig: Rig) 
     assert tracks[3:] == [{"h264"}] * 5  # then video-only segments, not empty audio tracks
     for seg in segs:
         assert ffmpeg_messages("-i", str(rig.buffer.path_of(seg))) == ""
+
+
+@pytest.mark.parametrize(("video", "audio"), [("libx264", "aac"), ("libx265", "pcm_alaw")])
+def test_mp4_segments_carry_h265_and_audio_too(rig: Rig, video: str, audio: str) -> None:
+    folder = rig.folder("nvr")
+    suffix = ".ts" if audio == "aac" else ".mov"
+    write_media(folder / f"ch1_20260101T000000{suffix}", video=video, audio=audio, seconds=6)
+    cam = nvr("m4", folder).model_copy(update={"container": "mp4"})
+    rig.run(cam, names={"m4": {f"ch1_20260101T000000{suffix}"}})
+    segs = rig.segments("m4")
+    assert [s.duration_us for s in segs] == [2 * S] * 3
+    assert rig.buffer.gaps("m4") == []
+    codec = "h264" if video == "libx264" else "hevc"
+    for seg in segs:
+        path = rig.buffer.path_of(seg)
+        assert path.suffix == ".mp4"
+        assert ffmpeg_messages("-i", str(path)) == ""
+        assert set(counted(path)) == {codec, "aac"}

@@ -47,3 +47,9 @@ def test_audio_follows_the_video_clock() -> None:
     assert aligned_offset(90_000_040_000, 5_040_000, offset) == offset
     assert aligned_offset(0, ALIGN_US, 0) == 0
     assert aligned_offset(0, ALIGN_US + 1, 0) == ALIGN_US + 1
+
+
+def test_adts_aac_into_mp4_segments_is_converted_not_copied() -> None:
+    assert plan_for(AAC, "mp4", has_config=False) == "aac"  # from an MPEG-TS recording
+    assert plan_for(AAC, "mp4", has_config=True) == "copy"  # RTSP: config in the SDP
+    assert plan_for(AAC, "ts", has_config=False) == "copy"
