@@ -23,9 +23,9 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from controller.cli_args import add_config_args, config_from_args
 from controller.clock import SystemClock
 from controller.config import ConfigError
-from controller.serve_cli import add_config_args, config_from_args
 
 log = logging.getLogger("vigil.jobs")
 

@@ -10,11 +10,11 @@ import argparse
 import logging
 from typing import Any
 
+from controller.cli_args import add_config_args, config_from_args
 from controller.clock import SystemClock
 from controller.config import ConfigError
 from controller.ingest.rules import CAMERA_ID_RE
 from controller.pki.certs import PkiError, validate_device_id
-from controller.serve_cli import add_config_args, config_from_args
 
 log = logging.getLogger("vigil.registry")
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
-from controller.config import ConfigError, ControllerConfig, load_config
+from controller.cli_args import add_config_args, config_from_args
+from controller.config import ConfigError, ControllerConfig
 
 log = logging.getLogger("vigil.controller")
 
@@ -26,29 +26,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--check-config", action="store_true", help="validate the configuration and exit"
     )
     serve.set_defaults(func=_serve)
-
-
-def add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="controller.toml")
-    parser.add_argument("--data-dir", type=Path, help="data directory (overrides data_dir)")
-
-
-def config_from_args(args: argparse.Namespace, listen: str | None = None) -> ControllerConfig:
-    """The configuration named by --config / --data-dir (plus VIGIL_* variables)."""
-    if args.config is None and args.data_dir is None:
-        raise ConfigError("give --config FILE or --data-dir DIR")
-    overrides: dict[str, Any] = {}
-    if args.data_dir is not None:
-        overrides["data_dir"] = str(args.data_dir)
-    config = load_config(args.config, **overrides)
-    if listen:
-        data = config.model_dump()
-        data["grpc"]["listen"] = listen
-        try:
-            config = ControllerConfig.model_validate(data)
-        except ValueError as exc:
-            raise ConfigError(f"--listen: {exc}") from None
-    return config
 
 
 def check_config(config: ControllerConfig) -> list[str]:

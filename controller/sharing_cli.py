@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from controller.audit.witness_cli import add_witness_args
+from controller.cli_args import add_config_args, config_from_args
 from controller.config import ConfigError
 from controller.grants.cli import parse_time_us, register_grant
-from controller.serve_cli import add_config_args, config_from_args
 
 log = logging.getLogger("vigil.sharing")
 

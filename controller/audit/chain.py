@@ -20,7 +20,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from controller.grants.codec import key_id, raw_public_key
+from controller.keyid import key_id, raw_public_key
 
 GENESIS_HASH = hashlib.sha256(b"vigil-audit/1").hexdigest()
 CHECKPOINT_DOMAIN = b"vigil.v1.AuditCheckpoint\x00"

@@ -69,7 +69,7 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
 
 
 def register_grant(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.serve_cli import add_config_args
+    from controller.cli_args import add_config_args
 
     grant = sub.add_parser("grant", help="mint, delegate, inspect and revoke share grants")
     gsub = grant.add_subparsers(dest="grant_command", required=True, metavar="ACTION")
@@ -138,7 +138,7 @@ def _emit(token: str, out: Path | None) -> None:
     if out is None:
         _out(token)
     else:
-        from controller.pki.store import write_atomic
+        from controller.files import write_atomic
 
         write_atomic(out, (token + "\n").encode("ascii"), mode=0o600)
         _out(f"wrote {out}")
@@ -160,10 +160,10 @@ def _keygen(args: argparse.Namespace) -> int:
 def _service(args: argparse.Namespace) -> Any:
     from controller.audit.log import AuditLog
     from controller.catalog import make_engine
+    from controller.cli_args import config_from_args
     from controller.grants.keys import load_keys
     from controller.grants.policy import default_policy
     from controller.grants.service import GrantService
-    from controller.serve_cli import config_from_args
 
     config = config_from_args(args)
     keys = load_keys(config.data_path)
@@ -292,7 +292,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _revocations(args: argparse.Namespace) -> int:
-    from controller.pki.store import write_atomic
+    from controller.files import write_atomic
 
     try:
         data = _service(args).revocation_list()

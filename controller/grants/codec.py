@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.model import GrantBody, Operation, check_body
+
+# Defined below grants and audit (controller/keyid.py); still named from here too.
+from controller.keyid import KEY_ID_HEX as KEY_ID_HEX
+from controller.keyid import key_id as key_id
+from controller.keyid import raw_public_key as raw_public_key
 from protos.vigil.v1 import grants_pb2
 
 GRANT_VERSION = 1
@@ -29,7 +32,6 @@ GRANT_DOMAIN = b"vigil.v1.Grant\x00"
 MAX_TOKEN_CHARS = 64 * 1024
 MAX_LINKS = 8
 MAX_GRANT_BYTES = 32 * 1024
-KEY_ID_HEX = 16
 
 _OP_TO_PB = {
     Operation.LIVE: grants_pb2.GRANT_OPERATION_LIVE,
@@ -66,15 +68,6 @@ class Chain:
     @property
     def grant_ids(self) -> tuple[str, ...]:
         return tuple(link.body.grant_id for link in self.links)
-
-
-def raw_public_key(private: Ed25519PrivateKey) -> bytes:
-    return private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def key_id(public_raw: bytes) -> str:
-    """A short, stable name for a public key: the first 64 bits of its SHA-256, in hex."""
-    return hashlib.sha256(public_raw).hexdigest()[:KEY_ID_HEX]
 
 
 def encode_body(body: GrantBody) -> bytes:

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
+from controller.files import write_atomic
 from controller.grants.codec import raw_public_key
-from controller.pki.store import write_atomic
 
 ROOT = "grant_root"
 EVIDENCE = "evidence"

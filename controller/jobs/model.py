@@ -19,7 +19,7 @@ import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
-from controller.scheduler.model import SchedulerError, TrafficClass
+from controller.traffic import SchedulerError, TrafficClass
 
 JOB_OPEN = "open"
 JOB_DONE = "done"

@@ -32,7 +32,7 @@ from controller.jobs.model import (
     SegmentState,
 )
 from controller.jobs.tables import JOB_TABLES, Job, JobGone, JobSegment
-from controller.scheduler.model import TrafficClass
+from controller.traffic import TrafficClass
 
 MAX_LIST = 1000
 

@@ -26,7 +26,7 @@ from controller.jobs.model import (
 )
 from controller.jobs.progress import HoldReport, Stored, camera_outcome, eta_us
 from controller.jobs.store import JobStore
-from controller.scheduler.model import TrafficClass
+from controller.traffic import TrafficClass
 
 log = logging.getLogger("vigil.jobs")
 

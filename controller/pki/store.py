@@ -9,7 +9,6 @@ the requested host names.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,8 @@ from pathlib import Path
 
 from cryptography import x509
 
+# Defined below pki and grants (controller/files.py); still named from here too.
+from controller.files import write_atomic as write_atomic
 from controller.pki.certs import (
     KeyPair,
     PkiError,
@@ -64,22 +65,6 @@ class DeviceFiles:
 
 def pki_paths(data_dir: Path) -> PkiPaths:
     return PkiPaths(data_dir / "pki")
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a temporary file + fsync + rename, so a crash never leaves half a key."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def load_pair(cert: Path, key: Path) -> KeyPair:

@@ -16,7 +16,7 @@ log = logging.getLogger("vigil.retention")
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add `retention-sweep` and `storage-orphans` to `vigil-controller`."""
-    from controller.serve_cli import add_config_args
+    from controller.cli_args import add_config_args
 
     sweep = sub.add_parser(
         "retention-sweep", help="delete expired cloud copies (objects and catalog rows)"
@@ -42,9 +42,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _open(args: argparse.Namespace) -> Any:
     # Imported here: SQLAlchemy and boto3 are not needed for `--help`.
     from controller.catalog import Catalog, make_engine
+    from controller.cli_args import config_from_args
     from controller.clock import SystemClock
     from controller.config import ConfigError
-    from controller.serve_cli import config_from_args
     from controller.storage import open_store
 
     try:

@@ -16,7 +16,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import IntEnum
+
+# Defined below jobs and the scheduler (controller/traffic.py); still named from here too.
+from controller.traffic import SchedulerError as SchedulerError
+from controller.traffic import TrafficClass as TrafficClass
 
 # Sanity bounds: an agent's buffer is terabytes, a link at most a few hundred Gbit/s. Anything
 # above these is a corrupt or forged report, not a big one.
@@ -26,35 +29,12 @@ MAX_ID_LENGTH = 128
 MINUTES_PER_DAY = 1440
 
 
-class SchedulerError(ValueError):
-    """Input the scheduler refuses; the previous topology, demand and plan stay in force."""
-
-
 class TopologyError(SchedulerError):
     """A topology (links, windows, devices) that cannot be used."""
 
 
 class DemandError(SchedulerError):
     """A device's backlog report that is malformed, oversize or impossible."""
-
-
-class TrafficClass(IntEnum):
-    """Upload priority classes; strict priority, lower value first (matches vigil.v1)."""
-
-    EVIDENCE = 1  # footage an operator requested, with a deadline
-    LIVE = 2  # cameras being watched
-    EVENT = 3  # alarms
-    ARCHIVE = 4  # cameras whose policy keeps a cloud copy
-    BACKFILL = 5  # everything else still only on the edge
-
-    @classmethod
-    def parse(cls, name: str) -> TrafficClass:
-        """The class named `name` (case-insensitive), or a SchedulerError listing the names."""
-        try:
-            return cls[name.strip().upper()]
-        except KeyError:
-            names = ", ".join(c.name.lower() for c in cls)
-            raise SchedulerError(f"unknown traffic class {name!r} (one of: {names})") from None
 
 
 CLASSES: tuple[TrafficClass, ...] = tuple(TrafficClass)

@@ -15,7 +15,7 @@ from controller.config import ConfigError
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
-    from controller.serve_cli import add_config_args
+    from controller.cli_args import add_config_args
 
     user = sub.add_parser("user", help="console and API accounts")
     verbs = user.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -41,9 +41,9 @@ def _read_password(source: str) -> str:
 
 def _add(args: argparse.Namespace) -> int:
     from controller.catalog import make_engine
+    from controller.cli_args import config_from_args
     from controller.clock import SystemClock
     from controller.grants.policy import default_policy
-    from controller.serve_cli import config_from_args
     from controller.users.store import UserError, create_user
 
     try:
@@ -69,8 +69,8 @@ def _add(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from controller.catalog import make_engine
+    from controller.cli_args import config_from_args
     from controller.clock import SystemClock
-    from controller.serve_cli import config_from_args
     from controller.users.store import UserStore
 
     try:
