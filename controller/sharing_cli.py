@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.audit.witness_cli import add_witness_args
 from controller.cli_args import add_config_args, config_from_args
 from controller.config import ConfigError
+from controller.fleet.witness_cli import add_witness_args
 from controller.grants.cli import parse_time_us, register_grant
 
 log = logging.getLogger("vigil.sharing")
@@ -144,7 +144,7 @@ def _engine(args: argparse.Namespace) -> Any:
 def _verify_audit(args: argparse.Namespace) -> int:
     from controller.audit.chain import verify_log
     from controller.audit.log import AuditError, iter_entries, read_checkpoints
-    from controller.audit.witness_cli import WitnessFetchError, load_witness
+    from controller.fleet.witness_cli import WitnessFetchError, load_witness
     from controller.grants.keys import KeyFileError
 
     try:

@@ -8,6 +8,8 @@
 
 Fetching from the broker is only as good as the broker's copy: keep a copy of your own too
 (the point of a witness is that the controller's database is not the only place it lives).
+Here, beside the fleet's MQTT adapter it fetches through, because `audit` never imports
+`fleet` (docs/architecture.md).
 """
 
 from __future__ import annotations
