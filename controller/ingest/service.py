@@ -67,7 +67,7 @@ class IngestService:
 
     `exclusive_writer`: this controller is the only one committing segments to the catalog
     (commit.py). None infers it from the database: SQLite means one controller
-    (ARCHITECTURE.md), PostgreSQL may have replicas. `camera_ttl_s`: how long a camera's
+    (docs/architecture.md), PostgreSQL may have replicas. `camera_ttl_s`: how long a camera's
     registration is trusted without asking the catalog again (caches.py). `probe` reads each
     verified segment's media facts for the catalog (commit.py; PyAV, header only).
     """

@@ -8,7 +8,7 @@ at the backend's boundary, into:
     ├── InvalidKeyError     a key that could escape the store or is malformed (nothing touched)
     └── ObjectNotFoundError reading an object that is not there
 
-Keys follow ARCHITECTURE.md: `{county}/{site}/{camera}/{YYYY}/{MM}/{DD}/{HH}/{segment_id}.ts`,
+Keys follow docs/architecture.md: `{county}/{site}/{camera}/{YYYY}/{MM}/{DD}/{HH}/{segment_id}.ts`,
 the hour path in UTC from the segment's start, so one camera-hour is one listable prefix.
 """
 
