@@ -163,17 +163,21 @@ class RtspSession:
         """
         held: list[Packet[Stream]] = []
         video = self.stream.index
+        timed = False  # a video packet with both timestamps came: the session's clock runs
         for packet in self._raw_packets():
             if packet.stream_index != video:
                 yield packet
                 continue
-            if packet.pts is None and packet.dts is None:
+            if not timed and packet.dts is None:
                 if len(held) < _MAX_UNTIMED:
                     held.append(packet)
                 continue
-            if held:
+            if packet.pts is None and packet.dts is None:
+                continue  # untimed later on: the segment writer would refuse it anyway
+            if held and packet.dts is not None and packet.pts is not None:
                 yield from _stamp_back(held, packet)
                 held = []
+            timed = timed or (packet.dts is not None and packet.pts is not None)
             yield packet
 
     def _raw_packets(self) -> Iterator[Packet[Stream]]:
@@ -206,12 +210,41 @@ class RtspSession:
 
 
 def _stamp_back(held: list[Packet[Stream]], timed: Packet[Stream]) -> list[Packet[Stream]]:
-    """Give held untimed packets the timestamps of the frames just before `timed`, unless the
-    stream reorders frames (then nothing safe can be guessed: drop them)."""
-    ref = timed.dts
+    """Timestamps for the session's first video packets, from the first one with both.
+
+    In decode order they are the frames just before `timed`, one frame apart: that gives their
+    dts. A packet that has its pts keeps it (with B-frames FFmpeg knows the pts before the
+    dts); the one without (the first keyframe) is shown just before the earliest frame seen,
+    as a keyframe opening a GOP is. Anything inconsistent (two packets without a pts, a pts
+    before its dts, two frames shown at once) and nothing safe can be guessed: they are
+    dropped, and the segment writer waits for the next keyframe.
+    """
+    ref, pts = timed.dts, timed.pts
     step = timed.duration or 0
-    if ref is None or timed.pts != ref or step <= 0:
+    if ref is None or pts is None or step <= 0:
         return []
+    missing = [p for p in held if p.pts is None]
+    if pts == ref and len(missing) == len(held):  # no reordering: shown as decoded
+        for back, packet in enumerate(reversed(held), start=1):
+            packet.pts = packet.dts = ref - back * step
+        return held
+    if len(missing) > 1:
+        return []
+    known = [p.pts for p in held if p.pts is not None] + [pts]
+    # Every frame still to come is decoded after `timed`, so shown after `ref`: when a frame
+    # shown by then is among those seen, the earliest seen is the one after the keyframe.
+    if missing and min(known) > ref:
+        return []
+    first_shown = min(known) - step
+    stamps = []
     for back, packet in enumerate(reversed(held), start=1):
-        packet.pts = packet.dts = ref - back * step
+        dts = ref - back * step
+        shown = packet.pts if packet.pts is not None else first_shown
+        if shown < dts:
+            return []
+        stamps.append((packet, shown, dts))
+    if len({shown for _, shown, _ in stamps} | {pts}) != len(stamps) + 1:
+        return []
+    for packet, shown, dts in stamps:
+        packet.pts, packet.dts = shown, dts
     return held

@@ -145,8 +145,17 @@ def test_untimed_first_packets_are_stamped_back_only_without_frame_reordering() 
     held = [_packet(None, None)]
     stamped = _stamp_back(held, _packet(7200, 7200))
     assert [(p.pts, p.dts) for p in stamped] == [(3600, 3600)]
-    # B-frames: pts != dts, or no dts yet; a guessed pts could precede its dts and fail the
-    # muxer (the 2 s lost at connect), so the untimed packets are dropped instead.
+    # B-frames, as FFmpeg hands them out: the keyframe untimed, the next P with a pts only,
+    # then a B with both. The keyframe is shown just before that B; the P keeps its pts.
+    held = [_packet(None, None), _packet(10800, None)]
+    stamped = _stamp_back(held, _packet(3600, 3600))
+    assert [(p.pts, p.dts) for p in stamped] == [(0, -3600), (10800, 0)]
+    # Not enough seen to know where the keyframe is shown (a B-frame shown before the P may
+    # still come): a guess could put a frame out of order or a pts before its dts and fail
+    # the muxer (the 2 s lost at connect), so they are dropped instead.
     assert _stamp_back([_packet(None, None)], _packet(10800, 3600)) == []
+    assert _stamp_back([_packet(None, None), _packet(None, None)], _packet(10800, 3600)) == []
+    two = _stamp_back([_packet(None, None), _packet(None, None)], _packet(7200, 7200))
+    assert [(p.pts, p.dts) for p in two] == [(0, 0), (3600, 3600)]
     assert _stamp_back([_packet(None, None)], _packet(10800, None)) == []
     assert _stamp_back([_packet(None, None)], _packet(7200, 7200, duration=0)) == []
