@@ -4,8 +4,9 @@
 `Core` is what every builder needs (configuration, clock, database engine, catalog, object
 store), opened once by `open_core`. A `Component` is anything started after the core and
 stopped before it. `PeriodicTask` is the one background loop the controller uses for work
-done every N seconds (ingest housekeeping, the retention sweep, the HTTP API's audit flush):
-a failing run is logged and retried next interval, so a database outage never kills a thread.
+done every N seconds (ingest housekeeping, the retention sweep, the HTTP API's audit flush,
+the audit witness): a failing run is logged and retried next interval, so a database outage
+never kills a thread.
 
 This module imports only the bottom packages (config, clock, catalog, storage); builders
 (`controller.components`, `controller.api.wiring`, `controller.scheduler.wiring`) take a

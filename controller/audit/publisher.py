@@ -16,7 +16,6 @@ through the fleet component's `publish_retained` (started after the fleet, stopp
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +23,7 @@ from controller.audit.chain import Checkpoint
 from controller.audit.log import AuditError, AuditLog
 from controller.audit.witness import witness_dict, witness_payload
 from controller.broker import AUDIT_WITNESS_TOPIC
+from controller.runtime import PeriodicTask
 
 log = logging.getLogger("vigil.audit.witness")
 
@@ -39,8 +39,10 @@ class CheckpointWitness:
         self._audit = audit
         self._publish = publish
         self._interval = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # The last tick at stop: the last entries before a clean stop are covered and witnessed.
+        self._task = PeriodicTask(
+            "audit-witness", interval_s, self._tick, run_at_stop=True, join_timeout_s=30.0
+        )
         self.last_published: Checkpoint | None = None
         self.cut: str | None = None  # why the log is known to have been cut (sticky)
 
@@ -79,21 +81,11 @@ class CheckpointWitness:
         except Exception:
             log.exception("audit witness tick failed; will retry")
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._tick()
-
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="audit-witness", daemon=True)
-        self._thread.start()
+        self._task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        self._tick()  # the last entries before a clean stop are covered and witnessed
+        self._task.stop()
 
 
 def current_witness(audit: AuditLog) -> dict[str, Any] | None:
