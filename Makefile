@@ -38,8 +38,8 @@ check-protos: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check edge_agent controller provisioning bench tests scripts
-	$(VENV)/bin/mypy edge_agent controller provisioning protos bench scripts
+	$(VENV)/bin/ruff format --check edge_agent controller provisioning vigil_common bench tests scripts
+	$(VENV)/bin/mypy edge_agent controller provisioning vigil_common protos bench scripts
 
 test: deps ## install everything, then run the whole suite (rig tests included)
 	$(VENV)/bin/pytest -q

@@ -1,15 +1,18 @@
 """`controller.toml`: the controller's configuration, validated strictly on load.
 
 Unknown keys are errors (a typo must not silently open a port or disable a limit). Any value
-can be overridden by a `VIGIL_*` environment variable, `VIGIL_SECTION__KEY=value`, the same
-scheme as the agent. Empty paths and URLs mean "the embedded default inside data_dir", so a
-controller runs with nothing but `--data-dir`: SQLite and a local object store in the data dir,
-gRPC with mutual TLS on 127.0.0.1:7443 using the PKI made by `vigil-controller init`.
+can be overridden by an environment variable, `VIGIL_SECTION__KEY=value` or a top-level
+`VIGIL_KEY=value`, the same scheme as the agent (vigil_common/env_overrides.py); other `VIGIL_*`
+names are ignored with one warning. Empty paths and URLs mean "the embedded default inside
+data_dir", so a controller runs with nothing but `--data-dir`: SQLite and a local object store
+in the data dir, gRPC with mutual TLS on 127.0.0.1:7443 using the PKI made by
+`vigil-controller init`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from controller.redact import redact_url
+from vigil_common.env_overrides import apply_env_overrides, ignored_message
 
 MiB = 1024 * 1024
 
@@ -288,28 +292,6 @@ class ControllerConfig(_Strict):
         )
 
 
-def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay `VIGIL_SECTION__KEY=value` (or `VIGIL_KEY`) variables onto parsed TOML.
-
-    Double underscores separate nesting levels: `VIGIL_INGEST__MAX_CHUNK_BYTES=1048576`.
-    Values stay strings; pydantic converts them to the field's type.
-    """
-    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for name, value in env.items():
-        if not name.startswith("VIGIL_") or name.startswith("VIGIL_CONFIG"):
-            continue
-        parts = name[len("VIGIL_") :].lower().split("__")
-        target = out
-        for part in parts[:-1]:
-            nxt = target.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                break
-            target = nxt
-        else:
-            target[parts[-1]] = value
-    return out
-
-
 def parse_config(
     text: str, source: str, env: Mapping[str, str] | None = None, **overrides: Any
 ) -> ControllerConfig:
@@ -322,7 +304,10 @@ def parse_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     if env is not None:
-        data = apply_env_overrides(data, env)
+        overlay = apply_env_overrides(data, env, ControllerConfig)
+        data = overlay.data
+        if overlay.ignored:
+            logging.getLogger(__name__).warning(ignored_message(overlay.ignored))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return ControllerConfig.model_validate(data)

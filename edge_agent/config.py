@@ -1,12 +1,15 @@
 """`agent.toml`: the agent's configuration, validated strictly on load.
 
 Unknown keys are errors (a typo must not silently disable a camera). Any value can be
-overridden by a `VIGIL_*` environment variable (see `apply_env_overrides`). A bad file gives
+overridden by an environment variable, `VIGIL_SECTION__KEY=value` or a top-level
+`VIGIL_KEY=value` (vigil_common/env_overrides.py); other `VIGIL_*` names are ignored with one
+warning. A bad file gives
 one `ConfigError` naming the file and the offending field; the caller keeps its old config.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -17,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge_agent.redact import redact_url
+from vigil_common.env_overrides import apply_env_overrides, ignored_message
 
 
 class ConfigError(Exception):
@@ -124,28 +128,6 @@ class AgentConfig(_Strict):
             raise ValueError(f"duplicate camera ids: {', '.join(dupes)}")
 
 
-def apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay `VIGIL_SECTION__KEY=value` (or `VIGIL_KEY`) variables onto parsed TOML.
-
-    Double underscores separate nesting levels: `VIGIL_UPLINK__RATE_BPS=4000000`.
-    Values are passed as strings; pydantic converts them to the field's type.
-    """
-    out: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
-    for name, value in env.items():
-        if not name.startswith("VIGIL_") or name.startswith("VIGIL_CONFIG"):
-            continue
-        parts = name[len("VIGIL_") :].lower().split("__")
-        target = out
-        for part in parts[:-1]:
-            nxt = target.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                break
-            target = nxt
-        else:
-            target[parts[-1]] = value
-    return out
-
-
 def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -> AgentConfig:
     """Parse and validate agent.toml text; `source` names it in errors."""
     try:
@@ -153,7 +135,10 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
     if env is not None:
-        data = apply_env_overrides(data, env)
+        overlay = apply_env_overrides(data, env, AgentConfig)
+        data = overlay.data
+        if overlay.ignored:
+            logging.getLogger(__name__).warning(ignored_message(overlay.ignored))
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:

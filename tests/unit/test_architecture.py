@@ -1,7 +1,8 @@
 """Dependencies point one way (docs/architecture.md).
 
-- The agent and the controller deploy separately and share only `protos`; neither may import
-  the other (the agent must install without controller extras).
+- The agent and the controller deploy separately and share only `protos` and `vigil_common`
+  (pure helpers such as the environment overrides); neither may import the other (the agent
+  must install without controller extras).
 - No import cycles, between files or between packages (`controller.jobs` <-> `controller.scheduler`
   was one): an import inside a function hides a cycle from Python, not from a reader, so it
   counts; only `if TYPE_CHECKING:` imports do not.
@@ -47,6 +48,7 @@ def imported_top_levels(package: str) -> dict[str, set[str]]:
         ("edge_agent", {"controller", "provisioning", "boto3", "fastapi", "uvicorn", "psycopg"}),
         ("controller", {"edge_agent", "provisioning"}),
         ("protos", {"edge_agent", "controller", "provisioning"}),
+        ("vigil_common", {"edge_agent", "controller", "provisioning", "protos"}),
     ],
 )
 def test_package_does_not_import(package: str, forbidden: set[str]) -> None:

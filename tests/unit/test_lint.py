@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PACKAGES = ["edge_agent", "controller", "provisioning", "bench", "tests", "scripts"]
+PACKAGES = ["edge_agent", "controller", "provisioning", "vigil_common", "bench", "tests", "scripts"]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -22,6 +22,13 @@ def test_ruff_lint_and_format_are_clean() -> None:
 
 def test_mypy_strict_is_clean() -> None:
     result = run(
-        str(BIN / "mypy"), "edge_agent", "controller", "provisioning", "protos", "bench", "scripts"
+        str(BIN / "mypy"),
+        "edge_agent",
+        "controller",
+        "provisioning",
+        "vigil_common",
+        "protos",
+        "bench",
+        "scripts",
     )
     assert result.returncode == 0, result.stdout[-4000:]
