@@ -9,7 +9,7 @@
 // at their H.264 conversion (cached on the controller); H.264 segments stay as they are.
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, user: null, hls: null, grant: null, media: null };
+const state = { session: null, user: null, hls: null, grant: null, media: null, timer: null };
 const HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
 
 function decodesHevc() {
@@ -17,12 +17,58 @@ function decodesHevc() {
   return Boolean(ms && ms.isTypeSupported && ms.isTypeSupported(HEVC_TYPE));
 }
 
+// What a camera's agent last reported (fleet API `camera_states`), in the console's words.
+const CAMERA_STATES = {
+  starting: "启动中",
+  streaming: "在线",
+  no_keyframe_yet: "等待关键帧",
+  unsupported_codec: "不支持的编码",
+  auth_failed: "认证失败",
+  unreachable: "无法连接",
+  stalled: "卡顿",
+  disconnected: "断开",
+  file_error: "文件错误",
+  failed: "故障",
+};
+const ALERT_LEVELS = { info: "提示", warning: "警告", critical: "严重" };
+// Times are UTC inside Vigil; the city reads Beijing time (no daylight saving: a fixed +08:00).
+const SHANGHAI_OFFSET_MS = 8 * 3600 * 1000;
+const SHANGHAI = new Intl.DateTimeFormat("zh-CN", {
+  timeZone: "Asia/Shanghai",
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+  hour12: false,
+});
+
+function shanghaiTime(us) {
+  return us ? SHANGHAI.format(new Date(us / 1000)) : "-";
+}
+
+function stateLabel(s) {
+  if (!s) return "未知 unknown";
+  return `${CAMERA_STATES[s.state] || s.state} ${s.state}`;
+}
+
+function stateClass(s) {
+  if (!s) return "";
+  if (s.state === "streaming") return "online";
+  return s.state === "starting" || s.state === "no_keyframe_yet" ? "note" : "offline";
+}
+
 function describeMedia(m) {
   if (!m) return "-";
   const video = `${m.video_codec.toUpperCase() || "?"} ${m.width}x${m.height}` +
     (m.frame_rate ? ` ${m.frame_rate} fps` : "");
-  const audio = m.audio_codec ? `${m.audio_codec} ${m.audio_sample_rate / 1000} kHz` : "no audio";
-  return `${video}, ${audio}`;
+  const channels = m.audio_channels === 1 ? " 单声道" : m.audio_channels === 2 ? " 立体声" : "";
+  const audio = m.audio_codec
+    ? `${m.audio_codec} ${m.audio_sample_rate / 1000} kHz${channels}`
+    : "无音频 no audio";
+  const profile = m.video_profile ? ` · ${m.video_profile}` : "";
+  return `${video}, ${audio}${profile}`;
 }
 
 function setText(id, text, cls) {
@@ -70,24 +116,41 @@ function fill(tableId, items, columns) {
   }
 }
 
+// The range inputs are in Beijing time, whatever the browser's own zone is.
 function localInput(ms) {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
-  return d.toISOString().slice(0, 19);
+  return new Date(ms + SHANGHAI_OFFSET_MS).toISOString().slice(0, 19);
 }
 
 function inputUs(id) {
-  const ms = new Date($(id).value).getTime();
+  const v = $(id).value;
+  const ms = new Date(`${v.length === 16 ? `${v}:00` : v}+08:00`).getTime();
   if (Number.isNaN(ms)) throw new Error(`${id}: not a time`);
   return ms * 1000;
 }
 
-async function loadCameras() {
+// camera id -> its state as the agent reported it; device id -> the device's detail.
+async function loadStates(devices) {
+  const states = new Map();
+  const details = new Map();
+  await Promise.all(devices.map(async (d) => {
+    const detail = await api("GET", `/api/v1/devices/${encodeURIComponent(d.device_id)}`);
+    details.set(d.device_id, detail);
+    for (const s of detail.camera_states || []) states.set(s.camera_id, s);
+  }));
+  return { states, details };
+}
+
+async function loadCameras(states) {
   const cams = await api("GET", "/api/v1/cameras");
+  const stateCol = (c) => stateLabel(states.get(c.camera_id));
+  stateCol.cls = (c) => stateClass(states.get(c.camera_id));
   fill("cameras", cams, [
     (c) => c.camera_id,
     (c) => c.area,
     (c) => c.resource_class,
     (c) => c.device_id,
+    stateCol,
+    (c) => (states.get(c.camera_id) || {}).reason || "",
     (c) => describeMedia(c.media),
   ]);
   const select = $("camera-select");
@@ -100,15 +163,21 @@ async function loadCameras() {
   }
 }
 
-async function loadFleet() {
-  const devices = await api("GET", "/api/v1/devices");
-  const stateCol = (d) => (d.online === null ? "unknown" : d.online ? "online" : `offline ${d.offline_reason}`);
+function clockOffset(detail) {
+  if (!detail || detail.clock_offset_s === null || detail.clock_offset_s === undefined) return "-";
+  return `${detail.clock_offset_s >= 0 ? "+" : ""}${detail.clock_offset_s.toFixed(1)} s`;
+}
+
+async function loadFleet(devices, details) {
+  const stateCol = (d) => (d.online === null ? "未知 unknown" : d.online ? "在线 online" : `离线 offline ${d.offline_reason}`);
   stateCol.cls = (d) => (d.online === null ? "" : d.online ? "online" : "offline");
   fill("devices", devices, [
     (d) => d.device_id,
     (d) => `${d.county} / ${d.site}`,
     stateCol,
     (d) => (d.cameras_connected === null ? "-" : String(d.cameras_connected)),
+    (d) => clockOffset(details.get(d.device_id)),
+    (d) => shanghaiTime(d.last_seen_us),
     (d) => String(d.alerts),
   ]);
   const list = $("alerts");
@@ -116,7 +185,10 @@ async function loadFleet() {
   try {
     for (const a of await api("GET", "/api/v1/alerts")) {
       const li = document.createElement("li");
-      li.textContent = `${a.device_id} ${a.kind} ${a.camera_id}: ${a.detail}`;
+      li.className = a.level === "info" ? "" : "alert-warning";
+      const level = `[${ALERT_LEVELS[a.level] || a.level} ${a.level}]`;
+      const camera = a.camera_id ? ` ${a.camera_id}` : "";
+      li.textContent = `${level} ${shanghaiTime(a.raised_us)} ${a.device_id}${camera} ${a.kind}: ${a.detail}`;
       list.appendChild(li);
     }
   } catch (err) {
@@ -197,8 +269,25 @@ async function enterConsole() {
   const now = Date.now();
   $("from").value = localInput(now - 10 * 60000);
   $("to").value = localInput(now);
-  await loadCameras();
-  await loadFleet().catch((err) => setText("status", err.message, "error"));
+  await refresh();
+  if (!state.timer) state.timer = setInterval(() => refresh().catch(() => {}), 10000);
+}
+
+// Cameras with their reported state, devices and alerts; the fleet part is optional (a
+// controller without a broker still lists its cameras).
+async function refresh() {
+  let devices = [];
+  let fleet = { states: new Map(), details: new Map() };
+  try {
+    devices = await api("GET", "/api/v1/devices");
+    fleet = await loadStates(devices);
+  } catch (err) {
+    setText("status", err.message, "error");
+  }
+  const selected = $("camera-select").value;
+  await loadCameras(fleet.states);
+  if (selected) $("camera-select").value = selected;
+  await loadFleet(devices, fleet.details).catch((err) => setText("status", err.message, "error"));
 }
 
 function init() {
