@@ -98,10 +98,18 @@ def classify(error: BaseException | None, message: str = "") -> CameraState:
     return CameraState.DISCONNECTED
 
 
-def media_seconds(packet: Packet[VideoStream]) -> float:
-    """A packet's stream time in seconds (its dts when it has no pts)."""
+def media_seconds(packet: Packet[VideoStream], seconds_per_tick: float | None = None) -> float:
+    """A packet's stream time in seconds (its dts when it has no pts).
+
+    `seconds_per_tick` is the stream's time base as a float, when the caller has it: that
+    spares a Fraction built and multiplied per packet (the live worker's case)."""
     ts = packet.pts if packet.pts is not None else packet.dts
-    return float(ts * packet.time_base) if ts is not None and packet.time_base else 0.0
+    if ts is None:
+        return 0.0
+    if seconds_per_tick is not None:
+        return ts * seconds_per_tick
+    tb = packet.time_base
+    return float(ts * tb) if tb else 0.0
 
 
 def rates(packets: int, nbytes: int, elapsed_s: float) -> tuple[float, int]:

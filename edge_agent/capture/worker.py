@@ -287,6 +287,7 @@ class RtspWorker(CameraWorker):
         error: SourceError | None = None
         started = False
         video = session.stream.index
+        tick_s = float(session.time_base)
         try:
             for packet in session.packets():
                 now = self._clock.now_us()
@@ -309,7 +310,7 @@ class RtspWorker(CameraWorker):
                     continue
                 # Read the packet's figures first: muxing may hand its data to the muxer.
                 size, key = packet.size, packet.is_keyframe
-                media = media_seconds(cast("Packet[VideoStream]", packet))
+                media = media_seconds(cast("Packet[VideoStream]", packet), tick_s)
                 self.writer.feed(packet, now)
                 self._tracker.packet(size, key, now, media)
                 if self._stop.is_set():

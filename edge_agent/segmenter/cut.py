@@ -92,6 +92,89 @@ def step(
     state: CutState, pkt: PacketMeta, now_us: int | None, policy: CutPolicy
 ) -> tuple[CutState, Decision]:
     """Decide what to do with one packet. `now_us` is its arrival time (live sources only)."""
+    fast = _write_fast(state, pkt, now_us, policy)
+    if fast is not None:
+        return fast
+    return _step(state, pkt, now_us, policy)
+
+
+_WRITE = Decision(Action.WRITE)
+
+
+def _write_fast(
+    state: CutState, pkt: PacketMeta, now_us: int | None, policy: CutPolicy
+) -> tuple[CutState, Decision] | None:
+    """`_step` for the common case, or None when it is not that case.
+
+    Why: nearly every packet only extends the open segment (no jump, no cut, no lost keyframe,
+    the anchor settled), and building the next state in one step instead of five keeps the
+    per-packet cost of this core well below the remux it serves. Same result as `_step`, by
+    construction and by test (test_segmenter: fast and full paths agree on random streams).
+    """
+    seg, tl, last = state.segment, state.timeline, state.last_ts_us
+    if seg is None or tl is None or last is None:
+        return None
+    off = state.offset_us
+    pts = pkt.pts_us + off
+    if state.refine and now_us is not None:
+        bound = now_us - (pts - tl.pts0_us)
+        if state.earliest_us is not None:
+            bound = max(bound, state.earliest_us)
+        if bound < tl.anchor_us:
+            return None  # the live anchor moves: the full rules
+    ts = pkt.dts_us + off if pkt.dts_us is not None else pts
+    delta = ts - last
+    if delta <= 0 or delta > policy.forward_jump_us:
+        return None  # a jump (or a re-base): the full rules
+    is_key = pkt.is_key
+    if not is_key and state.last_key_pts_us is not None and state.key_interval_us is not None:
+        if delta >= 3 * state.frame_us // 2:
+            return None  # a frame is missing: maybe a lost keyframe, the full rules decide
+    frame_us = delta
+    elapsed = pts - seg.start_pts_us
+    if elapsed >= policy.max_us:
+        return None
+    if is_key and (
+        (pkt.sps is not None and state.sps is not None and pkt.sps != state.sps)
+        or elapsed >= policy.target_us - frame_us // 2
+    ):
+        return None  # maybe a cut
+    dur = pkt.duration_us if pkt.duration_us > 0 else frame_us
+    end_pts = pts + dur
+    if end_pts > seg.end_pts_us:
+        seg = OpenSegment(seg.start_pts_us, end_pts, seg.flags, seg.start_us)
+    else:
+        end_pts = seg.end_pts_us
+    if is_key:
+        last_key = state.last_key_pts_us
+        state = replace(
+            state,
+            segment=seg,
+            last_ts_us=ts,
+            last_now_us=now_us,
+            last_end_us=tl.wall(end_pts),
+            frame_us=frame_us,
+            last_key_pts_us=pts,
+            key_interval_us=pts - last_key if last_key is not None else None,
+            sps=pkt.sps if pkt.sps is not None else state.sps,
+        )
+    else:
+        state = replace(
+            state,
+            segment=seg,
+            last_ts_us=ts,
+            last_now_us=now_us,
+            last_end_us=tl.wall(end_pts),
+            frame_us=frame_us,
+            sps=pkt.sps if pkt.sps is not None else state.sps,
+        )
+    return state, (_WRITE if off == 0 else Decision(Action.WRITE, offset_us=off))
+
+
+def _step(
+    state: CutState, pkt: PacketMeta, now_us: int | None, policy: CutPolicy
+) -> tuple[CutState, Decision]:
+    """`step` by the full rules (every case)."""
     if state.offset_us:
         pkt = shift(pkt, state.offset_us)
     ts = pkt.dts_us if pkt.dts_us is not None else pkt.pts_us

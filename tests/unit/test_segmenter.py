@@ -317,3 +317,58 @@ def test_segments_start_on_keyframes_and_tile_the_stream(keys: list[bool], targe
         first_key = keys.index(True)
         assert closed[0].start_us == T0 + first_key * FRAME
         assert closed[-1].end_us == T0 + len(keys) * FRAME
+
+
+_STEPS = st.sampled_from([40_000, 40_000, 40_000, 39_999, 40_001, 80_000, 120_000, -40_000, 3 * US])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(
+            _STEPS,
+            st.booleans(),  # keyframe
+            st.sampled_from([None, b"sps-a", b"sps-b"]),
+            st.integers(min_value=0, max_value=2),  # duration: given, zero, two frames
+            st.integers(min_value=0, max_value=60_000),  # arrival jitter (live)
+        ),
+        min_size=1,
+        max_size=200,
+    ),
+    live=st.booleans(),
+    target_s=st.integers(min_value=1, max_value=3),
+)
+def test_fast_path_decides_exactly_as_the_full_rules(
+    frames: list[tuple[int, bool, bytes | None, int, int]], live: bool, target_s: int
+) -> None:
+    """The per-packet fast path (the common WRITE) gives the same state and decision as the
+    full rules on any stream: jumps, re-bases, lost frames, SPS changes, live jitter."""
+    from edge_agent.segmenter.cut import _step
+
+    policy = CutPolicy(target_us=target_s * US, max_us=3 * target_s * US, forward_jump_us=US)
+    state = begin(T0, live=live, earliest_us=T0 - 50_000 if live else None)
+    t, now = 0, T0
+    for step_us, key, sps, dur_n, jitter in frames:
+        t += step_us
+        now += abs(step_us) if step_us < US else 40_000
+        p = PacketMeta(
+            pts_us=t, dts_us=t, duration_us=dur_n * FRAME, is_key=key, sps=sps if key else None
+        )
+        at = now + jitter if live else None
+        fast_state, fast_decision = step(state, p, at, policy)
+        full_state, full_decision = _step(state, p, at, policy)
+        assert fast_state == full_state
+        assert fast_decision == full_decision
+        state = fast_state
+
+
+def test_fast_path_is_taken_for_plain_frames() -> None:
+    """A steady stream goes through the fast path nearly always (the point of having it)."""
+    from edge_agent.segmenter.cut import _write_fast
+
+    state = begin(T0, live=False)
+    hits = 0
+    for p in gop_stream(250):
+        hits += _write_fast(state, p, None, POLICY) is not None
+        state, _ = step(state, p, None, POLICY)
+    assert hits >= 240
