@@ -1,8 +1,10 @@
 """`make demo`: the whole platform on one machine with embedded defaults.
 
 Starts, as separate processes exactly as they run in the field: two emulated cameras
-(`vigil-camsim`), the city controller (`vigil-controller serve`: SQLite catalog, local object
-store, a managed Mosquitto, gRPC ingest with mutual TLS) and one village NVR agent
+(`vigil-camsim`: cam-1 H.264; cam-2 like most of Longnan's installed base, H.265 with G.711
+A-law audio, whose video the agent records as it is and whose audio it converts to AAC at
+the edge), the city controller (`vigil-controller serve`: SQLite catalog, local object store,
+a managed Mosquitto, gRPC ingest with mutual TLS) and one village NVR agent
 (`vigil-agent run`) that captures the cameras, buffers, uploads and reports health. The
 installer steps an operator would do by hand (init, register-device, issue-cert,
 mqtt-account) run first, so the demo also shows the provisioning flow.
@@ -31,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEVICE = "nvr-demo-1"
 CAMERAS = ("cam-1", "cam-2")
+# camsim profile of each camera, by its 1-based number: cam-2 is the installed base's kind.
+PROFILES = {2: "h265-pcma"}
 DEMO_USER, DEMO_PASSWORD = "operator", "vigil-demo-password"
 
 
@@ -175,6 +179,23 @@ def committed(work: Path) -> list[tuple[str, int, bool]]:
     return [(str(c), int(s), bool(ok)) for c, s, ok in rows]
 
 
+def media(work: Path) -> dict[str, dict[str, object]]:
+    """Each camera's latest probed media (codecs, size, audio) from the catalog."""
+    db = work / "controller" / "catalog.db"
+    if not db.exists():
+        return {}
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT camera_id, video_codec, width, height, audio_codec, audio_sample_rate "
+                "FROM segment_media ORDER BY start_us"
+            ).fetchall()
+        except sqlite3.Error:
+            return {}
+    keys = ("video_codec", "width", "height", "audio_codec", "audio_sample_rate")
+    return {str(row[0]): dict(zip(keys, row[1:], strict=True)) for row in rows}
+
+
 def fleet_view(http_port: int) -> list[dict[str, object]]:
     """Log in to the control-centre API as the demo operator and list the fleet's devices."""
     base = f"http://127.0.0.1:{http_port}/api/v1"
@@ -239,6 +260,7 @@ def main() -> int:
                 "2000",
                 "--label-prefix",
                 "LONGNAN",
+                *[a for n, p in PROFILES.items() for a in ("--camera-profile", f"{n}={p}")],
             ],
         )
         ctl = demo.spawn(
@@ -258,7 +280,8 @@ def main() -> int:
         wait_port(http_port, ctl, "control-centre HTTP API", 30)
         demo.spawn("agent", [str(bindir / "vigil-agent"), "run", "--config", str(agent_config)])
         print(
-            f"cameras     rtsp://127.0.0.1:{rtsp_port}/cam/1 and /cam/2 (faults: http://127.0.0.1:{control_port}/cameras)"
+            f"cameras     rtsp://127.0.0.1:{rtsp_port}/cam/1 (H.264) and /cam/2 (H.265 + G.711 "
+            f"A-law) (faults: http://127.0.0.1:{control_port}/cameras)"
         )
         print(
             f"controller  gRPC 127.0.0.1:{grpc_port} (mutual TLS), MQTT 127.0.0.1:{mqtt_port}\n"
@@ -289,6 +312,7 @@ def main() -> int:
     cameras = sorted({r[0] for r in rows})
     breaks = sum(not r[2] for r in rows)
     online = sorted(str(d["device_id"]) for d in devices if d.get("online"))
+    seen_media = media(work)
     print(
         json.dumps(
             {
@@ -296,12 +320,15 @@ def main() -> int:
                 "cameras": cameras,
                 "chain_breaks": breaks,
                 "online_devices": online,
+                "media": seen_media,
             }
         )
     )
     if args.check:
         ok = cameras == sorted(CAMERAS) and len(rows) >= 2 * len(CAMERAS) and breaks == 0
         ok = ok and online == [DEVICE]
+        hevc = seen_media.get("cam-2", {})
+        ok = ok and (hevc.get("video_codec"), hevc.get("audio_codec")) == ("hevc", "aac")
         return 0 if ok else 1
     return 0
 
