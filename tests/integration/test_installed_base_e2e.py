@@ -23,6 +23,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -422,3 +423,23 @@ def test_console_plays_both_cameras_with_sound_and_shows_camera_states(
     ]
     assert any("/play/h264/" in u for u in requests), "the H.265 camera played as its rendition"
     page.close()
+
+
+def test_console_names_every_camera_state_the_agent_reports() -> None:
+    """A state the agent reports but the console cannot name would show as raw English."""
+    from edge_agent.capture.status import CameraState
+
+    script = (ROOT / "controller" / "web" / "app.js").read_text()
+    table = script[
+        script.index("const CAMERA_STATES = {") : script.index(
+            "};", script.index("const CAMERA_STATES")
+        )
+    ]
+    labels = dict(re.findall(r"^\s+(\w+): \"([^\"]+)\",$", table, re.MULTILINE))
+    assert set(labels) == {s.value for s in CameraState}, labels
+    assert all(not label.isascii() for label in labels.values()), labels
+    assert (labels["streaming"], labels["unreachable"], labels["auth_failed"]) == (
+        "在线",
+        "无法连接",
+        "认证失败",
+    )
