@@ -7,7 +7,7 @@ DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreame
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
 	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg fonts-noto-cjk
 
-.PHONY: all deps debs venv web protos lint test test-fast demo bench clean check-protos
+.PHONY: all deps debs venv web protos lint fmt docs test test-unit test-fast demo bench clean check-protos
 
 all: test
 
@@ -40,6 +40,16 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check edge_agent controller provisioning vigil_common bench tests scripts
 	$(VENV)/bin/mypy edge_agent controller provisioning vigil_common protos bench scripts
+
+fmt: venv ## format and apply ruff's safe fixes (what pre-commit and `make lint` check)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format edge_agent controller provisioning vigil_common bench tests scripts
+
+docs: venv ## regenerate docs/configuration.md from the configuration models
+	$(PY) scripts/gen_config_docs.py
+
+test-unit: venv ## pure-logic unit tests: no server, no Debian packages (tests/unit/conftest.py)
+	$(VENV)/bin/pytest -q tests/unit
 
 test: deps ## install everything, then run the whole suite (rig tests included)
 	$(VENV)/bin/pytest -q

@@ -80,7 +80,7 @@ def bench_chain(seconds: float) -> tuple[float, float, float]:
     def fresh_leaf() -> None:
         state["i"] = (state["i"] + 1) % 64
         verify_chain(decode_token(leaves[state["i"]]), anchors, now, revoked, cache=cache)
-        cache._seen.popitem(last=True)  # noqa: SLF001 - forget the leaf: it stays "new"
+        cache._seen.popitem(last=True)  # forget the leaf: it stays "new"
 
     cached = rate(fresh_leaf, seconds)
     return chain_rate, bare, cached

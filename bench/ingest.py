@@ -88,7 +88,7 @@ def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
     else:
 
         class Bare(ingest_pb2_grpc.IngestServicer):
-            def Upload(self, request_iterator: Any, context: Any) -> Any:  # noqa: N802
+            def Upload(self, request_iterator: Any, context: Any) -> Any:
                 received = 0
                 for request in request_iterator:
                     received += len(request.chunk)
@@ -96,7 +96,7 @@ def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
                     outcome=ingest_pb2.UploadResponse.OUTCOME_COMMITTED
                 )
 
-            def QueryOffset(self, request: Any, context: Any) -> Any:  # noqa: N802
+            def QueryOffset(self, request: Any, context: Any) -> Any:
                 return ingest_pb2.QueryOffsetResponse()
 
         bare = Bare()

@@ -92,7 +92,7 @@ class ManagedProcess:
     ) -> None:
         self.argv = list(argv)
         self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
             self.argv,
             stdout=self._log,

@@ -127,7 +127,7 @@ def run_tail(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         props = getattr(msg, "properties", None)
         corr = getattr(props, "CorrelationData", None) if props is not None else None
         line = format_message(msg.topic, bytes(msg.payload), corr, bool(msg.retain))
-        print(line, file=out, flush=True)  # noqa: T201
+        print(line, file=out, flush=True)
         seen += 1
         if args.count and seen >= args.count:
             done.set()

@@ -88,7 +88,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         assert device is not None  # abort() raised otherwise
         return device
 
-    def Upload(  # noqa: N802 - gRPC method name
+    def Upload(  # gRPC method name
         self,
         request_iterator: Iterator[ingest_pb2.UploadRequest],
         context: grpc.ServicerContext,
@@ -120,7 +120,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             object_key=result.object_key,
         )
 
-    def QueryOffset(  # noqa: N802 - gRPC method name
+    def QueryOffset(  # gRPC method name
         self, request: ingest_pb2.QueryOffsetRequest, context: grpc.ServicerContext
     ) -> ingest_pb2.QueryOffsetResponse:
         device = self._device(context)

@@ -69,7 +69,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         assert self._service is not None
         return self._service
 
-    def ReportInventory(  # noqa: N802 - gRPC method name
+    def ReportInventory(  # gRPC method name
         self, request: agent_control_pb2.Inventory, context: grpc.ServicerContext
     ) -> agent_control_pb2.InventoryAck:
         device = self._device(context, request.device_id)
@@ -87,7 +87,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
             plan_version=version, server_unix_us=self._clock.now_us()
         )
 
-    def StreamLeases(  # noqa: N802 - gRPC method name
+    def StreamLeases(  # gRPC method name
         self, request: agent_control_pb2.LeaseStreamRequest, context: grpc.ServicerContext
     ) -> Iterator[agent_control_pb2.Lease]:
         device = self._device(context, request.device_id)
@@ -102,7 +102,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         finally:
             service.disconnect(device, box)
 
-    def FinishLease(  # noqa: N802 - gRPC method name
+    def FinishLease(  # gRPC method name
         self, request: agent_control_pb2.LeaseReport, context: grpc.ServicerContext
     ) -> agent_control_pb2.LeaseReportAck:
         device = self._device(context, "")
@@ -120,7 +120,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
             context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return agent_control_pb2.LeaseReportAck()
 
-    def Enroll(  # noqa: N802 - gRPC method name
+    def Enroll(  # gRPC method name
         self, request: agent_control_pb2.EnrollRequest, context: grpc.ServicerContext
     ) -> agent_control_pb2.EnrollResponse:
         if self._enroll is None:
@@ -128,7 +128,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         assert self._enroll is not None
         return self._enroll(request, context)
 
-    def FetchConfig(  # noqa: N802 - gRPC method name
+    def FetchConfig(  # gRPC method name
         self, request: agent_control_pb2.FetchConfigRequest, context: grpc.ServicerContext
     ) -> agent_control_pb2.AgentConfig:
         if self._fetch_config is None:

@@ -216,7 +216,7 @@ class LocalObjectStore:
 
     def open_read(self, key: str) -> BinaryIO:
         try:
-            return open(self._path(key), "rb")  # noqa: SIM115 - the caller closes it
+            return open(self._path(key), "rb")  # the caller closes it
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise ObjectNotFoundError(f"open {key}: no such object") from exc
         except IsADirectoryError as exc:

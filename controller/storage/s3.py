@@ -230,7 +230,7 @@ class S3ObjectStore:
             self._put_multipart(key, path, size, extra)
             return
         try:
-            body = open(path, "rb")  # noqa: SIM115 - closed below
+            body = open(path, "rb")  # closed below
         except OSError as exc:
             raise StorageError(f"put {key}: {exc.strerror or exc}") from exc
         with body:
@@ -263,7 +263,7 @@ class S3ObjectStore:
                             Key=key,
                             UploadId=upload_id,
                             PartNumber=number,  # noqa: B023 - called before the loop moves on
-                            Body=chunk,  # noqa: B023
+                            Body=chunk,
                         ),
                     )
                     parts.append({"ETag": result["ETag"], "PartNumber": number})

@@ -227,7 +227,7 @@ class Runtime:
                 self._send(camera, emit, due)
                 if camera.audio_clock is not None:
                     self._send_audio(camera, due)
-        except Exception:  # noqa: BLE001 - one bad frame must not silence the camera for good
+        except Exception:  # one bad frame must not silence the camera for good
             sys.stderr.write(f"camera {camera.spec.camera_id}: {traceback.format_exc()}")
         finally:
             self._arm(camera)

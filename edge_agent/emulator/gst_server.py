@@ -140,19 +140,19 @@ class ControlHandler(BaseHTTPRequestHandler):
     api: Any
     server_version = "vigil-camsim"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass  # tests poll the API; the request log would drown the server log
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:  # stdlib naming
         self._handle("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._handle("POST")
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         self._handle("PUT")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
@@ -169,7 +169,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             return
         try:
             status, payload = self.commands.execute(command)
-        except Exception as exc:  # noqa: BLE001 - a bad request never takes the server down
+        except Exception as exc:  # a bad request never takes the server down
             status, payload = 500, {"error": f"{type(exc).__name__}: {exc}", "status": 500}
         self._send(status, payload)
 

@@ -287,7 +287,7 @@ class CamsimProcess:
             fd, name = tempfile.mkstemp(prefix="vigil-camsim-", suffix=".log")
             os.close(fd)
             log_path = Path(name)
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        log_file = open(log_path, "ab")  # closed in stop()
         proc = subprocess.Popen(
             options.argv(python, port, control_port),
             stdin=subprocess.DEVNULL,

@@ -259,7 +259,7 @@ class IngestClient:
 def _open_segment(info: SegmentInfo, path: Path) -> BinaryIO:
     """Open the local file, checking it is the size the buffer indexed."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by upload()
+        handle = open(path, "rb")  # closed by upload()
     except OSError as exc:
         raise SegmentGoneError(f"segment {info.segment_id}: cannot open {path}: {exc}") from exc
     size = os.fstat(handle.fileno()).st_size

@@ -171,7 +171,7 @@ class Target:
         with self._db() as db:
             existing = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
             rows = {
-                t: int(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # noqa: S608
+                t: int(db.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
                 for t in TABLES
                 if t in existing
             }

@@ -78,7 +78,7 @@ def test_concurrent_appenders_on_two_engines_never_fork(catalog_url: str) -> Non
         try:
             for i in range(25):
                 log.append(AuditEvent("segment_fetch", actor_user=f"w{n}", detail={"i": i}))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(logs[n % 2], n)) for n in range(4)]

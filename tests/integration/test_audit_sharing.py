@@ -110,7 +110,7 @@ def test_playback_with_gaps_signed_urls_and_aggregated_fetch_audit(world: World)
 
 
 def test_live_playlist_and_renewal(world: World) -> None:
-    world.clock._now_us = T0 + 180 * 1_000_000 + 1  # just after the newest segment  # noqa: SLF001
+    world.clock._now_us = T0 + 180 * 1_000_000 + 1  # just after the newest segment
     token = world.mint({Operation.LIVE}, footage_to_us=T0 + 2 * HOUR_US)
     req = world.request(Operation.LIVE, 0, 0)
     text = world.playback.playlist(
@@ -316,7 +316,7 @@ def test_delegation_city_to_county_to_officer_via_the_cli(world: World, tmp_path
     token = officer_token.read_text().strip()
     # The CLI minted and delegated on the real clock: move the services' clock there.
     chain = decode_token(token)
-    world.clock._now_us = chain.leaf.not_before_us + 1  # noqa: SLF001
+    world.clock._now_us = chain.leaf.not_before_us + 1
     text = playlist(world, token, T0, T0 + HOUR_US)
     assert len(urls(text)) == 12
     delegated = world.audit.search(action="grant_delegated")

@@ -125,7 +125,7 @@ def test_resume_after_a_cancelled_stream_sends_only_the_missing_bytes(site, buff
             def first_attempt() -> None:
                 try:
                     client.upload(info, path, cancel=cancel)
-                except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+                except BaseException as exc:  # handed to the test thread
                     failure.append(exc)
 
             worker = threading.Thread(target=first_attempt)

@@ -273,7 +273,7 @@ def test_every_controller_module_imports_first_on_its_own() -> None:
     seed = random.randrange(1 << 30)
     random.Random(seed).shuffle(names)
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    result = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+    result = subprocess.run(  # this interpreter, fixed arguments
         [sys.executable, "-c", IMPORT_EACH, *names],
         cwd=ROOT,
         env=env,
