@@ -22,7 +22,7 @@ COMMAND_MODULES = (
     "controller.retention.cli",
     "controller.sharing_cli",
     "controller.users.cli",
-    "controller.jobs_cli",
+    "controller.jobs.cli",
 )
 
 

@@ -3,7 +3,7 @@
 Pure core: `model` (request checks, errors, plain views), `progress` (interval arithmetic,
 per-camera progress, gone ranges, ETA). Shell: `tables` (SQLModel), `store` (database),
 `service` (`JobService`, what the API and CLI call), `tracker` (what the scheduler calls to
-hold, prioritise and track open jobs). `vigil-controller footage ...` is in jobs_cli.py.
+hold, prioritise and track open jobs). `vigil-controller footage ...` is in jobs/cli.py.
 """
 
 from controller.jobs.model import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.jobs_cli import TimeError, iso, parse_time
+from controller.jobs.cli import TimeError, iso, parse_time
 
 S = 1_000_000
 NOW = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
