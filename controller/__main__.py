@@ -16,7 +16,7 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "controller.pki.cli",
     "controller.serve_cli",
-    "controller.registry_cli",
+    "controller.fleet.registry_cli",
     "controller.fleet.cli",
     "controller.scheduler.cli",
     "controller.retention.cli",
