@@ -128,16 +128,11 @@ function inputUs(id) {
   return ms * 1000;
 }
 
-// camera id -> its state as the agent reported it; device id -> the device's detail.
-async function loadStates(devices) {
+// camera id -> its state and reason as its agent last reported them (one request for the fleet).
+async function loadStates() {
   const states = new Map();
-  const details = new Map();
-  await Promise.all(devices.map(async (d) => {
-    const detail = await api("GET", `/api/v1/devices/${encodeURIComponent(d.device_id)}`);
-    details.set(d.device_id, detail);
-    for (const s of detail.camera_states || []) states.set(s.camera_id, s);
-  }));
-  return { states, details };
+  for (const s of await api("GET", "/api/v1/camera-states")) states.set(s.camera_id, s);
+  return states;
 }
 
 async function loadCameras(states) {
@@ -163,12 +158,7 @@ async function loadCameras(states) {
   }
 }
 
-function clockOffset(detail) {
-  if (!detail || detail.clock_offset_s === null || detail.clock_offset_s === undefined) return "-";
-  return `${detail.clock_offset_s >= 0 ? "+" : ""}${detail.clock_offset_s.toFixed(1)} s`;
-}
-
-async function loadFleet(devices, details) {
+async function loadFleet(devices) {
   const stateCol = (d) => (d.online === null ? "未知 unknown" : d.online ? "在线 online" : `离线 offline ${d.offline_reason}`);
   stateCol.cls = (d) => (d.online === null ? "" : d.online ? "online" : "offline");
   fill("devices", devices, [
@@ -176,7 +166,6 @@ async function loadFleet(devices, details) {
     (d) => `${d.county} / ${d.site}`,
     stateCol,
     (d) => (d.cameras_connected === null ? "-" : String(d.cameras_connected)),
-    (d) => clockOffset(details.get(d.device_id)),
     (d) => shanghaiTime(d.last_seen_us),
     (d) => String(d.alerts),
   ]);
@@ -277,17 +266,17 @@ async function enterConsole() {
 // controller without a broker still lists its cameras).
 async function refresh() {
   let devices = [];
-  let fleet = { states: new Map(), details: new Map() };
+  let states = new Map();
   try {
     devices = await api("GET", "/api/v1/devices");
-    fleet = await loadStates(devices);
+    states = await loadStates();
   } catch (err) {
     setText("status", err.message, "error");
   }
   const selected = $("camera-select").value;
-  await loadCameras(fleet.states);
+  await loadCameras(states);
   if (selected) $("camera-select").value = selected;
-  await loadFleet(devices, fleet.details).catch((err) => setText("status", err.message, "error"));
+  await loadFleet(devices).catch((err) => setText("status", err.message, "error"));
 }
 
 function init() {

@@ -344,6 +344,28 @@ def test_export_of_the_hevc_camera_carries_its_audio(rig: Rig, tmp_path: Path) -
     }, streams
 
 
+def test_fleet_api_reports_each_camera_state_and_reason(rig: Rig) -> None:
+    session = rig.login()
+    wait_until(
+        lambda: (
+            {s["camera_id"] for s in rig.get(session, "/api/v1/camera-states")}
+            >= {HEVC_CAM, BFRAMES_CAM, DOWN_CAM}
+        ),
+        30,
+        "every RTSP camera's state in the fleet view",
+        interval=0.5,
+    )
+    states = {s["camera_id"]: s for s in rig.get(session, "/api/v1/camera-states")}
+    assert states[HEVC_CAM]["state"] == states[BFRAMES_CAM]["state"] == "streaming", states
+    down = states[DOWN_CAM]
+    assert (down["state"], down["connected"]) == ("unreachable", False), down
+    assert "connection refused" in down["reason"].lower() and SECRET not in down["reason"], down
+    detail = rig.get(session, f"/api/v1/devices/{DEVICE}")
+    assert {c["camera_id"]: c["state"] for c in detail["camera_states"]} == {
+        k: v["state"] for k, v in states.items()
+    }
+
+
 PLAY_STATS = """() => {
     const v = document.getElementById('video');
     const q = v.getVideoPlaybackQuality();

@@ -111,6 +111,21 @@ def device(device_id: str, user: UserDep, deps: DepsDep) -> DeviceDetail:
     return detail
 
 
+@router.get("/camera-states", response_model=list[CameraStateOut])
+def camera_states(user: UserDep, deps: DepsDep) -> list[CameraStateOut]:
+    """Every visible camera's state and reason as its agent last reported them, in one request:
+    the console shows them for the whole fleet without one request per device."""
+    if deps.fleet is None:
+        return []  # nothing reported: the console shows "unknown"
+    visible = _visible(deps, user)
+    return [
+        _camera_state(c)
+        for record in deps.fleet.devices()
+        if record.device_id in visible and record.health is not None
+        for c in record.health.cameras
+    ]
+
+
 @router.get("/alerts", response_model=list[AlertOut])
 def alerts(user: UserDep, deps: DepsDep) -> list[AlertOut]:
     if deps.fleet is None:
