@@ -8,17 +8,27 @@ Emulated 1080p 4 Mbit/s cameras (camsim) feed two processes at the same time:
   each into one MPEG-TS file (the floor any remuxing agent pays).
 
 Both are measured with psutil over the same window (CPU time of the whole process, RSS
-sampled each half second) once every camera streams into both. The last printed line is one
-JSON object with `cameras`, `agent_cpu_pct_per_camera` (percent of one core), `agent_rss_mb`,
-`bare_cpu_pct_per_camera` and `ratio`. Goal: ≤ 1.5 % of a core per camera, ≤ 150 MB for 8.
+sampled each half second) once every camera streams into both. This runs twice: H.264 cameras,
+then H.265 cameras (same size and bitrate). The G.711 -> AAC conversion the agent does for
+cameras with PCMA audio is measured on its own, through the agent's own converter
+(`edge_agent.capture.audio.AudioTrack`), on G.711 A-law packets made here, as CPU time per
+second of audio.
 
-    python -m bench.agent_capture --quick        # 8 cameras, 30 s window, < 60 s in all
+The last printed line is one JSON object with `cameras`, `agent_cpu_pct_per_camera` (percent of
+one core), `agent_rss_mb`, `bare_cpu_pct_per_camera` and `ratio` (H.264), the same for H.265
+(`h265_agent_cpu_pct_per_camera`, `h265_bare_cpu_pct_per_camera`, `h265_ratio`) and
+`audio_cpu_pct_per_camera`. Goals: ≤ 1.5 % of a core per camera, ≤ 150 MB for 8, ratio ≤ 1.3.
+
+    python -m bench.agent_capture --quick        # 8 cameras, 2 x 18 s windows, < 60 s in all
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import json
+import math
+import random
 import signal
 import subprocess
 import sys
@@ -30,12 +40,17 @@ from pathlib import Path
 import av
 import av.error
 import psutil
+from av.packet import Packet
+from av.stream import Stream
 
+from edge_agent.capture.audio import AudioTrack
 from edge_agent.emulator.launcher import CamsimProcess
 
 RTSP_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
 GOAL_CPU_PCT = 1.5
 GOAL_RSS_MB_FOR_8 = 150
+GOAL_RATIO = 1.3
+AUDIO_SECONDS = 120  # of G.711 put through the agent's converter
 
 
 # --- the bare baseline (runs in its own process: `--bare URL...`) ---------------------------
@@ -88,6 +103,54 @@ def run_bare(urls: list[str], out_dir: Path) -> int:
     return 0
 
 
+# --- G.711 -> AAC, through the agent's converter ------------------------------------------
+
+
+def _g711_file(path: Path, seconds: int) -> None:
+    """`seconds` of 8 kHz mono A-law (a tone with some noise), in 20 ms packets as cameras send."""
+    rate, frame = 8000, 160
+    with av.open(str(path), "w", format="nut") as out:
+        stream = out.add_stream("pcm_alaw", rate=rate, layout="mono")
+        rng = random.Random(9)
+        pcm = array.array(
+            "h",
+            (
+                int(32767 * (0.3 * math.sin(2 * math.pi * 440 * n / rate) + rng.gauss(0, 0.05)))
+                for n in range(rate * seconds)
+            ),
+        )
+        for n in range(0, len(pcm), frame):
+            f = av.AudioFrame(format="s16", layout="mono", samples=frame)
+            f.planes[0].update(pcm[n : n + frame].tobytes())
+            f.sample_rate, f.pts = rate, n
+            for packet in stream.encode(f):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def audio_conversion_pct(seconds: int = AUDIO_SECONDS) -> float:
+    """Percent of one core the agent's G.711 -> AAC conversion costs per camera (CPU time of
+    converting `seconds` of audio, divided by those seconds)."""
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-audio-") as tmp_name:
+        path = Path(tmp_name) / "g711.nut"
+        _g711_file(path, seconds)
+        with av.open(str(path)) as source:
+            stream = source.streams.audio[0]
+            track = AudioTrack(stream, "ts")
+            if track.plan != "aac":
+                raise RuntimeError(f"G.711 is not converted by the agent (plan {track.plan})")
+            out_packets = 0
+            packet: Packet[Stream]
+            for packet in source.demux():
+                if packet.size:
+                    out_packets += len(track.convert(packet))
+            out_packets += len(track.flush())
+        if out_packets < seconds * 8000 // 1024 * 0.9:
+            raise RuntimeError(f"the converter gave {out_packets} AAC packets for {seconds} s")
+        return 100 * track.cpu_s / seconds
+
+
 # --- the run ----------------------------------------------------------------------------------
 
 
@@ -136,12 +199,21 @@ def _wait_streaming(
         time.sleep(0.2)
 
 
-def run(cameras: int, window_s: float, warmup_limit_s: float) -> dict[str, object]:
+def run(
+    cameras: int, window_s: float, warmup_limit_s: float, profile: str = "h264"
+) -> dict[str, object]:
+    """One case: `cameras` emulated cameras of `profile` into the agent and the bare remux."""
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_name:
         tmp = Path(tmp_name)
         with CamsimProcess.start(
-            cameras, width=1920, height=1080, bitrate_kbps=4000, gop_seconds=1.0, loop_seconds=2.0
+            cameras,
+            width=1920,
+            height=1080,
+            bitrate_kbps=4000,
+            gop_seconds=1.0,
+            loop_seconds=2.0,
+            profile=profile,
         ) as cams:
             urls = cams.urls
             cfg = tmp / "agent.toml"
@@ -212,7 +284,7 @@ def run(cameras: int, window_s: float, warmup_limit_s: float) -> dict[str, objec
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.agent_capture", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="8 cameras, 30 s window")
+    parser.add_argument("--quick", action="store_true", help="8 cameras, 18 s windows")
     parser.add_argument("--cameras", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
     parser.add_argument("--warmup-limit", type=float, default=20.0)
@@ -220,8 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bare:
         return run_bare(args.bare[1:], Path(args.bare[0]))
-    window = 30.0 if args.quick else args.seconds
+    began = time.monotonic()
+    window = 18.0 if args.quick else args.seconds
     result = run(args.cameras, window, args.warmup_limit)
+    h265 = run(args.cameras, window, args.warmup_limit, profile="h265")
+    result.update({f"h265_{k}": v for k, v in h265.items() if k != "cameras"})
+    result["audio_cpu_pct_per_camera"] = round(audio_conversion_pct(), 3)
+    result["total_s"] = round(time.monotonic() - began, 1)
     print(
         f"agent: {result['agent_cpu_pct_per_camera']}% of a core per camera, "
         f"{result['agent_rss_mb']} MB RSS for {result['cameras']} cameras "
@@ -229,8 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"bare PyAV remux: {result['bare_cpu_pct_per_camera']}% per camera, "
-        f"{result['bare_rss_mb']} MB; ratio {result['ratio']}"
+        f"{result['bare_rss_mb']} MB; ratio {result['ratio']} (goal ≤ {GOAL_RATIO})"
     )
+    print(
+        f"H.265: agent {result['h265_agent_cpu_pct_per_camera']}% per camera, bare "
+        f"{result['h265_bare_cpu_pct_per_camera']}%; ratio {result['h265_ratio']}"
+    )
+    print(f"G.711 -> AAC: {result['audio_cpu_pct_per_camera']}% of a core per camera with audio")
     print(
         f"window {result['window_s']} s after {result['warmup_s']} s of set-up; "
         f"{result['segments_committed']} segments committed; {result['total_s']} s in all"
