@@ -40,8 +40,8 @@ import paho.mqtt.client as mqtt
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.broker import CONTROLLER_USER, Bridge, BrokerSettings, ManagedBroker
 from controller.clock import SystemClock
+from controller.fleet.broker import CONTROLLER_USER, Bridge, BrokerSettings, ManagedBroker
 from controller.fleet.directory import StaticDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService

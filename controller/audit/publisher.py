@@ -21,8 +21,7 @@ from typing import Any
 
 from controller.audit.chain import Checkpoint
 from controller.audit.log import AuditError, AuditLog
-from controller.audit.witness import witness_dict, witness_payload
-from controller.broker import AUDIT_WITNESS_TOPIC
+from controller.audit.witness import AUDIT_WITNESS_TOPIC, witness_dict, witness_payload
 from controller.runtime import PeriodicTask
 
 log = logging.getLogger("vigil.audit.witness")

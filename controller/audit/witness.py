@@ -22,6 +22,9 @@ from typing import Any
 
 from controller.audit.chain import Checkpoint
 
+# Where the controller publishes each signed audit checkpoint, retained (the managed broker's
+# ACL lets only controller accounts write it: controller/fleet/broker.py).
+AUDIT_WITNESS_TOPIC = "vigil/v1/city/audit/checkpoint"
 WITNESS_FORMAT = "vigil-audit-checkpoint/1"
 MAX_WITNESS_BYTES = 16 * 1024 * 1024  # a checkpoint is ~400 bytes; a manifest lists segments
 MANIFEST_KEY = "audit_checkpoint"

@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from google.protobuf.json_format import MessageToDict
 
 from controller.audit.witness import WitnessError, parse_witness, witness_payload
-from controller.broker import AUDIT_WITNESS_TOPIC, CONTROLLER_USER
+from controller.fleet.broker import AUDIT_WITNESS_TOPIC, CONTROLLER_USER
 from controller.fleet.decode import Decoded, decode, decode_controller_state
 from controller.fleet.mqtt import MqttSettings, make_client
 from controller.fleet.topics import CONTROLLER_STATE_TOPIC, TAIL_SUBSCRIPTION
@@ -153,7 +153,7 @@ def run_mqtt_account(args: argparse.Namespace) -> int:
     import os
     import secrets
 
-    from controller.broker import (
+    from controller.fleet.broker import (
         BrokerError,
         add_account,
         add_role,

@@ -1,7 +1,7 @@
 """The fleet as one controller component: a broker (managed or external) plus FleetService.
 
 `controller.toml`'s `[mqtt]` with an empty host means "no broker configured": the controller
-then starts its own Mosquitto (controller.broker) in `<data_dir>/mosquitto` on 127.0.0.1 and
+then starts its own Mosquitto (controller.fleet.broker) in `<data_dir>/mosquitto` on 127.0.0.1 and
 logs in with a generated password. A configured broker (Mosquitto, EMQX) is used as is, with
 the password read from `password_file`.
 """
@@ -13,8 +13,8 @@ import secrets
 from pathlib import Path
 from typing import Protocol
 
-from controller.broker import CONTROLLER_USER, BrokerSettings, ManagedBroker
 from controller.clock import Clock
+from controller.fleet.broker import CONTROLLER_USER, BrokerSettings, ManagedBroker
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService

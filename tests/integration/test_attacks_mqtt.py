@@ -17,8 +17,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.broker import CONTROLLER_USER, MAX_MESSAGE_BYTES, BrokerError, add_account
 from controller.clock import SystemClock
+from controller.fleet.broker import CONTROLLER_USER, MAX_MESSAGE_BYTES, BrokerError, add_account
 from controller.fleet.component import FleetComponent
 from controller.fleet.directory import StaticDirectory
 from protos.vigil.v1 import fleet_pb2

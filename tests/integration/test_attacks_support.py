@@ -24,9 +24,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from controller.audit.chain import verify_log
 from controller.audit.log import iter_entries, read_checkpoints
-from controller.broker import add_account, signal_reload
 from controller.catalog import make_engine
 from controller.clock import SystemClock
+from controller.fleet.broker import add_account, signal_reload
 from controller.grants.keys import ensure_keys, load_keys
 from controller.grants.policy import default_policy
 from controller.users.store import create_user

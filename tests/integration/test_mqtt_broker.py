@@ -11,7 +11,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.broker import (
+from controller.fleet.broker import (
     BrokerError,
     BrokerSettings,
     ManagedBroker,

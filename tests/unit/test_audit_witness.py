@@ -18,14 +18,14 @@ from controller.audit.witness import (
     witness_dict,
     witness_payload,
 )
-from controller.broker import (
+from controller.exports.manifest import ExportInfo, build_manifest
+from controller.fleet.broker import (
     AUDIT_WITNESS_TOPIC,
     CONTROLLER_USER,
     BrokerError,
     acl_text,
     operator_account,
 )
-from controller.exports.manifest import ExportInfo, build_manifest
 from tests.unit.test_audit_chain import PUB, build
 
 

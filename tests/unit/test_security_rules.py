@@ -18,9 +18,9 @@ from controller.api.limits import (
     wait_s,
 )
 from controller.audit.aggregate import OVERFLOW_SOURCE, RefusalAggregator
-from controller.broker import BrokerSettings, config_text
 from controller.catalog.db import permission_fix
 from controller.config import ConfigError, parse_config
+from controller.fleet.broker import BrokerSettings, config_text
 from controller.fleet.ratelimit import Bucket, RatePolicy, take
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.revocation import Lineage, check_revoker

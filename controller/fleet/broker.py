@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller.audit.witness import AUDIT_WITNESS_TOPIC
+
 MOSQUITTO_HINT = "apt-get install -y mosquitto mosquitto-clients"
 CONTROLLER_USER = "vigil-controller"
 # Names a device account may not take: the controller's, its replicas' and tools'.
 RESERVED_PREFIX = "vigil-"
 OPERATOR_PREFIX = "vigil-op-"
-# Where the controller publishes each signed audit checkpoint, retained (controller/audit).
-AUDIT_WITNESS_TOPIC = "vigil/v1/city/audit/checkpoint"
 ROLES_FILE = "roles"  # "operator NAME" / "controller NAME" lines, next to the password file
 ROLES = ("operator", "controller")
 ACL_NAME = "acl"
