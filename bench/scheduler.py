@@ -19,9 +19,9 @@ import argparse
 import json
 import time
 
-from controller.scheduler.presets import preset
-from controller.scheduler.report import compare
-from controller.scheduler.workload import WorkloadSpec
+from controller.scheduler.sim.presets import preset
+from controller.scheduler.sim.report import compare
+from controller.scheduler.sim.workload import WorkloadSpec
 
 # 02:00 local (UTC+8) on 2026-01-01: night, so windowed backfill may run.
 START_US = (1_767_225_600 + 2 * 3600 - 8 * 3600) * 1_000_000

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from controller.scheduler.model import SchedulerError
-from controller.scheduler.presets import PRESETS, Site, preset
-from controller.scheduler.report import compare
+from controller.scheduler.sim.presets import PRESETS, Site, preset
+from controller.scheduler.sim.report import compare
+from controller.scheduler.sim.workload import WorkloadSpec
 from controller.scheduler.topology import Topology
 from controller.scheduler.topology_file import format_of, parse_topology
-from controller.scheduler.workload import WorkloadSpec
 
 _EPOCH_2026_S = 1_767_225_600  # 2026-01-01T00:00:00Z: a fixed day, so runs are repeatable
 

@@ -41,7 +41,7 @@ from controller.scheduler.model import (
     TrafficClass,
     Window,
 )
-from controller.scheduler.presets import HANDHELD, NVR, Site
+from controller.scheduler.sim.presets import HANDHELD, NVR, Site
 from controller.scheduler.topology import Topology
 
 _TOP_KEYS = {"utc_offset_minutes", "links", "devices"}

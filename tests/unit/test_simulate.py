@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from controller.__main__ import main
-from controller.scheduler.metrics import jain
-from controller.scheduler.presets import HANDHELD, preset
-from controller.scheduler.report import compare, percentile
-from controller.scheduler.workload import WorkloadSpec, generate
+from controller.scheduler.sim.metrics import jain
+from controller.scheduler.sim.presets import HANDHELD, preset
+from controller.scheduler.sim.report import compare, percentile
+from controller.scheduler.sim.workload import WorkloadSpec, generate
 
 START = (1_767_225_600 - 6 * 3600) * 1_000_000  # 02:00 in UTC+8
 

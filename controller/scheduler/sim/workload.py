@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from controller.scheduler.presets import HANDHELD, Site
+from controller.scheduler.sim.presets import HANDHELD, Site
 from controller.scheduler.topology import Topology
 
 SECOND_US = 1_000_000

@@ -17,11 +17,11 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from controller.scheduler.metrics import Evidence, SimResult, jain
 from controller.scheduler.model import ClassBacklog, DeviceDemand, PendingSegment, TrafficClass
 from controller.scheduler.plan import Plan, PlanConfig
+from controller.scheduler.sim.metrics import Evidence, SimResult, jain
+from controller.scheduler.sim.workload import SECOND_US, Workload
 from controller.scheduler.topology import Topology
-from controller.scheduler.workload import SECOND_US, Workload
 
 PlanFn = Callable[..., Plan]
 _LIVE = int(TrafficClass.LIVE)

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from controller.scheduler.metrics import SimResult
-from controller.scheduler.naive import naive_plan
 from controller.scheduler.plan import plan
-from controller.scheduler.presets import Site
-from controller.scheduler.simulate import SimConfig, Simulation
+from controller.scheduler.sim.metrics import SimResult
+from controller.scheduler.sim.naive import naive_plan
+from controller.scheduler.sim.presets import Site
+from controller.scheduler.sim.simulate import SimConfig, Simulation
+from controller.scheduler.sim.workload import WorkloadSpec, generate
 from controller.scheduler.topology import Topology
-from controller.scheduler.workload import WorkloadSpec, generate
 
 
 def percentile(values: list[float], q: float) -> float:
