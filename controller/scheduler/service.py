@@ -51,7 +51,7 @@ from controller.scheduler.options import (
     load_topology,
     with_default_links,
 )
-from controller.scheduler.planner import Planner
+from controller.scheduler.state import Planner
 from controller.scheduler.topology import Topology
 from controller.scheduler.upkeep import CommandSender, Snapshot
 from controller.scheduler.wire import device_report, lease_message

@@ -31,7 +31,7 @@ from controller.jobs.tracker import (
 )
 from controller.scheduler.leases import DeliveryMeter, LeaseBook, LinkDelivery
 from controller.scheduler.model import CLASSES
-from controller.scheduler.planner import Planner
+from controller.scheduler.state import Planner
 from protos.vigil.v1 import fleet_pb2
 
 log = logging.getLogger("vigil.scheduler")

@@ -31,7 +31,7 @@ from controller.scheduler.model import (
     TrafficClass,
 )
 from controller.scheduler.plan import DevicePlan, PlanConfig
-from controller.scheduler.planner import Planner
+from controller.scheduler.state import Planner
 from controller.scheduler.topology import Topology
 from controller.scheduler.wire import device_report, lease_message
 from protos.vigil.v1 import agent_control_pb2, common_pb2

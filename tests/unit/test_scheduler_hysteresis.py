@@ -16,7 +16,7 @@ from controller.scheduler.model import (
     TrafficClass,
 )
 from controller.scheduler.plan import DevicePlan, Plan
-from controller.scheduler.planner import Planner
+from controller.scheduler.state import Planner
 from controller.scheduler.topology import Topology
 
 T = TrafficClass
