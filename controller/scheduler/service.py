@@ -32,6 +32,7 @@ from controller.clock import Clock
 from controller.jobs.store import JobStore
 from controller.jobs.tracker import DeviceReport, HoldWanted, JobTracker
 from controller.scheduler import upkeep
+from controller.scheduler.convert import device_report, lease_message
 from controller.scheduler.inventory import demand_from_inventory
 from controller.scheduler.leases import (
     DeliveryMeter,
@@ -54,7 +55,6 @@ from controller.scheduler.options import (
 from controller.scheduler.state import Planner
 from controller.scheduler.topology import Topology
 from controller.scheduler.upkeep import CommandSender, Snapshot
-from controller.scheduler.wire import device_report, lease_message
 from protos.vigil.v1 import agent_control_pb2
 
 log = logging.getLogger("vigil.scheduler")

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from controller.jobs.tracker import HoldWanted
+from controller.scheduler.convert import device_report, lease_message
 from controller.scheduler.leases import (
     DeliveryMeter,
     ForeignLeaseError,
@@ -33,7 +34,6 @@ from controller.scheduler.model import (
 from controller.scheduler.plan import DevicePlan, PlanConfig
 from controller.scheduler.state import Planner
 from controller.scheduler.topology import Topology
-from controller.scheduler.wire import device_report, lease_message
 from protos.vigil.v1 import agent_control_pb2, common_pb2
 
 S = 1_000_000
