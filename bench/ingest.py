@@ -71,7 +71,7 @@ def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
     from controller.clock import SystemClock
     from controller.components import load_tls
     from controller.config import ControllerConfig
-    from controller.ingest.server import build_server
+    from controller.grpcserver.server import build_server
     from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
     config = ControllerConfig.model_validate(

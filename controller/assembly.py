@@ -33,7 +33,7 @@ from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
-from controller.ingest.server import Registration
+from controller.grpcserver.server import Registration
 from controller.ingest.service import IngestService
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions

@@ -23,10 +23,11 @@ from controller.fleet.alerts import AlertRules
 from controller.fleet.component import FleetComponent
 from controller.fleet.service import FleetOptions
 from controller.grants.keys import KeyFileError, load_keys
+from controller.grpcserver.identity import mtls_credentials
+from controller.grpcserver.server import Registration, build_server
 from controller.ingest.fairness import Shares
-from controller.ingest.grpc_service import IngestServicer, mtls_credentials
+from controller.ingest.grpc_service import IngestServicer
 from controller.ingest.rules import Limits
-from controller.ingest.server import Registration, build_server
 from controller.ingest.service import IngestService
 from controller.ingest.slots import UploadSlots
 from controller.ingest.staging import Staging

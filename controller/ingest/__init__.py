@@ -9,6 +9,8 @@ direct.py        O_DIRECT appends through reused aligned buffers (staging's writ
 caches.py        cameras and each camera's latest segment, remembered between uploads
 service.py       one upload from header to verified staged file, resume queries (no gRPC)
 commit.py        a verified upload into the object store and the catalog, chain flags
-grpc_service.py  the servicer: protobuf <-> service, status codes, device identity
-server.py        the gRPC server (TLS, thread pool, message limits)
+grpc_service.py  the servicer: protobuf <-> service, status codes
+
+The gRPC server itself (TLS, thread pool, message limits) and the device identity of a peer
+are in controller/grpcserver/: the scheduler's AgentControl service shares them.
 """

@@ -1,18 +1,19 @@
 """`vigil.v1.Ingest` over gRPC: protobuf in, `IngestService` calls, status codes out.
 
 This is the only ingest module that knows gRPC. The device's identity is the CN of the client
-certificate the TLS handshake verified (`x509_common_name` in the auth context), never a field
-the client sends. `IngestError` codes map one to one onto gRPC status codes; anything else is
+certificate the TLS handshake verified (controller/grpcserver/identity.py), never a field the
+client sends. `IngestError` codes map one to one onto gRPC status codes; anything else is
 logged and answered INTERNAL so a bug in one stream never takes the server down.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 
 import grpc
 
+from controller.grpcserver.identity import device_from_auth
 from controller.ingest.rules import Code, Header, IngestError, hash_hex
 from controller.ingest.service import IngestService, Part
 from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
@@ -24,21 +25,6 @@ _STATUS = {code: getattr(grpc.StatusCode, code.value) for code in Code}
 
 class StreamBroken(Exception):
     """The stream ended because gRPC aborted or the client cancelled, not by a half-close."""
-
-
-def device_from_auth(auth: Mapping[str, object]) -> str | None:
-    """The verified client certificate's CN, or None when the peer presented none.
-
-    gRPC gives each property as a list of bytes values; anything else is treated as absent.
-    """
-    names = auth.get("x509_common_name")
-    if not isinstance(names, Sequence) or len(names) != 1 or not isinstance(names[0], bytes):
-        return None
-    try:
-        name = names[0].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return name or None
 
 
 def header_from_proto(pb: ingest_pb2.SegmentHeader) -> Header:
@@ -136,14 +122,3 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             committed=answer.committed,
             sha256=bytes.fromhex(answer.sha256) if answer.sha256 else b"",
         )
-
-
-def mtls_credentials(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> grpc.ServerCredentials:
-    """Server TLS that *requires* a client certificate signed by the city CA.
-
-    The handshake itself refuses a peer without a certificate, with one from another CA, or
-    with an expired one, so no handler ever runs for it.
-    """
-    return grpc.ssl_server_credentials(
-        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
-    )

@@ -20,7 +20,7 @@ from typing import TypeVar
 import grpc
 
 from controller.clock import Clock, SystemClock
-from controller.ingest.grpc_service import device_from_auth
+from controller.grpcserver.identity import device_from_auth
 from controller.scheduler.leases import ForeignLeaseError, LeaseError, UnknownLeaseError
 from controller.scheduler.model import SchedulerError
 from controller.scheduler.service import SchedulerService

@@ -1,0 +1,39 @@
+"""Who is calling: the device identity of a mutual-TLS gRPC peer, and the server credentials
+that make the handshake prove it.
+
+The device's identity is the CN of the client certificate the TLS handshake verified
+(`x509_common_name` in the auth context), never a field the client sends. Every service on the
+controller's gRPC server (Ingest, AgentControl) asks this module, not each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import grpc
+
+
+def device_from_auth(auth: Mapping[str, object]) -> str | None:
+    """The verified client certificate's CN, or None when the peer presented none.
+
+    gRPC gives each property as a list of bytes values; anything else is treated as absent.
+    """
+    names = auth.get("x509_common_name")
+    if not isinstance(names, Sequence) or len(names) != 1 or not isinstance(names[0], bytes):
+        return None
+    try:
+        name = names[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return name or None
+
+
+def mtls_credentials(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> grpc.ServerCredentials:
+    """Server TLS that *requires* a client certificate signed by the city CA.
+
+    The handshake itself refuses a peer without a certificate, with one from another CA, or
+    with an expired one, so no handler ever runs for it.
+    """
+    return grpc.ssl_server_credentials(
+        [(key_pem, cert_pem)], root_certificates=ca_pem, require_client_auth=True
+    )
