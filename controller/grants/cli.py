@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from controller import times
 from controller.clock import SystemClock
 from controller.config import ConfigError
 from controller.grants.errors import GrantRefused
@@ -29,16 +30,12 @@ def _out(text: str) -> None:
 
 
 def parse_time_us(text: str) -> int:
-    """ISO 8601 (a 'Z' or offset; naive means UTC) or integer microseconds."""
-    if text.lstrip("-").isdigit():
-        return int(text)
+    """ISO 8601 (a 'Z' or offset; without one, Asia/Shanghai local time) or integer
+    microseconds (controller/times.py)."""
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return int(stamp.timestamp() * 1_000_000)
+        return times.parse_time_us(text, naive=times.LOCAL_ZONE)
+    except times.TimeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _ops(text: str) -> frozenset[Operation]:

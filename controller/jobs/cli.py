@@ -18,45 +18,25 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import re
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 from controller.cli_args import add_config_args, config_from_args
 from controller.clock import SystemClock
 from controller.config import ConfigError
+from controller.times import TimeError, iso_utc, parse_time_us
 
 log = logging.getLogger("vigil.jobs")
 
-_RELATIVE = re.compile(r"now(?:([+-])(\d{1,7})([smhd]))?")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class TimeError(ValueError):
-    """A time argument that cannot be read."""
-
 
 def parse_time(text: str, now_us: int) -> int:
-    """Microseconds since the epoch for an ISO time with offset, or now[+-N{s,m,h,d}]."""
-    value = text.strip()
-    rel = _RELATIVE.fullmatch(value)
-    if rel:
-        if not rel.group(1):
-            return now_us
-        seconds = int(rel.group(2)) * _UNIT_S[rel.group(3)]
-        return now_us + (seconds if rel.group(1) == "+" else -seconds) * 1_000_000
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise TimeError(f"{text!r} is not an ISO 8601 time or now[+-N(s|m|h|d)]") from None
-    if when.tzinfo is None:
-        raise TimeError(f"{text!r} has no UTC offset (write e.g. {value}+08:00 or {value}Z)")
-    return int(when.timestamp() * 1_000_000)
+    """Microseconds since the epoch for an ISO time with offset, or now[+-N{s,m,h,d}]; a time
+    without a zone is refused (controller/times.py says why)."""
+    return parse_time_us(text, naive=None, now_us=now_us, epoch_us=False)
 
 
 def iso(us: int) -> str:
-    return datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="seconds") if us else "-"
+    return iso_utc(us) if us else "-"
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
