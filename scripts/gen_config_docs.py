@@ -50,6 +50,12 @@ with `VIGIL_` is not configuration: it is ignored, with one warning at start nam
 (`VIGIL_CONFIG*` is never a key and is not warned about).
 
 Durations (`*_s`) are seconds, sizes (`*_bytes`) bytes and rates (`*_bps`) bits per second.
+
+**Times** typed at a command (`grant mint --from/--to`, `audit-search --since/--until`) are ISO
+8601 or unix microseconds; without a zone they are Asia/Shanghai local time
+(`2026-11-28T10:00:00` is 02:00 UTC). `footage request` refuses a time without a zone (write
+`+08:00` or `Z`); the HTTP API reads one as UTC. One parser reads them all
+(controller/times.py). Inside, everything is UTC; what is shown to people is local time.
 """
 
 
