@@ -21,8 +21,13 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from google.protobuf.json_format import MessageToDict
 
-from controller.audit.witness import WitnessError, parse_witness, witness_payload
-from controller.fleet.broker import AUDIT_WITNESS_TOPIC, CONTROLLER_USER
+from controller.audit.witness import (
+    AUDIT_WITNESS_TOPIC,
+    WitnessError,
+    parse_witness,
+    witness_payload,
+)
+from controller.fleet.broker import CONTROLLER_USER
 from controller.fleet.decode import Decoded, decode, decode_controller_state
 from controller.fleet.mqtt import MqttSettings, make_client
 from controller.fleet.topics import CONTROLLER_STATE_TOPIC, TAIL_SUBSCRIPTION

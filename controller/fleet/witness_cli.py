@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.audit.chain import Checkpoint
-from controller.audit.witness import WitnessError, parse_witness
-from controller.fleet.broker import AUDIT_WITNESS_TOPIC, CONTROLLER_USER
+from controller.audit.witness import AUDIT_WITNESS_TOPIC, WitnessError, parse_witness
+from controller.fleet.broker import CONTROLLER_USER
 
 FETCH_TIMEOUT_S = 10.0
 MAX_PAYLOAD_BYTES = 64 * 1024
