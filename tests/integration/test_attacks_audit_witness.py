@@ -23,8 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from controller.audit.chain import Checkpoint
-from controller.audit.witness import parse_witness, witness_payload
-from controller.audit.witness import AUDIT_WITNESS_TOPIC
+from controller.audit.witness import AUDIT_WITNESS_TOPIC, parse_witness, witness_payload
 from controller.fleet.witness_cli import WitnessFetchError, fetch_witness
 from controller.grants.model import Operation
 from tests.integration.test_attacks_support import MqttDevice, Target
