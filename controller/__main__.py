@@ -20,7 +20,10 @@ COMMAND_MODULES = (
     "controller.fleet.cli",
     "controller.scheduler.cli",
     "controller.retention.cli",
-    "controller.sharing_cli",
+    "controller.grants.cli",
+    "controller.exports.cli",
+    "controller.fleet.witness_cli",
+    "controller.audit.cli",
     "controller.users.cli",
     "controller.jobs.cli",
 )

@@ -36,3 +36,12 @@ def config_from_args(args: argparse.Namespace, listen: str | None = None) -> Con
         except ValueError as exc:
             raise ConfigError(f"--listen: {exc}") from None
     return config
+
+
+def config_and_engine(args: argparse.Namespace) -> tuple[ControllerConfig, Any]:
+    """The configuration and a database engine on its catalog (existing tables only), for
+    commands that read the controller's database directly."""
+    from controller.catalog import make_engine
+
+    config = config_from_args(args)
+    return config, make_engine(config.resolved_database_url(), create=False)

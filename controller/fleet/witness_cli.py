@@ -15,13 +15,20 @@ Here, beside the fleet's MQTT adapter it fetches through, because `audit` never 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from controller.audit.chain import Checkpoint
 from controller.audit.witness import AUDIT_WITNESS_TOPIC, WitnessError, parse_witness
+from controller.cli_args import add_config_args, config_and_engine
+from controller.config import ConfigError
 from controller.fleet.broker import CONTROLLER_USER
+
+log = logging.getLogger("vigil.sharing")
 
 FETCH_TIMEOUT_S = 10.0
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -142,3 +149,52 @@ def load_witness(args: argparse.Namespace) -> Checkpoint | None:
         return parse_witness(payload)
     except WitnessError as exc:
         raise WitnessFetchError(f"the broker's retained witness is unusable: {exc}") from None
+
+
+def _out(text: str) -> None:
+    print(text)  # noqa: T201 - CLI output
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add verify-audit to `vigil-controller`."""
+    vau = sub.add_parser("verify-audit", help="check the audit log's hash chain and checkpoints")
+    add_config_args(vau)
+    vau.add_argument("--public-key", type=Path, help="evidence.pub (default: in the data dir)")
+    add_witness_args(vau)  # --witness/--anchor FILE, --witness-broker HOST:PORT
+    vau.add_argument("--save-anchor", type=Path, help="save the newest checkpoint to this file")
+    vau.set_defaults(func=_verify_audit)
+
+
+def _verify_audit(args: argparse.Namespace) -> int:
+    from controller.audit.chain import verify_log
+    from controller.audit.log import AuditError, iter_entries, read_checkpoints
+    from controller.grants.keys import KeyFileError, evidence_public_key
+
+    try:
+        config, engine = config_and_engine(args)
+        public = evidence_public_key(args.public_key, config.data_path)
+        anchor = load_witness(args)
+    except (ConfigError, KeyFileError, ValueError, TypeError, OSError) as exc:
+        log.error("verify-audit: %s", exc)
+        return 2
+    except WitnessFetchError as exc:
+        log.error("verify-audit: %s", exc)
+        return 1
+    if anchor is not None:
+        _out(f"witness: checkpoint at entry {anchor.seq}, signed {anchor.at_us} us, {anchor.hash}")
+    try:
+        checkpoints = read_checkpoints(engine)
+        report = verify_log(iter_entries(engine), checkpoints, public, anchor)
+    except AuditError as exc:
+        log.error("verify-audit: %s", exc)
+        return 1
+    _out(
+        f"entries: {report.entries} (last {report.last_seq}); checkpoints: {report.checkpoints}; "
+        f"covered by a signature up to {report.covered_seq}; not yet covered: {report.uncovered}"
+    )
+    for problem in report.problems:
+        _out(f"PROBLEM: {problem}")
+    if report.ok and args.save_anchor is not None and checkpoints:
+        args.save_anchor.write_text(json.dumps(asdict(checkpoints[-1])) + "\n", encoding="utf-8")
+    _out("OK: the audit log is intact" if report.ok else "FAILED: the audit log was tampered with")
+    return 0 if report.ok else 1

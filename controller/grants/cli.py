@@ -65,6 +65,31 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="write the token here (default: print it)")
 
 
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add `keys` and `grant` to `vigil-controller`."""
+    keys = sub.add_parser("keys", help="create the sharing keys in <data_dir>/keys (idempotent)")
+    keys.add_argument("--data-dir", type=Path, required=True)
+    keys.set_defaults(func=_keys)
+    register_grant(sub)
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from controller.grants.keys import KeyFileError, ensure_keys, keys_dir, load_keys
+
+    try:
+        created = ensure_keys(args.data_dir)
+        keys = load_keys(args.data_dir)
+    except (KeyFileError, OSError) as exc:
+        log.error("keys: %s", exc)
+        return 1
+    from controller.grants.codec import key_id
+
+    _out(f"{keys_dir(args.data_dir)}: created {', '.join(created) or 'nothing (all present)'}")
+    _out(f"grant root key id {key_id(keys.root_public)}: {keys.root_public.hex()}")
+    _out(f"evidence key id {key_id(keys.evidence_public)}: {keys.evidence_public.hex()}")
+    return 0
+
+
 def register_grant(sub: argparse._SubParsersAction[Any]) -> None:
     from controller.cli_args import add_config_args
 

@@ -138,3 +138,13 @@ def load_keys(data_dir: Path) -> SharingKeys:
         load_private(directory / f"{EVIDENCE}.key"),
         url_key,
     )
+
+
+def evidence_public_key(path: Path | None, data_dir: Path | None) -> bytes:
+    """The evidence public key from --public-key FILE, or from <data_dir>/keys."""
+    if path is None:
+        if data_dir is None:
+            # Both commands report a KeyFileError like the ConfigError it was: exit status 2.
+            raise KeyFileError("give --public-key FILE (or --data-dir DIR)")
+        path = keys_dir(data_dir) / f"{EVIDENCE}.pub"
+    return load_public_hex(path)
