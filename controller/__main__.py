@@ -12,6 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from vigil_common.redact import redact_handlers
+
 # Packages whose `cli.register(subparsers)` adds subcommands, in --help order.
 COMMAND_MODULES = (
     "controller.pki.cli",
@@ -40,13 +42,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_logging(level: str | int) -> None:
+    """Log to stderr through the agent's redacting filter (vigil_common/redact.py), so no
+    credential in a URL reaches a log line, whichever logger wrote it."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_handlers(logging.getLogger())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(getattr(args, "log_level", "INFO"))
     result: int = args.func(args)
     return result
 

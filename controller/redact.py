@@ -1,16 +1,12 @@
 """Scrub credentials from URLs before they reach a log line or an error message.
 
-The controller keeps its own copy of this tiny helper: `controller` and `edge_agent` deploy
-separately and share only `protos` (see tests/unit/test_architecture.py).
+The same scrubbing as the agent's (vigil_common/redact.py): `redact_url` here takes free text
+and replaces `user:password@` in every URL inside it with `***@`. The controller's log handlers
+carry the shared `RedactingFilter` (controller/__main__.py).
 """
 
 from __future__ import annotations
 
-import re
+from vigil_common.redact import redact_text as redact_url
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-
-
-def redact_url(text: str) -> str:
-    """Replace `user:password@` in every URL inside `text` with `***@`."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+__all__ = ["redact_url"]
