@@ -26,6 +26,8 @@ class SegmentSink(Protocol):
         duration_us: int,
         flags: SegmentFlag = SegmentFlag.NONE,
         container: str = "ts",
+        *,
+        digest: tuple[int, str] | None = None,
     ) -> SegmentInfo: ...
 
     def discard(self, temp_path: Path) -> None: ...

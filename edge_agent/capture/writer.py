@@ -41,7 +41,7 @@ from edge_agent.sources.nal import (
 
 from .audio_lane import AudioLane
 from .sink import SegmentSink, clean_reason, describe_error
-from .tscontinuity import continue_counters
+from .tsfile import BUFFER_BYTES, TsWriteThrough
 from .wobble import nudge
 
 __all__ = ["SegmentSink", "SegmentWriter", "clean_reason"]
@@ -52,8 +52,9 @@ _MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
 # Timestamps go to disk as they are: FFmpeg would otherwise shift a whole file whose first
 # packet is slightly negative (a B-frame's dts, AAC priming), and that file alone would then
 # overlap the next one. The MPEG-TS muxer's own delay keeps such values positive on the wire.
-_TS_OPTIONS = {"avoid_negative_ts": "disabled"}
-_CC_CHUNK = 188 * 1024  # bytes of whole TS packets rewritten at a time
+# flush_packets=0: the muxer writes through a file object (tsfile), which FFmpeg would
+# otherwise flush after every packet; whole buffers are what makes hashing on the way cheap.
+_TS_OPTIONS = {"avoid_negative_ts": "disabled", "flush_packets": "0"}
 EventCallback = Callable[[str, str], None]  # (kind, detail): an AgentEvent for this camera
 
 
@@ -96,6 +97,7 @@ class SegmentWriter:
         self._out: OutputContainer | None = None
         self._out_stream: Stream | None = None
         self._temp: Path | None = None
+        self._tsfile: TsWriteThrough | None = None  # the open MPEG-TS file, hashed as written
         self._last_dts: int | None = None  # the last video dts muxed into the open file
         self._last_video_us: int | None = None  # the same, in µs after the re-base
         self._audio = AudioLane(camera_id, self._event, container)
@@ -304,7 +306,14 @@ class SegmentWriter:
             if self._container == "mp4":
                 out = av.open(str(temp), "w", format="mp4", options=_MP4_OPTIONS)
             else:
-                out = av.open(str(temp), "w", format="mpegts", container_options=_TS_OPTIONS)
+                self._tsfile = TsWriteThrough(temp, self._cc)
+                out = av.open(
+                    self._tsfile,
+                    "w",
+                    format="mpegts",
+                    container_options=_TS_OPTIONS,
+                    buffer_size=BUFFER_BYTES,
+                )
             self._out_stream = out.add_stream_from_template(stream)
             self._audio.open(out)
             self._out, self._temp = out, temp
@@ -376,15 +385,18 @@ class SegmentWriter:
             log.exception("camera %s: event subscriber failed on %s", self.camera_id, kind)
 
     def _commit(self, closed: ClosedSegment) -> SegmentInfo | None:
-        out, temp = self._out, self._temp
-        self._out, self._out_stream, self._temp = None, None, None
+        out, temp, tsfile = self._out, self._temp, self._tsfile
+        self._out, self._out_stream, self._temp, self._tsfile = None, None, None, None
         self._audio.close()
         if out is None or temp is None:
             return None  # its file failed earlier; that time is already being reported
+        digest: tuple[int, str] | None = None
         try:
             out.close()
-            if self._container == "ts":
-                self._carry_counters(temp)
+            if tsfile is not None:
+                tsfile.close()
+                # The counters run on from this file only once it is written whole.
+                self._cc, digest = tsfile.counters, tsfile.digest
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self._discard(temp)
             self._lost(closed, f"cannot finish segment file: {describe_error(exc)}")
@@ -397,6 +409,7 @@ class SegmentWriter:
                 max(1, closed.duration_us),
                 closed.flags,
                 self._container,
+                digest=digest,
             )
         except Exception as exc:  # noqa: BLE001 - StoreError/DiskFullError and any I/O failure
             self._discard(temp)
@@ -407,23 +420,6 @@ class SegmentWriter:
         if self._on_segment is not None:
             self._on_segment(info)
         return info
-
-    def _carry_counters(self, temp: Path) -> None:
-        """Continue this camera's MPEG-TS continuity counters from its previous file.
-
-        In chunks of whole TS packets, in place: whole files at once would make every camera
-        hold a segment's size several times over while committing, and the memory stays."""
-        counters = self._cc
-        with open(temp, "r+b") as f:
-            pos = 0
-            while chunk := f.read(_CC_CHUNK):
-                fixed, counters = continue_counters(chunk, counters)
-                if fixed != chunk:
-                    f.seek(pos)
-                    f.write(fixed)
-                pos += len(chunk)
-                f.seek(pos)
-        self._cc = counters
 
     def _fail(self, what: str, exc: BaseException) -> None:
         """A segment file could not be written: drop it; its time becomes a gap."""
@@ -471,13 +467,18 @@ class SegmentWriter:
             self._on_gap(gap)
 
     def _drop_output(self) -> None:
-        out, temp = self._out, self._temp
-        self._out, self._out_stream, self._temp = None, None, None
+        out, temp, tsfile = self._out, self._temp, self._tsfile
+        self._out, self._out_stream, self._temp, self._tsfile = None, None, None, None
         self._audio.close()
         if out is not None:
             try:
                 out.close()
             except (av.error.FFmpegError, OSError, ValueError):
+                pass
+        if tsfile is not None:
+            try:
+                tsfile.close()
+            except OSError:
                 pass
         if temp is not None:
             self._discard(temp)

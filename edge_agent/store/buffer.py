@@ -146,8 +146,14 @@ class SegmentBuffer:
         duration_us: int,
         flags: SegmentFlag = SegmentFlag.NONE,
         container: str = "ts",
+        *,
+        digest: tuple[int, str] | None = None,
     ) -> SegmentInfo:
         """Make the segment durable and indexed; returns its info once it is safe.
+
+        `digest` is (size, SHA-256) of the file as its writer wrote it (hashed on the way to
+        disk, see edge_agent.capture.tsfile), which spares reading it again; a file whose size
+        on disk differs is read and hashed as it is.
 
         Bad input (invalid arguments, a path outside tmp/, an empty or larger-than-quota file)
         raises StoreError and leaves everything, the temp file included, as it was: the caller
@@ -163,7 +169,10 @@ class SegmentBuffer:
         ext = validate.container(container, cam)
         temp = validate.temp_file(temp_path, self._tmp, cam)
         try:
-            size, sha = self._files.hash_and_sync(temp)
+            if digest is None:
+                size, sha = self._files.hash_and_sync(temp)
+            else:
+                size, sha = self._files.sync_known(temp, digest)
         except OSError as exc:
             if is_disk_full(exc):
                 self._drop(temp)

@@ -40,6 +40,19 @@ class FileOps:
             os.close(fd)
         return size, digest.hexdigest()
 
+    def sync_known(self, path: Path, digest: tuple[int, str]) -> tuple[int, str]:
+        """fsync a file whose (size, SHA-256) its writer computed while writing it; if its
+        size on disk is not that size, it is not what was hashed: read and hash it instead."""
+        size, sha = digest
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            if os.fstat(fd).st_size != size:
+                return self.hash_and_sync(path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return size, sha
+
     def sha256(self, path: Path) -> str:
         """The SHA-256 of a file (for verification; no fsync)."""
         digest = hashlib.sha256()
