@@ -14,11 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sqlalchemy import select
-from sqlmodel import col
-
-from controller.catalog import Catalog
-from controller.catalog.models import Segment
+from controller.catalog import Catalog, segment_queries
 from controller.clock import Clock
 from controller.fleet.commands import CommandError, build_command
 from controller.jobs.model import JOB_OPEN, JobView
@@ -36,8 +32,6 @@ from protos.vigil.v1 import fleet_pb2
 
 log = logging.getLogger("vigil.scheduler")
 
-_IN_CHUNK = 500
-
 
 class CommandSender(Protocol):
     """What the scheduler needs of the fleet service (controller.fleet.FleetService)."""
@@ -54,21 +48,7 @@ class UpkeepResult:
 
 def committed_segments(catalog: Catalog, ids: Iterable[str]) -> list[tuple[str, str, int, int]]:
     """(device, segment, size, committed_at_us) of those `ids` the catalog holds."""
-    wanted = sorted(ids)
-    out: list[tuple[str, str, int, int]] = []
-    seg = Segment
-    with catalog.engine.connect() as conn:
-        for i in range(0, len(wanted), _IN_CHUNK):
-            rows = conn.execute(
-                select(
-                    col(seg.device_id),
-                    col(seg.segment_id),
-                    col(seg.size_bytes),
-                    col(seg.committed_at_us),
-                ).where(col(seg.segment_id).in_(wanted[i : i + _IN_CHUNK]))
-            ).all()
-            out.extend((d, s, int(n), int(at)) for d, s, n, at in rows)
-    return out
+    return segment_queries.committed_segments(catalog.engine, ids)
 
 
 class HoldCommands:

@@ -28,8 +28,6 @@ from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
-from sqlalchemy import func, select
-from sqlmodel import col
 
 from controller.api.common import camera_for, refuse
 from controller.api.deps import ApiDeps, DepsDep, OptionalUserDep, client_address, grant_token
@@ -37,7 +35,7 @@ from controller.api.errors import ApiError, error_response
 from controller.api.params import parse_time_us
 from controller.api.ranges import ByteRange, RangeNotSatisfiable, parse_range
 from controller.catalog import SEGMENT_STORED, SegmentRow
-from controller.catalog.models import Segment
+from controller.catalog.segment_queries import count_stored_between
 from controller.grants.access import AccessRequest
 from controller.grants.codec import decode_token
 from controller.grants.errors import GrantRefused
@@ -63,18 +61,7 @@ def live_sequence(deps: ApiDeps, camera_id: str, anchor_us: int, first: SegmentR
     that start in [anchor, first). The anchor is the grant's footage start, fixed for the
     grant's life, so numbers stay stable across reloads (HLS needs that) and the count is a
     bounded index range scan."""
-    query = (
-        select(func.count())
-        .select_from(Segment)
-        .where(
-            col(Segment.camera_id) == camera_id,
-            col(Segment.start_us) >= anchor_us,
-            col(Segment.start_us) < first.start_us,
-            col(Segment.state) == SEGMENT_STORED,
-        )
-    )
-    with deps.catalog.engine.connect() as conn:
-        return int(conn.execute(query).scalar_one())
+    return count_stored_between(deps.catalog.engine, camera_id, anchor_us, first.start_us)
 
 
 @router.get(
