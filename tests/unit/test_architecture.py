@@ -9,6 +9,9 @@
 - Only the entry point (`controller/serve_cli.py`) imports the assembly; the bottom packages
   (catalog, storage, grants, audit, clock) and the runtime never import the parts above them.
 - Every controller module imports on its own, first, in a fresh interpreter.
+- Where things live: each command inside its package and imported by no module; no sibling
+  modules named alike (plan/planner, wire/wiring); SQL only in the catalog and the stores
+  that own their tables; one time parser; the gRPC server imports no service.
 """
 
 from __future__ import annotations
@@ -284,3 +287,102 @@ def test_every_controller_module_imports_first_on_its_own() -> None:
     )
     assert result.returncode == 0, f"order seed {seed}:\n{result.stdout}\n{result.stderr[-8000:]}"
     assert result.stdout.strip() == "FAILED:"
+
+
+# ---- where things live -----------------------------------------------------------------------
+
+
+def is_command_module(name: str) -> bool:
+    leaf = name.rsplit(".", 1)[-1]
+    return leaf == "cli" or leaf.endswith("_cli")
+
+
+def test_commands_live_in_their_packages_and_nothing_imports_them() -> None:
+    """Each command's code is inside its package (`jobs/cli.py`, ...); only `serve` (the entry
+    point) sits at the top. `__main__` names command modules as strings; no module, domain or
+    command, imports one (shared arguments are in `cli_args.py`)."""
+    graph = module_graph(ROOT, "controller")
+    top_level = {n for n in graph if n.count(".") == 1 and is_command_module(n)}
+    assert top_level == {"controller.serve_cli"}
+    imported = {n: sorted(importers_of(graph, n)) for n in graph if is_command_module(n)}
+    assert {n: who for n, who in imported.items() if who} == {}
+
+
+def _stem(name: str) -> str:
+    for suffix in ("ner", "ing", "er", "s"):
+        if name.endswith(suffix) and len(name) - len(suffix) >= 3:
+            name = name[: -len(suffix)]
+            break
+    return name.rstrip("e")
+
+
+def look_alike_modules(root: Path, package: str) -> list[list[str]]:
+    """Sibling modules whose names differ only by an ending (plan/planner, wire/wiring)."""
+    found = []
+    for directory in [root / package, *(root / package).rglob("*")]:
+        if not directory.is_dir() or directory.name == "__pycache__":
+            continue
+        by_stem: dict[str, list[str]] = {}
+        for path in directory.glob("*.py"):
+            if path.stem != "__init__":
+                by_stem.setdefault(_stem(path.stem), []).append(path.stem)
+        found += [sorted(names) for names in by_stem.values() if len(names) > 1]
+    return sorted(found)
+
+
+@pytest.mark.parametrize("package", ["controller", "edge_agent", "vigil_common"])
+def test_no_look_alike_module_names(package: str) -> None:
+    assert look_alike_modules(ROOT, package) == []
+
+
+def test_the_look_alike_check_sees_plan_and_planner(tmp_path: Path) -> None:
+    _write(tmp_path, {"app/s/plan.py": "", "app/s/planner.py": "", "app/s/wire.py": ""})
+    _write(tmp_path, {"app/s/wiring.py": "", "app/s/leases.py": "", "app/s/model.py": ""})
+    assert look_alike_modules(tmp_path, "app") == [["plan", "planner"], ["wire", "wiring"]]
+
+
+# Modules that may speak SQL: the catalog, the stores that own their own tables, and the
+# places that open the engine or map its errors.
+SQL_ALLOWED = (
+    "controller.catalog",
+    "controller.jobs.store",
+    "controller.jobs.tables",
+    "controller.users.store",
+    "controller.grants.store",
+    "controller.grants.service",  # the Engine type only
+    "controller.audit.log",
+    "controller.audit.models",
+    "controller.runtime",
+    "controller.assembly",
+    "controller.api.app",  # SQLAlchemyError -> 503
+)
+
+
+def test_sql_only_in_the_catalog_and_the_table_owners() -> None:
+    """Playback, the scheduler's upkeep, ingest, fleet, ... ask catalog functions."""
+    sql = {"sqlalchemy", "sqlmodel"}
+    speakers = set()
+    for path in (ROOT / "controller").rglob("*.py"):
+        name = module_name(ROOT, path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        if any(t.split(".")[0] in sql for t in _imports(tree, name, path.name == "__init__.py")):
+            speakers.add(name)
+    outside = sorted(n for n in speakers if not n.startswith(SQL_ALLOWED))
+    assert outside == []
+
+
+def test_one_time_parser() -> None:
+    """Only controller/times.py reads ISO 8601 times (three parsers used to disagree)."""
+    readers = sorted(
+        module_name(ROOT, p)
+        for p in (ROOT / "controller").rglob("*.py")
+        if "fromisoformat(" in p.read_text(encoding="utf-8")
+    )
+    assert readers == ["controller.times"]
+
+
+def test_grpc_server_knows_no_service() -> None:
+    """Ingest and AgentControl register on controller/grpcserver; it imports neither."""
+    graph = by_package(module_graph(ROOT, "controller"))
+    assert graph["controller.grpcserver"] == set()
+    assert "controller.ingest" not in graph["controller.scheduler"]
