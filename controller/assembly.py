@@ -11,6 +11,11 @@ before it is given:
 Parts are started in that order after the gRPC server, and stopped in reverse: the HTTP API
 stops first (its last audit tallies are written), the audit witness then signs a last
 checkpoint and publishes it through the still-running fleet, and the broker stops last.
+Observability is built here too: one `CollectorRegistry` per controller (no global default
+registry) carrying the process collector, the gRPC interceptor's families, the HTTP API's
+counters and a collector that reads the fleet and scheduler at scrape time; the standard gRPC
+health service answers SERVING once `start()` has started everything.
+
 Only the entry point (`controller.serve_cli`) and tests import this module.
 """
 
@@ -24,15 +29,19 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 import grpc
+from prometheus_client import CollectorRegistry, ProcessCollector
 from sqlalchemy.engine import Engine
 
 from controller import components
 from controller.api.component import HttpComponent
+from controller.api.metrics import Metrics, StateCollector
+from controller.api.readiness import Probe
 from controller.api.wiring import http
 from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
+from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import Registration
 from controller.ingest.service import IngestService
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
@@ -40,6 +49,7 @@ from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
 from controller.scheduler.wiring import options_from, scheduler
 from controller.storage import ObjectStore
+from controller.storage.local import LocalObjectStore
 
 log = logging.getLogger("vigil.controller")
 
@@ -77,6 +87,8 @@ class Controller:
     fleet: FleetComponent | None = None
     scheduler: SchedulerService | None = None
     http: HttpComponent | None = None
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    health: Health = field(default_factory=Health)
     # In start order: ingest housekeeping first, the HTTP API last.
     components: list[Component] = field(default_factory=list)
 
@@ -105,8 +117,10 @@ class Controller:
         log.info("gRPC (mutual TLS) listening on port %d", self.grpc_port)
         for component in self.components:
             component.start()
+        self.health.serving()
 
     def stop(self, grace_s: float = 5.0) -> None:
+        self.health.stopping()
         for component in reversed(self.components):
             try:
                 component.stop()
@@ -137,14 +151,27 @@ def build_controller(
 def _build(
     core: Core, credentials: grpc.ServerCredentials, parts: Parts, services: Sequence[Registration]
 ) -> Controller:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    health = Health()
     fleet = components.fleet(core) if parts.fleet else None
     sched = (
         scheduler(core, parts.scheduler, fleet.service if fleet else None)
         if parts.scheduler is not None
         else None
     )
-    ingest = components.ingest(core, credentials, [*services, *([sched.register] if sched else [])])
-    controller = Controller(core, ingest.service, ingest.server, ingest.port, fleet)
+    ingest = components.ingest(
+        core,
+        credentials,
+        [health.register, *services, *([sched.register] if sched else [])],
+        [MetricsInterceptor(RpcMetrics(registry))],
+    )
+    controller = Controller(
+        core, ingest.service, ingest.server, ingest.port, fleet, registry=registry, health=health
+    )
+    registry.register(
+        StateCollector(fleet.service if fleet else None, sched.service.snapshot if sched else None)
+    )
     controller.components.append(ingest.housekeeping)
     if fleet is not None:
         controller.components.append(fleet)
@@ -159,9 +186,40 @@ def _build(
         controller.scheduler = sched.service
         controller.components.append(sched.service)
     if parts.http:
-        controller.http = http(core, fleet.service if fleet else None, controller.scheduler)
+        controller.http = http(
+            core,
+            fleet.service if fleet else None,
+            controller.scheduler,
+            Metrics(registry),
+            readiness_probes(core, fleet),
+        )
         controller.components.append(controller.http)
     return controller
+
+
+def readiness_probes(core: Core, fleet: FleetComponent | None) -> dict[str, Probe]:
+    """What /readyz asks: the catalog answers a query, the store answers a lookup (a local
+    store's directory exists), the broker is connected (only when the fleet runs)."""
+
+    def catalog() -> str | None:
+        core.catalog.count_segments("readyz-probe")
+        return None
+
+    def store() -> str | None:
+        if isinstance(core.store, LocalObjectStore) and not core.store.root.is_dir():
+            return f"storage directory {core.store.root} is missing or not a directory"
+        core.store.head("readyz-probe")
+        return None
+
+    probes: dict[str, Probe] = {"catalog": catalog, "store": store}
+    if fleet is not None:
+        service = fleet.service
+
+        def broker() -> str | None:
+            return None if service.wait_connected(0) else "not connected to the MQTT broker"
+
+        probes["broker"] = broker
+    return probes
 
 
 def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = None) -> int:

@@ -105,7 +105,10 @@ def housekeeping(service: IngestService, idle_timeout_s: float, staging_ttl_s: f
 
 
 def ingest(
-    core: Core, credentials: grpc.ServerCredentials, services: Sequence[Registration] = ()
+    core: Core,
+    credentials: grpc.ServerCredentials,
+    services: Sequence[Registration] = (),
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> Ingest:
     """Ingest on `grpc.listen`; `services` join the same server (e.g. AgentControl)."""
     config = core.config
@@ -130,6 +133,7 @@ def ingest(
             credentials,
             config.grpc.max_workers,
             config.grpc.max_message_bytes,
+            interceptors,
         )
     except OSError as exc:
         raise StartupError(str(exc)) from exc

@@ -227,6 +227,8 @@ class ControllerConfig(_Strict):
     # Empty: the local object store in <data_dir>/objects
     storage_url: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
+    log_format: Literal["text", "json"] = "text"
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)

@@ -13,6 +13,7 @@ from typing import Any
 
 from controller.cli_args import add_config_args, config_from_args
 from controller.config import ConfigError, ControllerConfig
+from vigil_common.jsonlog import use_format
 
 log = logging.getLogger("vigil.controller")
 
@@ -58,6 +59,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     logging.getLogger().setLevel(config.log_level)
+    use_format(logging.getLogger(), config.log_format)
     if args.check_config:
         problems = check_config(config)
         for problem in problems:

@@ -116,6 +116,8 @@ class AgentConfig(_Strict):
     kind: Literal["nvr", "handheld"] = "nvr"
     data_dir: str = "/var/lib/vigil-agent"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
+    log_format: Literal["text", "json"] = "text"
     cameras: list[CameraConfig] = Field(default_factory=list)
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)

@@ -12,6 +12,8 @@ import re
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
+from vigil_common.jsonlog import formatter_for
+
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 
 
@@ -57,12 +59,13 @@ def redact_handlers(logger: logging.Logger) -> None:
             handler.addFilter(RedactingFilter())
 
 
-def setup_logging(level: str | int) -> None:
+def setup_logging(level: str | int, log_format: str = "text") -> None:
     """One stderr handler on the root logger with the redacting filter on the handler, so the
     records of every logger (ours and the libraries') are scrubbed. Every agent entry point
-    calls this instead of logging.basicConfig."""
+    calls this instead of logging.basicConfig. `log_format`: "text" or "json" (one JSON
+    object per line, vigil_common/jsonlog.py)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter_for(log_format))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -32,6 +32,7 @@ from controller.api.limits import (
     parse_proxies,
 )
 from controller.api.metrics import Metrics
+from controller.api.readiness import Readiness
 from controller.audit.aggregate import REQUEST_SOURCE
 from controller.audit.log import AuditLog
 from controller.catalog import Catalog
@@ -124,6 +125,8 @@ class ApiDeps:
     segment_limiter: RefusalLimiter | None = None
     jobs: JobService | None = None
     scheduler: SchedulerView | None = None
+    # What /readyz checks (name -> probe returning why not ready, or None); None: nothing.
+    readiness: Readiness | None = None
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

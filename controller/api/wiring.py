@@ -15,6 +15,8 @@ from __future__ import annotations
 from controller.api.app import create_app
 from controller.api.component import HttpComponent
 from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView, settings_from_config
+from controller.api.metrics import Metrics
+from controller.api.readiness import Readiness
 from controller.audit.log import AuditLog
 from controller.exports.service import ExportService
 from controller.grants.keys import KeyFileError, load_keys
@@ -71,9 +73,19 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def http(core: Core, fleet: FleetView | None, scheduler: SchedulerView | None) -> HttpComponent:
-    """The HTTP API on `config.http.listen`, flushing the segment-fetch audit every minute."""
+def http(
+    core: Core,
+    fleet: FleetView | None,
+    scheduler: SchedulerView | None,
+    metrics: Metrics | None = None,
+    readiness: Readiness | None = None,
+) -> HttpComponent:
+    """The HTTP API on `config.http.listen`, flushing the segment-fetch audit every minute;
+    `metrics` on the assembly's registry, `readiness` what /readyz checks."""
     deps = api_deps(core, fleet, scheduler)
+    if metrics is not None:
+        deps.metrics = metrics
+    deps.readiness = readiness
     host, port = split_listen(core.config.http.listen)
     cert, key = core.config.http_tls_paths()
     return HttpComponent(

@@ -36,6 +36,7 @@ def build_server(
     credentials: grpc.ServerCredentials | None,
     max_workers: int,
     max_message_bytes: int,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not yet started) server bound to `listen`; returns it and its port.
 
@@ -47,6 +48,7 @@ def build_server(
         ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         options=server_options(max_message_bytes),
         maximum_concurrent_rpcs=max_workers,
+        interceptors=list(interceptors),
     )
     for register in registrations:
         register(server)

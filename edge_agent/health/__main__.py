@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.check_config:
         return 0
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     if not config.mqtt.host:
         print("error: mqtt.host is empty: nothing to report to", file=sys.stderr)  # noqa: T201
         return 2

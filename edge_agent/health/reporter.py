@@ -21,6 +21,7 @@ import collections
 import logging
 import queue
 import threading
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -32,6 +33,7 @@ from edge_agent.clock import Clock
 from edge_agent.config import AgentConfig
 from edge_agent.health import commands as cm
 from edge_agent.health import payloads as pl
+from edge_agent.health import textfile
 from edge_agent.health.inputs import ReporterInputs, psutil_probe
 from edge_agent.health.outbox import Outbox
 from edge_agent.health.topics import DeviceTopics
@@ -83,6 +85,8 @@ class HealthReporter:
         self._last_health: fleet_pb2.Health | None = None
         self._last_health_mono = -1e9
         self._last_check_mono = -1e9
+        self._last_textfile_mono = -1e9
+        self._textfile_dir = Path(config.data_dir) / "metrics"
         self._disk_low = False
         self._evictions_in_flight: dict[int, list[int]] = {}
         self._acked_mids: collections.deque[int] = collections.deque()
@@ -291,6 +295,7 @@ class HealthReporter:
             )
             pl.add_clock(msg, skew, now_mono - self._started_mono)
             due = since >= self._config.mqtt.health_interval_s
+            self._write_textfile(msg, now_mono)
             if not (force or due or pl.significant_change(self._last_health, msg)):
                 return
             if client is None or not self._connected.is_set():
@@ -299,6 +304,16 @@ class HealthReporter:
             client.publish(self._topics.health, msg.SerializeToString(), qos=0)
             self._last_health = msg
             self._last_health_mono = now_mono
+
+    def _write_textfile(self, msg: fleet_pb2.Health, now_mono: float) -> None:
+        """The local Prometheus textfile, every health interval, connected or not."""
+        if now_mono - self._last_textfile_mono < self._config.mqtt.health_interval_s:
+            return
+        self._last_textfile_mono = now_mono
+        try:
+            textfile.write_atomically(self._textfile_dir, textfile.render(msg))
+        except OSError as exc:
+            log.warning("cannot write the metrics textfile in %s: %s", self._textfile_dir, exc)
 
     def publish_health_now(self) -> None:
         """Ask for a health report at the next step (e.g. after a capture restart)."""

@@ -1,4 +1,9 @@
-"""The web console (a static page at `/`, its modules under `/static/`) and `/metrics`.
+"""The web console (a static page at `/`, its modules under `/static/`), `/metrics`,
+`/healthz` (the process answers) and `/readyz` (catalog, store and broker usable).
+
+/healthz and /readyz are unauthenticated and write no audit row: a load balancer or systemd
+watchdog polls them every few seconds. /readyz names only the failing dependency and a short
+reason (credentials scrubbed), never configuration.
 
 The console needs no build step. hls.js is not committed: `scripts/fetch_hlsjs.sh` copies it
 to `controller/web/vendor/hls.min.js`, served as `/static/vendor/hls.min.js`; without it the
@@ -8,11 +13,12 @@ page still logs in and lists everything, and says how to enable playback.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from controller.api.deps import DepsDep, MetricsAccessDep
 from controller.api.errors import ApiError
-from controller.api.metrics import render
+from controller.api.readiness import check
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,6 +48,21 @@ def console(deps: DepsDep) -> Response:
 
 @router.get("/metrics")
 def metrics(deps: DepsDep, _access: MetricsAccessDep) -> Response:
-    return PlainTextResponse(
-        render(deps.metrics.samples()), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    return PlainTextResponse(generate_latest(deps.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/healthz")
+def healthz() -> Response:
+    return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/readyz")
+def readyz(deps: DepsDep) -> Response:
+    failing = check(deps.readiness or {})
+    if failing:
+        return JSONResponse(
+            {"status": "not_ready", "failing": failing},
+            status_code=503,
+            headers={"Cache-Control": "no-store"},
+        )
+    return JSONResponse({"status": "ready"}, headers={"Cache-Control": "no-store"})
