@@ -206,8 +206,10 @@ def readiness_probes(core: Core, fleet: FleetComponent | None) -> dict[str, Prob
         return None
 
     def store() -> str | None:
-        if isinstance(core.store, LocalObjectStore) and not core.store.root.is_dir():
-            return f"storage directory {core.store.root} is missing or not a directory"
+        if isinstance(core.store, LocalObjectStore):
+            root = core.store.root  # made at the first write: missing is fine, a file is not
+            if not (root.is_dir() or (not root.exists() and root.parent.is_dir())):
+                return f"storage directory {root} is not a usable directory"
         core.store.head("readyz-probe")
         return None
 
