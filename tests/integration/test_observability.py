@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.grants.keys import ensure_keys
