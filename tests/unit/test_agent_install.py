@@ -24,6 +24,8 @@ CONTROLLER_ONLY = {
     "fastapi": "fastapi",
     "uvicorn": "uvicorn",
     "psycopg[binary]": "psycopg",
+    "prometheus-client": "prometheus_client",
+    "grpcio-health-checking": "grpc_health",
 }
 
 # GStreamer's Python bindings come from Debian (python3-gi), not pip; only the camera
