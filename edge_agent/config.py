@@ -118,6 +118,9 @@ class AgentConfig(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
     log_format: Literal["text", "json"] = "text"
+    # Where the Prometheus textfile vigil_agent.prom is rewritten every health interval (for
+    # node_exporter's textfile collector); empty: <data_dir>/metrics (private to the agent's user).
+    metrics_textfile_dir: str = ""
     cameras: list[CameraConfig] = Field(default_factory=list)
     buffer: BufferConfig = Field(default_factory=BufferConfig)
     uplink: UplinkConfig = Field(default_factory=UplinkConfig)

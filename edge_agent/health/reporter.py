@@ -86,7 +86,7 @@ class HealthReporter:
         self._last_health_mono = -1e9
         self._last_check_mono = -1e9
         self._last_textfile_mono = -1e9
-        self._textfile_dir = Path(config.data_dir) / "metrics"
+        self._textfile_dir = Path(config.metrics_textfile_dir or Path(config.data_dir) / "metrics")
         self._disk_low = False
         self._evictions_in_flight: dict[int, list[int]] = {}
         self._acked_mids: collections.deque[int] = collections.deque()

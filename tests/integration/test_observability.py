@@ -18,7 +18,11 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.assembly import Parts, build_controller
+from controller.clock import SystemClock
+from controller.config import ControllerConfig
 from controller.grants.keys import ensure_keys
+from controller.scheduler.wiring import options_from
 from edge_agent.clock import SystemClock as AgentClock
 from edge_agent.config import AgentConfig
 from edge_agent.health.inputs import ReporterInputs
@@ -36,7 +40,8 @@ from tests.integration.controller_proc import (
     register,
     upload,
 )
-from tests.support import free_port
+from tests.integration.test_fleet_support import COUNTY, SITE, make_reporter, wait_online
+from tests.support import free_port, wait_until
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -190,3 +195,51 @@ def test_agent_writes_a_parsable_textfile_while_its_broker_is_unreachable(tmp_pa
     assert got[("vigil_agent_camera_connected", (("camera", "cam-b"), *dev))] == 0
     leftovers = [p.name for p in path.parent.iterdir() if p.name != FILE_NAME]
     assert leftovers == []  # the temporary files were all renamed into place
+
+
+def test_fleet_and_scheduler_metrics_and_readyz_follow_the_broker(tmp_path: Path) -> None:
+    """A controller with its managed Mosquitto, the scheduler and the HTTP API, in this
+    process: a real agent reporter comes online and shows in /metrics; when the broker dies,
+    /readyz names it."""
+    data = tmp_path / "ctl"
+    prepare_data_dir(data)
+    ensure_keys(data)
+    register(data, "nvr-obs", ["cam1"], county=COUNTY, site=SITE)
+    mqtt_port, http_port = free_port(), free_port()
+    config = ControllerConfig.model_validate(
+        {
+            "data_dir": str(data),
+            "grpc": {"listen": "127.0.0.1:0"},
+            "mqtt": {"mode": "managed", "port": mqtt_port},
+            "http": {"listen": f"127.0.0.1:{http_port}"},
+        }
+    )
+    parts = Parts(fleet=True, http=True, scheduler=options_from(config.scheduler))
+    controller = build_controller(config, SystemClock(), parts)
+    controller.start()
+    reporter = None
+    try:
+        fleet = controller.fleet
+        assert fleet is not None and fleet.service.wait_connected(10)
+        fleet.add_device_account("nvr-obs", "pw-obs")
+        reporter = make_reporter(mqtt_port, "nvr-obs", "pw-obs")
+        wait_online(fleet.service, "nvr-obs")
+        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=10) as http:
+            r = http.get("/readyz")
+            assert r.status_code == 200, r.text
+            got = samples(http.get("/metrics").text)
+            assert got[("vigil_devices", (("county", COUNTY), ("state", "online")))] == 1
+            assert got[("vigil_cameras_online", (("county", COUNTY),))] == 1
+            assert sum(v for (n, _), v in got.items() if n == "vigil_mqtt_messages_total") >= 2
+            assert ("vigil_scheduler_leases_active", ()) in got
+            assert ("vigil_scheduler_plan_version", ()) in got
+            assert fleet.broker is not None
+            fleet.broker.stop()
+            wait_until(lambda: http.get("/readyz").status_code == 503, 15, "not ready")
+            body = http.get("/readyz").json()
+            assert set(body["failing"]) == {"broker"}, body
+            assert http.get("/healthz").status_code == 200
+    finally:
+        if reporter is not None:
+            reporter.stop()
+        controller.stop(0)
