@@ -180,7 +180,13 @@ def scheduler_families(snap: Snapshot) -> list[Metric]:
         "vigil_scheduler_events", "Scheduler events (replans, leases issued, ...)", labels=["kind"]
     )
     for kind, n in sorted(snap.counters.items()):
-        events.add_metric([kind], n)
+        if kind != "replan_us":
+            events.add_metric([kind], n)
+    replan = CounterMetricFamily(
+        "vigil_scheduler_replan_seconds",
+        "Time spent replanning (divide its rate by the replans' rate for the mean replan time)",
+    )
+    replan.add_metric([], snap.counters.get("replan_us", 0) / 1_000_000)
     link = GaugeMetricFamily(
         "vigil_link_bits_per_second",
         "Link capacity, planned and delivered bit/s (links carrying anything)",
@@ -190,7 +196,7 @@ def scheduler_families(snap: Snapshot) -> list[Metric]:
         link.add_metric([d.link_id, "capacity"], d.capacity_bps)
         link.add_metric([d.link_id, "planned"], d.planned_bps)
         link.add_metric([d.link_id, "delivered"], d.delivered_bps)
-    return [leases, connected, version, events, link]
+    return [leases, connected, version, events, replan, link]
 
 
 class StateCollector(Collector):

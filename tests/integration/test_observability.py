@@ -224,6 +224,10 @@ def test_fleet_and_scheduler_metrics_and_readyz_follow_the_broker(tmp_path: Path
         fleet.add_device_account("nvr-obs", "pw-obs")
         reporter = make_reporter(mqtt_port, "nvr-obs", "pw-obs")
         wait_online(fleet.service, "nvr-obs")
+        sched = controller.scheduler
+        assert sched is not None
+        sched.poke()
+        wait_until(lambda: sched.counters["replans"] >= 1, 15, "a replan")
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=10) as http:
             r = http.get("/readyz")
             assert r.status_code == 200, r.text
@@ -233,6 +237,8 @@ def test_fleet_and_scheduler_metrics_and_readyz_follow_the_broker(tmp_path: Path
             assert sum(v for (n, _), v in got.items() if n == "vigil_mqtt_messages_total") >= 2
             assert ("vigil_scheduler_leases_active", ()) in got
             assert ("vigil_scheduler_plan_version", ()) in got
+            assert got[("vigil_scheduler_events_total", (("kind", "replans"),))] >= 1
+            assert got[("vigil_scheduler_replan_seconds_total", ())] > 0
             assert fleet.broker is not None
             fleet.broker.stop()
             wait_until(lambda: http.get("/readyz").status_code == 503, 15, "not ready")

@@ -86,7 +86,7 @@ def test_scheduler_families_count_leases_streams_and_link_load() -> None:
         plan_version=12,
         devices=[dev("a", True, "L1"), dev("b", True, ""), dev("c", False, "")],
         links=[LinkDelivery("l1", 10_000_000, 6_000_000, 5_000_000)],
-        counters={"replans": 4, "leases_issued": 9},
+        counters={"replans": 4, "leases_issued": 9, "replan_us": 250_000},
     )
     registry = CollectorRegistry()
     registry.register(StateCollector(None, lambda: snap))
@@ -96,7 +96,9 @@ def test_scheduler_families_count_leases_streams_and_link_load() -> None:
     assert got[("vigil_scheduler_plan_version", ())] == 12
     assert got[("vigil_scheduler_events_total", (("kind", "replans"),))] == 4
     assert got[("vigil_link_bits_per_second", (("link", "l1"), ("what", "planned")))] == 6e6
-    assert len(scheduler_families(snap)) == 5
+    assert got[("vigil_scheduler_replan_seconds_total", ())] == 0.25
+    assert ("vigil_scheduler_events_total", (("kind", "replan_us"),)) not in got
+    assert len(scheduler_families(snap)) == 6
 
 
 def test_http_counters_keep_their_names_on_a_given_registry() -> None:
