@@ -221,6 +221,8 @@ def route_family(path: str) -> str:
         return "playlist"
     if path.startswith("/api/"):
         return "api"
-    if path in ("/metrics", "/healthz", "/readyz"):
+    if path == "/metrics":
         return "metrics"
+    if path in ("/healthz", "/readyz"):
+        return "health"
     return "web"

@@ -11,7 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.api.metrics import Metrics, StateCollector, fleet_families, scheduler_families
+from controller.api.metrics import (
+    Metrics,
+    StateCollector,
+    fleet_families,
+    route_family,
+    scheduler_families,
+)
 from controller.api.readiness import check
 from controller.fleet.monitor import DeviceRecord
 from controller.grpcserver.observe import short_method
@@ -128,6 +134,12 @@ def test_method_labels_are_short_and_bounded() -> None:
     assert short_method("/vigil.v1.Ingest/Upload") == "Ingest/Upload"
     assert short_method("/vigil.v1.AgentControl/StreamLeases") == "AgentControl/StreamLeases"
     assert short_method("odd") == "odd"
+    assert [route_family(p) for p in ("/metrics", "/healthz", "/readyz", "/api/v1/x")] == [
+        "metrics",
+        "health",
+        "health",
+        "api",
+    ]
 
 
 def test_agent_textfile_parses_with_the_prometheus_parser() -> None:
