@@ -38,12 +38,12 @@ check-protos: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check edge_agent controller provisioning vigil_common bench tests scripts
-	$(VENV)/bin/mypy edge_agent controller provisioning vigil_common protos bench scripts
+	$(VENV)/bin/ruff format --check edge_agent controller provisioning vigil_common vigil_camsim bench tests scripts
+	$(VENV)/bin/mypy edge_agent controller provisioning vigil_common vigil_camsim protos bench scripts
 
 fmt: venv ## format and apply ruff's safe fixes (what pre-commit and `make lint` check)
 	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format edge_agent controller provisioning vigil_common bench tests scripts
+	$(VENV)/bin/ruff format edge_agent controller provisioning vigil_common vigil_camsim bench tests scripts
 
 docs: venv ## regenerate docs/configuration.md from the configuration models
 	$(PY) scripts/gen_config_docs.py

@@ -44,7 +44,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from edge_agent.capture.audio import AudioTrack
-from edge_agent.emulator.launcher import CamsimProcess
+from vigil_camsim.launcher import CamsimProcess
 
 RTSP_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
 GOAL_CPU_PCT = 1.5

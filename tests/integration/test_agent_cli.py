@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.clock import SystemClock
-from edge_agent.emulator.launcher import CamsimProcess
 from edge_agent.model import SegmentFlag
 from edge_agent.store import SegmentBuffer
 from tests.integration.media import Clip, set_mtime, write_h264
 from tests.support import ManagedProcess, free_port, wait_until
+from vigil_camsim.launcher import CamsimProcess
 
 SECRET = "Sup3r-s3cret"
 AGENT = [sys.executable, "-m", "edge_agent"]

@@ -34,7 +34,6 @@ from edge_agent.app import Agent
 from edge_agent.capture import CaptureSettings
 from edge_agent.clock import SystemClock
 from edge_agent.config import AgentConfig, BufferConfig, CameraConfig
-from edge_agent.emulator.launcher import CamsimProcess, check_gstreamer
 from edge_agent.uplink import Uploader, open_client
 from tests.fixtures.browser import chromium_browser  # noqa: F401 - the fixture
 from tests.fixtures.camsim import TEST_DEFAULTS
@@ -42,6 +41,7 @@ from tests.integration.test_api_support import OFFICER, ApiWorld
 from tests.integration.test_api_support import PASSWORD as API_PASSWORD
 from tests.integration.test_uplink_support import FAST_RETRY, make_site, uplink_config
 from tests.support import require_binary, wait_until
+from vigil_camsim.launcher import CamsimProcess, check_gstreamer
 
 PASSWORD = "correct horse battery"
 SEGMENTS = 4  # 2 s each: enough to watch the time pass 2 s

@@ -22,11 +22,11 @@ import av.error
 import pytest
 
 from edge_agent.clock import SystemClock
-from edge_agent.emulator.client import CamsimApiError, CamsimClient
-from edge_agent.emulator.handheld import ClipFormat, Corruption, HandheldConfig, HandheldEmulator
-from edge_agent.emulator.launcher import CamsimError, CamsimProcess, check_gstreamer, free_ports
 from tests.fixtures.camsim import TEST_DEFAULTS
 from tests.support import ManagedProcess, port_open, wait_until
+from vigil_camsim.client import CamsimApiError, CamsimClient
+from vigil_camsim.handheld import ClipFormat, Corruption, HandheldConfig, HandheldEmulator
+from vigil_camsim.launcher import CamsimError, CamsimProcess, check_gstreamer, free_ports
 
 GOP_S = TEST_DEFAULTS["gop_seconds"]
 FPS = TEST_DEFAULTS["fps"]
@@ -298,7 +298,7 @@ def test_cli_serve_runs_the_server_under_one_pid(camsim_ready: None, tmp_path: P
         [
             sys.executable,
             "-m",
-            "edge_agent.emulator",
+            "vigil_camsim",
             "serve",
             f"--port={port}",
             f"--control-port={control}",
@@ -394,7 +394,7 @@ def test_cli_handheld_writes_clips(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "edge_agent.emulator",
+            "vigil_camsim",
             "handheld",
             "--dir",
             str(tmp_path),

@@ -18,10 +18,10 @@ import av
 import av.error
 import pytest
 
-from edge_agent.emulator.client import CamsimApiError
-from edge_agent.emulator.launcher import CamsimError, CamsimProcess, free_ports
 from tests.fixtures.camsim import TEST_DEFAULTS
 from tests.support import port_open
+from vigil_camsim.client import CamsimApiError
+from vigil_camsim.launcher import CamsimError, CamsimProcess, free_ports
 
 PROFILES = ["h264", "h265", "h264-bframes-pcma", "h265-aac", "h264-pcmu", "h265-bframes"]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -263,13 +263,13 @@ def test_launcher_refuses_bad_profiles_before_starting(camsim_ready: None) -> No
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["-m", "edge_agent.emulator", "serve", "--profile", "hevc"], 2, "unknown camera profile"),
+        (["-m", "vigil_camsim", "serve", "--profile", "hevc"], 2, "unknown camera profile"),
         (
-            ["-m", "edge_agent.emulator", "serve", "--camera-profile", "1-h265"],
+            ["-m", "vigil_camsim", "serve", "--camera-profile", "1-h265"],
             2,
             "expected CAMERA_ID=PROFILE",
         ),
-        (["-m", "edge_agent.emulator", "serve", "--preset", "8k"], 2, "invalid choice"),
+        (["-m", "vigil_camsim", "serve", "--preset", "8k"], 2, "invalid choice"),
     ],
 )
 def test_cli_refuses_bad_profiles_and_listens_on_nothing(
@@ -289,7 +289,7 @@ def test_cli_refuses_bad_profiles_and_listens_on_nothing(
 
 def test_server_refuses_a_profile_for_a_missing_camera(camsim_ready: None) -> None:
     port, control = free_ports("127.0.0.1", 2)
-    script = Path("edge_agent/emulator/gst_server.py").resolve()
+    script = Path("vigil_camsim/gst_server.py").resolve()
     result = subprocess.run(
         ["/usr/bin/python3", str(script), "--cameras=1", "--camera-profile=2=h265"]
         + [f"--port={port}", f"--control-port={control}"],
@@ -307,7 +307,7 @@ def test_server_refuses_a_profile_for_a_missing_camera(camsim_ready: None) -> No
 
 def nvr_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge_agent.emulator", "nvr-folder", *args],
+        [sys.executable, "-m", "vigil_camsim", "nvr-folder", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -15,7 +15,6 @@ import pytest
 from edge_agent.capture import CaptureManager, CaptureSettings, SegmentWriter
 from edge_agent.clock import ManualClock, SystemClock
 from edge_agent.config import CameraConfig
-from edge_agent.emulator.handheld import HandheldConfig, HandheldEmulator
 from edge_agent.model import AgentEvent, SegmentFlag, SegmentInfo
 from edge_agent.segmenter import CutPolicy
 from edge_agent.store import SegmentBuffer
@@ -29,6 +28,7 @@ from tests.integration.media import (
     write_other_codec,
 )
 from tests.support import wait_until
+from vigil_camsim.handheld import HandheldConfig, HandheldEmulator
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 S = 1_000_000

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.clock import SystemClock
-from edge_agent.emulator.launcher import CamsimProcess
 from edge_agent.model import SegmentFlag
 from edge_agent.store import SegmentBuffer
 from tests.integration.media import probe
 from tests.support import ManagedProcess, wait_until
+from vigil_camsim.launcher import CamsimProcess
 
 RUN_S = 60
 GOP_US = 1_000_000

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import CameraConfig
-from edge_agent.emulator.launcher import CamsimProcess
 from edge_agent.model import SegmentFlag
 from tests.integration.test_capture_media import concat_list, counted, ffmpeg_messages, playlist
 from tests.integration.test_capture_rtsp import Capture, capture, faults, tiles, timeline
 from tests.support import free_port, wait_until
+from vigil_camsim.launcher import CamsimProcess
 
 __all__ = ["capture"]  # the fixture, shared with test_capture_rtsp
 

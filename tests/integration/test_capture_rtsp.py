@@ -13,13 +13,13 @@ import pytest
 from edge_agent.capture import CaptureManager, CaptureSettings
 from edge_agent.clock import SystemClock
 from edge_agent.config import CameraConfig
-from edge_agent.emulator.launcher import CamsimProcess
 from edge_agent.model import AgentEvent, Gap, SegmentFlag, SegmentInfo
 from edge_agent.sources.errors import UnsupportedStreamError
 from edge_agent.sources.rtsp import RtspOptions, RtspSession
 from edge_agent.store import SegmentBuffer
 from tests.integration.media import probe
 from tests.support import ManagedProcess, free_port, wait_until
+from vigil_camsim.launcher import CamsimProcess
 
 GOP_US = 1_000_000  # camsim test default: keyframe every second
 FRAME_US = 40_000

@@ -20,12 +20,12 @@ from edge_agent.app import Agent
 from edge_agent.capture import CaptureSettings
 from edge_agent.clock import SystemClock
 from edge_agent.config import parse_config
-from edge_agent.emulator.launcher import CamsimProcess
 from edge_agent.wiring import wire_components
 from protos.vigil.v1 import fleet_pb2
 from tests.fixtures.mosquitto import Broker
 from tests.integration.test_fleet_support import COUNTY, SITE, record, start_service, wait_online
 from tests.support import ManagedProcess, free_port, wait_until
+from vigil_camsim.launcher import CamsimProcess
 
 DEVICE = "nvr-states"
 GRACE_S = 8.0

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.clock import SystemClock
-from edge_agent.emulator.launcher import CamsimProcess
 from edge_agent.model import SegmentFlag
 from edge_agent.store import SegmentBuffer
 from tests.integration.media import probe
 from tests.support import ManagedProcess, wait_until
+from vigil_camsim.launcher import CamsimProcess
 
 KILLS = 22
 CAMERAS = ("c1", "c2")

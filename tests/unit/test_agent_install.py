@@ -30,7 +30,7 @@ CONTROLLER_ONLY = {
 
 # GStreamer's Python bindings come from Debian (python3-gi), not pip; only the camera
 # emulator's GStreamer modules need them and they are run by Debian's python3.
-NEEDS_SYSTEM_GI = {"edge_agent.emulator.gst_server"}
+NEEDS_SYSTEM_GI = {"vigil_camsim.gst_server"}
 
 PROBE = r"""
 import importlib, importlib.abc, sys

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.emulator.__main__ import build_parser, main
-from edge_agent.emulator.client import CameraInfo, CamsimClient
-from edge_agent.emulator.launcher import SERVER_SCRIPT, CamsimOptions
+from vigil_camsim.__main__ import build_parser, main
+from vigil_camsim.client import CameraInfo, CamsimClient
+from vigil_camsim.launcher import SERVER_SCRIPT, CamsimOptions
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"], ["handheld", "--help"]])

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from edge_agent.emulator import control_api as api
+from vigil_camsim import control_api as api
 
 
 def parse(method: str, path: str, body: object = None) -> object:

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge_agent.emulator import core
-from edge_agent.emulator.core import CameraSpec, Feed, Schedule, SpecError
+from vigil_camsim import core
+from vigil_camsim.core import CameraSpec, Feed, Schedule, SpecError
 
 
 def spec(**kw: object) -> CameraSpec:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.emulator import font, handheld
-from edge_agent.emulator.handheld import HandheldConfig
+from vigil_camsim import font, handheld
+from vigil_camsim.handheld import HandheldConfig
 
 
 def test_clip_names_sort_by_time_and_carry_device_and_sequence() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.emulator import control_api, core, nvr_folder, profiles
-from edge_agent.emulator.__main__ import main
-from edge_agent.emulator.launcher import CamsimError, CamsimOptions, camera_profile_args
-from edge_agent.emulator.nvr_folder import NvrConfig
-from edge_agent.emulator.profiles import ProfileError
+from vigil_camsim import control_api, core, nvr_folder, profiles
+from vigil_camsim.__main__ import main
+from vigil_camsim.launcher import CamsimError, CamsimOptions, camera_profile_args
+from vigil_camsim.nvr_folder import NvrConfig
+from vigil_camsim.profiles import ProfileError
 
 SHANGHAI = nvr_folder.zone("Asia/Shanghai")
 

@@ -6,7 +6,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-PACKAGES = ["edge_agent", "controller", "provisioning", "vigil_common", "bench", "tests", "scripts"]
+PACKAGES = [
+    "edge_agent",
+    "controller",
+    "provisioning",
+    "vigil_common",
+    "vigil_camsim",
+    "bench",
+    "tests",
+    "scripts",
+]
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -27,6 +36,7 @@ def test_mypy_strict_is_clean() -> None:
         "controller",
         "provisioning",
         "vigil_common",
+        "vigil_camsim",
         "protos",
         "bench",
         "scripts",

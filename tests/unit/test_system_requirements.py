@@ -46,7 +46,7 @@ def test_multi_package_requirements_split_into_packages() -> None:
 def test_every_element_the_camera_emulator_checks_for_is_in_the_table() -> None:
     """The emulator names the elements its profiles need; the install check must cover them all,
     or a fresh machine installs too little and the camera tests fail one by one."""
-    from edge_agent.emulator import gst_server
+    from vigil_camsim import gst_server
 
     needed = set(gst_server.BASE_ELEMENTS)
     for group in (gst_server.VIDEO_ELEMENTS, gst_server.AUDIO_ELEMENTS):

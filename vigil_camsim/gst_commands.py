@@ -13,9 +13,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_agent.emulator.core import CameraSpec
-    from edge_agent.emulator.gst_camera import Camera, Runtime
-    from edge_agent.emulator.gst_loops import AudioLoop, Loop
+    from vigil_camsim.core import CameraSpec
+    from vigil_camsim.gst_camera import Camera, Runtime
+    from vigil_camsim.gst_loops import AudioLoop, Loop
 
 Answer = tuple[int, dict[str, Any]]
 

@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from edge_agent.emulator.gst_commands import Commands
+    from vigil_camsim.gst_commands import Commands
 
 INSTALL_HINT = (
     "GStreamer's RTSP server is missing for /usr/bin/python3. Install it with: apt-get install "
@@ -63,7 +63,7 @@ AUDIO_ELEMENTS = {
 
 
 def _load_sibling(name: str) -> ModuleType:
-    """Import edge_agent/emulator/<name>.py by path under a private name (see module doc)."""
+    """Import vigil_camsim/<name>.py by path under a private name (see module doc)."""
     qualified = f"vigil_camsim_{name}"
     if qualified in sys.modules:
         return sys.modules[qualified]

@@ -29,8 +29,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_agent.emulator.core import CameraSpec
-    from edge_agent.emulator.profiles import AudioFormat
+    from vigil_camsim.core import CameraSpec
+    from vigil_camsim.profiles import AudioFormat
 
 _MAGIC = "vigil-camsim-loop"
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_agent.emulator.core import AudioClock, CameraSpec, Emit, Feed, Schedule
-    from edge_agent.emulator.gst_loops import AudioLoop, Loop
+    from vigil_camsim.core import AudioClock, CameraSpec, Emit, Feed, Schedule
+    from vigil_camsim.gst_loops import AudioLoop, Loop
 
 
 @dataclass

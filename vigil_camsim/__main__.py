@@ -20,8 +20,8 @@ import threading
 from pathlib import Path
 
 from edge_agent.clock import SystemClock
-from edge_agent.emulator import profiles
-from edge_agent.emulator.launcher import GST_PYTHON, INSTALL_HINT, CamsimError, CamsimOptions
+from vigil_camsim import profiles
+from vigil_camsim.launcher import GST_PYTHON, INSTALL_HINT, CamsimError, CamsimOptions
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -178,7 +178,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _handheld(args: argparse.Namespace) -> int:
-    from edge_agent.emulator.handheld import HandheldConfig, HandheldEmulator
+    from vigil_camsim.handheld import HandheldConfig, HandheldEmulator
 
     try:
         config = HandheldConfig(
@@ -209,7 +209,7 @@ def _handheld(args: argparse.Namespace) -> int:
 
 
 def _nvr_folder(args: argparse.Namespace) -> int:
-    from edge_agent.emulator.nvr_folder import NvrConfig, NvrFolderEmulator, parse_local, zone
+    from vigil_camsim.nvr_folder import NvrConfig, NvrFolderEmulator, parse_local, zone
 
     try:
         width, height = args.width, args.height

@@ -23,7 +23,7 @@ from typing import Literal
 import av
 
 from edge_agent.clock import Clock
-from edge_agent.emulator import font
+from vigil_camsim import font
 
 ClipFormat = Literal["mp4", "ts"]
 Corruption = Literal["truncated", "garbage"]

@@ -37,8 +37,8 @@ from av.stream import Stream
 from av.video.stream import VideoStream
 
 from edge_agent.clock import Clock
-from edge_agent.emulator import profiles
-from edge_agent.emulator.handheld import ClipPainter, frame_count, temp_name
+from vigil_camsim import profiles
+from vigil_camsim.handheld import ClipPainter, frame_count, temp_name
 
 NameStyle = Literal["range", "hik", "compact"]
 Layout = Literal["flat", "dated"]

@@ -30,8 +30,8 @@ from types import TracebackType
 from typing import IO
 
 from edge_agent.clock import Clock, SystemClock
-from edge_agent.emulator import profiles as camera_profiles
-from edge_agent.emulator.client import CameraId, CamsimClient
+from vigil_camsim import profiles as camera_profiles
+from vigil_camsim.client import CameraId, CamsimClient
 
 GST_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("gst_server.py")
