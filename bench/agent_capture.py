@@ -218,8 +218,8 @@ def run(
             urls = cams.urls
             cfg = tmp / "agent.toml"
             _agent_config(cfg, tmp / "data", urls)
-            agent_log = open(tmp / "agent.log", "wb")  # noqa: SIM115 - closed below
-            bare_out = open(tmp / "bare.out", "wb")  # noqa: SIM115
+            agent_log = open(tmp / "agent.log", "wb")  # closed below
+            bare_out = open(tmp / "bare.out", "wb")  # closed below
             agent = subprocess.Popen(
                 [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
                 stdout=agent_log,

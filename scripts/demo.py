@@ -72,7 +72,7 @@ class Demo:
         )
 
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = open(self.work / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        log = open(self.work / f"{name}.log", "ab")  # lives as long as the process
         proc = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
         )
