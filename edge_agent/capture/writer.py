@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,15 +31,7 @@ from av.video.stream import VideoStream
 
 from edge_agent import segmenter
 from edge_agent.model import Gap, SegmentFlag, SegmentInfo
-from edge_agent.segmenter import (
-    Action,
-    ClosedSegment,
-    CutPolicy,
-    CutState,
-    GapSpan,
-    OpenSegment,
-    PacketMeta,
-)
+from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, GapSpan, PacketMeta
 from edge_agent.sources.nal import (
     find_sps,
     missing_parameter_sets,
@@ -82,11 +73,8 @@ class SegmentWriter:
         on_segment: Callable[[SegmentInfo], None] | None = None,
         on_gap: Callable[[Gap], None] | None = None,
         on_event: EventCallback | None = None,
-        *,
-        plain_path: bool = True,
     ) -> None:
         self.camera_id = camera_id
-        self._plain_path = plain_path  # off only to test it against the full path
         self._sink = sink
         self._policy = policy
         self._container = container
@@ -121,24 +109,6 @@ class SegmentWriter:
         # first segment starts no earlier, and any time in between is reported as a gap.
         self.covered_until_us: int | None = None
         self.segments_committed = 0
-        # The plain-packet path (see `feed`): the segmenter state's few fields such a packet
-        # changes, kept mutable between full steps and put back by `_settle`.
-        self._plain = False  # armed: the next non-key video packet may take the plain path
-        self._dirty = False  # the fields below are newer than self._state
-        self._p_live = True
-        self._p_off = 0  # state.offset_us
-        self._p_start = self._p_end = 0  # the open segment's start and end pts (µs)
-        self._p_last_ts = self._p_frame = 0
-        self._p_now: int | None = None
-        self._p_last_end = 0
-        self._p_wall0 = 0  # timeline anchor - pts0: wall = pts + this
-        self._p_refine = False
-        self._p_anchor = self._p_pts0 = self._p_earliest = 0
-        self._p_gop = False  # the GOP cadence is known (a lost keyframe can be detected)
-        self._p_gop_watch: int | None = None  # a GOP interval not yet warned about
-        self._p_jump = policy.forward_jump_us
-        self._p_max = policy.max_us
-        self._p_target = policy.target_us
 
     # -- lifecycle of one connection or file ------------------------------------------------
 
@@ -159,7 +129,6 @@ class SegmentWriter:
         `audio` is the source's audio stream, if it has one."""
         if self._state is not None:
             self.end(truncated=True)
-        self._plain = self._dirty = False
         tb = Fraction(stream.time_base or Fraction(1, 90_000))
         self._tb = (tb.numerator * 1_000_000, tb.denominator)
         self._in_stream = stream
@@ -183,141 +152,7 @@ class SegmentWriter:
         )
 
     def feed(self, packet: Packet[Any], now_us: int | None = None) -> bool:
-        """Take one packet (video or audio); True if it was written into a segment.
-
-        Why two paths: nearly every packet is a plain frame that only extends the open
-        segment, and the full path (packet facts, `segmenter.step`, re-base, wobble, audio
-        clock) costs Python steps that together outweigh the remux itself. Such a packet is
-        handled here in one go on mutable copies of what it changes; anything else (a
-        keyframe, a jump, a cut or a lost frame due, a frame lowering a live anchor, no
-        file open) takes `_feed_full` unchanged. The conditions are those of the segmenter's own
-        fast path, which is property-tested equal to its full rules; this one is tested
-        equal to the full path by segment bytes and gaps (test_capture_fastpath).
-        """
-        if self._plain and packet.stream_index == self._video_index and not packet.is_keyframe:
-            pts, dts = packet.pts, packet.dts
-            if pts is not None and dts is not None and pts >= dts:
-                num, den = self._tb
-                off = self._p_off
-                ts = dts * num // den + off
-                delta = ts - self._p_last_ts
-                watch = self._p_gop_watch
-                if (
-                    0 < delta <= self._p_jump
-                    and (not self._p_gop or delta < 3 * self._p_frame // 2)
-                    and (watch is None or watch <= self._p_target + delta // 2)
-                    and (self._p_live or switched_codec(self._codec, bytes(packet)) is None)
-                ):
-                    pts_us = pts * num // den + off
-                    if pts_us - self._p_start < self._p_max and (
-                        not self._p_refine
-                        or now_us is None
-                        or max(now_us - pts_us + self._p_pts0, self._p_earliest) >= self._p_anchor
-                    ):
-                        return self._write_plain(packet, now_us, pts, dts, ts, pts_us, delta)
-        elif packet.stream_index != self._video_index and self._state is not None:
-            return self._audio.feed(packet)  # reads no cut state: the plain path stays armed
-        written = self._feed_full(packet, now_us)
-        self._arm()
-        return written
-
-    def _write_plain(
-        self,
-        packet: Packet[Any],
-        now_us: int | None,
-        pts: int,
-        dts: int,
-        ts: int,
-        pts_us: int,
-        delta: int,
-    ) -> bool:
-        """The plain frame of `feed`: what `segmenter.step` (a WRITE) and `_feed_full` do."""
-        num, den = self._tb
-        raw_dur = packet.duration
-        dur = (raw_dur or 0) * num // den
-        end = pts_us + (dur if dur > 0 else delta)
-        if end > self._p_end:
-            self._p_end = end
-        else:
-            end = self._p_end
-        self._p_last_ts, self._p_now, self._p_frame = ts, now_us, delta
-        self._p_last_end = end + self._p_wall0
-        self._dirty = True
-        shift = self._offset_tb + (self._lift_tb or 0)
-        correction = nudge(
-            self._prev_dts, dts + shift, raw_dur or round(delta * den / num), self._nudge
-        )
-        self._nudge = correction
-        shift += correction
-        dts += shift
-        if shift:
-            packet.pts, packet.dts = pts + shift, dts
-        self._prev_dts = dts
-        last = self._last_dts
-        if last is not None and dts <= last:
-            self.untimed_dropped += 1  # the muxer would refuse it and fail the whole segment
-            return False
-        out, out_stream = self._out, self._out_stream
-        if out is None or out_stream is None:  # never while armed
-            return False
-        try:
-            packet.stream = out_stream
-            out.mux(packet)
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            self._fail("cannot write a segment file", exc)
-            return False
-        self._last_dts = dts
-        self._audio.heard_video(ts)
-        return True
-
-    def _arm(self) -> None:
-        """After a full step: whether the next plain frame may take the plain path, with the
-        state's fields it changes copied out."""
-        state = self._state
-        self._plain = False
-        if not self._plain_path or state is None:
-            return
-        seg, tl, last = state.segment, state.timeline, state.last_ts_us
-        if seg is None or tl is None or last is None or self._out is None:
-            return
-        if self._lift_tb is None or self._offset_us != state.offset_us:
-            return
-        self._p_live, self._p_off = state.live, state.offset_us
-        self._p_start, self._p_end = seg.start_pts_us, seg.end_pts_us
-        self._p_last_ts, self._p_frame, self._p_now = last, state.frame_us, state.last_now_us
-        self._p_last_end = state.last_end_us or 0
-        self._p_wall0 = tl.anchor_us - tl.pts0_us
-        # Still tightening a live anchor: a frame that would lower it takes the full path.
-        self._p_refine, self._p_anchor, self._p_pts0 = state.refine, tl.anchor_us, tl.pts0_us
-        self._p_earliest = state.earliest_us if state.earliest_us is not None else -(2**62)
-        self._p_gop = state.last_key_pts_us is not None and state.key_interval_us is not None
-        interval = state.key_interval_us
-        watch = interval is not None and interval > 0 and not self._gop_warned
-        self._p_gop_watch = interval if watch else None
-        self._plain = True
-
-    def _settle(self) -> None:
-        """Put the plain path's fields back into the segmenter state, before anything reads it."""
-        state = self._state
-        if not self._dirty or state is None:
-            self._dirty = False
-            return
-        self._dirty = False
-        seg = state.segment
-        if seg is not None and seg.end_pts_us != self._p_end:
-            seg = OpenSegment(seg.start_pts_us, self._p_end, seg.flags, seg.start_us)
-        self._state = replace(
-            state,
-            segment=seg,
-            last_ts_us=self._p_last_ts,
-            last_now_us=self._p_now,
-            last_end_us=self._p_last_end,
-            frame_us=self._p_frame,
-        )
-
-    def _feed_full(self, packet: Packet[Any], now_us: int | None) -> bool:
-        """`feed` by the full path: every case."""
-        self._settle()
+        """Take one packet (video or audio); True if it was written into a segment."""
         state = self._state
         if state is None:
             raise RuntimeError("SegmentWriter.feed before begin")
@@ -415,8 +250,6 @@ class SegmentWriter:
     def end(self, *, truncated: bool) -> SegmentInfo | None:
         """Finish the connection or file: the open segment is committed (TRUNCATED if cut
         short by a disconnect, a stop or a damaged file)."""
-        self._settle()
-        self._plain = False
         state = self._state
         self._state = None
         self._in_stream = None
@@ -433,7 +266,6 @@ class SegmentWriter:
 
     def cancel(self) -> None:
         """Drop the open segment unwritten (its source can be read again, e.g. a file)."""
-        self._plain = self._dirty = False
         self._state = None
         self._in_stream = None
         self._drop_output()
@@ -591,8 +423,6 @@ class SegmentWriter:
 
     def _fail(self, what: str, exc: BaseException) -> None:
         """A segment file could not be written: drop it; its time becomes a gap."""
-        self._settle()
-        self._plain = False
         reason = f"{what}: {describe_error(exc)}"
         log.error("camera %s: %s; dropping this segment", self.camera_id, reason)
         self._drop_output()
