@@ -12,11 +12,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from controller.api.common import camera_for, info_for, may_see, refuse
-from controller.api.deps import DepsDep, UserDep
+from controller.api.deps import ApiDeps, DepsDep, UserDep
 from controller.api.params import parse_time_us
 from controller.api.schemas import CameraOut, MediaOut, SegmentList, SegmentOut
 from controller.catalog import CameraRow, SegmentMediaRow
 from controller.grants.model import CameraInfo
+from controller.grants.policy import User
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -76,9 +77,10 @@ def cameras(user: UserDep, deps: DepsDep) -> list[CameraOut]:
     return [camera_out(row, info, media.get(row.camera_id)) for row, info in visible]
 
 
-@router.get("/cameras/{camera_id}", response_model=CameraOut)
-def camera(camera_id: str, user: UserDep, deps: DepsDep) -> CameraOut:
-    action = "catalog_camera"
+def _visible_camera(
+    deps: ApiDeps, user: User, camera_id: str, action: str
+) -> tuple[CameraRow, CameraInfo]:
+    """The camera and its place, or the refusal (audited) when this user may not see it."""
     row, info = camera_for(deps, camera_id, action, user)
     if not may_see(deps, user, info):
         refuse(
@@ -89,6 +91,13 @@ def camera(camera_id: str, user: UserDep, deps: DepsDep) -> CameraOut:
             f"{user.org_id!r} is not entitled to camera {camera_id!r}",
             camera_id=camera_id,
         )
+    return row, info
+
+
+@router.get("/cameras/{camera_id}", response_model=CameraOut)
+def camera(camera_id: str, user: UserDep, deps: DepsDep) -> CameraOut:
+    action = "catalog_camera"
+    row, info = _visible_camera(deps, user, camera_id, action)
     return camera_out(row, info, deps.catalog.camera_media([row.camera_id]).get(row.camera_id))
 
 
@@ -101,16 +110,7 @@ def segments(
     to: Annotated[str, Query()],
 ) -> SegmentList:
     action = "catalog_segments"
-    row, info = camera_for(deps, camera_id, action, user)
-    if not may_see(deps, user, info):
-        refuse(
-            deps,
-            action,
-            user,
-            "not_entitled",
-            f"{user.org_id!r} is not entitled to camera {camera_id!r}",
-            camera_id=camera_id,
-        )
+    row, info = _visible_camera(deps, user, camera_id, action)
     try:
         lo, hi = parse_time_us(from_, "from"), parse_time_us(to, "to")
     except ValueError as exc:
