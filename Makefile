@@ -7,7 +7,7 @@ DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreame
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
 	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg fonts-noto-cjk
 
-.PHONY: all deps debs venv web protos lint fmt docs test test-unit test-fast demo bench clean check-protos
+.PHONY: check-min-versions all deps debs venv web protos lint fmt docs test test-unit test-fast demo bench clean check-protos
 
 all: test
 
@@ -65,3 +65,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+check-min-versions: ## the lowest allowed dependency versions install, import and pass the unit tests
+	scripts/check_min_versions.sh
