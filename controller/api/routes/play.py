@@ -183,31 +183,7 @@ def segment(segment_id: str, request: Request, deps: DepsDep, user: OptionalUser
     except StorageError as exc:
         raise ApiError("storage_unavailable", f"segment bytes unavailable: {exc}") from None
     size = _size(handle, row.size_bytes)
-    try:
-        span = parse_range(request.headers.get("range"), size)
-    except RangeNotSatisfiable:
-        handle.close()
-        return error_response(
-            416,
-            "range_not_satisfiable",
-            f"the segment has {size} bytes",
-            {"Content-Range": f"bytes */{size}"},
-        )
-    headers = {
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "private, max-age=300",
-        "Content-Length": str(span.length if span else size),
-    }
-    if span is not None:
-        headers["Content-Range"] = span.content_range(size)
-    deps.metrics.inc("vigil_segments_served_total", how="bytes")
-    deps.metrics.inc("vigil_segment_bytes_total", span.length if span else size)
-    return StreamingResponse(
-        _stream(handle, span, size),
-        status_code=206 if span else 200,
-        media_type=_media_type(row.object_key),
-        headers=headers,
-    )
+    return _ranged(request, handle, size, "segment", _media_type(row.object_key), deps)
 
 
 def _checked_row(
@@ -282,6 +258,19 @@ def segment_h264(
         ) from None
     deps.metrics.inc("vigil_renditions_total", outcome="served")
     size = _size(handle, 0)
+    return _ranged(request, handle, size, "rendition", SEGMENT_TYPE, None)
+
+
+def _ranged(
+    request: Request,
+    handle: BinaryIO,
+    size: int,
+    what: str,
+    media_type: str,
+    counted: ApiDeps | None,
+) -> Response:
+    """The file's bytes, or the Range asked for (206), or 416; `counted` updates the
+    original-segment byte counters (renditions are counted by their own metric)."""
     try:
         span = parse_range(request.headers.get("range"), size)
     except RangeNotSatisfiable:
@@ -289,7 +278,7 @@ def segment_h264(
         return error_response(
             416,
             "range_not_satisfiable",
-            f"the rendition has {size} bytes",
+            f"the {what} has {size} bytes",
             {"Content-Range": f"bytes */{size}"},
         )
     headers = {
@@ -299,10 +288,13 @@ def segment_h264(
     }
     if span is not None:
         headers["Content-Range"] = span.content_range(size)
+    if counted is not None:
+        counted.metrics.inc("vigil_segments_served_total", how="bytes")
+        counted.metrics.inc("vigil_segment_bytes_total", span.length if span else size)
     return StreamingResponse(
         _stream(handle, span, size),
         status_code=206 if span else 200,
-        media_type=SEGMENT_TYPE,
+        media_type=media_type,
         headers=headers,
     )
 
