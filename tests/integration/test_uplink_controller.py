@@ -241,7 +241,7 @@ def test_an_evicted_unsent_segment_shows_as_a_chain_event(site, tmp_path) -> Non
     """A segment lost in the buffer before upload: the next one's link names a missing hash."""
     clock = SystemClock()
     with SegmentBuffer.open(tmp_path / "small", 2_000_000, clock) as small:
-        infos = write_segments(small, "cam1", 3, size=800_000)
+        infos = write_segments(small, "cam1", 3, size=800_000, jitter=False)
         assert small.get(infos[0].segment_id) is None  # evicted unsent (recorded by the store)
         with InProcessController(site.data_dir) as ctl:
             with Agent(small, uplink_config(ctl.port, site.device)) as agent:

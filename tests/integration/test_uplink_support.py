@@ -75,8 +75,12 @@ def write_segments(
     size: int = 200_000,
     start_us: int | None = None,
     rng: random.Random | None = None,
+    jitter: bool = True,
 ) -> list[SegmentInfo]:
-    """Commit `count` back-to-back segments of random bytes (ingest does not parse them)."""
+    """Commit `count` back-to-back segments of random bytes (ingest does not parse them).
+
+    Sizes vary by up to a quarter either way unless `jitter` is off (tests about the quota need
+    exact sizes: three jittered 800 kB segments sum under 2 MB about one run in fifty)."""
     rng = rng or random.Random()
     if start_us is None:
         last = buffer.segments(camera_id=camera_id)
@@ -84,7 +88,7 @@ def write_segments(
     infos = []
     for i in range(count):
         tmp = buffer.temp_path(camera_id)
-        n = max(1, size + rng.randint(-size // 4, size // 4))
+        n = max(1, size + rng.randint(-size // 4, size // 4)) if jitter else size
         tmp.write_bytes(rng.randbytes(n))
         infos.append(buffer.commit(camera_id, tmp, start_us + i * SEGMENT_US, SEGMENT_US))
     return infos
