@@ -114,6 +114,17 @@ class MqttConfig(_Strict):
     username: str = ""
     password_file: str = ""
     ca_cert: str = ""
+    # This controller's MQTT client id (and account when `username` is empty). Replicas on
+    # one broker each need their own, e.g. "vigil-controller-a": a second connection with
+    # the same id knocks the first off. Every vigil-controller-* account has the
+    # controller's rights (docs/deployment.md).
+    client_id: str = Field(
+        default="vigil-controller", pattern=r"^vigil-controller(-[A-Za-z0-9_.]{1,40})?$"
+    )
+    # Several replicas share this broker and the database: health is split between them with
+    # an MQTT 5 shared subscription and the fleet view is shared through the database.
+    # false: this controller alone receives everything (one controller per broker).
+    shared: bool = False
 
     def model_post_init(self, __context: Any) -> None:
         if self.mode == "external" and not self.host:

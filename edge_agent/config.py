@@ -83,9 +83,39 @@ class BufferConfig(_Strict):
     disk_low_bytes: int = Field(default=1024**3, ge=0)
 
 
+MAX_CONTROLLERS = 8
+
+
+def check_address(value: str) -> str:
+    """One controller gRPC address, `host:port` (IPv6 as `[addr]:port`), or a clear error."""
+    v = value.strip()
+    host, sep, port = v.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if (
+        not sep
+        or not host
+        or any(c.isspace() or c in "/,[]@" for c in host)
+        or (":" in host and not v.startswith("["))
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+    ):
+        raise ValueError(
+            f"controller address must be HOST:PORT (e.g. ctl1.city.local:7443), got {value!r}"
+        )
+    return v
+
+
 class UplinkConfig(_Strict):
-    # host:port of the controller's gRPC endpoint; empty disables uploading.
+    # host:port of the controller's gRPC endpoint; empty disables uploading. One address;
+    # several replicas go in `controllers` instead.
     controller: str = ""
+    # Several controller replicas, host:port each, in order of preference (at most 8, no
+    # duplicates; the environment takes a comma-separated list). The agent uploads to the
+    # first reachable one (its home replica), follows the scheduler leader for inventories and
+    # leases (only to an address in this list), and fails over in order when one is down.
+    # Set `controller` or `controllers`, not both.
+    controllers: list[str] = Field(default_factory=list)
     ca_cert: str = ""
     client_cert: str = ""
     client_key: str = ""
@@ -96,6 +126,47 @@ class UplinkConfig(_Strict):
     # free: upload everything oldest first at rate_bps (a controller without a scheduler).
     mode: Literal["leased", "free"] = "leased"
     inventory_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
+
+    @field_validator("controller")
+    @classmethod
+    def _one_controller(cls, v: str) -> str:
+        if "," in v:
+            raise ValueError(
+                "uplink.controller takes one HOST:PORT; list several replicas in "
+                'uplink.controllers = ["a:7443", "b:7443"]'
+            )
+        return check_address(v) if v.strip() else ""
+
+    @field_validator("controllers", mode="before")
+    @classmethod
+    def _split_controllers(cls, v: object) -> object:
+        # From the environment a list arrives as one comma-separated string.
+        return [p.strip() for p in v.split(",") if p.strip()] if isinstance(v, str) else v
+
+    @field_validator("controllers")
+    @classmethod
+    def _check_controllers(cls, v: list[str]) -> list[str]:
+        if len(v) > MAX_CONTROLLERS:
+            raise ValueError(f"at most {MAX_CONTROLLERS} controller addresses, got {len(v)}")
+        addresses = [check_address(a) for a in v]
+        folded = [a.lower() for a in addresses]
+        dupes = sorted({a for a in folded if folded.count(a) > 1})
+        if dupes:
+            raise ValueError(f"duplicate controller addresses: {', '.join(dupes)}")
+        return addresses
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.controller and self.controllers:
+            raise ValueError(
+                "set uplink.controller (one address) or uplink.controllers (several), not both"
+            )
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The controller addresses in order of preference; () when uploading is off."""
+        if self.controllers:
+            return tuple(self.controllers)
+        return (self.controller,) if self.controller else ()
 
 
 class MqttConfig(_Strict):

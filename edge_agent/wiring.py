@@ -1,9 +1,9 @@
 """Connect the optional parts of a running agent: the uplink and the MQTT health reporter.
 
 `Agent` owns capture and the buffer; this module decides, from the configuration alone, which
-other components a device runs (an empty `uplink.controller` or `mqtt.host` switches that part
-off) and connects their inputs and events. Kept apart from `__main__` so tests and the demo
-build exactly the agent an NVR runs.
+other components a device runs (no `uplink.controller(s)` or an empty `mqtt.host` switches
+that part off) and connects their inputs and events. Kept apart from `__main__` so tests and
+the demo build exactly the agent an NVR runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 from edge_agent.app import Agent
 from edge_agent.clock import Clock, ClockOffset
 from edge_agent.config import AgentConfig
+from edge_agent.uplink.failover import RouteStatus
+from edge_agent.uplink.routing import FailoverIngestClient, RouteKeeper
 
 log = logging.getLogger("edge_agent.wiring")
 
@@ -56,14 +58,35 @@ def read_password(path: str) -> str:
         raise ValueError(f"mqtt.password_file {path}: cannot read a password: {exc}") from exc
 
 
+def route_status(sender: object, control: RouteKeeper | None) -> Callable[[], RouteStatus] | None:
+    """Where the uplink is connected, for health: the upload route of `sender` (when it is a
+    FailoverIngestClient) and the control route (leased mode)."""
+    upload = sender.route if isinstance(sender, FailoverIngestClient) else None
+    if upload is None:
+        return None
+
+    def status() -> RouteStatus:
+        up = upload.snapshot()
+        ctl = control.snapshot() if control is not None else None
+        return RouteStatus(
+            control_address=ctl.address if ctl is not None else "",
+            upload_address=up.address,
+            failovers=up.failovers + (ctl.failovers if ctl is not None else 0),
+        )
+
+    return status
+
+
 def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
     """Add the uplink and the health reporter the configuration asks for."""
     upload_rate: Callable[[], int] | None = None
+    routes: Callable[[], RouteStatus] | None = None
+    addresses = ", ".join(config.uplink.addresses)
     # The agent's clock against the controller's, from inventory answers: reported in health,
     # and segments committed while it is off by more than the threshold are flagged.
     offset = ClockOffset(clock)
     agent.buffer.set_clock_check(offset.skewed)
-    if config.uplink.controller and config.uplink.mode == "leased":
+    if config.uplink.addresses and config.uplink.mode == "leased":
         from edge_agent.leases import LeaseClientOptions, leased_uplink
 
         leased, leases = leased_uplink(
@@ -80,8 +103,9 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
         agent.add_component(leased)
         agent.add_component(leases)
         upload_rate = RateMeter(lambda: leased.stats().bytes_sent, clock)
-        log.info("leased uplink to %s enabled", config.uplink.controller)
-    elif config.uplink.controller:
+        routes = route_status(leased.sender, leases.control.route)
+        log.info("leased uplink to %s enabled", addresses)
+    elif config.uplink.addresses:
         from edge_agent.uplink import Uploader, open_client
 
         client = open_client(config.uplink, clock)
@@ -94,7 +118,8 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
         )
         agent.add_component(uploader)
         upload_rate = RateMeter(lambda: uploader.stats().bytes_sent, clock)
-        log.info("uplink to %s enabled", config.uplink.controller)
+        routes = route_status(client, None)
+        log.info("uplink to %s enabled", addresses)
     if config.mqtt.host:
         from edge_agent.health.inputs import ReporterInputs, psutil_probe
         from edge_agent.health.reporter import HealthReporter
@@ -107,6 +132,7 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
             upload_rate_bps=upload_rate,
             system=psutil_probe(config.data_dir),
             clock_skew=offset.estimate,
+            uplink_routes=routes,
         )
         reporter = HealthReporter(
             config,

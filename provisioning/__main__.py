@@ -2,6 +2,7 @@
 
     vigil-provision bundle --device-id nvr-wudu-001 --county wudu --site v001 \
         --camera cam-1=rtsp://user:pass@192.0.2.10/Streaming/1 --controller city.example:7443 \
+        [--controller ctl2.city.example:7443 ...] \
         --pki-dir pki/ [--mqtt-host H --mqtt-password-file F] --out bundle-nvr-wudu-001/
     vigil-provision verify BUNDLE_DIR         # on the installed device: ready to run?
 
@@ -39,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--county", required=True)
     b.add_argument("--site", required=True)
     b.add_argument("--camera", type=_camera, action="append", default=[], help="ID=rtsp://...")
-    b.add_argument("--controller", required=True, help="HOST:PORT of the controller's gRPC")
+    b.add_argument(
+        "--controller",
+        required=True,
+        action="append",
+        help="HOST:PORT of the controller's gRPC; several replicas: repeat it or separate with "
+        "commas, in order of preference (the first is the device's home replica)",
+    )
     b.add_argument("--pki-dir", type=Path, required=True, help="output of issue-cert")
     b.add_argument("--mqtt-host", default="")
     b.add_argument("--mqtt-port", type=int, default=1883)
@@ -59,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.county,
             args.site,
             args.camera,
-            args.controller,
+            [a.strip() for arg in args.controller for a in arg.split(",") if a.strip()],
             args.install_dir,
             args.mqtt_host,
             args.mqtt_port,

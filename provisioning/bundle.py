@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,12 +43,21 @@ def agent_toml(
     county: str,
     site: str,
     cameras: list[Camera],
-    controller: str,
+    controller: str | Sequence[str],
     install_dir: str,
     mqtt_host: str = "",
     mqtt_port: int = 1883,
 ) -> str:
-    """agent.toml text for an NVR whose bundle is installed at `install_dir`."""
+    """agent.toml text for an NVR whose bundle is installed at `install_dir`.
+
+    `controller`: one HOST:PORT, or several replicas in order of preference (the first is the
+    device's home replica); several are written as `controllers = [...]`.
+    """
+    addresses = [controller] if isinstance(controller, str) else list(controller)
+    if len(addresses) == 1:
+        uplink_target = f"controller = {_toml_str(addresses[0])}"
+    else:
+        uplink_target = f"controllers = [{', '.join(_toml_str(a) for a in addresses)}]"
     lines = [
         f"device_id = {_toml_str(device_id)}",
         f"county = {_toml_str(county)}",
@@ -64,7 +74,7 @@ def agent_toml(
     lines += [
         "",
         "[uplink]",
-        f"controller = {_toml_str(controller)}",
+        uplink_target,
         f"ca_cert = {_toml_str(f'{install_dir}/pki/ca.crt')}",
         f"client_cert = {_toml_str(f'{install_dir}/pki/{device_id}.crt')}",
         f"client_key = {_toml_str(f'{install_dir}/pki/{device_id}.key')}",
@@ -169,8 +179,8 @@ def verify_bundle(root: Path, now: datetime | None = None) -> list[str]:
     problems += check_certificates(config.device_id, ca, cert, key, now)
     if not config.cameras:
         problems.append("agent.toml lists no cameras")
-    if not config.uplink.controller:
-        problems.append("agent.toml has no uplink.controller")
+    if not config.uplink.addresses:
+        problems.append("agent.toml has no uplink.controller (or uplink.controllers)")
     if config.mqtt.host and config.mqtt.password_file:
         pw = Path(config.mqtt.password_file)
         if not (pw.exists() or (root / pw.name).exists()):

@@ -19,6 +19,7 @@ from edge_agent.config import AgentConfig
 from edge_agent.health import commands as cm
 from edge_agent.health import payloads as pl
 from edge_agent.model import BufferStats, CameraStatus, EvictionRecord, Hold
+from edge_agent.uplink.failover import RouteStatus
 
 __all__ = ["BufferView", "HoldStore", "ReporterInputs", "psutil_probe"]
 
@@ -50,6 +51,8 @@ class ReporterInputs:
     system: Callable[[], pl.SystemFigures] | None = None
     # The agent's clock against the controller's (ClockOffset.estimate); None: not measured.
     clock_skew: Callable[[], SkewEstimate | None] | None = None
+    # Where the uplink is connected (control and upload replica, failovers); None: no uplink.
+    uplink_routes: Callable[[], RouteStatus] | None = None
 
 
 def psutil_probe(data_dir: str) -> Callable[[], pl.SystemFigures]:

@@ -40,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--buffer", type=Path, required=True, help="the agent's buffer directory")
     p.add_argument("--quota-bytes", type=int, default=50 * 1024**3)
     p.add_argument("--device-id", required=True, help="this device (its certificate's CN)")
-    p.add_argument("--controller", required=True, help="host:port of the controller's gRPC")
+    p.add_argument(
+        "--controller",
+        required=True,
+        help="host:port of the controller's gRPC (several replicas: comma-separated, in order)",
+    )
     p.add_argument("--server-name", default="", help="TLS name to expect, if not the host")
     p.add_argument("--ca-cert", required=True)
     p.add_argument("--client-cert", required=True)
@@ -66,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = SystemClock()
     try:
         cfg = UplinkConfig(
-            controller=args.controller,
+            controllers=[a for a in args.controller.split(",") if a.strip()],
             ca_cert=args.ca_cert,
             client_cert=args.client_cert,
             client_key=args.client_key,

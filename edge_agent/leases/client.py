@@ -13,6 +13,13 @@ Two threads:
   reports (FinishLease) in order; inventory first, so the controller re-plans from fresh
   numbers. Reports the controller refuses are dropped, others retried.
 
+All three calls go to the control route's current address (control.py): with several
+controller replicas, the scheduler leader. A follower's redirect or an unusable address moves
+the route, and a lease stream still open on an address the route has left is cancelled so it
+reconnects to the new one. A lease report the new leader does not know (NOT_FOUND: its lease
+was issued by a leader that died) is dropped and the inventory sent again at once, so the new
+leader plans from what the agent still holds.
+
 Nothing here decides anything; the decisions are in lease.py and inventory.py.
 """
 
@@ -29,6 +36,7 @@ import grpc
 import tenacity
 
 from edge_agent.clock import Clock, ClockOffset
+from edge_agent.leases.control import ControlChannel
 from edge_agent.leases.inventory import (
     build_inventory,
     evict_at,
@@ -40,7 +48,8 @@ from edge_agent.leases.lease import AgentLease, LeaseRejected, WantedHold, parse
 from edge_agent.leases.source import FinishedLease, LeasedJobSource
 from edge_agent.model import EvictionRecord
 from edge_agent.store import SegmentBuffer, StoreError
-from protos.vigil.v1 import agent_control_pb2, agent_control_pb2_grpc
+from edge_agent.uplink.failover import ControlAction
+from protos.vigil.v1 import agent_control_pb2
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +86,7 @@ class LeaseClient:
     def __init__(
         self,
         device_id: str,
-        channel: grpc.Channel,
+        channel: grpc.Channel | ControlChannel,
         buffer: SegmentBuffer,
         source: LeasedJobSource,
         clock: Clock,
@@ -88,7 +97,10 @@ class LeaseClient:
         clock_offset: ClockOffset | None = None,
     ) -> None:
         self._device = device_id
-        self._stub = agent_control_pb2_grpc.AgentControlStub(channel)
+        # A bare channel (a lone controller) is a route of one address that never moves.
+        self._control = (
+            channel if isinstance(channel, ControlChannel) else ControlChannel.fixed(channel, clock)
+        )
         self._buffer = buffer
         self._source = source
         self._clock = clock
@@ -103,11 +115,13 @@ class LeaseClient:
         self._finished: collections.deque[FinishedLease] = collections.deque(maxlen=1000)
         self._wanted: tuple[WantedHold, ...] = ()
         self._call: grpc.RpcContext | None = None  # the open stream, to cancel on stop
+        self._call_address = ""  # where that stream is open
         self._threads: list[threading.Thread] = []
         self.connected = threading.Event()
         self.counters = collections.Counter[str]()
         self.last_error = ""
         source.add_finished_listener(self.lease_finished)
+        self._control.route.add_listener(self._route_moved)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -142,17 +156,25 @@ class LeaseClient:
         with self._lock:
             return self._wanted
 
+    @property
+    def control(self) -> ControlChannel:
+        return self._control
+
+    def _route_moved(self, address: str) -> None:
+        """The control route moved (e.g. an inventory was redirected to the leader): a
+        stream open elsewhere is cancelled, and reconnects to the new address."""
+        with self._lock:
+            call = self._call if self._call_address != address else None
+        if call is not None:
+            call.cancel()
+
     # -- the lease stream ------------------------------------------------------------------------
 
     def _stream_loop(self) -> None:
         while not self._stop.is_set():
             retrying = tenacity.Retrying(
                 retry=tenacity.retry_if_exception_type(_StreamEnded),
-                wait=tenacity.wait_random_exponential(
-                    multiplier=self._opt.backoff_initial_s,
-                    max=self._opt.backoff_cap_s,
-                    min=self._opt.backoff_initial_s,
-                ),
+                wait=self._wait,
                 stop=lambda _s: self._stop.is_set(),
                 sleep=self._sleep,
                 reraise=True,
@@ -168,16 +190,26 @@ class LeaseClient:
     def _sleep(self, seconds: float) -> None:
         self._stop.wait(seconds)
 
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Backoff: short while replicas are left to try, doubling after each full pass."""
+        return self._control.route.delay_s(
+            self._opt.backoff_initial_s, self._opt.backoff_cap_s, state.attempt_number
+        )
+
     def _stream_once(self) -> None:
         """One StreamLeases call; returns normally if it delivered anything (reconnect
         without waiting), raises _StreamEnded if it failed before (back off)."""
-        call = self._stub.StreamLeases(agent_control_pb2.LeaseStreamRequest(device_id=self._device))
+        address, stub = self._control.stub()
+        call = stub.StreamLeases(agent_control_pb2.LeaseStreamRequest(device_id=self._device))
         with self._lock:
-            self._call = call
+            self._call, self._call_address = call, address
+        if self._control.route.current() != address:
+            call.cancel()  # the route moved while we were calling: go where it points now
         received = 0
         try:
             for msg in call:
                 if received == 0:
+                    self._control.ok(address)
                     self.connected.set()
                     self.counters["connects"] += 1
                     self._report_now.set()
@@ -185,11 +217,12 @@ class LeaseClient:
                 self._apply(msg)
         except grpc.RpcError as exc:
             if not self._stop.is_set():
-                self.last_error = f"lease stream: {exc.code()}: {exc.details()}"
+                self.last_error = f"lease stream {address}: {exc.code()}: {exc.details()}"
                 log.info("%s", self.last_error)
+                self._route_outcome(address, exc)
         finally:
             with self._lock:
-                self._call = None
+                self._call, self._call_address = None, ""
             self.connected.clear()
             self._source.clear()
         if not received:
@@ -261,23 +294,32 @@ class LeaseClient:
                     last_sent, last_unsent = self._clock.monotonic(), unsent
             self._send_finished()
 
+    def _route_outcome(self, address: str, exc: grpc.RpcError) -> ControlAction:
+        action = self._control.failed(address, exc)
+        if action is ControlAction.REDIRECT:
+            self.counters["redirects"] += 1
+        return action
+
     def send_inventory(self) -> bool:
+        address, stub = self._control.stub()
         try:
             inv = self.inventory()
             sent = self._clock.now_us()
-            ack = self._stub.ReportInventory(inv, timeout=self._opt.rpc_timeout_s)
+            ack = stub.ReportInventory(inv, timeout=self._opt.rpc_timeout_s)
             if self._offset is not None and ack.server_unix_us:
                 # The answer carries the controller's clock: one NTP-like sample of ours.
                 self._offset.observe(sent, self._clock.now_us(), ack.server_unix_us)
         except grpc.RpcError as exc:
-            self.last_error = f"inventory: {exc.code()}: {exc.details()}"
+            self.last_error = f"inventory {address}: {exc.code()}: {exc.details()}"
             self.counters["inventory_errors"] += 1
             log.info("%s", self.last_error)
+            self._route_outcome(address, exc)
             return False
         except StoreError as exc:
             self.last_error = f"inventory: {exc}"
             log.warning("%s", self.last_error)
             return False
+        self._control.ok(address)
         self.counters["inventories"] += 1
         return True
 
@@ -287,13 +329,24 @@ class LeaseClient:
             report = agent_control_pb2.LeaseReport(
                 lease_id=fin.lease_id, done_segment_ids=fin.done, failed_segment_ids=fin.failed
             )
+            address, stub = self._control.stub()
             try:
-                self._stub.FinishLease(report, timeout=self._opt.rpc_timeout_s)
+                stub.FinishLease(report, timeout=self._opt.rpc_timeout_s)
+                self._control.ok(address)
                 self.counters["finished"] += 1
             except grpc.RpcError as exc:
-                if exc.code() not in _REFUSED:
-                    self.last_error = f"lease report: {exc.code()}: {exc.details()}"
-                    return  # retried with the next report round
+                action = self._route_outcome(address, exc)
+                if action is not ControlAction.STAY or exc.code() not in _REFUSED:
+                    # Not the leader, unreachable, or a passing error: the report is kept
+                    # and goes (to the leader, if the route moved) with the next round.
+                    self.last_error = f"lease report {address}: {exc.code()}: {exc.details()}"
+                    return
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    # A lease this controller never issued: after a takeover, the new leader
+                    # does not know the old one's leases. Drop it; re-plan from a fresh
+                    # inventory.
+                    self.counters["unknown_leases"] += 1
+                    self._report_now.set()
                 log.info("lease report %s refused: %s", fin.lease_id, exc.details())
             self._finished.popleft()
 

@@ -1,6 +1,7 @@
-"""Build the leased uplink of an agent: one TLS channel to the controller carries both the
-uploads (Ingest) and the lease stream (AgentControl); the token bucket is shared, so the
-leased rate paces every upload.
+"""Build the leased uplink of an agent: uploads (Ingest) on the upload route, inventories and
+the lease stream (AgentControl) on the control route, over one pool of TLS channels (one per
+controller replica, shared when both routes point at the same one); the token bucket is
+shared, so the leased rate paces every upload wherever it goes.
 
     uploader, leases = leased_uplink(config.device_id, config.uplink, agent.buffer, clock,
                                      agent.publish, cameras=[c.id for c in config.cameras])
@@ -11,16 +12,16 @@ leased rate paces every upload.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from pathlib import Path
 
 from edge_agent.clock import Clock, ClockOffset
 from edge_agent.config import UplinkConfig
 from edge_agent.leases.client import LeaseClient, LeaseClientOptions
+from edge_agent.leases.control import ControlChannel
 from edge_agent.leases.source import LeasedJobSource, LeasedUploader
 from edge_agent.model import AgentEvent
 from edge_agent.store import SegmentBuffer
-from edge_agent.uplink.client import IngestClient, connect, load_credentials
 from edge_agent.uplink.ratelimit import TokenBucket
+from edge_agent.uplink.routing import HOME_AFTER_S, RouteKeeper, failover_client, open_pool
 from edge_agent.uplink.uploader import RetryPolicy
 
 
@@ -36,24 +37,26 @@ def leased_uplink(
     policy: RetryPolicy | None = None,
     server_name: str | None = None,
     clock_offset: ClockOffset | None = None,
+    home_after_s: float = HOME_AFTER_S,
 ) -> tuple[LeasedUploader, LeaseClient]:
     """(uploader, lease client), not started. Raises UplinkError for unreadable TLS files.
 
     `cameras`: the cameras this device has (a requested camera it lacks is reported as
     such); None accepts any. `cfg.rate_bps` only paces until the first lease sets the rate.
-    `clock_offset` collects the controller's time from inventory answers.
+    `clock_offset` collects the controller's time from inventory answers. `home_after_s`: how
+    long uploads stay on another replica before trying the first (home) one again.
     """
-    creds = load_credentials(Path(cfg.ca_cert), Path(cfg.client_cert), Path(cfg.client_key))
-    channel = connect(cfg.controller, creds, cfg.chunk_bytes, server_name)
+    pool = open_pool(cfg, server_name)
     bucket = TokenBucket(cfg.rate_bps, cfg.chunk_bytes, clock)
-    client = IngestClient(channel, cfg.chunk_bytes, bucket, clock)
+    client = failover_client(cfg.addresses, pool, cfg.chunk_bytes, bucket, clock, home_after_s)
+    control = ControlChannel(RouteKeeper(cfg.addresses, clock, "control"), pool.get)
     source = LeasedJobSource(buffer, bucket, clock)
     uploader = LeasedUploader(
         buffer, client, clock, on_event, source, policy=policy, concurrency=cfg.concurrency
     )
     leases = LeaseClient(
         device_id,
-        channel,
+        control,
         buffer,
         source,
         clock,

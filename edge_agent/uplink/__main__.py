@@ -27,8 +27,8 @@ from edge_agent.config import UplinkConfig
 from edge_agent.model import AgentEvent
 from edge_agent.redact import setup_logging
 from edge_agent.store import SegmentBuffer, StoreError
-from edge_agent.uplink.client import open_client
 from edge_agent.uplink.errors import UplinkError
+from edge_agent.uplink.routing import open_client
 from edge_agent.uplink.uploader import RetryPolicy, Uploader
 
 log = logging.getLogger("edge_agent.uplink")
@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m edge_agent.uplink", description=__doc__)
     p.add_argument("--buffer", type=Path, required=True, help="the agent's buffer directory")
     p.add_argument("--quota-bytes", type=int, default=50 * 1024**3)
-    p.add_argument("--controller", required=True, help="host:port of the controller's gRPC")
+    p.add_argument(
+        "--controller",
+        required=True,
+        help="host:port of the controller's gRPC (several replicas: comma-separated, in order)",
+    )
     p.add_argument("--ca-cert", required=True)
     p.add_argument("--client-cert", required=True)
     p.add_argument("--client-key", required=True)
@@ -62,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = SystemClock()
     try:
         cfg = UplinkConfig(
-            controller=args.controller,
+            controllers=[a for a in args.controller.split(",") if a.strip()],
             ca_cert=args.ca_cert,
             client_cert=args.client_cert,
             client_key=args.client_key,

@@ -27,7 +27,6 @@ from typing import BinaryIO
 import grpc
 
 from edge_agent.clock import Clock
-from edge_agent.config import UplinkConfig
 from edge_agent.model import SegmentInfo
 from edge_agent.uplink.errors import (
     ConflictError,
@@ -293,18 +292,3 @@ def _result(
             "ALREADY_EXISTS",
         )
     return UploadResult(info.segment_id, outcome, reply.chain_ok, reply.object_key, offset, sent)
-
-
-def open_client(cfg: UplinkConfig, clock: Clock, bucket: TokenBucket | None = None) -> IngestClient:
-    """Build the client from `[uplink]` in agent.toml (TLS files read now, connection lazy).
-
-    Without an explicit bucket one is made from `rate_bps`, with a burst of one chunk: after an
-    idle spell at most one chunk goes out un-paced.
-    """
-    if not cfg.controller:
-        raise UplinkError("uplink.controller is empty: uploading is disabled")
-    credentials = load_credentials(Path(cfg.ca_cert), Path(cfg.client_cert), Path(cfg.client_key))
-    if bucket is None:
-        bucket = TokenBucket(cfg.rate_bps, cfg.chunk_bytes, clock)
-    channel = connect(cfg.controller, credentials, cfg.chunk_bytes)
-    return IngestClient(channel, cfg.chunk_bytes, bucket, clock)

@@ -198,6 +198,11 @@ class Uploader:
 
     # -- state -------------------------------------------------------------------------------
 
+    @property
+    def sender(self) -> SegmentSender:
+        """The transport this uploader sends through (health reads its route)."""
+        return self._client
+
     def stats(self) -> UplinkStats:
         with self._lock:
             n = self._n
