@@ -21,7 +21,9 @@ from controller.clock import Clock
 from controller.config import ControllerConfig
 from controller.fleet.alerts import AlertRules
 from controller.fleet.component import FleetComponent
+from controller.fleet.directory import CachedDirectory
 from controller.fleet.service import FleetOptions
+from controller.fleet.shared import CatalogDeviceSource, SharedFleetState
 from controller.grants.keys import KeyFileError, load_keys
 from controller.grpcserver.identity import mtls_credentials
 from controller.grpcserver.server import Registration, build_server
@@ -31,6 +33,7 @@ from controller.ingest.rules import Limits
 from controller.ingest.service import IngestService
 from controller.ingest.slots import UploadSlots
 from controller.ingest.staging import Staging
+from controller.leader import Leadership, SoleLeader
 from controller.pki.certs import PkiError, load_cert, load_key
 from controller.retention import sweep_retention
 from controller.runtime import Core, PeriodicTask, StartupError
@@ -164,16 +167,20 @@ class CatalogDirectory:
         return (device.county, device.site)
 
 
-def fleet(core: Core) -> FleetComponent:
-    """MQTT fleet health and commands (a managed Mosquitto when no broker is configured)."""
+def fleet(core: Core, leadership: Leadership | None = None) -> FleetComponent:
+    """MQTT fleet health and commands (a managed Mosquitto when no broker is configured).
+    The device registry is held in memory (refreshed on change); with `mqtt.shared`, the
+    fleet view is shared with the other replicas through the catalog's database."""
     config = core.config
     rules = config.fleet
+    engine = core.catalog.engine
+    shared = SharedFleetState(engine, config.mqtt.client_id) if config.mqtt.shared else None
     try:
         return FleetComponent(
             config.mqtt,
             config.data_path,
             core.clock,
-            CatalogDirectory(core.catalog),
+            CachedDirectory(CatalogDeviceSource(engine), core.clock.monotonic),
             FleetOptions(
                 rules=AlertRules(
                     clock_skew_s=rules.clock_skew_s,
@@ -181,6 +188,8 @@ def fleet(core: Core) -> FleetComponent:
                     frame_age_s=rules.frame_age_s,
                 )
             ),
+            leadership=leadership or SoleLeader(),
+            shared=shared,
         )
     except OSError as exc:
         raise StartupError(f"mqtt.password_file: {exc}") from exc

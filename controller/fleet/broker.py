@@ -253,6 +253,12 @@ def _current_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+def is_controller_account(name: str) -> bool:
+    """The lone controller's account or a replica's (`vigil-controller-<replica>`): each
+    replica logs in with its own account (its client id), all with the controller's rights."""
+    return name == CONTROLLER_USER or name.startswith(CONTROLLER_USER + "-")
+
+
 def check_account_name(name: str) -> None:
     """Refuse account names that would break ACL patterns or topic levels."""
     if not _ACCOUNT_RE.match(name):
@@ -381,6 +387,9 @@ class ManagedBroker:
     def acl(self) -> str:
         """The ACL for the settings' accounts plus the roles file's operators and tools."""
         roles = read_roles(self.settings.data_dir)
+        for user in self.settings.accounts:  # replica accounts given at start
+            if is_controller_account(user) and user != CONTROLLER_USER:
+                roles[user] = "controller"
         lists = _role_lists(roles, self.settings.operators)
         return acl_text(relay_users=self.settings.relay_users, **lists)
 

@@ -27,10 +27,10 @@ from controller.audit.witness import (
     parse_witness,
     witness_payload,
 )
-from controller.fleet.broker import CONTROLLER_USER
+from controller.fleet.broker import is_controller_account
 from controller.fleet.decode import Decoded, decode, decode_controller_state
 from controller.fleet.mqtt import MqttSettings, make_client
-from controller.fleet.topics import CONTROLLER_STATE_TOPIC, TAIL_SUBSCRIPTION
+from controller.fleet.topics import TAIL_SUBSCRIPTION, is_controller_state_topic
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -73,7 +73,7 @@ def format_message(topic: str, payload: bytes, correlation: bytes | None, retain
         except WitnessError as exc:
             return f"{topic}{flags} MALFORMED {exc}"
         return f"{topic}{flags} {witness_payload(cp).decode('utf-8')}"
-    if topic == CONTROLLER_STATE_TOPIC:
+    if is_controller_state_topic(topic):
         state = decode_controller_state(payload)
         if state is None:
             return f"{topic}{flags} MALFORMED {len(payload)} bytes"
@@ -89,9 +89,9 @@ def format_message(topic: str, payload: bytes, correlation: bytes | None, retain
 
 
 def run_tail(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    if args.username == CONTROLLER_USER:
+    if is_controller_account(args.username):
         print(  # noqa: T201
-            f"mqtt-tail: {CONTROLLER_USER} is the controller's own account; with it this "
+            f"mqtt-tail: {args.username} is a controller's own account; with it this "
             "connection would replace the controller's. Use an operator account: "
             "vigil-controller mqtt-account --data-dir D --operator NAME --out F",
             file=sys.stderr,

@@ -18,6 +18,8 @@ from controller.fleet.broker import CONTROLLER_USER, BrokerSettings, ManagedBrok
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService
+from controller.fleet.shared import SharedFleetState
+from controller.leader import Leadership, SoleLeader
 
 log = logging.getLogger(__name__)
 
@@ -47,29 +49,42 @@ class FleetComponent:
         clock: Clock,
         directory: DeviceDirectory,
         options: FleetOptions | None = None,
+        leadership: Leadership | None = None,
+        shared: SharedFleetState | None = None,
     ) -> None:
+        """`leadership`: who raises alerts (SoleLeader: a lone controller); `shared`: the
+        database tables replicas share the fleet view through (None: one controller)."""
         self.broker: ManagedBroker | None = None
         settings = self._settings(mqtt, data_dir)
         # Built now, started in start(): the API and the scheduler hold it from the start.
-        self.service = FleetService(settings, clock, directory, options or FleetOptions())
+        self.service = FleetService(
+            settings,
+            clock,
+            directory,
+            options or FleetOptions(),
+            leadership=leadership or SoleLeader(),
+            shared=shared,
+        )
 
     def _settings(self, m: MqttLike, data_dir: Path) -> MqttSettings:
         """The managed broker (not started yet) and its generated password when no host is
         configured; else the configured broker, its password read from `password_file`."""
+        # `client_id` (MqttConfig has it; older callers' objects may not): the replica's id.
+        own = getattr(m, "client_id", "") or CONTROLLER_USER
         if not m.host:
             password = secrets.token_urlsafe(24)
             self.broker = ManagedBroker(
                 BrokerSettings(
                     data_dir=data_dir / "mosquitto",
                     port=m.port,
-                    accounts={CONTROLLER_USER: password},
+                    accounts={own: password},
                 )
             )
-            return MqttSettings("127.0.0.1", m.port, CONTROLLER_USER, password)
+            return MqttSettings("127.0.0.1", m.port, own, password, client_id=own)
         password = ""
         if m.password_file:
             password = Path(m.password_file).read_text(encoding="utf-8").strip()
-        user = m.username or CONTROLLER_USER  # client id = account: one account per replica
+        user = m.username or own  # client id = account: one account per replica
         return MqttSettings(m.host, m.port, user, password, m.ca_cert, client_id=user)
 
     def start(self) -> None:

@@ -52,6 +52,9 @@ class MonitorPolicy:
     rebirth_min_interval_s: float = 30.0
     # Timestamps of recent session starts kept, for the repeated-reconnects alert.
     connects_kept: int = 20
+    # False when health is split over controller replicas (MQTT shared subscription): each
+    # replica sees only some of a device's health numbers, so a jump is not a loss.
+    health_gaps: bool = True
 
 
 class DeviceRecord(NamedTuple):
@@ -202,7 +205,13 @@ def on_birth(r: DeviceRecord, msg: fleet_pb2.Birth, now_us: int, policy: Monitor
 
 
 def _sequenced(
-    r: DeviceRecord, session: int, seq: int, last: int, now_us: int, policy: MonitorPolicy
+    r: DeviceRecord,
+    session: int,
+    seq: int,
+    last: int,
+    now_us: int,
+    policy: MonitorPolicy,
+    gaps: bool = True,
 ) -> tuple[DeviceRecord, Verdict, tuple[Action, ...]] | Outcome:
     """Shared seq/session logic for health and events; an Outcome means "stop here"."""
     if session != r.session:
@@ -222,7 +231,7 @@ def _sequenced(
     if not r.session_has_birth:
         verdict = Verdict.NO_BIRTH
         r, actions = _maybe_rebirth(r, "no birth for this session", now_us, policy)
-    elif seq > last + 1:
+    elif gaps and seq > last + 1:
         verdict = Verdict.GAP
         r = r._replace(gaps=r.gaps + 1)
         r, actions = _maybe_rebirth(r, f"sequence gap {last} -> {seq}", now_us, policy)
@@ -235,19 +244,44 @@ def on_health(
     skew = (msg.at_unix_us - now_us) / US if msg.at_unix_us else 0.0
     if (
         msg.session == r.session
-        and msg.seq == r.health_seq + 1
+        and (msg.seq == r.health_seq + 1 or (not policy.health_gaps and msg.seq > r.health_seq))
         and r.online
         and r.session_has_birth
     ):
         # The common case, in one step: it runs for every health report of the fleet.
         r = r._replace(health=msg, health_seq=msg.seq, clock_skew_s=skew, last_seen_us=now_us)
         return Outcome(r, Verdict.ACCEPTED)
-    step = _sequenced(r, msg.session, msg.seq, r.health_seq, now_us, policy)
+    step = _sequenced(r, msg.session, msg.seq, r.health_seq, now_us, policy, policy.health_gaps)
     if isinstance(step, Outcome):
         return step
     r, verdict, actions = step
     r = r._replace(health=msg, health_seq=msg.seq, clock_skew_s=skew)
     return Outcome(r, verdict, actions)
+
+
+def merge_shared_health(
+    r: DeviceRecord, msg: fleet_pb2.Health, seen_us: int, skew_s: float
+) -> DeviceRecord | None:
+    """Fold in a health report another replica received (read from the shared table), or
+    None when it adds nothing: another session, or not newer than what this replica has.
+
+    A device silent here only because its health goes to other replicas is seen through
+    these rows, so it does not time out; a device that said goodbye (Will, clean) stays
+    offline: only its next state or birth, which every replica receives, brings it back.
+    """
+    if msg.session != r.session or msg.seq <= r.health_seq:
+        return None
+    if not r.online and r.reason != OfflineReason.TIMEOUT:
+        return None
+    r = r._replace(
+        health=msg,
+        health_seq=msg.seq,
+        clock_skew_s=skew_s,
+        last_seen_us=max(r.last_seen_us, seen_us),
+    )
+    if not r.online and seen_us > r.changed_us:  # received after it was timed out here
+        r = r._replace(online=True, reason="", changed_us=seen_us)
+    return r
 
 
 def on_event(r: DeviceRecord, msg: fleet_pb2.Event, now_us: int, policy: MonitorPolicy) -> Outcome:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from controller.fleet.topics import CONTROLLER_STATE_TOPIC
+from controller.fleet.topics import controller_state_topic
 from protos.vigil.v1 import fleet_pb2
 
 
@@ -63,7 +63,7 @@ def make_client(settings: MqttSettings, client_id: str | None = None) -> mqtt.Cl
 def set_controller_will(client: mqtt.Client, client_id: str, session: int, at_us: int) -> None:
     """The controller's own death certificate, retained like a device's."""
     client.will_set(
-        CONTROLLER_STATE_TOPIC,
+        controller_state_topic(client_id),
         controller_state(client_id, False, session, at_us, "will"),
         qos=1,
         retain=True,

@@ -8,13 +8,21 @@ the pure cores (topic and identity checks, per-device rate limit, `monitor` tran
 sends commands with MQTT 5 correlation data, matching the acks that come back.
 
 Threads: paho's network loop delivers messages (`handle_message`), a ticker thread expires
-silent devices and re-evaluates time-based alerts. One lock guards the tables; every message
-is handled inside a broad guard, so no payload can stop the loop.
+silent devices and re-evaluates time-based alerts, a sync thread refreshes the device directory
+(in memory: no database read per message) and, for replicas, exchanges health and alerts with
+the shared database (controller.fleet.sync). One lock guards the tables and is never held
+across I/O; every message is handled inside a broad guard, so no payload can stop the loop.
+
+Replicas (`shared` given): each connects with its own client id, receives every device's
+state/birth/event/cmd_ack itself and a share of the health stream (MQTT 5 shared
+subscription); the fleet view folds in the health other replicas received. Alerts are
+evaluated and raised by the leader (`leadership`) only; followers serve the leader's.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import uuid
@@ -34,13 +42,16 @@ from controller.fleet.decode import Decoded, decode_payload
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.mqtt import MqttSettings, controller_state, make_client, set_controller_will
 from controller.fleet.ratelimit import Bucket, RatePolicy, take
+from controller.fleet.shared import HealthRow, SharedFleetState
+from controller.fleet.sync import ReplicaSync
 from controller.fleet.topics import (
-    CONTROLLER_STATE_TOPIC,
-    FLEET_SUBSCRIPTION,
     command_topic,
+    controller_state_topic,
     device_topic,
+    fleet_subscriptions,
     parse_parts,
 )
+from controller.leader import Leadership, SoleLeader
 from protos.vigil.v1 import fleet_pb2
 
 log = logging.getLogger(__name__)
@@ -60,6 +71,9 @@ class FleetOptions:
     rates: RatePolicy = field(default_factory=RatePolicy)
     history: hi.HistoryPolicy = field(default_factory=hi.HistoryPolicy)
     tick_s: float = 2.0
+    # How often the device directory is refreshed and, for replicas, shared health and
+    # alerts are exchanged with the database.
+    sync_s: float = 2.0
     events_kept: int = 5000
     alert_log_kept: int = 5000
     pending_commands_kept: int = 10_000
@@ -88,12 +102,24 @@ class FleetService:
         directory: DeviceDirectory,
         options: FleetOptions | None = None,
         on_applied: AppliedHook | None = None,
+        leadership: Leadership | None = None,
+        shared: SharedFleetState | None = None,
     ) -> None:
         self._settings = mqtt_settings
         self._clock = clock
         self._directory = directory
-        self._opt = options or FleetOptions()
+        opt = options or FleetOptions()
+        if shared is not None:  # health is split over replicas: a jump in numbers is normal
+            opt = dataclasses.replace(
+                opt, monitor=dataclasses.replace(opt.monitor, health_gaps=False)
+            )
+        self._opt = opt
         self._on_applied = on_applied
+        self._leadership: Leadership = leadership or SoleLeader()
+        self._sync = ReplicaSync(shared) if shared is not None else None
+        self._was_leader = False
+        self._share_group: str | None = None
+        self._state_topic = controller_state_topic(mqtt_settings.client_id)
         self._lock = threading.Lock()
         self._records: dict[str, mo.DeviceRecord] = {}
         self._buckets: dict[str, Bucket] = {}
@@ -111,12 +137,20 @@ class FleetService:
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
         self._session = 0
         self._connections = 0
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
-        """Connect (asynchronously, retrying with backoff) and start the ticker."""
+        """Load the directory (and the shared group, for a replica), connect
+        (asynchronously, retrying with backoff) and start the ticker and sync threads."""
+        if self._sync is not None:
+            self._share_group = self._sync.state.share_group()
+        try:
+            self._refresh_directory()
+        except Exception:  # the database may come later: the sync thread retries
+            log.exception("fleet: could not load the device directory; retrying")
         self._session = self._clock.now_us()
         client = make_client(self._settings)
         set_controller_will(client, self._settings.client_id, self._session, self._session)
@@ -129,18 +163,21 @@ class FleetService:
         self._stop.clear()
         self._ticker = threading.Thread(target=self._tick_loop, name="fleet-ticker", daemon=True)
         self._ticker.start()
+        self._syncer = threading.Thread(target=self._sync_loop, name="fleet-sync", daemon=True)
+        self._syncer.start()
 
     def stop(self) -> None:
         """Say goodbye (retained offline state, reason clean) and disconnect."""
         self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=10)
+        for thread in (self._ticker, self._syncer):
+            if thread is not None:
+                thread.join(timeout=10)
         client, self._client = self._client, None
         if client is None:
             return
         if self._connected.is_set():
             info = client.publish(
-                CONTROLLER_STATE_TOPIC,
+                self._state_topic,
                 controller_state(
                     self._settings.client_id, False, self._session, self._clock.now_us(), "clean"
                 ),
@@ -174,8 +211,8 @@ class FleetService:
         payload = controller_state(
             self._settings.client_id, True, self._session, self._clock.now_us(), ""
         )
-        client.publish(CONTROLLER_STATE_TOPIC, payload, qos=1, retain=True)
-        client.subscribe(FLEET_SUBSCRIPTION, qos=1)
+        client.publish(self._state_topic, payload, qos=1, retain=True)
+        client.subscribe([(t, 1) for t in fleet_subscriptions(self._share_group)])
         self._connected.set()
         log.info("fleet: connected to %s:%s", *self._where())
 
@@ -240,13 +277,18 @@ class FleetService:
             self._history[device_id] = hi.add_sample(
                 self._history.get(device_id, ()), m, now_us, self._opt.history
             )
+            if self._sync is not None:
+                row = HealthRow(
+                    device_id, m.session, m.seq, now_us, out.record.clock_skew_s, payload
+                )
+                self._sync.note_health(row)
         for action in out.actions:
             if isinstance(action, mo.RecordEvent):
                 self._events.append(action.event)
             else:
                 self._publish_rebirth(action.county, action.site, action.device_id, action.why)
-        if not isinstance(m, fleet_pb2.Event):  # no alert rule reads events
-            self._evaluate(out.record, now_us)
+        if not isinstance(m, fleet_pb2.Event) and self._leadership.is_leader():
+            self._evaluate(out.record, now_us)  # no alert rule reads events
         if self._on_applied is not None:
             self._on_applied(device_id, t.leaf, getattr(m, "at_unix_us", 0))
         return str(out.verdict)
@@ -304,6 +346,8 @@ class FleetService:
             self._active[record.device_id] = updated
         else:
             self._active.pop(record.device_id, None)
+        if self._sync is not None:
+            self._sync.note_alerts(raised, cleared)
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self._opt.tick_s):
@@ -315,14 +359,70 @@ class FleetService:
     def tick(self) -> None:
         """Expire silent devices and re-evaluate time-based alerts (called by the ticker)."""
         now_us = self._clock.now_us()
+        leads = self._leadership.is_leader()
         with self._lock:
             for device_id, record in list(self._records.items()):
                 expired = mo.expire(record, now_us, self._opt.monitor)
                 if expired is not record:
                     self._records[device_id] = expired
-                elif not self._time_sensitive(record, now_us):
+                elif not leads or not self._time_sensitive(record, now_us):
                     continue  # nothing about it changes with time alone: skip the rules
-                self._evaluate(expired, now_us)
+                if leads:
+                    self._evaluate(expired, now_us)
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self._opt.sync_s):
+            try:
+                self.sync()
+            except Exception:
+                self._counters["sync_errors"] += 1
+                log.exception("fleet: sync with the database failed; retrying")
+
+    def _refresh_directory(self) -> None:
+        refresh = getattr(self._directory, "refresh", None)
+        if refresh is not None:
+            refresh()
+
+    def sync(self) -> None:
+        """Refresh the directory; for a replica, write the health it received, fold in what
+        the others received, and write (leader) or read (follower) the alerts. I/O happens
+        outside the fleet lock; only the merges take it."""
+        self._refresh_directory()
+        if self._sync is None:
+            return
+        leads = self._leadership.is_leader()
+        self._sync.flush_health()
+        if leads and not self._was_leader:
+            # Taking over: the alerts already raised stay raised (not raised again).
+            seeded: dict[str, dict[al.AlertKey, al.Alert]] = {}
+            for a in self._sync.pull_alerts():
+                seeded.setdefault(a.device_id, {})[a.key] = a
+            with self._lock:
+                self._active = seeded
+        elif not leads and self._was_leader:
+            self._sync.forget_alert_changes()
+        self._was_leader = leads
+        rows = self._sync.pull_health()
+        now_us = self._clock.now_us()
+        with self._lock:
+            for row in rows:
+                record = self._records.get(row.device_id)
+                if record is None:
+                    continue  # not known here yet (no state seen): its next report will do
+                merged = mo.merge_shared_health(record, row.health, row.seen_us, row.skew_s)
+                if merged is None:
+                    continue
+                self._records[row.device_id] = merged
+                self._counters["shared_health_merged"] += 1
+                self._history[row.device_id] = hi.add_sample(
+                    self._history.get(row.device_id, ()), row.health, row.seen_us, self._opt.history
+                )
+                if leads:
+                    self._evaluate(merged, now_us)
+        if leads:
+            self._sync.flush_alerts(self._leadership.epoch())
+        else:
+            self._sync.pull_alerts()
 
     def _time_sensitive(self, r: mo.DeviceRecord, now_us: int) -> bool:
         """Whether time passing alone may raise or clear one of this device's alerts."""
@@ -378,6 +478,8 @@ class FleetService:
             return self._records.get(device_id)
 
     def alerts(self, device_id: str | None = None) -> list[al.Alert]:
+        if self._sync is not None and not self._leadership.is_leader():
+            return [a for a in self._sync.alerts if device_id is None or a.device_id == device_id]
         with self._lock:
             return [
                 a
@@ -387,6 +489,7 @@ class FleetService:
             ]
 
     def alert_log(self) -> list[tuple[str, al.Alert]]:
+        """Raise/clear history of this replica (a follower raises nothing: empty there)."""
         with self._lock:
             return list(self._alert_log)
 

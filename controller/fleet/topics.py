@@ -16,6 +16,39 @@ CONTROLLER_STATE_TOPIC = f"{PREFIX}/controller/state"
 FLEET_SUBSCRIPTION = f"{PREFIX}/+/+/+/+"
 # mqtt-tail also shows commands and controller state.
 TAIL_SUBSCRIPTION = f"{PREFIX}/#"
+# The lone controller's client id; it keeps the historical state topic above.
+LONE_CONTROLLER_ID = "vigil-controller"
+# Replicas: what every replica must see (low volume, lifecycle and acks: each replica keeps
+# its own session table and matches its own commands' acks) vs the high-volume health stream,
+# split over the replicas by one shared subscription.
+EVERY_REPLICA_LEAVES = ("state", "birth", "event", "cmd_ack")
+SHARED_LEAF = "health"
+
+
+def controller_state_topic(client_id: str) -> str:
+    """The retained state (and Will) topic of one controller: the historical topic for the
+    lone `vigil-controller`, `vigil/v1/controller/<client id>/state` for a replica (so one
+    replica's Will never overwrites another's live state)."""
+    if client_id == LONE_CONTROLLER_ID:
+        return CONTROLLER_STATE_TOPIC
+    return f"{PREFIX}/controller/{client_id}/state"
+
+
+def is_controller_state_topic(topic: str) -> bool:
+    """The lone controller's state topic or a replica's (`vigil/v1/controller/<id>/state`)."""
+    parts = topic.split("/")
+    if topic == CONTROLLER_STATE_TOPIC:
+        return True
+    return len(parts) == 5 and parts[:3] == ["vigil", "v1", "controller"] and parts[4] == "state"
+
+
+def fleet_subscriptions(share_group: str | None) -> list[str]:
+    """The controller's subscriptions: the whole fleet in one filter when alone; with a
+    shared-subscription group, every replica's own filters plus one shared health filter."""
+    if share_group is None:
+        return [FLEET_SUBSCRIPTION]
+    own = [f"{PREFIX}/+/+/+/{leaf}" for leaf in EVERY_REPLICA_LEAVES]
+    return [*own, f"$share/{share_group}/{PREFIX}/+/+/+/{SHARED_LEAF}"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -369,6 +369,7 @@ SQL_ALLOWED = (
     "controller.runtime",
     "controller.assembly",
     "controller.api.app",  # SQLAlchemyError -> 503
+    "controller.fleet.shared",  # the replicas' fleet tables and the registry's version query
 )
 
 
