@@ -14,6 +14,7 @@ from edge_agent.clock import SkewEstimate
 from edge_agent.config import AgentConfig
 from edge_agent.model import AgentEvent, BufferStats, CameraStatus, EvictionRecord
 from edge_agent.redact import redact_text, redact_url
+from edge_agent.uplink.failover import RouteStatus
 from protos.vigil.v1 import common_pb2, fleet_pb2
 
 US = 1_000_000
@@ -132,6 +133,15 @@ def add_clock(msg: fleet_pb2.Health, skew: SkewEstimate | None, uptime_s: float)
         msg.clock_offset_known = True
         msg.clock_offset_ms = skew.skew_us / 1000.0
         msg.clock_offset_error_ms = skew.error_us / 1000.0
+
+
+def add_routes(msg: fleet_pb2.Health, routes: RouteStatus | None) -> None:
+    """Which controller replicas the uplink uses (control, upload) and its failover count."""
+    if routes is None:
+        return
+    msg.control_address = routes.control_address
+    msg.upload_address = routes.upload_address
+    msg.controller_failovers = routes.failovers
 
 
 def health(

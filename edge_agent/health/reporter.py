@@ -281,6 +281,7 @@ class HealthReporter:
         rate = self._in.upload_rate_bps() if self._in.upload_rate_bps is not None else 0
         cams = list(self._in.statuses())
         skew = self._in.clock_skew() if self._in.clock_skew is not None else None
+        routes = self._in.uplink_routes() if self._in.uplink_routes is not None else None
         client = self._client
         with self._lock:
             msg = pl.health(
@@ -294,6 +295,7 @@ class HealthReporter:
                 rate,
             )
             pl.add_clock(msg, skew, now_mono - self._started_mono)
+            pl.add_routes(msg, routes)
             due = since >= self._config.mqtt.health_interval_s
             self._write_textfile(msg, now_mono)
             if not (force or due or pl.significant_change(self._last_health, msg)):

@@ -57,6 +57,19 @@ def render(h: fleet_pb2.Health) -> str:
         ("vigil_agent_report_timestamp_seconds", "gauge", "When these figures were taken",
          [(dev, h.at_unix_us / 1_000_000)]),
     ]  # fmt: skip
+    if h.upload_address or h.control_address:
+        routes = [
+            (f'{dev},role="{role}",address="{_escape(address)}"', 1.0)
+            for role, address in (("control", h.control_address), ("upload", h.upload_address))
+            if address
+        ]
+        families += [
+            ("vigil_agent_controller_info", "gauge",
+             "The controller replica each uplink channel uses now (value always 1)", routes),
+            ("vigil_agent_controller_failovers_total", "counter",
+             "Times the uplink moved to another controller replica since the agent started",
+             [(dev, h.controller_failovers)]),
+        ]  # fmt: skip
     lines: list[str] = []
     for name, kind, help_text, series in families:
         lines.append(f"# HELP {name} {help_text}")

@@ -85,7 +85,7 @@ class CameraHealth(_message.Message):
     def __init__(self, camera_id: _Optional[str] = ..., connected: _Optional[bool] = ..., frame_age_s: _Optional[float] = ..., fps: _Optional[float] = ..., bitrate_bps: _Optional[int] = ..., last_keyframe_unix_us: _Optional[int] = ..., gaps_last_hour: _Optional[int] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., gop_s: _Optional[float] = ...) -> None: ...
 
 class Health(_message.Message):
-    __slots__ = ("device_id", "session", "seq", "at_unix_us", "cpu_pct", "mem_pct", "disk_free_bytes", "disk_total_bytes", "buffer_bytes", "segments_unsent", "segments_uploaded", "segments_held", "oldest_unsent_age_s", "eviction_eta_s", "cameras", "upload_rate_bps", "uptime_s", "clock_offset_known", "clock_offset_ms", "clock_offset_error_ms")
+    __slots__ = ("device_id", "session", "seq", "at_unix_us", "cpu_pct", "mem_pct", "disk_free_bytes", "disk_total_bytes", "buffer_bytes", "segments_unsent", "segments_uploaded", "segments_held", "oldest_unsent_age_s", "eviction_eta_s", "cameras", "upload_rate_bps", "uptime_s", "clock_offset_known", "clock_offset_ms", "clock_offset_error_ms", "control_address", "upload_address", "controller_failovers")
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,9 @@ class Health(_message.Message):
     CLOCK_OFFSET_KNOWN_FIELD_NUMBER: _ClassVar[int]
     CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
     CLOCK_OFFSET_ERROR_MS_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_FAILOVERS_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     session: int
     seq: int
@@ -126,7 +129,10 @@ class Health(_message.Message):
     clock_offset_known: bool
     clock_offset_ms: float
     clock_offset_error_ms: float
-    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., cpu_pct: _Optional[float] = ..., mem_pct: _Optional[float] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., buffer_bytes: _Optional[int] = ..., segments_unsent: _Optional[int] = ..., segments_uploaded: _Optional[int] = ..., segments_held: _Optional[int] = ..., oldest_unsent_age_s: _Optional[float] = ..., eviction_eta_s: _Optional[float] = ..., cameras: _Optional[_Iterable[_Union[CameraHealth, _Mapping]]] = ..., upload_rate_bps: _Optional[int] = ..., uptime_s: _Optional[float] = ..., clock_offset_known: _Optional[bool] = ..., clock_offset_ms: _Optional[float] = ..., clock_offset_error_ms: _Optional[float] = ...) -> None: ...
+    control_address: str
+    upload_address: str
+    controller_failovers: int
+    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., cpu_pct: _Optional[float] = ..., mem_pct: _Optional[float] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., buffer_bytes: _Optional[int] = ..., segments_unsent: _Optional[int] = ..., segments_uploaded: _Optional[int] = ..., segments_held: _Optional[int] = ..., oldest_unsent_age_s: _Optional[float] = ..., eviction_eta_s: _Optional[float] = ..., cameras: _Optional[_Iterable[_Union[CameraHealth, _Mapping]]] = ..., upload_rate_bps: _Optional[int] = ..., uptime_s: _Optional[float] = ..., clock_offset_known: _Optional[bool] = ..., clock_offset_ms: _Optional[float] = ..., clock_offset_error_ms: _Optional[float] = ..., control_address: _Optional[str] = ..., upload_address: _Optional[str] = ..., controller_failovers: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("device_id", "session", "seq", "at_unix_us", "kind", "camera_id", "range", "bytes", "detail")
