@@ -195,6 +195,11 @@ class FleetService:
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 
+    def connections(self) -> int:
+        """Successful connects so far: more than one means the broker dropped this client
+        (e.g. another client took its id)."""
+        return self._connections
+
     def publish_retained(self, topic: str, payload: bytes) -> bool:
         """Queue a retained QoS 1 message (the audit witness); False when not connected."""
         client = self._client
