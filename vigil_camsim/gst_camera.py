@@ -45,6 +45,7 @@ class Camera:
     feed: Feed
     schedule: Schedule
     loops: dict[str, Loop] = field(default_factory=dict)
+    # One GLib.Bytes per access unit: every push wraps it in a buffer of its own (no copy).
     buffers: dict[str, list[Any]] = field(default_factory=dict)
     running: bool = True
     stalled: bool = False
@@ -150,7 +151,7 @@ class Runtime:
         """The camera's sound (or none), its clock starting at `origin` like its video's."""
         camera.audio = audio
         camera.audio_buffers = (
-            [] if audio is None else [self.gst.Buffer.new_wrapped(u) for u in audio.units]
+            [] if audio is None else [self.glib.Bytes.new(u) for u in audio.units]
         )
         camera.audio_clock = (
             None
@@ -159,15 +160,14 @@ class Runtime:
         )
 
     def _install_loop(self, camera: Camera, loop: Loop) -> None:
-        """Wrap each access unit in a Gst.Buffer once; pushes send shallow copies."""
-        buffers = []
-        for frame, key in zip(loop.frames, loop.keyframes, strict=True):
-            buf = self.gst.Buffer.new_wrapped(frame)
-            if not key:
-                buf.set_flags(self.gst.BufferFlags.DELTA_UNIT)
-            buffers.append(buf)
+        """Hold each access unit as GLib.Bytes once; every push wraps it in a new buffer.
+
+        Why not one Gst.Buffer per unit and `copy()` per client: PyGObject's `Buffer.copy()`
+        hands back the same GstBuffer, so stamping it for one client re-stamped it for all
+        and a second client made the first one's clock jump back and forth.
+        """
         camera.loops[loop.key] = loop
-        camera.buffers[loop.key] = buffers
+        camera.buffers[loop.key] = [self.glib.Bytes.new(frame) for frame in loop.frames]
 
     # --- RTSP callbacks (RTSP threads) -----------------------------------------------------
 
@@ -242,14 +242,10 @@ class Runtime:
             camera.spec = dataclasses.replace(camera.spec, width=loop.width, height=loop.height)
         if camera.stalled or not camera.running:
             return
-        template = camera.buffers[emit.loop][emit.index]
+        data = camera.buffers[emit.loop][emit.index]
         if camera.corrupt_left > 0:
             camera.corrupt_left -= 1
-            template = self.gst.Buffer.new_wrapped(
-                self.core.corrupt_access_unit(loop.frames[emit.index])
-            )
-            if not emit.keyframe:
-                template.set_flags(self.gst.BufferFlags.DELTA_UNIT)
+            data = self.glib.Bytes.new(self.core.corrupt_access_unit(loop.frames[emit.index]))
         duration = 1_000_000_000 // camera.spec.fps
         # B-frames: the schedule gives the decode time; the presentation time is later by
         # the access unit's composition offset (0 without B-frames: PTS == DTS as before).
@@ -267,7 +263,9 @@ class Runtime:
                     continue  # not playing yet
                 sink.pts0, sink.t0 = int(running), due
             sink.started = True
-            buf = template.copy()
+            buf = self.gst.Buffer.new_wrapped_bytes(data)  # this client's own buffer
+            if not emit.keyframe:
+                buf.set_flags(self.gst.BufferFlags.DELTA_UNIT)
             buf.dts = sink.pts0 + int(round((due - sink.t0) * 1e9))
             buf.pts = buf.dts + shift
             buf.duration = duration
@@ -300,11 +298,11 @@ class Runtime:
         units = len(camera.audio_buffers)
         for unit in range(clock.sent - count, clock.sent):
             at = clock.due_at(unit)
-            template = camera.audio_buffers[unit % units]
+            data = camera.audio_buffers[unit % units]
             for sink in sinks:
                 if sink.pts0 is None or at < sink.t0:
                     continue  # before this client's first video frame
-                buf = template.copy()
+                buf = self.gst.Buffer.new_wrapped_bytes(data)
                 buf.pts = buf.dts = sink.pts0 + delay + int(round((at - sink.t0) * 1e9))
                 buf.duration = int(fmt.chunk_ns)
                 sink.audio.emit("push-buffer", buf)

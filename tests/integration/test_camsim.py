@@ -236,6 +236,22 @@ def test_control_api_refuses_bad_requests_and_keeps_running(cams: CamsimProcess)
     assert pull(cams.url(8), seconds=1.0).packets
 
 
+def test_two_clients_of_one_camera_each_get_their_own_steady_clock(cams: CamsimProcess) -> None:
+    """A second client joining must not touch the first one's timestamps. (The emulator once
+    stamped one shared Gst.Buffer per frame for every client in turn: PyGObject's
+    `Buffer.copy()` returned the same buffer, so the first client's clock jumped back and
+    forth by the time between the two connections, and the agent re-based ~90 times a second.)"""
+    second: dict[str, Pull] = {}
+    joiner = threading.Thread(target=lambda: second.setdefault("b", pull(cams.url(8), 2.0)))
+    first = pull(cams.url(8), seconds=4.0, after=(1.0, joiner.start))
+    joiner.join(10)
+    assert first.ended == "time", first.error
+    assert second["b"].ended == "time" and len(second["b"].packets) >= 10
+    for got in (first, second["b"]):
+        times = [t for t, _ in got.packets]
+        assert set(gaps(times)) == {round(1 / FPS, 3)}, gaps(times)
+
+
 def test_cameras_can_be_added_at_run_time(cams: CamsimProcess) -> None:
     info = cams.client.add_camera(camera_id="extra", label="EXTRA 1")
     assert info.url == cams.url("extra") and info.running
