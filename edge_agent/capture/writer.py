@@ -40,6 +40,7 @@ from edge_agent.sources.nal import (
 )
 
 from .audio_lane import AudioLane
+from .lograte import LogRate
 from .sink import SegmentSink, clean_reason, describe_error
 from .tsfile import BUFFER_BYTES, TsWriteThrough
 from .wobble import nudge
@@ -83,6 +84,7 @@ class SegmentWriter:
         self._on_event = on_event
         self._state: CutState | None = None
         self._offset_us = 0  # the segmenter's timestamp re-base, in µs and in stream ticks
+        self._rebase_log = LogRate()  # a flapping camera clock must not flood the log
         self._offset_tb = 0
         # Added to what is written (not to what the segmenter sees) so that no timestamp is
         # negative on disk: an MP4 with B-frames starts its dts below zero, and MPEG-TS would
@@ -174,11 +176,16 @@ class SegmentWriter:
         state, decision = segmenter.step(state, meta, now_us, self._policy)
         self._watch_gop(state)
         if decision.offset_us != self._offset_us:
-            log.info(
-                "camera %s: stream timestamps re-based by %.3f s; the video goes on",
-                self.camera_id,
-                (decision.offset_us - self._offset_us) / 1e6,
-            )
+            # Live sources are rate-limited; a recording (no arrival time) logs each one.
+            times = 1 if now_us is None else self._rebase_log.note(now_us)
+            if times is not None:
+                log.info(
+                    "camera %s: stream timestamps re-based by %.3f s (%d time(s) since the "
+                    "last such line); the video goes on",
+                    self.camera_id,
+                    (decision.offset_us - self._offset_us) / 1e6,
+                    times,
+                )
             self._offset_us = decision.offset_us
             num, den = self._tb
             self._offset_tb = round(decision.offset_us * den / num)
