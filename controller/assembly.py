@@ -42,7 +42,7 @@ from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
-from controller.grpcserver.server import Registration
+from controller.grpcserver.server import AioServer, Registration
 from controller.ingest.service import IngestService
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
@@ -82,7 +82,7 @@ class Controller:
 
     core: Core
     ingest: IngestService
-    server: grpc.Server
+    server: AioServer  # grpc.aio on its own event-loop thread (controller/grpcserver/server.py)
     grpc_port: int
     fleet: FleetComponent | None = None
     scheduler: SchedulerService | None = None
@@ -126,7 +126,7 @@ class Controller:
                 component.stop()
             except Exception:
                 log.exception("stopping %r failed", component)
-        self.server.stop(grace_s).wait(grace_s + 1)
+        self.server.stop(grace_s)  # drains open calls, then ends the gRPC loop thread
         self.core.dispose()
 
 

@@ -26,7 +26,7 @@ from controller.fleet.service import FleetOptions
 from controller.fleet.shared import CatalogDeviceSource, SharedFleetState
 from controller.grants.keys import KeyFileError, load_keys
 from controller.grpcserver.identity import mtls_credentials
-from controller.grpcserver.server import Registration, build_server
+from controller.grpcserver.server import AioServer, Registration, build_server
 from controller.ingest.fairness import Shares
 from controller.ingest.grpc_service import IngestServicer
 from controller.ingest.rules import Limits
@@ -92,7 +92,7 @@ class Ingest:
     and the housekeeping that cancels idle streams and removes stale staging."""
 
     service: IngestService
-    server: grpc.Server
+    server: AioServer
     port: int
     housekeeping: PeriodicTask
 
@@ -111,7 +111,7 @@ def ingest(
     core: Core,
     credentials: grpc.ServerCredentials,
     services: Sequence[Registration] = (),
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
 ) -> Ingest:
     """Ingest on `grpc.listen`; `services` join the same server (e.g. AgentControl)."""
     config = core.config

@@ -57,10 +57,9 @@ class GrpcConfig(_Strict):
     server_cert: str = ""
     server_key: str = ""
     ca_cert: str = ""
-    # Handler threads; must exceed ingest.max_concurrent_uploads so QueryOffset and the
-    # other services still get a thread while every upload slot is busy.
-    # Each connected agent holds one worker for its StreamLeases stream: size for agents per
-    # replica + upload slots + margin.
+    # Worker threads for the blocking work of gRPC calls (uploads, catalog, scheduler); must
+    # exceed ingest.max_concurrent_uploads so QueryOffset and the other services still get a
+    # thread while every upload slot is busy. Open lease streams hold no thread (grpc.aio).
     max_workers: int = Field(default=256, ge=2, le=4096)
     # Largest single gRPC message accepted (a chunk plus framing).
     max_message_bytes: int = Field(default=4 * MiB + 64 * 1024, ge=64 * 1024, le=64 * MiB)
@@ -71,6 +70,9 @@ class GrpcConfig(_Strict):
         return _host_port(v)
 
 
+    # Open AgentControl lease streams (one per connected agent) beyond which new streams are
+    # refused RESOURCE_EXHAUSTED; each costs memory only (docs/benchmarks.md: bench.agents).
+    max_lease_streams: int = Field(default=20_000, ge=1, le=1_000_000)
 class IngestConfig(_Strict):
     max_segment_bytes: int = Field(default=256 * MiB, ge=1024, le=16 * 1024 * MiB)
     max_chunk_bytes: int = Field(default=4 * MiB, ge=1024, le=32 * MiB)

@@ -7,8 +7,10 @@ The interceptor wraps each handler's behaviour; it never changes a reply or a st
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -25,9 +27,9 @@ def short_method(full: str) -> str:
     return f"{service.rpartition('.')[2]}/{method}" if service else full
 
 
-def status_name(context: grpc.ServicerContext, failed: bool) -> str:
+def status_name(context: Any, failed: bool) -> str:
     """The status a call ended with: what the servicer set, else OK (UNKNOWN after a raise)."""
-    code = context.code()  # type: ignore[attr-defined]
+    code = context.code()
     if isinstance(code, grpc.StatusCode):
         return str(code.name)
     return "UNKNOWN" if failed else "OK"
@@ -58,13 +60,18 @@ class RpcMetrics:
         )  # fmt: skip
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts every call (method, code) and times the non-streaming-response ones."""
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every call (method, code) and times the non-streaming-response ones.
+
+    An asyncio interceptor: it wraps each handler's coroutine (or async generator) on the
+    event loop, so it adds no thread and never blocks. A handler that is not async (a plain
+    servicer on the migration pool) is passed through uncounted.
+    """
 
     def __init__(self, metrics: RpcMetrics) -> None:
         self._m = metrics
 
-    def _done(self, method: str, context: grpc.ServicerContext, start: float, failed: bool) -> None:
+    def _done(self, method: str, context: Any, start: float, failed: bool) -> None:
         code = status_name(context, failed)
         elapsed = time.monotonic() - start
         self._m.calls.labels(short_method(method), code).inc()
@@ -72,50 +79,64 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             self._m.ingest_segments.labels(code).inc()
             self._m.upload_seconds.observe(elapsed)
 
-    def _count_chunks(self, requests: Iterator[Any]) -> Iterator[Any]:
-        for request in requests:
+    async def _count_chunks(self, requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
             chunk = getattr(request, "chunk", b"")
             if chunk:
                 self._m.ingest_bytes.inc(len(chunk))
             yield request
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(details)
+        handler = await continuation(details)
         if handler is None:
             return None
         method = str(details.method)
         if method.startswith("/grpc.health."):
             return handler
         if handler.request_streaming and handler.response_streaming:
+            behaviour = handler.stream_stream
+            if not inspect.isasyncgenfunction(behaviour):
+                return handler
             return grpc.stream_stream_rpc_method_handler(
-                self._streaming(method, handler.stream_stream, chunks=True),
+                self._streaming(method, behaviour, chunks=True),
                 handler.request_deserializer, handler.response_serializer,
             )  # fmt: skip
         if handler.request_streaming:
+            behaviour = handler.stream_unary
+            if not inspect.iscoroutinefunction(behaviour):
+                return handler
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(method, handler.stream_unary, chunks=True),
+                self._unary(method, behaviour, chunks=True),
                 handler.request_deserializer, handler.response_serializer,
             )  # fmt: skip
         if handler.response_streaming:
+            behaviour = handler.unary_stream
+            if not inspect.isasyncgenfunction(behaviour):
+                return handler
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream, chunks=False),
+                self._streaming(method, behaviour, chunks=False),
                 handler.request_deserializer, handler.response_serializer,
             )  # fmt: skip
+        behaviour = handler.unary_unary
+        if not inspect.iscoroutinefunction(behaviour):
+            return handler
         return grpc.unary_unary_rpc_method_handler(
-            self._unary(method, handler.unary_unary, chunks=False),
+            self._unary(method, behaviour, chunks=False),
             handler.request_deserializer, handler.response_serializer,
         )  # fmt: skip
 
     def _unary(self, method: str, behaviour: Any, chunks: bool) -> Callable[[Any, Any], Any]:
-        def call(request: Any, context: grpc.ServicerContext) -> Any:
+        async def call(request: Any, context: Any) -> Any:
             start = time.monotonic()
             failed = True
             try:
-                reply = behaviour(self._count_chunks(request) if chunks else request, context)
+                reply = await behaviour(self._count_chunks(request) if chunks else request, context)
                 failed = False
                 return reply
             finally:
@@ -125,11 +146,14 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         return call
 
     def _streaming(self, method: str, behaviour: Any, chunks: bool) -> Callable[[Any, Any], Any]:
-        def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        async def call(request: Any, context: Any) -> AsyncIterator[Any]:
             start = time.monotonic()
             failed = True
             try:
-                yield from behaviour(self._count_chunks(request) if chunks else request, context)
+                async for reply in behaviour(
+                    self._count_chunks(request) if chunks else request, context
+                ):
+                    yield reply
                 failed = False
             finally:
                 self._done(method, context, start, failed)
@@ -138,17 +162,43 @@ class MetricsInterceptor(grpc.ServerInterceptor):
 
 
 class Health:
-    """The standard health service: NOT_SERVING until `serving()`, again at `stopping()`."""
+    """The standard health service (its asyncio servicer): NOT_SERVING until `serving()`,
+    again at `stopping()`.
+
+    The servicer lives on the gRPC event loop (its watchers are asyncio conditions), so the
+    controller's threads change the status through `loop` once the server is registered.
+    """
 
     def __init__(self) -> None:
-        self.servicer = health.HealthServicer()
-        self.servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.servicer: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def register(self, server: grpc.Server) -> None:
+    def register(self, server: grpc.aio.Server) -> None:
+        """Called on the event loop while the server is built (a `Registration`)."""
+        self._loop = asyncio.get_running_loop()
+        self.servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
+        self._call(self.servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING))
+
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run on the loop: directly while registering, else from a controller thread."""
+        assert self._loop is not None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            self._loop.create_task(coro)
+            return
+        if self._loop.is_closed() or not self._loop.is_running():
+            coro.close()
+            return
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
 
     def serving(self) -> None:
-        self.servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        if self.servicer is not None:
+            self._call(self.servicer.set("", health_pb2.HealthCheckResponse.SERVING))
 
     def stopping(self) -> None:
-        self.servicer.enter_graceful_shutdown()
+        if self.servicer is not None:
+            self._call(self.servicer.enter_graceful_shutdown())

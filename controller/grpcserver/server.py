@@ -1,17 +1,36 @@
-"""Building the controller's gRPC server: mutual TLS, bounded threads and message sizes.
+"""Building the controller's gRPC server: `grpc.aio` on one event-loop thread, mutual TLS,
+bounded blocking work and message sizes.
+
+Why asyncio: a connected agent holds a lease stream for hours. On the synchronous server each
+open stream pinned one handler thread (256 by default, 4,096 at most), and once they were all
+taken, uploads and lease calls of agents already connected failed too. Here an open stream is
+a suspended coroutine (a few kB), so one process holds a city's agents (≥ 10,000).
+
+Threading model: the event loop runs in its own thread (`grpc-loop`) and never blocks.
+Blocking work (catalog/SQL, staging writes, hashing, object-store puts, scheduler calls) goes
+to the loop's default executor, a `ThreadPoolExecutor` of `max_workers` threads
+(`grpc-work`), through `loop.run_in_executor(None, ...)`; the servicers bound how much of it
+each kind of call may queue (limits.py). The rest of the controller stays synchronous threads.
 
 Services are added by registration callbacks (`add_IngestServicer_to_server`-style), so the
-fleet's AgentControl service can join the same server without this module knowing it.
+fleet's AgentControl service can join the same server without this module knowing it. A
+servicer with plain (non-async) methods still works: gRPC runs it on the same executor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import grpc
 
-Registration = Callable[[grpc.Server], None]
+Registration = Callable[[grpc.aio.Server], None]
+T = TypeVar("T")
+log = logging.getLogger("vigil.grpc")
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -21,7 +40,7 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
         # Without this a second controller on the same port would silently share it.
         ("grpc.so_reuseport", 0),
-        # Ping idle connections so a cut village link frees its handler thread and slot.
+        # Ping idle connections so a cut village link frees its stream, slot and memory.
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
@@ -30,35 +49,102 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
+class AioServer:
+    """A `grpc.aio` server and the event-loop thread it runs on.
+
+    The loop thread starts here (the port must be bound, and a busy port must fail, when the
+    controller is built); `start()` starts serving and `stop()` drains the server, then ends
+    the loop thread and the executor.
+    """
+
+    def __init__(self, max_workers: int) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-work")
+        self.loop.set_default_executor(self.executor)
+        self._thread = threading.Thread(target=self._run, name="grpc-loop", daemon=True)
+        self._thread.start()
+        self._server: grpc.aio.Server | None = None
+        self._stopped = threading.Event()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coro` on the loop from another thread and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _build(
+        self,
+        registrations: Sequence[Registration],
+        listen: str,
+        credentials: grpc.ServerCredentials | None,
+        max_message_bytes: int,
+        interceptors: Sequence[grpc.aio.ServerInterceptor],
+    ) -> int:
+        server = grpc.aio.server(
+            migration_thread_pool=self.executor,
+            options=server_options(max_message_bytes),
+            interceptors=list(interceptors),
+        )
+        for register in registrations:
+            register(server)
+        self._server = server
+        if credentials is None:
+            return server.add_insecure_port(listen)
+        return server.add_secure_port(listen, credentials)
+
+    def start(self) -> None:
+        assert self._server is not None
+        self.call(self._server.start(), 30)
+
+    def stop(self, grace_s: float | None = None) -> threading.Event:
+        """Refuse new calls, give open ones `grace_s`, cancel the rest, end the loop thread.
+        Returns a set event (the synchronous server's `stop().wait()` shape)."""
+        if self._stopped.is_set():
+            return self._stopped
+        try:
+            if self._server is not None and self.loop.is_running():
+                self.call(self._server.stop(grace_s), (grace_s or 0) + 10)
+        except Exception:
+            log.exception("stopping the gRPC server failed")
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            if not self._thread.is_alive():
+                self.loop.close()
+            self._stopped.set()
+        return self._stopped
+
+
 def build_server(
     registrations: Sequence[Registration],
     listen: str,
     credentials: grpc.ServerCredentials | None,
     max_workers: int,
     max_message_bytes: int,
-    interceptors: Sequence[grpc.ServerInterceptor] = (),
-) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server bound to `listen`; returns it and its port.
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> tuple[AioServer, int]:
+    """A bound (not yet serving) server on `listen`; returns it and its port.
 
     `credentials` None binds without TLS: only for the benchmark's bare baseline and tests
-    that measure gRPC itself, never for the controller. More RPCs than `max_workers` at once
-    are refused with RESOURCE_EXHAUSTED by gRPC instead of queueing without bound.
+    that measure gRPC itself, never for the controller. `max_workers`: threads for blocking
+    work (the servicers refuse calls with RESOURCE_EXHAUSTED rather than queue without bound).
     """
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
-        options=server_options(max_message_bytes),
-        maximum_concurrent_rpcs=max_workers,
-        interceptors=list(interceptors),
-    )
-    for register in registrations:
-        register(server)
+    server = AioServer(max_workers)
     try:
-        if credentials is None:
-            port = server.add_insecure_port(listen)
-        else:
-            port = server.add_secure_port(listen, credentials)
+        port = server.call(
+            server._build(registrations, listen, credentials, max_message_bytes, interceptors),
+            30,
+        )
     except RuntimeError as exc:
+        server.stop(0)
         raise OSError(f"cannot listen on {listen}: {exc}") from exc
+    except BaseException:
+        server.stop(0)
+        raise
     if port == 0:
+        server.stop(0)
         raise OSError(f"cannot listen on {listen}")
     return server, port

@@ -2,18 +2,27 @@
 
 This is the only ingest module that knows gRPC. The device's identity is the CN of the client
 certificate the TLS handshake verified (controller/grpcserver/identity.py), never a field the
-client sends. `IngestError` codes map one to one onto gRPC status codes; anything else is
-logged and answered INTERNAL so a bug in one stream never takes the server down.
+client sends. The servicer is async (the controller's gRPC server is `grpc.aio`); each call's
+blocking work runs on the server's worker threads. `IngestError` codes map one to one onto
+gRPC status codes; anything else is logged and answered INTERNAL so a bug in one stream never
+takes the server down.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from controller.grpcserver.identity import device_from_auth
+from controller.grpcserver.limits import Budget, Gate
 from controller.ingest.rules import Code, Header, IngestError, hash_hex
 from controller.ingest.service import IngestService, Part
 from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
@@ -25,6 +34,10 @@ _STATUS = {code: getattr(grpc.StatusCode, code.value) for code in Code}
 
 class StreamBroken(Exception):
     """The stream ended because gRPC aborted or the client cancelled, not by a half-close."""
+
+
+class Malformed(Exception):
+    """A message of the stream does not parse as an UploadRequest."""
 
 
 def header_from_proto(pb: ingest_pb2.SegmentHeader) -> Header:
@@ -44,9 +57,7 @@ def header_from_proto(pb: ingest_pb2.SegmentHeader) -> Header:
     )
 
 
-def _parts(
-    requests: Iterator[ingest_pb2.UploadRequest], context: grpc.ServicerContext
-) -> Iterator[Part]:
+def _parts(requests: Iterator[ingest_pb2.UploadRequest]) -> Iterator[Part]:
     for request in requests:
         kind = request.WhichOneof("part")
         if kind == "header":
@@ -55,44 +66,134 @@ def _parts(
             yield request.chunk
         else:
             raise IngestError(Code.INVALID_ARGUMENT, "UploadRequest with neither header nor chunk")
-    # gRPC ends the iterator quietly when it aborted the call (e.g. a message that does not
-    # parse): that must not look like the client's end of data, or we might commit.
-    if not context.is_active():
-        raise StreamBroken("the call is no longer active")
+
+
+class Requests:
+    """The async request stream of one Upload, read from a worker thread, one message at a
+    time (each read runs on the event loop; the thread waits for it).
+
+    Why: `IngestService.upload` is synchronous (staging writes, hashing, the store's put and
+    the catalog row all block), so it runs on a worker thread, and this is its iterator.
+    `cancel()` (any thread: the idle reaper) ends the stream: the pending read is cancelled
+    and the thread sees `StreamBroken`, exactly like a client that went away.
+    """
+
+    def __init__(
+        self,
+        requests: AsyncIterator[ingest_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self._it = requests.__aiter__()
+        self._context = context
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: concurrent.futures.Future[ingest_pb2.UploadRequest] | None = None
+        self._cancelled = False
+
+    async def _next(self) -> ingest_pb2.UploadRequest:
+        try:
+            return await self._it.__anext__()
+        except DecodeError as exc:
+            raise Malformed(str(exc)) from exc
+        except StopAsyncIteration:
+            # gRPC ends the stream quietly when it aborted the call (e.g. a message that
+            # does not parse): that must not look like the client's end of data.
+            if self._context.cancelled() or self._context.done():
+                raise StreamBroken("the call is no longer active") from None
+            raise
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            pending = self._pending
+        if pending is not None:
+            pending.cancel()
+
+    def __iter__(self) -> Iterator[ingest_pb2.UploadRequest]:
+        return self
+
+    def __next__(self) -> ingest_pb2.UploadRequest:
+        with self._lock:
+            if self._cancelled:
+                raise StreamBroken("the stream was cancelled")
+            pending = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
+            self._pending = pending
+        try:
+            return pending.result()
+        except StopAsyncIteration:
+            raise StopIteration from None
+        except (StreamBroken, Malformed):
+            raise
+        except (concurrent.futures.CancelledError, asyncio.CancelledError, grpc.RpcError) as exc:
+            raise StreamBroken("the stream ended before its end") from exc
+        except RuntimeError as exc:  # the loop is closed: the server is stopping
+            raise StreamBroken(str(exc)) from exc
+        finally:
+            with self._lock:
+                self._pending = None
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
-    def __init__(self, service: IngestService) -> None:
-        self._service = service
+    """Async servicer: the blocking work of each call runs on the loop's executor.
 
-    def _device(self, context: grpc.ServicerContext) -> str:
+    `uploads`: in-flight Upload calls (each holds a worker thread while it runs); the upload
+    slots (slots.py) then apply the per-device shares and the reserve. `calls`: QueryOffset
+    calls waiting for or holding a thread. Both refuse with RESOURCE_EXHAUSTED when full, so
+    a flood of uploads never delays resume queries nor the other services' calls.
+    """
+
+    def __init__(self, service: IngestService, calls: Budget | None = None) -> None:
+        self._service = service
+        shares = service.slots.shares
+        self._uploads = Gate(Budget("uploads", shares.pool, max(shares.per_device, 1)))
+        self._calls = Gate(calls or Budget("calls", 256, 8))
+
+    async def _device(self, context: grpc.aio.ServicerContext[Any, Any]) -> str:
         device = device_from_auth(context.auth_context())
         if device is None:
-            context.abort(
+            await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "no verified client certificate on this connection"
             )
         assert device is not None  # abort() raised otherwise
         return device
 
-    def Upload(  # gRPC method name
+    async def Upload(  # gRPC method name
         self,
-        request_iterator: Iterator[ingest_pb2.UploadRequest],
-        context: grpc.ServicerContext,
+        request_iterator: AsyncIterator[ingest_pb2.UploadRequest],
+        context: grpc.aio.ServicerContext[Any, Any],
     ) -> ingest_pb2.UploadResponse:
-        device = self._device(context)
+        device = await self._device(context)
+        refused = self._uploads.acquire(device)
+        if refused is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+        loop = asyncio.get_running_loop()
+        requests = Requests(request_iterator, context, loop)
+        work = loop.run_in_executor(
+            None,
+            functools.partial(
+                self._service.upload, device, _parts(requests), on_cancel=requests.cancel
+            ),
+        )
+        # The place is given back when the thread is done, not when the call is.
+        work.add_done_callback(lambda _: self._uploads.release(device))
         try:
-            result = self._service.upload(
-                device, _parts(request_iterator, context), on_cancel=context.cancel
-            )
+            result = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            requests.cancel()  # the client went away: its thread stops at the next read
+            raise
         except IngestError as exc:
             log.info("upload refused (device %s): %s: %s", device, exc.code, exc.message)
-            context.abort(_STATUS[exc.code], exc.message)
+            await context.abort(_STATUS[exc.code], exc.message)
+        except Malformed:
+            # What the synchronous server answered for a message that does not parse.
+            await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
         except (grpc.RpcError, StreamBroken):
             # The client went away or gRPC already answered; staged bytes stay for resume.
-            context.abort(grpc.StatusCode.CANCELLED, "stream broken before the end")
+            await context.abort(grpc.StatusCode.CANCELLED, "stream broken before the end")
         except Exception:
             log.exception("upload from device %s failed unexpectedly", device)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error; nothing was committed")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; nothing was committed")
         outcome = (
             ingest_pb2.UploadResponse.OUTCOME_ALREADY_COMMITTED
             if result.already
@@ -106,17 +207,25 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             object_key=result.object_key,
         )
 
-    def QueryOffset(  # gRPC method name
-        self, request: ingest_pb2.QueryOffsetRequest, context: grpc.ServicerContext
+    async def QueryOffset(  # gRPC method name
+        self, request: ingest_pb2.QueryOffsetRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ingest_pb2.QueryOffsetResponse:
-        device = self._device(context)
+        device = await self._device(context)
+        refused = self._calls.acquire(device)
+        if refused is not None:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(
+            None, self._service.query_offset, device, request.segment_id, request.camera_id
+        )
+        work.add_done_callback(lambda _: self._calls.release(device))
         try:
-            answer = self._service.query_offset(device, request.segment_id, request.camera_id)
+            answer = await asyncio.shield(work)
         except IngestError as exc:
-            context.abort(_STATUS[exc.code], exc.message)
+            await context.abort(_STATUS[exc.code], exc.message)
         except Exception:
             log.exception("QueryOffset from device %s failed unexpectedly", device)
-            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
         return ingest_pb2.QueryOffsetResponse(
             offset=answer.offset,
             committed=answer.committed,

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import grpc
 
 from controller.config import SchedulerConfig
+from controller.leader import Leadership
 from controller.runtime import Core
-from controller.scheduler.grpc_service import AgentControlServicer
+from controller.scheduler.grpc_service import AgentControlServicer, ControlLimits
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
 from controller.scheduler.upkeep import CommandSender
@@ -29,7 +30,7 @@ class Scheduler:
     service: SchedulerService
     servicer: AgentControlServicer
 
-    def register(self, server: grpc.Server) -> None:
+    def register(self, server: grpc.aio.Server) -> None:
         agent_control_pb2_grpc.add_AgentControlServicer_to_server(self.servicer, server)
 
 
@@ -47,8 +48,15 @@ def options_from(s: SchedulerConfig) -> SchedulerOptions:
 
 
 def scheduler(
-    core: Core, options: SchedulerOptions, commands: CommandSender | None = None
+    core: Core,
+    options: SchedulerOptions,
+    commands: CommandSender | None = None,
+    leadership: Leadership | None = None,
 ) -> Scheduler:
-    """The scheduler on the core's catalog and clock; `commands` sends holds over MQTT."""
-    service = SchedulerService(core.catalog, core.clock, options, fleet=commands)
-    return Scheduler(service, AgentControlServicer(service))
+    """The scheduler on the core's catalog and clock; `commands` sends holds over MQTT;
+    `leadership` (default: a sole leader) makes AgentControl refuse on a follower."""
+    service = SchedulerService(
+        core.catalog, core.clock, options, fleet=commands, leadership=leadership
+    )
+    limits = ControlLimits(streams=core.config.grpc.max_lease_streams)
+    return Scheduler(service, AgentControlServicer(service, leadership=leadership, limits=limits))
