@@ -9,7 +9,13 @@ burst. It measures, in the same run:
 - bare_msg_s: burst messages/s received by a bare paho subscriber (another process) on the
   same topics: the ceiling of what any paho-based consumer could do here;
 - p99_state_latency_ms: publish (device wall clock) -> state table updated, steady phase;
-- controller CPU (% of one core) in the steady and burst phases.
+- controller CPU (% of one core) in the steady and burst phases;
+- handler_msg_s: FleetService.handle_message alone with the device registry in a SQLite
+  catalog held in memory (CachedDirectory, as `serve` runs it), and
+  handler_msg_s_read_per_message: the same with one catalog read per message (before issue 12).
+
+The controller here reads its registry from a SQLite catalog with every simulated device in
+it, through the in-memory directory `serve` uses.
 
 One process may hold at most RLIMIT_NOFILE descriptors (20,000 on the reference machine and
 it cannot be raised), so one Mosquitto cannot take 20,000 clients there: devices are spread
@@ -40,15 +46,19 @@ import paho.mqtt.client as mqtt
 import psutil
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.fleet_directory import cached, handler_rates, registry_engine
 from controller.clock import SystemClock
 from controller.fleet.broker import CONTROLLER_USER, Bridge, BrokerSettings, ManagedBroker
-from controller.fleet.directory import StaticDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService
 from controller.fleet.topics import FLEET_SUBSCRIPTION
 from protos.vigil.v1 import fleet_pb2
 
 PER_PROCESS = 10_000
+# The bare subscriber's own account: a replica name, so it has the controller's read rights
+# but its own client id (with the controller's account it would take the controller's id,
+# as the broker sets client id = username, and the two would knock each other off).
+BARE_USER = f"{CONTROLLER_USER}-bench-bare"
 FD_RESERVE = 200
 COUNTY = "bench"
 
@@ -287,8 +297,8 @@ def sim_main(argv: list[str]) -> int:
 def bare_main(argv: list[str]) -> int:
     port, password = int(argv[0]), argv[1]
     times: list[float] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5)
-    client.username_pw_set(CONTROLLER_USER, password)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=BARE_USER, protocol=mqtt.MQTTv5)
+    client.username_pw_set(BARE_USER, password)
     ready = threading.Event()
 
     def on_connect(c: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
@@ -354,6 +364,7 @@ class Run:
             accounts = {device_id(i): password_of(i, self.seed) for i in range(first, last)}
             if b == 0:
                 accounts[CONTROLLER_USER] = self.ctl_password
+                accounts[BARE_USER] = self.ctl_password
                 accounts.update(relays)
             bridge = None
             if b > 0:
@@ -402,7 +413,9 @@ class Run:
         t_begin = time.monotonic()
         ports = self.start_brokers(limit)
         phases = {"brokers_s": time.monotonic() - t_begin}
-        directory = StaticDirectory({device_id(i): (COUNTY, site_of(i)) for i in range(a.devices)})
+        registry = {device_id(i): (COUNTY, site_of(i)) for i in range(a.devices)}
+        engine = registry_engine(self.work / "catalog.db", registry)
+        directory = cached(engine)
         service = FleetService(
             MqttSettings("127.0.0.1", ports[0], CONTROLLER_USER, self.ctl_password),
             SystemClock(),
@@ -475,6 +488,8 @@ class Run:
         bare.wait(timeout=30)
         counters = service.counters()
         service.stop()
+        engine.dispose()
+        handler = handler_rates(self.work, registry)
         steady = [x for x in self.applied if x[1] == "health" and start <= x[0] < burst]
         lat_ms = [(t - at / 1e6) * 1000 for t, _, at in steady]
         events = [t for t, leaf, _ in self.applied if leaf == "event"]
@@ -505,6 +520,8 @@ class Run:
             "bare_msg_s": round(bare_rate, 1),
             "ratio": round(ingest / bare_rate, 3) if bare_rate else 0.0,
             "p99_state_latency_ms": round(percentile(lat_ms, 0.99), 1),
+            "directory": "cached",
+            **handler,
         }
 
     def cleanup(self) -> None:
