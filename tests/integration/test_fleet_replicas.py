@@ -19,14 +19,25 @@ from controller.catalog import Catalog
 from controller.catalog.db import make_engine
 from controller.clock import SystemClock
 from controller.fleet.alerts import AlertKind
+from controller.fleet.commands import build_command
 from controller.fleet.directory import CachedDirectory, StaticDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService
 from controller.fleet.shared import CatalogDeviceSource, SharedFleetState
+from edge_agent.health.inputs import ReporterInputs
 from protos.vigil.v1 import fleet_pb2
 from tests.fixtures.mosquitto import Broker, start_broker
 from tests.fixtures.postgres import PgServer
-from tests.integration.test_fleet_support import COUNTY, SITE, RawDevice
+from tests.integration.test_fleet_support import (
+    COUNTY,
+    SITE,
+    FakeBuffer,
+    RawDevice,
+    camera_ok,
+    record,
+    start_reporter,
+    wait_online,
+)
 from tests.support import wait_until
 
 pytestmark = pytest.mark.postgres
@@ -36,6 +47,7 @@ DEVICES = [f"nvr-{i}" for i in range(6)]
 HEALTH_PER_DEVICE = 20
 NOT_AUTHORIZED = 135
 SYNC_S = 0.3
+S = 1_000_000
 
 
 class FlipLeader:
@@ -108,6 +120,17 @@ def start_replica(
     service.start()
     assert service.wait_connected(10), f"{name} could not connect"
     return service
+
+
+def command_result(fleet: FleetService, corr: str) -> fleet_pb2.CommandAck:
+    def acked() -> bool:
+        cmd = fleet.command(corr)
+        return cmd is not None and cmd.ack is not None
+
+    wait_until(acked, 10, "command ack")
+    cmd = fleet.command(corr)
+    assert cmd is not None and cmd.ack is not None
+    return cmd.ack
 
 
 def topic(device: str, leaf: str) -> str:
@@ -255,3 +278,39 @@ def test_a_newly_registered_device_is_accepted_within_the_refresh_window(
     finally:
         dev.close()
         service.stop()
+
+
+def test_a_real_agent_over_two_replicas_command_acked_where_it_was_sent(
+    broker: Broker, engine: Engine
+) -> None:
+    """A real agent (HealthReporter): both replicas see it online with its health, and a
+    command sent by the follower gets its ack there (acks reach every replica; only the
+    sender has the pending command)."""
+    a = start_replica(broker, engine, REPLICAS[0], FlipLeader(True), ["nvr-cmd"])
+    b = start_replica(broker, engine, REPLICAS[1], FlipLeader(False), ["nvr-cmd"])
+    buffer = FakeBuffer()
+    inputs = ReporterInputs(statuses=lambda: [camera_ok()], buffer=buffer, holds=buffer)
+    reporter = start_reporter(broker, "nvr-cmd", inputs)
+    try:
+        wait_online(a, "nvr-cmd")
+        wait_online(b, "nvr-cmd")
+        wait_until(
+            lambda: all(record(s, "nvr-cmd").health_seq >= 3 for s in (a, b)),
+            15,
+            "health on both replicas",
+        )
+        now = time.time_ns() // 1000
+        hold = build_command(
+            "hold", camera_id="cam1", start_us=now - 60 * S, end_us=now, case_id="K-9"
+        )
+        corr = b.send_command("nvr-cmd", hold)
+        ack = command_result(b, corr)
+        assert ack.ok and buffer.held[0].case_id == "K-9"
+        assert a.command(corr) is None
+        wait_until(lambda: a.counters().get("ack_unmatched", 0) >= 1, 5, "a saw the ack too")
+        # Each replica announces its own retained state; neither overwrote the other's.
+        assert b.wait_connected(0) and a.connections() == 1 and b.connections() == 1
+    finally:
+        reporter.stop()
+        a.stop()
+        b.stop()
