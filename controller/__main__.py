@@ -18,6 +18,7 @@ from vigil_common.redact import redact_handlers
 COMMAND_MODULES = (
     "controller.pki.cli",
     "controller.serve_cli",
+    "controller.database.cli",
     "controller.fleet.registry_cli",
     "controller.fleet.cli",
     "controller.scheduler.cli",

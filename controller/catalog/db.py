@@ -6,6 +6,10 @@ a busy timeout (writers queue instead of failing with "database is locked"), for
 catalog row on disk, so a power cut cannot leave a stored object the catalog forgot (NORMAL
 could lose the last commits; no cost was measurable at ingest rates). PostgreSQL goes through
 psycopg 3 with pre-ping, so a restarted server costs one retried connection, not an error.
+
+The schema is Alembic's (`controller.catalog.schema`): `make_engine` migrates an empty
+database to the newest revision and refuses any other that is not at it (`SchemaError`
+naming `vigil-controller db upgrade`); `upgrade_database` is that command.
 """
 
 from __future__ import annotations
@@ -18,11 +22,21 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 from controller.catalog import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from controller.catalog.errors import CatalogUnavailableError
+from controller.catalog.schema import (
+    EMPTY,
+    SchemaState,
+    UpgradeReport,
+    current_or_refuse,
+    read_state,
+    script_directory,
+    upgrade_locked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,9 +162,51 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def schema_state(engine: Engine) -> SchemaState:
+    """Where the database's schema stands (read only); CatalogUnavailableError when the
+    database cannot be read."""
+    script = script_directory()
+    try:
+        with engine.connect() as conn:
+            return read_state(conn, script)
+    except SQLAlchemyError as exc:
+        raise CatalogUnavailableError(f"cannot read the database: {exc}") from exc
+
+
+def upgrade_database(engine: Engine) -> UpgradeReport:
+    """Migrate the database to the newest revision, in one locked transaction (what
+    `vigil-controller db upgrade` runs). SchemaError when it cannot be (newer, or a
+    pre-migration database whose tables differ), CatalogUnavailableError when the
+    database fails; nothing is changed then."""
+    script = script_directory()
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                return upgrade_locked(conn, script)
+    except SQLAlchemyError as exc:
+        raise CatalogUnavailableError(f"cannot upgrade (nothing was changed): {exc}") from exc
+
+
+def ensure_schema(engine: Engine) -> None:
+    """An empty database is migrated to head (logged); one at head is used as it is; any
+    other raises SchemaError saying what to run."""
+    script = script_directory()
+    with engine.connect() as conn:
+        state = read_state(conn, script)
+    if state.kind == EMPTY:
+        report = upgrade_database(engine)
+        if report.before.kind == EMPTY:
+            log.info("catalog: new database, schema created by migrations: %s", report.describe())
+        return
+    current_or_refuse(state)
+
+
 def make_engine(url: str, *, create: bool = True) -> Engine:
-    """An engine for `url` (sqlite:///path, a bare path, or postgresql+psycopg://...),
-    with the tables created unless `create` is False. ValueError for an unusable URL."""
+    """An engine for `url` (sqlite:///path, a bare path, or postgresql+psycopg://...).
+    `create`: an empty database gets the schema (by the migrations), and one not at the
+    newest revision is refused (SchemaError, engine disposed); False: used as it is (`db`
+    commands, read-only tools). ValueError for an unusable URL."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -168,7 +224,11 @@ def make_engine(url: str, *, create: bool = True) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     if create:
-        SQLModel.metadata.create_all(engine)
+        try:
+            ensure_schema(engine)
+        except BaseException:
+            engine.dispose()
+            raise
     if parsed.get_backend_name() == "sqlite" and (parsed.database or "") not in ("", ":memory:"):
         with engine.connect():  # the WAL and shared-memory files exist once connected
             secure_sqlite(Path(parsed.database or ""))
