@@ -1,13 +1,13 @@
 """The segment_media table on SQLite and PostgreSQL: written with its segment in one
 transaction, read per segment and as each camera's current media, deleted by retention with
-its segment, and added to a catalog created before it existed (create_all on start)."""
+its segment, and added to a catalog created before it existed (by `db upgrade`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, inspect
 
 from controller.catalog import (
     Catalog,
@@ -16,6 +16,8 @@ from controller.catalog import (
     SegmentMediaRow,
     make_engine,
 )
+from controller.catalog.db import upgrade_database
+from controller.catalog.schema import SchemaError, baseline_metadata
 from controller.clock import ManualClock
 from tests.integration.test_catalog import T0, make_row
 
@@ -115,16 +117,18 @@ def test_retention_deletes_the_media_with_the_segment(catalog: Catalog) -> None:
     assert catalog.camera_media() == {}
 
 
-def test_an_existing_catalog_gains_the_table_on_start(catalog_url: str) -> None:
-    engine = make_engine(catalog_url)
+def test_an_existing_catalog_gains_the_table_on_upgrade(catalog_url: str) -> None:
+    """A catalog of a release before segment_media (no schema version): `serve` refuses it,
+    `vigil-controller db upgrade` adds the table (schema migrations replaced create_all on
+    start)."""
+    engine = make_engine(catalog_url, create=False)
     try:
-        with engine.begin() as conn:
-            conn.execute(text("DROP TABLE segment_media"))
+        base = baseline_metadata()
+        base.create_all(engine, tables=[t for t in base.sorted_tables if t.name != "segment_media"])
         assert "segment_media" not in inspect(engine).get_table_names()
-    finally:
-        engine.dispose()
-    engine = make_engine(catalog_url)  # what `serve` does on start
-    try:
+        with pytest.raises(SchemaError, match="db upgrade"):
+            make_engine(catalog_url)  # what `serve` does on start
+        assert upgrade_database(engine).created == ("segment_media",)
         assert "segment_media" in inspect(engine).get_table_names()
         columns = {c["name"]: c for c in inspect(engine).get_columns("segment_media")}
         assert "start_us" in columns and "probe_us" in columns
