@@ -27,7 +27,6 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -38,10 +37,12 @@ from controller.clock import Clock
 from controller.fleet import alerts as al
 from controller.fleet import history as hi
 from controller.fleet import monitor as mo
+from controller.fleet.alert_book import AlertBook
 from controller.fleet.decode import Decoded, decode_payload
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.mqtt import MqttSettings, controller_state, make_client, set_controller_will
-from controller.fleet.ratelimit import Bucket, RatePolicy, take
+from controller.fleet.options import CommandRecord, FleetOptions
+from controller.fleet.ratelimit import Bucket, take
 from controller.fleet.shared import HealthRow, SharedFleetState
 from controller.fleet.sync import ReplicaSync
 from controller.fleet.topics import (
@@ -59,33 +60,6 @@ log = logging.getLogger(__name__)
 
 class FleetError(Exception):
     """A fleet operation cannot be done (unknown device, broker not connected)."""
-
-
-@dataclass(frozen=True, slots=True)
-class FleetOptions:
-    # Accept devices missing from the directory, pinned to the site they first appear at
-    # (the demo without a registry). Off in production: unknown devices are ignored.
-    accept_unregistered: bool = False
-    monitor: mo.MonitorPolicy = field(default_factory=mo.MonitorPolicy)
-    rules: al.AlertRules = field(default_factory=al.AlertRules)
-    rates: RatePolicy = field(default_factory=RatePolicy)
-    history: hi.HistoryPolicy = field(default_factory=hi.HistoryPolicy)
-    tick_s: float = 2.0
-    # How often the device directory is refreshed and, for replicas, shared health and
-    # alerts are exchanged with the database.
-    sync_s: float = 2.0
-    events_kept: int = 5000
-    alert_log_kept: int = 5000
-    pending_commands_kept: int = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class CommandRecord:
-    correlation_id: str
-    device_id: str
-    verb: str
-    sent_us: int
-    ack: fleet_pb2.CommandAck | None = None
 
 
 # (device_id, leaf, payload at_unix_us): called after a message changed the state table.
@@ -124,9 +98,8 @@ class FleetService:
         self._records: dict[str, mo.DeviceRecord] = {}
         self._buckets: dict[str, Bucket] = {}
         self._history: dict[str, tuple[hi.HealthPoint, ...]] = {}
-        self._active: dict[str, dict[al.AlertKey, al.Alert]] = {}
-        self._alert_log: collections.deque[tuple[str, al.Alert]] = collections.deque(
-            maxlen=self._opt.alert_log_kept
+        self._alerts = AlertBook(
+            opt.rules, opt.alert_log_kept, self._sync.note_alerts if self._sync else None
         )
         self._events: collections.deque[fleet_pb2.Event] = collections.deque(
             maxlen=self._opt.events_kept
@@ -332,27 +305,7 @@ class FleetService:
         return "ack"
 
     def _evaluate(self, record: mo.DeviceRecord, now_us: int) -> None:
-        active = self._active.get(record.device_id, {})
-        current = al.evaluate(record, now_us, self._opt.rules)
-        if not current and not active:
-            return
-        raised, cleared = al.reconcile(active, record.device_id, current, now_us)
-        if not raised and not cleared:
-            return
-        updated = {k: v for k, v in active.items() if k in current}
-        for a in raised:
-            updated[a.key] = a
-            self._alert_log.append(("raised", a))
-            log.warning("alert raised: %s %s %s: %s", a.device_id, a.kind, a.camera_id, a.detail)
-        for a in cleared:
-            self._alert_log.append(("cleared", a))
-            log.info("alert cleared: %s %s %s", a.device_id, a.kind, a.camera_id)
-        if updated:
-            self._active[record.device_id] = updated
-        else:
-            self._active.pop(record.device_id, None)
-        if self._sync is not None:
-            self._sync.note_alerts(raised, cleared)
+        self._alerts.evaluate(record, now_us)
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self._opt.tick_s):
@@ -398,12 +351,9 @@ class FleetService:
         leads = self._leadership.is_leader()
         self._sync.flush_health()
         if leads and not self._was_leader:
-            # Taking over: the alerts already raised stay raised (not raised again).
-            seeded: dict[str, dict[al.AlertKey, al.Alert]] = {}
-            for a in self._sync.pull_alerts():
-                seeded.setdefault(a.device_id, {})[a.key] = a
-            with self._lock:
-                self._active = seeded
+            alerts = self._sync.pull_alerts()
+            with self._lock:  # taking over: what was raised stays raised, not raised again
+                self._alerts.seed(alerts)
         elif not leads and self._was_leader:
             self._sync.forget_alert_changes()
         self._was_leader = leads
@@ -431,7 +381,7 @@ class FleetService:
 
     def _time_sensitive(self, r: mo.DeviceRecord, now_us: int) -> bool:
         """Whether time passing alone may raise or clear one of this device's alerts."""
-        if not r.online or r.device_id in self._active:
+        if not r.online or r.device_id in self._alerts.active:
             return True
         recent_us = int(self._opt.rules.reconnect_window_s * mo.US)
         if r.connects_us and len(r.connects_us) > 1 and now_us - r.connects_us[-2] < recent_us:
@@ -486,17 +436,12 @@ class FleetService:
         if self._sync is not None and not self._leadership.is_leader():
             return [a for a in self._sync.alerts if device_id is None or a.device_id == device_id]
         with self._lock:
-            return [
-                a
-                for dev, active in self._active.items()
-                if device_id is None or dev == device_id
-                for a in active.values()
-            ]
+            return self._alerts.current(device_id)
 
     def alert_log(self) -> list[tuple[str, al.Alert]]:
         """Raise/clear history of this replica (a follower raises nothing: empty there)."""
         with self._lock:
-            return list(self._alert_log)
+            return list(self._alerts.log)
 
     def history(self, device_id: str) -> list[hi.HealthPoint]:
         with self._lock:
@@ -513,3 +458,6 @@ class FleetService:
     def counters(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counters)
+
+
+__all__ = ["AppliedHook", "CommandRecord", "FleetError", "FleetOptions", "FleetService"]
