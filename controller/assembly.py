@@ -44,6 +44,7 @@ from controller.fleet.component import FleetComponent
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
 from controller.ingest.service import IngestService
+from controller.grants.shared_keys import share_keys
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
@@ -142,6 +143,7 @@ def build_controller(
     credentials = components.load_tls(config)
     core = open_core(config, clock)
     try:
+        share_keys(core)  # before any part loads a key: the same keys as every replica's
         return _build(core, credentials, parts, services)
     except BaseException:
         core.dispose()
