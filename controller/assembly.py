@@ -41,10 +41,10 @@ from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
+from controller.grants.shared_keys import share_keys
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
 from controller.ingest.service import IngestService
-from controller.grants.shared_keys import share_keys
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService

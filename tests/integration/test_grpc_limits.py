@@ -14,6 +14,7 @@ scheduler) with real gRPC clients:
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -118,6 +119,10 @@ def _control(site: Site, port: int, name: str, opened: list[grpc.Channel]) -> An
     return agent_control_pb2_grpc.AgentControlStub(channel)
 
 
+def _has_lease(reader: Reader) -> bool:
+    return bool(reader.leases())
+
+
 def _stalled(seg: Segment, release: threading.Event) -> Iterator[ingest_pb2.UploadRequest]:
     yield ingest_pb2.UploadRequest(header=seg.header())
     yield ingest_pb2.UploadRequest(chunk=seg.data[:CHUNK])
@@ -169,7 +174,7 @@ def test_a_full_upload_pool_stalls_no_lease_call_of_connected_agents(
                 (stub, Reader(stub.StreamLeases(agent_control_pb2.LeaseStreamRequest())))
             )
         for stub, reader in readers:
-            wait_until(lambda r=reader: bool(r.leases()), 15, "a lease while uploads are full")
+            wait_until(functools.partial(_has_lease, reader), 15, "a lease while uploads are full")
             lease = next(m for m in reader.messages if m.lease_id)
             stub.FinishLease(
                 agent_control_pb2.LeaseReport(
@@ -260,7 +265,8 @@ def test_a_follower_refuses_agent_control_with_the_leader_address(
         assert time.monotonic() - t0 < 3
         assert reader.error is not None
         assert reader.error.code() == grpc.StatusCode.FAILED_PRECONDITION
-        assert dict(reader.error.trailing_metadata() or ())[LEADER_METADATA_KEY] == "10.0.0.2:7443"
+        ended: Any = reader.error
+        assert dict(ended.trailing_metadata())[LEADER_METADATA_KEY] == "10.0.0.2:7443"
         calls = [
             lambda: stub.ReportInventory(inventory("agent-a", "agent-a-s2"), timeout=5),
             lambda: stub.FinishLease(agent_control_pb2.LeaseReport(lease_id="x"), timeout=5),
