@@ -10,6 +10,12 @@
 Private keys are PKCS#8 PEM (readable by openssl); public keys are raw 32 bytes in hex, one
 line, easy to paste into a county's configuration. `ensure_keys` is idempotent: an existing key
 is never replaced (replacing the root key would invalidate every grant in circulation).
+
+Replicas on one database share these keys through it (`controller.grants.shared_keys`): the
+keys `ensure_keys` creates are listed in `keys/unpublished` until a controller start has
+published them to the database, or replaced them by the ones another replica published
+first. A key not listed there (a release before shared keys, or already published) is never
+replaced: a start that finds a different one in the database refuses instead.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ ROOT = "grant_root"
 EVIDENCE = "evidence"
 URL_HMAC = "url_hmac"
 HMAC_KEY_BYTES = 32
+UNPUBLISHED = "unpublished"  # names of keys made here and not yet in the database, one a line
 
 
 class KeyFileError(Exception):
@@ -116,7 +123,28 @@ def ensure_keys(data_dir: Path) -> list[str]:
     if not hmac_path.exists():
         write_atomic(hmac_path, secrets.token_bytes(HMAC_KEY_BYTES), mode=0o600)
         created.append(URL_HMAC)
+    if created:
+        mark_unpublished(data_dir, unpublished(data_dir) | set(created))
     return created
+
+
+def unpublished(data_dir: Path) -> set[str]:
+    """The keys made in this data dir that no database has seen yet."""
+    try:
+        text = (keys_dir(data_dir) / UNPUBLISHED).read_text(encoding="ascii")
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyFileError(f"cannot read {keys_dir(data_dir) / UNPUBLISHED}: {exc}") from None
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
+def mark_unpublished(data_dir: Path, names: set[str]) -> None:
+    path = keys_dir(data_dir) / UNPUBLISHED
+    if names:
+        write_atomic(path, "".join(f"{n}\n" for n in sorted(names)).encode(), mode=0o600)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def load_keys(data_dir: Path) -> SharingKeys:
