@@ -130,7 +130,8 @@ def ensure_data_dir(config: ControllerConfig) -> None:
 
 
 def open_core(config: ControllerConfig, clock: Clock) -> Core:
-    """The database (tables created) and object store the configuration names."""
+    """The database (an empty one migrated; one on an older schema refused with the command
+    to run) and the object store the configuration names."""
     ensure_data_dir(config)
     try:
         engine = make_engine(config.resolved_database_url())
