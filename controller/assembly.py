@@ -4,9 +4,16 @@ Nothing here decides anything. `build_controller` opens the core (database, obje
 then builds each part with exactly the parts it needs, in an order where every input exists
 before it is given:
 
-    core -> fleet(core) -> scheduler(core, options, commands=fleet) -> ingest(core, tls,
-    services=[scheduler]) -> retention(core) -> audit witness(core, publish=fleet)
+    core -> leadership(core) -> fleet(core, leadership) -> scheduler(core, options,
+    commands=fleet, leadership) -> ingest(core, tls, services=[scheduler])
+    -> retention(core, leadership) -> audit witness(core, publish=fleet)
     -> http(core, fleet, scheduler)
+
+`leadership` says whether this replica leads the city (controller/leader): a `SoleLeader`
+for a controller alone, or, with `[cluster] enabled`, an `Election` through the shared
+database, started before every other part and stopped after them. The scheduler (plan,
+lease streams, job upkeep) and the retention sweep ask it; `Controller.leadership` hands it
+to anything else that must act on the leader only.
 
 Parts are started in that order after the gRPC server, and stopped in reverse: the HTTP API
 stops first (its last audit tallies are written), the audit witness then signs a last
@@ -41,10 +48,12 @@ from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
-from controller.grants.shared_keys import share_keys
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
 from controller.ingest.service import IngestService
+from controller.leader import Leadership, SoleLeader
+from controller.leader import wiring as leader_wiring
+from controller.leader.metrics import LeaderCollector
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
@@ -88,9 +97,10 @@ class Controller:
     fleet: FleetComponent | None = None
     scheduler: SchedulerService | None = None
     http: HttpComponent | None = None
+    leadership: Leadership = field(default_factory=SoleLeader)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     health: Health = field(default_factory=Health)
-    # In start order: ingest housekeeping first, the HTTP API last.
+    # In start order: the leader election (if any) first, the HTTP API last.
     components: list[Component] = field(default_factory=list)
 
     @property
@@ -143,7 +153,6 @@ def build_controller(
     credentials = components.load_tls(config)
     core = open_core(config, clock)
     try:
-        share_keys(core)  # before any part loads a key: the same keys as every replica's
         return _build(core, credentials, parts, services)
     except BaseException:
         core.dispose()
@@ -156,9 +165,11 @@ def _build(
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     health = Health()
-    fleet = components.fleet(core) if parts.fleet else None
+    leadership, election = leader_wiring.build(core)
+    registry.register(LeaderCollector(leadership))
+    fleet = components.fleet(core, leadership) if parts.fleet else None
     sched = (
-        scheduler(core, parts.scheduler, fleet.service if fleet else None)
+        scheduler(core, parts.scheduler, fleet.service if fleet else None, leadership)
         if parts.scheduler is not None
         else None
     )
@@ -174,11 +185,14 @@ def _build(
     registry.register(
         StateCollector(fleet.service if fleet else None, sched.service.snapshot if sched else None)
     )
+    controller.leadership = leadership
+    if election is not None:
+        controller.components.append(election)
     controller.components.append(ingest.housekeeping)
     if fleet is not None:
         controller.components.append(fleet)
     if parts.retention:
-        controller.components.append(components.retention(core))
+        controller.components.append(components.retention(core, leadership))
     if parts.witness:
         publish = fleet.publish_retained if fleet is not None else None
         witness = components.audit_witness(core, publish)

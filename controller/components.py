@@ -34,6 +34,7 @@ from controller.ingest.service import IngestService
 from controller.ingest.slots import UploadSlots
 from controller.ingest.staging import Staging
 from controller.leader import Leadership, SoleLeader
+from controller.leader.gate import LeaderOnly
 from controller.pki.certs import PkiError, load_cert, load_key
 from controller.retention import sweep_retention
 from controller.runtime import Core, PeriodicTask, StartupError
@@ -217,12 +218,14 @@ class RetentionSweep:
             )
 
 
-def retention(core: Core) -> PeriodicTask:
-    """The periodic cloud retention sweep (per-camera policy, holds respected)."""
+def retention(core: Core, leadership: Leadership | None = None) -> PeriodicTask:
+    """The periodic cloud retention sweep (per-camera policy, holds respected), run by the
+    city's leader only (`leadership`; default: a controller alone, which always leads)."""
+    sweep = RetentionSweep(core.catalog, core.store, core.clock)
     return PeriodicTask(
         "retention-sweep",
         core.config.retention.sweep_interval_s,
-        RetentionSweep(core.catalog, core.store, core.clock),
+        LeaderOnly("retention sweep", sweep, leadership or SoleLeader()),
         join_timeout_s=30.0,
     )
 

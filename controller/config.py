@@ -11,9 +11,12 @@ in the data dir, gRPC with mutual TLS on 127.0.0.1:7443 using the PKI made by
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +28,8 @@ from controller.redact import redact_url
 from vigil_common.env_overrides import apply_env_overrides, ignored_message
 
 MiB = 1024 * 1024
+# A leader steps down this long before its lease ends (controller/leader/lease.py).
+CLUSTER_MARGIN_S = 1.0
 
 
 class ConfigError(Exception):
@@ -40,6 +45,10 @@ def _host_port(value: str) -> str:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return value
+
+
+def _wildcard(host: str) -> bool:
+    return host.strip("[]") in ("", "0.0.0.0", "::")  # noqa: S104 - detecting it, not binding
 
 
 def _loopback(host: str) -> bool:
@@ -61,6 +70,9 @@ class GrpcConfig(_Strict):
     # exceed ingest.max_concurrent_uploads so QueryOffset and the other services still get a
     # thread while every upload slot is busy. Open lease streams hold no thread (grpc.aio).
     max_workers: int = Field(default=256, ge=2, le=4096)
+    # Open AgentControl lease streams (one per connected agent) beyond which new streams are
+    # refused RESOURCE_EXHAUSTED; each costs memory only (docs/benchmarks.md: bench.agents).
+    max_lease_streams: int = Field(default=20_000, ge=1, le=1_000_000)
     # Largest single gRPC message accepted (a chunk plus framing).
     max_message_bytes: int = Field(default=4 * MiB + 64 * 1024, ge=64 * 1024, le=64 * MiB)
 
@@ -70,9 +82,6 @@ class GrpcConfig(_Strict):
         return _host_port(v)
 
 
-    # Open AgentControl lease streams (one per connected agent) beyond which new streams are
-    # refused RESOURCE_EXHAUSTED; each costs memory only (docs/benchmarks.md: bench.agents).
-    max_lease_streams: int = Field(default=20_000, ge=1, le=1_000_000)
 class IngestConfig(_Strict):
     max_segment_bytes: int = Field(default=256 * MiB, ge=1024, le=16 * 1024 * MiB)
     max_chunk_bytes: int = Field(default=4 * MiB, ge=1024, le=32 * MiB)
@@ -233,16 +242,51 @@ class AuditConfig(_Strict):
     checkpoint_interval_s: float = Field(default=60.0, ge=0.5, le=86400.0)
 
 
+class ClusterConfig(_Strict):
+    """Replicas sharing one PostgreSQL: which one leads the scheduler (controller/leader)."""
+
+    # true: this controller is one of several replicas on one PostgreSQL database_url, object
+    # store and broker; exactly one, elected through a lease row in the database, runs the
+    # scheduler (plan and lease streams), job upkeep and the retention sweep; the others
+    # serve ingest and the HTTP API and send agents' control calls to the leader.
+    # false: a controller alone, always the leader (SQLite, the demo).
+    enabled: bool = False
+    # This replica's name in the lease row; unique per replica. Empty: the host name and a
+    # digest of data_dir.
+    replica_id: str = Field(default="", pattern=r"^([A-Za-z0-9][A-Za-z0-9._:-]{0,99})?$")
+    # HOST:PORT agents reach this replica's gRPC at (one of the addresses in their controller
+    # list): while it leads, followers name it to agents. Empty: grpc.listen, unless that is
+    # a wildcard address (then it must be set).
+    advertise: str = ""
+    # Leadership lease: a leader renews every renew_s; one that dies is replaced lease_s to
+    # lease_s + renew_s later; one that cannot renew steps down 1 s before its lease ends.
+    lease_s: float = Field(default=6.0, ge=3.0, le=300.0)
+    # How often the leader renews (and a follower with no lease to wait for looks again);
+    # at most (lease_s - 1) / 2, so two renewals fit before the leader would step down.
+    renew_s: float = Field(default=2.0, ge=0.2, le=120.0)
+
+    @field_validator("advertise")
+    @classmethod
+    def _check_advertise(cls, v: str) -> str:
+        if v and _wildcard(_host_port(v).rpartition(":")[0]):
+            raise ValueError(f"{v!r} is a wildcard address: give one agents can reach")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.renew_s > (self.lease_s - CLUSTER_MARGIN_S) / 2:
+            raise ValueError(
+                "cluster.renew_s must leave two renewals before the leader steps down: "
+                f"at most (lease_s - {CLUSTER_MARGIN_S:g}) / 2 = "
+                f"{(self.lease_s - CLUSTER_MARGIN_S) / 2:g}"
+            )
+
+
 class ControllerConfig(_Strict):
     data_dir: str = "/var/lib/vigil-controller"
     # Empty: sqlite:///<data_dir>/catalog.db
     database_url: str = ""
     # Empty: the local object store in <data_dir>/objects
     storage_url: str = ""
-    # A file (mode 0600, >= 32 random bytes) whose key wraps the sharing keys replicas share
-    # through the database (AES-GCM); every replica on the database gives the same file.
-    # Empty: they are stored unwrapped (docs/security.md, "Shared keys").
-    key_encryption_file: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
     log_format: Literal["text", "json"] = "text"
@@ -255,6 +299,7 @@ class ControllerConfig(_Strict):
     fleet: FleetConfig = Field(default_factory=FleetConfig)
     transcode: TranscodeConfig = Field(default_factory=TranscodeConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:
@@ -264,6 +309,16 @@ class ControllerConfig(_Strict):
             )
         if self.grpc.max_message_bytes < self.ingest.max_chunk_bytes + 1024:
             raise ValueError("grpc.max_message_bytes must exceed ingest.max_chunk_bytes + 1 KiB")
+        if self.cluster.enabled:
+            if not self.resolved_database_url().startswith(("postgresql", "postgres:")):
+                raise ValueError(
+                    "cluster.enabled needs a PostgreSQL database_url shared by the replicas"
+                )
+            if not self.cluster.advertise and _wildcard(self.grpc.listen.rpartition(":")[0]):
+                raise ValueError(
+                    f"cluster.advertise must be set: grpc.listen {self.grpc.listen} is a "
+                    "wildcard address agents cannot be sent to"
+                )
 
     # Resolved values (embedded defaults filled in from data_dir).
 
@@ -296,6 +351,19 @@ class ControllerConfig(_Strict):
             Path(self.http.tls_cert or pki / "server.crt"),
             Path(self.http.tls_key or pki / "server.key"),
         )
+
+    def replica_id(self) -> str:
+        """cluster.replica_id, or the host name and a digest of data_dir (stable across
+        restarts, different for two controllers on one host)."""
+        if self.cluster.replica_id:
+            return self.cluster.replica_id
+        digest = hashlib.sha256(str(self.data_path.resolve()).encode()).hexdigest()[:8]
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:80] or "controller"
+        return f"{host}:{digest}"
+
+    def advertised_address(self) -> str:
+        """Where agents reach this replica's gRPC: cluster.advertise, else grpc.listen."""
+        return self.cluster.advertise or self.grpc.listen
 
     def staging_dir(self) -> Path:
         return self.data_path / "staging"

@@ -7,7 +7,10 @@ themselves: they are given a `Leadership` and ask it.
 
 - `SoleLeader`: a controller that is alone (SQLite, the demo, most tests) always leads.
 - The elected implementation (a lease row with a fencing epoch in the shared database) lives in
-  `controller.leader.election`.
+  `controller.leader.election` (`Election`; its decisions, pure, in `controller.leader.lease`).
+  It also offers `subscribe(listener)` for parts that prefer hearing about a change to
+  asking; `is_leader()` stays the authority (a lease can end without any event).
+- A leader-only part asked to act on a follower raises `NotLeaderError`.
 
 Followers refuse AgentControl calls with FAILED_PRECONDITION and trailing metadata
 `LEADER_METADATA_KEY` = the leader's advertised gRPC address (`host:port`), so agents switch
@@ -37,6 +40,11 @@ class Leadership(Protocol):
         ...
 
 
+class NotLeaderError(Exception):
+    """A leader-only part was asked to act on a follower (or just after it lost the lease):
+    answer as for a follower (gRPC: FAILED_PRECONDITION with `LEADER_METADATA_KEY`)."""
+
+
 class SoleLeader:
     """A controller that runs alone: always the leader, epoch 1."""
 
@@ -53,4 +61,4 @@ class SoleLeader:
         return self._address
 
 
-__all__ = ["LEADER_METADATA_KEY", "Leadership", "SoleLeader"]
+__all__ = ["LEADER_METADATA_KEY", "Leadership", "NotLeaderError", "SoleLeader"]

@@ -19,6 +19,14 @@ RPC handlers (grpc_service.py) call `report_inventory`, `connect`/`disconnect` a
 `finish_lease`; they never plan themselves, so a burst of inventories costs one replan.
 A bad inventory raises DemandError and changes nothing. One lock guards the state;
 database reads and writes happen outside it.
+
+Only the city's leader plans (controller/leader): the service asks its `Leadership` at every
+tick and input. On a follower it plans nothing, runs no job upkeep and refuses inputs
+(NotLeaderError). When this replica loses the leadership it closes every lease stream (the
+agents reconnect, to the new leader) and forgets all state; when it gains a term (a new
+epoch) it starts empty and reads the jobs from the database at once: the old leader's leases
+are void and agents report their inventories again when their streams open. Uploads need no
+lease to be safe: ingest commits a segment once by id and hash, whoever leased it.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from controller.catalog import Catalog
 from controller.clock import Clock
 from controller.jobs.store import JobStore
 from controller.jobs.tracker import DeviceReport, HoldWanted, JobTracker
+from controller.leader import Leadership, NotLeaderError, SoleLeader
 from controller.scheduler import upkeep
 from controller.scheduler.convert import device_report, lease_message
 from controller.scheduler.inventory import demand_from_inventory
@@ -75,8 +84,10 @@ class SchedulerService:
         topology: Topology | None = None,
         fleet: CommandSender | None = None,
         jobs: JobTracker | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.options = opt = options or SchedulerOptions()
+        self._leadership: Leadership = leadership or SoleLeader()
         self._clock = clock
         self._catalog = catalog
         if topology is None:
@@ -105,11 +116,13 @@ class SchedulerService:
         self._thread: threading.Thread | None = None
         self._last_replan = -1e18
         self._last_upkeep = -1e18
+        # The leadership epoch this state belongs to (0: following, nothing planned).
+        self._term = self._leadership.epoch() if self._leadership.is_leader() else 0
         self.counters = {
             k: 0
             for k in ("replans", "leases_issued", "leases_withdrawn", "leases_reclaimed",
                       "leases_finished", "leases_forgotten", "lease_reports", "inventories",
-                      "refused", "replan_us")
+                      "refused", "replan_us", "terms", "upkeeps")
         }  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -138,7 +151,9 @@ class SchedulerService:
     # -- inputs from agents (called by the gRPC servicer) ------------------------------------
 
     def report_inventory(self, device_id: str, inv: agent_control_pb2.Inventory) -> int:
-        """Accept an agent's backlog (DemandError, nothing changed, if it cannot be true)."""
+        """Accept an agent's backlog (DemandError, nothing changed, if it cannot be true;
+        NotLeaderError on a follower)."""
+        self._require_leader()
         now = self._clock.now_us()
         with self._lock:
             deadlines = dict(self._deadlines)
@@ -169,9 +184,14 @@ class SchedulerService:
         return version
 
     def connect(self, device_id: str) -> LeaseBox:
-        """A lease stream opened; an older stream of the same device is closed."""
+        """A lease stream opened; an older stream of the same device is closed
+        (NotLeaderError on a follower)."""
+        self._require_leader()
         box: LeaseBox = Mailbox()
         with self._lock:
+            if not self._term or self._term != self._current_term():  # lost meanwhile
+                box.close()
+                raise NotLeaderError("not the scheduler leader (the leadership just changed)")
             old = self._streams.get(device_id)
             if old is not None:
                 old.close()
@@ -215,7 +235,9 @@ class SchedulerService:
         self._wake.set()
 
     def finish_lease(self, device_id: str, report: agent_control_pb2.LeaseReport) -> None:
-        """The agent is done with a lease (LeaseError if it is not this device's)."""
+        """The agent is done with a lease (LeaseError if it is not this device's;
+        NotLeaderError on a follower)."""
+        self._require_leader()
         with self._lock:
             finished = self._book.finish(
                 device_id, report.lease_id, report.done_segment_ids, report.failed_segment_ids
@@ -313,9 +335,12 @@ class SchedulerService:
 
     def tick(self) -> None:
         """One round of the loop (public so tests can drive it with a manual clock)."""
+        if not self._follow_leadership():
+            return
         mono = self._clock.monotonic()
         if mono - self._last_upkeep >= self.options.progress_interval_s:
             self._last_upkeep = mono
+            self.counters["upkeeps"] += 1
             try:
                 self._run_upkeep()
             except Exception:  # the database may be down: leases must keep flowing
@@ -330,7 +355,62 @@ class SchedulerService:
                 log.info("lease %s of %s reclaimed: not finished in time",
                          lease.lease_id, lease.device_id)  # fmt: skip
             if self._dirty or mono - self._last_replan >= self.options.replan_interval_s:
-                self._replan(now, mono)
+                if self._term == self._current_term():  # not lost while upkeep ran
+                    self._replan(now, mono)
+
+    # -- leadership ----------------------------------------------------------------------------
+
+    @property
+    def leadership(self) -> Leadership:
+        return self._leadership
+
+    def _current_term(self) -> int:
+        """The epoch this replica leads in now, 0 if it does not (memory only, no I/O)."""
+        return self._leadership.epoch() if self._leadership.is_leader() else 0
+
+    def _follow_leadership(self) -> bool:
+        """Bring the state to the current term (see the module docstring); True if leading."""
+        term = self._current_term()
+        if term == self._term:
+            return term != 0
+        with self._lock:
+            if term != self._term:
+                self._change_term(term)
+        self._wake.set()
+        return term != 0
+
+    def _require_leader(self) -> None:
+        if not self._follow_leadership():
+            raise NotLeaderError(
+                f"not the scheduler leader (leader: {self._leadership.leader_address() or '?'})"
+            )
+
+    def _change_term(self, term: int) -> None:
+        """(lock held) Close every lease stream and start from nothing in `term`."""
+        streams = len(self._streams)
+        for box in self._streams.values():
+            box.close()
+        self._streams.clear()
+        self._waiting.clear()
+        self._reports.clear()
+        self._holds.clear()
+        self._deadlines = {}
+        self._probe.clear()
+        opt = self.options
+        self._planner = Planner(self._planner.topology, opt.plan_config(), opt.hysteresis)
+        self._book = LeaseBook()
+        self._meter = DeliveryMeter(opt.delivery_window_s)
+        self._upkeep.forget_commands()
+        self._last_upkeep = self._last_replan = -1e18  # jobs read again at once
+        self._dirty = True
+        if term:
+            self.counters["terms"] += 1
+            log.info("scheduler leads (epoch %d): planning from scratch; %d stream(s) closed",
+                     term, streams)  # fmt: skip
+        else:
+            log.info("scheduler follows (epoch %d ended): %d lease stream(s) closed, "
+                     "leases void", self._term, streams)  # fmt: skip
+        self._term = term
 
     def _replan(self, now: int, mono: float) -> None:
         """(lock held) Plan afresh and hand out the leases that changed."""
@@ -374,6 +454,7 @@ class SchedulerService:
     def _run_upkeep(self) -> None:
         """Jobs (holds, deadlines, progress) and delivery measurement; database I/O."""
         with self._lock:
+            term = self._term
             probe = set(self._probe)
             for lease in self._book.leases():
                 probe.update(lease.segment_ids())
@@ -385,6 +466,8 @@ class SchedulerService:
                 rates[device] = rates.get(device) or dp.total_bps
         result = self._upkeep.run(probe, online, reports, rates)
         with self._lock:
+            if self._term != term:
+                return  # the leadership changed meanwhile: this result belongs to no one
             for device_id, segment_id, size, at_us in result.committed:
                 self._meter.record(device_id, segment_id, size, at_us)
             self._probe -= probe

@@ -79,6 +79,10 @@ class HoldCommands:
             for device, h in self._sent.pop(tag):
                 self._command(device, "release", h)
 
+    def forget(self) -> None:
+        """Forget what was sent (a new leadership term: holds are sent again, idempotent)."""
+        self._sent.clear()
+
     def _command(self, device: str, verb: str, h: HoldWanted) -> None:
         assert self._fleet is not None
         try:
@@ -100,6 +104,9 @@ class Upkeep:
         self._clock = clock
         self._tracker = tracker
         self._commands = HoldCommands(fleet)
+
+    def forget_commands(self) -> None:
+        self._commands.forget()
 
     def run(
         self,

@@ -370,6 +370,8 @@ SQL_ALLOWED = (
     "controller.assembly",
     "controller.api.app",  # SQLAlchemyError -> 503
     "controller.fleet.shared",  # the replicas' fleet tables and the registry's version query
+    "controller.leader.election",  # the leadership lease row (one conditional UPDATE)
+    "controller.leader.tables",
 )
 
 
