@@ -3,14 +3,18 @@ long to wait; the `controllers` setting; what health and the textfile show of th
 
 from __future__ import annotations
 
+import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edge_agent.clock import ManualClock
 from edge_agent.config import ConfigError, parse_config
 from edge_agent.health import payloads as pl
 from edge_agent.health import textfile
 from edge_agent.uplink import failover as fo
 from edge_agent.uplink.failover import ControlAction, Route, RouteStatus
+from edge_agent.uplink.routing import ChannelPool, RouteKeeper, failover_client
+from edge_agent.wiring import route_status
 
 A, B, C = "ctl-a.city:7443", "ctl-b.city:7443", "ctl-c.city:7443"
 
@@ -211,3 +215,25 @@ def test_no_route_series_without_an_uplink() -> None:
     text = health_with(None)
     assert "vigil_agent_controller" not in text
     assert text_string_to_metric_families(text)
+
+
+# -- the shell's bookkeeping (no connection is made: channels are lazy) --------------------------
+
+
+def test_health_reads_both_routes_and_sums_their_failovers() -> None:
+    clock = ManualClock()
+    pool = ChannelPool(grpc.local_channel_credentials(), 64 * 1024)
+    client = failover_client([A, B], pool, 64 * 1024, None, clock, home_after_s=None)
+    control = RouteKeeper([A, B, C], clock, "control")
+    moves: list[str] = []
+    control.add_listener(moves.append)
+    client.route.failed(A, "UNAVAILABLE")
+    client.route.failed(A, "UNAVAILABLE")  # a second thread's late report: no second move
+    control.redirected(A, C)
+    control.redirected(C, "evil.example:7443")  # outside the list: the next one, A
+    status = route_status(client, control)
+    assert status is not None
+    assert status() == RouteStatus(control_address=A, upload_address=B, failovers=3)
+    assert moves == [C, A]
+    assert route_status(object(), control) is None
+    pool.close()
