@@ -169,9 +169,13 @@ class SharedFleetState:
             )
 
     def health_since(self, after_us: int) -> list[HealthRow]:
-        """Rows received after `after_us` (callers re-read a margin: replicas' clocks differ)."""
+        """Rows other replicas wrote, received after `after_us` (callers re-read a margin:
+        replicas' clocks differ). This replica's own rows are already in its view."""
+        h = fleet_health
         with self._engine.connect() as conn:
-            rows = conn.execute(select(fleet_health).where(fleet_health.c.seen_us > after_us)).all()
+            rows = conn.execute(
+                select(h).where(h.c.seen_us > after_us, h.c.replica != self.replica)
+            ).all()
         return [
             HealthRow(r.device_id, r.session, r.seq, r.seen_us, r.skew_s, bytes(r.payload))
             for r in rows
