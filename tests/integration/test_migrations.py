@@ -24,6 +24,7 @@ from controller.catalog.db import schema_state, upgrade_database
 from controller.catalog.schema import (
     BEHIND,
     CURRENT,
+    EMPTY,
     LEGACY,
     SchemaError,
     baseline_metadata,
@@ -357,3 +358,30 @@ def test_a_malformed_database_url_is_a_clear_error_and_changes_nothing(
     assert main(["db", "upgrade", "--data-dir", str(data)]) == 2
     assert "only sqlite and postgresql" in caplog.text
     assert not data.exists()
+
+
+def test_tables_an_election_made_before_the_catalog_was_opened_are_kept(catalog_url: str) -> None:
+    """An election (or the fleet) may create its table on a new database before any
+    controller opened the catalog: the migrations then create the rest around it."""
+    from controller.leader.tables import LEADER_TABLES
+
+    engine = make_engine(catalog_url, create=False)
+    try:
+        LEADER_TABLES[0].metadata.create_all(engine, tables=LEADER_TABLES)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO leader_lease (name, holder, incarnation, address, epoch, "
+                    "expires_at_us, renewed_at_us) VALUES ('scheduler', 'r1', 'i', 'a', 7, 0, 0)"
+                )
+            )
+        assert schema_state(engine).kind == EMPTY
+    finally:
+        engine.dispose()
+    engine = make_engine(catalog_url)
+    try:
+        assert schema_state(engine).kind == CURRENT
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT epoch FROM leader_lease")).all() == [(7,)]
+    finally:
+        engine.dispose()
