@@ -80,7 +80,8 @@ class RouteKeeper:
         if self._home_after_s is None:
             return self.current()
         now = self._clock.monotonic()
-        return self._change(lambda r: fo.prefer_home(r, now, self._home_after_s or 0.0), "home")
+        after_s = self._home_after_s
+        return self._change(lambda r: fo.prefer_home(r, now, after_s), "back home", logging.INFO)
 
     def succeeded(self, address: str) -> None:
         with self._lock:
@@ -108,14 +109,17 @@ class RouteKeeper:
             failures, len(route.addresses), initial_s, cap_s, self._rng.random()
         )
 
-    def _change(self, step: Callable[[fo.Route], fo.Route], reason: str) -> str:
+    def _change(
+        self, step: Callable[[fo.Route], fo.Route], reason: str, level: int = logging.WARNING
+    ) -> str:
         with self._lock:
             before = self._route
             self._route = after = step(before)
             listeners = list(self._listeners) if after.address != before.address else []
         if after.address != before.address:
-            log.warning(
-                "%s route: %s -> %s (%s; failover %d)",
+            log.log(
+                level,
+                "%s route: %s -> %s (%s; failovers so far %d)",
                 self._name,
                 before.address,
                 after.address,
