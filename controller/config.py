@@ -130,7 +130,7 @@ class MqttConfig(_Strict):
     # the same id knocks the first off. Every vigil-controller-* account has the
     # controller's rights (docs/deployment.md).
     client_id: str = Field(
-        default="vigil-controller", pattern=r"^vigil-controller(-[A-Za-z0-9_.]{1,40})?$"
+        default="vigil-controller", pattern=r"^vigil-controller(-[A-Za-z0-9_.-]{1,40})?$"
     )
     # Several replicas share this broker and the database: health is split between them with
     # an MQTT 5 shared subscription and the fleet view is shared through the database.

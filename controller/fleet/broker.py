@@ -259,6 +259,15 @@ def is_controller_account(name: str) -> bool:
     return name == CONTROLLER_USER or name.startswith(CONTROLLER_USER + "-")
 
 
+def replica_account(name: str) -> str:
+    """The broker account (and client id) of controller replica `name`:
+    `vigil-controller-NAME`, which has the controller's rights and no device may take."""
+    prefix = CONTROLLER_USER + "-"
+    account = name if name.startswith(prefix) else prefix + name
+    check_account_name(account)
+    return account
+
+
 def check_account_name(name: str) -> None:
     """Refuse account names that would break ACL patterns or topic levels."""
     if not _ACCOUNT_RE.match(name):

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         metavar="NAME",
         help="a read-only operator account vigil-op-NAME (mqtt-tail, the audit witness)",
     )
+    who.add_argument(
+        "--replica",
+        metavar="NAME",
+        help="a controller replica's account vigil-controller-NAME (the controller's rights; "
+        "the replica sets [mqtt] client_id to it)",
+    )
     acc.add_argument("--out", required=True, help="file to write the account's password to")
     acc.set_defaults(func=run_mqtt_account)
     p = sub.add_parser("mqtt-tail", help="print the fleet's MQTT messages, decoded")
@@ -164,15 +170,20 @@ def run_mqtt_account(args: argparse.Namespace) -> int:
         add_role,
         check_device_account_name,
         operator_account,
+        replica_account,
         rewrite_acl,
         signal_reload,
     )
 
     broker_dir = Path(args.data_dir) / "mosquitto"
     operator = args.operator is not None
+    replica = getattr(args, "replica", None) is not None
     try:
-        account = operator_account(args.operator) if operator else args.device_id
-        if not operator:
+        if replica:
+            account = replica_account(args.replica)
+        else:
+            account = operator_account(args.operator) if operator else args.device_id
+        if not operator and not replica:
             check_device_account_name(account)
     except (BrokerError, ValueError) as exc:
         sys.stderr.write(f"mqtt-account: {exc}\n")
@@ -180,10 +191,10 @@ def run_mqtt_account(args: argparse.Namespace) -> int:
     password = secrets.token_urlsafe(24)
     try:
         broker_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if operator:
-            add_role(broker_dir, account, "operator")
+        if operator or replica:
+            add_role(broker_dir, account, "controller" if replica else "operator")
             rewrite_acl(broker_dir)
-        add_account(broker_dir / "passwd", account, password, reserved_ok=operator)
+        add_account(broker_dir / "passwd", account, password, reserved_ok=operator or replica)
     except (BrokerError, OSError) as exc:
         sys.stderr.write(f"mqtt-account: {exc}\n")
         return 1
@@ -194,6 +205,8 @@ def run_mqtt_account(args: argparse.Namespace) -> int:
         f.write(password + "\n")
     reloaded = signal_reload(broker_dir)
     kind = "operator account (read-only)" if operator else "account"
+    if replica:
+        kind = "controller replica account"
     sys.stdout.write(
         f"{kind} {account} added; password in {out}" + ("; broker reloaded\n" if reloaded else "\n")
     )

@@ -7,6 +7,8 @@ device clients with real device accounts. Leadership is a plain object the test 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -314,3 +316,49 @@ def test_a_real_agent_over_two_replicas_command_acked_where_it_was_sent(
         reporter.stop()
         a.stop()
         b.stop()
+
+
+def test_mqtt_account_replica_gets_the_controllers_rights(tmp_path: Path) -> None:
+    """`vigil-controller mqtt-account --replica c` on a running managed broker: the account
+    logs in as its own client and reads device health (the controller's rights); a device
+    account still cannot take a vigil- name."""
+    managed = start_broker(tmp_path / "mosquitto")
+    out = tmp_path / "replica-c.pass"
+    try:
+        made = subprocess.run(
+            [sys.executable, "-m", "controller", "mqtt-account", "--data-dir", str(tmp_path)]
+            + ["--replica", "c", "--out", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        assert "vigil-controller-c" in made.stdout
+        bad = subprocess.run(
+            [sys.executable, "-m", "controller", "mqtt-account", "--data-dir", str(tmp_path)]
+            + ["--device-id", "vigil-controller-d", "--out", str(tmp_path / "d.pass")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert bad.returncode != 0 and "reserved" in bad.stderr
+        name = "vigil-controller-c"
+        service = FleetService(
+            MqttSettings("127.0.0.1", managed.port, name, out.read_text().strip(), client_id=name),
+            SystemClock(),
+            StaticDirectory({"nvr-r": (COUNTY, SITE)}),
+            FleetOptions(tick_s=0.2, sync_s=SYNC_S),
+        )
+        service.start()
+        dev = RawDevice(managed, "nvr-r", managed.add_device("nvr-r")).connect()
+        try:
+            assert service.wait_connected(10)
+            bring_online(dev, "nvr-r")
+            wait_until(lambda: service.device("nvr-r") is not None, 10, "replica reads devices")
+        finally:
+            dev.close()
+            service.stop()
+    finally:
+        managed.managed.stop()
