@@ -15,6 +15,10 @@ network costs a failed bid, not a stuck thread.
 
 `stop()` lets the lease go (expiry set to the past), so a clean restart hands over within one
 follower poll instead of a whole lease.
+
+The table is the schema's (Alembic revision 0003, `controller/leader/tables.py` its model): the
+controller's catalog migrates the database before the election starts; the election only
+seeds its row.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ from controller.leader.lease import (
     next_bid_in,
     stepped_down,
 )
-from controller.leader.tables import LEADER_TABLES
 
 log = logging.getLogger("vigil.leader")
 
@@ -96,11 +99,6 @@ def election_engine(database_url: str, shared: Engine) -> Engine:
     return create_engine(
         url, pool_size=1, max_overflow=1, pool_pre_ping=True, connect_args=PG_CONNECT_ARGS
     )
-
-
-def ensure_table(engine: Engine) -> None:
-    """Create `leader_lease` when missing (until the schema is managed by migrations)."""
-    LEADER_TABLES[0].metadata.create_all(engine, tables=LEADER_TABLES)
 
 
 class Election:
@@ -164,7 +162,6 @@ class Election:
     def start(self) -> None:
         """Seed the row, bid once now (a replica alone leads at once), then keep bidding."""
         try:
-            ensure_table(self._engine)
             self._seed()
         except Exception as exc:  # the database may come back: bids keep trying
             log.warning("leader election: cannot prepare the lease row yet: %s", exc)
@@ -293,4 +290,4 @@ class Election:
         return f"Election({self._me.holder!r} at {self._me.address!r})"
 
 
-__all__ = ["Election", "election_engine", "ensure_table"]
+__all__ = ["Election", "election_engine"]
