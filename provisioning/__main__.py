@@ -28,6 +28,11 @@ def _camera(text: str) -> Camera:
     return Camera(camera_id, url)
 
 
+def controller_list(values: Sequence[str]) -> list[str]:
+    """`--controller` values, each one address or a comma-separated list, in order."""
+    return [a.strip() for arg in values for a in arg.split(",") if a.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vigil-provision",
@@ -66,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.county,
             args.site,
             args.camera,
-            [a.strip() for arg in args.controller for a in arg.split(",") if a.strip()],
+            controller_list(args.controller),
             args.install_dir,
             args.mqtt_host,
             args.mqtt_port,

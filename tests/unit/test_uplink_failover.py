@@ -15,6 +15,8 @@ from edge_agent.uplink import failover as fo
 from edge_agent.uplink.failover import ControlAction, Route, RouteStatus
 from edge_agent.uplink.routing import ChannelPool, RouteKeeper, failover_client
 from edge_agent.wiring import route_status
+from provisioning.__main__ import controller_list as main_args_split
+from provisioning.bundle import Camera, agent_toml
 
 A, B, C = "ctl-a.city:7443", "ctl-b.city:7443", "ctl-c.city:7443"
 
@@ -237,3 +239,13 @@ def test_health_reads_both_routes_and_sums_their_failovers() -> None:
     assert moves == [C, A]
     assert route_status(object(), control) is None
     pool.close()
+
+
+def test_provisioning_writes_one_controller_or_the_list() -> None:
+    cams = [Camera("cam-1", "rtsp://192.0.2.10/1")]
+    one = agent_toml("nvr-1", "wudu", "v1", cams, A, "/etc/vigil-agent")
+    assert f'controller = "{A}"' in one and "controllers" not in one
+    assert parse_config(one, "agent.toml").uplink.addresses == (A,)
+    several = agent_toml("nvr-1", "wudu", "v1", cams, [B, A, C], "/etc/vigil-agent")
+    assert parse_config(several, "agent.toml").uplink.addresses == (B, A, C)
+    assert main_args_split(["a:1,b:2", " c:3 "]) == ["a:1", "b:2", "c:3"]
