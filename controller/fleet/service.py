@@ -265,7 +265,7 @@ class FleetService:
                 self._events.append(action.event)
             else:
                 self._publish_rebirth(action.county, action.site, action.device_id, action.why)
-        if not isinstance(m, fleet_pb2.Event) and self._leadership.is_leader():
+        if not isinstance(m, fleet_pb2.Event) and self._raises_alerts():
             self._evaluate(out.record, now_us)  # no alert rule reads events
         if self._on_applied is not None:
             self._on_applied(device_id, t.leaf, getattr(m, "at_unix_us", 0))
@@ -317,7 +317,7 @@ class FleetService:
     def tick(self) -> None:
         """Expire silent devices and re-evaluate time-based alerts (called by the ticker)."""
         now_us = self._clock.now_us()
-        leads = self._leadership.is_leader()
+        leads = self._raises_alerts()
         with self._lock:
             for device_id, record in list(self._records.items()):
                 expired = mo.expire(record, now_us, self._opt.monitor)
@@ -327,6 +327,11 @@ class FleetService:
                     continue  # nothing about it changes with time alone: skip the rules
                 if leads:
                     self._evaluate(expired, now_us)
+
+    def _raises_alerts(self) -> bool:
+        """The leader raises alerts; with replicas, only once it has taken over the alerts
+        already raised (the next sync after it became leader), so none is raised twice."""
+        return self._leadership.is_leader() and (self._sync is None or self._was_leader)
 
     def _sync_loop(self) -> None:
         while not self._stop.wait(self._opt.sync_s):
@@ -351,9 +356,12 @@ class FleetService:
         leads = self._leadership.is_leader()
         self._sync.flush_health()
         if leads and not self._was_leader:
-            alerts = self._sync.pull_alerts()
-            with self._lock:  # taking over: what was raised stays raised, not raised again
-                self._alerts.seed(alerts)
+            taken = self._sync.take_over_alerts(self._leadership.epoch())
+            if taken is None:
+                leads = False  # a newer leadership holds the alerts: follow this round
+            else:
+                with self._lock:  # what was raised stays raised, not raised again
+                    self._alerts.seed(taken)
         elif not leads and self._was_leader:
             self._sync.forget_alert_changes()
         self._was_leader = leads
@@ -376,6 +384,10 @@ class FleetService:
                     self._evaluate(merged, now_us)
         if leads:
             self._sync.flush_alerts(self._leadership.epoch())
+            if self._sync.resync_due():
+                with self._lock:
+                    active = self._alerts.current()
+                self._sync.state.replace_alerts(active, self._leadership.epoch())
         else:
             self._sync.pull_alerts()
 
@@ -433,7 +445,7 @@ class FleetService:
             return self._records.get(device_id)
 
     def alerts(self, device_id: str | None = None) -> list[al.Alert]:
-        if self._sync is not None and not self._leadership.is_leader():
+        if self._sync is not None and not self._raises_alerts():
             return [a for a in self._sync.alerts if device_id is None or a.device_id == device_id]
         with self._lock:
             return self._alerts.current(device_id)

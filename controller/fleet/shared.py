@@ -83,6 +83,8 @@ fleet_setting = Table(
 )
 
 SHARE_GROUP_KEY = "share_group"
+# The epoch of the leadership that owns the alert table (writes of older ones are refused).
+ALERT_EPOCH_KEY = "alert_epoch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,15 +183,36 @@ class SharedFleetState:
             for r in rows
         ]
 
+    def claim_alerts(self, epoch: int) -> bool:
+        """A new leader takes over the alert table: records its epoch, after which writes of
+        an older leadership (one that has not noticed it lost) are refused. False when a
+        newer leadership already claimed it."""
+        with self._engine.begin() as conn:
+            current = self._alert_epoch(conn)
+            if current > epoch:
+                return False
+            if current != epoch:
+                ins = _insert(conn)(fleet_setting)
+                conn.execute(
+                    ins.on_conflict_do_update(
+                        index_elements=[fleet_setting.c.key], set_={"value": ins.excluded.value}
+                    ),
+                    {"key": ALERT_EPOCH_KEY, "value": str(epoch)},
+                )
+        return True
+
     def apply_alerts(
         self, raised: Iterable[Alert], cleared: Iterable[AlertKey], epoch: int
-    ) -> None:
-        """The leader's alert changes: raised rows in, cleared rows out, in one transaction."""
+    ) -> bool:
+        """The leader's alert changes: raised rows in, cleared rows out, in one transaction;
+        False (nothing written) when a newer leadership has claimed the table."""
         raised, cleared = list(raised), list(cleared)
         if not raised and not cleared:
-            return
+            return True
         t = fleet_alert
         with self._engine.begin() as conn:
+            if self._alert_epoch(conn) > epoch:
+                return False
             for device_id, kind, camera_id in cleared:
                 conn.execute(
                     delete(t).where(
@@ -199,25 +222,65 @@ class SharedFleetState:
                     )
                 )
             if raised:
-                ins = _insert(conn)(t)
-                stmt = ins.on_conflict_do_update(
-                    index_elements=[t.c.device_id, t.c.kind, t.c.camera_id],
-                    set_={c: ins.excluded[c] for c in ("detail", "raised_us", "epoch")},
-                )
-                conn.execute(
-                    stmt,
-                    [
-                        {
-                            "device_id": a.device_id,
-                            "kind": a.kind,
-                            "camera_id": a.camera_id,
-                            "detail": a.detail,
-                            "raised_us": a.raised_us,
-                            "epoch": epoch,
-                        }
-                        for a in raised
-                    ],
-                )
+                self._upsert_alerts(conn, raised, epoch)
+        return True
+
+    def replace_alerts(self, active: Iterable[Alert], epoch: int) -> bool:
+        """Make the table exactly the leader's active set (heals a lost write; run now and
+        then); False when a newer leadership has claimed the table."""
+        active = list(active)
+        keep = {a.key for a in active}
+        t = fleet_alert
+        with self._engine.begin() as conn:
+            if self._alert_epoch(conn) > epoch:
+                return False
+            present = conn.execute(select(t.c.device_id, t.c.kind, t.c.camera_id)).all()
+            for device_id, kind, camera_id in present:
+                if (device_id, kind, camera_id) not in keep:
+                    conn.execute(
+                        delete(t).where(
+                            and_(
+                                t.c.device_id == device_id,
+                                t.c.kind == kind,
+                                t.c.camera_id == camera_id,
+                            )
+                        )
+                    )
+            if active:
+                self._upsert_alerts(conn, active, epoch)
+        return True
+
+    def _alert_epoch(self, conn: Connection) -> int:
+        """The epoch of the leadership that last claimed the alert table (locked for the
+        transaction on PostgreSQL, so a claim and a stale write cannot interleave)."""
+        row = conn.execute(
+            select(fleet_setting.c.value)
+            .where(fleet_setting.c.key == ALERT_EPOCH_KEY)
+            .with_for_update()
+        ).first()
+        return int(row[0]) if row is not None else 0
+
+    def _upsert_alerts(self, conn: Connection, alerts: list[Alert], epoch: int) -> None:
+        t = fleet_alert
+        ins = _insert(conn)(t)
+        stmt = ins.on_conflict_do_update(
+            index_elements=[t.c.device_id, t.c.kind, t.c.camera_id],
+            set_={c: ins.excluded[c] for c in ("detail", "raised_us", "epoch")},
+        )
+        conn.execute(
+            stmt,
+            [
+                {
+                    "device_id": a.device_id,
+                    "kind": a.kind,
+                    "camera_id": a.camera_id,
+                    "detail": a.detail,
+                    "raised_us": a.raised_us,
+                    "epoch": epoch,
+                }
+                for a in alerts
+            ],
+        )
 
     def alerts(self) -> list[Alert]:
         with self._engine.connect() as conn:

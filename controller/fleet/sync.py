@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 # Re-read this much before the newest row seen: replicas' clocks differ, and a row written
 # late by a slow replica carries its (earlier) receive time.
 REREAD_MARGIN_US = 10_000_000
+# The leader rewrites the whole alert table every this many sync rounds (~30 s at 2 s):
+# heals a write lost to a database hiccup or made by a leader that had not noticed it lost.
+RESYNC_ROUNDS = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class ReplicaSync:
         self._raised: dict[AlertKey, Alert] = {}
         self._cleared: set[AlertKey] = set()
         self._cursor_us = 0
+        self._rounds = 0
         self.alerts: list[Alert] = []  # the leader's, as last read (followers serve these)
         self.written = 0
         self.merged_rows = 0
@@ -93,7 +97,11 @@ class ReplicaSync:
         if not raised and not cleared:
             return
         try:
-            self.state.apply_alerts(raised.values(), cleared, epoch)
+            if not self.state.apply_alerts(raised.values(), cleared, epoch):
+                log.warning(
+                    "fleet: a newer leadership owns the alerts; %d change(s) dropped",
+                    len(raised) + len(cleared),
+                )
         except Exception:
             with self._lock:
                 for key, a in raised.items():
@@ -103,6 +111,19 @@ class ReplicaSync:
                     if key not in self._raised:
                         self._cleared.add(key)
             raise
+
+    def take_over_alerts(self, epoch: int) -> list[Alert] | None:
+        """Claim the alert table for leadership `epoch`; the alerts raised so far (to take
+        over, not raise again), or None when a newer leadership holds it."""
+        if not self.state.claim_alerts(epoch):
+            return None
+        self._rounds = 0
+        return self.pull_alerts()
+
+    def resync_due(self) -> bool:
+        """Every RESYNC_ROUNDS rounds the leader rewrites the whole alert table from memory."""
+        self._rounds += 1
+        return self._rounds % RESYNC_ROUNDS == 0
 
     def forget_alert_changes(self) -> None:
         """Lost the leadership: what this replica would have written is no longer its to say."""

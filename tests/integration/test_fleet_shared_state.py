@@ -53,3 +53,27 @@ def test_one_share_group_for_every_replica(engine: Engine) -> None:
     first = SharedFleetState(engine, "a").share_group()
     assert first.startswith("vigil-controllers-") and len(first) > 30
     assert SharedFleetState(engine, "b").share_group() == first
+
+
+def test_an_older_leadership_cannot_write_alerts_after_a_newer_one_claimed_them(
+    engine: Engine,
+) -> None:
+    old, new = SharedFleetState(engine, "a"), SharedFleetState(engine, "b")
+    x = Alert("d1", "disk_low", "", "1 byte free", 10)
+    assert old.claim_alerts(4)
+    assert old.apply_alerts([x], [], epoch=4)
+    assert new.claim_alerts(5)
+    late = Alert("d2", "device_offline", "", "offline", 20)
+    assert not old.apply_alerts([late], [x.key], epoch=4)  # the old leader had not noticed
+    assert not old.replace_alerts([], epoch=4)
+    assert not old.claim_alerts(4)
+    assert new.alerts() == [x]
+
+
+def test_replace_alerts_makes_the_table_the_leaders_active_set(engine: Engine) -> None:
+    s = SharedFleetState(engine, "a")
+    x = Alert("d1", "disk_low", "", "1 byte free", 10)
+    y = Alert("d2", "camera_stale", "cam1", "no frame", 11)
+    assert s.apply_alerts([x], [], epoch=1)
+    assert s.replace_alerts([y], epoch=1)
+    assert s.alerts() == [y]
