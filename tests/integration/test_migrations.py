@@ -6,8 +6,10 @@ run, `db upgrade` is idempotent, and a malformed URL changes nothing."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -385,3 +387,51 @@ def test_tables_an_election_made_before_the_catalog_was_opened_are_kept(catalog_
             assert conn.execute(text("SELECT epoch FROM leader_lease")).all() == [(7,)]
     finally:
         engine.dispose()
+
+
+def test_vigil_controller_serve_refuses_an_old_schema_and_starts_after_db_upgrade(
+    tmp_path: Path,
+) -> None:
+    """The real command: `serve` exits at once with the fix on stderr; after `db upgrade`
+    the same data dir starts (and is stopped here)."""
+    import subprocess
+    import sys
+
+    from tests.integration.controller_proc import prepare_data_dir
+
+    data = tmp_path / "data"
+    prepare_data_dir(data)
+    engine = make_engine(f"sqlite:///{data / 'catalog.db'}", create=False)
+    try:
+        with engine.begin() as conn:
+            run_migrations(conn, script_directory(), "0001", stamp=False)
+    finally:
+        engine.dispose()
+    serve = [sys.executable, "-m", "controller", "serve", "--data-dir", str(data)]
+    serve += ["--listen", "127.0.0.1:0"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env |= {"VIGIL_HTTP__ENABLED": "false", "VIGIL_MQTT__MODE": "off"}
+    refused = subprocess.run(serve, capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode != 0
+    assert "cannot start" in refused.stderr
+    assert "schema is at revision 0001" in refused.stderr
+    assert "run `vigil-controller db upgrade`" in refused.stderr
+    upgrade = [sys.executable, "-m", "controller", "db", "upgrade", "--data-dir", str(data)]
+    done = subprocess.run(upgrade, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"revision 0001 -> revision {HEAD}" in done.stdout
+    proc = subprocess.Popen(serve, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        started = ""
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            started += line
+            if "cannot start" in line or proc.poll() is not None or "listening on port" in line:
+                break
+        assert "cannot start" not in started and proc.poll() is None, started
+        assert "listening on port" in started
+    finally:
+        proc.terminate()
+        proc.wait(30)
