@@ -135,7 +135,7 @@ class IngestClient:
         try:
             reply = self._stub.QueryOffset(request, timeout=QUERY_TIMEOUT_S)
         except grpc.RpcError as exc:
-            raise classify_rpc_error(exc, f"QueryOffset {segment_id}") from exc
+            raise classify_rpc_error(exc, f"QueryOffset {segment_id}", "query") from exc
         return ServerOffset(reply.offset, reply.committed, reply.sha256.hex())
 
     def upload(
@@ -197,7 +197,7 @@ class IngestClient:
             try:
                 reply = future.result()
             except grpc.RpcError as exc:
-                raise classify_rpc_error(exc, f"Upload {info.segment_id}") from exc
+                raise classify_rpc_error(exc, f"Upload {info.segment_id}", "upload") from exc
             elapsed = max(1e-6, self._clock.monotonic() - started)
             log.debug(
                 "segment %s: %d bytes from offset %d in %.2fs (%.0f kbit/s)",

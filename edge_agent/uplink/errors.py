@@ -24,11 +24,13 @@ import grpc
 
 
 class UplinkError(Exception):
-    """One segment's upload did not complete; `code` is the gRPC status name, if any."""
+    """One segment's upload did not complete; `code` is the gRPC status name, if any;
+    `stage` the call that failed ("query": QueryOffset, "upload": the Upload stream, "")."""
 
-    def __init__(self, message: str, code: str = "") -> None:
+    def __init__(self, message: str, code: str = "", stage: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.stage = stage
 
 
 class RetryableError(UplinkError):
@@ -89,20 +91,23 @@ def classify(code: grpc.StatusCode | None) -> ErrorKind:
     return ErrorKind.PERMANENT
 
 
-def error_for(code: grpc.StatusCode | None, details: str, what: str) -> UplinkError:
-    """Build the exception for a failed RPC; `what` names the call and segment."""
+def error_for(
+    code: grpc.StatusCode | None, details: str, what: str, stage: str = ""
+) -> UplinkError:
+    """Build the exception for a failed RPC; `what` names the call and segment, `stage`
+    which of the upload's calls it was (failover treats them differently)."""
     name = code.name if code is not None else "UNKNOWN"
     message = f"{what}: {name}: {details or 'no details'}"
     kind = classify(code)
     if kind is ErrorKind.RETRYABLE:
-        return RetryableError(message, name)
+        return RetryableError(message, name, stage)
     if kind is ErrorKind.CONFLICT:
-        return ConflictError(message, name)
-    return PermanentError(message, name)
+        return ConflictError(message, name, stage)
+    return PermanentError(message, name, stage)
 
 
-def classify_rpc_error(exc: grpc.RpcError, what: str) -> UplinkError:
+def classify_rpc_error(exc: grpc.RpcError, what: str, stage: str = "") -> UplinkError:
     """Translate a grpc.RpcError (which is also a grpc.Call) into our tree."""
     code = exc.code() if isinstance(exc, grpc.Call) else None
     details = (exc.details() if isinstance(exc, grpc.Call) else None) or str(exc)
-    return error_for(code, details, what)
+    return error_for(code, details, what, stage)

@@ -17,11 +17,17 @@ functions here (the thread-safe holders and channels are in `routing.py`):
 
 A failure that says "this address is unusable" (UNAVAILABLE, DEADLINE_EXCEEDED, or no status
 at all: the connection failed) moves a route to the next address; other errors (a refusal,
-a busy server) do not, since another replica would answer the same. After a success a route
-stays where it is. Failures are reported with the address the call used: a late report about
-an address the route already left changes nothing, so concurrent callers failing together
-move a route by one step, not one step each. Retries are paced by `retry_delay_s`: quick
-while there are untried addresses in this pass, doubling with each full pass that failed.
+a busy server) do not, since another replica would answer the same. Uploads are more patient
+(`upload_failed`): a village link that drops mid-upload looks the same as a replica dying,
+and the replica holds the bytes staged so far, which another replica does not have. So an
+Upload stream that breaks keeps the address (the retry resumes there) and only a QueryOffset
+that fails, or `UPLOAD_STRIKES` broken streams in a row, move the upload route on.
+
+After a success a route stays where it is. Failures are reported with the address the call
+used: a late report about an address the route already left changes nothing, so concurrent
+callers failing together move a route by one step, not one step each. Retries are paced by
+`retry_delay_s`: quick while there are untried addresses in this pass, doubling with each
+full pass that failed.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from enum import Enum
 FAILOVER_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", ""})
 # What a follower replica answers AgentControl calls with (controller/leader/__init__.py).
 NOT_LEADER_CODE = "FAILED_PRECONDITION"
+# Broken Upload streams in a row on one address before the upload route gives up on it.
+UPLOAD_STRIKES = 3
 
 
 def moves_on(code: str) -> bool:
@@ -63,6 +71,7 @@ class Route:
     failures: int = 0  # consecutive failed calls since the last success
     failovers: int = 0  # times this route moved to another address (failure or redirect)
     since: float = 0.0  # monotonic time the current address was chosen
+    strikes: int = 0  # uploads broken mid-stream on this address since it last worked
 
     def __post_init__(self) -> None:
         if not self.addresses:
@@ -82,9 +91,9 @@ def start(addresses: Sequence[str], now: float) -> Route:
 
 def succeeded(route: Route, address: str) -> Route:
     """A call to `address` worked: the route stays, its failure streak ends."""
-    if address != route.address or route.failures == 0:
+    if address != route.address or (route.failures == 0 and route.strikes == 0):
         return route
-    return replace(route, failures=0)
+    return replace(route, failures=0, strikes=0)
 
 
 def _move(route: Route, index: int, now: float) -> Route:
@@ -95,6 +104,7 @@ def _move(route: Route, index: int, now: float) -> Route:
         failures=route.failures + 1,
         failovers=route.failovers + (1 if moved else 0),
         since=now if moved else route.since,
+        strikes=0,
     )
 
 
@@ -106,6 +116,23 @@ def failed(route: Route, address: str, now: float) -> Route:
     if address != route.address:
         return route
     return _move(route, (route.index + 1) % len(route.addresses), now)
+
+
+def upload_failed(
+    route: Route, address: str, code: str, stage: str, now: float, strikes: int = UPLOAD_STRIKES
+) -> Route:
+    """An upload attempt through `address` failed with status `code` during `stage`.
+
+    "query" (QueryOffset, or any stage but a started stream): the replica does not answer, so
+    move on as `failed` does. "upload" (the stream broke after it started): stay, so the retry
+    resumes from what this replica staged, unless that happened `strikes` times in a row.
+    Codes that do not say the address is unusable change nothing.
+    """
+    if address != route.address or not moves_on(code):
+        return route
+    if stage != "upload" or route.strikes + 1 >= strikes:
+        return failed(route, address, now)
+    return replace(route, failures=route.failures + 1, strikes=route.strikes + 1)
 
 
 def redirected(route: Route, address: str, leader: str, now: float) -> Route:

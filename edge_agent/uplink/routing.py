@@ -7,11 +7,13 @@ client that moves to the next replica when one is unusable.
 - `ChannelPool` makes one mutual-TLS channel per controller address, lazily, shared by the
   upload and control routes when they point at the same replica.
 - `FailoverIngestClient` is the uploader's `SegmentSender` over the upload route. It only
-  moves the route and re-raises: the Uploader's retry policy (tenacity, capped backoff with
-  jitter) paces the next attempt, which goes to the new address. A segment interrupted on one
-  replica restarts on the next from what that replica holds (QueryOffset: its own staging,
-  usually 0); the controller commits a segment id once and answers a repeat with the same
-  hash ALREADY_COMMITTED, so a failover never stores a segment twice or half.
+  moves the route (failover.upload_failed: a broken stream is resumed on the same replica, a
+  replica that does not answer is left) and re-raises: the Uploader's retry policy
+  (tenacity, capped backoff with jitter) paces the next attempt, which goes to the route's
+  address then. A segment interrupted on a replica that went away restarts on the next from
+  what that one holds (QueryOffset: its own staging, usually 0); the controller commits a
+  segment id once and answers a repeat with the same hash ALREADY_COMMITTED, so a failover
+  never stores a segment twice or half.
 """
 
 from __future__ import annotations
@@ -91,6 +93,13 @@ class RouteKeeper:
         """`address` is unusable; returns the address to use now."""
         now = self._clock.monotonic()
         return self._change(lambda r: fo.failed(r, address, now), reason)
+
+    def upload_failed(self, address: str, code: str, stage: str) -> str:
+        """An upload through `address` failed (failover.upload_failed); the address now."""
+        now = self._clock.monotonic()
+        return self._change(
+            lambda r: fo.upload_failed(r, address, code, stage, now), f"{stage or 'call'}: {code}"
+        )
 
     def redirected(self, address: str, leader: str) -> str:
         """`address` is a follower naming `leader`; returns the address to use now."""
@@ -198,8 +207,7 @@ class FailoverIngestClient:
         try:
             result = self._client(address).upload(info, path, lease_id, cancel)
         except RetryableError as exc:
-            if fo.moves_on(exc.code):
-                self._route.failed(address, f"{exc.code or 'connection failed'}")
+            self._route.upload_failed(address, exc.code, exc.stage)
             raise
         self._route.succeeded(address)
         return result

@@ -12,6 +12,8 @@ address in the `vigil-leader` trailing metadata. It tests the agent's side of th
 from __future__ import annotations
 
 import dataclasses
+import socket
+import struct
 import threading
 import time
 from collections import Counter
@@ -224,6 +226,107 @@ def test_upload_interrupted_on_one_replica_restarts_on_the_other_and_is_stored_o
     finally:
         engine.dispose()
         client.close()
+
+
+class Relay:
+    """A TCP relay on loopback in front of a replica: the agent's link to it, which the test
+    can cut (every open connection reset) while the replica itself keeps running."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        """The link drops: every connection through the relay is reset."""
+        with self._lock:
+            conns, self._open = self._open, []
+        for s in conns:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def test_a_link_cut_mid_upload_resumes_on_the_same_replica(
+    site: Site, buffer: SegmentBuffer, replicas: tuple[Replica, Replica]
+) -> None:
+    """The replica is fine, the agent's link dropped: the upload resumes where that replica
+    left off instead of starting over on the next replica."""
+    a, b = replicas
+    a.start()
+    b.start()
+    relay = Relay(a.port)
+    size = 2_000_000
+    (info,) = write_segments(buffer, "cam1", 1, size=size, jitter=False)
+    client = open_client(
+        uplink(site, [relay.address, b.address], rate_bps=4_000_000), SystemClock()
+    )
+    uploader = agent_uploader(buffer, client)
+    uploader.start()
+    try:
+        wait_until(
+            lambda: staged_size(a.own_dir, site.device.device_id, info.segment_id) > 300_000,
+            20,
+            "part of the segment staged on replica A",
+        )
+        relay.cut()
+        wait_until(lambda: buffer.stats().unsent_segments == 0, 60, "the segment to commit")
+    finally:
+        uploader.stop()
+        client.close()
+        relay.close()
+    stats = uploader.stats()
+    assert stats.committed == 1 and stats.retries >= 1
+    assert stats.bytes_sent < size  # resumed: only the rest went again
+    route = client.route.snapshot()
+    assert (route.address, route.failovers) == (relay.address, 0)
+    assert staged_size(b.own_dir, site.device.device_id, info.segment_id) == -1  # B never used
+    catalog, engine = open_catalog(site.data_dir)
+    try:
+        rows = verify_delivery(buffer, catalog, local_store(site.data_dir), site.cameras)
+    finally:
+        engine.dispose()
+    assert rows[info.segment_id].sha256 == info.sha256
 
 
 def test_uploads_return_home_once_it_is_back(

@@ -67,6 +67,37 @@ def test_a_route_needs_an_address() -> None:
         fo.start((), 0.0)
 
 
+def test_upload_moves_on_when_the_replica_does_not_answer_query_offset() -> None:
+    r = fo.upload_failed(route(), A, "UNAVAILABLE", "query", 101.0)
+    assert (r.address, r.failovers) == (B, 1)
+    assert fo.upload_failed(route(), A, "DEADLINE_EXCEEDED", "", 101.0).address == B
+
+
+def test_a_broken_upload_stream_resumes_on_the_same_replica_until_three_in_a_row() -> None:
+    """A village link dropping mid-upload: the replica keeps the staged bytes, stay there."""
+    r = fo.upload_failed(route(), A, "UNAVAILABLE", "upload", 101.0)
+    assert (r.address, r.strikes, r.failures, r.failovers) == (A, 1, 1, 0)
+    r = fo.upload_failed(r, A, "DEADLINE_EXCEEDED", "upload", 102.0)
+    assert (r.address, r.strikes) == (A, 2)
+    r = fo.upload_failed(r, A, "UNAVAILABLE", "upload", 103.0)
+    assert (r.address, r.strikes, r.failovers) == (B, 0, 1)
+
+
+def test_a_working_upload_clears_the_strikes() -> None:
+    r = fo.upload_failed(route(), A, "UNAVAILABLE", "upload", 101.0)
+    r = fo.upload_failed(fo.succeeded(r, A), A, "UNAVAILABLE", "upload", 102.0)
+    r = fo.upload_failed(r, A, "UNAVAILABLE", "upload", 103.0)
+    assert (r.address, r.strikes) == (A, 2)
+
+
+def test_upload_errors_that_are_not_about_the_address_never_move() -> None:
+    for code in ("RESOURCE_EXHAUSTED", "INTERNAL", "ABORTED", "CANCELLED"):
+        for stage in ("query", "upload"):
+            assert fo.upload_failed(route(), A, code, stage, 101.0) == route(), (code, stage)
+    stale = fo.upload_failed(route(), B, "UNAVAILABLE", "query", 101.0)
+    assert stale == route()
+
+
 # -- leader redirects --------------------------------------------------------------------------
 
 
