@@ -362,3 +362,36 @@ def test_mqtt_account_replica_gets_the_controllers_rights(tmp_path: Path) -> Non
             service.stop()
     finally:
         managed.managed.stop()
+
+
+def test_each_replica_has_its_own_retained_state(broker: Broker, engine: Engine) -> None:
+    """`vigil/v1/controller/<client id>/state` per replica: stopping one marks it offline
+    (clean) and leaves the other's online state alone."""
+    a = start_replica(broker, engine, REPLICAS[0], FlipLeader(True), [])
+    b = start_replica(broker, engine, REPLICAS[1], FlipLeader(False), [])
+    pw = "op-secret"
+    broker.managed.add_account("vigil-op-state", pw, role="operator")
+    op = RawDevice(broker, "vigil-op-state", pw).connect()
+    try:
+        op.client.subscribe("vigil/v1/controller/+/state", qos=1)
+
+        def states() -> dict[str, fleet_pb2.DeviceState]:
+            out = {}
+            for m in list(op.received):
+                s = fleet_pb2.DeviceState()
+                s.ParseFromString(bytes(m.payload))
+                out[m.topic] = s
+            return out
+
+        topics = {f"vigil/v1/controller/{r}/state" for r in REPLICAS}
+        wait_until(lambda: set(states()) == topics, 10, "both replicas' retained states")
+        assert all(s.online for s in states().values())
+        a.stop()
+        gone = f"vigil/v1/controller/{REPLICAS[0]}/state"
+        wait_until(lambda: not states()[gone].online, 10, "a's state offline")
+        assert states()[gone].reason == "clean"
+        assert states()[f"vigil/v1/controller/{REPLICAS[1]}/state"].online
+    finally:
+        op.close()
+        a.stop()
+        b.stop()
