@@ -7,8 +7,9 @@ talks to its parent in JSON lines: it prints `{"ready": ...}` once every agent h
 open lease stream (and, unless `--bare`, has reported an inventory and received its first
 lease), then reads commands from stdin:
 
-- `replan`: every agent finishes its lease and reports a new segment; it prints each agent's
-  delay from that report to the lease naming the new segment (`lease_ms`);
+- `replan [SPREAD_S]`: every agent, at a random moment within SPREAD_S seconds, finishes its
+  lease and reports a new segment; it prints each agent's delay from that report to the
+  lease naming the new segment (`lease_ms`);
 - `stop` (or end of input): close every channel and exit.
 
 `--bare` agents only open a stream and wait for its first message (the bare server's idle
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -149,10 +151,12 @@ class Swarm:
             "issue_s": round(issued - t0, 2), "connect_s": round(time.monotonic() - issued, 2),
         }  # fmt: skip
 
-    async def replan(self) -> dict[str, Any]:
-        """Each agent: finish its lease, report a new segment, time the lease naming it."""
+    async def replan(self, spread_s: float) -> dict[str, Any]:
+        """Each agent, at a random moment within `spread_s`: finish its lease, report a new
+        segment, and time the lease naming it (report -> replan -> lease on its stream)."""
 
         async def one(agent: Agent, sem: Any) -> float | None:
+            await asyncio.sleep(random.uniform(0.0, spread_s))  # agents report on their own
             async with sem:
                 old = agent.latest
                 start = time.monotonic()
@@ -190,8 +194,9 @@ async def _amain(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
-        if line == "replan":
-            print(json.dumps(await swarm.replan()), flush=True)
+        if line.startswith("replan"):
+            spread = float(line.split()[1]) if len(line.split()) > 1 else 0.0
+            print(json.dumps(await swarm.replan(spread)), flush=True)
         elif line == "status":
             ended = sum(1 for a in swarm.agents if a.ended)
             print(json.dumps({"open": len(swarm.agents) - ended, "ended": ended}), flush=True)

@@ -106,6 +106,8 @@ class AioServer:
         try:
             if self._server is not None and self.loop.is_running():
                 self.call(self._server.stop(grace_s), (grace_s or 0) + 10)
+            if self.loop.is_running():
+                self.call(_cancel_the_rest(), 10)
         except Exception:
             log.exception("stopping the gRPC server failed")
         finally:
@@ -116,6 +118,15 @@ class AioServer:
                 self.loop.close()
             self._stopped.set()
         return self._stopped
+
+
+async def _cancel_the_rest() -> None:
+    """End the servicers' own tasks (e.g. a leadership watcher) before the loop stops."""
+    me = asyncio.current_task()
+    rest = [t for t in asyncio.all_tasks() if t is not me]
+    for task in rest:
+        task.cancel()
+    await asyncio.gather(*rest, return_exceptions=True)
 
 
 def build_server(

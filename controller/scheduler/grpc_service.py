@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -63,6 +64,9 @@ class ControlLimits:
     streams_per_device: int = 2  # a successor may overlap its predecessor briefly
     calls: int = 512  # unary calls waiting for or holding a worker thread
     calls_per_device: int = 8
+    # Threads running scheduler calls. They all take the scheduler's one lock, so more
+    # threads only queue on it (and on the GIL): a few keep the lock busy and no more.
+    threads: int = 4
 
 
 @dataclass(eq=False)
@@ -97,6 +101,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         self._calls = Gate(Budget("calls", lim.calls, lim.calls_per_device))
         self._open: set[_Open] = set()
         self._watcher: asyncio.Task[None] | None = None
+        self._pool = ThreadPoolExecutor(lim.threads, thread_name_prefix="agent-control")
 
     @property
     def open_streams(self) -> int:
@@ -138,7 +143,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         refused = self._calls.acquire(device)
         if refused is not None:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
-        work = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        work = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         work.add_done_callback(lambda _: self._calls.release(device))
         return await asyncio.shield(work)
 
@@ -208,7 +213,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
     async def _connect(
         self, service: SchedulerService, device: str, loop: asyncio.AbstractEventLoop
     ) -> LeaseBox:
-        work = loop.run_in_executor(None, service.connect, device)
+        work = loop.run_in_executor(self._pool, service.connect, device)
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:

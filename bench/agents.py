@@ -1,0 +1,338 @@
+"""Benchmark: how many agents one controller process holds, and what each costs.
+
+`python -m bench.agents --quick` runs the real controller (`build_controller` with the
+scheduler, grpc.aio, mutual TLS, SQLite, local store) in its own process, and N simulated
+agents (bench.agent_swarm: real gRPC clients, each its own mTLS connection and device
+certificate) spread over several client processes. Every agent reports an inventory and
+holds a StreamLeases stream while a fixed upload load runs (4 uploaders streaming 5 MB
+segments back to back, as bench.ingest). Then every agent, at a random moment within
+`spread_s` (N / 1,000 s, at least 2 s: 1,000 reports a second), finishes its lease and reports
+a new segment, and the delay from its report until its stream delivers the lease naming that
+segment is measured (report -> replan -> lease; the scheduler's defaults, tick 0.5 s). The
+same run then measures a bare `grpc.aio` server (same TLS, an AgentControl servicer whose
+StreamLeases sends one message and idles) holding the same number of idle streams.
+
+Memory per agent is the server process's RSS growth from before the agents connect to after
+they all hold a stream, divided by N. The last line printed is one JSON object:
+`agents`, `controller_rss_mb`, `rss_kb_per_agent`, `lease_p99_ms` (goal <= 1000),
+`upload_mb_s_under_load`, `bare_rss_kb_per_agent`, `ratio` (bare / Vigil memory per agent,
+goal >= 0.5), and how the agents were split (`client_processes`, `nofile_limit`).
+
+One process may hold at most RLIMIT_NOFILE descriptors (20,000 here), so the agents are
+split over client processes of at most `PER_PROCESS`; the controller holds one connection
+per agent. `--quick` runs 2,000 agents so the run stays under 60 s on the 2-core reference
+machine (connecting costs a TLS handshake, an inventory and a stream per agent, and the
+scheduler's per-device topology update grows with the fleet); the full run (10,000, the
+default without `--quick`) is the figure in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.ingest import SEGMENT_BYTES, Chain, Creds, _agent, _setup
+
+PER_PROCESS = 2_500
+UPLOADERS = 4
+
+
+def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
+    """Child: the real controller with the scheduler, until the parent says stop."""
+    from controller.assembly import Parts, build_controller
+    from controller.clock import SystemClock
+    from controller.config import ControllerConfig
+    from controller.scheduler.options import SchedulerOptions
+
+    config = ControllerConfig.model_validate(
+        {
+            "data_dir": data_dir,
+            "grpc": {"listen": "127.0.0.1:0", "max_workers": 64,
+                     "max_lease_streams": agents + 100},
+            "ingest": {"max_concurrent_uploads": 16},
+            "mqtt": {"mode": "off"},
+            "http": {"enabled": False},
+        }
+    )  # fmt: skip
+    # The defaults (tick 0.5 s) but for each device's own link: room for a lease each.
+    options = SchedulerOptions(default_link_bps=20_000_000)
+    controller = build_controller(config, SystemClock(), Parts(scheduler=options))
+    controller.start()
+    conn.send(controller.grpc_port)
+    try:
+        conn.recv()
+    except EOFError:
+        pass
+    controller.stop(1.0)
+
+
+def _bare_process(data_dir: str, conn: Connection) -> None:
+    """Child: a bare grpc.aio server (same mutual TLS and options) holding idle streams."""
+    import grpc
+
+    from controller.components import load_tls
+    from controller.config import ControllerConfig
+    from controller.grpcserver.server import server_options
+    from protos.vigil.v1 import agent_control_pb2, agent_control_pb2_grpc
+
+    config = ControllerConfig.model_validate({"data_dir": data_dir})
+
+    class Bare(agent_control_pb2_grpc.AgentControlServicer):
+        async def StreamLeases(self, request: Any, context: Any) -> Any:
+            yield agent_control_pb2.Lease()
+            await asyncio.Event().wait()
+
+    async def serve() -> None:
+        server = grpc.aio.server(options=server_options(config.grpc.max_message_bytes))
+        bare: Any = Bare()  # type: ignore[abstract]  # only StreamLeases is served
+        agent_control_pb2_grpc.add_AgentControlServicer_to_server(bare, server)
+        port = server.add_secure_port("127.0.0.1:0", load_tls(config))
+        await server.start()
+        conn.send(port)
+        await asyncio.get_running_loop().run_in_executor(None, _wait_stop, conn)
+        await server.stop(1.0)
+
+    asyncio.run(serve())
+
+
+def _wait_stop(conn: Connection) -> None:
+    try:
+        conn.recv()
+    except EOFError:
+        pass
+
+
+class Server:
+    def __init__(self, target: Any, *args: Any) -> None:
+        ctx = mp.get_context("spawn")
+        self._parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(*args, child))
+        self.proc.start()
+        if not self._parent.poll(60):
+            raise RuntimeError("server did not start")
+        self.port: int = self._parent.recv()
+        self.ps = psutil.Process(self.proc.pid)
+
+    def rss_kb(self) -> int:
+        return int(self.ps.memory_info().rss // 1024)
+
+    def stop(self) -> None:
+        self._parent.send("stop")
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+class Uploads:
+    """The fixed upload load: `UPLOADERS` agents uploading back to back (bench.ingest)."""
+
+    def __init__(self, port: int, creds: list[Creds]) -> None:
+        self._port = port
+        self._creds = creds[:UPLOADERS]
+        self._payloads = [os.urandom(SEGMENT_BYTES) for _ in self._creds]
+        first = time.time_ns() // 1000 - 86_400_000_000
+        self._chains = [Chain(first) for _ in self._creds]
+        self.sent = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i,), daemon=True)
+            for i in range(len(self._creds))
+        ]
+
+    def _run(self, i: int) -> None:
+        while not self._stop.is_set():
+            try:
+                n = _agent(self._port, self._creds[i], 1, self._payloads[i], self._chains[i])
+            except Exception as exc:  # a refused or failed upload is a finding, not a crash
+                self.errors.append(str(exc)[:200])
+                time.sleep(0.5)
+                continue
+            with self._lock:
+                self.sent += n
+
+    def start(self) -> Uploads:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(120)
+
+
+def _swarms(data: Path, port: int, agents: int, bare: bool) -> list[subprocess.Popen[str]]:
+    procs = []
+    for first in range(0, agents, PER_PROCESS):
+        count = min(PER_PROCESS, agents - first)
+        argv = [sys.executable, "-m", "bench.agent_swarm", "--data-dir", str(data),
+                "--port", str(port), "--first", str(first), "--count", str(count)]  # fmt: skip
+        if bare:
+            argv.append("--bare")
+        procs.append(
+            subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        )
+    return procs
+
+
+def _read(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"an agent process exited with {proc.wait(10)}")
+    data: dict[str, Any] = json.loads(line)
+    return data
+
+
+def _say(procs: list[subprocess.Popen[str]], command: str) -> None:
+    for proc in procs:
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(command + "\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
+
+def _end(procs: list[subprocess.Popen[str]]) -> None:
+    _say(procs, "stop")
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def spread_s(agents: int) -> float:
+    """Agents report on their own schedule, not all in one instant: the replan phase spreads
+    the fleet's reports over this many seconds (1,000 reports a second, at least 2 s)."""
+    return max(2.0, agents / 1000)
+
+
+def _settled_rss(server: Server, wait_s: float = 1.0) -> int:
+    time.sleep(wait_s)
+    return server.rss_kb()
+
+
+def measure_vigil(work: Path, creds: list[Creds], agents: int) -> dict[str, Any]:
+    server = Server(_controller_process, str(work), agents)
+    swarms: list[subprocess.Popen[str]] = []
+    uploads = Uploads(server.port, creds).start()
+    try:
+        time.sleep(3.0)  # uploads warm (threads, buffers) before the baseline
+        rss0 = _settled_rss(server)
+        t0 = time.monotonic()
+        swarms = _swarms(work, server.port, agents, bare=False)
+        ready = [_read(p) for p in swarms]
+        connect_s = time.monotonic() - t0
+        held = sum(r["ready"] for r in ready)
+        rss1 = _settled_rss(server)
+        sent0, t1 = uploads.sent, time.monotonic()
+        _say(swarms, f"replan {spread_s(agents)}")
+        replans = [_read(p) for p in swarms]
+        time.sleep(max(0.0, 5.0 - (time.monotonic() - t1)))  # at least 5 s of upload load
+        upload_mb_s = (uploads.sent - sent0) / 1e6 / (time.monotonic() - t1)
+        delays = sorted(d for r in replans for d in r["lease_ms"])
+        print(
+            f"vigil: {held}/{agents} streams in {connect_s:.1f} s; rss {rss0 // 1024} -> "
+            f"{rss1 // 1024} MB; leases after replan: {len(delays)}",
+            flush=True,
+        )
+        return {
+            "agents_held": held,
+            "first_leases": sum(r["first_lease"] for r in ready),
+            "connect_s": round(connect_s, 1),
+            "controller_rss_mb": round(rss1 / 1024, 1),
+            "rss_kb_per_agent": round((rss1 - rss0) / max(held, 1), 1),
+            "lease_p50_ms": round(statistics.median(delays), 1) if delays else None,
+            "lease_p99_ms": round(delays[max(0, int(len(delays) * 0.99) - 1)], 1)
+            if delays
+            else None,
+            "leases_missing": sum(r["missing"] for r in replans),
+            "upload_mb_s_under_load": round(upload_mb_s, 1),
+            "upload_errors": len(uploads.errors),
+            "agent_errors": [r["errors"] for r in ready + replans if r["errors"]],
+        }
+    finally:
+        _end(swarms)
+        uploads.stop()
+        server.stop()
+
+
+def measure_bare(work: Path, agents: int) -> dict[str, Any]:
+    server = Server(_bare_process, str(work))
+    swarms: list[subprocess.Popen[str]] = []
+    try:
+        rss0 = _settled_rss(server)
+        swarms = _swarms(work, server.port, agents, bare=True)
+        held = sum(_read(p)["ready"] for p in swarms)
+        rss1 = _settled_rss(server)
+        print(f"bare: {held}/{agents} streams; rss {rss0 // 1024} -> {rss1 // 1024} MB", flush=True)
+        return {
+            "bare_streams_held": held,
+            "bare_rss_mb": round(rss1 / 1024, 1),
+            "bare_rss_kb_per_agent": round((rss1 - rss0) / max(held, 1), 1),
+        }
+    finally:
+        _end(swarms)
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.agents", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="2,000 agents, < 60 s")
+    p.add_argument("--agents", type=int, help="simulated agents (default 10,000; --quick 2,000)")
+    args = p.parse_args(argv)
+    agents = args.agents or (2_000 if args.quick else 10_000)
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if agents + 1_000 > nofile:
+        raise SystemExit(f"{agents} agents need more than the {nofile} descriptors one process has")
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="vigil-bench-agents-"))
+    try:
+        creds = _setup(work)
+        vigil = measure_vigil(work, creds, agents)
+        bare = measure_bare(work, agents)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    per_agent = vigil["rss_kb_per_agent"]
+    result = {
+        "agents": vigil["agents_held"],
+        "controller_rss_mb": vigil["controller_rss_mb"],
+        "rss_kb_per_agent": per_agent,
+        "lease_p99_ms": vigil["lease_p99_ms"],
+        "upload_mb_s_under_load": vigil["upload_mb_s_under_load"],
+        "bare_rss_kb_per_agent": bare["bare_rss_kb_per_agent"],
+        "ratio": round(bare["bare_rss_kb_per_agent"] / per_agent, 3) if per_agent > 0 else None,
+        **{k: v for k, v in vigil.items() if k not in ("agents_held",)},
+        **bare,
+        "agents_requested": agents,
+        "quick": bool(args.quick),
+        "client_processes": -(-agents // PER_PROCESS),
+        "nofile_limit": nofile,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
