@@ -20,6 +20,7 @@ from controller.catalog import Catalog
 from controller.clock import Clock
 from controller.config import ControllerConfig
 from controller.fleet.alerts import AlertRules
+from controller.fleet.broker import CONTROLLER_USER
 from controller.fleet.component import FleetComponent
 from controller.fleet.directory import CachedDirectory
 from controller.fleet.service import FleetOptions
@@ -174,8 +175,17 @@ def fleet(core: Core, leadership: Leadership | None = None) -> FleetComponent:
     fleet view is shared with the other replicas through the catalog's database."""
     config = core.config
     rules = config.fleet
+    account = config.mqtt.username or config.mqtt.client_id  # = the client id on the broker
+    if config.cluster.enabled and account == CONTROLLER_USER:
+        raise StartupError(
+            "cluster.enabled: set [mqtt] client_id to this replica's own account, e.g. "
+            f"'{CONTROLLER_USER}-a' (docs/deployment.md, 'Several controller replicas on one "
+            "broker'); replicas sharing one client id knock each other off the broker"
+        )
     engine = core.catalog.engine
-    shared = SharedFleetState(engine, config.mqtt.client_id) if config.mqtt.shared else None
+    # Replicas (cluster) always share the health stream and the fleet view.
+    shared_view = config.mqtt.shared or config.cluster.enabled
+    shared = SharedFleetState(engine, account) if shared_view else None
     try:
         return FleetComponent(
             config.mqtt,

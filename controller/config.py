@@ -135,6 +135,7 @@ class MqttConfig(_Strict):
     # Several replicas share this broker and the database: health is split between them with
     # an MQTT 5 shared subscription and the fleet view is shared through the database.
     # false: this controller alone receives everything (one controller per broker).
+    # cluster.enabled implies true (and then client_id must name this replica).
     shared: bool = False
 
     def model_post_init(self, __context: Any) -> None:

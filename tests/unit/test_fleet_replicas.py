@@ -220,3 +220,19 @@ def test_replica_accounts_get_the_controllers_rights_devices_do_not() -> None:
     block = acl.split("user vigil-controller-b\n", 1)[1].split("\n\n", 1)[0]
     assert "topic read vigil/v1/#" in block
     assert "topic readwrite vigil/v1/controller/#" in block
+
+
+def test_a_cluster_replica_must_name_its_own_mqtt_account() -> None:
+    from types import SimpleNamespace
+
+    import pytest
+
+    from controller import components
+    from controller.config import ClusterConfig, ControllerConfig
+    from controller.runtime import StartupError
+
+    config = ControllerConfig(
+        database_url="postgresql+psycopg://vigil@db/vigil", cluster=ClusterConfig(enabled=True)
+    )
+    with pytest.raises(StartupError, match="client_id"):
+        components.fleet(SimpleNamespace(config=config))  # type: ignore[arg-type]
