@@ -23,8 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from typing import Any, Literal  # noqa: E402
+
 import sqlalchemy as sa  # noqa: E402
 from alembic.autogenerate import produce_migrations, render_python_code  # noqa: E402
+from alembic.autogenerate.api import AutogenContext  # noqa: E402
 from alembic.runtime.migration import MigrationContext  # noqa: E402
 from sqlmodel import SQLModel  # noqa: E402
 
@@ -74,7 +77,7 @@ def models() -> sa.MetaData:
     return combined
 
 
-def render_type(type_: str, obj: object, _context: object) -> str | bool:
+def render_type(type_: str, obj: Any, _context: AutogenContext) -> str | Literal[False]:
     """sqlmodel's AutoString as plain sa.String: revisions import SQLAlchemy only."""
     if type_ == "type" and type(obj).__name__ == "AutoString":
         return f"sa.String({getattr(obj, 'length', None)})"
