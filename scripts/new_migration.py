@@ -19,11 +19,10 @@ import pkgutil
 import re
 import sys
 from pathlib import Path
+from typing import Any, Literal
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-from typing import Any, Literal  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 from alembic.autogenerate import produce_migrations, render_python_code  # noqa: E402
