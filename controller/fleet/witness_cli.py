@@ -26,7 +26,7 @@ from controller.audit.chain import Checkpoint
 from controller.audit.witness import AUDIT_WITNESS_TOPIC, WitnessError, parse_witness
 from controller.cli_args import add_config_args, config_and_engine
 from controller.config import ConfigError
-from controller.fleet.broker import CONTROLLER_USER
+from controller.fleet.broker import is_controller_account
 
 log = logging.getLogger("vigil.sharing")
 
@@ -138,9 +138,9 @@ def load_witness(args: argparse.Namespace) -> Checkpoint | None:
     host, port = _split_host_port(args.witness_broker)
     if not args.mqtt_username or args.mqtt_password_file is None:
         raise ValueError("--witness-broker needs --mqtt-username and --mqtt-password-file")
-    if args.mqtt_username == CONTROLLER_USER:
+    if is_controller_account(args.mqtt_username):
         raise ValueError(
-            f"{CONTROLLER_USER} is the controller's own account (its connection would be "
+            f"{args.mqtt_username} is a controller's own account (its connection would be "
             "replaced): use an operator account, mqtt-account --operator NAME"
         )
     password = args.mqtt_password_file.read_text(encoding="utf-8").strip()
