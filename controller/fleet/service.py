@@ -334,12 +334,16 @@ class FleetService:
         return self._leadership.is_leader() and (self._sync is None or self._was_leader)
 
     def _sync_loop(self) -> None:
+        failures = 0
         while not self._stop.wait(self._opt.sync_s):
             try:
                 self.sync()
+                failures = 0
             except Exception:
                 self._counters["sync_errors"] += 1
-                log.exception("fleet: sync with the database failed; retrying")
+                failures += 1
+                if failures % 30 == 1:  # the first, then about once a minute: not every 2 s
+                    log.exception("fleet: sync with the database failed (%d); retrying", failures)
 
     def _refresh_directory(self) -> None:
         refresh = getattr(self._directory, "refresh", None)

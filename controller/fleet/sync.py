@@ -55,6 +55,7 @@ class ReplicaSync:
         self._cleared: set[AlertKey] = set()
         self._cursor_us = 0
         self._rounds = 0
+        self._pulled: dict[str, tuple[int, int]] = {}  # device -> (session, seq) last read
         self.alerts: list[Alert] = []  # the leader's, as last read (followers serve these)
         self.written = 0
         self.merged_rows = 0
@@ -135,6 +136,9 @@ class ReplicaSync:
         out: list[SharedHealth] = []
         for r in rows:
             self._cursor_us = max(self._cursor_us, r.seen_us)
+            if self._pulled.get(r.device_id) == (r.session, r.seq):
+                continue  # re-read within the margin: already handed over
+            self._pulled[r.device_id] = (r.session, r.seq)
             msg = fleet_pb2.Health()
             try:
                 msg.ParseFromString(r.payload)
