@@ -32,6 +32,9 @@ from controller.jobs.model import (
     SegmentState,
 )
 from controller.jobs.tables import JOB_TABLES, Job, JobGone, JobSegment
+from controller.leader import NotLeaderError
+from controller.leader.lease import LEASE_NAME
+from controller.leader.tables import LeaderLease
 from controller.traffic import TrafficClass
 
 MAX_LIST = 1000
@@ -47,6 +50,17 @@ def _translated(op: str) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         raise JobsUnavailable(f"jobs: {op}: {exc.orig}") from exc
+
+
+def _fence(conn: Connection, epoch: int) -> None:
+    """(in the write's transaction) NotLeaderError unless the leadership still has `epoch`."""
+    held = conn.execute(
+        select(col(LeaderLease.epoch))
+        .where(col(LeaderLease.name) == LEASE_NAME)
+        .with_for_update(read=True)
+    ).scalar()
+    if held != epoch:
+        raise NotLeaderError(f"job progress not saved: leadership epoch {epoch} is over ({held})")
 
 
 def _view(row: Any, gone: Sequence[GoneRange] = ()) -> JobView:
@@ -192,8 +206,13 @@ class JobStore:
         segments: Sequence[SegmentState],
         gone: Sequence[GoneRange],
         statuses: Sequence[CameraStatus],
+        fence_epoch: int = 0,
     ) -> bool:
-        """Write a progress computation; False (nothing written) if the job is not open."""
+        """Write a progress computation; False (nothing written) if the job is not open.
+
+        `fence_epoch` > 0: only while the scheduler leadership lease still has that epoch
+        (the row is read FOR SHARE, so a takeover waits for this write or this write sees
+        it); NotLeaderError, nothing written, once a newer leader exists."""
         allowed = {
             "bytes_done", "bytes_total", "segments_done", "segments_total", "eta_us",
             "detail", "state", "finished_at_us",
@@ -213,6 +232,8 @@ class JobStore:
             ]
         )
         with self._write("save job progress") as conn:
+            if fence_epoch:
+                _fence(conn, fence_epoch)
             result = conn.execute(
                 update(Job)
                 .where(col(Job.job_id) == job_id, col(Job.state) == JOB_OPEN)

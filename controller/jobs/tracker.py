@@ -95,6 +95,13 @@ class JobTracker:
         self._catalog = catalog
         self._clock = clock
         self._saved: dict[str, object] = {}  # job id -> what was last written
+        self.fence_epoch = 0  # > 0: progress is written only under this leadership epoch
+
+    def forget(self, fence_epoch: int) -> None:
+        """A new leadership term: another leader may have written meanwhile, so nothing
+        written before counts as current; writes are fenced by `fence_epoch` (0: none)."""
+        self._saved.clear()
+        self.fence_epoch = fence_epoch
 
     def open_jobs(self) -> list[JobView]:
         return self._store.open_jobs()
@@ -179,7 +186,10 @@ class JobTracker:
                tuple(segments), tuple(gone), tuple(statuses))  # fmt: skip
         if self._saved.get(job.job_id) == key:
             return job  # nothing changed: spare the database a write
-        if not self._store.save_progress(job.job_id, now, changes, segments, gone, statuses):
+        saved = self._store.save_progress(
+            job.job_id, now, changes, segments, gone, statuses, self.fence_epoch
+        )
+        if not saved:
             self._saved.pop(job.job_id, None)
             return None
         self._saved[job.job_id] = key

@@ -85,9 +85,11 @@ class SchedulerService:
         fleet: CommandSender | None = None,
         jobs: JobTracker | None = None,
         leadership: Leadership | None = None,
+        fence_writes: bool = False,
     ) -> None:
         self.options = opt = options or SchedulerOptions()
         self._leadership: Leadership = leadership or SoleLeader()
+        self._fence_writes = fence_writes  # job writes checked against the lease row's epoch
         self._clock = clock
         self._catalog = catalog
         if topology is None:
@@ -343,6 +345,8 @@ class SchedulerService:
             self.counters["upkeeps"] += 1
             try:
                 self._run_upkeep()
+            except NotLeaderError as exc:  # deposed: the next tick closes everything
+                log.info("scheduler upkeep stopped: %s", exc)
             except Exception:  # the database may be down: leases must keep flowing
                 log.exception("scheduler upkeep (jobs, delivery) failed; will retry")
         now = self._clock.now_us()
@@ -400,7 +404,7 @@ class SchedulerService:
         self._planner = Planner(self._planner.topology, opt.plan_config(), opt.hysteresis)
         self._book = LeaseBook()
         self._meter = DeliveryMeter(opt.delivery_window_s)
-        self._upkeep.forget_commands()
+        self._upkeep.new_term(term if self._fence_writes else 0)
         self._last_upkeep = self._last_replan = -1e18  # jobs read again at once
         self._dirty = True
         if term:

@@ -25,6 +25,7 @@ from controller.jobs.tracker import (
     desired_holds,
     evidence_deadlines,
 )
+from controller.leader import NotLeaderError
 from controller.scheduler.leases import DeliveryMeter, LeaseBook, LinkDelivery
 from controller.scheduler.model import CLASSES
 from controller.scheduler.state import Planner
@@ -105,8 +106,10 @@ class Upkeep:
         self._tracker = tracker
         self._commands = HoldCommands(fleet)
 
-    def forget_commands(self) -> None:
+    def new_term(self, fence_epoch: int) -> None:
+        """Forget what the previous term sent and wrote; fence job writes with `fence_epoch`."""
         self._commands.forget()
+        self._tracker.forget(fence_epoch)
 
     def run(
         self,
@@ -122,6 +125,8 @@ class Upkeep:
         for job in jobs:
             try:
                 view = self._tracker.update(job, camera_device, reports, online, rates)
+            except NotLeaderError:
+                raise  # deposed meanwhile: no holds synced, nothing more written
             except Exception:
                 log.exception("progress of job %s could not be updated", job.job_id)
                 view = job

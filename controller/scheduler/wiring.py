@@ -56,7 +56,12 @@ def scheduler(
     """The scheduler on the core's catalog and clock; `commands` sends holds over MQTT;
     `leadership` (default: a sole leader) makes AgentControl refuse on a follower."""
     service = SchedulerService(
-        core.catalog, core.clock, options, fleet=commands, leadership=leadership
+        core.catalog,
+        core.clock,
+        options,
+        fleet=commands,
+        leadership=leadership,
+        fence_writes=core.config.cluster.enabled,
     )
     limits = ControlLimits(streams=core.config.grpc.max_lease_streams)
     return Scheduler(service, AgentControlServicer(service, leadership=leadership, limits=limits))

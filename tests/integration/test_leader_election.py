@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from controller.assembly import Controller, Parts, build_controller
 from controller.catalog import make_engine
 from controller.clock import SystemClock
+from controller.jobs import JobRequest, JobStore
 from controller.leader import NotLeaderError
 from controller.leader.election import Election, election_engine
 from controller.leader.gate import LeaderOnly
@@ -34,6 +35,7 @@ from tests.support import ManagedProcess, wait_until
 
 pytestmark = pytest.mark.postgres
 
+S = 1_000_000
 QUICK = Timing(lease_s=1.5, renew_s=0.3, margin_s=0.4, retry_s=0.2)
 
 
@@ -179,6 +181,29 @@ def test_a_killed_leader_is_replaced_within_ten_seconds(pg_db: str, tmp_path: Pa
         holder.stop()
         follower.stop()
         shared.dispose()
+
+
+def test_job_progress_of_a_deposed_leader_is_fenced_off_by_the_epoch(engine: Engine) -> None:
+    clock = SystemClock()
+    store = JobStore(engine)
+    now = clock.now_us()
+    store.create("job1", JobRequest(("cam1",), now - 600 * S, now - 60 * S, now + 3600 * S, "c1"),
+                 now, [])  # fmt: skip
+    leader = Election(engine, "r1", "10.0.0.1:7443", clock, QUICK)
+    leader.start()
+    try:
+        epoch = leader.epoch()
+        assert store.save_progress("job1", now, {"bytes_done": 1}, [], [], [], epoch)
+        with engine.begin() as conn:  # another replica took over (a newer term)
+            conn.execute(text("UPDATE leader_lease SET epoch = epoch + 1"))
+        with pytest.raises(NotLeaderError, match="epoch"):
+            store.save_progress("job1", now, {"bytes_done": 2}, [], [], [], epoch)
+        assert store.get("job1").bytes_done == 1  # nothing written
+        assert store.save_progress("job1", now, {"bytes_done": 3}, [], [], [], epoch + 1)
+        assert store.save_progress("job1", now, {"bytes_done": 4}, [], [], [])  # unfenced
+        assert store.get("job1").bytes_done == 4
+    finally:
+        leader.stop()
 
 
 # -- two controllers on one database ------------------------------------------------------------
