@@ -1,6 +1,7 @@
 """The scheduler leader election on a real PostgreSQL (controller/leader/election.py).
 
-- replicas bidding at the same instant: exactly one wins, and each new term has epoch + 1;
+- replicas bidding at the same instant: exactly one wins, and each new term has epoch + 1
+  (on SQLite too);
 - replicas running, the leader replaced again and again: never two leaders, epochs grow;
 - the leader process killed -9: another replica leads within 10 s;
 - two controllers on one database: the retention sweep and job upkeep run on one only, and
@@ -57,7 +58,21 @@ def engine(pg_db: str) -> Iterator[Engine]:
     shared.dispose()
 
 
-def test_simultaneous_bids_have_exactly_one_winner_and_epochs_count_up(engine: Engine) -> None:
+@pytest.fixture
+def any_engine(catalog_url: str) -> Iterator[Engine]:
+    """The election's engine on SQLite and on PostgreSQL (the catalog's schema migrated)."""
+    shared = make_engine(catalog_url)
+    eng = election_engine(catalog_url, shared)
+    yield eng
+    if eng is not shared:
+        eng.dispose()
+    shared.dispose()
+
+
+def test_simultaneous_bids_have_exactly_one_winner_and_epochs_count_up(
+    any_engine: Engine,
+) -> None:
+    engine = any_engine
     clock = SystemClock()
     replicas = [Election(engine, f"r{i}", f"10.0.0.{i}:7443", clock, QUICK) for i in range(6)]
     replicas[0].start()  # creates and seeds the row, wins epoch 1
