@@ -120,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "summary": True,
         **dataclasses.asdict(stats),
         "lease_counters": dict(leases.counters),
+        "control_address": leases.control.route.current(),
+        "controller_failovers": leases.control.route.snapshot().failovers,
     }
     print(json.dumps(summary), flush=True)  # noqa: T201
     return 0

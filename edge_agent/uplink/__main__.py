@@ -106,7 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         stats = uploader.stats()
         buffer.close()
-    summary = {"summary": True, **dataclasses.asdict(stats)}
+    route = client.route.snapshot()
+    summary = {
+        "summary": True,
+        **dataclasses.asdict(stats),
+        "upload_address": route.address,
+        "controller_failovers": route.failovers,
+    }
     print(json.dumps(summary), flush=True)  # noqa: T201
     return 0
 
