@@ -165,16 +165,16 @@ def retry_delay_s(
 ) -> float:
     """Seconds to wait before the next attempt after `failures` consecutive failures.
 
-    0 without failures. While a pass over the addresses has untried ones the wait stays near
-    `initial_s` (the next replica is probably up); each full pass that failed doubles the
-    ceiling up to `cap_s`. `jitter` in [0, 1] picks a point between `initial_s` and the
-    ceiling, so a city of agents does not retry in lockstep, and never below `initial_s`, so
-    there is no tight loop however the jitter falls.
+    0 without failures. While a pass over the addresses has untried ones the ceiling stays at
+    twice `initial_s` (the next replica is probably up); each full pass that failed doubles it,
+    up to `cap_s`. `jitter` in [0, 1] picks a point between `initial_s` and the ceiling, so a
+    city of agents redirected or cut off at the same moment does not come back in lockstep, and
+    never below `initial_s`, so there is no tight loop however the jitter falls.
     """
     if failures <= 0:
         return 0.0
     passes = (failures - 1) // max(1, n_addresses)
-    ceiling = min(cap_s, initial_s * 2.0 ** min(passes, 32))
+    ceiling = min(cap_s, initial_s * 2.0 ** min(passes + 1, 32))
     ceiling = max(ceiling, initial_s)
     return initial_s + min(1.0, max(0.0, jitter)) * (ceiling - initial_s)
 

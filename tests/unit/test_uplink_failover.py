@@ -164,9 +164,12 @@ def test_no_wait_without_failures() -> None:
 
 def test_quick_within_a_pass_doubling_per_failed_pass_capped() -> None:
     ceilings = [fo.retry_delay_s(f, 2, 1.0, 10.0, 1.0) for f in range(1, 11)]
-    assert ceilings == [1.0, 1.0, 2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 10.0, 10.0]
+    assert ceilings == [2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 10.0, 10.0, 10.0, 10.0]
     single = [fo.retry_delay_s(f, 1, 0.5, 30.0, 1.0) for f in range(1, 8)]
-    assert single == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]
+    assert single == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    # Even the first wait is spread: agents redirected together do not return together.
+    assert fo.retry_delay_s(1, 3, 1.0, 60.0, 0.0) == 1.0
+    assert fo.retry_delay_s(1, 3, 1.0, 60.0, 1.0) == 2.0
 
 
 def test_jitter_stays_between_initial_and_ceiling_never_a_tight_loop() -> None:
@@ -174,7 +177,7 @@ def test_jitter_stays_between_initial_and_ceiling_never_a_tight_loop() -> None:
         for failures in (1, 5, 50, 10_000):
             d = fo.retry_delay_s(failures, 3, 1.0, 60.0, jitter)
             assert 1.0 <= d <= 60.0, (jitter, failures, d)
-    assert fo.retry_delay_s(7, 3, 1.0, 60.0, 0.5) == pytest.approx(2.5)
+    assert fo.retry_delay_s(7, 3, 1.0, 60.0, 0.5) == pytest.approx(4.5)
 
 
 # -- configuration -----------------------------------------------------------------------------
