@@ -11,7 +11,9 @@ configuration that production is told to copy:
   (`vigil/v1/city/audit/checkpoint`, which no device can read or write); operator accounts
   (`vigil-op-NAME`, for `mqtt-tail` and `verify-audit --witness-broker`) read `vigil/v1/#`
   and write nothing of their own; tool accounts with the controller's rights (a test's raw
-  commander) are listed in `<broker dir>/roles` like operators;
+  commander, a controller replica's `vigil-controller-NAME` from `mqtt-account --replica`) are
+  listed in `<broker dir>/roles` like operators, and replica accounts given at start get the
+  same rights by name;
 - raised queue limits: Mosquitto's default `max_queued_messages 1000` silently drops QoS 1
   messages for a busy subscriber (the controller), which would look like lost events;
 - the client id is the username (`use_username_as_clientid`): a device connecting with
