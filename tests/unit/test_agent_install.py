@@ -26,6 +26,7 @@ CONTROLLER_ONLY = {
     "psycopg[binary]": "psycopg",
     "prometheus-client": "prometheus_client",
     "grpcio-health-checking": "grpc_health",
+    "alembic": "alembic",
 }
 
 # GStreamer's Python bindings come from Debian (python3-gi), not pip; only the camera
