@@ -222,3 +222,35 @@ def test_stored_rows_are_written_once(tmp_path: Path, catalog_url: str) -> None:
     short.chmod(0o600)
     with pytest.raises(Exception, match="at least 32"):
         load_kek(short)
+
+
+def test_replicas_starting_together_agree_on_one_set_of_keys(tmp_path: Path, pg: str) -> None:
+    """Each with keys of its own from `init`, several replicas start at once on a new
+    database: every key has exactly one winner and every replica ends up with it."""
+    import threading
+
+    datas = [tmp_path / f"r{i}" for i in range(3)]
+    for data in datas:
+        prepare_data_dir(data)
+        ensure_keys(data)
+    make_engine(pg).dispose()  # the schema first: this test is about the keys
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(datas))
+
+    def start(data: Path) -> None:
+        try:
+            barrier.wait()
+            build_controller(config(data, pg), SystemClock(), Parts()).core.dispose()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(d,)) for d in datas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    first = file_keys(datas[0])
+    assert all(file_keys(d) == first for d in datas[1:])
+    rows = stored(pg)
+    assert base64.b64decode(rows["url_hmac"][1]) == first["url_hmac.key"]
