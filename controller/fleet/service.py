@@ -145,6 +145,13 @@ class FleetService:
         for thread in (self._ticker, self._syncer):
             if thread is not None:
                 thread.join(timeout=10)
+        if self._sync is not None:  # the last reports and alert changes, best effort
+            try:
+                self._sync.flush_health()
+                if self._raises_alerts():
+                    self._sync.flush_alerts(self._leadership.epoch())
+            except Exception:
+                log.warning("fleet: could not write the last shared health on stop")
         client, self._client = self._client, None
         if client is None:
             return
