@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sys
 import threading
 import time
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from controller.assembly import Controller, Parts, build_controller
 from controller.catalog import make_engine
@@ -168,7 +170,7 @@ def test_running_replicas_never_lead_at_once_while_the_leader_keeps_changing(
             r.stop()
     assert not overlaps, overlaps[:3]
     epochs = [e for _, e in terms]
-    assert len(epochs) == 7 and epochs == sorted(set(epochs)), terms
+    assert len(epochs) >= 7 and epochs == sorted(set(epochs)), terms  # more on a loaded machine
 
 
 def test_a_killed_leader_is_replaced_within_ten_seconds(pg_db: str, tmp_path: Path) -> None:
@@ -198,6 +200,96 @@ def test_a_killed_leader_is_replaced_within_ten_seconds(pg_db: str, tmp_path: Pa
         shared.dispose()
 
 
+class Cuttable:
+    """A TCP forwarder to the database that the test can cut (every connection closed, new
+    ones refused) and mend: the network between one replica and PostgreSQL."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.cut_off = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.cut_off:
+                client.close()
+                continue
+            server = socket.create_connection(self._target)
+            with self._lock:
+                self._open += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.cut_off = True
+        with self._lock:
+            for s in self._open:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            self._open.clear()
+
+    def mend(self) -> None:
+        self.cut_off = False
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
+
+
+def test_a_leader_cut_off_from_the_database_steps_down_on_time_by_itself(
+    pg_db: str, engine: Engine
+) -> None:
+    url = make_url(pg_db)
+    proxy = Cuttable(url.host or "127.0.0.1", url.port or 5432)
+    via_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    clock = SystemClock()
+    cut = Election(election_engine(via_proxy, engine), "cut", "10.0.0.1:7443", clock, QUICK,
+                   owns_engine=True)  # fmt: skip
+    other = Election(engine, "other", "10.0.0.2:7443", clock, QUICK)
+    gained: list[float] = []
+    other.subscribe(lambda c: gained.append(clock.monotonic()) if c.leading else None)
+    try:
+        cut.start()
+        assert cut.is_leader() and cut.epoch() == 1
+        other.start()
+        proxy.cut()
+        cut_at = clock.monotonic()
+        wait_until(lambda: not cut.is_leader(), QUICK.lease_s, "the cut-off leader to step down")
+        stepped = clock.monotonic()
+        assert stepped - cut_at <= QUICK.lease_s - QUICK.margin_s + 0.1
+        wait_until(other.is_leader, 5, "the other replica to take over")
+        assert gained[0] >= stepped  # never two leaders, though cut never heard a thing
+        assert other.epoch() == 2 and not cut.is_leader()
+        assert cut.counters["failed"] >= 1 and cut.last_error
+        proxy.mend()  # back on the network: it follows, naming the new leader
+        wait_until(lambda: cut.leader_address() == "10.0.0.2:7443", 5, "cut to see the leader")
+        assert not cut.is_leader() and other.is_leader()
+    finally:
+        other.stop()
+        cut.stop()
+        proxy.close()
+
+
 def test_job_progress_of_a_deposed_leader_is_fenced_off_by_the_epoch(engine: Engine) -> None:
     clock = SystemClock()
     store = JobStore(engine)
@@ -205,20 +297,18 @@ def test_job_progress_of_a_deposed_leader_is_fenced_off_by_the_epoch(engine: Eng
     store.create("job1", JobRequest(("cam1",), now - 600 * S, now - 60 * S, now + 3600 * S, "c1"),
                  now, [])  # fmt: skip
     leader = Election(engine, "r1", "10.0.0.1:7443", clock, QUICK)
-    leader.start()
-    try:
-        epoch = leader.epoch()
-        assert store.save_progress("job1", now, {"bytes_done": 1}, [], [], [], epoch)
-        with engine.begin() as conn:  # another replica took over (a newer term)
-            conn.execute(text("UPDATE leader_lease SET epoch = epoch + 1"))
-        with pytest.raises(NotLeaderError, match="epoch"):
-            store.save_progress("job1", now, {"bytes_done": 2}, [], [], [], epoch)
-        assert store.get("job1").bytes_done == 1  # nothing written
-        assert store.save_progress("job1", now, {"bytes_done": 3}, [], [], [], epoch + 1)
-        assert store.save_progress("job1", now, {"bytes_done": 4}, [], [], [])  # unfenced
-        assert store.get("job1").bytes_done == 4
-    finally:
-        leader.stop()
+    leader.start()  # the lease row, epoch 1
+    epoch = leader.epoch()
+    leader.stop()  # no renewals from here on: only this test changes the row
+    assert store.save_progress("job1", now, {"bytes_done": 1}, [], [], [], epoch)
+    with engine.begin() as conn:  # another replica took over (a newer term)
+        conn.execute(text("UPDATE leader_lease SET epoch = epoch + 1"))
+    with pytest.raises(NotLeaderError, match="epoch"):
+        store.save_progress("job1", now, {"bytes_done": 2}, [], [], [], epoch)
+    assert store.get("job1").bytes_done == 1  # nothing written
+    assert store.save_progress("job1", now, {"bytes_done": 3}, [], [], [], epoch + 1)
+    assert store.save_progress("job1", now, {"bytes_done": 4}, [], [], [])  # unfenced
+    assert store.get("job1").bytes_done == 4
 
 
 # -- two controllers on one database ------------------------------------------------------------
