@@ -117,12 +117,15 @@ class Swarm:
             agent = Agent(device, channel, agent_control_pb2_grpc.AgentControlStub(channel))
             try:
                 if not self.args.bare:
-                    await agent.stub.ReportInventory(inventory(device, 0), timeout=120)
+                    await agent.stub.ReportInventory(
+                        inventory(device, 0), timeout=self.args.connect_timeout_s
+                    )
                 agent.call = agent.stub.StreamLeases(
                     agent_control_pb2.LeaseStreamRequest(device_id=device)
                 )
                 self.readers.append(asyncio.get_running_loop().create_task(agent.read()))
-                await asyncio.wait_for(agent.changed.wait(), 120)  # the first message
+                # The first message on the stream.
+                await asyncio.wait_for(agent.changed.wait(), self.args.connect_timeout_s)
                 self.agents.append(agent)
             except (grpc.aio.AioRpcError, TimeoutError) as exc:
                 code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "TIMEOUT"
@@ -144,7 +147,8 @@ class Swarm:
         )
         first_lease = 0
         if not self.args.bare:
-            got = await asyncio.gather(*(a.wait_for("", 60) for a in self.agents))
+            within = self.args.connect_timeout_s
+            got = await asyncio.gather(*(a.wait_for("", within) for a in self.agents))
             first_lease = sum(got)
         return {
             "ready": len(self.agents), "first_lease": first_lease, "errors": self.errors,
@@ -215,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bare", action="store_true", help="streams only (the bare server)")
     p.add_argument("--parallel", type=int, default=200, help="connections opened at once")
     p.add_argument("--lease-timeout-s", type=float, default=30.0)
+    p.add_argument("--connect-timeout-s", type=float, default=120.0)
     args = p.parse_args(argv)
     asyncio.run(_amain(args))
     return 0

@@ -179,12 +179,15 @@ class Uploads:
             t.join(120)
 
 
-def _swarms(data: Path, port: int, agents: int, bare: bool) -> list[subprocess.Popen[str]]:
+def _swarms(
+    data: Path, port: int, agents: int, bare: bool, timeout_s: float = 120.0
+) -> list[subprocess.Popen[str]]:
     procs = []
     for first in range(0, agents, PER_PROCESS):
         count = min(PER_PROCESS, agents - first)
         argv = [sys.executable, "-m", "bench.agent_swarm", "--data-dir", str(data),
-                "--port", str(port), "--first", str(first), "--count", str(count)]  # fmt: skip
+                "--port", str(port), "--first", str(first), "--count", str(count),
+                "--connect-timeout-s", str(timeout_s)]  # fmt: skip
         if bare:
             argv.append("--bare")
         procs.append(
@@ -232,7 +235,9 @@ def _settled_rss(server: Server, wait_s: float = 1.0) -> int:
     return server.rss_kb()
 
 
-def measure_vigil(work: Path, creds: list[Creds], agents: int) -> dict[str, Any]:
+def measure_vigil(
+    work: Path, creds: list[Creds], agents: int, timeout_s: float = 120.0
+) -> dict[str, Any]:
     server = Server(_controller_process, str(work), agents)
     swarms: list[subprocess.Popen[str]] = []
     uploads = Uploads(server.port, creds).start()
@@ -240,7 +245,7 @@ def measure_vigil(work: Path, creds: list[Creds], agents: int) -> dict[str, Any]
         time.sleep(3.0)  # uploads warm (threads, buffers) before the baseline
         rss0 = _settled_rss(server)
         t0 = time.monotonic()
-        swarms = _swarms(work, server.port, agents, bare=False)
+        swarms = _swarms(work, server.port, agents, bare=False, timeout_s=timeout_s)
         ready = [_read(p) for p in swarms]
         connect_s = time.monotonic() - t0
         held = sum(r["ready"] for r in ready)
@@ -300,6 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.agents", description=__doc__)
     p.add_argument("--quick", action="store_true", help="2,000 agents, < 60 s")
     p.add_argument("--agents", type=int, help="simulated agents (default 10,000; --quick 2,000)")
+    p.add_argument(
+        "--connect-timeout-s", type=float, default=120.0,
+        help="how long one agent may wait for its inventory answer and first lease",
+    )  # fmt: skip
     args = p.parse_args(argv)
     agents = args.agents or (2_000 if args.quick else 10_000)
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -309,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-agents-"))
     try:
         creds = _setup(work)
-        vigil = measure_vigil(work, creds, agents)
+        vigil = measure_vigil(work, creds, agents, args.connect_timeout_s)
         bare = measure_bare(work, agents)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -77,6 +78,34 @@ class _Open:
     lost: bool = False
 
 
+class _Wakeups:
+    """Sets the streams' asyncio events from the scheduler's threads with one loop wake-up
+    per burst: a replan that pushes leases to ten thousand streams (under the scheduler's
+    lock) writes to the loop's self-pipe once, not ten thousand times."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[asyncio.Event] = []
+
+    def set(self, event: asyncio.Event) -> None:
+        """Any thread; never blocks on the loop."""
+        with self._lock:
+            self._pending.append(event)
+            first = len(self._pending) == 1
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                pass  # the loop is closed: the server stopped
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for event in pending:
+            event.set()
+
+
 class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
     def __init__(
         self,
@@ -102,6 +131,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         self._open: set[_Open] = set()
         self._watcher: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(lim.threads, thread_name_prefix="agent-control")
+        self._wakeups: _Wakeups | None = None
 
     @property
     def open_streams(self) -> int:
@@ -185,13 +215,8 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         try:
             box = await self._connect(service, device, loop)
 
-            def wake() -> None:  # the scheduler's thread: must not block
-                try:
-                    loop.call_soon_threadsafe(state.wake.set)
-                except RuntimeError:
-                    pass  # the loop is closed: the server stopped
-
-            box.watch(wake)
+            wakeups = self._wakeups_on(loop)
+            box.watch(lambda: wakeups.set(state.wake))
             while not state.lost:
                 state.wake.clear()  # before polling, so a put in between is not missed
                 msg = box.poll()
@@ -225,6 +250,11 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
 
             work.add_done_callback(undo)
             raise
+
+    def _wakeups_on(self, loop: asyncio.AbstractEventLoop) -> _Wakeups:
+        if self._wakeups is None or self._wakeups.loop is not loop:
+            self._wakeups = _Wakeups(loop)
+        return self._wakeups
 
     def _watch_leadership(self) -> None:
         """One task per servicer (not one timer per stream) ends every open stream once the
