@@ -152,23 +152,6 @@ def ingest(
     return Ingest(service, server, port, task)
 
 
-class CatalogDirectory:
-    """The fleet's device registry, read from the catalog: device id -> (county, site).
-
-    Looked up per message of an unknown-to-the-monitor device only (the monitor keeps its own
-    table), so a database read here is not on the hot path.
-    """
-
-    def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
-
-    def lookup(self, device_id: str) -> tuple[str, str] | None:
-        device = self._catalog.device(device_id)
-        if device is None:
-            return None
-        return (device.county, device.site)
-
-
 def fleet(core: Core, leadership: Leadership | None = None) -> FleetComponent:
     """MQTT fleet health and commands (a managed Mosquitto when no broker is configured).
     The device registry is held in memory (refreshed on change); with `mqtt.shared`, the
@@ -255,7 +238,6 @@ def audit_witness(core: Core, publish: Publish | None) -> CheckpointWitness | No
 
 __all__ = [
     "audit_witness",
-    "CatalogDirectory",
     "Ingest",
     "RetentionSweep",
     "fleet",
