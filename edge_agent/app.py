@@ -34,6 +34,7 @@ from typing import Protocol
 from edge_agent.capture import CaptureManager, CaptureSettings
 from edge_agent.clock import Clock
 from edge_agent.config import AgentConfig
+from edge_agent.live.tap import LiveTaps
 from edge_agent.model import AgentEvent, CameraStatus
 from edge_agent.store import SegmentBuffer
 
@@ -74,8 +75,9 @@ class Agent:
         self.clock = clock
         self.buffer = buffer
         self.settings = settings or CaptureSettings(state_dir=capture_state_dir(config))
+        self.live = LiveTaps(clock.now_us)  # the live view's tee on capture (edge_agent/live)
         self.capture = CaptureManager(
-            config.cameras, buffer, clock, self.settings, on_event=self.publish
+            config.cameras, buffer, clock, self.settings, on_event=self.publish, live=self.live
         )
         self._components: list[Component] = []
         self._subscribers: list[Callable[[AgentEvent], None]] = []

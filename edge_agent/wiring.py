@@ -102,6 +102,10 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
         )
         agent.add_component(leased)
         agent.add_component(leases)
+        from edge_agent.live import LiveClient
+
+        control = leases.control
+        agent.add_component(LiveClient(agent.live, control.route.current, control.channel, clock))
         upload_rate = RateMeter(lambda: leased.stats().bytes_sent, clock)
         routes = route_status(leased.sender, leases.control.route)
         log.info("leased uplink to %s enabled", addresses)

@@ -17,6 +17,7 @@ from edge_agent.config import CameraConfig
 from edge_agent.model import CameraStatus
 
 from .folder_worker import FolderWorker
+from .livetap import TapSource
 from .worker import CameraWorker, CaptureSettings, EventSink, RtspWorker
 from .writer import SegmentSink
 
@@ -43,7 +44,9 @@ class CaptureManager:
         clock: Clock,
         settings: CaptureSettings,
         on_event: EventSink | None = None,
+        live: TapSource | None = None,
     ) -> None:
+        self._live = live  # the live view's taps (edge_agent/live), one per camera
         self._sink = sink
         self._clock = clock
         self._settings = settings
@@ -102,6 +105,8 @@ class CaptureManager:
     def _start_worker(self, camera: CameraConfig) -> None:
         worker = make_worker(camera, self._sink, self._clock, self._settings, self._on_event)
         self._workers[camera.id] = worker
+        if self._live is not None:
+            worker.live = self._live.tap(camera.id)
         worker.start()
         log.info("camera %s: capture started (%s)", camera.id, camera.kind)
 

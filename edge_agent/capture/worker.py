@@ -40,6 +40,7 @@ from edge_agent.sources.errors import ConnectError, SourceError
 from edge_agent.sources.rtsp import RtspOptions, RtspSession, codec_label
 
 from .audio import format_of
+from .livetap import NO_TAP, PacketTap
 from .status import StatusTracker, classify, media_seconds
 from .writer import SegmentSink, SegmentWriter
 
@@ -98,6 +99,7 @@ class CameraWorker:
         self._tracker = StatusTracker(camera.id)
         self._lost_since_us: int | None = None
         self._last_reason = ""
+        self.live: PacketTap = NO_TAP  # the live view's tee (edge_agent/live), set by the manager
         self.writer = SegmentWriter(
             camera.id,
             sink,
@@ -305,12 +307,14 @@ class RtspWorker(CameraWorker):
                         audio=session.audio,
                     )
                     self._up(self._describe_stream(session))
+                    self.live.begin(session.stream)
                 if packet.stream_index != video:
                     self.writer.feed(packet, now)  # audio: not counted in the video's rates
                     continue
                 # Read the packet's figures first: muxing may hand its data to the muxer.
                 size, key = packet.size, packet.is_keyframe
                 media = media_seconds(cast("Packet[VideoStream]", packet), tick_s)
+                self.live.packet(packet)  # before the writer: muxing takes the packet's data
                 self.writer.feed(packet, now)
                 self._tracker.packet(size, key, now, media)
                 if self._stop.is_set():
@@ -318,6 +322,7 @@ class RtspWorker(CameraWorker):
         except SourceError as exc:
             error = exc
         finally:
+            self.live.end(str(error) if error else "camera stream ended")
             self.writer.end(truncated=True)
             session.close()
         if self._stop.is_set():

@@ -62,6 +62,10 @@ class ControlChannel:
     def route(self) -> RouteKeeper:
         return self._route
 
+    def channel(self, address: str) -> grpc.Channel:
+        """The channel to `address` (the live feed shares it: edge_agent/live/client.py)."""
+        return self._channel_for(address)
+
     def stub(self) -> tuple[str, agent_control_pb2_grpc.AgentControlStub]:
         """(address, stub): report the call's outcome with that address."""
         address = self._route.current()
