@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -48,6 +49,12 @@ BASELINE_MODULE = "controller.catalog.migrations.versions.v0001_baseline"
 VERSION_TABLE = "alembic_version"
 # pg_advisory_xact_lock key of schema changes ("VIGIL" then 1), released at commit/rollback.
 PG_LOCK_KEY = 0x5649_4749_4C01
+
+# Alembic's `context` and `op` (what env.py and every revision call) are process-global
+# proxies: two threads migrating two databases at once would run each other's operations on
+# the wrong connection. Migrations are rare and short, so they run one at a time per process
+# (taken after the database's own lock, never while waiting for one: no lock-order cycle).
+_ALEMBIC_PROXIES = threading.Lock()
 
 EMPTY = "empty"
 CURRENT = "current"
@@ -167,7 +174,10 @@ def _run(conn: Connection, script: ScriptDirectory, target: str, stamp: bool) ->
         return script._upgrade_revs(target, rev)
 
     config = alembic_config(conn)
-    with EnvironmentContext(config, script, fn=step, destination_rev=target):
+    with (
+        _ALEMBIC_PROXIES,
+        EnvironmentContext(config, script, fn=step, destination_rev=target),
+    ):
         script.run_env()
 
 

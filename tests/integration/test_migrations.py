@@ -435,3 +435,33 @@ def test_vigil_controller_serve_refuses_an_old_schema_and_starts_after_db_upgrad
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_threads_migrating_different_databases_at_once_each_get_their_own(
+    tmp_path: Path,
+) -> None:
+    """Alembic's `op`/`context` are process-wide: without the process lock, a thread ran
+    another database's operations on its connection ("table ... already exists")."""
+    errors: list[BaseException] = []
+    urls = [f"sqlite:///{tmp_path / f'db{i}.db'}" for i in range(6)]
+    start = threading.Barrier(len(urls))
+
+    def open_one(url: str) -> None:
+        try:
+            start.wait()
+            make_engine(url).dispose()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(u,)) for u in urls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    for url in urls:
+        engine = make_engine(url)
+        try:
+            assert schema_state(engine).kind == CURRENT
+        finally:
+            engine.dispose()
