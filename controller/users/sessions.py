@@ -7,7 +7,8 @@ a password changes or an account is disabled, which ends every session issued be
 issue and expiry times and a random nonce. Any controller replica holding the same key checks
 a session without a database round trip for the signature; the API still loads the account to
 apply a disable or a role change at once. The key is derived from the controller's URL HMAC
-key with a domain label (`derive_session_key`), so no extra secret has to be distributed.
+key with a domain label (`derive_session_key`), so no extra secret has to be distributed: the
+replicas on one database share the URL HMAC key through it (controller/grants/shared_keys.py).
 """
 
 from __future__ import annotations
