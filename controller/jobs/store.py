@@ -32,9 +32,7 @@ from controller.jobs.model import (
     SegmentState,
 )
 from controller.jobs.tables import JOB_TABLES, Job, JobGone, JobSegment
-from controller.leader import NotLeaderError
-from controller.leader.lease import LEASE_NAME
-from controller.leader.tables import LeaderLease
+from controller.leader.fence import hold_epoch
 from controller.traffic import TrafficClass
 
 MAX_LIST = 1000
@@ -50,17 +48,6 @@ def _translated(op: str) -> Iterator[None]:
         yield
     except DBAPIError as exc:
         raise JobsUnavailable(f"jobs: {op}: {exc.orig}") from exc
-
-
-def _fence(conn: Connection, epoch: int) -> None:
-    """(in the write's transaction) NotLeaderError unless the leadership still has `epoch`."""
-    held = conn.execute(
-        select(col(LeaderLease.epoch))
-        .where(col(LeaderLease.name) == LEASE_NAME)
-        .with_for_update(read=True)
-    ).scalar()
-    if held != epoch:
-        raise NotLeaderError(f"job progress not saved: leadership epoch {epoch} is over ({held})")
 
 
 def _view(row: Any, gone: Sequence[GoneRange] = ()) -> JobView:
@@ -233,7 +220,7 @@ class JobStore:
         )
         with self._write("save job progress") as conn:
             if fence_epoch:
-                _fence(conn, fence_epoch)
+                hold_epoch(conn, fence_epoch, "job progress")
             result = conn.execute(
                 update(Job)
                 .where(col(Job.job_id) == job_id, col(Job.state) == JOB_OPEN)

@@ -42,6 +42,7 @@ from controller.jobs.store import JobStore
 from controller.jobs.tracker import DeviceReport, HoldWanted, JobTracker
 from controller.leader import Leadership, NotLeaderError, SoleLeader
 from controller.scheduler import upkeep
+from controller.scheduler.board import PUBLISH_S, FollowerView, PlanBoard
 from controller.scheduler.convert import device_report, lease_message
 from controller.scheduler.inventory import demand_from_inventory
 from controller.scheduler.leases import (
@@ -86,10 +87,15 @@ class SchedulerService:
         jobs: JobTracker | None = None,
         leadership: Leadership | None = None,
         fence_writes: bool = False,
+        board: PlanBoard | None = None,
     ) -> None:
         self.options = opt = options or SchedulerOptions()
         self._leadership: Leadership = leadership or SoleLeader()
         self._fence_writes = fence_writes  # job writes checked against the lease row's epoch
+        # Replicas: the leader publishes its plan on the board, followers show that one.
+        self._board = board
+        self._follower_view = FollowerView(board, clock) if board is not None else None
+        self._last_publish = -1e18
         self._clock = clock
         self._catalog = catalog
         if topology is None:
@@ -272,17 +278,43 @@ class SchedulerService:
 
     def delivery(self) -> list[LinkDelivery]:
         """Planned against delivered bit/s per link carrying anything."""
+        if self._follower_view is not None and not self._current_term():
+            return self._leaders_snapshot(self._follower_view).links
         now = self._clock.now_us()
         with self._lock:
             return self._delivery(now)
 
     def snapshot(self) -> Snapshot:
+        """This replica's plan; on a follower with a board, the leader's as published."""
+        if self._follower_view is not None and not self._current_term():
+            return self._leaders_snapshot(self._follower_view)
         now = self._clock.now_us()
         with self._lock:
             return upkeep.snapshot(
                 self._planner, self._book, self._meter, frozenset(self._streams), now,
                 dict(self.counters), self._delivery(now),
             )  # fmt: skip
+
+    def _leaders_snapshot(self, view: FollowerView) -> Snapshot:
+        """The published plan; its devices get default links here too (topology views)."""
+        snap = view.snapshot()
+        with self._lock:
+            topology = self._planner.topology
+            known = topology.compiled.device_index
+            unknown = [d.device_id for d in snap.devices if d.device_id not in known]
+            if unknown:  # one recompile for all of them
+                self._planner.set_topology(
+                    with_default_links(topology, unknown, self.options.default_link_bps)
+                )
+        return snap
+
+    def _publish(self, term: int) -> None:
+        """(leader) Pin the plan for the followers, every PUBLISH_S at most."""
+        mono = self._clock.monotonic()
+        if self._board is None or mono - self._last_publish < PUBLISH_S:
+            return
+        self._last_publish = mono
+        self._board.publish(self.snapshot(), term)
 
     def _delivery(self, now_us: int) -> list[LinkDelivery]:
         plan = self._planner.plan
@@ -405,7 +437,7 @@ class SchedulerService:
         self._book = LeaseBook()
         self._meter = DeliveryMeter(opt.delivery_window_s)
         self._upkeep.new_term(term if self._fence_writes else 0)
-        self._last_upkeep = self._last_replan = -1e18  # jobs read again at once
+        self._last_upkeep = self._last_replan = self._last_publish = -1e18  # all at once
         self._dirty = True
         if term:
             self.counters["terms"] += 1
@@ -484,6 +516,7 @@ class SchedulerService:
                     self._holds[device_id] = new
                     self._push(device_id)
                     self._dirty = True
+        self._publish(term)
 
 
 __all__ = ["SchedulerOptions", "SchedulerService"]

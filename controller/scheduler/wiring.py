@@ -16,6 +16,7 @@ import grpc
 from controller.config import SchedulerConfig
 from controller.leader import Leadership
 from controller.runtime import Core
+from controller.scheduler.board import PlanBoard
 from controller.scheduler.grpc_service import AgentControlServicer, ControlLimits
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
@@ -62,6 +63,7 @@ def scheduler(
         fleet=commands,
         leadership=leadership,
         fence_writes=core.config.cluster.enabled,
+        board=PlanBoard(core.engine) if core.config.cluster.enabled else None,
     )
     limits = ControlLimits(streams=core.config.grpc.max_lease_streams)
     return Scheduler(service, AgentControlServicer(service, leadership=leadership, limits=limits))

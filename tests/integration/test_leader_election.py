@@ -33,6 +33,7 @@ from controller.leader.lease import Lost, Timing, Won
 from controller.runtime import PeriodicTask
 from tests.fixtures.postgres import PgServer
 from tests.integration.controller_proc import make_config, prepare_data_dir
+from tests.integration.test_agent_control import inventory
 from tests.integration.test_agent_control_support import FAST
 from tests.support import ManagedProcess, wait_until
 
@@ -350,6 +351,23 @@ def test_leader_only_work_runs_on_one_of_two_controllers(pg_db: str, tmp_path: P
             b.scheduler.connect("dev1")  # a follower's scheduler hands out no leases
         assert b.scheduler.counters["replans"] == 0 and b.scheduler.connected() == frozenset()
 
+        # The plan an operator sees on the follower is the leader's (published every 5 s).
+        box = a.scheduler.connect("dev1")
+        a.scheduler.report_inventory("dev1", inventory("dev1", ("s1", "cam1", 500_000)))
+        wait_until(lambda: a.scheduler is not None and a.scheduler.lease("dev1") is not None, 3,
+                   "a lease from the leader")  # fmt: skip
+
+        def follower_shows_the_lease() -> bool:
+            assert b.scheduler is not None
+            shown = {d.device_id: d.lease_id for d in b.scheduler.snapshot().devices}
+            return bool(shown.get("dev1"))  # FAST leases are re-issued every ~1.5 s
+
+        wait_until(follower_shows_the_lease, 8, "the follower to show the leader's plan")
+        link = next(d.link_id for d in b.scheduler.snapshot().devices if d.device_id == "dev1")
+        assert link in {x.link_id for x in b.scheduler.delivery()}
+        assert link in b.scheduler.topology.compiled.index  # the API can place it
+        a.scheduler.disconnect("dev1", box)
+
         runs_b = sweep_gate(b).runs
         a.stop(grace_s=0.5)  # a clean stop lets the lease go: b takes over within renew_s
         wait_until(b.leadership.is_leader, 3.0, "b to lead after a stopped")
@@ -357,6 +375,7 @@ def test_leader_only_work_runs_on_one_of_two_controllers(pg_db: str, tmp_path: P
         wait_until(lambda: b.scheduler is not None and b.scheduler.counters["upkeeps"] > 0, 3.0,
                    "b's job upkeep")  # fmt: skip
         assert b.leadership.epoch() == 2
+        assert b.scheduler.snapshot().devices == []  # its own plan now, from nothing
         b.scheduler.connect("dev1").close()  # the new leader accepts agents
     finally:
         b.stop(grace_s=0.5)

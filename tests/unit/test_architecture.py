@@ -372,6 +372,8 @@ SQL_ALLOWED = (
     "controller.fleet.shared",  # the replicas' fleet tables and the registry's version query
     "controller.leader.election",  # the leadership lease row (one conditional UPDATE)
     "controller.leader.tables",
+    "controller.leader.fence",  # a leader's writes checked against the lease row's epoch
+    "controller.scheduler.board",  # the leader's plan for the followers (scheduler_view)
 )
 
 
