@@ -182,8 +182,10 @@ def _build(
     controller = Controller(
         core, ingest.service, ingest.server, ingest.port, fleet, registry=registry, health=health
     )
-    registry.register(
-        StateCollector(fleet.service if fleet else None, sched.service.snapshot if sched else None)
+    registry.register(  # this replica's own scheduler state: summed over replicas, once
+        StateCollector(
+            fleet.service if fleet else None, sched.service.local_snapshot if sched else None
+        )
     )
     controller.leadership = leadership
     if election is not None:

@@ -285,9 +285,15 @@ class SchedulerService:
             return self._delivery(now)
 
     def snapshot(self) -> Snapshot:
-        """This replica's plan; on a follower with a board, the leader's as published."""
+        """The city's plan: this replica's, or on a follower with a board the leader's as
+        published (what the HTTP API shows)."""
         if self._follower_view is not None and not self._current_term():
             return self._leaders_snapshot(self._follower_view)
+        return self.local_snapshot()
+
+    def local_snapshot(self) -> Snapshot:
+        """This replica's own scheduler state (empty on a follower): what /metrics counts,
+        so a sum over replicas counts every lease once."""
         now = self._clock.now_us()
         with self._lock:
             return upkeep.snapshot(

@@ -366,6 +366,7 @@ def test_leader_only_work_runs_on_one_of_two_controllers(pg_db: str, tmp_path: P
         link = next(d.link_id for d in b.scheduler.snapshot().devices if d.device_id == "dev1")
         assert link in {x.link_id for x in b.scheduler.delivery()}
         assert link in b.scheduler.topology.compiled.index  # the API can place it
+        assert b.scheduler.local_snapshot().devices == []  # its /metrics count nothing twice
         a.scheduler.disconnect("dev1", box)
 
         runs_b = sweep_gate(b).runs
