@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -54,6 +54,8 @@ from controller.ingest.service import IngestService
 from controller.leader import Leadership, SoleLeader
 from controller.leader import wiring as leader_wiring
 from controller.leader.metrics import LeaderCollector
+from controller.live.grpc_service import LiveServicer
+from controller.live.hub import LiveHub
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
@@ -100,6 +102,7 @@ class Controller:
     leadership: Leadership = field(default_factory=SoleLeader)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     health: Health = field(default_factory=Health)
+    live: LiveHub | None = None  # the live view's hub (controller/live)
     # In start order: the leader election (if any) first, the HTTP API last.
     components: list[Component] = field(default_factory=list)
 
@@ -166,6 +169,7 @@ def _build(
     ProcessCollector(registry=registry)
     health = Health()
     leadership, election = leader_wiring.build(core)
+    live = LiveServicer(LiveHub(core.clock.now_us, core.clock.monotonic), _device_of(core))
     registry.register(LeaderCollector(leadership))
     fleet = components.fleet(core, leadership) if parts.fleet else None
     sched = (
@@ -176,7 +180,7 @@ def _build(
     ingest = components.ingest(
         core,
         credentials,
-        [health.register, *services, *([sched.register] if sched else [])],
+        [health.register, live.register, *services, *([sched.register] if sched else [])],
         [MetricsInterceptor(RpcMetrics(registry))],
     )
     controller = Controller(
@@ -188,6 +192,7 @@ def _build(
         )
     )
     controller.leadership = leadership
+    controller.live = live.hub
     if election is not None:
         controller.components.append(election)
     controller.components.append(ingest.housekeeping)
@@ -210,9 +215,20 @@ def _build(
             controller.scheduler,
             Metrics(registry),
             readiness_probes(core, fleet),
+            live=live.hub,
         )
         controller.components.append(controller.http)
     return controller
+
+
+def _device_of(core: Core) -> Callable[[str], str | None]:
+    """The device a camera belongs to in the catalog (a device may feed only its own)."""
+
+    def device_of(camera_id: str) -> str | None:
+        row = core.catalog.camera(camera_id)
+        return row.device_id if row is not None else None
+
+    return device_of
 
 
 def readiness_probes(core: Core, fleet: FleetComponent | None) -> dict[str, Probe]:

@@ -34,6 +34,7 @@ from controller.api.routes import (
     fleet,
     footage,
     grants,
+    live,
     play,
     scheduler,
     web,
@@ -156,7 +157,19 @@ def create_app(deps: ApiDeps) -> FastAPI:
         redoc_url=None,
     )
     app.state.deps = deps
-    for module in (auth, catalog, grants, exports, fleet, footage, scheduler, audit, play, web):
+    for module in (
+        auth,
+        catalog,
+        grants,
+        exports,
+        fleet,
+        footage,
+        scheduler,
+        audit,
+        play,
+        live,
+        web,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=deps.web_dir, check_dir=False), name="static")
     _install_handlers(app, deps.metrics)

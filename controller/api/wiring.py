@@ -23,6 +23,7 @@ from controller.grants.keys import KeyFileError, load_keys
 from controller.grants.policy import Policy, default_policy
 from controller.grants.service import GrantService
 from controller.jobs import JobService
+from controller.live.hub import LiveHub
 from controller.media.renditions import rendition_cache
 from controller.playback.service import PlaybackService
 from controller.runtime import Core, StartupError
@@ -79,17 +80,21 @@ def http(
     scheduler: SchedulerView | None,
     metrics: Metrics | None = None,
     readiness: Readiness | None = None,
+    live: LiveHub | None = None,
 ) -> HttpComponent:
     """The HTTP API on `config.http.listen`, flushing the segment-fetch audit every minute;
-    `metrics` on the assembly's registry, `readiness` what /readyz checks."""
+    `metrics` on the assembly's registry, `readiness` what /readyz checks, `live` the live
+    view's hub (None: the live WebSocket refuses every viewer)."""
     deps = api_deps(core, fleet, scheduler)
     if metrics is not None:
         deps.metrics = metrics
     deps.readiness = readiness
     host, port = split_listen(core.config.http.listen)
     cert, key = core.config.http_tls_paths()
+    app = create_app(deps)
+    app.state.live = live
     return HttpComponent(
-        create_app(deps),
+        app,
         host,
         port,
         periodic=[deps.playback.flush],

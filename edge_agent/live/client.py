@@ -61,6 +61,7 @@ class LiveClient:
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.streams_opened = 0
+        self.starts = 0  # start commands received (what crossed the link: tests, metrics)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -167,5 +168,6 @@ class LiveClient:
         if not self._taps.known(camera):
             self._down(camera, "not a camera of this agent")
             return
+        self.starts += 1
         log.info("camera %s: live feed started", camera)
         self._taps.tap(camera).start(self._chunk, self._down)

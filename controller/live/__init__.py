@@ -1,0 +1,7 @@
+"""Live view (实时调阅) on the controller: the agents' Feed streams in (`LiveServicer`), one
+feed per camera fanned out to every viewer (`LiveHub`), WebSocket viewers out
+(controller/api/routes/live.py)."""
+
+from controller.live.hub import FeedState, LiveHub, LiveOptions, Viewer
+
+__all__ = ["FeedState", "LiveHub", "LiveOptions", "Viewer"]
