@@ -27,8 +27,9 @@ venv: $(VENV)/.installed
 
 deps: debs venv web
 
-web: ## hls.js for the console (npm, into controller/web/vendor/, gitignored)
+web: ## hls.js and mpegts.js for the console (npm, into controller/web/vendor/, gitignored)
 	@scripts/fetch_hlsjs.sh
+	@scripts/fetch_mpegtsjs.sh
 
 protos: venv ## regenerate Python code and stubs from protos/
 	$(PY) scripts/gen_protos.py

@@ -1,5 +1,6 @@
-"""Every vendored asset is pinned by version and SHA-256 (scripts/fetch_hlsjs.sh), so the
-console ships the exact bytes that were tested, and an installed copy is checked against it."""
+"""Every vendored asset is pinned by version and SHA-256 (scripts/fetch_hlsjs.sh,
+scripts/fetch_mpegtsjs.sh), so the console ships the exact bytes that were tested, and an
+installed copy is checked against it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "fetch_hlsjs.sh"
+MPEGTS_SCRIPT = ROOT / "scripts" / "fetch_mpegtsjs.sh"
 
 
-def pins() -> dict[str, str]:
-    return dict(re.findall(r'^([A-Z0-9_]+)="([^"]*)"$', SCRIPT.read_text(encoding="utf-8"), re.M))
+def pins(script: Path = SCRIPT) -> dict[str, str]:
+    return dict(re.findall(r'^([A-Z0-9_]+)="([^"]*)"$', script.read_text(encoding="utf-8"), re.M))
 
 
 def test_hlsjs_is_pinned_by_exact_version_and_hash() -> None:
@@ -23,11 +25,27 @@ def test_hlsjs_is_pinned_by_exact_version_and_hash() -> None:
     assert '"hls.js@$HLSJS_VERSION"' in text and '!= "$HLSJS_SHA256"' in text
 
 
+def test_mpegtsjs_is_pinned_by_exact_version_and_hash() -> None:
+    found = pins(MPEGTS_SCRIPT)
+    assert re.fullmatch(r"\d+\.\d+\.\d+", found["MPEGTSJS_VERSION"]), found
+    assert re.fullmatch(r"[0-9a-f]{64}", found["MPEGTSJS_SHA256"]), found
+    text = MPEGTS_SCRIPT.read_text(encoding="utf-8")
+    assert '"mpegts.js@$MPEGTSJS_VERSION"' in text and '!= "$MPEGTSJS_SHA256"' in text
+
+
+def test_make_web_installs_every_vendored_asset() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "scripts/fetch_hlsjs.sh" in makefile and "scripts/fetch_mpegtsjs.sh" in makefile
+
+
 def test_every_vendored_file_is_pinned() -> None:
     """Anything in controller/web/vendor/ (gitignored, installed by the script) is a pinned
     asset with the pinned bytes; a file nobody pinned is an error."""
     vendor = ROOT / "controller" / "web" / "vendor"
-    expected = {"hls.min.js": pins()["HLSJS_SHA256"]}
+    expected = {
+        "hls.min.js": pins()["HLSJS_SHA256"],
+        "mpegts.js": pins(MPEGTS_SCRIPT)["MPEGTSJS_SHA256"],
+    }
     for path in vendor.iterdir():
         if path.name == ".gitignore":
             continue
