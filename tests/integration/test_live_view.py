@@ -58,6 +58,7 @@ class World:
     agent: Agent
     live: LiveClient
     dev2: DeviceCreds
+    cams: CamsimProcess
 
     @property
     def base(self) -> str:
@@ -136,7 +137,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             30,
             "cam1 streaming at the agent",
         )
-        yield World(controller, http, controller.live, agent, live, dev2)
+        yield World(controller, http, controller.live, agent, live, dev2, cams)
     finally:
         if agent is not None:
             agent.stop()
@@ -384,3 +385,28 @@ def stuck_viewer(world: World, hello: dict[str, str]) -> socket.socket:
     sock.sendall(header + payload)  # masked with a zero key: the payload goes as it is
     threading.Event().wait(0.2)
     return sock
+
+
+def test_a_stopped_camera_reads_offline_and_live_again_when_it_returns(world: World) -> None:
+    ws, _ = watcher(world)
+    with ws:
+        data, _ = read_media(ws, 1.0)
+        assert data
+        world.cams.client.stop(1)
+        stopped = time.monotonic()
+        states: list[str] = []
+        while "camera_offline" not in states and time.monotonic() - stopped < 15:
+            states += [t["state"] for t in read_media(ws, 0.5)[1] if "state" in t]
+        took = time.monotonic() - stopped
+        assert "camera_offline" in states, states
+        assert took < 10, f"offline shown {took:.1f} s after the camera stopped"
+        world.cams.client.start(1)
+        resumed = bytearray()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            chunk, texts = read_media(ws, 0.5)
+            resumed += chunk
+            if [t for t in texts if t.get("state") == "live"] and len(resumed) > 20_000:
+                break
+        frames = decode(bytes(resumed))
+        assert frames and frames[0].key_frame, "the feed did not resume at a keyframe"
