@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import av
@@ -40,10 +41,11 @@ from edge_agent.config import AgentConfig, BufferConfig, CameraConfig
 from edge_agent.live import LiveClient, LiveClientOptions
 from edge_agent.uplink.client import connect as grpc_connect
 from edge_agent.uplink.client import load_credentials
+from edge_agent.wiring import wire_components
 from protos.vigil.v1 import live_pb2, live_pb2_grpc
 from tests.fixtures.camsim import TEST_DEFAULTS
 from tests.integration.controller_proc import DeviceCreds, issue_device, register
-from tests.integration.test_uplink_support import make_site
+from tests.integration.test_uplink_support import make_site, uplink_config
 from tests.support import wait_until
 from vigil_camsim.launcher import CamsimProcess, check_gstreamer
 
@@ -59,6 +61,7 @@ class World:
     live: LiveClient
     dev2: DeviceCreds
     cams: CamsimProcess
+    tmp: Path
 
     @property
     def base(self) -> str:
@@ -137,7 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             30,
             "cam1 streaming at the agent",
         )
-        yield World(controller, http, controller.live, agent, live, dev2, cams)
+        yield World(controller, http, controller.live, agent, live, dev2, cams, tmp)
     finally:
         if agent is not None:
             agent.stop()
@@ -410,3 +413,31 @@ def test_a_stopped_camera_reads_offline_and_live_again_when_it_returns(world: Wo
                 break
         frames = decode(bytes(resumed))
         assert frames and frames[0].key_frame, "the feed did not resume at a keyframe"
+
+
+def test_the_agent_as_wired_feeds_live_on_its_control_route(world: World) -> None:
+    """dev2 built by `wire_components` (leased uplink, as `vigil-agent run` does): its live
+    feed rides the control route's channel, and its camera plays."""
+    config = AgentConfig(
+        device_id="dev2",
+        data_dir=str(world.tmp / "agent2"),
+        cameras=[CameraConfig(id="cam3", url=world.cams.url(1), segment_seconds=2.0)],
+        buffer=BufferConfig(quota_bytes=64 * 1024 * 1024),
+        uplink=uplink_config(world.controller.grpc_port, world.dev2),
+    )
+    clock = SystemClock()
+    settings = CaptureSettings(state_dir=world.tmp / "agent2" / "capture", backoff_cap_s=1.0)
+    agent = Agent.open(config, clock, settings)
+    try:
+        wire_components(agent, config, clock)
+        agent.start()
+        ws, _ = watcher(world, "cam3")
+        with ws:
+            data = b""
+            deadline = time.monotonic() + 20
+            while len(data) < 20_000 and time.monotonic() < deadline:
+                data += read_media(ws, 0.5)[0]
+        frames = decode(data)
+        assert frames and frames[0].key_frame
+    finally:
+        agent.stop()
