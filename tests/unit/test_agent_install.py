@@ -27,6 +27,7 @@ CONTROLLER_ONLY = {
     "prometheus-client": "prometheus_client",
     "grpcio-health-checking": "grpc_health",
     "alembic": "alembic",
+    "websockets": "websockets",
 }
 
 # GStreamer's Python bindings come from Debian (python3-gi), not pip; only the camera
