@@ -441,3 +441,27 @@ def test_the_agent_as_wired_feeds_live_on_its_control_route(world: World) -> Non
         assert frames and frames[0].key_frame
     finally:
         agent.stop()
+
+
+def test_a_flood_of_opens_and_closes_leaves_nothing_behind(world: World) -> None:
+    idle(world)
+    token = session(world.base)
+    g = grant(world.base, token, ["cam1"])
+    hello = {"session": token, "grant": g["token"]}
+    starts = world.live.starts
+    for i in range(30):
+        ws = connect(f"{world.ws_base}/api/v1/live/cam1/ws", open_timeout=5, legacy=True)
+        if i % 3:
+            ws.send(json.dumps(hello))  # a third close before saying who they are
+            if i % 5 == 0:
+                ws.recv(timeout=5)  # some wait for the first message
+        ws.close()
+    wait_until(lambda: world.hub.viewers("cam1") == 0, 10, "every flooded viewer gone")
+    assert world.live.starts - starts <= 2, "the flood restarted the feed again and again"
+    idle(world)
+    with watcher(world)[0] as ws:
+        data = b""
+        deadline = time.monotonic() + 10
+        while len(data) < 10_000 and time.monotonic() < deadline:
+            data += read_media(ws, 0.5)[0]
+    assert decode(data)[0].key_frame
