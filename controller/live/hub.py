@@ -280,7 +280,11 @@ class LiveHub:
     # -- inside the lock --------------------------------------------------------------------
 
     def _maybe_idle(self, feed: _Feed) -> None:
-        if not feed.viewers and feed.idle_since is None:
+        if feed.viewers:
+            return
+        if feed.device_id not in self._agents:
+            self._feeds.pop(feed.camera_id, None)  # no agent to stop and no sweep to come
+        elif feed.idle_since is None:
             feed.idle_since = self._mono()
 
     def _set(self, feed: _Feed, state: FeedState, detail: str) -> None:

@@ -144,3 +144,15 @@ def test_chunks_of_another_device_or_a_stopped_feed_go_nowhere(
     hub.chunk("dev1", "cam9", b"K", True, 1)
     assert drain(loop, viewer) == []
     assert hub.wanted("dev1", "cam1") and not hub.wanted("dev2", "cam1")
+
+
+def test_a_feed_without_an_agent_is_forgotten_with_its_last_viewer(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    clock = Clock()
+    hub = LiveHub(clock.now_us, clock.monotonic)
+    viewer = Viewer("cam1", loop, 10)
+    hub.join("cam1", "dev1", viewer)
+    assert hub.feeds() == ["cam1"]
+    hub.leave(viewer)
+    assert hub.feeds() == []
