@@ -97,4 +97,6 @@ class LiveServicer(live_pb2_grpc.LiveServicer):
             if packet.camera_down:
                 self.hub.camera_down(device, camera, packet.detail)
             elif packet.data:
-                self.hub.chunk(device, camera, packet.data, packet.keyframe, packet.captured_us)
+                self.hub.chunk(
+                    device, camera, packet.data, packet.keyframe, packet.captured_us, packet.codec
+                )

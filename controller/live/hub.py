@@ -124,6 +124,7 @@ class _Feed:
     idle_since: float | None = None
     frame_us: int = 0  # the agent's wall time of the newest frame
     since_us: int = 0  # when the state last changed (controller time)
+    codec: str = ""  # the video codec (FFmpeg's name), from the last keyframe chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +134,7 @@ class Status:
     since_us: int
     detail: str
     viewers: int
+    codec: str = ""
 
 
 class LiveHub:
@@ -181,13 +183,16 @@ class LiveHub:
             feed = self._feeds.get(camera_id)
             return feed is not None and feed.device_id == device_id
 
-    def chunk(self, device_id: str, camera_id: str, data: bytes, key: bool, frame_us: int) -> None:
+    def chunk(
+        self, device_id: str, camera_id: str, data: bytes, key: bool, frame_us: int, codec: str = ""
+    ) -> None:
         with self._lock:
             feed = self._feeds.get(camera_id)
             if feed is None or feed.device_id != device_id:
                 return  # a late chunk of a stopped feed
             if key:
                 feed.gop, feed.gop_size = [], 0
+                feed.codec = codec or feed.codec
             if feed.gop or key:
                 if feed.gop_size + len(data) <= self.options.gop_bytes:
                     feed.gop.append(data)
@@ -266,7 +271,9 @@ class LiveHub:
             feed = self._feeds.get(camera_id)
             if feed is None:
                 return None
-            return Status(feed.state, feed.frame_us, feed.since_us, feed.detail, len(feed.viewers))
+            return Status(
+                feed.state, feed.frame_us, feed.since_us, feed.detail, len(feed.viewers), feed.codec
+            )
 
     def viewers(self, camera_id: str) -> int:
         with self._lock:

@@ -323,7 +323,20 @@ function liveMessage(live, msg) {
     return;
   }
   live.lastState = msg.state;
-  showLiveState(live, msg);
+  // Live is the camera's own stream (no conversion): H.265 needs a browser that decodes it.
+  if (msg.codec === "hevc" && !decodesHevc() && !live.unplayable) {
+    live.unplayable = true;
+    stopLivePlayerOnly(live);
+    setText("media-info", "video H.265 (hevc), live");
+    setText(
+      "live-status",
+      `此浏览器无法解码 H.265 实时画面 this browser cannot decode H.265 live video (${live.camera}); 回放 playback converts it to H.264`,
+      "error",
+    );
+    live.stopped = true;
+    return;
+  }
+  if (!live.unplayable) showLiveState(live, msg);
 }
 
 function liveClosed(live, ev) {
@@ -370,7 +383,7 @@ function startLivePlayer(live) {
     setText("media-info", `video ${info.videoCodec || "?"} ${info.width || "?"}x${info.height || "?"}, live`);
   });
   player.on(window.mpegts.Events.ERROR, (type, detail) => {
-    if (!live.stopped && !live.refused) setText("live-status", `播放问题 playback problem: ${type} ${detail}`, "note");
+    if (!live.stopped && !live.refused && !live.unplayable) setText("live-status", `播放问题 playback problem: ${type} ${detail}`, "note");
   });
   const video = $("video");
   player.attachMediaElement(video);

@@ -83,8 +83,14 @@ class LiveClient:
 
     # -- the taps' side (capture threads) ---------------------------------------------------
 
-    def _chunk(self, camera_id: str, data: bytes, key: bool, at_us: int) -> bool:
-        msg = live_pb2.LivePacket(camera_id=camera_id, data=data, keyframe=key, captured_us=at_us)
+    def _chunk(self, camera_id: str, data: bytes, key: bool, at_us: int, codec: str) -> bool:
+        msg = live_pb2.LivePacket(
+            camera_id=camera_id,
+            data=data,
+            keyframe=key,
+            captured_us=at_us,
+            codec=codec if key else "",
+        )
         try:
             self._out.put_nowait(msg)
         except queue.Full:

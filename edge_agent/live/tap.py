@@ -20,8 +20,8 @@ from edge_agent.live.mux import TsMuxer
 
 log = logging.getLogger(__name__)
 
-# (camera_id, ts bytes, starts at a keyframe, wall time us) -> accepted; and camera down.
-ChunkSink = Callable[[str, bytes, bool, int], bool]
+# (camera_id, ts bytes, starts at a keyframe, wall time us, codec) -> accepted; camera down.
+ChunkSink = Callable[[str, bytes, bool, int, str], bool]
 DownSink = Callable[[str, str], None]
 
 
@@ -59,9 +59,9 @@ class LiveTap:
                 return
             try:
                 if self._muxer is None:
-                    now = self._now_us
-                    camera = self.camera_id
-                    self._muxer = TsMuxer(stream, lambda d, k: sink(camera, d, k, now()))
+                    now, camera = self._now_us, self.camera_id
+                    codec = stream.codec_context.name
+                    self._muxer = TsMuxer(stream, lambda d, k: sink(camera, d, k, now(), codec))
                 self._muxer.feed(packet)
             except Exception:
                 log.exception("camera %s: live muxing failed; live feed stopped", self.camera_id)

@@ -104,17 +104,30 @@ def test_console_watches_a_camera_live(world: World, chromium: Any, tmp_path: Pa
             "document.getElementById('live-status').textContent.includes('直播 live')",
             timeout=20_000,
         )
+
+        # An H.265 camera: Chromium on Linux has no HEVC decoder for MSE; the page says so
+        # (mpegts.js may log its refused SourceBuffer before the first status arrives).
+        h264_problems = len(problems)
+        page.select_option("#camera-select", "cam2")
+        page.click("#live")
+        page.wait_for_function(
+            "() => document.getElementById('live-status').textContent.includes('H.265')",
+            timeout=15_000,
+        )
+        assert "H.265" in page.inner_text("#media-info")
+        page.screenshot(path=str(tmp_path / "live-hevc.png"), full_page=True)
     finally:
         page.screenshot(path=str(tmp_path / "live-console-end.png"), full_page=True)
         page.close()
     wait_until(lambda: world.hub.viewers("cam1") == 0, 10, "the viewer left with the page")
+    wait_until(lambda: world.hub.viewers("cam2") == 0, 10, "the H.265 viewer closed its socket")
+    problems = problems[:h264_problems]
     # This controller runs no fleet view, so /api/v1/alerts answers 503 (the console says "No
     # fleet view on this controller"; Chromium logs the status as a console error): that one
     # response is expected, any other failure or console error is not.
     assert failed == [f"503 {world.base}/api/v1/alerts"] * len(failed), failed
     resource_errors = "Failed to load resource: the server responded with a status of 503"
     assert [p for p in problems if not p.startswith(resource_errors)] == [], problems
-    assert len(problems) == len(failed), (problems, failed)
     origin = world.base.removeprefix("http://")
     foreign = [u for u in requests if u.split("/")[2] != origin]
     assert not foreign, foreign

@@ -74,8 +74,8 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    """dev1 runs cam1 (camsim) and has cam2 (no stream); dev2 owns cam3. User wd-op (武都区
-    operator) may watch them all."""
+    """dev1 runs cam1 (camsim H.264) and cam2 (camsim H.265); dev2 owns cam3. User wd-op
+    (武都区 operator) may watch them all."""
     problem = check_gstreamer()
     if problem is not None:
         pytest.fail(f"camsim cannot run: {problem}", pytrace=False)
@@ -96,7 +96,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     assert controller.live is not None
     controller.live.options = LiveOptions(linger_s=1.0, viewer_chunks=40)
     controller.start()
-    cams = CamsimProcess.start(1, **{**TEST_DEFAULTS, "log_path": tmp / "camsim.log"})
+    cams = CamsimProcess.start(
+        2, **{**TEST_DEFAULTS, "profiles": {2: "h265"}, "log_path": tmp / "camsim.log"}
+    )
     agent: Agent | None = None
     live: LiveClient | None = None
     try:
@@ -109,7 +111,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             data_dir=str(tmp / "agent"),
             cameras=[
                 CameraConfig(id="cam1", url=cams.url(1), segment_seconds=2.0),
-                CameraConfig(id="cam2", url="rtsp://127.0.0.1:9/none", segment_seconds=2.0),
+                CameraConfig(id="cam2", url=cams.url(2), segment_seconds=2.0),
             ],
             buffer=BufferConfig(quota_bytes=256 * 1024 * 1024),
         )
@@ -250,6 +252,7 @@ def test_a_viewer_gets_mpegts_from_a_keyframe_within_two_seconds(world: World) -
     states = [t["state"] for t in texts if "state" in t]
     assert states and states[-1] == "live", texts
     live = [t for t in texts if t.get("state") == "live"][-1]
+    assert live["codec"] == "h264"
     assert 0 <= live["now_us"] - live["frame_us"] < 2_000_000  # the newest frame's age
 
 
@@ -465,3 +468,19 @@ def test_a_flood_of_opens_and_closes_leaves_nothing_behind(world: World) -> None
         while len(data) < 10_000 and time.monotonic() < deadline:
             data += read_media(ws, 0.5)[0]
     assert decode(data)[0].key_frame
+
+
+def test_an_h265_camera_feeds_hevc_from_a_keyframe(world: World) -> None:
+    """The tee remuxes whatever the camera sends (no transcoding): H.265 arrives as H.265."""
+    ws, _ = watcher(world, "cam2")
+    with ws:
+        data, texts = b"", list[dict[str, Any]]()
+        deadline = time.monotonic() + 15
+        while (len(data) < 20_000 or not texts) and time.monotonic() < deadline:
+            chunk, more = read_media(ws, 0.5)
+            data, texts = data + chunk, texts + [t for t in more if t.get("state") == "live"]
+    assert texts and texts[-1]["codec"] == "hevc", texts  # the console warns browsers without HEVC
+    with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
+        assert container.streams.video[0].codec_context.name == "hevc"
+        frames = list(container.decode(video=0))
+    assert frames and frames[0].key_frame

@@ -3,7 +3,8 @@
     client -> {"session": "<session token>", "grant": "<grant token>"}   first message, ≤ 10 s
     server -> binary messages: MPEG-TS, starting at the most recent keyframe
     server -> text {"state": "connecting|live|camera_offline|agent_unreachable",
-                    "frame_us": T, "now_us": T, "since_us": T, "detail": "..."}   every second
+                    "frame_us": T, "now_us": T, "since_us": T, "detail": "...",
+                    "codec": "h264|hevc|..."}                               every second
     client -> {"grant": "<renewed grant token>"}                            any time
     server -> text {"error": reason, "message": "..."} then close (1008) on any refusal
 
@@ -160,6 +161,7 @@ async def _watch(view: _View, hub: LiveHub, device_id: str) -> None:
                             "since_us": st.since_us,
                             "now_us": deps.clock.now_us(),
                             "detail": st.detail,
+                            "codec": st.codec,
                         }
                     )
                 )

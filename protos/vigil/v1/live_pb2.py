@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/vigil/v1/live.proto\x12\x08vigil.v1\"y\n\nLivePacket\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x10\n\x08keyframe\x18\x03 \x01(\x08\x12\x13\n\x0b\x63\x61ptured_us\x18\x04 \x01(\x03\x12\x13\n\x0b\x63\x61mera_down\x18\x05 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"/\n\x0bLiveCommand\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x08\x32?\n\x04Live\x12\x37\n\x04\x46\x65\x65\x64\x12\x14.vigil.v1.LivePacket\x1a\x15.vigil.v1.LiveCommand(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aprotos/vigil/v1/live.proto\x12\x08vigil.v1\"\x88\x01\n\nLivePacket\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x10\n\x08keyframe\x18\x03 \x01(\x08\x12\x13\n\x0b\x63\x61ptured_us\x18\x04 \x01(\x03\x12\x13\n\x0b\x63\x61mera_down\x18\x05 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\r\n\x05\x63odec\x18\x07 \x01(\t\"/\n\x0bLiveCommand\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\x08\x32?\n\x04Live\x12\x37\n\x04\x46\x65\x65\x64\x12\x14.vigil.v1.LivePacket\x1a\x15.vigil.v1.LiveCommand(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.vigil.v1.live_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LIVEPACKET']._serialized_start=40
-  _globals['_LIVEPACKET']._serialized_end=161
-  _globals['_LIVECOMMAND']._serialized_start=163
-  _globals['_LIVECOMMAND']._serialized_end=210
-  _globals['_LIVE']._serialized_start=212
-  _globals['_LIVE']._serialized_end=275
+  _globals['_LIVEPACKET']._serialized_start=41
+  _globals['_LIVEPACKET']._serialized_end=177
+  _globals['_LIVECOMMAND']._serialized_start=179
+  _globals['_LIVECOMMAND']._serialized_end=226
+  _globals['_LIVE']._serialized_start=228
+  _globals['_LIVE']._serialized_end=291
 # @@protoc_insertion_point(module_scope)
