@@ -105,7 +105,9 @@ def wire_components(agent: Agent, config: AgentConfig, clock: Clock) -> None:
         from edge_agent.live import LiveClient
 
         control = leases.control
-        agent.add_component(LiveClient(agent.live, control.route.current, control.channel, clock))
+        live = LiveClient(agent.live, control.route.current, control.channel, clock)
+        control.route.add_listener(live.route_moved)
+        agent.add_component(live)
         upload_rate = RateMeter(lambda: leased.stats().bytes_sent, clock)
         routes = route_status(leased.sender, leases.control.route)
         log.info("leased uplink to %s enabled", addresses)

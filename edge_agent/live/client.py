@@ -8,7 +8,9 @@ When the village link cannot keep up the queue fills, the tap skips to the next 
 (live never queues stale video), and the controller's viewers simply see a later frame.
 
 A broken stream stops every tap (no viewer is left fed into nothing) and is reopened with
-capped, jittered backoff; the controller asks again for what its viewers still want.
+capped, jittered backoff; the controller asks again for what its viewers still want. When the
+control route moves (a new scheduler leader), `route_moved` ends a stream left on the old
+address, so the feed follows the route as the lease stream does.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class LiveClient:
         self._thread: threading.Thread | None = None
         self._out: queue.Queue[live_pb2.LivePacket | None] = queue.Queue(self._opt.queue_chunks)
         self._call: Any = None  # the open Feed call (cancel() ends it)
+        self._call_address = ""
         self._lock = threading.Lock()
         self.connected = threading.Event()
         self.streams_opened = 0
@@ -80,6 +83,14 @@ class LiveClient:
             self._thread.join(10)
             self._thread = None
         self._taps.stop_all()
+
+    def route_moved(self, address: str) -> None:
+        """The control route now points at `address`: leave a stream open elsewhere."""
+        with self._lock:
+            call = self._call if self._call_address != address else None
+        if call is not None:
+            log.info("live feed: the control route moved to %s; reconnecting there", address)
+            call.cancel()
 
     # -- the taps' side (capture threads) ---------------------------------------------------
 
@@ -123,24 +134,21 @@ class LiveClient:
             finally:
                 self.connected.clear()
                 self._taps.stop_all()
-                self._drain()
             delay = min(
                 self._opt.backoff_cap_s, self._opt.backoff_initial_s * 2 ** min(failures, 8)
             )
             self._stop.wait(delay * (0.5 + random.random() / 2))  # noqa: S311 - jitter
 
-    def _drain(self) -> None:
-        while True:
-            try:
-                self._out.get_nowait()
-            except queue.Empty:
-                return
-
-    def _requests(self) -> Iterator[live_pb2.LivePacket]:
+    def _requests(
+        self, out: queue.Queue[live_pb2.LivePacket | None], done: threading.Event
+    ) -> Iterator[live_pb2.LivePacket]:
+        """One stream's packets from its own queue: gRPC reads this on its own thread, which
+        may still be waiting here after the stream ended; it must not take the next
+        stream's chunks (a missing chunk corrupts the picture until the next keyframe)."""
         yield live_pb2.LivePacket()  # hello: the controller registers this device
-        while not self._stop.is_set():
+        while not (self._stop.is_set() or done.is_set()):
             try:
-                msg = self._out.get(timeout=self._opt.poll_s)
+                msg = out.get(timeout=self._opt.poll_s)
             except queue.Empty:
                 continue
             if msg is None:
@@ -150,16 +158,23 @@ class LiveClient:
     def _stream_once(self) -> None:
         address = self._address()
         stub = live_pb2_grpc.LiveStub(self._channel_for(address))
-        call = stub.Feed(self._requests())
+        out: queue.Queue[live_pb2.LivePacket | None] = queue.Queue(self._opt.queue_chunks)
+        done = threading.Event()
+        self._out = out  # the taps' chunks go to this stream from now on
+        call = stub.Feed(self._requests(out, done))
         with self._lock:
-            self._call = call
+            self._call, self._call_address = call, address
         self.streams_opened += 1
         self.connected.set()
         log.info("live feed open to %s", address)
         try:
             for command in call:
                 self._command(command)
+        except grpc.RpcError as exc:
+            if not (isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.CANCELLED):
+                raise  # a cancel is ours (stop or a route move): reconnect without complaint
         finally:
+            done.set()
             with self._lock:
                 self._call = None
             call.cancel()

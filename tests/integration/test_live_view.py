@@ -484,3 +484,20 @@ def test_an_h265_camera_feeds_hevc_from_a_keyframe(world: World) -> None:
         assert container.streams.video[0].codec_context.name == "hevc"
         frames = list(container.decode(video=0))
     assert frames and frames[0].key_frame
+
+
+def test_the_feed_follows_a_moved_control_route(world: World) -> None:
+    address = f"127.0.0.1:{world.controller.grpc_port}"
+    opened = world.live.streams_opened
+    world.live.route_moved(address)  # the route is where the stream is: nothing to do
+    time.sleep(0.5)
+    assert world.live.streams_opened == opened and world.live.connected.is_set()
+    world.live.route_moved("ctl2.city.local:7443")  # a new leader: leave this replica
+    wait_until(lambda: world.live.streams_opened > opened, 10, "the feed reopened")
+    wait_until(world.live.connected.is_set, 10, "the feed connected again")
+    with watcher(world)[0] as ws:
+        data = b""
+        deadline = time.monotonic() + 10
+        while len(data) < 10_000 and time.monotonic() < deadline:
+            data += read_media(ws, 0.5)[0]
+    assert decode(data)[0].key_frame
