@@ -40,6 +40,9 @@ class LiveOptions:
     linger_s: float = 5.0  # a feed outlives its last viewer this long
     viewer_chunks: int = 600  # ~20 s of video at 30 chunks/s before a viewer is dropped
     gop_bytes: int = 8 * 1024 * 1024  # the cached GOP of a feed (a longer GOP is not cached)
+    # A live feed with no chunk for this long reads agent_unreachable (a silently cut link
+    # takes gRPC keepalive ~80 s to notice; the viewer should not see "live" meanwhile).
+    silent_s: float = 5.0
 
 
 class Viewer:
@@ -125,6 +128,7 @@ class _Feed:
     frame_us: int = 0  # the agent's wall time of the newest frame
     since_us: int = 0  # when the state last changed (controller time)
     codec: str = ""  # the video codec (FFmpeg's name), from the last keyframe chunk
+    chunk_at: float = 0.0  # monotonic time of the newest chunk (this controller's clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +204,7 @@ class LiveHub:
                 else:
                     feed.gop, feed.gop_size = [], 0
             feed.frame_us = frame_us
+            feed.chunk_at = self._mono()
             if feed.state is not FeedState.LIVE:
                 self._set(feed, FeedState.LIVE, "")
             viewers = list(feed.viewers)
@@ -271,6 +276,16 @@ class LiveHub:
             feed = self._feeds.get(camera_id)
             if feed is None:
                 return None
+            silent = self._mono() - feed.chunk_at
+            if feed.state is FeedState.LIVE and silent >= self.options.silent_s:
+                return Status(
+                    FeedState.AGENT_UNREACHABLE,
+                    feed.frame_us,
+                    feed.since_us,
+                    f"no video for {silent:.0f} s",
+                    len(feed.viewers),
+                    feed.codec,
+                )
             return Status(
                 feed.state, feed.frame_us, feed.since_us, feed.detail, len(feed.viewers), feed.codec
             )

@@ -156,3 +156,19 @@ def test_a_feed_without_an_agent_is_forgotten_with_its_last_viewer(
     assert hub.feeds() == ["cam1"]
     hub.leave(viewer)
     assert hub.feeds() == []
+
+
+def test_a_live_feed_that_goes_silent_reads_unreachable(loop: asyncio.AbstractEventLoop) -> None:
+    clock = Clock()
+    hub, _ = hub_with(clock, silent_s=5.0)
+    hub.join("cam1", "dev1", Viewer("cam1", loop, 10))
+    hub.chunk("dev1", "cam1", b"K", True, 1, "h264")
+    clock.t += 4.9
+    st = hub.status("cam1")
+    assert st is not None and st.state is FeedState.LIVE and st.codec == "h264"
+    clock.t += 0.2
+    st = hub.status("cam1")
+    assert st is not None and st.state is FeedState.AGENT_UNREACHABLE
+    assert st.detail == "no video for 5 s"
+    hub.chunk("dev1", "cam1", b"p", False, 2)
+    assert hub.status("cam1").state is FeedState.LIVE  # type: ignore[union-attr]
