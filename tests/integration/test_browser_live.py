@@ -26,6 +26,7 @@ FIRST_FRAME = """() => {
     const cb = () => {
         if (window.__first === null) window.__first = performance.now();
         window.__frames += 1;
+        window.__lastWall = Date.now();
         v.requestVideoFrameCallback(cb);
     };
     v.requestVideoFrameCallback(cb);
@@ -88,6 +89,20 @@ def test_console_watches_a_camera_live(world: World, chromium: Any, tmp_path: Pa
         assert startup_ms < 3000, f"first frame {startup_ms:.0f} ms after the click"
         assert 0 <= picture["behind"] < 1.5, picture
         assert world.hub.viewers("cam1") == 1
+
+        # Latency, camera to screen: stall the camera and see how long the page still presents
+        # frames that were already on their way (RTSP, agent, gRPC, hub, WebSocket, player).
+        stalled_ms = time.time() * 1000
+        world.cams.client.stall(1)
+        time.sleep(2.5)
+        last_ms = page.evaluate("() => window.__lastWall")
+        world.cams.client.unstall(1)
+        latency_ms = last_ms - stalled_ms
+        print(f"live: camera-to-screen latency {latency_ms:.0f} ms (last frame after the stall)")
+        assert latency_ms < 1500, f"frames kept coming {latency_ms:.0f} ms after the stall"
+        page.wait_for_function(
+            f"() => window.__lastWall > {last_ms} + 500", timeout=15_000
+        )  # frames again after the camera resumed
 
         # The agent's feed stream goes away: the page says so, then plays again on its own.
         world.live.stop()
