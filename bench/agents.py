@@ -20,7 +20,7 @@ goal >= 0.5), and how the agents were split (`client_processes`, `nofile_limit`)
 
 One process may hold at most RLIMIT_NOFILE descriptors (20,000 here), so the agents are
 split over client processes of at most `PER_PROCESS`; the controller holds one connection
-per agent. `--quick` runs 2,000 agents so the run stays under 60 s on the 2-core reference
+per agent. `--quick` runs 1,000 agents so the run stays under 60 s on the 2-core reference
 machine (connecting costs a TLS handshake, an inventory and a stream per agent, and the
 scheduler's per-device topology update grows with the fleet); the full run (10,000, the
 default without `--quick`) is the figure in docs/benchmarks.md.
@@ -303,14 +303,14 @@ def measure_bare(work: Path, agents: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.agents", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="2,000 agents, < 60 s")
-    p.add_argument("--agents", type=int, help="simulated agents (default 10,000; --quick 2,000)")
+    p.add_argument("--quick", action="store_true", help="1,000 agents, < 60 s")
+    p.add_argument("--agents", type=int, help="simulated agents (default 10,000; --quick 1,000)")
     p.add_argument(
         "--connect-timeout-s", type=float, default=120.0,
         help="how long one agent may wait for its inventory answer and first lease",
     )  # fmt: skip
     args = p.parse_args(argv)
-    agents = args.agents or (2_000 if args.quick else 10_000)
+    agents = args.agents or (1_000 if args.quick else 10_000)
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if agents + 1_000 > nofile:
         raise SystemExit(f"{agents} agents need more than the {nofile} descriptors one process has")
