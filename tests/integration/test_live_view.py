@@ -501,3 +501,35 @@ def test_the_feed_follows_a_moved_control_route(world: World) -> None:
         while len(data) < 10_000 and time.monotonic() < deadline:
             data += read_media(ws, 0.5)[0]
     assert decode(data)[0].key_frame
+
+
+def test_an_expiring_grant_closes_the_socket_unless_renewed(world: World) -> None:
+    token = session(world.base)
+    now = int(time.time() * 1e6)
+    body = {
+        "operations": ["live"],
+        "cameras": ["cam1"],
+        "from_us": now - 60_000_000,
+        "to_us": now + 3_600_000_000,
+        "purpose": "expiry test",
+        "lifetime_s": 3,
+    }
+    auth = {"Authorization": f"Bearer {token}"}
+    short, renewed_one = (
+        httpx.post(f"{world.base}/api/v1/grants", headers=auth, json=body).json() for _ in range(2)
+    )
+    with (
+        open_view(world, "cam1", {"session": token, "grant": short["token"]}) as expiring,
+        open_view(world, "cam1", {"session": token, "grant": renewed_one["token"]}) as renewed,
+    ):
+        r = httpx.post(
+            f"{world.base}/api/v1/grants/renew", headers=auth, json={"token": renewed_one["token"]}
+        )
+        assert r.status_code == 200, r.text
+        renewed.send(json.dumps({"grant": r.json()["token"]}))
+        error = closing_message(expiring, 12)
+        assert error.get("error") == "expired", error
+        data, texts = read_media(renewed, 2.5)  # a re-check past the old expiry: still on
+        assert data and not [t for t in texts if "error" in t], texts
+    with open_view(world, "cam1", {"session": token, "grant": short["token"]}) as late:
+        assert closing_message(late, 5).get("error") == "expired"
