@@ -32,6 +32,7 @@ const LIVE_REFUSALS = {
 };
 const LIVE_RENEW_MS = 10 * 60 * 1000; // live grants last 15 min: renew well before
 const LIVE_STALE_MS = 4000; // no status from the server this long: the connection is gone
+const LIVE_FROZEN_MS = 5000; // "live" but the picture has not moved this long: restart the player
 const HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
 
 function decodesHevc() {
@@ -364,6 +365,7 @@ function startLivePlayer(live) {
   if (live.stopped) return;
   live.refused = null;
   live.lastStatus = Date.now();
+  live.shownAt = Date.now();
   const proto = window.location.protocol === "https:" ? "wss:" : "ws:";
   const url = `${proto}//${window.location.host}/api/v1/live/${encodeURIComponent(live.camera)}/ws`;
   const player = window.mpegts.createPlayer(
@@ -426,6 +428,17 @@ async function playLive() {
   live.staleTimer = setInterval(() => {
     if (live.player && !live.refused && Date.now() - live.lastStatus > LIVE_STALE_MS) {
       setText("live-status", `连接中断 connection lost (${live.camera})`, "offline");
+    }
+    // The server says live but this player shows the same picture: never pretend. Start a
+    // new player (it joins at the feed's latest keyframe).
+    const video = $("video");
+    if (video.currentTime !== live.shownTime) {
+      live.shownTime = video.currentTime;
+      live.shownAt = Date.now();
+    } else if (live.player && live.lastState === "live" && Date.now() - live.shownAt > LIVE_FROZEN_MS) {
+      live.shownAt = Date.now();
+      startLivePlayer(live);
+      setText("live-status", `画面停滞，正在重新连接 picture frozen, reconnecting ${live.camera}…`, "note");
     }
   }, 1000);
   startLivePlayer(live);
