@@ -429,13 +429,13 @@ async function playLive() {
     if (live.player && !live.refused && Date.now() - live.lastStatus > LIVE_STALE_MS) {
       setText("live-status", `连接中断 connection lost (${live.camera})`, "offline");
     }
-    // The server says live but this player shows the same picture: never pretend. Start a
-    // new player (it joins at the feed's latest keyframe).
+    // The server says live but this player (not paused by the user) shows the same picture:
+    // never pretend. Start a new player (it joins at the feed's latest keyframe).
     const video = $("video");
     if (video.currentTime !== live.shownTime) {
       live.shownTime = video.currentTime;
       live.shownAt = Date.now();
-    } else if (live.player && live.lastState === "live" && Date.now() - live.shownAt > LIVE_FROZEN_MS) {
+    } else if (live.player && !video.paused && live.lastState === "live" && Date.now() - live.shownAt > LIVE_FROZEN_MS) {
       live.shownAt = Date.now();
       startLivePlayer(live);
       setText("live-status", `画面停滞，正在重新连接 picture frozen, reconnecting ${live.camera}…`, "note");

@@ -104,14 +104,21 @@ def test_console_watches_a_camera_live(world: World, chromium: Any, tmp_path: Pa
             f"() => window.__lastWall > {last_ms} + 500", timeout=15_000
         )  # frames again after the camera resumed
 
-        # A player stuck on one picture while the server says live is restarted, not trusted.
-        page.evaluate("() => document.getElementById('video').pause()")
+        # A player stuck on one picture (not paused) while the server says live is restarted.
+        # (Media Source appends are swallowed: the picture stops, the socket goes on.)
+        page.evaluate(
+            """() => {
+                window.__append = SourceBuffer.prototype.appendBuffer;
+                SourceBuffer.prototype.appendBuffer = function () {};
+            }"""
+        )
         paused = page.evaluate("() => window.__frames")
         page.wait_for_function(
             "() => document.getElementById('live-status').textContent.includes('picture frozen')",
-            timeout=10_000,
+            timeout=12_000,
         )
-        page.wait_for_function(f"() => window.__frames > {paused} + 25", timeout=15_000)
+        page.evaluate("() => { SourceBuffer.prototype.appendBuffer = window.__append; }")
+        page.wait_for_function(f"() => window.__frames > {paused} + 25", timeout=20_000)
 
         # The agent's feed stream goes away: the page says so, then plays again on its own.
         world.live.stop()
