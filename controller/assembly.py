@@ -48,6 +48,7 @@ from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
+from controller.grants.shared_keys import share_keys
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
 from controller.ingest.service import IngestService
@@ -156,6 +157,7 @@ def build_controller(
     credentials = components.load_tls(config)
     core = open_core(config, clock)
     try:
+        share_keys(core)  # before any part loads a key: the same keys as every replica's
         return _build(core, credentials, parts, services)
     except BaseException:
         core.dispose()

@@ -288,6 +288,10 @@ class ControllerConfig(_Strict):
     database_url: str = ""
     # Empty: the local object store in <data_dir>/objects
     storage_url: str = ""
+    # A file (mode 0600, >= 32 random bytes) whose key wraps the sharing keys replicas share
+    # through the database (AES-GCM); every replica on the database gives the same file.
+    # Empty: they are stored unwrapped (docs/security.md, "Shared keys").
+    key_encryption_file: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
     log_format: Literal["text", "json"] = "text"
