@@ -8,7 +8,6 @@ Video is demuxed with the camera's first audio stream, if it has one: audio is k
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -115,12 +114,10 @@ class RtspSession:
         where = redact_url(url)
         ff_options = {
             "rtsp_transport": options.transport,
-            # FFmpeg's own socket timeout (µs) is what notices a stall: a read that waits
-            # longer fails with ETIMEDOUT (StallError below). PyAV's timer bounds only the open
-            # (timeout=(open, None)): with a read timeout, PyAV's interrupt callback takes the
-            # GIL on every I/O check FFmpeg makes, several per RTP packet, and with eight
-            # cameras that GIL traffic cost more than the agent's own per-packet work.
-            "timeout": str(int(options.read_timeout_s * 1_000_000)),
+            # FFmpeg's own socket timeout (µs): a backstop; PyAV's interrupt timer (the read
+            # timeout below) is what notices a stall. A camera may take seconds to answer its
+            # first DESCRIBE while it sets its stream up, so this one is the open timeout.
+            "timeout": str(int(max(options.open_timeout_s, options.read_timeout_s) * 1_000_000)),
             # Probe only the first packets: the SDP and the first keyframe say all we need
             # (we never decode), and a long probe delays the start and bursts its packets.
             "analyzeduration": "0",
@@ -131,13 +128,13 @@ class RtspSession:
                 container = av.open(
                     url,
                     options=ff_options,
-                    timeout=(options.open_timeout_s, None),
+                    timeout=(options.open_timeout_s, options.read_timeout_s),
                 )
             except av.error.InvalidDataError:
                 # No parameter sets in the SDP nor in the first packets: a long-GOP camera sends
                 # them with its next keyframe, up to 10 s away. Probe once more, that far.
                 ff_options["probesize"] = str(_PROBE_BYTES[1])
-                timeout = (max(options.open_timeout_s, _LONG_PROBE_S), None)
+                timeout = (max(options.open_timeout_s, _LONG_PROBE_S), options.read_timeout_s)
                 container = av.open(url, options=ff_options, timeout=timeout)
         except av.error.FFmpegError as exc:
             raise ConnectError(
@@ -191,14 +188,13 @@ class RtspSession:
                 packet = next(demux)
             except StopIteration:
                 return
+            except av.error.ExitError:
+                raise StallError(
+                    f"camera {self.camera_id}: no data for the read timeout (stalled)"
+                ) from None
             except av.error.EOFError:
                 return
             except (av.error.FFmpegError, OSError) as exc:
-                # ETIMEDOUT: FFmpeg's socket timeout (a stall); ExitError: an interrupt.
-                if isinstance(exc, av.error.ExitError) or exc.errno == errno.ETIMEDOUT:
-                    raise StallError(
-                        f"camera {self.camera_id}: no data for the read timeout (stalled)"
-                    ) from None
                 raise ConnectError(
                     f"camera {self.camera_id}: stream broke: {describe_error(exc)}"
                 ) from None
