@@ -23,6 +23,7 @@ from google.protobuf.message import DecodeError
 
 from controller.grpcserver.identity import device_from_auth
 from controller.grpcserver.limits import Budget, Gate
+from controller.grpcserver.settle import release_when_done
 from controller.ingest.rules import Code, Header, IngestError, hash_hex
 from controller.ingest.service import IngestService, Part
 from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
@@ -176,7 +177,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             ),
         )
         # The place is given back when the thread is done, not when the call is.
-        work.add_done_callback(lambda _: self._uploads.release(device))
+        work.add_done_callback(release_when_done(lambda: self._uploads.release(device)))
         try:
             result = await asyncio.shield(work)
         except asyncio.CancelledError:
@@ -218,7 +219,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         work = loop.run_in_executor(
             None, self._service.query_offset, device, request.segment_id, request.camera_id
         )
-        work.add_done_callback(lambda _: self._calls.release(device))
+        work.add_done_callback(release_when_done(lambda: self._calls.release(device)))
         try:
             answer = await asyncio.shield(work)
         except IngestError as exc:

@@ -40,6 +40,7 @@ import grpc
 from controller.clock import Clock, SystemClock
 from controller.grpcserver.identity import device_from_auth
 from controller.grpcserver.limits import Budget, Gate
+from controller.grpcserver.settle import release_when_done
 from controller.leader import LEADER_METADATA_KEY, Leadership, SoleLeader
 from controller.scheduler.leases import ForeignLeaseError, LeaseError, UnknownLeaseError
 from controller.scheduler.model import SchedulerError
@@ -174,7 +175,7 @@ class AgentControlServicer(agent_control_pb2_grpc.AgentControlServicer):
         if refused is not None:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refused)
         work = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-        work.add_done_callback(lambda _: self._calls.release(device))
+        work.add_done_callback(release_when_done(lambda: self._calls.release(device)))
         return await asyncio.shield(work)
 
     async def ReportInventory(  # gRPC method name
