@@ -24,7 +24,7 @@ from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import UplinkConfig
 from edge_agent.model import AgentEvent, SegmentInfo, SegmentState
 from edge_agent.store import SegmentBuffer
-from edge_agent.uplink import IngestClient, RetryPolicy, TokenBucket, Uploader, open_client
+from edge_agent.uplink import RetryPolicy, TokenBucket, Uploader, open_client
 from tests.integration.controller_proc import (
     DeviceCreds,
     database_url,
@@ -109,7 +109,7 @@ class Agent:
         self.buffer = buffer
         self.events: list[AgentEvent] = []
         self.bucket = TokenBucket(cfg.rate_bps, cfg.chunk_bytes, self.clock)
-        self.client: IngestClient = open_client(cfg, self.clock, self.bucket)
+        self.client = open_client(cfg, self.clock, self.bucket)
         self.uploader = Uploader(
             buffer,
             self.client,
