@@ -64,6 +64,11 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="one camera's profile, e.g. 2=h265 (repeatable, or comma-separated)",
     )
     p.add_argument("--cache-dir", type=Path, default=None, help="encoded-loop cache")
+    p.add_argument(
+        "--stamp-wallclock",
+        action="store_true",
+        help="put each frame's send time (SEI user data) into it, for latency measurements",
+    )
     p.add_argument("--python", default=GST_PYTHON, help="interpreter with gi (Debian python3)")
 
 
@@ -165,6 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
         preset=args.preset,
         profile=args.profile,
         camera_profiles=tuple(args.camera_profile),
+        stamp_wallclock=args.stamp_wallclock,
     )
     try:
         options.checked()

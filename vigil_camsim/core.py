@@ -336,3 +336,52 @@ def corrupt_access_unit(data: bytes) -> bytes:
     cut = min(end, start + 2)  # NAL header: 1 byte in H.264, 2 in H.265
     damaged = bytes(0x5A ^ ((i * 37) & 0xFF) | 0x01 for i in range(end - cut))
     return data[:cut] + damaged + data[end:]
+
+
+# --- the wall-clock stamp (glass-to-glass latency) -----------------------------------------------
+
+# user_data_unregistered SEI: this UUID, then the capture wall time in microseconds as 16 ASCII
+# digits. Digits never make 00 00 0x, so the payload needs no emulation prevention bytes and a
+# reader finds it with a plain byte search (tests, bench.live, the browser test's TS parser).
+WALLCLOCK_UUID = b"VIGIL-WALLCLOCK!"
+_SEI_H264 = b"\x00\x00\x00\x01\x06\x05\x20"  # NAL 6 (SEI), payload 5 (user data), 32 bytes
+_SEI_H265 = b"\x00\x00\x00\x01\x4e\x01\x05\x20"  # NAL 39 (prefix SEI), same payload
+
+
+def wallclock_sei(codec: str, wall_us: int) -> bytes:
+    """The SEI NAL unit (with its start code) that says 'this frame was captured at wall_us'."""
+    head = {"h264": _SEI_H264, "h265": _SEI_H265}.get(codec)
+    if head is None:
+        return b""
+    return head + WALLCLOCK_UUID + b"%016d" % (wall_us % 10**16) + b"\x80"
+
+
+def _first_vcl(data: bytes, codec: str) -> int:
+    """Offset of the start code of the access unit's first picture slice (len(data): none)."""
+    for start, _end in nal_spans(data):
+        kind = data[start] & 0x1F if codec == "h264" else (data[start] >> 1) & 0x3F
+        if (codec == "h264" and 1 <= kind <= 5) or (codec == "h265" and kind <= 31):
+            cut = start - 3
+            return cut - 1 if cut > 0 and data[cut - 1] == 0 else cut
+    return len(data)
+
+
+def with_wallclock(data: bytes, codec: str, wall_us: int) -> bytes:
+    """The access unit with the wall-clock SEI just before its first slice (after any access
+    unit delimiter and parameter sets, where H.264 and H.265 want SEI). Other codecs: as is."""
+    sei = wallclock_sei(codec, wall_us)
+    if not sei:
+        return data
+    cut = _first_vcl(data, codec)
+    return data[:cut] + sei + data[cut:]
+
+
+def read_wallclock(data: bytes) -> list[int]:
+    """Every wall-clock stamp (microseconds) in a byte stream, in order."""
+    out, i = [], data.find(WALLCLOCK_UUID)
+    while i >= 0:
+        digits = data[i + 16 : i + 32]
+        if len(digits) == 16 and digits.isdigit():
+            out.append(int(digits))
+        i = data.find(WALLCLOCK_UUID, i + 16)
+    return out

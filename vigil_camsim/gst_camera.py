@@ -83,12 +83,15 @@ class Runtime:
         port: int,
         defaults: CameraSpec,
         label_prefix: str,
+        stamp_wallclock: bool = False,
     ) -> None:
         self.gst, self.rtsp, self.glib = gst, rtsp, glib
         self.core, self.api, self.library, self.caller = core, api, library, caller
         self.profiles = profiles
         self.address, self.port = address, port
         self.defaults, self.label_prefix = defaults, label_prefix
+        # Each frame carries its send time as SEI (core.with_wallclock): glass-to-glass latency.
+        self.stamp_wallclock = stamp_wallclock
         self.cameras: dict[str, Camera] = {}
         self.server = rtsp.RTSPServer()
         self.server.set_address(address)
@@ -246,6 +249,11 @@ class Runtime:
         if camera.corrupt_left > 0:
             camera.corrupt_left -= 1
             data = self.glib.Bytes.new(self.core.corrupt_access_unit(loop.frames[emit.index]))
+        elif self.stamp_wallclock:
+            stamped = self.core.with_wallclock(
+                loop.frames[emit.index], camera.spec.codec, time.time_ns() // 1000
+            )
+            data = self.glib.Bytes.new(stamped)
         duration = 1_000_000_000 // camera.spec.fps
         # B-frames: the schedule gives the decode time; the presentation time is later by
         # the access unit's composition offset (0 without B-frames: PTS == DTS as before).

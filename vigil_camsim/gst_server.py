@@ -214,6 +214,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--camera-profile", action="append", default=[], help="ID=PROFILE for one camera"
     )
     p.add_argument("--cache-dir", type=Path, default=None)
+    p.add_argument("--stamp-wallclock", action="store_true", help="SEI send time in each frame")
     p.add_argument("--check", action="store_true", help="check GStreamer is usable, then exit")
     return p.parse_args(argv)
 
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
         defaults=defaults,
         label_prefix=args.label_prefix,
+        stamp_wallclock=args.stamp_wallclock,
     )
     # Claim both ports before encoding: a busy port fails in milliseconds, not after minutes
     # of encoding. Until the cameras are ready, /health answers 503.

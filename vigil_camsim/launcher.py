@@ -80,6 +80,7 @@ class CamsimOptions:
     preset: str | None = None  # d1 | 720p | 1080p | 4mp: overrides width/height
     profile: str = camera_profiles.DEFAULT_PROFILE  # every camera's, e.g. "h265-pcma"
     camera_profiles: tuple[str, ...] = ()  # "ID=NAME" items that override `profile`
+    stamp_wallclock: bool = False  # each frame's send time as SEI user data (latency tests)
 
     def checked(self) -> CamsimOptions:
         """Self, or CamsimError naming the bad preset/profile (before any process starts)."""
@@ -116,6 +117,8 @@ class CamsimOptions:
         if self.profile != camera_profiles.DEFAULT_PROFILE:
             args.append(f"--profile={self.profile}")
         args += [f"--camera-profile={item}" for item in self.camera_profiles]
+        if self.stamp_wallclock:
+            args.append("--stamp-wallclock")
         return args
 
 
@@ -226,13 +229,15 @@ class CamsimProcess:
         ready_timeout: float = 180.0,
         python: str = GST_PYTHON,
         clock: Clock | None = None,
+        stamp_wallclock: bool = False,
     ) -> CamsimProcess:
         """Start the server and return once RTSP and control ports answer.
 
         The first start with new settings encodes each camera's loop (about 1.5 s per 1080p
         camera here); later starts read the loops from the cache in well under a second.
         `profile` applies to every camera, `profiles` overrides it per camera (see
-        profiles.py for the names); `preset` names a size. A bad name raises CamsimError
+        profiles.py for the names); `preset` names a size; `stamp_wallclock` puts each
+        frame's send time into it as SEI (core.with_wallclock). A bad name raises CamsimError
         before anything starts.
         """
         options = CamsimOptions(
@@ -248,6 +253,7 @@ class CamsimProcess:
             preset=preset,
             profile=profile,
             camera_profiles=camera_profile_args(profiles),
+            stamp_wallclock=stamp_wallclock,
         ).checked()
         if not os.access(python, os.X_OK):
             raise CamsimError(f"{python} not found: {INSTALL_HINT}")

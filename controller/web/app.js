@@ -2,11 +2,10 @@
 // chosen time range with hls.js, and watch it live with mpegts.js. No build step: a plain ES
 // module.
 //
-// Live (实时) is MPEG-TS over a WebSocket (/api/v1/live/{camera}/ws), teed from the camera's
-// running capture on its agent: the first message carries the session and a live grant (never
-// the URL), the console renews the grant while watching, and the state shown is the server's
-// (connecting, live with the newest frame's age, camera offline, agent unreachable), never
-// "playing" over old footage.
+// Live (实时) is the live player module's (live-player.js, `VigilLive.attach`): MPEG-TS over a
+// WebSocket into mpegts.js, the grant renewed while watching, and the server's honest state
+// (connecting, live with the newest frame's age, camera offline, link busy, agent
+// unreachable), never "playing" over old footage.
 //
 // Playing mints a grant for the logged-in user (POST /api/v1/grants) and loads
 // /play/{camera}.m3u8 with the session and the grant in headers, only on playlist requests:
@@ -17,22 +16,6 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { session: null, user: null, hls: null, grant: null, media: null, timer: null, live: null };
-const LIVE_STATES = {
-  connecting: "连接中 connecting",
-  live: "直播 live",
-  camera_offline: "摄像机离线 camera offline",
-  agent_unreachable: "设备无法连接 agent unreachable",
-};
-const LIVE_REFUSALS = {
-  revoked: "授权已撤销 grant revoked",
-  expired: "授权已过期 grant expired",
-  too_slow: "网络太慢，已断开 too slow: dropped",
-  grant_required: "需要实时授权 a live grant is needed",
-  unauthenticated: "请重新登录 log in again",
-};
-const LIVE_RENEW_MS = 10 * 60 * 1000; // live grants last 15 min: renew well before
-const LIVE_STALE_MS = 4000; // no status from the server this long: the connection is gone
-const LIVE_FROZEN_MS = 5000; // "live" but the picture has not moved this long: restart the player
 const HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
 
 function decodesHevc() {
@@ -222,226 +205,25 @@ function stopLive() {
   const live = state.live;
   state.live = null;
   if (!live) return;
-  live.stopped = true;
-  clearInterval(live.renewTimer);
-  clearInterval(live.staleTimer);
-  clearTimeout(live.retryTimer);
-  if (live.player) live.player.destroy();
+  live.close();
   setText("live-status", "", "");
 }
 
-function showLiveState(live, msg) {
-  const label = LIVE_STATES[msg.state] || msg.state;
-  if (msg.state === "live") {
-    const age = Math.max(0, (msg.now_us - msg.frame_us) / 1e6);
-    setText("live-status", `${label} ${live.camera} · 最新画面 ${age.toFixed(1)} 秒前 (newest frame ${age.toFixed(1)} s ago)`, "online");
-  } else if (msg.state === "connecting") {
-    setText("live-status", `${label} ${live.camera}…`, "note");
-  } else {
-    const detail = msg.detail ? ` (${msg.detail})` : "";
-    setText("live-status", `${label} ${live.camera} 自 since ${shanghaiTime(msg.since_us)}${detail}`, "offline");
-  }
-}
-
-// A loader for mpegts.js that owns the WebSocket: it sends the hello (session and grant),
-// hands binary messages to the player and text ones (state, refusals) to the console.
-function liveLoaderClass(live) {
-  const { BaseLoader, LoaderStatus, LoaderErrors } = window.mpegts;
-  return class VigilLiveLoader extends BaseLoader {
-    static isSupported() {
-      return typeof WebSocket !== "undefined";
-    }
-
-    constructor() {
-      super("vigil-live-loader");
-      this.TAG = "VigilLiveLoader";
-      this._needStash = true;
-      this._ws = null;
-      this._received = 0;
-      this._aborting = false;
-    }
-
-    destroy() {
-      if (this._ws) this.abort();
-      super.destroy();
-    }
-
-    open(dataSource) {
-      const ws = new WebSocket(dataSource.url);
-      this._ws = ws;
-      live.ws = ws;
-      ws.binaryType = "arraybuffer";
-      this._status = LoaderStatus.kConnecting;
-      ws.onopen = () => {
-        ws.send(JSON.stringify({ session: state.session, grant: live.grant.token }));
-        this._status = LoaderStatus.kBuffering;
-      };
-      ws.onmessage = (ev) => {
-        if (typeof ev.data === "string") {
-          liveMessage(live, JSON.parse(ev.data));
-          return;
-        }
-        const start = this._received;
-        this._received += ev.data.byteLength;
-        live.bytes += ev.data.byteLength;
-        if (this._onDataArrival) this._onDataArrival(ev.data, start, this._received);
-      };
-      ws.onclose = (ev) => {
-        if (this._aborting) return;
-        this._status = LoaderStatus.kComplete;
-        liveClosed(live, ev);
-      };
-      ws.onerror = () => {
-        if (this._aborting) return;
-        this._status = LoaderStatus.kError;
-        if (this._onError) this._onError(LoaderErrors.EXCEPTION, { code: -1, msg: "WebSocket error" });
-      };
-    }
-
-    abort() {
-      const ws = this._ws;
-      this._ws = null;
-      if (ws && ws.readyState <= 1) {
-        this._aborting = true;
-        ws.close();
-      }
-      this._status = LoaderStatus.kComplete;
-    }
-  };
-}
-
-function liveMessage(live, msg) {
-  if (live.stopped) return;
-  live.lastStatus = Date.now();
-  if (msg.error) {
-    live.refused = msg;
-    return;
-  }
-  // The feed came back (camera or agent restarted): a new stream, so a new player.
-  if (msg.state === "live" && live.lastState && live.lastState !== "live" && live.lastState !== "connecting") {
-    live.lastState = msg.state;
-    startLivePlayer(live);
-    return;
-  }
-  live.lastState = msg.state;
-  // Live is the camera's own stream (no conversion): H.265 needs a browser that decodes it.
-  if (msg.codec === "hevc" && !decodesHevc() && !live.unplayable) {
-    live.unplayable = true;
-    stopLivePlayerOnly(live);
-    setText("media-info", "video H.265 (hevc), live");
-    setText(
-      "live-status",
-      `此浏览器无法解码 H.265 实时画面 this browser cannot decode H.265 live video (${live.camera}); 回放 playback converts it to H.264`,
-      "error",
-    );
-    live.stopped = true;
-    return;
-  }
-  if (!live.unplayable) showLiveState(live, msg);
-}
-
-function liveClosed(live, ev) {
-  if (live.stopped) return;
-  const refusal = live.refused;
-  if (refusal || ev.code === 1008) {
-    const reason = refusal ? refusal.error : ev.reason;
-    const label = LIVE_REFUSALS[reason] || reason || "refused";
-    const message = refusal && refusal.message ? `: ${refusal.message}` : "";
-    setText("live-status", `实时已停止 live stopped — ${label}${message}`, "error");
-    stopLivePlayerOnly(live);
-    return;
-  }
-  setText("live-status", `连接中断，正在重连 connection lost, reconnecting ${live.camera}…`, "note");
-  live.retryTimer = setTimeout(() => startLivePlayer(live), 2000);
-}
-
-function stopLivePlayerOnly(live) {
-  if (live.player) live.player.destroy();
-  live.player = null;
-}
-
-function startLivePlayer(live) {
-  stopLivePlayerOnly(live);
-  if (live.stopped) return;
-  live.refused = null;
-  live.lastStatus = Date.now();
-  live.shownAt = Date.now();
-  const proto = window.location.protocol === "https:" ? "wss:" : "ws:";
-  const url = `${proto}//${window.location.host}/api/v1/live/${encodeURIComponent(live.camera)}/ws`;
-  const player = window.mpegts.createPlayer(
-    { type: "mpegts", isLive: true, url, hasAudio: false },
-    {
-      customLoader: liveLoaderClass(live),
-      enableStashBuffer: false,
-      enableWorker: false,
-      liveBufferLatencyChasing: true,
-      liveBufferLatencyMaxLatency: 1.5,
-      liveBufferLatencyMinRemain: 0.3,
-      lazyLoad: false,
-    },
-  );
-  live.player = player;
-  player.on(window.mpegts.Events.MEDIA_INFO, (info) => {
-    setText("media-info", `video ${info.videoCodec || "?"} ${info.width || "?"}x${info.height || "?"}, live`);
-  });
-  player.on(window.mpegts.Events.ERROR, (type, detail) => {
-    if (!live.stopped && !live.refused && !live.unplayable) setText("live-status", `播放问题 playback problem: ${type} ${detail}`, "note");
-  });
-  const video = $("video");
-  player.attachMediaElement(video);
-  player.load();
-  video.muted = true;
-  const started = player.play();
-  if (started && started.catch) started.catch(() => {}); // autoplay refusals: the user presses play
-  setText("live-status", `${LIVE_STATES.connecting} ${live.camera}…`, "note");
-}
-
-async function playLive() {
+// Live goes through the live player module (live-player.js, window.VigilLive): it mints and
+// renews the grant, owns the WebSocket and mpegts.js, and reports the feed's honest state.
+function playLive() {
   stopPlayback();
-  if (!window.mpegts || !window.mpegts.getFeatureList().mseLivePlayback) {
-    setText("status", "mpegts.js 未安装或浏览器不支持 MSE：实时不可用 (run make web) — live view unavailable", "error");
+  if (!window.VigilLive) {
+    setText("status", "live-player.js 未加载：实时不可用 — live view unavailable", "error");
     return;
   }
   const camera = $("camera-select").value;
-  const now = Date.now() * 1000;
-  setText("status", "正在申请实时授权 asking for a live grant...", "");
-  const grant = await api("POST", "/api/v1/grants", {
-    operations: ["live"],
-    cameras: [camera],
-    from_us: Math.floor(now - 60e6),
-    to_us: Math.floor(now + 12 * 3600e6),
-    purpose: "console live view",
+  setText("status", `实时 live ${camera}`, "");
+  state.live = window.VigilLive.attach($("video"), camera, {
+    session: state.session,
+    onState: (s) => setText("live-status", s.text, s.level),
+    onMediaInfo: (text) => setText("media-info", text),
   });
-  state.grant = grant;
-  const live = { camera, grant, player: null, ws: null, bytes: 0, stopped: false, lastState: null, refused: null };
-  state.live = live;
-  setText("status", `实时 live ${camera} (grant ${grant.grant_id.slice(0, 8)})`, "");
-  live.renewTimer = setInterval(async () => {
-    try {
-      const renewed = await api("POST", "/api/v1/grants/renew", { token: live.grant.token });
-      live.grant = renewed;
-      if (live.ws && live.ws.readyState === 1) live.ws.send(JSON.stringify({ grant: renewed.token }));
-    } catch (err) {
-      setText("live-status", `授权续期失败 cannot renew the grant: ${err.message}`, "error");
-    }
-  }, LIVE_RENEW_MS);
-  live.staleTimer = setInterval(() => {
-    if (live.player && !live.refused && Date.now() - live.lastStatus > LIVE_STALE_MS) {
-      setText("live-status", `连接中断 connection lost (${live.camera})`, "offline");
-    }
-    // The server says live but this player (not paused by the user) shows the same picture:
-    // never pretend. Start a new player (it joins at the feed's latest keyframe).
-    const video = $("video");
-    if (video.currentTime !== live.shownTime) {
-      live.shownTime = video.currentTime;
-      live.shownAt = Date.now();
-    } else if (live.player && !video.paused && live.lastState === "live" && Date.now() - live.shownAt > LIVE_FROZEN_MS) {
-      live.shownAt = Date.now();
-      startLivePlayer(live);
-      setText("live-status", `画面停滞，正在重新连接 picture frozen, reconnecting ${live.camera}…`, "note");
-    }
-  }, 1000);
-  startLivePlayer(live);
 }
 
 async function play(mode) {
@@ -554,7 +336,7 @@ function init() {
     ev.preventDefault();
     play("playback").catch((err) => setText("status", err.message, "error"));
   });
-  $("live").addEventListener("click", () => playLive().catch((err) => setText("status", err.message, "error")));
+  $("live").addEventListener("click", () => playLive());
   $("logout").addEventListener("click", () => {
     stopPlayback();
     sessionStorage.removeItem("vigil-session");
