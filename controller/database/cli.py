@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("vigil.controller")
@@ -48,9 +49,12 @@ def _engine(args: argparse.Namespace) -> tuple[Any, str] | None:
         return None
 
 
-def _upgrade(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, action: Callable[[Any], tuple[str, int]]) -> int:
+    """Open the configured database, run `action` on its engine, print what it says.
+
+    Both commands fail the same way: 2 for a configuration that names no usable database, 1 for
+    a database that cannot be read or migrated (one log line, credentials redacted)."""
     from controller.catalog import CatalogUnavailableError
-    from controller.catalog.db import upgrade_database
     from controller.catalog.schema import SchemaError
 
     opened = _engine(args)
@@ -58,34 +62,28 @@ def _upgrade(args: argparse.Namespace) -> int:
         return 2
     engine, shown = opened
     try:
-        report = upgrade_database(engine)
-    except SchemaError as exc:
-        log.error("database %s: %s", shown, exc)
-        return 1
-    except CatalogUnavailableError as exc:
+        text, code = action(engine)
+    except (SchemaError, CatalogUnavailableError) as exc:
         log.error("database %s: %s", shown, exc)
         return 1
     finally:
         engine.dispose()
-    print(f"database {shown}: {report.describe()}")  # noqa: T201 - CLI output
-    return 0
+    print(f"database {shown}: {text}")  # noqa: T201 - CLI output
+    return code
+
+
+def _upgrade(args: argparse.Namespace) -> int:
+    from controller.catalog.db import upgrade_database
+
+    return _run(args, lambda engine: (upgrade_database(engine).describe(), 0))
 
 
 def _current(args: argparse.Namespace) -> int:
-    from controller.catalog import CatalogUnavailableError
     from controller.catalog.db import schema_state
     from controller.catalog.schema import CURRENT
 
-    opened = _engine(args)
-    if opened is None:
-        return 2
-    engine, shown = opened
-    try:
+    def describe(engine: Any) -> tuple[str, int]:
         state = schema_state(engine)
-    except CatalogUnavailableError as exc:
-        log.error("database %s: %s", shown, exc)
-        return 1
-    finally:
-        engine.dispose()
-    print(f"database {shown}: {state.describe()}")  # noqa: T201 - CLI output
-    return 0 if state.kind == CURRENT else 1
+        return state.describe(), 0 if state.kind == CURRENT else 1
+
+    return _run(args, describe)

@@ -8,6 +8,7 @@ Video is demuxed with the camera's first audio stream, if it has one: audio is k
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -109,15 +110,26 @@ class RtspSession:
 
     @classmethod
     def open(cls, camera_id: str, url: str, options: RtspOptions) -> RtspSession:
-        """Connect and read the stream description; raises a SourceError naming the camera."""
+        """Connect and read the stream description; raises a SourceError naming the camera.
+
+        A stall is noticed by FFmpeg's own socket timeout (`timeout`, µs: a read that waits
+        longer fails with ETIMEDOUT, `StallError` in `packets()`), not by PyAV's read timer:
+        that timer installs an interrupt callback which takes the GIL on every I/O check FFmpeg
+        makes, several per RTP packet, and with eight capture threads that GIL traffic cost the
+        agent a third of its CPU (docs/benchmarks.md, "Agent capture"). PyAV's timer bounds only
+        the open, where it costs nothing.
+
+        The socket timeout also applies while opening, so the first attempt uses the read
+        timeout and a second attempt, for a camera that was silent that long or sent no
+        parameter sets, uses the open timeout or the long probe (whichever is longer): a camera
+        slow to answer DESCRIBE, or one that sends nothing until its next keyframe (a long GOP),
+        opens on that attempt and keeps that longer stall bound for the session.
+        """
         check_rtsp_url(camera_id, url)
         where = redact_url(url)
         ff_options = {
             "rtsp_transport": options.transport,
-            # FFmpeg's own socket timeout (µs): a backstop; PyAV's interrupt timer (the read
-            # timeout below) is what notices a stall. A camera may take seconds to answer its
-            # first DESCRIBE while it sets its stream up, so this one is the open timeout.
-            "timeout": str(int(max(options.open_timeout_s, options.read_timeout_s) * 1_000_000)),
+            "timeout": _micros(options.read_timeout_s),
             # Probe only the first packets: the SDP and the first keyframe say all we need
             # (we never decode), and a long probe delays the start and bursts its packets.
             "analyzeduration": "0",
@@ -125,22 +137,14 @@ class RtspSession:
         }
         try:
             try:
-                container = av.open(
-                    url,
-                    options=ff_options,
-                    timeout=(options.open_timeout_s, options.read_timeout_s),
-                )
-            except av.error.InvalidDataError:
-                # No parameter sets in the SDP nor in the first packets: a long-GOP camera sends
-                # them with its next keyframe, up to 10 s away. Probe once more, that far.
-                ff_options["probesize"] = str(_PROBE_BYTES[1])
-                timeout = (max(options.open_timeout_s, _LONG_PROBE_S), options.read_timeout_s)
-                container = av.open(url, options=ff_options, timeout=timeout)
-        except av.error.FFmpegError as exc:
-            raise ConnectError(
-                f"camera {camera_id}: cannot open {where}: {describe_error(exc)}"
-            ) from None
-        except OSError as exc:
+                container = av.open(url, options=ff_options, timeout=(options.open_timeout_s, None))
+            except av.error.InvalidDataError as first:
+                container = cls._open_again(url, ff_options, options, first)
+            except (av.error.FFmpegError, OSError) as first:
+                if getattr(first, "errno", None) != errno.ETIMEDOUT:
+                    raise
+                container = cls._open_again(url, ff_options, options, first)
+        except (av.error.FFmpegError, OSError) as exc:
             raise ConnectError(
                 f"camera {camera_id}: cannot open {where}: {describe_error(exc)}"
             ) from None
@@ -150,6 +154,17 @@ class RtspSession:
             container.close()
             raise
         return cls(camera_id, container, stream, first_audio(container))
+
+    @staticmethod
+    def _open_again(
+        url: str, ff_options: dict[str, str], options: RtspOptions, first: BaseException
+    ) -> InputContainer:
+        """The second attempt: a long probe and a socket timeout as long as the open's."""
+        if isinstance(first, av.error.InvalidDataError):
+            ff_options["probesize"] = str(_PROBE_BYTES[1])
+        patient = max(options.open_timeout_s, options.read_timeout_s, _LONG_PROBE_S)
+        ff_options["timeout"] = _micros(patient)
+        return av.open(url, options=ff_options, timeout=(patient, None))
 
     def packets(self) -> Iterator[Packet[Stream]]:
         """Video and audio packets as they arrive; ends on disconnect, raises StallError on
@@ -188,13 +203,13 @@ class RtspSession:
                 packet = next(demux)
             except StopIteration:
                 return
-            except av.error.ExitError:
-                raise StallError(
-                    f"camera {self.camera_id}: no data for the read timeout (stalled)"
-                ) from None
             except av.error.EOFError:
                 return
             except (av.error.FFmpegError, OSError) as exc:
+                if _timed_out(exc):
+                    raise StallError(
+                        f"camera {self.camera_id}: no data for the read timeout (stalled)"
+                    ) from None
                 raise ConnectError(
                     f"camera {self.camera_id}: stream broke: {describe_error(exc)}"
                 ) from None
@@ -207,6 +222,15 @@ class RtspSession:
             self.container.close()
         except (av.error.FFmpegError, OSError):
             pass  # the connection is gone either way
+
+
+def _micros(seconds: float) -> str:
+    return str(int(seconds * 1_000_000))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """FFmpeg's socket timeout (ETIMEDOUT) or an interrupt by PyAV's open timer."""
+    return isinstance(exc, av.error.ExitError) or getattr(exc, "errno", None) == errno.ETIMEDOUT
 
 
 def _stamp_back(held: list[Packet[Stream]], timed: Packet[Stream]) -> list[Packet[Stream]]:
