@@ -159,6 +159,8 @@ class Swarm:
         """Each agent, at a random moment within `spread_s`: finish its lease, report a new
         segment, and time the lease naming it (report -> replan -> lease on its stream)."""
 
+        rpc_ms: list[float] = []  # of each agent's report calls alone (the lease's share)
+
         async def one(agent: Agent, sem: Any) -> float | None:
             await asyncio.sleep(random.uniform(0.0, spread_s))  # agents report on their own
             async with sem:
@@ -177,6 +179,7 @@ class Swarm:
                 except grpc.aio.AioRpcError as exc:
                     self._error(exc.code().name)
                     return None
+                rpc_ms.append(round((time.monotonic() - start) * 1000.0, 2))
             if await agent.wait_for(f"{agent.device}-s1", self.args.lease_timeout_s):
                 return (time.monotonic() - start) * 1000.0
             return None
@@ -184,7 +187,10 @@ class Swarm:
         sem = asyncio.Semaphore(self.args.parallel)
         results = await asyncio.gather(*(one(a, sem) for a in self.agents))
         got = [round(r, 2) for r in results if r is not None]
-        return {"lease_ms": got, "missing": len(results) - len(got), "errors": self.errors}
+        return {
+            "lease_ms": got, "rpc_ms": rpc_ms, "missing": len(results) - len(got),
+            "errors": self.errors,
+        }  # fmt: skip
 
     async def close(self) -> None:
         for task in self.readers:

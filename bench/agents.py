@@ -78,7 +78,9 @@ def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
     try:
         conn.recv()
     except EOFError:
-        pass
+        return controller.stop(1.0)
+    counters = dict(controller.scheduler.counters) if controller.scheduler else {}
+    conn.send(counters)  # the scheduler's work during the run, for the JSON
     controller.stop(1.0)
 
 
@@ -132,11 +134,19 @@ class Server:
     def rss_kb(self) -> int:
         return int(self.ps.memory_info().rss // 1024)
 
-    def stop(self) -> None:
-        self._parent.send("stop")
+    def stop(self) -> Any:
+        """Stop the server; returns what it sends back on the way (or None)."""
+        said = None
+        try:
+            self._parent.send("stop")
+            if self._parent.poll(30):
+                said = self._parent.recv()
+        except (EOFError, OSError):
+            pass
         self.proc.join(30)
         if self.proc.is_alive():
             self.proc.kill()
+        return said
 
 
 class Uploads:
@@ -230,6 +240,10 @@ def spread_s(agents: int) -> float:
     return max(2.0, agents / 1000)
 
 
+def _p99(sorted_ms: list[float]) -> float | None:
+    return round(sorted_ms[max(0, int(len(sorted_ms) * 0.99) - 1)], 1) if sorted_ms else None
+
+
 def _settled_rss(server: Server, wait_s: float = 1.0) -> int:
     time.sleep(wait_s)
     return server.rss_kb()
@@ -256,21 +270,23 @@ def measure_vigil(
         time.sleep(max(0.0, 5.0 - (time.monotonic() - t1)))  # at least 5 s of upload load
         upload_mb_s = (uploads.sent - sent0) / 1e6 / (time.monotonic() - t1)
         delays = sorted(d for r in replans for d in r["lease_ms"])
+        rpcs = sorted(d for r in replans for d in r.get("rpc_ms", ()))
         print(
             f"vigil: {held}/{agents} streams in {connect_s:.1f} s; rss {rss0 // 1024} -> "
             f"{rss1 // 1024} MB; leases after replan: {len(delays)}",
             flush=True,
         )
-        return {
+        result = {
             "agents_held": held,
             "first_leases": sum(r["first_lease"] for r in ready),
             "connect_s": round(connect_s, 1),
             "controller_rss_mb": round(rss1 / 1024, 1),
             "rss_kb_per_agent": round((rss1 - rss0) / max(held, 1), 1),
             "lease_p50_ms": round(statistics.median(delays), 1) if delays else None,
-            "lease_p99_ms": round(delays[max(0, int(len(delays) * 0.99) - 1)], 1)
-            if delays
-            else None,
+            "lease_p99_ms": _p99(delays),
+            # Of the lease delay, the agent's FinishLease + ReportInventory calls alone.
+            "report_calls_p50_ms": round(statistics.median(rpcs), 1) if rpcs else None,
+            "report_calls_p99_ms": _p99(rpcs),
             "leases_missing": sum(r["missing"] for r in replans),
             "upload_mb_s_under_load": round(upload_mb_s, 1),
             "upload_errors": len(uploads.errors),
@@ -279,7 +295,17 @@ def measure_vigil(
     finally:
         _end(swarms)
         uploads.stop()
-        server.stop()
+        counters = server.stop() or {}
+    replans = counters.get("replans", 0)
+    result["scheduler"] = {
+        "replans": replans,
+        "replan_ms_mean": round(counters.get("replan_us", 0) / 1000 / max(replans, 1), 1),
+        "placements": counters.get("placements", 0),
+        "devices_placed": counters.get("devices_placed", 0),
+        "inventories": counters.get("inventories", 0),
+        "leases_issued": counters.get("leases_issued", 0),
+    }
+    return result
 
 
 def measure_bare(work: Path, agents: int) -> dict[str, Any]:

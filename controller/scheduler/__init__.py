@@ -8,7 +8,9 @@ The city-scale simulation: `presets`, `workload`, `simulate`, `metrics`, `naive`
 `report`; `cli` (the only I/O) registers `vigil-controller simulate`.
 
 In a running controller: `leases` (the lease book, delivery meter; pure), `wire` (Lease and
-Inventory messages), `options`, `service` (`SchedulerService`: plans, leases, reclaims,
+Inventory messages), `options`, `desk` (`LeaseDesk`: the state one term of inputs changes,
+new devices placed in batches, one replan for many inputs; pure), `service`
+(`SchedulerService`: the lock, loop and lease streams around the desk; coalesced replans,
 holds for footage requests), `upkeep` (its database work), `mailbox`, `grpc_service`
 (the AgentControl servicer) and `wiring` (how `serve` adds them to a controller).
 """

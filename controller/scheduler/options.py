@@ -34,6 +34,9 @@ class SchedulerOptions:
     lease_grace_s: float = 5.0
     tick_s: float = 0.5  # how often leases are checked (expiry) and changes planned
     replan_interval_s: float = 5.0  # a replan at least this often, changes or not
+    # After a replan, changes wait this long (or as long as that replan took, if longer)
+    # for the next one, so a burst of inputs is planned together, not one plan per input.
+    coalesce_s: float = 0.2
     progress_interval_s: float = 2.0  # jobs and delivery read from the database
     delivery_window_s: float = 30.0
     inventory_max_age_s: float = 300.0

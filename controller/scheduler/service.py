@@ -1,24 +1,23 @@
 """`SchedulerService`: the planner in a running controller (the imperative shell).
 
-It holds the topology, each connected agent's latest inventory and its lease stream, and
-one loop thread that:
+The state and what each input does to it live in `LeaseDesk` (desk.py, pure). This shell
+owns what is not pure: one lock around the desk, each connected agent's lease stream (a
+mailbox), the leadership, the database rounds (upkeep.py) and one loop thread that:
 
-- re-plans when something relevant changed (an inventory, a device connecting or going
-  away, a lease finished or reclaimed, a new or closed footage request, a topology change),
-  at most once per tick, and periodically anyway; hysteresis keeps leases calm;
-- issues a new lease to each device whose plan changed, and withdraws leases the plan no
-  longer backs (an empty lease: the agent stops uploading);
+- re-plans when something relevant changed (an inventory, a stream opening or ending, a
+  lease finished or reclaimed, a footage request, a topology change) and periodically
+  anyway. Changes are coalesced: a replan comes no sooner after the previous one than
+  `coalesce_s` or the time that one took, so a connect storm of ten thousand agents costs
+  a handful of plans (~0.1 s each for 10,000 devices), never one per agent, and planning
+  takes at most half the loop's time. Each changed lease is pushed right after the replan;
 - reclaims leases not finished by their expiry;
-- reads open footage requests, pushes the holds they need to their agents (in every lease
-  message, and over MQTT when a fleet service is wired), feeds their deadlines to the
-  planner, and saves their progress;
-- measures delivered bytes per device from catalog commits of leased segments, to compare
-  per link with the plan (`delivery()`).
+- every `progress_interval_s`, outside the lock, reads footage requests (their holds go to
+  the agents in every lease message and over MQTT; their deadlines to the planner; their
+  progress is saved) and the catalog's commits of leased segments (`delivery()`).
 
 RPC handlers (grpc_service.py) call `report_inventory`, `connect`/`disconnect` and
-`finish_lease`; they never plan themselves, so a burst of inventories costs one replan.
-A bad inventory raises DemandError and changes nothing. One lock guards the state;
-database reads and writes happen outside it.
+`finish_lease`: they only record (microseconds under the lock), never plan. A bad inventory
+raises DemandError and changes nothing.
 
 Only the city's leader plans (controller/leader): the service asks its `Leadership` at every
 tick and input. On a follower it plans nothing, runs no job upkeep and refuses inputs
@@ -39,31 +38,17 @@ import uuid
 from controller.catalog import Catalog
 from controller.clock import Clock
 from controller.jobs.store import JobStore
-from controller.jobs.tracker import DeviceReport, HoldWanted, JobTracker
+from controller.jobs.tracker import JobTracker
 from controller.leader import Leadership, NotLeaderError, SoleLeader
 from controller.scheduler import upkeep
 from controller.scheduler.board import PUBLISH_S, FollowerView, PlanBoard
-from controller.scheduler.convert import device_report, lease_message
+from controller.scheduler.convert import device_report
+from controller.scheduler.desk import LeaseDesk, new_counters
 from controller.scheduler.inventory import demand_from_inventory
-from controller.scheduler.leases import (
-    DeliveryMeter,
-    IssuedLease,
-    LeaseBook,
-    LinkDelivery,
-    lease_ttl_us,
-    link_delivery,
-    make_lease,
-    without_segments,
-)
+from controller.scheduler.leases import IssuedLease, LinkDelivery
 from controller.scheduler.mailbox import Mailbox
 from controller.scheduler.model import DemandError
-from controller.scheduler.options import (
-    SchedulerOptions,
-    default_topology,
-    load_topology,
-    with_default_links,
-)
-from controller.scheduler.state import Planner
+from controller.scheduler.options import SchedulerOptions, default_topology, load_topology
 from controller.scheduler.topology import Topology
 from controller.scheduler.upkeep import CommandSender, Snapshot
 from protos.vigil.v1 import agent_control_pb2
@@ -71,6 +56,10 @@ from protos.vigil.v1 import agent_control_pb2
 log = logging.getLogger("vigil.scheduler")
 
 LeaseBox = Mailbox[agent_control_pb2.Lease]
+
+
+def _lease_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 class SchedulerService:
@@ -104,34 +93,21 @@ class SchedulerService:
                 if opt.topology_path
                 else default_topology(opt.root_bps)
             )
-        self._planner = Planner(topology, opt.plan_config(), opt.hysteresis)
-        self._ttl_us = lease_ttl_us(opt.plan_config(), opt.lease_grace_s)
-        self._book = LeaseBook()
-        self._meter = DeliveryMeter(opt.delivery_window_s)
+        self.counters = new_counters()
+        self._desk = LeaseDesk(topology, opt, _lease_id, self.counters)
         self._upkeep = upkeep.Upkeep(
             catalog, clock, jobs or JobTracker(JobStore(catalog.engine), catalog, clock), fleet
         )
         self._lock = threading.Lock()
         self._streams: dict[str, LeaseBox] = {}
-        self._waiting: dict[str, agent_control_pb2.Inventory] = {}
-        self._reports: dict[str, DeviceReport] = {}
-        self._holds: dict[str, tuple[HoldWanted, ...]] = {}
-        self._deadlines: dict[str, int] = {}
-        self._probe: set[str] = set()  # segment ids of leases to look for in the catalog
-        self._dirty = True
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_replan = -1e18
+        self._replan_s = 0.0  # how long the last replan took
         self._last_upkeep = -1e18
         # The leadership epoch this state belongs to (0: following, nothing planned).
         self._term = self._leadership.epoch() if self._leadership.is_leader() else 0
-        self.counters = {
-            k: 0
-            for k in ("replans", "leases_issued", "leases_withdrawn", "leases_reclaimed",
-                      "leases_finished", "leases_forgotten", "lease_reports", "inventories",
-                      "refused", "replan_us", "terms", "upkeeps")
-        }  # fmt: skip
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -153,18 +129,18 @@ class SchedulerService:
         """Something outside changed (a footage request was made): look now, not later."""
         with self._lock:
             self._last_upkeep = -1e18
-            self._dirty = True
+            self._desk.dirty = True
         self._wake.set()
 
     # -- inputs from agents (called by the gRPC servicer) ------------------------------------
 
     def report_inventory(self, device_id: str, inv: agent_control_pb2.Inventory) -> int:
         """Accept an agent's backlog (DemandError, nothing changed, if it cannot be true;
-        NotLeaderError on a follower)."""
+        NotLeaderError on a follower). Planned at the next replan, not here."""
         self._require_leader()
         now = self._clock.now_us()
         with self._lock:
-            deadlines = dict(self._deadlines)
+            deadlines = self._desk.deadlines  # replaced whole, never changed in place
         try:
             demand = demand_from_inventory(
                 inv,
@@ -179,21 +155,14 @@ class SchedulerService:
                 self.counters["refused"] += 1
             raise
         with self._lock:
-            self.counters["inventories"] += 1
-            self._ensure_device(device_id)
-            self._reports[device_id] = report
-            if device_id in self._streams:
-                self._planner.report(demand)
-                self._dirty = True
-            else:
-                self._waiting[device_id] = inv  # planned once its lease stream opens
-            version = self._planner.plan.version
+            self._desk.inventory(device_id, inv, demand, report)
+            version = self._desk.planner.version
         self._wake.set()
         return version
 
     def connect(self, device_id: str) -> LeaseBox:
         """A lease stream opened; an older stream of the same device is closed
-        (NotLeaderError on a follower)."""
+        (NotLeaderError on a follower). Its first lease follows the next replan."""
         self._require_leader()
         box: LeaseBox = Mailbox()
         with self._lock:
@@ -204,24 +173,11 @@ class SchedulerService:
             if old is not None:
                 old.close()
             self._streams[device_id] = box
-            self._ensure_device(device_id)
-            waiting = self._waiting.pop(device_id, None)
-            if waiting is not None:
-                try:
-                    self._planner.report(
-                        demand_from_inventory(
-                            waiting,
-                            authenticated_device=device_id,
-                            now_us=self._clock.now_us(),
-                            evidence_deadlines=self._deadlines,
-                            max_age_s=self.options.inventory_max_age_s,
-                        )
-                    )
-                except DemandError as exc:
-                    log.info("device %s: stale inventory dropped: %s", device_id, exc)
-            self._push(device_id)
-            self._dirty = True
-        log.info("device %s: lease stream open", device_id)
+            dropped = self._desk.connect(device_id, self._clock.now_us())
+            box.put(self._desk.message(device_id))
+        if dropped:
+            log.info("device %s: stale inventory dropped: %s", device_id, dropped)
+        log.debug("device %s: lease stream open", device_id)
         self._wake.set()
         return box
 
@@ -232,14 +188,8 @@ class SchedulerService:
             if self._streams.get(device_id) is not box:
                 return  # replaced by a newer stream of the same device
             del self._streams[device_id]
-            lease = self._book.forget(device_id)
-            if lease is not None:
-                self.counters["leases_forgotten"] += 1
-                self._probe.update(lease.segment_ids())
-            self._planner.forget(device_id)
-            self._planner.release([device_id])
-            self._dirty = True
-        log.info("device %s: lease stream closed; its leases are void", device_id)
+            self._desk.disconnect(device_id)
+        log.debug("device %s: lease stream closed; its leases are void", device_id)
         self._wake.set()
 
     def finish_lease(self, device_id: str, report: agent_control_pb2.LeaseReport) -> None:
@@ -247,30 +197,18 @@ class SchedulerService:
         NotLeaderError on a follower)."""
         self._require_leader()
         with self._lock:
-            finished = self._book.finish(
-                device_id, report.lease_id, report.done_segment_ids, report.failed_segment_ids
-            )
-            self.counters["lease_reports"] += 1
-            if finished.lease is None:
-                return  # a lease replaced meanwhile: nothing to re-plan
-            self.counters["leases_finished"] += 1
-            self._probe.update(finished.lease.segment_ids())
-            demand = self._planner.demand(device_id)
-            if demand is not None:
-                self._planner.report(without_segments(demand, finished.done))
-            self._planner.release([device_id])
-            self._dirty = True
+            self._desk.finish(device_id, report)
         self._wake.set()
 
     # -- views -------------------------------------------------------------------------------
 
     @property
     def topology(self) -> Topology:
-        return self._planner.topology
+        return self._desk.planner.topology
 
     def lease(self, device_id: str) -> IssuedLease | None:
         with self._lock:
-            return self._book.active(device_id)
+            return self._desk.book.active(device_id)
 
     def connected(self) -> frozenset[str]:
         with self._lock:
@@ -282,7 +220,7 @@ class SchedulerService:
             return self._leaders_snapshot(self._follower_view).links
         now = self._clock.now_us()
         with self._lock:
-            return self._delivery(now)
+            return self._desk.delivery(now)
 
     def snapshot(self) -> Snapshot:
         """The city's plan: this replica's, or on a follower with a board the leader's as
@@ -296,36 +234,18 @@ class SchedulerService:
         so a sum over replicas counts every lease once."""
         now = self._clock.now_us()
         with self._lock:
+            desk = self._desk
             return upkeep.snapshot(
-                self._planner, self._book, self._meter, frozenset(self._streams), now,
-                dict(self.counters), self._delivery(now),
+                desk.planner, desk.book, desk.meter, frozenset(self._streams), now,
+                dict(self.counters), desk.delivery(now),
             )  # fmt: skip
 
     def _leaders_snapshot(self, view: FollowerView) -> Snapshot:
         """The published plan; its devices get default links here too (topology views)."""
         snap = view.snapshot()
-        with self._lock:
-            topology = self._planner.topology
-            known = topology.compiled.device_index
-            unknown = [d.device_id for d in snap.devices if d.device_id not in known]
-            if unknown:  # one recompile for all of them
-                self._planner.set_topology(
-                    with_default_links(topology, unknown, self.options.default_link_bps)
-                )
+        with self._lock:  # one topology change for all of them
+            self._desk.add_devices(d.device_id for d in snap.devices)
         return snap
-
-    def _publish(self, term: int) -> None:
-        """(leader) Pin the plan for the followers, every PUBLISH_S at most."""
-        mono = self._clock.monotonic()
-        if self._board is None or mono - self._last_publish < PUBLISH_S:
-            return
-        self._last_publish = mono
-        self._board.publish(self.snapshot(), term)
-
-    def _delivery(self, now_us: int) -> list[LinkDelivery]:
-        plan = self._planner.plan
-        planned = {link: sum(loads) for link, loads in plan.link_loads.items()}
-        return link_delivery(self._planner.topology, planned, self._meter.rates(now_us))
 
     # -- topology ------------------------------------------------------------------------------
 
@@ -335,12 +255,7 @@ class SchedulerService:
         Connected devices it does not list keep their default links.
         """
         with self._lock:
-            known = topology.compiled.device_index
-            extra = [d for d in self._streams.keys() | self._reports.keys() if d not in known]
-            if extra:
-                topology = with_default_links(topology, extra, self.options.default_link_bps)
-            self._planner.set_topology(topology)
-            self._dirty = True
+            self._desk.set_topology(topology)
         self._wake.set()
 
     def reload_topology(self) -> None:
@@ -349,22 +264,16 @@ class SchedulerService:
             raise DemandError("no topology file is configured")
         self.set_topology(load_topology(self.options.topology_path))
 
-    def _ensure_device(self, device_id: str) -> None:
-        """(lock held) Give a device missing from the topology its own default link."""
-        topology = self._planner.topology
-        if device_id in topology.compiled.device_index:
-            return
-        log.info("device %s is not in the topology: own link of %d bit/s under the root",
-                 device_id, self.options.default_link_bps)  # fmt: skip
-        self._planner.set_topology(
-            with_default_links(topology, [device_id], self.options.default_link_bps)
-        )
-
     # -- the loop ------------------------------------------------------------------------------
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.options.tick_s)
+            # Coalesce: inputs arriving soon after a replan wait for the next one together.
+            since = self._clock.monotonic() - self._last_replan
+            gap = max(self.options.coalesce_s, self._replan_s) - since
+            if gap > 0:
+                self._stop.wait(min(gap, self.options.tick_s))
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -389,16 +298,34 @@ class SchedulerService:
                 log.exception("scheduler upkeep (jobs, delivery) failed; will retry")
         now = self._clock.now_us()
         with self._lock:
-            for lease in self._book.expired(now):
-                self.counters["leases_reclaimed"] += 1
-                self._probe.update(lease.segment_ids())
-                self._planner.release([lease.device_id])
-                self._dirty = True
+            for lease in self._desk.reclaim(now):
                 log.info("lease %s of %s reclaimed: not finished in time",
                          lease.lease_id, lease.device_id)  # fmt: skip
-            if self._dirty or mono - self._last_replan >= self.options.replan_interval_s:
-                if self._term == self._current_term():  # not lost while upkeep ran
-                    self._replan(now, mono)
+            due = mono - self._last_replan >= self.options.replan_interval_s
+            if (self._desk.dirty or due) and self._term == self._current_term():
+                self._replan(now, mono)  # the term is checked: not lost while upkeep ran
+
+    def _replan(self, now: int, mono: float) -> None:
+        """(lock held) Plan afresh and push the leases that changed at once."""
+        self._last_replan = mono
+        started = time.perf_counter()
+        placed = self._desk.counters["devices_placed"]
+        for device_id in self._desk.replan(now):
+            self._push(device_id)
+        self._replan_s = time.perf_counter() - started
+        # Total time spent planning (µs): /metrics shows it, rate ÷ rate(replans) = mean.
+        self.counters["replan_us"] += int(self._replan_s * 1_000_000)
+        if self.counters["devices_placed"] > placed:
+            log.info("%d device(s) not in the topology: own link of %d bit/s under the root",
+                     self.counters["devices_placed"] - placed,
+                     self.options.default_link_bps)  # fmt: skip
+
+    def _push(self, device_id: str) -> None:
+        """(lock held) Send the device its current lease and holds (replacing anything
+        not yet sent: every message carries the whole state)."""
+        box = self._streams.get(device_id)
+        if box is not None:
+            box.put(self._desk.message(device_id))
 
     # -- leadership ----------------------------------------------------------------------------
 
@@ -433,18 +360,9 @@ class SchedulerService:
         for box in self._streams.values():
             box.close()
         self._streams.clear()
-        self._waiting.clear()
-        self._reports.clear()
-        self._holds.clear()
-        self._deadlines = {}
-        self._probe.clear()
-        opt = self.options
-        self._planner = Planner(self._planner.topology, opt.plan_config(), opt.hysteresis)
-        self._book = LeaseBook()
-        self._meter = DeliveryMeter(opt.delivery_window_s)
+        self._desk = LeaseDesk(self._desk.planner.topology, self.options, _lease_id, self.counters)
         self._upkeep.new_term(term if self._fence_writes else 0)
         self._last_upkeep = self._last_replan = self._last_publish = -1e18  # all at once
-        self._dirty = True
         if term:
             self.counters["terms"] += 1
             log.info("scheduler leads (epoch %d): planning from scratch; %d stream(s) closed",
@@ -454,75 +372,26 @@ class SchedulerService:
                      "leases void", self._term, streams)  # fmt: skip
         self._term = term
 
-    def _replan(self, now: int, mono: float) -> None:
-        """(lock held) Plan afresh and hand out the leases that changed."""
-        self._dirty = False
-        self._last_replan = mono
-        started = time.perf_counter()
-        changed = self._planner.replan(now)
-        self.counters["replans"] += 1
-        # Total time spent planning (µs): /metrics shows it, rate ÷ rate(replans) = mean.
-        self.counters["replan_us"] += int((time.perf_counter() - started) * 1_000_000)
-        plan = self._planner.plan
-        for device_id in self._streams:
-            dp = plan.devices.get(device_id)
-            active = self._book.active(device_id)
-            has_work = dp is not None and bool(dp.segments) and dp.total_bps > 0
-            if has_work and dp is not None and (device_id in changed or active is None):
-                lease = make_lease(uuid.uuid4().hex[:16], dp, now, self._ttl_us, plan.version)
-                replaced = self._book.issue(lease)
-                if replaced is not None:  # its commits still count as delivered
-                    self._probe.update(replaced.segment_ids())
-                self.counters["leases_issued"] += 1
-                self._push(device_id)
-            elif not has_work and active is not None:
-                self._book.forget(device_id)
-                self.counters["leases_withdrawn"] += 1
-                self._probe.update(active.segment_ids())
-                self._push(device_id)
-
-    def _push(self, device_id: str) -> None:
-        """(lock held) Send the device its current lease and holds (replacing anything
-        not yet sent: every message carries the whole state)."""
-        box = self._streams.get(device_id)
-        if box is not None:
-            msg = lease_message(
-                self._book.active(device_id),
-                self._holds.get(device_id, ()),
-                self._planner.plan.version,
-            )
-            box.put(msg)
+    # -- the database round --------------------------------------------------------------------
 
     def _run_upkeep(self) -> None:
         """Jobs (holds, deadlines, progress) and delivery measurement; database I/O."""
         with self._lock:
             term = self._term
-            probe = set(self._probe)
-            for lease in self._book.leases():
-                probe.update(lease.segment_ids())
-            probe -= {sid for sid in probe if self._meter.counted(sid)}
-            online = frozenset(self._streams)
-            reports = dict(self._reports)
-            rates = self._meter.rates(self._clock.now_us())
-            for device, dp in self._planner.plan.devices.items():
-                rates[device] = rates.get(device) or dp.total_bps
-        result = self._upkeep.run(probe, online, reports, rates)
+            desk = self._desk
+            asked = desk.upkeep_input(self._clock.now_us())
+        result = self._upkeep.run(asked.probe, asked.online, asked.reports, asked.rates)
         with self._lock:
-            if self._term != term:
+            if self._term != term or self._desk is not desk:
                 return  # the leadership changed meanwhile: this result belongs to no one
-            for device_id, segment_id, size, at_us in result.committed:
-                self._meter.record(device_id, segment_id, size, at_us)
-            self._probe -= probe
-            if result.deadlines != self._deadlines:
-                self._deadlines = result.deadlines
-                self._dirty = True
-            for device_id in set(result.holds) | set(self._holds):
-                new = result.holds.get(device_id, ())
-                if new != self._holds.get(device_id, ()):
-                    self._holds[device_id] = new
-                    self._push(device_id)
-                    self._dirty = True
-        self._publish(term)
+            for device_id in desk.upkeep_done(
+                asked, result.committed, result.holds, result.deadlines
+            ):
+                self._push(device_id)
+        mono = self._clock.monotonic()
+        if self._board is not None and mono - self._last_publish >= PUBLISH_S:
+            self._last_publish = mono  # (leader) the plan pinned for the followers
+            self._board.publish(self.snapshot(), term)
 
 
-__all__ = ["SchedulerOptions", "SchedulerService"]
+__all__ = ["LeaseBox", "SchedulerOptions", "SchedulerService"]

@@ -28,6 +28,9 @@ class Planner:
         self._hysteresis = hysteresis
         self._demands: dict[str, DeviceDemand] = {}
         self._plan = Plan.empty()
+        # Released devices not yet dropped from `_plan`: dropping copies the plan's device
+        # map, so a burst of releases (a thousand finished leases a second) costs one copy.
+        self._released: set[str] = set()
 
     @property
     def topology(self) -> Topology:
@@ -35,7 +38,19 @@ class Planner:
 
     @property
     def plan(self) -> Plan:
+        """The plan in force, without the devices released since it was made."""
+        if self._released:
+            drop = self._released & self._plan.devices.keys()
+            self._released = set()
+            if drop:
+                kept = {d: p for d, p in self._plan.devices.items() if d not in drop}
+                self._plan = replace(self._plan, devices=kept)
         return self._plan
+
+    @property
+    def version(self) -> int:
+        """The plan's version (cheap: applies no pending release)."""
+        return self._plan.version
 
     def demand(self, device_id: str) -> DeviceDemand | None:
         return self._demands.get(device_id)
@@ -65,21 +80,20 @@ class Planner:
     def release(self, device_ids: Iterable[str]) -> None:
         """Drop these devices' share of the plan in force (their lease finished, expired or
         died with the connection): the next replan gives them a fresh plan and a new lease
-        instead of keeping the old one through hysteresis."""
-        drop = set(device_ids) & self._plan.devices.keys()
-        if drop:
-            kept = {d: p for d, p in self._plan.devices.items() if d not in drop}
-            self._plan = replace(self._plan, devices=kept)
+        instead of keeping the old one through hysteresis. Applied when the plan is next
+        read or replaced, so each call costs only the ids given."""
+        self._released.update(device_ids)
 
     def replan(self, now_us: int) -> frozenset[str]:
         """Plan afresh at `now_us`; returns the devices whose leases must change."""
+        previous = self.plan
         fresh = plan(
             self._topology,
             self._demands.values(),
             now_us,
-            version=self._plan.version + 1,
+            version=previous.version + 1,
             config=self._config,
         )
-        merged, changed = stabilise(self._plan, fresh, self._topology, self._hysteresis)
+        merged, changed = stabilise(previous, fresh, self._topology, self._hysteresis)
         self._plan = merged
         return changed
