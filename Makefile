@@ -62,7 +62,7 @@ demo: deps ## the platform on embedded defaults with emulated cameras
 	$(VENV)/bin/python scripts/demo.py
 
 bench: venv
-	for b in agent_capture ingest fleet_health scheduler grants agents; do $(PY) -m bench.$$b --quick || exit 1; done
+	for b in agent_capture ingest fleet_health scheduler grants agents live; do $(PY) -m bench.$$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

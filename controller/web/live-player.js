@@ -257,9 +257,16 @@
           customLoader: loaderClass(this),
           enableStashBuffer: false,
           enableWorker: false,
+          // A viewer joining a running feed gets the GOP since its last keyframe (up to the
+          // camera's keyframe interval behind): seek to the live edge when more than 1 s
+          // behind, and play a little faster (1.1x) while more than 0.5 s behind.
           liveBufferLatencyChasing: true,
-          liveBufferLatencyMaxLatency: 1.5,
+          liveBufferLatencyMaxLatency: 1.0,
           liveBufferLatencyMinRemain: 0.3,
+          liveSync: true,
+          liveSyncMaxLatency: 0.5,
+          liveSyncTargetLatency: 0.3,
+          liveSyncPlaybackRate: 1.1,
           lazyLoad: false,
         },
       );

@@ -97,7 +97,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     controller.live.options = LiveOptions(linger_s=1.0, viewer_chunks=40)
     controller.start()
     cams = CamsimProcess.start(
-        2, **{**TEST_DEFAULTS, "profiles": {2: "h265"}, "log_path": tmp / "camsim.log"}
+        2,
+        **{**TEST_DEFAULTS, "profiles": {2: "h265"}, "log_path": tmp / "camsim.log"},
+        stamp_wallclock=True,  # each frame's send time as SEI: glass-to-glass latency
     )
     agent: Agent | None = None
     live: LiveClient | None = None
