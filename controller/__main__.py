@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "controller.audit.cli",
     "controller.users.cli",
     "controller.jobs.cli",
+    "controller.directory.cli",
 )
 
 

@@ -292,6 +292,10 @@ class ControllerConfig(_Strict):
     # through the database (AES-GCM); every replica on the database gives the same file.
     # Empty: they are stored unwrapped (docs/security.md, "Shared keys").
     key_encryption_file: str = ""
+    # The tier policy (which organisation sees which areas and classes, roles, grant
+    # lifetimes) as a TOML or JSON file (controller/grants/policy.py, `policy_from_mapping`).
+    # Empty: the built-in Longnan policy (city, 综治, 公安 and nine counties).
+    policy_file: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
     log_format: Literal["text", "json"] = "text"

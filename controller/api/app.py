@@ -30,6 +30,7 @@ from controller.api.routes import (
     audit,
     auth,
     catalog,
+    directory,
     exports,
     fleet,
     footage,
@@ -160,6 +161,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
     for module in (
         auth,
         catalog,
+        directory,
         grants,
         exports,
         fleet,

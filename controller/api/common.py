@@ -29,7 +29,15 @@ def refuse(
 
 def info_for(deps: ApiDeps, row: CameraRow) -> CameraInfo:
     """The policy's view of a catalog camera (area from county and site, owner from county)."""
-    return camera_info(deps.policy, row.camera_id, row.county, row.site, row.resource_class)
+    city = deps.policy.organisation(deps.policy.city_org)
+    return camera_info(
+        deps.policy,
+        row.camera_id,
+        row.county,
+        row.site,
+        row.resource_class,
+        city=city.home_area if city is not None else "-",
+    )
 
 
 def camera_for(

@@ -75,6 +75,14 @@ class CameraOut(BaseModel):
     retention_days: int
     # The camera's current media: its latest successfully probed segment's (None: unknown).
     media: MediaOut | None = None
+    # The resource directory (controller/directory): empty until described.
+    name: str = ""
+    county_name: str = ""  # the county as shown (武都区), whatever the registry calls it
+    township: str = ""
+    village: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    gb_code: str | None = None
 
 
 class SegmentOut(BaseModel):

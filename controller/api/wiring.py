@@ -12,6 +12,10 @@ replica inventing its own root key would silently split the city in two.
 
 from __future__ import annotations
 
+import json
+import tomllib
+from pathlib import Path
+
 from controller.api.app import create_app
 from controller.api.component import HttpComponent
 from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView, settings_from_config
@@ -20,7 +24,7 @@ from controller.api.readiness import Readiness
 from controller.audit.log import AuditLog
 from controller.exports.service import ExportService
 from controller.grants.keys import KeyFileError, load_keys
-from controller.grants.policy import Policy, default_policy
+from controller.grants.policy import Policy, default_policy, policy_from_mapping
 from controller.grants.service import GrantService
 from controller.jobs import JobService
 from controller.live.hub import LiveHub
@@ -46,7 +50,9 @@ def api_deps(
     except KeyFileError as exc:
         raise StartupError(f"HTTP API: {exc}") from exc
     audit = AuditLog(core.engine, core.clock, keys.evidence)
-    grants = GrantService(core.engine, core.clock, keys, policy or default_policy(), audit)
+    if policy is None:
+        policy = load_policy(config.policy_file)
+    grants = GrantService(core.engine, core.clock, keys, policy, audit)
     t = config.transcode
     renditions = rendition_cache(
         t.enabled, config.renditions_dir(), t.cache_bytes, t.max_concurrent, t.wait_s, t.preset
@@ -67,6 +73,19 @@ def api_deps(
         jobs=JobService(core.catalog, core.clock),
         scheduler=scheduler,
     )
+
+
+def load_policy(path: str) -> Policy:
+    """The tier policy from `path` (TOML, or JSON by its suffix); the built-in one for "".
+    A broken file stops the start: guessing who may see what is not an option."""
+    if not path:
+        return default_policy()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
+        return policy_from_mapping(data)
+    except (OSError, ValueError) as exc:  # PolicyError, TOMLDecodeError, JSONDecodeError
+        raise StartupError(f"policy_file {path}: {exc}") from exc
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -65,8 +65,9 @@ class ApiWorld:
         settings: ApiSettings | None = None,
         store: ObjectStore | None = None,
         web_dir: Path | None = None,
+        db_url: str | None = None,
     ) -> None:
-        self.world = World(root)
+        self.world = World(root, db_url)
         if store is not None:
             self.world.store = store  # type: ignore[assignment]
         w = self.world

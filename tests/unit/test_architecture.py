@@ -360,6 +360,8 @@ def test_the_look_alike_check_sees_plan_and_planner(tmp_path: Path) -> None:
 SQL_ALLOWED = (
     "controller.catalog",
     "controller.jobs.store",
+    "controller.directory.store",  # the resource directory's table (revision 0005)
+    "controller.directory.models",
     "controller.jobs.tables",
     "controller.users.store",
     "controller.grants.store",

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from controller.api.common import camera_for, info_for, may_see, refuse
+from controller.api.camera_list import directory, listed_out, online_map, terms_for
+from controller.api.common import camera_for, may_see, refuse
 from controller.api.deps import ApiDeps, DepsDep, UserDep
 from controller.api.params import parse_time_us
 from controller.api.schemas import CameraOut, MediaOut, SegmentList, SegmentOut
 from controller.catalog import CameraRow, SegmentMediaRow
+from controller.directory.scope import Term, county_filter
+from controller.directory.store import MAX_PAGE, Filters
 from controller.grants.model import CameraInfo
 from controller.grants.policy import User
 
@@ -63,18 +66,57 @@ def camera_out(row: CameraRow, info: CameraInfo, media: SegmentMediaRow | None) 
     )
 
 
+CAMERA_STATES = ("online", "offline", "unknown")
+
+
 @router.get("/cameras", response_model=list[CameraOut])
-def cameras(user: UserDep, deps: DepsDep) -> list[CameraOut]:
-    visible: list[tuple[CameraRow, CameraInfo]] = []
-    for row in deps.catalog.cameras():
-        try:
-            info = info_for(deps, row)
-        except ValueError:
-            continue  # a camera whose place cannot form an area path is nobody's to see
-        if may_see(deps, user, info):
-            visible.append((row, info))
-    media = deps.catalog.camera_media([row.camera_id for row, _ in visible])
-    return [camera_out(row, info, media.get(row.camera_id)) for row, info in visible]
+def cameras(
+    user: UserDep,
+    deps: DepsDep,
+    response: Response,
+    county: Annotated[str, Query(max_length=128)] = "",
+    township: Annotated[str | None, Query(max_length=64)] = None,
+    village: Annotated[str | None, Query(max_length=64)] = None,
+    device: Annotated[str, Query(max_length=128)] = "",
+    q: Annotated[str, Query(max_length=64)] = "",
+    resource_class: Annotated[str, Query(alias="class", pattern="^(I|II|III)?$")] = "",
+    state: Annotated[str, Query(pattern="^(online|offline|unknown)?$")] = "",
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = MAX_PAGE,
+) -> list[CameraOut]:
+    """The cameras this user may see, filtered and paged (ordered by camera id). The total
+    matching is in the `X-Total-Count` header: a client that gets fewer rows than the total
+    knows there are more pages (17,088 cameras are never sent in one answer)."""
+    store = directory(deps)
+    terms = terms_for(deps, user)
+    filters = Filters(
+        counties=county_filter(deps.policy, county) if county else frozenset(),
+        township=township,
+        village=village,
+        device=device,
+        search=q.strip(),
+        resource_class=resource_class,
+    )
+    if state:
+        online = online_map(deps)
+        wanted = {"online": True, "offline": False, "unknown": None}[state]
+        ids = [c for c in store.ids(terms, filters) if online.get(c) is wanted]
+        rows, total = store.listed(terms, filters, ids[offset : offset + limit]), len(ids)
+    else:
+        rows, total = store.page(terms, filters, offset, limit)
+    out = [c for c in (listed_out(deps, r) for r in rows) if c is not None]
+    # Defence in depth: the SQL scope is the policy's rule (unit-tested equal); a row the
+    # policy itself refuses is still never shown.
+    out = [
+        c
+        for c in out
+        if may_see(deps, user, CameraInfo(c.camera_id, c.area, c.resource_class, c.owner_org))
+    ]
+    media = deps.catalog.camera_media([c.camera_id for c in out])
+    for c in out:
+        c.media = media_out(media.get(c.camera_id))
+    response.headers["X-Total-Count"] = str(total)
+    return out
 
 
 def _visible_camera(
@@ -98,7 +140,13 @@ def _visible_camera(
 def camera(camera_id: str, user: UserDep, deps: DepsDep) -> CameraOut:
     action = "catalog_camera"
     row, info = _visible_camera(deps, user, camera_id, action)
-    return camera_out(row, info, deps.catalog.camera_media([row.camera_id]).get(row.camera_id))
+    media = deps.catalog.camera_media([row.camera_id]).get(row.camera_id)
+    found = directory(deps).listed((Term(),), Filters(), [row.camera_id])
+    out = listed_out(deps, found[0]) if found else None
+    if out is None:
+        return camera_out(row, info, media)
+    out.media = media_out(media)
+    return out
 
 
 @router.get("/cameras/{camera_id}/segments", response_model=SegmentList)
