@@ -57,6 +57,8 @@ from controller.leader import wiring as leader_wiring
 from controller.leader.metrics import LeaderCollector
 from controller.live.grpc_service import LiveServicer
 from controller.live.hub import LiveHub
+from controller.live.links import SchedulerLinks, live_options
+from controller.live.metrics import LiveCollector
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
@@ -171,7 +173,9 @@ def _build(
     ProcessCollector(registry=registry)
     health = Health()
     leadership, election = leader_wiring.build(core)
-    live = LiveServicer(LiveHub(core.clock.now_us, core.clock.monotonic), _device_of(core))
+    hub = LiveHub(core.clock.now_us, core.clock.monotonic, live_options(core.config.live))
+    live = LiveServicer(hub, _device_of(core))
+    registry.register(LiveCollector(hub))
     registry.register(LeaderCollector(leadership))
     fleet = components.fleet(core, leadership) if parts.fleet else None
     sched = (
@@ -208,6 +212,7 @@ def _build(
         if witness is not None:
             controller.components.append(witness)
     if sched is not None:
+        hub.links = SchedulerLinks(sched.service)  # live feeds planned, links not oversubscribed
         controller.scheduler = sched.service
         controller.components.append(sched.service)
     if parts.http:

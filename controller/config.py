@@ -243,6 +243,21 @@ class AuditConfig(_Strict):
     checkpoint_interval_s: float = Field(default=60.0, ge=0.5, le=86400.0)
 
 
+class LiveConfig(_Strict):
+    """Live view (controller/live/hub.py LiveOptions; docs/architecture.md, "Live path")."""
+
+    # A camera's feed runs on this long after its last viewer left (a reload does not restart it).
+    linger_s: float = Field(default=5.0, ge=0.0, le=600.0)
+    # A viewer this many chunks (~frames) behind is dropped (socket closed "too_slow").
+    viewer_chunks: int = Field(default=600, ge=10, le=100_000)
+    # A live feed sending nothing this long reads "agent unreachable".
+    silent_s: float = Field(default=5.0, ge=1.0, le=300.0)
+    # Live feeds one scheduler link carries at most (0: no limit); more read "link busy".
+    max_streams_per_link: int = Field(default=4, ge=0, le=10_000)
+    # A camera's rate for the link check until its feed has been measured.
+    assumed_kbps: int = Field(default=2000, ge=8, le=1_000_000)
+
+
 class ClusterConfig(_Strict):
     """Replicas sharing one PostgreSQL: which one leads the scheduler (controller/leader)."""
 
@@ -309,6 +324,7 @@ class ControllerConfig(_Strict):
     transcode: TranscodeConfig = Field(default_factory=TranscodeConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    live: LiveConfig = Field(default_factory=LiveConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:

@@ -15,17 +15,28 @@ once it falls `viewer_chunks` behind, and nobody else waits for it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
+
+from controller.live.viewer import Viewer
 
 log = logging.getLogger("vigil.live")
 
 CommandSink = Callable[[str, bool], None]  # (camera_id, start) -> the agent's stream, any thread
+Load = tuple[str, str, int]  # (device_id, camera_id, bit/s) of a live feed
+
+
+class LinkGate(Protocol):
+    """The links under the feeds (the scheduler's, wired by the assembly): whether one more
+    feed fits, and what the running ones take (planned as LIVE, ahead of backfill)."""
+
+    def admit(self, new: Load, running: list[Load], limit: int) -> str | None: ...
+
+    def feeding(self, device_id: str, bps: int) -> None: ...
 
 
 class FeedState(StrEnum):
@@ -33,6 +44,7 @@ class FeedState(StrEnum):
     LIVE = "live"
     CAMERA_OFFLINE = "camera_offline"  # the agent says the camera delivers nothing
     AGENT_UNREACHABLE = "agent_unreachable"  # the camera's agent has no live stream open
+    LINK_BUSY = "link_busy"  # a link on the way cannot carry another live stream now
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,75 +55,10 @@ class LiveOptions:
     # A live feed with no chunk for this long reads agent_unreachable (a silently cut link
     # takes gRPC keepalive ~80 s to notice; the viewer should not see "live" meanwhile).
     silent_s: float = 5.0
-
-
-class Viewer:
-    """One WebSocket viewer's queue; `offer` from any thread, `next` on its own loop."""
-
-    def __init__(self, camera_id: str, loop: asyncio.AbstractEventLoop, max_chunks: int) -> None:
-        self.camera_id = camera_id
-        self._loop = loop
-        self._max = max_chunks
-        self._lock = threading.Lock()
-        self._chunks: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self._gone = asyncio.Event()
-        self.dropped = False
-        self.closed = False
-        self.bytes_sent = 0
-
-    def offer(self, chunk: bytes) -> bool:
-        """Queue a chunk; False (and the viewer closed) when it is too far behind."""
-        with self._lock:
-            if self.closed:
-                return False
-            if len(self._chunks) >= self._max:
-                self.dropped = self.closed = True
-                self._chunks.clear()
-                first = True
-            else:
-                first = not self._chunks
-                self._chunks.append(chunk)
-        if first:
-            self._poke()
-        return not self.dropped
-
-    def close(self) -> None:
-        with self._lock:
-            self.closed = True
-        self._poke()
-
-    def _poke(self) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._wakeup)
-        except RuntimeError:
-            pass  # the viewer's loop is gone: nobody waits
-
-    def _wakeup(self) -> None:
-        self._wake.set()
-        if self.closed:
-            self._gone.set()
-
-    async def gone(self) -> None:
-        """Returns once the viewer is closed or dropped (even while a send is stuck)."""
-        await self._gone.wait()
-
-    async def next(self) -> list[bytes] | None:
-        """Every queued chunk (at least one), or None once the viewer is closed or dropped."""
-        while True:
-            with self._lock:
-                if self.closed:
-                    return None
-                if self._chunks:
-                    chunks = list(self._chunks)
-                    self._chunks.clear()
-                    return chunks
-                self._wake.clear()
-            await self._wake.wait()
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._chunks)
+    max_streams_per_link: int = 4  # live feeds one link carries at most (0: no limit)
+    assumed_bps: int = 2_000_000  # a camera's rate until its feed has been measured
+    busy_retry_s: float = 5.0  # a "link busy" feed asks the links again this often
+    rate_window_s: float = 2.0  # a feed's rate is measured over this long
 
 
 @dataclass(eq=False)
@@ -129,6 +76,9 @@ class _Feed:
     since_us: int = 0  # when the state last changed (controller time)
     codec: str = ""  # the video codec (FFmpeg's name), from the last keyframe chunk
     chunk_at: float = 0.0  # monotonic time of the newest chunk (this controller's clock)
+    bps: int = 0  # the measured rate (0: not yet)
+    window: tuple[float, int] = (0.0, 0)  # (start, bytes) of the rate window
+    busy_at: float = 0.0  # when the links last said "busy"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +104,13 @@ class LiveHub:
         self._lock = threading.Lock()
         self._feeds: dict[str, _Feed] = {}
         self._agents: dict[str, CommandSink] = {}  # device -> its open Feed stream
+        self._rates: dict[str, int] = {}  # camera -> its last measured rate
+        self.links: LinkGate | None = None  # set by the assembly when a scheduler runs
         self.starts_sent = 0
         self.stops_sent = 0
+        self.viewers_dropped = 0  # fell `viewer_chunks` behind (too_slow)
+        self.link_busy = 0  # feeds the links refused (each refusal, retries included)
+        self.bytes_in = 0  # media bytes from agents (each is fanned out to every viewer)
 
     # -- agents -----------------------------------------------------------------------------
 
@@ -163,12 +118,17 @@ class LiveHub:
         """The device opened its Feed stream (a newer one replaces an older one)."""
         with self._lock:
             self._agents[device_id] = commands
-            wanted = [f for f in self._feeds.values() if f.device_id == device_id and f.viewers]
+            wanted = [
+                f
+                for f in self._feeds.values()
+                if f.device_id == device_id and f.viewers and f.state is not FeedState.LINK_BUSY
+            ]
             for feed in wanted:
                 feed.asked = True
                 self._set(feed, FeedState.CONNECTING, "")
         for feed in wanted:
             self._send(commands, feed.camera_id, True)
+        self._feeding(device_id)
 
     def detach(self, device_id: str, commands: CommandSink) -> None:
         with self._lock:
@@ -180,6 +140,7 @@ class LiveHub:
                     feed.asked = False
                     feed.gop, feed.gop_size = [], 0
                     self._set(feed, FeedState.AGENT_UNREACHABLE, "")
+        self._feeding(device_id)
 
     def wanted(self, device_id: str, camera_id: str) -> bool:
         """Whether this device's chunks for this camera are expected (feed asked of it)."""
@@ -205,14 +166,19 @@ class LiveHub:
                     feed.gop, feed.gop_size = [], 0
             feed.frame_us = frame_us
             feed.chunk_at = self._mono()
+            self.bytes_in += len(data)
+            changed = self._measure(feed, len(data))
             if feed.state is not FeedState.LIVE:
                 self._set(feed, FeedState.LIVE, "")
             viewers = list(feed.viewers)
+        if changed:
+            self._feeding(device_id)
         slow = [v for v in viewers if not v.offer(data)]
         if slow:
             with self._lock:
                 for viewer in slow:
                     feed.viewers.discard(viewer)
+                    self.viewers_dropped += 1
                     log.warning("camera %s: a live viewer fell behind and was dropped", camera_id)
                 self._maybe_idle(feed)
 
@@ -225,11 +191,26 @@ class LiveHub:
             self._set(feed, FeedState.CAMERA_OFFLINE, detail)
 
     def sweep(self) -> None:
-        """Stop feeds whose linger is over (called every ~0.5 s by the servicer)."""
+        """Stop feeds whose linger is over and start "link busy" feeds the links can now
+        carry (called every ~0.5 s by the servicer)."""
         now = self._mono()
         stops: list[tuple[CommandSink, str]] = []
+        starts: list[tuple[CommandSink, str]] = []
+        devices: set[str] = set()  # whose running feeds changed
         with self._lock:
             for camera_id, feed in list(self._feeds.items()):
+                commands = self._agents.get(feed.device_id)
+                if (
+                    feed.viewers
+                    and feed.state is FeedState.LINK_BUSY
+                    and commands is not None
+                    and now - feed.busy_at >= self.options.busy_retry_s
+                    and self._admit(feed)
+                ):
+                    feed.asked = True
+                    self._set(feed, FeedState.CONNECTING, "")
+                    starts.append((commands, camera_id))
+                    devices.add(feed.device_id)
                 if feed.viewers or feed.idle_since is None:
                     continue
                 if now - feed.idle_since < self.options.linger_s:
@@ -238,8 +219,13 @@ class LiveHub:
                 commands = self._agents.get(feed.device_id)
                 if commands is not None and feed.asked:
                     stops.append((commands, camera_id))
+                    devices.add(feed.device_id)
         for commands, camera_id in stops:
             self._send(commands, camera_id, False)
+        for commands, camera_id in starts:
+            self._send(commands, camera_id, True)
+        for device_id in devices:
+            self._feeding(device_id)
 
     # -- viewers ----------------------------------------------------------------------------
 
@@ -257,11 +243,12 @@ class LiveHub:
             commands = self._agents.get(device_id)
             if commands is None:
                 self._set(feed, FeedState.AGENT_UNREACHABLE, "")
-            elif not feed.asked:
+            elif not feed.asked and feed.state is not FeedState.LINK_BUSY and self._admit(feed):
                 feed.asked = True
                 start = commands
         if start is not None:
             self._send(start, camera_id, True)
+            self._feeding(device_id)
 
     def leave(self, viewer: Viewer) -> None:
         viewer.close()
@@ -295,11 +282,56 @@ class LiveHub:
             feed = self._feeds.get(camera_id)
             return len(feed.viewers) if feed else 0
 
+    def census(self) -> tuple[dict[str, int], int]:
+        """(feeds per state, viewers in all): for /metrics."""
+        with self._lock:
+            states = dict.fromkeys((s.value for s in FeedState), 0)
+            for feed in self._feeds.values():
+                states[feed.state.value] += 1
+            return states, sum(len(f.viewers) for f in self._feeds.values())
+
     def feeds(self) -> list[str]:
         with self._lock:
             return sorted(self._feeds)
 
     # -- inside the lock --------------------------------------------------------------------
+
+    def _measure(self, feed: _Feed, size: int) -> bool:
+        """Count `size` bytes into the feed's rate; True when the rate moved by > 20 %."""
+        now = feed.chunk_at
+        start, total = feed.window
+        if not start or now - start < self.options.rate_window_s:
+            feed.window = (start or now, total + size)
+            return False
+        measured = int(total * 8 / (now - start))
+        self._rates[feed.camera_id], feed.window = measured, (now, size)
+        if abs(measured - feed.bps) <= 0.2 * max(measured, feed.bps):
+            return False
+        feed.bps = measured
+        return True
+
+    def _rate(self, feed: _Feed) -> int:
+        return feed.bps or self._rates.get(feed.camera_id, self.options.assumed_bps)
+
+    def _admit(self, feed: _Feed) -> bool:
+        """Ask the links whether this feed may start; on "no" it reads link_busy."""
+        if self.links is None:
+            return True
+        running = [
+            (f.device_id, f.camera_id, self._rate(f)) for f in self._feeds.values() if f.asked
+        ]
+        new = (feed.device_id, feed.camera_id, self._rate(feed))
+        try:
+            busy = self.links.admit(new, running, self.options.max_streams_per_link)
+        except Exception:
+            log.exception("camera %s: the link check failed; the feed starts", feed.camera_id)
+            busy = None
+        if busy is None:
+            return True
+        feed.busy_at = self._mono()
+        self.link_busy += 1
+        self._set(feed, FeedState.LINK_BUSY, busy)
+        return False
 
     def _maybe_idle(self, feed: _Feed) -> None:
         if feed.viewers:
@@ -313,6 +345,18 @@ class LiveHub:
         if feed.state is not state:
             feed.since_us = self._now_us()
         feed.state, feed.detail = state, detail
+
+    def _feeding(self, device_id: str) -> None:
+        """Tell the links what the device's running feeds take now (outside the lock)."""
+        if self.links is None:
+            return
+        with self._lock:
+            feeds = [f for f in self._feeds.values() if f.device_id == device_id and f.asked]
+            bps = sum(self._rate(f) for f in feeds) if device_id in self._agents else 0
+        try:
+            self.links.feeding(device_id, bps)
+        except Exception:
+            log.exception("device %s: cannot plan its live feeds", device_id)
 
     def _send(self, commands: CommandSink, camera_id: str, start: bool) -> None:
         if start:

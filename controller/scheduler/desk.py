@@ -39,6 +39,7 @@ from controller.scheduler.leases import (
     make_lease,
     without_segments,
 )
+from controller.scheduler.live_feeds import lease_plan, with_live
 from controller.scheduler.model import DemandError, DeviceDemand
 from controller.scheduler.options import SchedulerOptions, with_default_links
 from controller.scheduler.state import Planner
@@ -93,6 +94,7 @@ class LeaseDesk:
         self._waiting: dict[str, agent_control_pb2.Inventory] = {}  # no stream open yet
         self._unplaced: dict[str, None] = {}  # devices to give a default link (in order)
         self._parked: dict[str, DeviceDemand] = {}  # demand of online devices not placed yet
+        self.live: dict[str, int] = {}  # bit/s of each device's running live feeds (live_feeds.py)
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -218,7 +220,18 @@ class LeaseDesk:
         if device_id not in self.planner.topology.compiled.device_index:
             self._unplaced[device_id] = None
 
+    def set_live(self, device_id: str, bps: int) -> None:
+        """The device's live feeds now run at `bps` in all (0: none): LIVE demand, planned first."""
+        if bps > 0:
+            self.live[device_id] = bps
+        elif self.live.pop(device_id, None) is None:
+            return
+        if device_id in self.planner.topology.compiled.device_index:
+            self.planner.report(with_live(self.planner.demand(device_id), device_id, bps))
+            self.dirty = True
+
     def _report(self, demand: DeviceDemand) -> None:
+        demand = with_live(demand, demand.device_id, self.live.get(demand.device_id, 0))
         if demand.device_id in self._unplaced:
             self._parked[demand.device_id] = demand
         else:
@@ -242,6 +255,8 @@ class LeaseDesk:
         touched = []
         for device_id in self.online:
             dp = plan.devices.get(device_id)
+            if dp is not None:
+                dp = lease_plan(dp, self.live.get(device_id, 0))  # the live feed is no lease's
             active = self.book.active(device_id)
             has_work = dp is not None and bool(dp.segments) and dp.total_bps > 0
             if has_work and dp is not None and (device_id in changed or active is None):

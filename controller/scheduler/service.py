@@ -132,6 +132,12 @@ class SchedulerService:
             self._desk.dirty = True
         self._wake.set()
 
+    def set_live(self, device_id: str, bps: int) -> None:
+        """The device's live feeds now total `bps` (live_feeds.py): LIVE demand, planned first."""
+        with self._lock:
+            self._desk.set_live(device_id, bps)
+        self._wake.set()
+
     # -- inputs from agents (called by the gRPC servicer) ------------------------------------
 
     def report_inventory(self, device_id: str, inv: agent_control_pb2.Inventory) -> int:
@@ -360,7 +366,9 @@ class SchedulerService:
         for box in self._streams.values():
             box.close()
         self._streams.clear()
+        live = self._desk.live  # feeds run on regardless of the term
         self._desk = LeaseDesk(self._desk.planner.topology, self.options, _lease_id, self.counters)
+        self._desk.live = live
         self._upkeep.new_term(term if self._fence_writes else 0)
         self._last_upkeep = self._last_replan = self._last_publish = -1e18  # all at once
         if term:

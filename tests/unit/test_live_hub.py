@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.live.hub import FeedState, LiveHub, LiveOptions, Viewer
+from controller.live.hub import FeedState, LiveHub, LiveOptions
+from controller.live.viewer import Viewer
 
 
 class Clock:

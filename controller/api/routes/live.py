@@ -35,7 +35,8 @@ from controller.grants.access import AccessRequest
 from controller.grants.errors import GrantRefused
 from controller.grants.model import MAX_ID_CHARS, CameraInfo, Operation
 from controller.grants.policy import User
-from controller.live.hub import LiveHub, Viewer
+from controller.live.hub import LiveHub
+from controller.live.viewer import Viewer
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger("vigil.live")
