@@ -48,7 +48,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.fleet_directory import cached, handler_rates, registry_engine
 from controller.clock import SystemClock
-from controller.fleet.broker import CONTROLLER_USER, Bridge, BrokerSettings, ManagedBroker
+from controller.fleet.broker import CONTROLLER_USER, Bridge, BrokerSettings
+from controller.fleet.broker_process import ManagedBroker
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService
 from controller.fleet.topics import FLEET_SUBSCRIPTION

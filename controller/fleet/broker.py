@@ -25,6 +25,9 @@ configuration that production is told to copy:
   is stored, so a device cannot retain megabytes on its state topic for the controller (and
   every subscriber) to download.
 
+The process itself (start, stop, dying with the controller, reclaiming an orphan) is
+controller.fleet.broker_process.ManagedBroker.
+
 Errors: `BrokerError` (binary missing, bad account name, broker did not start).
 """
 
@@ -34,9 +37,7 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,9 @@ class BrokerSettings:
     operators: tuple[str, ...] = ()
     mosquitto_bin: str = "mosquitto"
     account_tool: str = "mosquitto_passwd"
+    # The broker gets SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG): a
+    # killed controller never leaves its broker behind. False only to make an orphan in tests.
+    die_with_controller: bool = True
 
 
 def acl_text(
@@ -155,7 +159,7 @@ def add_role(broker_dir: Path, username: str, role: str) -> None:
     check_account_name(username)
     roles = read_roles(broker_dir)
     roles[username] = role
-    _write_private(broker_dir / ROLES_FILE, "".join(f"{r} {u}\n" for u, r in roles.items()))
+    write_private(broker_dir / ROLES_FILE, "".join(f"{r} {u}\n" for u, r in roles.items()))
 
 
 def rewrite_acl(broker_dir: Path) -> None:
@@ -164,10 +168,10 @@ def rewrite_acl(broker_dir: Path) -> None:
     acl = broker_dir / ACL_NAME
     if acl.exists():
         roles = read_roles(broker_dir)
-        _write_private(acl, acl_text(**_role_lists(roles)))
+        write_private(acl, acl_text(**role_lists(roles)))
 
 
-def _role_lists(roles: dict[str, str], operators: tuple[str, ...] = ()) -> dict[str, Any]:
+def role_lists(roles: dict[str, str], operators: tuple[str, ...] = ()) -> dict[str, Any]:
     ops = {*operators, *(u for u, r in roles.items() if r == "operator")}
     return {
         "operators": tuple(sorted(ops)),
@@ -296,7 +300,7 @@ def add_account(
 
     `mosquitto_passwd` hashes it in whatever format the installed Mosquitto expects; the
     password goes to it on standard input, never on its command line (where `ps` shows it).
-    A running broker re-reads the file on SIGHUP (`ManagedBroker.reload`).
+    A running broker re-reads the file on SIGHUP (`broker_process.ManagedBroker.reload`).
     """
     if reserved_ok:
         check_account_name(username)
@@ -345,136 +349,9 @@ def write_accounts(
         raise BrokerError(f"mosquitto_passwd -U failed: {result.stderr.strip()}")
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Replace `path` with `text`, readable by this user only (0600)."""
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
-
-
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class ManagedBroker:
-    """A Mosquitto child process with the fleet configuration, stopped by its PID.
-
-    `start()` writes mosquitto.conf, the password file and the ACL into `data_dir` and waits
-    until the listener accepts connections; `stop()` terminates the process it started.
-    """
-
-    def __init__(self, settings: BrokerSettings) -> None:
-        self.settings = settings
-        self.conf_path = settings.data_dir / "mosquitto.conf"
-        self.password_file = settings.data_dir / "passwd"
-        self.acl_file = settings.data_dir / ACL_NAME
-        self.log_path = settings.data_dir / "mosquitto.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
-
-    def write_files(self) -> None:
-        """Write configuration, ACL and accounts (without starting anything)."""
-        s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Device accounts added earlier (`vigil-controller mqtt-account`) survive a restart;
-        # the accounts in `settings` (the controller's own, with a fresh password) replace theirs.
-        kept = preserved_accounts(self.password_file, exclude=set(s.accounts))
-        write_accounts(self.password_file, s.accounts, s.account_tool)
-        if kept:
-            with open(self.password_file, "a", encoding="utf-8") as out:
-                out.writelines(kept)
-        # Private: the configuration may hold a bridge's password.
-        _write_private(self.acl_file, self.acl())
-        _write_private(self.conf_path, config_text(s, self.password_file, self.acl_file))
-
-    def acl(self) -> str:
-        """The ACL for the settings' accounts plus the roles file's operators and tools."""
-        roles = read_roles(self.settings.data_dir)
-        for user in self.settings.accounts:  # replica accounts given at start
-            if is_controller_account(user) and user != CONTROLLER_USER:
-                roles[user] = "controller"
-        lists = _role_lists(roles, self.settings.operators)
-        return acl_text(relay_users=self.settings.relay_users, **lists)
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        """Start Mosquitto and wait for its listener; raises BrokerError with its log."""
-        if self._proc is not None:
-            raise BrokerError("broker already started")
-        exe = shutil.which(self.settings.mosquitto_bin)
-        if exe is None:
-            raise BrokerError(f"{self.settings.mosquitto_bin} is not installed: {MOSQUITTO_HINT}")
-        if _port_open(self.settings.host, self.settings.port):
-            raise BrokerError(
-                f"cannot start the managed broker: {self.settings.host}:{self.settings.port} is "
-                "already in use (another broker?): set [mqtt] port, or mode = 'external' to "
-                "use that broker, or mode = 'off'"
-            )
-        self.write_files()
-        with open(self.log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [exe, "-c", str(self.conf_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise BrokerError(f"mosquitto exited with {self._proc.returncode}: {self.log()}")
-            if _port_open(self.settings.host, self.settings.port):
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise BrokerError(f"mosquitto not listening on {self.settings.port}: {self.log()}")
-
-    def add_account(self, username: str, password: str, role: str = "device") -> None:
-        """Provision one more account on the running broker (file, then SIGHUP). `role`:
-        "device", "operator" (read-only on vigil/v1/#) or "controller" (the controller's
-        rights: a tool publishing commands must not borrow the controller's own account,
-        whose connection it would replace)."""
-        reserved = role != "device"
-        if reserved:
-            add_role(self.settings.data_dir, username, role)
-            _write_private(self.acl_file, self.acl())
-        add_account(
-            self.password_file,
-            username,
-            password,
-            self.settings.account_tool,
-            reserved_ok=reserved,
-        )
-        self.reload()
-
-    def reload(self) -> None:
-        """Make Mosquitto re-read its password file and ACL."""
-        if self._proc is not None and self._proc.poll() is None:
-            os.kill(self._proc.pid, signal.SIGHUP)
-
-    def alive(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Terminate the broker this object started (by PID), killing it if it hangs."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=timeout_s)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Protocol
 
 from controller.clock import Clock
-from controller.fleet.broker import CONTROLLER_USER, BrokerSettings, ManagedBroker
+from controller.fleet.broker import CONTROLLER_USER, BrokerSettings
+from controller.fleet.broker_process import ManagedBroker
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.fleet.broker import CONTROLLER_USER, BrokerSettings, ManagedBroker
+from controller.fleet.broker import CONTROLLER_USER, BrokerSettings
+from controller.fleet.broker_process import ManagedBroker
 from controller.fleet.commands import build_command
 from controller.fleet.service import FleetService
 from edge_agent.config import AgentConfig

@@ -14,11 +14,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from controller.fleet.broker import (
     BrokerError,
     BrokerSettings,
-    ManagedBroker,
     acl_text,
     add_account,
     write_accounts,
 )
+from controller.fleet.broker_process import ManagedBroker
 from protos.vigil.v1 import fleet_pb2
 from tests.fixtures.mosquitto import Broker
 from tests.integration.test_fleet_support import COUNTY, SITE, RawDevice

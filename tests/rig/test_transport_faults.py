@@ -2,7 +2,8 @@
 
 A bounded loop of >= 20 faults against real processes: `python -m edge_agent.uplink` (the
 uplink alone, draining a real SegmentBuffer) and `vigil-controller serve` (real gRPC with
-mutual TLS, SQLite catalog, local object store). After every agent kill the buffer is checked:
+mutual TLS, SQLite catalog, local object store, its managed Mosquitto). After every agent
+kill the buffer is checked:
 nothing marked uploaded that the controller does not hold. At the end, once the agent has
 drained the buffer: every buffered segment is in storage exactly once with its SHA-256, the
 catalog agrees with storage, and each camera's chain verifies end to end.
@@ -22,7 +23,7 @@ import pytest
 
 from edge_agent.clock import SystemClock
 from edge_agent.store import SegmentBuffer
-from tests.integration.controller_proc import ControllerProcess
+from tests.integration.controller_proc import ControllerProcess, free_low_port
 from tests.integration.test_uplink_support import (
     QUOTA,
     Site,
@@ -94,7 +95,10 @@ def test_kill9_agent_and_controller_mid_upload(tmp_path: Path) -> None:
     with SegmentBuffer.open(buffer_dir, QUOTA, clock) as buffer:
         for camera in site.cameras:
             write_segments(buffer, camera, 6, size=250_000, rng=rng)
-    ctl = ControllerProcess(site.data_dir, tmp_path).start()
+    # With its managed Mosquitto, as deployed: each kill -9 must not leave the broker behind
+    # (a restarted controller would find its port taken), issue 19.
+    mqtt = {"mode": "managed", "port": free_low_port()}
+    ctl = ControllerProcess(site.data_dir, tmp_path, mqtt=mqtt).start()
     catalog, engine = open_catalog(site.data_dir)
     store = local_store(site.data_dir)
     agent_log = tmp_path / "agent.log"
