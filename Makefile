@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-x \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
-	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg fonts-noto-cjk
+	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg fonts-noto-cjk \
+	sip-tester
 
 .PHONY: check-min-versions all deps debs venv web protos lint fmt docs test test-unit test-fast demo bench clean check-protos
 

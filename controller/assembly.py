@@ -48,6 +48,7 @@ from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
 from controller.fleet.component import FleetComponent
+from controller.gb28181.component import GbComponent, gb28181
 from controller.grants.shared_keys import share_keys
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
@@ -106,6 +107,7 @@ class Controller:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     health: Health = field(default_factory=Health)
     live: LiveHub | None = None  # the live view's hub (controller/live)
+    gb28181: GbComponent | None = None  # GB/T 28181 cascade to upper platforms
     # In start order: the leader election (if any) first, the HTTP API last.
     components: list[Component] = field(default_factory=list)
 
@@ -215,6 +217,9 @@ def _build(
         hub.links = SchedulerLinks(sched.service)  # live feeds planned, links not oversubscribed
         controller.scheduler = sched.service
         controller.components.append(sched.service)
+    controller.gb28181 = gb28181(core, live.hub)  # None unless [gb28181] enabled
+    if controller.gb28181 is not None:
+        controller.components.append(controller.gb28181)
     if parts.http:
         controller.http = http(
             core,

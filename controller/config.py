@@ -297,6 +297,55 @@ class ClusterConfig(_Strict):
             )
 
 
+class UpperPlatformConfig(_Strict):
+    """One GB/T 28181 upper platform Vigil cascades to (级联: Vigil is its lower platform)."""
+
+    # The upper platform's 20-digit SIP server id and its domain (the first 10 digits, usually).
+    server_id: str = Field(pattern=r"^[0-9]{20}$")
+    server_domain: str = Field(default="", pattern=r"^[0-9A-Za-z.-]{0,64}$")
+    # HOST:PORT of its SIP server.
+    address: str
+    transport: Literal["udp", "tcp"] = "udp"
+    # Vigil's 20-digit id as registered on that platform (each platform assigns one).
+    local_id: str = Field(pattern=r"^[0-9]{20}$")
+    # A file (mode 0600) holding the SIP password the upper platform issued; never logged.
+    password_file: str
+    register_expiry_s: int = Field(default=3600, ge=60, le=86400)
+    keepalive_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # Unanswered keepalives in a row after which Vigil registers again.
+    keepalive_misses: int = Field(default=3, ge=1, le=100)
+    # The organisation it acts as (controller/grants policy): it sees only the cameras that
+    # organisation is entitled to, narrowed to these area prefixes when any are given.
+    org: str = Field(min_length=1, max_length=128)
+    areas: list[str] = Field(default_factory=list, max_length=1000)
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, v: str) -> str:
+        return _host_port(v)
+
+
+class Gb28181Config(_Strict):
+    """GB/T 28181 signalling (controller/gb28181, docs/gb28181.md)."""
+
+    enabled: bool = False
+    # HOST:PORT of Vigil's SIP endpoint (UDP; TCP to upper platforms connects out from it).
+    listen: str = "0.0.0.0:5060"
+    # The address written in SDP answers (where media comes from); empty: listen's host, or
+    # the host's address toward each upper platform when listen is a wildcard.
+    media_ip: str = ""
+    # Catalog items per MESSAGE (each ~450 bytes: 10 keep a page in one UDP datagram's reach).
+    catalog_page: int = Field(default=10, ge=1, le=100)
+    # Concurrent cascade streams (live and recorded) over all upper platforms; beyond: 486.
+    max_streams: int = Field(default=64, ge=1, le=10_000)
+    upper: list[UpperPlatformConfig] = Field(default_factory=list, max_length=64)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        return _host_port(v)
+
+
 class ControllerConfig(_Strict):
     data_dir: str = "/var/lib/vigil-controller"
     # Empty: sqlite:///<data_dir>/catalog.db
@@ -325,6 +374,7 @@ class ControllerConfig(_Strict):
     audit: AuditConfig = Field(default_factory=AuditConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
+    gb28181: Gb28181Config = Field(default_factory=Gb28181Config)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:

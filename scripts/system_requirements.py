@@ -89,6 +89,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     Requirement("binary", "ffmpeg", "ffmpeg", "decoding checks of recorded segments"),
     Requirement("binary", "ffprobe", "ffmpeg", "probing recorded segments"),
     Requirement("binary", "chromium", "chromium", "web console tests (Playwright)"),
+    Requirement("binary", "sipp", "sip-tester", "GB/T 28181 tests (SIPp drives the signalling)"),
     Requirement("binary", "ip", "iproute2", "rig tests (network namespaces)"),
     Requirement("binary", "tc", "iproute2", "rig tests (bandwidth caps)"),
     Requirement("binary", "/usr/lib/postgresql/*/bin/initdb", "postgresql", "private PostgreSQL"),

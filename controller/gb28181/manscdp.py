@@ -1,0 +1,208 @@
+"""MANSCDP XML bodies (GB/T 28181 §A.2): parse queries, build answers and notifications. Pure.
+
+Encodings: platforms declare GB2312 (sometimes GBK or GB18030) and send GBK bytes; expat
+cannot decode multi-byte legacy encodings, so the body is decoded here first (GB18030 is a
+superset of all three) and the declaration dropped before parsing. Answers declare GB2312 and
+are encoded GB18030: identical bytes for every GB2312 character, and a rare character in a
+village name still encodes instead of failing the whole page.
+
+Safety: bodies over `MAX_XML_BYTES` and any DOCTYPE/ENTITY declaration are refused before
+expat sees them (no entity expansion, no external entities), so defusedxml is not needed.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+MAX_XML_BYTES = 32 * 1024
+DECLARATION = '<?xml version="1.0" encoding="GB2312"?>\r\n'
+_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
+_ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9_-]+)["']""", re.IGNORECASE)
+
+
+class XmlError(ValueError):
+    """The body cannot be used; `status` is the SIP response to give (400, 413, 415)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A Query, Control or Notify body: its root, CmdType, SN, DeviceID and other fields."""
+
+    root: str
+    cmd_type: str
+    sn: str
+    device_id: str
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+def decode(body: bytes) -> str:
+    if len(body) > MAX_XML_BYTES:
+        raise XmlError(413, f"XML body of {len(body)} bytes is over {MAX_XML_BYTES}")
+    decl = _DECL.match(body[:200])
+    m = _ENCODING.search(decl.group(0)) if decl else None
+    declared = m.group(1).decode("ascii").lower() if m else "utf-8"
+    codec = "gb18030" if declared in ("gb2312", "gbk", "gb18030", "gb_2312-80") else declared
+    try:
+        text = body.decode(codec)
+    except (LookupError, UnicodeDecodeError):
+        try:
+            text = body.decode("gb18030")  # declared UTF-8 but sent GBK: common, harmless
+        except UnicodeDecodeError as exc:
+            raise XmlError(400, f"body is not valid {declared}: {exc.reason}") from None
+    return re.sub(r"^\s*<\?xml[^>]*\?>", "", text, count=1)
+
+
+def parse(body: bytes) -> Query:
+    text = decode(body)
+    upper = text.upper()
+    if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
+        raise XmlError(400, "DOCTYPE and ENTITY declarations are not accepted")
+    try:
+        root = ET.fromstring(text)  # noqa: S314 - size-capped, DOCTYPE/ENTITY refused above
+    except ET.ParseError as exc:
+        raise XmlError(400, f"malformed XML: {exc}") from None
+    fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    cmd = fields.get("CmdType", "")
+    if not cmd:
+        raise XmlError(400, f"<{root.tag}> has no CmdType")
+    return Query(root.tag, cmd, fields.get("SN", ""), fields.get("DeviceID", ""), fields)
+
+
+def _build(root: str, pairs: Sequence[tuple[str, str]], extra: ET.Element | None = None) -> bytes:
+    top = ET.Element(root)
+    for tag, value in pairs:
+        ET.SubElement(top, tag).text = value
+    if extra is not None:
+        top.append(extra)
+    return DECLARATION.encode("ascii") + ET.tostring(top, encoding="unicode").encode("gb18030")
+
+
+def keepalive(sn: int, device_id: str) -> bytes:
+    pairs = [("CmdType", "Keepalive"), ("SN", str(sn)), ("DeviceID", device_id), ("Status", "OK")]
+    return _build("Notify", pairs)
+
+
+def media_status(sn: int, device_id: str) -> bytes:
+    """Notify 121: a Playback/Download stream reached its end (GB/T 28181 §9.8.2)."""
+    pairs = [
+        ("CmdType", "MediaStatus"),
+        ("SN", str(sn)),
+        ("DeviceID", device_id),
+        ("NotifyType", "121"),
+    ]
+    return _build("Notify", pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogItem:
+    """One catalog entry: a camera (parental 0) or an organisation node (parental 1)."""
+
+    device_id: str
+    name: str
+    parent_id: str
+    civil_code: str
+    parental: bool = False
+    online: bool = True
+    business_group: str = ""
+
+
+def catalog_page(
+    sn: str, device_id: str, total: int, items: Sequence[CatalogItem], manufacturer: str = "Vigil"
+) -> bytes:
+    listing = ET.Element("DeviceList", {"Num": str(len(items))})
+    for it in items:
+        node = ET.SubElement(listing, "Item")
+        pairs = [("DeviceID", it.device_id), ("Name", it.name)]
+        if not it.parental:
+            pairs += [
+                ("Manufacturer", manufacturer),
+                ("Model", "IPC"),
+                ("Owner", "Owner"),
+            ]
+        pairs += [("CivilCode", it.civil_code)]
+        if it.business_group:
+            pairs.append(("BusinessGroupID", it.business_group))
+        pairs += [
+            ("Address", ""),
+            ("Parental", "1" if it.parental else "0"),
+            ("ParentID", it.parent_id),
+            ("SafetyWay", "0"),
+            ("RegisterWay", "1"),
+            ("Secrecy", "0"),
+            ("Status", "ON" if it.online else "OFF"),
+        ]
+        for tag, value in pairs:
+            ET.SubElement(node, tag).text = value
+    head = [("CmdType", "Catalog"), ("SN", sn), ("DeviceID", device_id), ("SumNum", str(total))]
+    return _build("Response", head, listing)
+
+
+def device_info(sn: str, device_id: str, name: str, channels: int) -> bytes:
+    pairs = [
+        ("CmdType", "DeviceInfo"),
+        ("SN", sn),
+        ("DeviceID", device_id),
+        ("DeviceName", name),
+        ("Result", "OK"),
+        ("Manufacturer", "Vigil"),
+        ("Model", "Vigil city platform"),
+        ("Firmware", "0.1.0"),
+        ("Channel", str(channels)),
+    ]
+    return _build("Response", pairs)
+
+
+def device_status(sn: str, device_id: str, online: bool, device_time: str) -> bytes:
+    pairs = [
+        ("CmdType", "DeviceStatus"),
+        ("SN", sn),
+        ("DeviceID", device_id),
+        ("Result", "OK"),
+        ("Online", "ONLINE" if online else "OFFLINE"),
+        ("Status", "OK" if online else "ERROR"),
+        ("Encode", "ON"),
+        ("Record", "ON"),
+        ("DeviceTime", device_time),
+    ]
+    return _build("Response", pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordItem:
+    start: str  # GB time text, local (Asia/Shanghai): 2026-12-04T07:00:00
+    end: str
+    file_path: str = ""
+
+
+def record_info(
+    sn: str, device_id: str, name: str, total: int, items: Sequence[RecordItem]
+) -> bytes:
+    listing = ET.Element("RecordList", {"Num": str(len(items))})
+    for it in items:
+        node = ET.SubElement(listing, "Item")
+        for tag, value in (
+            ("DeviceID", device_id),
+            ("Name", name),
+            ("FilePath", it.file_path or f"{device_id}-{it.start}"),
+            ("Address", ""),
+            ("StartTime", it.start),
+            ("EndTime", it.end),
+            ("Secrecy", "0"),
+            ("Type", "time"),
+        ):
+            ET.SubElement(node, tag).text = value
+    head = [
+        ("CmdType", "RecordInfo"),
+        ("SN", sn),
+        ("DeviceID", device_id),
+        ("Name", name),
+        ("SumNum", str(total)),
+    ]
+    return _build("Response", head, listing)

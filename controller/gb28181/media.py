@@ -1,0 +1,242 @@
+"""One cascade stream: MPEG-TS from the live hub or stored segments -> PS -> RTP -> the peer.
+
+Sources yield access units; `run_stream` packs them (ps.PsPacker), cuts RTP (rtp.py) and
+writes to a sink: UDP to the offered address, TCP connecting to it (the offer said
+`setup:passive`), or TCP accepting one connection on a port Vigil announced (`setup:active`),
+RFC 4571 framed. Live comes from the hub exactly like a browser viewer (one feed per camera
+whatever the number of viewers; a viewer too far behind is dropped by the hub and the stream
+ends). Recorded footage is read segment by segment and paced on its PTS at the requested
+speed (Playback 1x, Download at `downloadspeed`); nothing is decoded or re-encoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from controller.gb28181.ps import AccessUnit, PsPacker, TsDemuxer
+from controller.gb28181.rtp import RtpPacketizer, frame_tcp
+from controller.live.hub import LiveHub, Viewer
+
+log = logging.getLogger("vigil.gb28181")
+CONNECT_TIMEOUT_S = 5.0
+ACCEPT_TIMEOUT_S = 10.0
+
+
+class Sink:
+    """Where RTP goes. `open` before the SDP answer (to know the local port)."""
+
+    local_port: int = 0
+
+    async def open(self) -> None: ...
+
+    async def connect(self) -> None:
+        """After ACK: TCP connects or accepts here."""
+
+    async def send(self, packets: Sequence[bytes]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class UdpSink(Sink):
+    def __init__(self, host: str, port: int, bind_host: str) -> None:
+        self._peer = (host, port)
+        self._bind = bind_host
+        self._sock: socket.socket | None = None
+
+    async def open(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind((self._bind, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        self._sock = sock
+        self.local_port = sock.getsockname()[1]
+
+    async def send(self, packets: Sequence[bytes]) -> None:
+        assert self._sock is not None
+        for p in packets:
+            try:
+                self._sock.sendto(p, self._peer)
+            except BlockingIOError:
+                await asyncio.sleep(0.001)  # kernel buffer full: UDP may drop, never block
+            except OSError as exc:  # ICMP unreachable: the receiver went away
+                raise ConnectionError(f"UDP to {self._peer}: {exc}") from exc
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+
+
+class TcpSink(Sink):
+    """`active`: connect to host:port; passive: listen on an ephemeral port, accept once."""
+
+    def __init__(self, host: str, port: int, bind_host: str, active: bool) -> None:
+        self._peer = (host, port)
+        self._bind = bind_host
+        self._active = active
+        self._server: asyncio.AbstractServer | None = None
+        self._accepted: asyncio.Future[asyncio.StreamWriter] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        if self._active:
+            return
+        loop = asyncio.get_running_loop()
+        self._accepted = loop.create_future()
+
+        async def on_connect(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            if self._accepted is not None and not self._accepted.done():
+                self._accepted.set_result(w)
+            else:
+                w.close()
+
+        self._server = await asyncio.start_server(on_connect, self._bind, 0)
+        self.local_port = self._server.sockets[0].getsockname()[1]
+
+    async def connect(self) -> None:
+        if self._active:
+            _, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(*self._peer), CONNECT_TIMEOUT_S
+            )
+        else:
+            assert self._accepted is not None
+            self._writer = await asyncio.wait_for(self._accepted, ACCEPT_TIMEOUT_S)
+            if self._server is not None:
+                self._server.close()
+
+    async def send(self, packets: Sequence[bytes]) -> None:
+        assert self._writer is not None
+        self._writer.write(b"".join(frame_tcp(p) for p in packets))
+        await self._writer.drain()
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._server is not None:
+            self._server.close()
+
+
+async def live_units(hub: LiveHub, camera_id: str, device_id: str) -> AsyncIterator[AccessUnit]:
+    """The camera's live feed as access units, from its first keyframe; ends when the hub
+    drops this viewer (too slow) or the caller stops iterating."""
+    viewer = Viewer(camera_id, asyncio.get_running_loop(), hub.options.viewer_chunks)
+    hub.join(camera_id, device_id, viewer)
+    demux = TsDemuxer()
+    try:
+        while True:
+            chunks = await viewer.next()
+            if chunks is None:
+                return
+            for chunk in chunks:
+                for au in demux.feed(chunk):
+                    yield au
+                for au in demux.flush():  # a live chunk is one whole packet
+                    yield au
+    finally:
+        hub.leave(viewer)
+
+
+ReadSegment = Callable[[str], bytes]  # object key -> the segment's bytes (blocking)
+
+
+class Pace:
+    """Playback speed and pause, changed by the upper platform's INFO (MANSRTSP)."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self.version = 0  # bumped on every change: the pacer re-anchors its clock
+        self._running = asyncio.Event()
+        self._running.set()
+
+    def set(self, speed: float | None = None, paused: bool | None = None) -> None:
+        if speed is not None:
+            self.speed = min(max(speed, 0.25), 32.0)
+        if paused is True:
+            self._running.clear()
+        elif paused is False:
+            self._running.set()
+        self.version += 1
+
+    async def wait_running(self) -> None:
+        await self._running.wait()
+
+
+async def recorded_units(
+    segments: Sequence[tuple[str, int]], read: ReadSegment, pace: Pace, start_us: int, end_us: int
+) -> AsyncIterator[AccessUnit]:
+    """Stored segments (object key, start µs) in order, cut to [start_us, end_us) on each
+    segment's own clock (its first DTS is its start time; the packer then starts at the first
+    keyframe), paced on DTS at `pace.speed`."""
+    loop = asyncio.get_running_loop()
+    origin: tuple[int, float, int] | None = None  # (dts, loop time, pace version)
+    for key, seg_start in segments:
+        data = await loop.run_in_executor(None, read, key)
+        demux = TsDemuxer()
+        first: int | None = None
+        origin = None  # each segment re-anchors: their clocks need not continue each other
+        for au in demux.feed(data) + demux.flush():
+            t = au.dts if au.dts is not None else au.pts
+            if t is not None:
+                first = t if first is None else first
+                at_us = seg_start + ((t - first) & 0x1FFFFFFFF) * 100 // 9
+                if at_us < start_us:
+                    continue
+                if at_us >= end_us:
+                    return
+            await pace.wait_running()
+            if t is not None:
+                if origin is None or origin[2] != pace.version:
+                    origin = (t, loop.time(), pace.version)
+                due = origin[1] + ((t - origin[0]) & 0x1FFFFFFFF) / 90_000 / pace.speed
+                delay = due - loop.time()
+                if delay > 0.002:
+                    await asyncio.sleep(min(delay, 5.0))
+            yield au
+
+
+@dataclass(slots=True)
+class StreamStats:
+    packets: int = 0
+    octets: int = 0
+    frames: int = 0
+    first_packet_at: float = 0.0  # loop time of the first RTP packet sent
+    ended: str = ""
+
+
+async def run_stream(
+    units: AsyncIterator[AccessUnit],
+    sink: Sink,
+    ssrc: int,
+    payload_type: int,
+    stats: StreamStats,
+    audio_hint: int | None = None,
+) -> None:
+    """Pack and send until the source ends, the sink fails or the task is cancelled (BYE)."""
+    packer = PsPacker()
+    rtp = RtpPacketizer(ssrc, payload_type)
+    loop = asyncio.get_running_loop()
+    try:
+        await sink.connect()
+        async for au in units:
+            ps = packer.pack(au, audio_hint)
+            if ps is None:
+                continue
+            ts = au.pts if au.pts is not None else (au.dts or 0)
+            packets = rtp.packets_of(ps, ts)
+            await sink.send(packets)
+            if not stats.first_packet_at:
+                stats.first_packet_at = loop.time()
+            stats.frames += 1
+            stats.packets, stats.octets = rtp.packets, rtp.octets
+        stats.ended = "source ended"
+    except (ConnectionError, OSError, TimeoutError) as exc:
+        stats.ended = f"sink failed: {exc}"
+        log.warning("cascade stream ssrc %d: %s", ssrc, stats.ended)
+    finally:
+        closer = getattr(units, "aclose", None)
+        if closer is not None:
+            await closer()
+        sink.close()

@@ -1,0 +1,49 @@
+"""RTP packets of a PS stream (RFC 3550; GB/T 28181 §C.2), and RFC 4571 framing for TCP. Pure.
+
+One PS pack (a frame) is cut into RTP payloads of at most `MAX_PAYLOAD` bytes, all with the
+frame's 90 kHz timestamp, the marker bit on the last one. The SSRC is the offer's `y=` value:
+GB receivers match streams to sessions by it, so it is never invented when one was given.
+"""
+
+from __future__ import annotations
+
+import struct
+
+MAX_PAYLOAD = 1400  # fits a 1500-byte Ethernet MTU with IP/UDP/RTP headers
+
+
+class RtpPacketizer:
+    def __init__(self, ssrc: int, payload_type: int = 96, seq: int = 0) -> None:
+        self.ssrc = ssrc & 0xFFFFFFFF
+        self.payload_type = payload_type & 0x7F
+        self.seq = seq & 0xFFFF
+        self.packets = 0
+        self.octets = 0
+
+    def packets_of(self, ps: bytes, timestamp: int) -> list[bytes]:
+        out: list[bytes] = []
+        n = len(ps)
+        for i in range(0, n, MAX_PAYLOAD):
+            last = i + MAX_PAYLOAD >= n
+            b1 = self.payload_type | (0x80 if last else 0)
+            head = struct.pack(">BBHII", 0x80, b1, self.seq, timestamp & 0xFFFFFFFF, self.ssrc)
+            out.append(head + ps[i : i + MAX_PAYLOAD])
+            self.seq = (self.seq + 1) & 0xFFFF
+        self.packets += len(out)
+        self.octets += n
+        return out
+
+
+def frame_tcp(packet: bytes) -> bytes:
+    """RFC 4571: a 16-bit big-endian length before each RTP packet on a TCP stream."""
+    return struct.pack(">H", len(packet)) + packet
+
+
+def parse_rtp(packet: bytes) -> tuple[int, int, int, int, bytes]:
+    """(payload type, sequence, timestamp, ssrc, payload) of one RTP packet (for tests and
+    the device side); ValueError when it is not RTP version 2."""
+    if len(packet) < 12 or packet[0] >> 6 != 2:
+        raise ValueError("not an RTP version 2 packet")
+    _, b1, seq, ts, ssrc = struct.unpack(">BBHII", packet[:12])
+    skip = 12 + 4 * (packet[0] & 0x0F)
+    return b1 & 0x7F, seq, ts, ssrc, packet[skip:]

@@ -1,0 +1,359 @@
+"""The GB/T 28181 endpoint: requests from upper platforms, and the streams they asked for.
+
+Every request is first matched to a configured upper platform by its From user (the server
+id); anything else is refused 403. MESSAGE queries are answered from `cascade.Responder`
+(blocking catalog reads run on worker threads, never on the SIP loop); INVITE is checked in
+this order, each failure a SIP status and an audit entry: camera code known (404), in the
+platform's scope (403), stream limit (486), SDP usable (400/488), footage in the range for
+Playback/Download (404), then answered 200 with Vigil's SDP. Media starts on ACK, ends on BYE
+(or when the source ends: Vigil then sends BYE itself). INFO with MANSRTSP changes the speed
+or pauses a recorded stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from controller.gb28181 import manscdp, sdp, sip
+from controller.gb28181.cascade import QueryError, Responder
+from controller.gb28181.codes import Directory, Place
+from controller.gb28181.media import (
+    Pace,
+    Sink,
+    StreamStats,
+    TcpSink,
+    UdpSink,
+    live_units,
+    recorded_units,
+    run_stream,
+)
+from controller.gb28181.ps import AccessUnit
+from controller.gb28181.transport import Inbound, SipTransport
+from controller.gb28181.upper import UpperLink, new_request, send_message
+from controller.live.hub import LiveHub
+
+log = logging.getLogger("vigil.gb28181")
+US = 1_000_000
+
+
+class Backend(Protocol):
+    """What the endpoint reads and records; blocking calls, run on worker threads."""
+
+    def places(self) -> list[Place]: ...
+
+    def visible(
+        self, org: str, areas: Sequence[str], places: Sequence[Place]
+    ) -> frozenset[str]: ...
+
+    def ranges(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]: ...
+
+    def segments(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[str, int]]: ...
+
+    def read(self, key: str) -> bytes: ...
+
+    def audit(
+        self,
+        action: str,
+        link: UpperLink,
+        camera_id: str,
+        outcome: str,
+        reason: str,
+        detail: dict[str, Any],
+    ) -> None: ...
+
+
+@dataclass(eq=False)
+class Session:
+    call_id: str
+    link: UpperLink
+    camera_id: str
+    code: str
+    offer: sdp.Offer
+    sink: Sink
+    to_tag: str
+    remote_from: str
+    remote_contact: str
+    units: AsyncIterator[AccessUnit]
+    pace: Pace | None = None
+    stats: StreamStats = field(default_factory=StreamStats)
+    task: asyncio.Task[None] | None = None
+    invited_at: float = 0.0
+    ended: bool = False
+    ssrc: str = "0"
+
+
+class GbService:
+    def __init__(
+        self,
+        transport: SipTransport,
+        links: Sequence[UpperLink],
+        backend: Backend,
+        hub: LiveHub | None,
+        host: str,
+        now_us: Callable[[], int],
+        *,
+        page_size: int = 10,
+        max_streams: int = 64,
+        device_of: Callable[[str], str | None] = lambda _c: None,
+    ) -> None:
+        self.transport = transport
+        self.links = list(links)
+        self.backend = backend
+        self.hub = hub
+        self.host = host
+        self.now_us = now_us
+        self.page_size = page_size
+        self.max_streams = max_streams
+        self.device_of = device_of
+        self.sessions: dict[str, Session] = {}
+        self._places: tuple[float, list[Place]] | None = None
+
+    # -- lookups (worker threads) ------------------------------------------------------------
+
+    def _snapshot(self, link: UpperLink) -> tuple[Directory, frozenset[str]]:
+        places = self.backend.places()
+        return Directory.of(places), self.backend.visible(link.cfg.org, link.cfg.areas, places)
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def link_of(self, msg: sip.SipMessage) -> UpperLink | None:
+        user = sip.uri_user(msg.get("From"))
+        return next((lk for lk in self.links if lk.cfg.server_id == user), None)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    async def on_request(self, inbound: Inbound) -> None:
+        msg = inbound.msg
+        if msg.method == "ACK":
+            self._on_ack(msg)
+            return
+        link = self.link_of(msg)
+        if link is None:
+            log.warning(
+                "SIP %s from %s:%d: %s is not a configured upper platform",
+                msg.method, *inbound.source, sip.uri_user(msg.get("From"))[:24] or "nobody",
+            )  # fmt: skip
+            self.transport.reply(inbound, sip.response(msg, 403, reason="Unknown platform"))
+            return
+        handlers = {
+            "MESSAGE": self._on_message,
+            "INVITE": self._on_invite,
+            "BYE": self._on_bye,
+            "INFO": self._on_info,
+            "CANCEL": self._on_bye,
+        }
+        handler = handlers.get(msg.method)
+        if msg.method == "OPTIONS":
+            self.transport.reply(inbound, sip.response(msg, 200))
+        elif handler is None:
+            self.transport.reply(inbound, sip.response(msg, 405))
+        else:
+            await handler(inbound, link)
+
+    def _refuse(self, inbound: Inbound, status: int, why: str) -> None:
+        log.info("SIP %s refused %d: %s", inbound.msg.method, status, why)
+        self.transport.reply(inbound, sip.response(inbound.msg, status, reason=_reason(why)))
+
+    async def _on_message(self, inbound: Inbound, link: UpperLink) -> None:
+        msg = inbound.msg
+        if "manscdp" not in msg.get("Content-Type").lower():
+            self._refuse(inbound, 415, "MESSAGE body is not Application/MANSCDP+xml")
+            return
+        try:
+            query = manscdp.parse(msg.body)
+        except manscdp.XmlError as exc:
+            self._refuse(inbound, exc.status, str(exc))
+            return
+        if query.root != "Query":
+            self.transport.reply(inbound, sip.response(msg, 200))  # Notify/Control/Response
+            return
+        try:
+            bodies = await self._in_thread(self._answer, link, query)
+        except QueryError as exc:
+            self._refuse(inbound, exc.status, str(exc))
+            return
+        self.transport.reply(inbound, sip.response(msg, 200))
+        for body in bodies:
+            resp = await send_message(self.transport, link, self.host, body)
+            if resp is None or resp.status != 200:
+                log.warning("upper %s: %s answer not taken", link.cfg.server_id, query.cmd_type)
+                break
+
+    def _answer(self, link: UpperLink, query: manscdp.Query) -> list[bytes]:
+        directory, visible = self._snapshot(link)
+
+        def ranges(camera_id: str, start: int, end: int) -> list[tuple[int, int]]:
+            return self.backend.ranges(camera_id, start, end)
+
+        responder = Responder(
+            link.cfg.local_id, "Vigil", directory, visible, ranges, self.now_us(), self.page_size
+        )
+        return responder.answer(query)
+
+    # -- INVITE / ACK / BYE / INFO -------------------------------------------------------------
+
+    async def _on_invite(self, inbound: Inbound, link: UpperLink) -> None:
+        msg = inbound.msg
+        if msg.call_id in self.sessions:
+            return  # a re-INVITE or a retransmission after our answer: the cache answered
+        self.transport.reply(inbound, sip.response(msg, 100))
+        code = sip.uri_user(msg.uri) or msg.get("Subject").split(":", 1)[0]
+        directory, visible = await self._in_thread(self._snapshot, link)
+        coded = directory.by_code(code)
+        audit_detail: dict[str, Any] = {"code": code[:24]}
+        if coded is None:
+            await self._deny(inbound, link, "", 404, f"no camera with code {code[:24]!r}")
+            return
+        camera_id = coded.place.camera_id
+        if camera_id not in visible:
+            await self._deny(inbound, link, camera_id, 403, "camera not in this platform's scope")
+            return
+        if len(self.sessions) >= self.max_streams:
+            await self._deny(inbound, link, camera_id, 486, "cascade stream limit reached")
+            return
+        try:
+            offer = sdp.parse_offer(msg.body)
+        except sdp.SdpError as exc:
+            await self._deny(inbound, link, camera_id, exc.status, str(exc))
+            return
+        pace: Pace | None = None
+        if offer.session == "Play":
+            if self.hub is None:
+                await self._deny(inbound, link, camera_id, 503, "live view is not running")
+                return
+            device = await self._in_thread(self.device_of, camera_id) or coded.place.device_id
+            units = live_units(self.hub, camera_id, device)
+        else:
+            start, end = offer.start_s * US, offer.end_s * US
+            segments = await self._in_thread(self.backend.segments, camera_id, start, end)
+            if not segments:
+                await self._deny(inbound, link, camera_id, 404, "no footage in the time range")
+                return
+            pace = Pace(offer.speed if offer.session == "Download" else 1.0)
+            units = recorded_units(segments, self.backend.read, pace, start, end)
+            audit_detail.update(from_us=start, to_us=end)
+        sink: Sink = (
+            UdpSink(offer.address, offer.port, self.host)
+            if offer.transport == "udp"
+            else TcpSink(offer.address, offer.port, self.host, offer.transport == "tcp-active")
+        )
+        await sink.open()
+        ssrc = offer.ssrc or f"{secrets.randbelow(10**9):010d}"
+        session = Session(
+            msg.call_id, link, camera_id, coded.code, offer, sink, sip.new_tag(),
+            msg.get("From"), msg.get("Contact"), units, pace,
+        )  # fmt: skip
+        session.invited_at = asyncio.get_running_loop().time()
+        session.ssrc = ssrc
+        self.sessions[msg.call_id] = session
+        answer = sdp.answer(offer, coded.code, self.host, sink.local_port, ssrc)
+        ok = sip.response(msg, 200, to_tag=session.to_tag, body=answer)
+        ok.add("Contact", f"<sip:{coded.code}@{self.host}:{self.transport.local[1]}>")
+        ok.add("Content-Type", "application/sdp")
+        self.transport.reply(inbound, ok)
+        audit_detail.update(session=offer.session, transport=offer.transport, ssrc=ssrc)
+        await self._in_thread(
+            self.backend.audit, "gb_cascade_view", link, camera_id, "ok", "", audit_detail
+        )
+        log.info(
+            "upper %s: %s of %s (%s) to %s:%d over %s, ssrc %s",
+            link.cfg.server_id, offer.session, camera_id, coded.code,
+            offer.address, offer.port, offer.transport, ssrc,
+        )  # fmt: skip
+
+    async def _deny(
+        self, inbound: Inbound, link: UpperLink, camera_id: str, status: int, why: str
+    ) -> None:
+        self._refuse(inbound, status, why)
+        await self._in_thread(
+            self.backend.audit, "gb_cascade_view", link, camera_id, "refused", why, {}
+        )
+
+    def _on_ack(self, msg: sip.SipMessage) -> None:
+        session = self.sessions.get(msg.call_id)
+        if session is None or session.task is not None:
+            return
+        ssrc = int(session.ssrc)
+        session.task = asyncio.get_running_loop().create_task(
+            run_stream(session.units, session.sink, ssrc, session.offer.payload_type, session.stats)
+        )
+        session.task.add_done_callback(lambda _t: self._stream_done(session))
+
+    def _stream_done(self, session: Session) -> None:
+        if session.ended:
+            return
+        asyncio.get_running_loop().create_task(self._end(session, by_us=True))
+
+    async def _end(self, session: Session, by_us: bool) -> None:
+        if session.ended:
+            return
+        session.ended = True
+        self.sessions.pop(session.call_id, None)
+        if session.task is not None and not session.task.done():
+            session.task.cancel()
+        session.sink.close()
+        link = session.link
+        if by_us:
+            await self._bye(session)
+        detail = {
+            "code": session.code,
+            "frames": session.stats.frames,
+            "bytes": session.stats.octets,
+            "ended": session.stats.ended or ("bye" if not by_us else "ended"),
+        }
+        await self._in_thread(
+            self.backend.audit, "gb_cascade_view_end", link, session.camera_id, "ok", "", detail
+        )
+
+    async def _bye(self, session: Session) -> None:
+        link = session.link
+        if session.offer.session != "Play":
+            notify = manscdp.media_status(link.next_sn(), session.code)
+            await send_message(self.transport, link, self.host, notify)
+        msg = new_request(self.transport, link, "BYE", self.host, link.cfg.server_id)
+        msg.set("Call-ID", session.call_id)
+        msg.set("From", f"<sip:{session.code}@{link.domain}>;tag={session.to_tag}")
+        msg.set("To", session.remote_from)
+        await self.transport.request(msg, link.peer, link.tcp)
+
+    async def _on_bye(self, inbound: Inbound, link: UpperLink) -> None:
+        session = self.sessions.get(inbound.msg.call_id)
+        if session is None:
+            self._refuse(inbound, 481, "no such call")
+            return
+        self.transport.reply(inbound, sip.response(inbound.msg, 200))
+        await self._end(session, by_us=False)
+
+    async def _on_info(self, inbound: Inbound, link: UpperLink) -> None:
+        session = self.sessions.get(inbound.msg.call_id)
+        if session is None:
+            self._refuse(inbound, 481, "no such call")
+            return
+        if session.pace is None:
+            self._refuse(inbound, 488, "speed control applies to recorded streams only")
+            return
+        text = inbound.msg.body.decode("utf-8", errors="replace")
+        scale = re.search(r"(?im)^Scale:\s*([0-9.]+)", text)
+        if text.startswith("PAUSE"):
+            session.pace.set(paused=True)
+        elif text.startswith("PLAY"):
+            session.pace.set(speed=float(scale.group(1)) if scale else None, paused=False)
+        else:
+            self._refuse(inbound, 400, "INFO body is not MANSRTSP PLAY or PAUSE")
+            return
+        self.transport.reply(inbound, sip.response(inbound.msg, 200))
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            await self._end(session, by_us=True)
+
+
+def _reason(why: str) -> str:
+    return re.sub(r"[^\x20-\x7e]", "?", why)[:100]

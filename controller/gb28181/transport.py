@@ -1,0 +1,216 @@
+"""SIP over UDP and TCP on one asyncio loop: receive, answer bad input, client transactions.
+
+Every datagram or TCP frame is parsed by `sip.parse`; one that fails is logged in one line
+(peer, reason, no payload: it may carry a password digest) and, when it looks like a request,
+answered with the status the parser named (400, 413, 505) built from whatever headers could be
+read. Nothing a peer sends can raise out of here. Client transactions (REGISTER, MESSAGE, BYE)
+retransmit over UDP at T1 = 0.5 s doubling (RFC 3261 §17.1.2) and give up after
+`timeout_s`; over TCP they are sent once. Requests retransmitted by a peer get the same final
+response again (kept by Via branch for 32 s) instead of being handled twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from controller.gb28181 import sip
+from controller.gb28181.sip import SipError, SipMessage
+
+log = logging.getLogger("vigil.gb28181")
+Addr = tuple[str, int]
+T1 = 0.5
+RESPONSE_CACHE_S = 32.0
+
+
+@dataclass(slots=True)
+class Inbound:
+    """A request received, and how to answer it on the same path."""
+
+    msg: SipMessage
+    source: Addr
+    tcp: asyncio.StreamWriter | None = None
+
+
+Handler = Callable[[Inbound], Awaitable[None]]
+
+
+def lenient_reply(raw: bytes, status: int, reason: str) -> bytes | None:
+    """A best-effort error response to a request `sip.parse` refused; None when the bytes do
+    not even look like a request (then nothing is sent)."""
+    text = raw[:8192].decode("utf-8", errors="replace")
+    first = text.split("\n", 1)[0]
+    if first.startswith("SIP/") or " " not in first:
+        return None
+    wanted: dict[str, list[str]] = {"via": [], "from": [], "to": [], "call-id": [], "cseq": []}
+    compact = {"v": "via", "f": "from", "t": "to", "i": "call-id"}
+    for line in text.split("\n")[1:]:
+        if not line.strip():
+            break
+        name, sep, value = line.partition(":")
+        key = compact.get(name.strip().lower(), name.strip().lower())
+        if sep and key in wanted:
+            wanted[key].append(value.strip())
+    if not wanted["via"] or not wanted["call-id"]:
+        return None
+    msg = SipMessage(status=status, reason=re.sub(r"[\r\n]", " ", reason)[:120])
+    for via in wanted["via"]:
+        msg.add("Via", via)
+    for name in ("from", "to", "call-id", "cseq"):
+        if wanted[name]:
+            msg.add(name, wanted[name][0])
+    return msg.to_bytes()
+
+
+class SipTransport(asyncio.DatagramProtocol):
+    def __init__(self, on_request: Handler, timeout_s: float = 8.0) -> None:
+        self._on_request = on_request
+        self._timeout = timeout_s
+        self._udp: asyncio.DatagramTransport | None = None
+        self._waiting: dict[str, asyncio.Future[SipMessage]] = {}
+        self._answered: dict[str, tuple[bytes, float]] = {}
+        self._tcp: dict[Addr, asyncio.StreamWriter] = {}
+        self.local: Addr = ("", 0)
+        self.bad_messages = 0
+
+    # -- setup --------------------------------------------------------------------------------
+
+    async def listen(self, host: str, port: int) -> Addr:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        self._udp = transport
+        self.local = transport.get_extra_info("sockname")[:2]
+        return self.local
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._udp = transport  # type: ignore[assignment]  # a datagram endpoint's transport
+
+    def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        for w in self._tcp.values():
+            w.close()
+
+    async def tcp_to(self, peer: Addr) -> asyncio.StreamWriter:
+        """The TCP connection to `peer` (opened once, reopened after it breaks)."""
+        w = self._tcp.get(peer)
+        if w is not None and not w.is_closing():
+            return w
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(*peer), 5.0)
+        self._tcp[peer] = writer
+        asyncio.get_running_loop().create_task(self._read_tcp(reader, writer, peer))
+        return writer
+
+    async def _read_tcp(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Addr
+    ) -> None:
+        buf = b""
+        try:
+            while data := await reader.read(65536):
+                frames, buf, error = sip.split_stream(buf + data)
+                for frame in frames:
+                    self._received(frame, peer, writer, datagram=False)
+                if error:
+                    log.warning("SIP over TCP from %s:%d: %s; closing", *peer, error)
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            if self._tcp.get(peer) is writer:
+                del self._tcp[peer]
+
+    # -- receive ------------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        peer = (str(addr[0]), int(str(addr[1])))
+        if not data.strip(b"\r\n\x00"):
+            return  # a CRLF keepalive
+        self._received(data, peer, None, datagram=True)
+
+    def _received(
+        self, data: bytes, peer: Addr, tcp: asyncio.StreamWriter | None, datagram: bool
+    ) -> None:
+        try:
+            msg = sip.parse(data, datagram=datagram)
+        except SipError as exc:
+            self.bad_messages += 1
+            log.warning("bad SIP from %s:%d (%d bytes): %s", *peer, len(data), exc.message)
+            reply = lenient_reply(data, exc.status, exc.message)
+            if reply is not None:
+                self._send_raw(reply, peer, tcp)
+            return
+        if not msg.is_request:
+            branch = sip.param(msg.get("Via"), "branch")
+            fut = self._waiting.get(branch + msg.cseq[1])
+            if fut is not None and not fut.done() and msg.status >= 200:
+                fut.set_result(msg)
+            return
+        key = sip.param(msg.get("Via"), "branch") + msg.method
+        cached = self._answered.get(key)
+        if cached is not None and msg.method != "ACK":
+            self._send_raw(cached[0], peer, tcp)  # a retransmission: same answer, once handled
+            return
+        task = asyncio.get_running_loop().create_task(self._handle(Inbound(msg, peer, tcp)))
+        task.add_done_callback(lambda _t: None)
+
+    async def _handle(self, inbound: Inbound) -> None:
+        try:
+            await self._on_request(inbound)
+        except Exception:
+            log.exception("handling SIP %s from %s:%d failed", inbound.msg.method, *inbound.source)
+            self.reply(inbound, sip.response(inbound.msg, 500))
+
+    # -- send ---------------------------------------------------------------------------------
+
+    def _send_raw(self, data: bytes, peer: Addr, tcp: asyncio.StreamWriter | None) -> None:
+        if tcp is not None:
+            if not tcp.is_closing():
+                tcp.write(data)
+        elif self._udp is not None:
+            self._udp.sendto(data, peer)
+
+    def reply(self, inbound: Inbound, response: SipMessage) -> None:
+        data = response.to_bytes()
+        if response.status >= 200:
+            now = asyncio.get_running_loop().time()
+            key = sip.param(inbound.msg.get("Via"), "branch") + inbound.msg.method
+            self._answered[key] = (data, now)
+            if len(self._answered) > 4096:
+                self._answered = {
+                    k: v for k, v in self._answered.items() if now - v[1] < RESPONSE_CACHE_S
+                }
+        self._send_raw(data, inbound.source, inbound.tcp)
+
+    async def request(self, msg: SipMessage, peer: Addr, tcp: bool) -> SipMessage | None:
+        """Send a request; its final response, or None after the timeout (or a TCP failure)."""
+        branch = sip.param(msg.get("Via"), "branch")
+        key = branch + msg.method
+        fut: asyncio.Future[SipMessage] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = fut
+        data = msg.to_bytes()
+        try:
+            if tcp:
+                try:
+                    (await self.tcp_to(peer)).write(data)
+                except (OSError, TimeoutError) as exc:
+                    log.warning("SIP over TCP to %s:%d: %s", *peer, exc)
+                    return None
+                return await asyncio.wait_for(fut, self._timeout)
+            interval, waited = T1, 0.0
+            while waited < self._timeout:
+                self._send_raw(data, peer, None)
+                step = min(interval, self._timeout - waited)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), step)
+                except TimeoutError:
+                    waited += step
+                    interval = min(interval * 2, 4.0)
+            return None
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(key, None)
