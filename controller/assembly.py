@@ -43,7 +43,7 @@ from controller import components
 from controller.api.component import HttpComponent
 from controller.api.metrics import Metrics, StateCollector
 from controller.api.readiness import Probe
-from controller.api.wiring import http
+from controller.api.wiring import http, load_policy
 from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
@@ -217,7 +217,8 @@ def _build(
         hub.links = SchedulerLinks(sched.service)  # live feeds planned, links not oversubscribed
         controller.scheduler = sched.service
         controller.components.append(sched.service)
-    controller.gb28181 = gb28181(core, live.hub)  # None unless [gb28181] enabled
+    # None unless [gb28181] enabled; upper platforms see what the tier policy lets their org see
+    controller.gb28181 = gb28181(core, live.hub, load_policy(core.config.policy_file))
     if controller.gb28181 is not None:
         controller.components.append(controller.gb28181)
     if parts.http:

@@ -1,12 +1,11 @@
 """20-digit GB/T 28181 codes for Vigil's cameras and places, and the Catalog tree. Pure.
 
 A code is centre (6-digit civil code + 2) + industry (2) + type (3: 132 camera, 216 virtual
-organisation) + network (1) + serial (6). Until the resource directory (catalog revision 0005)
-holds each camera's assigned code, `derive_codes` makes stable ones: a camera id that already
-is a 20-digit code is kept, any other gets its county's civil code and a serial from a hash of
-its id (collisions resolved in id order, so adding a camera never renames another unless their
-hashes collide). `Directory` is the one place the cascade asks, so switching to the resource
-directory is a change of the function handed to it.
+organisation) + network (1) + serial (6). A camera's code is the one the resource directory
+(controller/directory, `camera_directory.gb_code`) assigned; for a camera not described there
+yet `derive_codes` makes a stable one: a camera id that already is a 20-digit code is kept,
+any other gets its county's civil code and a serial from a hash of its id (collisions resolved
+in id order, never onto an assigned code). `Directory` is the one place the cascade asks.
 """
 
 from __future__ import annotations
@@ -40,8 +39,11 @@ class Place:
     camera_id: str
     device_id: str
     county: str
-    site: str
+    site: str  # the organisational node under the county: village, township or site
     name: str = ""
+    gb_code: str = ""  # assigned in the resource directory ("" : derive one)
+    resource_class: str = "II"
+    registry_site: str = ""  # the registry's site (area paths and grants use it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +73,7 @@ def _serial(text: str, taken: set[str], prefix: str) -> str:
 
 def derive_codes(places: Iterable[Place]) -> list[Coded]:
     ordered = sorted(places, key=lambda p: p.camera_id)
-    taken = {p.camera_id for p in ordered if is_code(p.camera_id)}
+    taken = {p.gb_code or p.camera_id for p in ordered if is_code(p.gb_code or p.camera_id)}
     sites: dict[tuple[str, str], str] = {}
     out: list[Coded] = []
     for p in ordered:
@@ -79,11 +81,8 @@ def derive_codes(places: Iterable[Place]) -> list[Coded]:
         key = (p.county, p.site)
         if key not in sites:
             sites[key] = _serial(f"site:{p.county}/{p.site}", taken, f"{civil}0000{ORG_TYPE}0")
-        code = (
-            p.camera_id
-            if is_code(p.camera_id)
-            else _serial(p.camera_id, taken, f"{civil}0000{CAMERA_TYPE}0")
-        )
+        own = p.gb_code or p.camera_id
+        code = own if is_code(own) else _serial(p.camera_id, taken, f"{civil}0000{CAMERA_TYPE}0")
         out.append(Coded(p, code, civil, sites[key]))
     return out
 

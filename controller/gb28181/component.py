@@ -22,6 +22,8 @@ from controller.audit.chain import AuditEvent
 from controller.audit.log import AuditLog
 from controller.catalog.catalog import MAX_RANGE_LIMIT
 from controller.config import Gb28181Config, UpperPlatformConfig
+from controller.directory.scope import Term
+from controller.directory.store import MAX_PAGE, DirectoryStore, Filters, Listed
 from controller.gb28181.cascade import RegisterPlan, merge_ranges
 from controller.gb28181.codes import Place
 from controller.gb28181.service import GbService
@@ -43,18 +45,36 @@ class CoreBackend:
         self.core = core
         self.policy = policy
         self._audit = audit
-        self._resource_class: dict[str, str] = {}
 
     def places(self) -> list[Place]:
-        rows = self.core.catalog.cameras()
-        self._resource_class = {r.camera_id: r.resource_class for r in rows}
-        return [Place(r.camera_id, r.device_id, r.county, r.site) for r in rows]
+        """Every camera with its directory facts (name, township/village, GB code)."""
+        store = DirectoryStore(self.core.engine, self.core.clock)
+        rows: list[Listed] = []
+        while True:
+            page, total = store.page([Term()], Filters(), len(rows), MAX_PAGE)
+            rows += page
+            if not page or len(rows) >= total:
+                break
+        return [
+            Place(
+                r.camera_id,
+                r.device_id,
+                r.county,
+                r.village or r.township or r.site,
+                r.name,
+                r.gb_code or "",
+                r.resource_class,
+                r.site,
+            )  # fmt: skip
+            for r in rows
+        ]
 
     def visible(self, org: str, areas: Sequence[str], places: Sequence[Place]) -> frozenset[str]:
         out = set()
         for p in places:
-            cls = self._resource_class.get(p.camera_id, "II")
-            info = camera_info(self.policy, p.camera_id, p.county, p.site, cls)
+            info = camera_info(
+                self.policy, p.camera_id, p.county, p.registry_site, p.resource_class
+            )
             if not entitled(self.policy, org, info):
                 continue
             if areas and not any(area_within(info.area, a) for a in areas):

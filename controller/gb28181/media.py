@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 from controller.gb28181.ps import AccessUnit, PsPacker, TsDemuxer
 from controller.gb28181.rtp import RtpPacketizer, frame_tcp
-from controller.live.hub import LiveHub, Viewer
+from controller.live.hub import LiveHub
+from controller.live.viewer import Viewer
 
 log = logging.getLogger("vigil.gb28181")
 CONNECT_TIMEOUT_S = 5.0

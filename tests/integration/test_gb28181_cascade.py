@@ -14,6 +14,7 @@ import pytest
 
 from controller.audit.log import search
 from tests.integration.test_gb28181_support import (
+    CAM1_CODE,
     OUT_OF_SCOPE,
     PASSWORD,
     GbWorld,
@@ -71,7 +72,8 @@ def test_register_challenge_catalog_in_scope_and_live_play_decodes(world: GbWorl
     assert len(pages) >= 2 and all("<SumNum>" in p for p in pages)  # paged, 2 items each
     assert world.codes["cam-1"] in text and world.codes["cam-2"] in text
     assert world.codes[OUT_OF_SCOPE] not in text and "成县" not in text
-    assert "东关村" in text and "武都区" in text
+    assert "东关村" in text and "武都区" in text and "<Name>东关村路口1号</Name>" in text
+    assert world.codes["cam-1"] == CAM1_CODE  # the resource directory's code, not a derived one
     # media: PS over RTP with the offered SSRC, decodable, about as long as the play time
     assert rx.ssrcs() == {100000001}
     ps = world.tmp / "live.ps"

@@ -24,8 +24,11 @@ from typing import Any
 import av
 
 from controller.assembly import Controller, Parts, build_controller
+from controller.catalog.db import make_engine
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
+from controller.directory.rows import Entry
+from controller.directory.store import DirectoryStore
 from controller.gb28181.codes import Directory
 from controller.gb28181.component import GbComponent
 from controller.gb28181.rtp import parse_rtp
@@ -33,6 +36,7 @@ from controller.grants.keys import ensure_keys
 from controller.live.hub import LiveHub
 from edge_agent.live.mux import TsMuxer
 from tests.integration.controller_proc import (
+    database_url,
     device_channel,
     issue_device,
     prepare_data_dir,
@@ -45,6 +49,7 @@ UPPER_ID = "34020000002000000001"
 LOCAL_ID = "62120000002000000001"
 PASSWORD = "gb-secret-2026"
 IN_SCOPE = ["cam-1", "cam-2"]
+CAM1_CODE = "62120200001320000001"  # assigned in the resource directory
 OUT_OF_SCOPE = "cam-9"
 
 
@@ -149,12 +154,22 @@ def gb_config(data: Path, sip_port: int, upper_port: int, password_file: Path) -
     }
 
 
+def describe(data: Path, entries: list[Entry]) -> None:
+    """Resource directory facts (name, township, village, GB code), as an import writes them."""
+    engine = make_engine(database_url(data))
+    try:
+        DirectoryStore(engine, SystemClock()).apply(entries)
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def gb_world(tmp: Path, password: str = PASSWORD, codec: str = "libx264") -> Iterator[GbWorld]:
     data = tmp / "ctl"
     prepare_data_dir(data)
     register(data, "dev1", IN_SCOPE, county="wudu", site="东关村")
     register(data, "dev9", [OUT_OF_SCOPE], county="chengxian", site="v9")
+    describe(data, [Entry("cam-1", "东关村路口1号", "城关镇", "东关村", gb_code=CAM1_CODE)])
     ensure_keys(data)
     dev = issue_device(data, "dev1", tmp / "dev1")
     secret = tmp / "upper.password"
