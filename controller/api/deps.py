@@ -153,7 +153,8 @@ MEDIA_PREFIXES = ("/play/",)
 def query_session_allowed(method: str, path: str) -> bool:
     """`?session=` only for media GETs (players that cannot set headers): a URL is logged and
     shared far more easily than a header, so it never authorises a state change."""
-    return method in ("GET", "HEAD") and path.startswith(MEDIA_PREFIXES)
+    live_hls = path.startswith("/api/v1/live/") and path.endswith("/hls/index.m3u8")
+    return method in ("GET", "HEAD") and (path.startswith(MEDIA_PREFIXES) or live_hls)
 
 
 def session_token(request: Request) -> str | None:

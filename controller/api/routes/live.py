@@ -8,6 +8,20 @@
     client -> {"grant": "<renewed grant token>"}                            any time
     server -> text {"error": reason, "message": "..."} then close (1008) on any refusal
 
+Browsers without Media Source Extensions (iPhone Safari) play the same feed as short-segment
+HLS (controller/live/hls.py):
+
+    GET /api/v1/live/{camera}/hls/index.m3u8       session (Authorization or ?session=) and a
+                                                   live grant (X-Vigil-Grant or ?grant=); 503
+                                                   with the feed's state while it has no video
+    GET /api/v1/live/{camera}/hls/live.{camera}.{n}.ts?g=&e=&k=&s=   a segment, signed like
+                                                   playback's (rendition "live"), ≤ 5 min
+
+A native player cannot set headers, so its playlist URL carries the tokens (as /play/ does for
+ffmpeg/VLC); the segment URLs carry only a short signature. Each playlist request checks the
+grant again (a revoked grant stops the player at its next reload, ~1 s); the view is audited
+once per grant (`live_view`, `live_view_end` with from-to), never per request.
+
 Why the tokens travel in the first message and not the URL: URLs end up in proxy and access
 logs, a message does not; and with no cookie involved a cross-site page cannot ride on a
 user's login. The grant needs the `live` operation and is checked again every
@@ -22,21 +36,23 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Query, Request, Response, WebSocket
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from controller.api.common import camera_for
-from controller.api.deps import ApiDeps, authenticate
+from controller.api.deps import ApiDeps, DepsDep, OptionalUserDep, authenticate, grant_token
 from controller.api.errors import ApiError
 from controller.grants.access import AccessRequest
 from controller.grants.errors import GrantRefused
 from controller.grants.model import MAX_ID_CHARS, CameraInfo, Operation
 from controller.grants.policy import User
-from controller.live.hub import LiveHub
+from controller.live.hls_feeds import HlsFeeds
+from controller.live.hub import FeedState, LiveHub
 from controller.live.viewer import Viewer
+from controller.playback.urlsign import UrlSigner
 
 router = APIRouter(tags=["live"])
 log = logging.getLogger("vigil.live")
@@ -212,3 +228,90 @@ async def _close(ws: WebSocket, reason: str, message: str) -> None:
         await asyncio.wait_for(ws.send_text(json.dumps({"error": reason, "message": message})), 2)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(ws.close(POLICY_CLOSE, reason[:100]), 2)
+
+
+# -- short-segment HLS (browsers without MSE) ------------------------------------------------
+
+HLS_WAIT_S = 8.0  # a playlist waits this long for the first two segments of a new feed
+HLS_RENDITION = "live"  # segment URLs are signed in their own namespace (urlsign.py)
+_STOPPED = (FeedState.CAMERA_OFFLINE, FeedState.AGENT_UNREACHABLE, FeedState.LINK_BUSY)
+
+
+def _hls_feeds(request: Request, hub: LiveHub, deps: ApiDeps) -> HlsFeeds:
+    feeds: HlsFeeds | None = getattr(request.app.state, "live_hls", None)
+    if feeds is None:
+        feeds = request.app.state.live_hls = HlsFeeds(hub, deps.clock.monotonic, deps.clock.now_us)
+    return feeds
+
+
+@router.get("/api/v1/live/{camera_id}/hls/index.m3u8")
+async def live_playlist(
+    request: Request,
+    camera_id: str,
+    deps: DepsDep,
+    user: OptionalUserDep,
+    grant: Annotated[str | None, Query(max_length=MAX_MESSAGE)] = None,
+) -> Response:
+    hub: LiveHub | None = getattr(request.app.state, "live", None)
+    if hub is None:
+        raise ApiError("live_unavailable", "this controller does not serve live view", 503)
+    if user is None:
+        raise ApiError("unauthenticated", "log in first: a session is needed", 401)
+    token = grant_token(request, grant)
+    if not token:
+        raise ApiError("grant_required", "live view needs a grant with the live operation", 403)
+    row, info = await run_in_threadpool(camera_for, deps, camera_id, "live", user)
+    request_ = AccessRequest(Operation.LIVE, info, 0, 0, user.org_id, user.user_id)
+    access = await run_in_threadpool(deps.grants.authorize, token, request_, user, "live")
+
+    def ended(grant_id: str, from_us: int) -> None:
+        to_us = deps.clock.now_us()
+        detail = {"from_us": from_us, "to_us": to_us, "via": "hls"}
+        deps.grants.record(
+            "live_view_end", user, camera_id=camera_id, grant_id=grant_id, detail=detail
+        )
+
+    feeds = _hls_feeds(request, hub, deps)
+    window, new = feeds.window(camera_id, row.device_id, access.grant_id, ended)
+    if new:
+        detail = {"from_us": deps.clock.now_us(), "via": "hls"}
+        await run_in_threadpool(
+            deps.grants.record,
+            "live_view",
+            user,
+            camera_id=camera_id,
+            grant_id=access.grant_id,
+            detail=detail,
+        )
+    deadline = deps.clock.monotonic() + HLS_WAIT_S
+    while not window.ready():
+        st = hub.status(camera_id)
+        if st is not None and st.state in _STOPPED:
+            raise ApiError(st.state.value, st.detail or st.state.value, 503, {"Retry-After": "5"})
+        if deps.clock.monotonic() >= deadline:
+            raise ApiError("connecting", "no live video yet", 503, {"Retry-After": "2"})
+        await asyncio.sleep(0.1)
+    expires_s = UrlSigner.expiry_s(deps.clock.now_us(), access.expires_us)
+    url_for = deps.playback.signer.url_maker(
+        "", access.grant_id, expires_s, rendition=HLS_RENDITION
+    )
+    text = window.playlist(lambda seq: url_for(f"live.{camera_id}.{seq}"))
+    return Response(
+        text, media_type="application/vnd.apple.mpegurl", headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.get("/api/v1/live/{camera_id}/hls/{name}.ts")
+async def live_segment(request: Request, camera_id: str, name: str, deps: DepsDep) -> Response:
+    hub: LiveHub | None = getattr(request.app.state, "live", None)
+    prefix, _, seq = name.rpartition(".")
+    if hub is None or prefix != f"live.{camera_id}" or not seq.isdigit() or len(seq) > 12:
+        raise ApiError("not_found", "no such live segment", 404)
+    revoked = await run_in_threadpool(deps.grants.revoked)
+    deps.playback.signer.check_query(
+        name, request.url.query, deps.clock.now_us(), revoked, HLS_RENDITION
+    )
+    data = _hls_feeds(request, hub, deps).segment(camera_id, int(seq))
+    if data is None:
+        raise ApiError("segment_gone", "this live segment left the window: reload", 404)
+    return Response(data, media_type="video/mp2t", headers={"Cache-Control": "no-store"})
