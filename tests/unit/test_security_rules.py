@@ -204,6 +204,10 @@ def test_query_sessions_only_for_media_gets() -> None:
     assert not query_session_allowed("POST", "/play/cam-1.m3u8")
     assert not query_session_allowed("GET", "/api/v1/cameras")
     assert not query_session_allowed("POST", "/api/v1/grants")
+    assert query_session_allowed("GET", "/api/v1/live/cam-1/hls/index.m3u8")  # native players
+    assert not query_session_allowed("POST", "/api/v1/live/cam-1/hls/index.m3u8")
+    assert not query_session_allowed("GET", "/api/v1/live/cam-1/ws")
+    assert not query_session_allowed("GET", "/api/v1/live/cam-1/hls/live.cam-1.3.ts")
 
 
 def test_broker_config_binds_client_ids_and_limits_packets() -> None:
