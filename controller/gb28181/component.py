@@ -230,6 +230,10 @@ class GbComponent:
                 await unregister(transport, link, advertised)
         transport.close()
 
+    def transport_bad_messages(self) -> int:
+        """Malformed SIP messages received so far (each logged and answered)."""
+        return self.service.transport.bad_messages if self.service is not None else 0
+
     def stop(self) -> None:
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from controller.audit.log import search
+from controller.gb28181 import manscdp
 from tests.integration.test_gb28181_support import (
     CAM1_CODE,
     OUT_OF_SCOPE,
@@ -89,3 +90,73 @@ def test_register_challenge_catalog_in_scope_and_live_play_decodes(world: GbWorl
         e.action for e in search(world.controller.engine, camera="cam-1")
     ])  # fmt: skip
     assert wait_for(lambda: not world.gb.service or not world.gb.service.sessions)
+
+
+def test_bad_input_gets_clear_sip_errors_and_changes_nothing(world: GbWorld) -> None:
+    rx = RtpReceiver()
+    try:
+        run = run_sipp(
+            world,
+            "upper_bad_input.xml",
+            {
+                "camera": world.codes["cam-1"],
+                "other": world.codes[OUT_OF_SCOPE],
+                "rtp_port": str(rx.port),
+                "big": "A" * (manscdp.MAX_XML_BYTES + 100),
+                "password": PASSWORD,
+            },
+        )
+    finally:
+        rx.close()
+    assert run.returncode == 0, run.output + run.messages[-3000:]
+    for reason in (
+        "SIP/2.0 400 malformed header line",
+        "SIP/2.0 505 version",
+        "SIP/2.0 415 MESSAGE body is not Application/MANSCDP+xml",
+        "SIP/2.0 400 DOCTYPE and ENTITY declarations are not accepted",
+        "SIP/2.0 413 XML body of",
+        "SIP/2.0 404 no camera",
+        "SIP/2.0 403 camera not in this platform's scope",
+        "SIP/2.0 404 no footage in the time range",
+    ):
+        assert reason in run.messages, reason
+    assert rx.packets == [] and world.gb.service is not None and not world.gb.service.sessions
+    refused = [
+        e for e in search(world.controller.engine, camera=OUT_OF_SCOPE) if e.outcome == "refused"
+    ]
+    assert refused and refused[0].actor_org == "gongan"
+    assert world.gb.transport_bad_messages() >= 2  # the bad header line and the SIP/3.0
+
+
+def test_download_sends_the_recorded_range_then_bye(world: GbWorld) -> None:
+    segs = world.segments
+    start_s = segs[0].start_us // 1_000_000
+    end_s = (segs[-1].start_us + segs[-1].duration_us) // 1_000_000 + 1
+    rx = RtpReceiver()
+    began = time.monotonic()
+    try:
+        run = run_sipp(
+            world,
+            "upper_download.xml",
+            {
+                "camera": world.codes["cam-1"],
+                "rtp_port": str(rx.port),
+                "start": str(start_s),
+                "end": str(end_s),
+                "password": PASSWORD,
+            },
+        )
+    finally:
+        rx.close()
+    took = time.monotonic() - began
+    assert run.returncode == 0, run.output + run.messages[-3000:]
+    assert "<NotifyType>121</NotifyType>" in run.messages  # MediaStatus: the end of the file
+    ps = world.tmp / "download.ps"
+    ps.write_bytes(rx.ps())
+    probe = ffprobe(ps)
+    recorded_s = sum(s.duration_us for s in segs) / 1e6
+    assert probe["codec_name"] == "h264"
+    assert abs(int(probe["nb_read_frames"]) - recorded_s * 25) <= 25, probe  # all of it
+    assert abs(float(probe["duration"]) - recorded_s) <= 1.0, probe
+    assert took < recorded_s  # downloadspeed 4: faster than real time
+    assert rx.ssrcs() == {1100000002}

@@ -1,0 +1,362 @@
+"""GB/T 28181 cascade: N concurrent live streams out as PS over RTP, against a bare PyAV remux.
+
+Set-up: a controller built as `serve` builds it with `[gb28181]` on (SQLite, local store), N
+cameras in its catalog, each fed live through the hub exactly as an agent's Feed stream does:
+a 640x360 25 fps H.264 clip muxed by the agent's own live muxer (edge_agent.live.mux.TsMuxer)
+into per-packet MPEG-TS chunks, replayed at real time (the emulated cameras; encoding is done
+once, before the measurement). This process plays the upper platform: it INVITEs every camera
+(UDP, its own SSRC), ACKs, and counts RTP on N sockets.
+
+Figures (last stdout line, JSON): `streams`; `cpu_pct_per_stream`, the CPU of the cascade's
+thread (SIP loop: TS demux, PS pack, RTP, sendto) over the window, per stream, in % of one
+core; `bare_remux_cpu_pct_per_stream`, PyAV remuxing the same TS bytes to PS (FFmpeg's `mpeg`
+muxer, one stream's bytes for the same window, batch: no RTP, no sockets) in the same run;
+`ratio` = cascade / bare (goal <= 1.5); `pack_only_cpu_pct_per_stream`, the cascade's pure
+pipeline alone over the same bytes (what remains is the per-frame wake-up of the SIP loop and
+the sendto calls of real-time delivery, which a batch remux does not have);
+`invite_to_first_packet_ms` (median, max: a stream starts at the feed's next keyframe).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from av.video.frame import VideoFrame
+from av.video.stream import VideoStream
+
+from controller.assembly import build_controller
+from controller.catalog import Catalog
+from controller.catalog.db import make_engine
+from controller.clock import SystemClock
+from controller.config import ControllerConfig
+from controller.gb28181 import sip
+from controller.gb28181.codes import Directory
+from controller.gb28181.ps import PsPacker, TsDemuxer
+from controller.gb28181.rtp import RtpPacketizer
+from controller.grants.keys import ensure_keys
+from controller.live.hub import LiveHub
+from controller.pki import init_pki
+from edge_agent.live.mux import TsMuxer
+
+UPPER = "34020000002000000001"
+LOCAL = "62120000002000000001"
+FPS = 25
+
+
+def encode_clip(path: Path, seconds: float) -> Path:
+    out = av.open(str(path), "w", format="mpegts")
+    video = out.add_stream("libx264", rate=FPS)
+    assert isinstance(video, VideoStream)
+    video.width, video.height, video.pix_fmt = 640, 360, "yuv420p"
+    video.options = {"preset": "ultrafast", "tune": "zerolatency", "g": "50", "bf": "0"}
+    for i in range(int(seconds * FPS)):
+        frame = VideoFrame(640, 360, "yuv420p")
+        for k, plane in enumerate(frame.planes):
+            row = bytes((i * 3 + x + k * 40) % 256 for x in range(plane.line_size))
+            plane.update(row * (plane.buffer_size // plane.line_size))
+        frame.pts, frame.time_base = i, Fraction(1, FPS)
+        for packet in video.encode(frame):
+            out.mux(packet)
+    for packet in video.encode(None):
+        out.mux(packet)
+    out.close()
+    return path
+
+
+def live_chunks(clip: Path) -> list[tuple[float, bytes, bool]]:
+    """(seconds from start, TS chunk, keyframe) as the agent's live muxer makes them."""
+    chunks: list[tuple[float, bytes, bool]] = []
+    with av.open(str(clip)) as src:
+        stream = src.streams.video[0]
+        times: list[float] = []
+
+        def emit(data: bytes, key: bool) -> bool:
+            chunks.append((times[-1], data, key))
+            return True
+
+        muxer = TsMuxer(stream, emit)
+        for packet in src.demux(stream):
+            if packet.dts is None:
+                continue
+            times.append(float(packet.dts * (stream.time_base or Fraction(1, 90_000))))
+            muxer.feed(packet)
+        muxer.close()
+    return chunks
+
+
+class Feeder:
+    """Replays the chunks at real time for every camera asked (one thread for all)."""
+
+    def __init__(self, hub: LiveHub, chunks: list[tuple[float, bytes, bool]]) -> None:
+        self.hub, self.chunks = hub, chunks
+        self.cameras: set[str] = set()
+        self._stop = threading.Event()
+        hub.attach("dev1", self.command)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def command(self, camera: str, start: bool) -> None:
+        (self.cameras.add if start else self.cameras.discard)(camera)
+
+    def _run(self) -> None:
+        span = self.chunks[-1][0] + 1 / FPS
+        t0, loop = time.monotonic(), 0
+        while not self._stop.is_set():
+            for at, data, key in self.chunks:
+                delay = t0 + loop * span + at - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                for camera in list(self.cameras):
+                    self.hub.chunk("dev1", camera, data, key, time.time_ns() // 1000, "h264")
+            loop += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def thread_cpu_s(native_id: int) -> float:
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Upper:
+    """The upper platform: answers Vigil's REGISTER/MESSAGE 200, INVITEs, counts RTP."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.finals: dict[str, sip.SipMessage] = {}
+        self._stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                msg = sip.parse(data)
+            except sip.SipError:
+                continue
+            if msg.is_request:
+                self.sock.sendto(sip.response(msg, 200, to_tag="u").to_bytes(), peer)
+            elif msg.status >= 200:
+                self.finals[msg.call_id] = msg
+
+    def invite(self, vigil: tuple[str, int], code: str, rtp_port: int, n: int) -> str:
+        call_id = f"bench-{n}"
+        offer = (
+            f"v=0\r\no={UPPER} 0 0 IN IP4 127.0.0.1\r\ns=Play\r\nc=IN IP4 127.0.0.1\r\n"
+            f"t=0 0\r\nm=video {rtp_port} RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\n"
+            f"y={n:010d}\r\n"
+        ).encode()
+        msg = sip.SipMessage(method="INVITE", uri=f"sip:{code}@6212000000")
+        msg.add("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch={sip.new_branch()}")
+        msg.add("From", f"<sip:{UPPER}@3402000000>;tag=b{n}")
+        msg.add("To", f"<sip:{code}@6212000000>")
+        msg.add("Call-ID", call_id)
+        msg.add("CSeq", "1 INVITE")
+        msg.add("Content-Type", "APPLICATION/SDP")
+        msg.body = offer
+        self.sock.sendto(msg.to_bytes(), vigil)
+        return call_id
+
+    def ack(self, vigil: tuple[str, int], call_id: str, code: str) -> None:
+        ok = self.finals[call_id]
+        msg = sip.SipMessage(method="ACK", uri=f"sip:{code}@6212000000")
+        msg.add("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch={sip.new_branch()}")
+        msg.add("From", ok.get("From"))
+        msg.add("To", ok.get("To"))
+        msg.add("Call-ID", call_id)
+        msg.add("CSeq", "1 ACK")
+        self.sock.sendto(msg.to_bytes(), vigil)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.first_at = 0.0
+        self.bytes = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return
+            if not self.first_at:
+                self.first_at = time.monotonic()
+            self.bytes += len(data)
+
+
+def bare_remux_cpu_s(ts: bytes) -> float:
+    """CPU seconds PyAV takes to remux these TS bytes to PS (FFmpeg's mpeg muxer)."""
+    start = time.thread_time()
+    with av.open(io.BytesIO(ts), "r", format="mpegts") as src:
+        stream = src.streams.video[0]
+        sink = io.BytesIO()
+        with av.open(sink, "w", format="mpeg") as out:
+            ostream = out.add_stream_from_template(stream)
+            for packet in src.demux(stream):
+                if packet.dts is None:
+                    continue
+                packet.stream = ostream
+                out.mux(packet)
+    return time.thread_time() - start
+
+
+def pack_only_cpu_s(chunks: list[tuple[float, bytes, bool]]) -> float:
+    """CPU seconds of the cascade's pure pipeline alone (TS demux, PS pack, RTP cut) over
+    the same chunks: what the loop wake-ups and sendto calls add is the rest."""
+    start = time.thread_time()
+    demux, packer, rtp = TsDemuxer(), PsPacker(), RtpPacketizer(1)
+    for _, chunk, _ in chunks:
+        for au in demux.feed(chunk) + demux.flush():
+            ps = packer.pack(au)
+            if ps is not None:
+                rtp.packets_of(ps, au.pts or 0)
+    return time.thread_time() - start
+
+
+def run(streams: int, seconds: float, work: Path) -> dict[str, Any]:
+    data = work / "ctl"
+    init_pki(data, [], datetime.now(UTC))
+    engine = make_engine(f"sqlite:///{data / 'catalog.db'}")
+    catalog = Catalog(engine, SystemClock())
+    catalog.upsert_device("dev1", "wudu", "v001", "nvr")
+    cameras = [f"cam-{i:03d}" for i in range(streams)]
+    for camera in cameras:
+        catalog.upsert_camera(camera, "dev1")
+    engine.dispose()
+    ensure_keys(data)
+    secret = work / "pw"
+    secret.write_text("bench")
+    secret.chmod(0o600)
+    upper = Upper()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        sip_port = s.getsockname()[1]
+    config = ControllerConfig.model_validate(
+        {
+            "data_dir": str(data),
+            "grpc": {"listen": "127.0.0.1:0"},
+            "mqtt": {"mode": "off"},
+            "gb28181": {
+                "enabled": True,
+                "listen": f"127.0.0.1:{sip_port}",
+                "max_streams": max(streams, 1),
+                "upper": [
+                    {
+                        "server_id": UPPER,
+                        "address": f"127.0.0.1:{upper.port}",
+                        "local_id": LOCAL,
+                        "password_file": str(secret),
+                        "org": "city",
+                        "keepalive_s": 60,
+                    }
+                ],
+            },
+        }
+    )
+    chunks = live_chunks(encode_clip(work / "clip.ts", 4.0))
+    controller = build_controller(config, SystemClock())
+    gb, hub = controller.gb28181, controller.live
+    assert gb is not None and hub is not None
+    feeder = Feeder(hub, chunks)
+    controller.start()
+    try:
+        codes = Directory.of(gb.backend.places())
+        vigil = ("127.0.0.1", sip_port)
+        receivers = [Receiver() for _ in cameras]
+        invited: list[tuple[str, float]] = []
+        for n, camera in enumerate(cameras):
+            call_id = upper.invite(vigil, codes.code_of(camera), receivers[n].port, n + 1)
+            invited.append((call_id, time.monotonic()))
+        deadline = time.monotonic() + 15
+        while len(upper.finals) < streams and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for n, camera in enumerate(cameras):
+            upper.ack(vigil, invited[n][0], codes.code_of(camera))
+        while any(not r.first_at for r in receivers) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # every stream past its first GOP
+        tid = next(t.native_id for t in threading.enumerate() if t.name == "gb28181")
+        assert tid is not None
+        cpu0, wall0 = thread_cpu_s(tid), time.monotonic()
+        bytes0 = sum(r.bytes for r in receivers)
+        time.sleep(seconds)
+        cpu = thread_cpu_s(tid) - cpu0
+        wall = time.monotonic() - wall0
+        sent = sum(r.bytes for r in receivers) - bytes0
+    finally:
+        feeder.stop()
+        controller.stop(grace_s=1.0)
+        upper.stop()
+    # the same bytes, the same duration, remuxed by PyAV (one stream's worth, per stream)
+    span = chunks[-1][0] + 1 / FPS
+    loops = max(1, round(wall / span))
+    ts = b"".join(c for _, c, _ in chunks)
+    bare = sum(bare_remux_cpu_s(ts) for _ in range(loops))
+    pack = sum(pack_only_cpu_s(chunks) for _ in range(loops))
+    firsts = [
+        (r.first_at - at) * 1000
+        for r, (_, at) in zip(receivers, invited, strict=True)
+        if r.first_at
+    ]
+    cascade_pct = cpu / wall * 100 / streams
+    bare_pct = bare / (loops * span) * 100
+    return {
+        "streams": streams,
+        "streams_started": len(firsts),
+        "seconds": round(wall, 2),
+        "mbit_s_out": round(sent * 8 / wall / 1e6, 2),
+        "cpu_pct_per_stream": round(cascade_pct, 3),
+        "bare_remux_cpu_pct_per_stream": round(bare_pct, 3),
+        "ratio": round(cascade_pct / bare_pct, 2) if bare_pct else None,
+        "pack_only_cpu_pct_per_stream": round(pack / (loops * span) * 100, 3),
+        "invite_to_first_packet_ms": round(statistics.median(firsts), 1) if firsts else None,
+        "invite_to_first_packet_ms_max": round(max(firsts), 1) if firsts else None,
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="8 streams for 10 s (< 60 s)")
+    parser.add_argument("--streams", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    streams, seconds = (8, 10.0) if args.quick else (args.streams, args.seconds)
+    with tempfile.TemporaryDirectory(prefix="bench-gb28181-") as tmp:
+        result = run(streams, seconds, Path(tmp))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
