@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "controller.serve_cli",
     "controller.database.cli",
     "controller.fleet.registry_cli",
+    "controller.enrollment.cli",
     "controller.fleet.cli",
     "controller.scheduler.cli",
     "controller.retention.cli",

@@ -47,6 +47,8 @@ from controller.api.wiring import http, load_policy
 from controller.catalog import Catalog
 from controller.clock import Clock, SystemClock
 from controller.config import ControllerConfig
+from controller.enrollment import wiring as enrollment_wiring
+from controller.enrollment.wiring import Enrollment
 from controller.fleet.component import FleetComponent
 from controller.gb28181.component import GbComponent, gb28181
 from controller.grants.shared_keys import share_keys
@@ -108,6 +110,7 @@ class Controller:
     health: Health = field(default_factory=Health)
     live: LiveHub | None = None  # the live view's hub (controller/live)
     gb28181: GbComponent | None = None  # GB/T 28181 cascade to upper platforms
+    enrollment: Enrollment | None = None  # revocation guard, Enroll listener (issue 16)
     # In start order: the leader election (if any) first, the HTTP API last.
     components: list[Component] = field(default_factory=list)
 
@@ -178,6 +181,7 @@ def _build(
     hub = LiveHub(core.clock.now_us, core.clock.monotonic, live_options(core.config.live))
     live = LiveServicer(hub, _device_of(core))
     registry.register(LiveCollector(hub))
+    enrollment = enrollment_wiring.build(core)  # its guard refuses revoked certificates first
     registry.register(LeaderCollector(leadership))
     fleet = components.fleet(core, leadership) if parts.fleet else None
     sched = (
@@ -189,7 +193,7 @@ def _build(
         core,
         credentials,
         [health.register, live.register, *services, *([sched.register] if sched else [])],
-        [MetricsInterceptor(RpcMetrics(registry))],
+        [enrollment.guard, MetricsInterceptor(RpcMetrics(registry))],
     )
     controller = Controller(
         core, ingest.service, ingest.server, ingest.port, fleet, registry=registry, health=health
@@ -201,6 +205,13 @@ def _build(
     )
     controller.leadership = leadership
     controller.live = live.hub
+    controller.enrollment = enrollment
+    try:
+        enrollment_wiring.listen(enrollment, core)
+    except BaseException:
+        ingest.server.stop(0)
+        raise
+    controller.components.extend(enrollment.components())
     if election is not None:
         controller.components.append(election)
     controller.components.append(ingest.housekeeping)

@@ -82,6 +82,28 @@ class GrpcConfig(_Strict):
         return _host_port(v)
 
 
+class EnrollmentConfig(_Strict):
+    # HOST:PORT of the enrollment listener (AgentControl.Enroll only, server-authenticated
+    # TLS: devices have no certificate yet). Empty: no listener (devices get certificates
+    # by hand with `issue-cert`).
+    listen: str = ""
+    # Validity of certificates signed at enrollment; agents renew after two thirds of it.
+    cert_days: int = Field(default=90, ge=1, le=825)
+    # Default lifetime of an enrollment token (vigil-provision may ask for less).
+    token_ttl_s: float = Field(default=7 * 86400.0, ge=60.0, le=90 * 86400.0)
+    # How often every replica re-reads the revocations from the database.
+    revocation_refresh_s: float = Field(default=1.0, ge=0.1, le=60.0)
+    # Enroll calls per peer address (token bucket: burst, then rate); a village's devices
+    # behind one NAT share a bucket. Beyond it: RESOURCE_EXHAUSTED, and the agent backs off.
+    peer_burst: int = Field(default=10, ge=1, le=10_000)
+    peer_rate_per_s: float = Field(default=0.5, gt=0, le=1000.0)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, v: str) -> str:
+        return _host_port(v) if v else ""
+
+
 class IngestConfig(_Strict):
     max_segment_bytes: int = Field(default=256 * MiB, ge=1024, le=16 * 1024 * MiB)
     max_chunk_bytes: int = Field(default=4 * MiB, ge=1024, le=32 * MiB)
@@ -375,6 +397,7 @@ class ControllerConfig(_Strict):
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     live: LiveConfig = Field(default_factory=LiveConfig)
     gb28181: Gb28181Config = Field(default_factory=Gb28181Config)
+    enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:

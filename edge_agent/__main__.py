@@ -3,6 +3,7 @@
     vigil-agent run --config agent.toml
     vigil-agent --check-config agent.toml        (or: vigil-agent check-config agent.toml)
     vigil-agent status --config agent.toml [--json]
+    vigil-agent enroll --config agent.toml --address H:P --token-file F   (edge_agent/enrollment.py)
 
 Exit codes: 0 fine, 1 the agent could not start (e.g. its buffer is unusable), 2 the
 configuration is unreadable or invalid (the message says which file and which field).
@@ -231,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show the buffer and the cameras")
     status.add_argument("--config", required=True, help="agent.toml")
     status.add_argument("--json", action="store_true", help="one JSON object")
+    from edge_agent.enrollment import add_parser as add_enroll
+
+    add_enroll(sub)
     return parser
 
 
@@ -248,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_check_config(path)
     if args.command == "status":
         return cmd_status(args)
+    if args.command == "enroll":
+        from edge_agent.enrollment import cmd_enroll
+
+        config = _load(args.config)
+        return EXIT_CONFIG if config is None else cmd_enroll(config, args, SystemClock().now_us)
     parser.print_help(sys.stderr)
     return EXIT_CONFIG
 

@@ -376,6 +376,8 @@ SQL_ALLOWED = (
     "controller.leader.tables",
     "controller.leader.fence",  # a leader's writes checked against the lease row's epoch
     "controller.scheduler.board",  # the leader's plan for the followers (scheduler_view)
+    "controller.enrollment.store",  # tokens, issued certificates, revocations
+    "controller.enrollment.tables",
 )
 
 

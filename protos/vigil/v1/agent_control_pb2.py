@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.vigil.v1 import common_pb2 as protos_dot_vigil_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/vigil/v1/agent_control.proto\x12\x08vigil.v1\x1a\x1cprotos/vigil/v1/common.proto\"B\n\rEnrollRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\x0c\"l\n\x0e\x45nrollResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x02 \x01(\x0c\x12%\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x15.vigil.v1.AgentConfig\"\xa9\x01\n\x0c\x42\x61\x63klogEntry\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12-\n\rtraffic_class\x18\x02 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x10\n\x08segments\x18\x04 \x01(\x05\x12\x1c\n\x14oldest_start_unix_us\x18\x05 \x01(\x03\x12\x18\n\x10\x65vict_at_unix_us\x18\x06 \x01(\x03\"\xa2\x01\n\nSegmentRef\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x15\n\rstart_unix_us\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12-\n\rtraffic_class\x18\x05 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12\x13\n\x0b\x64uration_us\x18\x06 \x01(\x03\"\x93\x01\n\x08HoldSpec\x12\x10\n\x08hold_tag\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\"\n\x05range\x18\x03 \x01(\x0b\x32\x13.vigil.v1.TimeRange\x12-\n\rtraffic_class\x18\x04 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12\x0f\n\x07\x63\x61se_id\x18\x05 \x01(\t\"U\n\x0cMissingRange\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\"\n\x05range\x18\x02 \x01(\x0b\x32\x13.vigil.v1.TimeRange\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xe5\x01\n\nHoldStatus\x12\x10\n\x08hold_tag\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\"\n\x05range\x18\x03 \x01(\x0b\x32\x13.vigil.v1.TimeRange\x12\x17\n\x0funsent_segments\x18\x04 \x01(\x05\x12\x14\n\x0cunsent_bytes\x18\x05 \x01(\x03\x12\x1e\n\x16recorded_until_unix_us\x18\x06 \x01(\x03\x12\'\n\x07missing\x18\x07 \x03(\x0b\x32\x16.vigil.v1.MissingRange\x12\x16\n\x0eunknown_camera\x18\x08 \x01(\x08\"\xac\x01\n\tInventory\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x18\n\x10reported_unix_us\x18\x02 \x01(\x03\x12\'\n\x07\x62\x61\x63klog\x18\x03 \x03(\x0b\x32\x16.vigil.v1.BacklogEntry\x12$\n\x06unsent\x18\x04 \x03(\x0b\x32\x14.vigil.v1.SegmentRef\x12#\n\x05holds\x18\x05 \x03(\x0b\x32\x14.vigil.v1.HoldStatus\"<\n\x0cInventoryAck\x12\x14\n\x0cplan_version\x18\x01 \x01(\x03\x12\x16\n\x0eserver_unix_us\x18\x02 \x01(\x03\"\'\n\x12LeaseStreamRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"\xec\x01\n\x05Lease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12&\n\x08segments\x18\x02 \x03(\x0b\x32\x14.vigil.v1.SegmentRef\x12\x10\n\x08rate_bps\x18\x03 \x01(\x03\x12\x17\n\x0f\x65xpires_unix_us\x18\x04 \x01(\x03\x12-\n\rtraffic_class\x18\x05 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12!\n\x05holds\x18\x06 \x03(\x0b\x32\x12.vigil.v1.HoldSpec\x12\x16\n\x0eholds_complete\x18\x07 \x01(\x08\x12\x14\n\x0cplan_version\x18\x08 \x01(\x03\"U\n\x0bLeaseReport\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x18\n\x10\x64one_segment_ids\x18\x02 \x03(\t\x12\x1a\n\x12\x66\x61iled_segment_ids\x18\x03 \x03(\t\"\x10\n\x0eLeaseReportAck\"\'\n\x12\x46\x65tchConfigRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"U\n\x0c\x43\x61meraConfig\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x17\n\x0fsegment_seconds\x18\x04 \x01(\x05\"~\n\x0b\x41gentConfig\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\'\n\x07\x63\x61meras\x18\x02 \x03(\x0b\x32\x16.vigil.v1.CameraConfig\x12\x1a\n\x12\x62uffer_quota_bytes\x18\x03 \x01(\x03\x12\x17\n\x0fupload_rate_bps\x18\x04 \x01(\x03\x32\xd0\x02\n\x0c\x41gentControl\x12;\n\x06\x45nroll\x12\x17.vigil.v1.EnrollRequest\x1a\x18.vigil.v1.EnrollResponse\x12>\n\x0fReportInventory\x12\x13.vigil.v1.Inventory\x1a\x16.vigil.v1.InventoryAck\x12?\n\x0cStreamLeases\x12\x1c.vigil.v1.LeaseStreamRequest\x1a\x0f.vigil.v1.Lease0\x01\x12>\n\x0b\x46inishLease\x12\x15.vigil.v1.LeaseReport\x1a\x18.vigil.v1.LeaseReportAck\x12\x42\n\x0b\x46\x65tchConfig\x12\x1c.vigil.v1.FetchConfigRequest\x1a\x15.vigil.v1.AgentConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#protos/vigil/v1/agent_control.proto\x12\x08vigil.v1\x1a\x1cprotos/vigil/v1/common.proto\"B\n\rEnrollRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07\x63sr_pem\x18\x03 \x01(\x0c\"\xb7\x01\n\x0e\x45nrollResponse\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\x0c\x12\x1a\n\x12\x63\x61_certificate_pem\x18\x02 \x01(\x0c\x12%\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x15.vigil.v1.AgentConfig\x12\x15\n\rmqtt_username\x18\x04 \x01(\t\x12\x15\n\rmqtt_password\x18\x05 \x01(\t\x12\x1b\n\x13renew_after_unix_us\x18\x06 \x01(\x03\"\xa9\x01\n\x0c\x42\x61\x63klogEntry\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12-\n\rtraffic_class\x18\x02 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12\r\n\x05\x62ytes\x18\x03 \x01(\x03\x12\x10\n\x08segments\x18\x04 \x01(\x05\x12\x1c\n\x14oldest_start_unix_us\x18\x05 \x01(\x03\x12\x18\n\x10\x65vict_at_unix_us\x18\x06 \x01(\x03\"\xa2\x01\n\nSegmentRef\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x15\n\rstart_unix_us\x18\x03 \x01(\x03\x12\x12\n\nsize_bytes\x18\x04 \x01(\x03\x12-\n\rtraffic_class\x18\x05 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12\x13\n\x0b\x64uration_us\x18\x06 \x01(\x03\"\x93\x01\n\x08HoldSpec\x12\x10\n\x08hold_tag\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\"\n\x05range\x18\x03 \x01(\x0b\x32\x13.vigil.v1.TimeRange\x12-\n\rtraffic_class\x18\x04 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12\x0f\n\x07\x63\x61se_id\x18\x05 \x01(\t\"U\n\x0cMissingRange\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\"\n\x05range\x18\x02 \x01(\x0b\x32\x13.vigil.v1.TimeRange\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\xe5\x01\n\nHoldStatus\x12\x10\n\x08hold_tag\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\"\n\x05range\x18\x03 \x01(\x0b\x32\x13.vigil.v1.TimeRange\x12\x17\n\x0funsent_segments\x18\x04 \x01(\x05\x12\x14\n\x0cunsent_bytes\x18\x05 \x01(\x03\x12\x1e\n\x16recorded_until_unix_us\x18\x06 \x01(\x03\x12\'\n\x07missing\x18\x07 \x03(\x0b\x32\x16.vigil.v1.MissingRange\x12\x16\n\x0eunknown_camera\x18\x08 \x01(\x08\"\xac\x01\n\tInventory\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\x18\n\x10reported_unix_us\x18\x02 \x01(\x03\x12\'\n\x07\x62\x61\x63klog\x18\x03 \x03(\x0b\x32\x16.vigil.v1.BacklogEntry\x12$\n\x06unsent\x18\x04 \x03(\x0b\x32\x14.vigil.v1.SegmentRef\x12#\n\x05holds\x18\x05 \x03(\x0b\x32\x14.vigil.v1.HoldStatus\"<\n\x0cInventoryAck\x12\x14\n\x0cplan_version\x18\x01 \x01(\x03\x12\x16\n\x0eserver_unix_us\x18\x02 \x01(\x03\"\'\n\x12LeaseStreamRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"\xec\x01\n\x05Lease\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12&\n\x08segments\x18\x02 \x03(\x0b\x32\x14.vigil.v1.SegmentRef\x12\x10\n\x08rate_bps\x18\x03 \x01(\x03\x12\x17\n\x0f\x65xpires_unix_us\x18\x04 \x01(\x03\x12-\n\rtraffic_class\x18\x05 \x01(\x0e\x32\x16.vigil.v1.TrafficClass\x12!\n\x05holds\x18\x06 \x03(\x0b\x32\x12.vigil.v1.HoldSpec\x12\x16\n\x0eholds_complete\x18\x07 \x01(\x08\x12\x14\n\x0cplan_version\x18\x08 \x01(\x03\"U\n\x0bLeaseReport\x12\x10\n\x08lease_id\x18\x01 \x01(\t\x12\x18\n\x10\x64one_segment_ids\x18\x02 \x03(\t\x12\x1a\n\x12\x66\x61iled_segment_ids\x18\x03 \x03(\t\"\x10\n\x0eLeaseReportAck\"\'\n\x12\x46\x65tchConfigRequest\x12\x11\n\tdevice_id\x18\x01 \x01(\t\"U\n\x0c\x43\x61meraConfig\x12\x11\n\tcamera_id\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x17\n\x0fsegment_seconds\x18\x04 \x01(\x05\"~\n\x0b\x41gentConfig\x12\x11\n\tdevice_id\x18\x01 \x01(\t\x12\'\n\x07\x63\x61meras\x18\x02 \x03(\x0b\x32\x16.vigil.v1.CameraConfig\x12\x1a\n\x12\x62uffer_quota_bytes\x18\x03 \x01(\x03\x12\x17\n\x0fupload_rate_bps\x18\x04 \x01(\x03\x32\xd0\x02\n\x0c\x41gentControl\x12;\n\x06\x45nroll\x12\x17.vigil.v1.EnrollRequest\x1a\x18.vigil.v1.EnrollResponse\x12>\n\x0fReportInventory\x12\x13.vigil.v1.Inventory\x1a\x16.vigil.v1.InventoryAck\x12?\n\x0cStreamLeases\x12\x1c.vigil.v1.LeaseStreamRequest\x1a\x0f.vigil.v1.Lease0\x01\x12>\n\x0b\x46inishLease\x12\x15.vigil.v1.LeaseReport\x1a\x18.vigil.v1.LeaseReportAck\x12\x42\n\x0b\x46\x65tchConfig\x12\x1c.vigil.v1.FetchConfigRequest\x1a\x15.vigil.v1.AgentConfigb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,36 +34,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ENROLLREQUEST']._serialized_start=79
   _globals['_ENROLLREQUEST']._serialized_end=145
-  _globals['_ENROLLRESPONSE']._serialized_start=147
-  _globals['_ENROLLRESPONSE']._serialized_end=255
-  _globals['_BACKLOGENTRY']._serialized_start=258
-  _globals['_BACKLOGENTRY']._serialized_end=427
-  _globals['_SEGMENTREF']._serialized_start=430
-  _globals['_SEGMENTREF']._serialized_end=592
-  _globals['_HOLDSPEC']._serialized_start=595
-  _globals['_HOLDSPEC']._serialized_end=742
-  _globals['_MISSINGRANGE']._serialized_start=744
-  _globals['_MISSINGRANGE']._serialized_end=829
-  _globals['_HOLDSTATUS']._serialized_start=832
-  _globals['_HOLDSTATUS']._serialized_end=1061
-  _globals['_INVENTORY']._serialized_start=1064
-  _globals['_INVENTORY']._serialized_end=1236
-  _globals['_INVENTORYACK']._serialized_start=1238
-  _globals['_INVENTORYACK']._serialized_end=1298
-  _globals['_LEASESTREAMREQUEST']._serialized_start=1300
-  _globals['_LEASESTREAMREQUEST']._serialized_end=1339
-  _globals['_LEASE']._serialized_start=1342
-  _globals['_LEASE']._serialized_end=1578
-  _globals['_LEASEREPORT']._serialized_start=1580
-  _globals['_LEASEREPORT']._serialized_end=1665
-  _globals['_LEASEREPORTACK']._serialized_start=1667
-  _globals['_LEASEREPORTACK']._serialized_end=1683
-  _globals['_FETCHCONFIGREQUEST']._serialized_start=1685
-  _globals['_FETCHCONFIGREQUEST']._serialized_end=1724
-  _globals['_CAMERACONFIG']._serialized_start=1726
-  _globals['_CAMERACONFIG']._serialized_end=1811
-  _globals['_AGENTCONFIG']._serialized_start=1813
-  _globals['_AGENTCONFIG']._serialized_end=1939
-  _globals['_AGENTCONTROL']._serialized_start=1942
-  _globals['_AGENTCONTROL']._serialized_end=2278
+  _globals['_ENROLLRESPONSE']._serialized_start=148
+  _globals['_ENROLLRESPONSE']._serialized_end=331
+  _globals['_BACKLOGENTRY']._serialized_start=334
+  _globals['_BACKLOGENTRY']._serialized_end=503
+  _globals['_SEGMENTREF']._serialized_start=506
+  _globals['_SEGMENTREF']._serialized_end=668
+  _globals['_HOLDSPEC']._serialized_start=671
+  _globals['_HOLDSPEC']._serialized_end=818
+  _globals['_MISSINGRANGE']._serialized_start=820
+  _globals['_MISSINGRANGE']._serialized_end=905
+  _globals['_HOLDSTATUS']._serialized_start=908
+  _globals['_HOLDSTATUS']._serialized_end=1137
+  _globals['_INVENTORY']._serialized_start=1140
+  _globals['_INVENTORY']._serialized_end=1312
+  _globals['_INVENTORYACK']._serialized_start=1314
+  _globals['_INVENTORYACK']._serialized_end=1374
+  _globals['_LEASESTREAMREQUEST']._serialized_start=1376
+  _globals['_LEASESTREAMREQUEST']._serialized_end=1415
+  _globals['_LEASE']._serialized_start=1418
+  _globals['_LEASE']._serialized_end=1654
+  _globals['_LEASEREPORT']._serialized_start=1656
+  _globals['_LEASEREPORT']._serialized_end=1741
+  _globals['_LEASEREPORTACK']._serialized_start=1743
+  _globals['_LEASEREPORTACK']._serialized_end=1759
+  _globals['_FETCHCONFIGREQUEST']._serialized_start=1761
+  _globals['_FETCHCONFIGREQUEST']._serialized_end=1800
+  _globals['_CAMERACONFIG']._serialized_start=1802
+  _globals['_CAMERACONFIG']._serialized_end=1887
+  _globals['_AGENTCONFIG']._serialized_start=1889
+  _globals['_AGENTCONFIG']._serialized_end=2015
+  _globals['_AGENTCONTROL']._serialized_start=2018
+  _globals['_AGENTCONTROL']._serialized_end=2354
 # @@protoc_insertion_point(module_scope)

@@ -18,14 +18,20 @@ class EnrollRequest(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., token: _Optional[str] = ..., csr_pem: _Optional[bytes] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("certificate_pem", "ca_certificate_pem", "config")
+    __slots__ = ("certificate_pem", "ca_certificate_pem", "config", "mqtt_username", "mqtt_password", "renew_after_unix_us")
     CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     CA_CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MQTT_USERNAME_FIELD_NUMBER: _ClassVar[int]
+    MQTT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    RENEW_AFTER_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     certificate_pem: bytes
     ca_certificate_pem: bytes
     config: AgentConfig
-    def __init__(self, certificate_pem: _Optional[bytes] = ..., ca_certificate_pem: _Optional[bytes] = ..., config: _Optional[_Union[AgentConfig, _Mapping]] = ...) -> None: ...
+    mqtt_username: str
+    mqtt_password: str
+    renew_after_unix_us: int
+    def __init__(self, certificate_pem: _Optional[bytes] = ..., ca_certificate_pem: _Optional[bytes] = ..., config: _Optional[_Union[AgentConfig, _Mapping]] = ..., mqtt_username: _Optional[str] = ..., mqtt_password: _Optional[str] = ..., renew_after_unix_us: _Optional[int] = ...) -> None: ...
 
 class BacklogEntry(_message.Message):
     __slots__ = ("camera_id", "traffic_class", "bytes", "segments", "oldest_start_unix_us", "evict_at_unix_us")
