@@ -253,7 +253,8 @@ class GbService:
         session.invited_at = asyncio.get_running_loop().time()
         session.ssrc = ssrc
         self.sessions[msg.call_id] = session
-        answer = sdp.answer(offer, coded.code, self.host, sink.local_port, ssrc)
+        # An active TCP sender has no port to offer: 9 (discard), as RFC 4145 says.
+        answer = sdp.answer(offer, coded.code, self.host, sink.local_port or 9, ssrc)
         ok = sip.response(msg, 200, to_tag=session.to_tag, body=answer)
         ok.add("Contact", f"<sip:{coded.code}@{self.host}:{self.transport.local[1]}>")
         ok.add("Content-Type", "application/sdp")

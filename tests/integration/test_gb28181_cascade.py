@@ -7,22 +7,27 @@ the offered SSRC, which ffprobe decodes; BYE ends it; the viewing is audited.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from controller.audit.log import search
-from controller.gb28181 import manscdp
+from controller.gb28181 import manscdp, sdp
+from controller.gb28181.rtp import parse_rtp
 from tests.integration.test_gb28181_support import (
     CAM1_CODE,
     OUT_OF_SCOPE,
     PASSWORD,
     GbWorld,
     RtpReceiver,
+    SipClient,
     ffprobe,
     gb_world,
+    read_rfc4571,
     run_sipp,
+    tcp_offer,
 )
 
 
@@ -160,3 +165,55 @@ def test_download_sends_the_recorded_range_then_bye(world: GbWorld) -> None:
     assert abs(float(probe["duration"]) - recorded_s) <= 1.0, probe
     assert took < recorded_s  # downloadspeed 4: faster than real time
     assert rx.ssrcs() == {1100000002}
+
+
+@pytest.mark.parametrize("setup", ["passive", "active"])
+def test_live_over_tcp_both_ways_with_rfc4571_framing(world: GbWorld, setup: str) -> None:
+    """setup:passive in the offer: Vigil connects to the platform; setup:active: the platform
+    connects to the port in Vigil's answer. Either way RTP framed by RFC 4571 decodes."""
+    code, client = world.codes["cam-2"], SipClient(world)
+    listener = socket.create_server(("127.0.0.1", 0))
+    call_id = f"tcp-{setup}-{time.monotonic_ns()}"
+    try:
+        offer = tcp_offer(listener.getsockname()[1], setup, "0200000003")
+        ok = client.request("INVITE", code, call_id, 1, body=offer)
+        assert ok.status == 200, ok.reason
+        answer = sdp.parse_offer(ok.body)  # the answer reads like an offer
+        assert answer.transport.startswith("tcp") and answer.ssrc == "0200000003"
+        client.request("ACK", code, call_id, 1, to=ok.get("To"))
+        if setup == "passive":
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+        else:
+            conn = socket.create_connection(("127.0.0.1", answer.port), timeout=10)
+        with conn:
+            packets = read_rfc4571(conn, 3.5)
+        bye = client.request("BYE", code, call_id, 2, to=ok.get("To"))
+        assert bye.status == 200
+    finally:
+        listener.close()
+        client.close()
+    assert packets and {parse_rtp(p)[3] for p in packets} == {200000003}
+    ps = world.tmp / f"tcp-{setup}.ps"
+    ps.write_bytes(b"".join(parse_rtp(p)[4] for p in packets))
+    probe = ffprobe(ps)
+    assert probe["codec_name"] == "h264" and int(probe["nb_read_frames"]) >= 40, probe
+
+
+def test_an_upper_platform_that_restarted_is_registered_to_again(world: GbWorld) -> None:
+    """Keepalives refused (the restarted platform forgot Vigil): Vigil registers again at once,
+    through the challenge; when the platform then refuses the password, Vigil says so and backs
+    off instead of flooding it. (Last in this module: it leaves the link backing off.)"""
+    link = world.gb.links[0]
+    before = link.registrations
+    keys = {"password": PASSWORD, "play_ms": "3500"}
+    run = run_sipp(world, "upper_idle.xml", keys, ooc="upper_forgot_ooc.xml")
+    assert run.returncode == 0, run.output
+    assert "SIP/2.0 403 Not registered" in run.messages
+    assert link.registrations >= before + 2, (before, link.registrations, link.state)
+    keys["password"] = "a-password-vigil-does-not-have"
+    run = run_sipp(world, "upper_idle.xml", keys, ooc="upper_forgot_ooc.xml")
+    assert run.returncode == 0, run.output
+    assert wait_for(lambda: link.state == "wrong password", 5.0), link.state
+    registers = run.messages.count("REGISTER sip:")
+    assert registers <= 4, registers  # one challenged pair, then the 60 s backoff
