@@ -42,6 +42,8 @@ from typing import Any
 import grpc
 import psutil
 
+from bench.ingest_s3 import DirectRound, count_objects, direct_round, start_seaweed, storage_url
+
 MiB = 1024 * 1024
 SEGMENT_BYTES = 5_000_000  # 10 s at 4 Mbit/s
 CHUNK = MiB
@@ -65,7 +67,7 @@ class Creds:
     ca: bytes
 
 
-def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
+def _server_process(kind: str, data_dir: str, conn: Connection, storage_url: str = "") -> None:
     """Child process: run one server until the parent closes the pipe."""
     from controller.assembly import build_controller
     from controller.clock import SystemClock
@@ -79,9 +81,10 @@ def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
             "data_dir": data_dir,
             "grpc": {"listen": "127.0.0.1:0", "max_workers": 32},
             "ingest": {"max_concurrent_uploads": 16},
+            **({"storage_url": storage_url} if storage_url else {}),
         }
     )
-    if kind == "ingest":
+    if kind in ("ingest", "s3"):
         controller = build_controller(config, SystemClock())
         controller.start()
         port, stop = controller.grpc_port, controller.stop
@@ -121,10 +124,12 @@ def _server_process(kind: str, data_dir: str, conn: Connection) -> None:
 
 
 class Server:
-    def __init__(self, kind: str, data_dir: Path) -> None:
+    def __init__(self, kind: str, data_dir: Path, storage_url: str = "") -> None:
         ctx = mp.get_context("spawn")
         self._parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_server_process, args=(kind, str(data_dir), child))
+        self.proc = ctx.Process(
+            target=_server_process, args=(kind, str(data_dir), child, storage_url)
+        )
         self.proc.start()
         if not self._parent.poll(60):
             raise RuntimeError(f"{kind} server did not start")
@@ -136,6 +141,33 @@ class Server:
         self.proc.join(30)
         if self.proc.is_alive():
             self.proc.kill()
+
+
+def _payload(size: int) -> bytes:
+    """`size` bytes that start as a real MPEG-TS segment (ten frames of H.264 noise, more
+    than the media probe reads) and go on as random bytes. Why: ingest probes every segment's
+    container header, and FFmpeg probing pure random bytes tries every demuxer (15 ms of CPU
+    per segment on the test VM, 1 ms for a real header): agents send real segments."""
+    import io
+
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mpegts") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(10):
+            frame = av.VideoFrame(320, 240, "yuv420p")
+            for plane in frame.planes:
+                plane.update(os.urandom(plane.buffer_size))
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    head = buf.getvalue()[:size]
+    return head + os.urandom(size - len(head))
 
 
 def _setup(data_dir: Path) -> list[Creds]:
@@ -207,6 +239,7 @@ class Round:
     mb_s: float
     server_cpu_ms_per_mb: float
     client_cpu_ms_per_mb: float
+    server_write_mb_per_mb: float = 0.0  # bytes the server wrote to disk per byte ingested
 
     @property
     def cpu_ms_per_mb(self) -> float:
@@ -216,6 +249,14 @@ class Round:
 def _cpu_s(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return float(t.user + t.system)
+
+
+def _written(proc: psutil.Process) -> int:
+    """Bytes the process caused to be written to storage (/proc/PID/io write_bytes)."""
+    try:
+        return int(proc.io_counters().write_bytes)
+    except (psutil.Error, AttributeError):
+        return 0
 
 
 def _round(
@@ -242,11 +283,13 @@ def _round(
         futures = [pool.submit(run, i) for i in range(len(creds))]
         barrier.wait()
         t0, server0, client0 = time.perf_counter(), _cpu_s(server), _cpu_s(me)
+        written0 = _written(server)
         total = sum(f.result() for f in futures)
         elapsed = time.perf_counter() - t0
         server_s, client_s = _cpu_s(server) - server0, _cpu_s(me) - client0
+        written = _written(server) - written0
     mb = total / 1e6
-    return Round(mb / elapsed, 1000 * server_s / mb, 1000 * client_s / mb)
+    return Round(mb / elapsed, 1000 * server_s / mb, 1000 * client_s / mb, written / 1e6 / mb)
 
 
 def summary(ingest: list[Round], bare: list[Round]) -> dict[str, Any]:
@@ -274,18 +317,78 @@ def summary(ingest: list[Round], bare: list[Round]) -> dict[str, Any]:
     }
 
 
+def _s3_rounds(
+    work: Path, creds: list[Creds], payloads: list[bytes], segments: int, rounds: int, first_us: int
+) -> tuple[list[Round], list[DirectRound]]:
+    """Vigil into SeaweedFS and boto3 straight to it, alternating (bench/ingest_s3.py)."""
+    weed = start_seaweed(work)
+    vigil: list[Round] = []
+    direct: list[DirectRound] = []
+    try:
+        server = Server("s3", work, storage_url(weed, "vigil-bench"))
+        chains = [Chain(first_us) for _ in range(AGENTS)]
+        try:
+            _round(server.ps, server.port, creds, 1, payloads, chains)  # warm-up
+            direct_round(weed, "vigil-direct", payloads, 1)
+            for r in range(rounds):
+                for kind in ("direct", "vigil") if r % 2 == 0 else ("vigil", "direct"):
+                    if kind == "vigil":
+                        res = _round(server.ps, server.port, creds, segments, payloads, chains)
+                        vigil.append(res)
+                        print(
+                            f"round {r + 1} s3 vigil  {res.mb_s:7.1f} MB/s  cpu ms/MB: "
+                            f"controller {res.server_cpu_ms_per_mb:5.2f} "
+                            f"client {res.client_cpu_ms_per_mb:5.2f}  disk writes "
+                            f"{res.server_write_mb_per_mb:.4f} MB/MB"
+                        )
+                    else:
+                        d = direct_round(weed, "vigil-direct", payloads, segments)
+                        direct.append(d)
+                        print(
+                            f"round {r + 1} s3 boto3  {d.mb_s:7.1f} MB/s  cpu ms/MB: "
+                            f"client {d.client_cpu_ms_per_mb:5.2f}"
+                        )
+        finally:
+            server.stop()
+        stored = count_objects(weed, "vigil-bench", "bench")
+        expected = AGENTS * (1 + segments * rounds)
+        if stored != expected:
+            raise RuntimeError(f"{stored} objects in S3, expected {expected}")
+    finally:
+        weed.stop()
+        weed.remove_stray_sockets()
+    return vigil, direct
+
+
+def s3_summary(vigil: list[Round], direct: list[DirectRound]) -> dict[str, Any]:
+    best_v, best_d = max(r.mb_s for r in vigil), max(r.mb_s for r in direct)
+    return {
+        "s3_ingest_mb_s": round(best_v, 1),
+        "s3_direct_mb_s": round(best_d, 1),
+        "s3_ratio": round(best_v / best_d, 3),
+        "controller_cpu_ms_per_mb": round(min(r.server_cpu_ms_per_mb for r in vigil), 2),
+        "controller_disk_write_mb_per_mb": round(max(r.server_write_mb_per_mb for r in vigil), 4),
+        "s3_agent_cpu_ms_per_mb": round(min(r.client_cpu_ms_per_mb for r in vigil), 2),
+        "s3_direct_client_cpu_ms_per_mb": round(min(r.client_cpu_ms_per_mb for r in direct), 2),
+        "s3_ingest_rounds_mb_s": [round(r.mb_s, 1) for r in vigil],
+        "s3_direct_rounds_mb_s": [round(r.mb_s, 1) for r in direct],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (< 60 s)")
     parser.add_argument("--segments", type=int, help="segments per agent per round")
     parser.add_argument("--rounds", type=int, help="rounds per server")
+    parser.add_argument("--no-s3", action="store_true", help="skip the S3 (SeaweedFS) half")
     args = parser.parse_args(argv)
     segments = args.segments or (4 if args.quick else 12)
     rounds = args.rounds or (3 if args.quick else 5)
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-ingest-"))
+    s3: dict[str, Any] = {}
     try:
         creds = _setup(work)
-        payloads = [os.urandom(SEGMENT_BYTES) for _ in range(AGENTS)]
+        payloads = [_payload(SEGMENT_BYTES) for _ in range(AGENTS)]
         # The ingest server sees continuous chains (nothing flagged); the bare one ignores them.
         first_us = time.time_ns() // 1000 - 86_400_000_000
         chains = {k: [Chain(first_us) for _ in range(AGENTS)] for k in ("ingest", "bare")}
@@ -312,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         expected = AGENTS * (1 + segments * rounds)
         if stored != expected:
             raise RuntimeError(f"{stored} objects stored, expected {expected}")
+        if not args.no_s3:
+            s3_rounds = args.rounds or (2 if args.quick else 5)
+            vigil, direct = _s3_rounds(
+                work, creds, payloads, segments, s3_rounds, first_us + 43_200_000_000
+            )
+            s3 = s3_summary(vigil, direct)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -319,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({AGENTS * segments * SEGMENT_BYTES / 1e6:.0f} MB per round), {rounds} rounds each, "
         "best round counts"
     )
-    print(json.dumps(summary(results["ingest"], results["bare"])))
+    print(json.dumps(summary(results["ingest"], results["bare"]) | s3))
     return 0
 
 

@@ -30,22 +30,27 @@ from controller.grpcserver.identity import mtls_credentials
 from controller.grpcserver.server import AioServer, Registration, build_server
 from controller.ingest.fairness import Shares
 from controller.ingest.grpc_service import IngestServicer
+from controller.ingest.ledger import Ledger
 from controller.ingest.rules import Limits
 from controller.ingest.service import IngestService
 from controller.ingest.slots import UploadSlots
 from controller.ingest.staging import Staging
+from controller.ingest.stream import StreamReceiver
 from controller.leader import Leadership, SoleLeader
 from controller.leader.gate import LeaderOnly
 from controller.pki.certs import PkiError, load_cert, load_key
 from controller.retention import sweep_retention
+from controller.retention.uploads import sweep_uploads
 from controller.runtime import Core, PeriodicTask, StartupError
 from controller.storage import ObjectStore
+from controller.storage.base import StreamingStore
 from protos.vigil.v1 import ingest_pb2_grpc
 
 log = logging.getLogger("vigil.controller")
 retention_log = logging.getLogger("vigil.controller.retention")
 
 HOUSEKEEPING_INTERVAL_S = 10.0
+QUEUE_INTERVAL_S = 2.0  # the commit queue drains at this pace once the store is back
 
 
 def limits_from(config: ControllerConfig) -> Limits:
@@ -109,6 +114,32 @@ def housekeeping(service: IngestService, idle_timeout_s: float, staging_ttl_s: f
         log.info("removed %d stale staged upload(s)", removed)
 
 
+class Housekeeping:
+    """Every QUEUE_INTERVAL_S: commit what the commit queue holds (the store is back); every
+    HOUSEKEEPING_INTERVAL_S (and at start): `housekeeping`."""
+
+    def __init__(self, service: IngestService, idle_timeout_s: float, staging_ttl_s: float) -> None:
+        self._service = service
+        self._idle = idle_timeout_s
+        self._ttl = staging_ttl_s
+        self._runs = 0
+        self._every = max(1, round(HOUSEKEEPING_INTERVAL_S / QUEUE_INTERVAL_S))
+
+    def __call__(self) -> None:
+        if self._runs % self._every == 0:
+            housekeeping(self._service, self._idle, self._ttl)
+        self._runs += 1
+        self._service.drain_queue()
+
+
+def streaming(core: Core) -> StreamReceiver | None:
+    """Ingest straight into the store when it can take bytes as they arrive (S3)."""
+    store = core.store
+    if not isinstance(store, StreamingStore):
+        return None
+    return StreamReceiver(store, Ledger(core.catalog.engine), core.clock, limits_from(core.config))
+
+
 def ingest(
     core: Core,
     credentials: grpc.ServerCredentials,
@@ -125,6 +156,7 @@ def ingest(
         limits_from(config),
         core.clock,
         slots,
+        streaming=streaming(core),
     )
     servicer = IngestServicer(service)
     registrations: list[Registration] = [
@@ -145,8 +177,8 @@ def ingest(
     idle, ttl = config.ingest.idle_timeout_s, config.ingest.staging_ttl_s
     task = PeriodicTask(
         "ingest-housekeeping",
-        HOUSEKEEPING_INTERVAL_S,
-        lambda: housekeeping(service, idle, ttl),
+        QUEUE_INTERVAL_S,
+        Housekeeping(service, idle, ttl),
         run_at_start=True,
     )
     return Ingest(service, server, port, task)
@@ -194,10 +226,14 @@ class RetentionSweep:
     trouble (it reports it), so one bad run only delays deletions to the next; a crash
     mid-sweep is finished by the next run."""
 
-    def __init__(self, catalog: Catalog, store: ObjectStore, clock: Clock) -> None:
+    def __init__(
+        self, catalog: Catalog, store: ObjectStore, clock: Clock, upload_ttl_s: float = 7 * 86400.0
+    ) -> None:
         self._catalog = catalog
         self._store = store
         self._clock = clock
+        self._ledger = Ledger(catalog.engine)
+        self._upload_ttl_s = upload_ttl_s
 
     def __call__(self) -> None:
         report = sweep_retention(self._catalog, self._store, self._clock)
@@ -209,12 +245,13 @@ class RetentionSweep:
                 len(report.errors),
                 f": {report.errors[0]}" if report.errors else "",
             )
+        sweep_uploads(self._store, self._ledger, self._clock.now_us(), self._upload_ttl_s)
 
 
 def retention(core: Core, leadership: Leadership | None = None) -> PeriodicTask:
     """The periodic cloud retention sweep (per-camera policy, holds respected), run by the
     city's leader only (`leadership`; default: a controller alone, which always leads)."""
-    sweep = RetentionSweep(core.catalog, core.store, core.clock)
+    sweep = RetentionSweep(core.catalog, core.store, core.clock, core.config.ingest.staging_ttl_s)
     return PeriodicTask(
         "retention-sweep",
         core.config.retention.sweep_interval_s,

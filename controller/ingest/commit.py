@@ -58,6 +58,9 @@ class Committed:
     sha256: str
     chain_ok: bool
     object_key: str
+    # True: verified and held durably by the city (the commit queue), committed to the
+    # store as soon as it answers; the agent may treat it as uploaded (OUTCOME_ACCEPTED).
+    queued: bool = False
 
 
 def unavailable(what: str, exc: Exception) -> IngestError:
@@ -198,14 +201,10 @@ class Committer:
             raise unavailable("catalog lookup", exc) from exc
         return decide_chain(header, _neighbour(previous), _neighbour(following)), following is None
 
-    def commit(self, device_id: str, camera: CameraRow, header: Header, staged: Path) -> Committed:
-        # Another replica may have committed it while we were receiving.
-        done = self.check_existing(device_id, header)
-        if done is not None:
-            self._staging.discard(device_id, header.segment_id)
-            return done
+    def key_for(self, camera: CameraRow, header: Header) -> str:
+        """The segment's object key (INVALID_ARGUMENT if it cannot be one)."""
         try:
-            key = object_key(
+            return object_key(
                 camera.county,
                 camera.site,
                 header.camera_id,
@@ -215,13 +214,30 @@ class Committer:
             )
         except StorageError as exc:
             raise IngestError(Code.INVALID_ARGUMENT, f"cannot name the object: {exc}") from exc
-        verdict, latest = self._judge_chain(header)
-        detail = _flag_detail(header, verdict)
-        media = self._probe_media(header, staged)
+
+    def commit(self, device_id: str, camera: CameraRow, header: Header, staged: Path) -> Committed:
+        """A verified staged file: into the store, then the catalog row (`record`)."""
+        # Another replica may have committed it while we were receiving.
+        done = self.check_existing(device_id, header)
+        if done is not None:
+            self._staging.discard(device_id, header.segment_id)
+            return done
+        key = self.key_for(camera, header)
+        media = self.media(header, self._probe(staged))
         try:
             put_owned_file(self._store, key, staged, header.sha256)
         except StorageError as exc:
             raise unavailable("object store", exc) from exc
+        done = self.record(device_id, header, key, media)
+        self._staging.discard(device_id, header.segment_id)
+        return done
+
+    def record(self, device_id: str, header: Header, key: str, media: SegmentMediaRow) -> Committed:
+        """The object is durable under `key`: judge the chain, write the catalog row, keep
+        the flag history or heal a later gap. Idempotent (a row already there is "already",
+        or a recorded conflict)."""
+        verdict, latest = self._judge_chain(header)
+        detail = _flag_detail(header, verdict)
         row = SegmentRow(
             segment_id=header.segment_id,
             camera_id=header.camera_id,
@@ -246,7 +262,6 @@ class Committer:
             done = self.check_existing(device_id, header)  # lost a race: same or conflict
             if done is None:
                 raise IngestError(Code.ABORTED, "catalog race, retry") from None
-            self._staging.discard(device_id, header.segment_id)
             return done
         except CatalogError as exc:
             raise unavailable("catalog write", exc) from exc
@@ -256,7 +271,6 @@ class Committer:
             self._record_flag(header, verdict, detail)
         if verdict.heal_next is not None:
             self._heal(header, verdict.heal_next)
-        self._staging.discard(device_id, header.segment_id)
         log.info(
             "committed %s camera=%s bytes=%d key=%s%s",
             header.segment_id,
@@ -267,8 +281,8 @@ class Committer:
         )
         return Committed(header.segment_id, False, header.sha256, verdict.chain_ok, key)
 
-    def _probe_media(self, header: Header, staged: Path) -> SegmentMediaRow:
-        info = self._probe(staged)
+    def media(self, header: Header, info: MediaInfo) -> SegmentMediaRow:
+        """The catalog's media row from a probe's result (logged when it failed)."""
         if info.error:
             log.warning(
                 "segment %s of camera %s: media not recognised, stored without media facts: %s",

@@ -196,7 +196,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             log.exception("upload from device %s failed unexpectedly", device)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; nothing was committed")
         outcome = (
-            ingest_pb2.UploadResponse.OUTCOME_ALREADY_COMMITTED
+            ingest_pb2.UploadResponse.OUTCOME_ACCEPTED
+            if result.queued
+            else ingest_pb2.UploadResponse.OUTCOME_ALREADY_COMMITTED
             if result.already
             else ingest_pb2.UploadResponse.OUTCOME_COMMITTED
         )

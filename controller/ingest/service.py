@@ -33,7 +33,9 @@ from controller.catalog import (
 from controller.clock import Clock
 from controller.ingest.caches import CameraCache
 from controller.ingest.commit import Committed, Committer, Probe, unavailable
+from controller.ingest.commit_queue import CommitQueue
 from controller.ingest.fairness import Staged, plan_staging
+from controller.ingest.ledger import VERIFIED, LedgerError
 from controller.ingest.rules import (
     Code,
     Header,
@@ -48,7 +50,8 @@ from controller.ingest.rules import (
 )
 from controller.ingest.slots import UploadSlots
 from controller.ingest.staging import StagedUpload, Staging
-from controller.media.probe import probe_file
+from controller.ingest.stream import StreamReceiver
+from controller.media.probe import probe_bytes, probe_file
 from controller.storage import ObjectStore
 
 Part = Header | bytes
@@ -83,6 +86,7 @@ class IngestService:
         exclusive_writer: bool | None = None,
         camera_ttl_s: float = 10.0,
         probe: Probe = probe_file,
+        streaming: StreamReceiver | None = None,
     ) -> None:
         self._catalog = catalog
         self._store = store
@@ -94,6 +98,11 @@ class IngestService:
             exclusive_writer = catalog.engine.dialect.name == "sqlite"
         self._cameras = CameraCache(clock, camera_ttl_s)
         self._committer = Committer(catalog, store, staging, clock, exclusive_writer, probe)
+        # A store that takes bytes as they arrive (S3): no staging file (stream.py).
+        self._stream = streaming
+        self.queue = (
+            None if streaming is None else CommitQueue(streaming, self._committer, probe_bytes)
+        )
 
     # --- queries -------------------------------------------------------------------------
 
@@ -129,6 +138,8 @@ class IngestService:
                     f"segment id {segment_id!r} is already committed for another camera",
                 )
             return Offset(row.size_bytes, True, row.sha256)
+        if self._stream is not None:
+            return Offset(self._stream.held(device_id, segment_id, camera_id), False, "")
         held = self._staging.held(device_id, segment_id)
         if held is None or held[1].camera_id != camera_id:
             return Offset(0, False, "")
@@ -159,6 +170,8 @@ class IngestService:
                 if done is not None:
                     return done
             with self.slots.segment(device_id, header.segment_id):
+                if self._stream is not None:
+                    return self._streamed(device_id, camera, header, parts, activity)
                 held = self._staging.held(device_id, header.segment_id)
                 plan = decide_offset(
                     header.offset,
@@ -184,6 +197,58 @@ class IngestService:
                         self._staging.discard(device_id, header.segment_id)
                     raise
                 return self._committer.commit(device_id, camera, header, staged.path)
+
+    def _streamed(
+        self,
+        device_id: str,
+        camera: CameraRow,
+        header: Header,
+        parts: Iterator[Part],
+        activity: Callable[[], None],
+    ) -> Committed:
+        """Straight into the store (stream.py), then the catalog row (commit_queue.py)."""
+        stream, queue = self._stream, self.queue
+        assert stream is not None and queue is not None
+        key = self._committer.key_for(camera, header)
+        if header.size_bytes > stream.part_size:
+            self._make_stream_room(stream, device_id, header)
+        stored = stream.receive(device_id, header, key, parts, activity)
+        return queue.finish(device_id, header, stored)
+
+    def _make_stream_room(self, stream: StreamReceiver, device_id: str, header: Header) -> None:
+        """The device's multipart uploads within its budget, as for staging (fairness.py);
+        verified ones (the commit queue) count but are never discarded."""
+        try:
+            rows = stream.ledger.device_rows(device_id)
+        except LedgerError as exc:
+            raise unavailable("ingest ledger", exc) from exc
+        entries = [
+            Staged(
+                r.segment_id,
+                r.stored_bytes,
+                r.updated_us / 1_000_000,
+                r.state == VERIFIED or self.slots.is_active(device_id, r.segment_id),
+            )
+            for r in rows
+        ]
+        plan = plan_staging(self.slots.shares, entries, header.segment_id, header.size_bytes)
+        if plan.refusal is not None:
+            raise IngestError(Code.RESOURCE_EXHAUSTED, plan.refusal)
+        by_id = {r.segment_id: r for r in rows}
+        for segment_id in plan.discard:
+            stream.discard(by_id[segment_id])
+        if plan.discard:
+            log.warning(
+                "device %s: upload budget reached, aborted %d older partial upload(s)",
+                device_id,
+                len(plan.discard),
+            )
+
+    def drain_queue(self) -> int:
+        """Commit verified segments the store could not take when they arrived."""
+        if self.queue is None:
+            return 0
+        return self.queue.drain(self.slots.is_active)
 
     def _make_room(self, device_id: str, header: Header) -> None:
         """Keep this device's staging within its budget (fairness.py): its oldest inactive

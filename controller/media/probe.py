@@ -13,9 +13,11 @@ empty media fields and the reason in `error` (nothing is lost because a header w
 
 from __future__ import annotations
 
+import io
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 
@@ -48,13 +50,14 @@ def _rate(stream: av.video.stream.VideoStream) -> float:
     return round(float(rate), 3) if rate else 0.0
 
 
-def _read(path: Path) -> MediaInfo:
+def _read(path: Path | BinaryIO) -> MediaInfo:
     options = {
         "probesize": str(PROBE_BYTES),
         "analyzeduration": str(ANALYZE_US),
         "skip_frame": "all",  # parse headers only: never decode a picture
     }
-    with av.open(str(path), "r", options=options, timeout=5.0) as container:
+    source = str(path) if isinstance(path, Path) else path
+    with av.open(source, "r", options=options, timeout=5.0) as container:
         videos = container.streams.video
         audios = container.streams.audio
         if not videos and not audios:
@@ -85,6 +88,17 @@ def probe_file(path: Path) -> MediaInfo:
     started = time.perf_counter_ns()
     try:
         info = _read(path)
+    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        info = MediaInfo(error=f"cannot read the container: {str(exc)[:300]}")
+    return replace(info, probe_us=(time.perf_counter_ns() - started) // 1000)
+
+
+def probe_bytes(head: bytes) -> MediaInfo:
+    """The media of a segment from its first bytes (at least PROBE_BYTES of it, or all):
+    what ingest probes when it streams a segment to the store and keeps no file."""
+    started = time.perf_counter_ns()
+    try:
+        info = _read(io.BytesIO(head)) if head else MediaInfo(error="no bytes to probe")
     except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
         info = MediaInfo(error=f"cannot read the container: {str(exc)[:300]}")
     return replace(info, probe_us=(time.perf_counter_ns() - started) // 1000)

@@ -6,7 +6,8 @@ at the backend's boundary, into:
 
     StorageError            any failure; the message names the operation and the key
     ├── InvalidKeyError     a key that could escape the store or is malformed (nothing touched)
-    └── ObjectNotFoundError reading an object that is not there
+    ├── ObjectNotFoundError reading an object that is not there
+    └── ChecksumMismatchError  the store found other bytes than the SHA-256 they came with
 
 Keys follow docs/architecture.md: `{county}/{site}/{camera}/{YYYY}/{MM}/{DD}/{HH}/{segment_id}.ts`,
 the hour path in UTC from the segment's start, so one camera-hour is one listable prefix.
@@ -15,7 +16,7 @@ the hour path in UTC from the segment's start, so one camera-hour is one listabl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +40,10 @@ class InvalidKeyError(StorageError):
 
 class ObjectNotFoundError(StorageError):
     """The object asked for does not exist."""
+
+
+class ChecksumMismatchError(StorageError):
+    """The store refused bytes that do not hash to the SHA-256 they were sent with."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,75 @@ class AdoptingStore(Protocol):
         but the caller hands `path` over: it must never modify that file again (it may still
         read it or delete its name). The store may keep the very same inode as the object."""
         ...
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    """One stored part of an unfinished multipart upload."""
+
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """One unfinished multipart upload in the store."""
+
+    key: str
+    upload_id: str
+    initiated_us: int
+
+
+class ObjectWriter(Protocol):
+    """A PUT in flight (storage/s3_stream.py): bytes as they come, then the store's answer."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def finish(self) -> Mapping[str, str]: ...
+
+    def abort(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingStore(Protocol):
+    """A store that takes an object while its bytes are still arriving (S3): a single PUT
+    for a small object, multipart uploads for a large one, each PUT checked by the store
+    against a SHA-256 it is given. Ingest streams into it instead of staging on disk; the
+    multipart upload and its parts are then the staging, shared by every replica.
+
+    `open_put` raises ChecksumMismatchError (a StorageError) from `finish()` when the bytes
+    do not hash to `checksum_sha256_hex`; `part` = (upload id, part number) for a part.
+    """
+
+    part_size: int
+
+    def head(self, key: str) -> ObjectInfo | None: ...
+
+    def open_read(self, key: str) -> BinaryIO: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def open_put(
+        self,
+        key: str,
+        size: int,
+        checksum_sha256_hex: str,
+        object_sha256_hex: str = "",
+        part: tuple[str, int] | None = None,
+    ) -> ObjectWriter: ...
+
+    def create_upload(self, key: str, sha256_hex: str) -> str: ...
+
+    def list_parts(self, key: str, upload_id: str) -> list[PartInfo] | None: ...
+
+    def complete_upload(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str, str]]
+    ) -> None: ...
+
+    def abort_upload(self, key: str, upload_id: str) -> None: ...
+
+    def list_uploads(self, prefix: str = "") -> Iterator[UploadInfo]: ...
 
 
 def put_owned_file(store: ObjectStore, key: str, path: Path, sha256_hex: str) -> None:

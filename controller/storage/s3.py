@@ -28,12 +28,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from controller.storage.base import (
     ObjectInfo,
     ObjectNotFoundError,
+    ObjectWriter,
     StorageError,
     check_key,
     check_prefix,
     check_sha256_hex,
     content_type_for,
 )
+from controller.storage.multipart import MultipartMixin
+from controller.storage.s3_stream import HttpPutter, credentials_of, sha256_b64
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -82,7 +85,9 @@ def make_s3_client(
         region_name=region,
         config=Config(
             signature_version="s3v4",
-            s3={"addressing_style": "path"},
+            # The body is never hashed for the signature (UNSIGNED-PAYLOAD, even over plain
+            # HTTP): uploads carry x-amz-checksum-sha256 instead, which the store verifies.
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"max_attempts": max_attempts, "mode": "standard"},
@@ -117,8 +122,8 @@ class _BodyReader(io.RawIOBase):
         super().close()
 
 
-class S3ObjectStore:
-    """Objects in one bucket of an S3 API store."""
+class S3ObjectStore(MultipartMixin):
+    """Objects in one bucket of an S3 API store (a `StreamingStore`: ingest streams into it)."""
 
     def __init__(
         self,
@@ -160,6 +165,9 @@ class S3ObjectStore:
             max_attempts=max_attempts,
         )
         self._bucket_ready = False
+        self._putter = HttpPutter(
+            endpoint_url, bucket, region, credentials_of(self._client), read_timeout
+        )
 
     def __repr__(self) -> str:
         return f"S3ObjectStore(endpoint={self.endpoint_url!r}, bucket={self.bucket!r})"
@@ -217,6 +225,33 @@ class S3ObjectStore:
             self.ensure_bucket()
             self._put(key, path, sha256_hex)
 
+    def open_put(
+        self,
+        key: str,
+        size: int,
+        checksum_sha256_hex: str,
+        object_sha256_hex: str = "",
+        part: tuple[str, int] | None = None,
+    ) -> ObjectWriter:
+        """A streamed PUT of `size` bytes the store checks against `checksum_sha256_hex`:
+        the whole object (its SHA-256 also kept as metadata), or `part` = (upload id,
+        number) of a multipart upload (storage/s3_stream.py)."""
+        check_key(key)
+        check_sha256_hex(checksum_sha256_hex)
+        if size < 0:
+            raise StorageError(f"put {key}: negative size {size}")
+        if not self._bucket_ready:
+            self.ensure_bucket()
+        if part is not None:
+            upload_id, number = part
+            query = {"partNumber": str(number), "uploadId": upload_id}
+            return self._putter.open(key, size, checksum_sha256_hex, query)
+        headers = {
+            "Content-Type": content_type_for(key),
+            "x-amz-meta-sha256": check_sha256_hex(object_sha256_hex or checksum_sha256_hex),
+        }
+        return self._putter.open(key, size, checksum_sha256_hex, None, headers)
+
     def _put(self, key: str, path: Path, sha256_hex: str) -> None:
         try:
             size = os.stat(path).st_size
@@ -229,6 +264,7 @@ class S3ObjectStore:
         if size > self.multipart_threshold:
             self._put_multipart(key, path, size, extra)
             return
+        extra["ChecksumSHA256"] = sha256_b64(sha256_hex)  # the store verifies the bytes
         try:
             body = open(path, "rb")  # closed below
         except OSError as exc:

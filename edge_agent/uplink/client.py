@@ -277,6 +277,7 @@ def _result(
     kinds = {
         ingest_pb2.UploadResponse.OUTCOME_COMMITTED: Outcome.COMMITTED,
         ingest_pb2.UploadResponse.OUTCOME_ALREADY_COMMITTED: Outcome.ALREADY_COMMITTED,
+        ingest_pb2.UploadResponse.OUTCOME_ACCEPTED: Outcome.ACCEPTED,
     }
     outcome = kinds.get(reply.outcome)
     if outcome is None:

@@ -18,6 +18,9 @@ from protos.vigil.v1 import ingest_pb2
 class Outcome(StrEnum):
     COMMITTED = "committed"
     ALREADY_COMMITTED = "already_committed"
+    # Verified and held durably by the city (its commit queue), committed to the object
+    # store as soon as that answers: as safe as committed for this agent's buffer.
+    ACCEPTED = "accepted"
 
 
 @dataclass(frozen=True, slots=True)

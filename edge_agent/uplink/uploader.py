@@ -1,8 +1,10 @@
 """The upload loop: drains the local buffer into the controller, oldest segment first.
 
 Invariant this module exists for: a segment is marked uploaded ONLY after the controller
-acknowledged its commit (COMMITTED or ALREADY_COMMITTED). Anything else leaves it unsent in the
-buffer, where it stays visible (health reports, the scheduler's inventory) until it arrives.
+acknowledged its commit (COMMITTED or ALREADY_COMMITTED) or that it holds the verified bytes
+durably in its commit queue (ACCEPTED: committed to the store as soon as that answers).
+Anything else leaves it unsent in the buffer, where it stays visible (health reports, the
+scheduler's inventory) until it arrives.
 
 - Transient failures (controller or storage down, too busy, broken connection) are retried
   forever with capped exponential backoff and full jitter (tenacity): thousands of villages
@@ -330,13 +332,15 @@ class Uploader:
     # -- outcomes ----------------------------------------------------------------------------
 
     def _acknowledged(self, info: SegmentInfo, result: UploadResult) -> None:
-        """The controller committed the segment: now, and only now, mark it uploaded."""
+        """The controller committed the segment (or holds it verified in its commit queue,
+        ACCEPTED): now, and only now, mark it uploaded, so eviction never counts what the
+        city holds as an unsent loss."""
         try:
             self._buffer.mark_uploaded(info.segment_id)
         except Exception as exc:  # evicted meanwhile: it IS in the cloud, nothing is lost
             log.warning("uplink: %s committed but not marked uploaded: %s", info.segment_id, exc)
         with self._lock:
-            if result.outcome is Outcome.COMMITTED:
+            if result.outcome is not Outcome.ALREADY_COMMITTED:
                 self._n.committed += 1
             else:
                 self._n.already_committed += 1

@@ -70,7 +70,11 @@ def test_segments_land_in_s3_once_with_their_bytes(s3rig: S3Rig) -> None:
     assert s3rig.keys() == [reply.object_key]
 
 
-def test_a_storage_outage_commits_nothing_and_the_retry_needs_no_resend(s3rig: S3Rig) -> None:
+def test_a_storage_outage_commits_nothing_and_leaves_nothing_half_written(
+    s3rig: S3Rig,
+) -> None:
+    """Ingest streams into the store (no staging file): with the store down the agent hears
+    UNAVAILABLE, nothing is committed or kept, and its retry after the outage commits."""
     seg = Segment.make("cam1", size=300_000)
     s3rig.weed.stop()
     try:
@@ -85,7 +89,7 @@ def test_a_storage_outage_commits_nothing_and_the_retry_needs_no_resend(s3rig: S
     held = s3rig.stub.QueryOffset(
         ingest_pb2.QueryOffsetRequest(segment_id=seg.segment_id, camera_id="cam1")
     )
-    assert not held.committed and held.offset == len(seg.data)
-    reply = upload(s3rig.stub, seg, offset=held.offset)  # header only, no chunks
+    assert not held.committed and held.offset == 0
+    reply = upload(s3rig.stub, seg, offset=held.offset)
     assert reply.outcome == OK
     assert s3rig.object(reply.object_key) == seg.data

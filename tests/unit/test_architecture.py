@@ -378,6 +378,7 @@ SQL_ALLOWED = (
     "controller.scheduler.board",  # the leader's plan for the followers (scheduler_view)
     "controller.enrollment.store",  # tokens, issued certificates, revocations
     "controller.enrollment.tables",
+    "controller.ingest.ledger",  # ingest's multipart ledger (ingest_multipart)
 )
 
 

@@ -24,27 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/vigil/v1/ingest.proto\x12\x08vigil.v1\"\xdf\x01\n\rSegmentHeader\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x15\n\rstart_unix_us\x18\x03 \x01(\x03\x12\x13\n\x0b\x64uration_us\x18\x04 \x01(\x03\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\x0c\x12\x13\n\x0bprev_sha256\x18\x07 \x01(\x0c\x12\x10\n\x08lease_id\x18\x08 \x01(\t\x12\x0e\n\x06offset\x18\t \x01(\x03\x12\x11\n\tcontainer\x18\n \x01(\t\x12\r\n\x05\x66lags\x18\x0b \x01(\r\"S\n\rUploadRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.vigil.v1.SegmentHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xe7\x01\n\x0eUploadResponse\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .vigil.v1.UploadResponse.Outcome\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\x12\x10\n\x08\x63hain_ok\x18\x04 \x01(\x08\x12\x12\n\nobject_key\x18\x05 \x01(\t\"X\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_COMMITTED\x10\x01\x12\x1d\n\x19OUTCOME_ALREADY_COMMITTED\x10\x02\";\n\x12QueryOffsetRequest\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\"H\n\x13QueryOffsetResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x11\n\tcommitted\x18\x02 \x01(\x08\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c*}\n\x0bSegmentFlag\x12\x15\n\x11SEGMENT_FLAG_NONE\x10\x00\x12\x1e\n\x1aSEGMENT_FLAG_DISCONTINUITY\x10\x01\x12\x1a\n\x16SEGMENT_FLAG_TRUNCATED\x10\x02\x12\x1b\n\x17SEGMENT_FLAG_CLOCK_SKEW\x10\x04\x32\x93\x01\n\x06Ingest\x12=\n\x06Upload\x12\x17.vigil.v1.UploadRequest\x1a\x18.vigil.v1.UploadResponse(\x01\x12J\n\x0bQueryOffset\x12\x1c.vigil.v1.QueryOffsetRequest\x1a\x1d.vigil.v1.QueryOffsetResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cprotos/vigil/v1/ingest.proto\x12\x08vigil.v1\"\xdf\x01\n\rSegmentHeader\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\x12\x15\n\rstart_unix_us\x18\x03 \x01(\x03\x12\x13\n\x0b\x64uration_us\x18\x04 \x01(\x03\x12\x12\n\nsize_bytes\x18\x05 \x01(\x03\x12\x0e\n\x06sha256\x18\x06 \x01(\x0c\x12\x13\n\x0bprev_sha256\x18\x07 \x01(\x0c\x12\x10\n\x08lease_id\x18\x08 \x01(\t\x12\x0e\n\x06offset\x18\t \x01(\x03\x12\x11\n\tcontainer\x18\n \x01(\t\x12\r\n\x05\x66lags\x18\x0b \x01(\r\"S\n\rUploadRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.vigil.v1.SegmentHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xfd\x01\n\x0eUploadResponse\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x31\n\x07outcome\x18\x02 \x01(\x0e\x32 .vigil.v1.UploadResponse.Outcome\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c\x12\x10\n\x08\x63hain_ok\x18\x04 \x01(\x08\x12\x12\n\nobject_key\x18\x05 \x01(\t\"n\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_COMMITTED\x10\x01\x12\x1d\n\x19OUTCOME_ALREADY_COMMITTED\x10\x02\x12\x14\n\x10OUTCOME_ACCEPTED\x10\x03\";\n\x12QueryOffsetRequest\x12\x12\n\nsegment_id\x18\x01 \x01(\t\x12\x11\n\tcamera_id\x18\x02 \x01(\t\"H\n\x13QueryOffsetResponse\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x11\n\tcommitted\x18\x02 \x01(\x08\x12\x0e\n\x06sha256\x18\x03 \x01(\x0c*}\n\x0bSegmentFlag\x12\x15\n\x11SEGMENT_FLAG_NONE\x10\x00\x12\x1e\n\x1aSEGMENT_FLAG_DISCONTINUITY\x10\x01\x12\x1a\n\x16SEGMENT_FLAG_TRUNCATED\x10\x02\x12\x1b\n\x17SEGMENT_FLAG_CLOCK_SKEW\x10\x04\x32\x93\x01\n\x06Ingest\x12=\n\x06Upload\x12\x17.vigil.v1.UploadRequest\x1a\x18.vigil.v1.UploadResponse(\x01\x12J\n\x0bQueryOffset\x12\x1c.vigil.v1.QueryOffsetRequest\x1a\x1d.vigil.v1.QueryOffsetResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protos.vigil.v1.ingest_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEGMENTFLAG']._serialized_start=722
-  _globals['_SEGMENTFLAG']._serialized_end=847
+  _globals['_SEGMENTFLAG']._serialized_start=744
+  _globals['_SEGMENTFLAG']._serialized_end=869
   _globals['_SEGMENTHEADER']._serialized_start=43
   _globals['_SEGMENTHEADER']._serialized_end=266
   _globals['_UPLOADREQUEST']._serialized_start=268
   _globals['_UPLOADREQUEST']._serialized_end=351
   _globals['_UPLOADRESPONSE']._serialized_start=354
-  _globals['_UPLOADRESPONSE']._serialized_end=585
+  _globals['_UPLOADRESPONSE']._serialized_end=607
   _globals['_UPLOADRESPONSE_OUTCOME']._serialized_start=497
-  _globals['_UPLOADRESPONSE_OUTCOME']._serialized_end=585
-  _globals['_QUERYOFFSETREQUEST']._serialized_start=587
-  _globals['_QUERYOFFSETREQUEST']._serialized_end=646
-  _globals['_QUERYOFFSETRESPONSE']._serialized_start=648
-  _globals['_QUERYOFFSETRESPONSE']._serialized_end=720
-  _globals['_INGEST']._serialized_start=850
-  _globals['_INGEST']._serialized_end=997
+  _globals['_UPLOADRESPONSE_OUTCOME']._serialized_end=607
+  _globals['_QUERYOFFSETREQUEST']._serialized_start=609
+  _globals['_QUERYOFFSETREQUEST']._serialized_end=668
+  _globals['_QUERYOFFSETRESPONSE']._serialized_start=670
+  _globals['_QUERYOFFSETRESPONSE']._serialized_end=742
+  _globals['_INGEST']._serialized_start=872
+  _globals['_INGEST']._serialized_end=1019
 # @@protoc_insertion_point(module_scope)

@@ -58,9 +58,11 @@ class UploadResponse(_message.Message):
         OUTCOME_UNSPECIFIED: _ClassVar[UploadResponse.Outcome]
         OUTCOME_COMMITTED: _ClassVar[UploadResponse.Outcome]
         OUTCOME_ALREADY_COMMITTED: _ClassVar[UploadResponse.Outcome]
+        OUTCOME_ACCEPTED: _ClassVar[UploadResponse.Outcome]
     OUTCOME_UNSPECIFIED: UploadResponse.Outcome
     OUTCOME_COMMITTED: UploadResponse.Outcome
     OUTCOME_ALREADY_COMMITTED: UploadResponse.Outcome
+    OUTCOME_ACCEPTED: UploadResponse.Outcome
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
