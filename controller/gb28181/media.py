@@ -120,11 +120,10 @@ class TcpSink(Sink):
             self._server.close()
 
 
-async def live_units(hub: LiveHub, camera_id: str, device_id: str) -> AsyncIterator[AccessUnit]:
-    """The camera's live feed as access units, from its first keyframe; ends when the hub
-    drops this viewer (too slow) or the caller stops iterating."""
-    viewer = Viewer(camera_id, asyncio.get_running_loop(), hub.options.viewer_chunks)
-    hub.join(camera_id, device_id, viewer)
+async def live_units(hub: LiveHub, viewer: Viewer) -> AsyncIterator[AccessUnit]:
+    """The live feed `viewer` joined (`hub.join` before the INVITE is answered, so an
+    unreachable agent or a busy link is refused), as access units from its first keyframe;
+    ends when the hub drops the viewer (too slow) or the caller stops iterating."""
     demux = TsDemuxer()
     try:
         while True:

@@ -36,10 +36,17 @@ from controller.gb28181.media import (
 from controller.gb28181.ps import AccessUnit
 from controller.gb28181.transport import Inbound, SipTransport
 from controller.gb28181.upper import UpperLink, new_request, send_message
-from controller.live.hub import LiveHub
+from controller.live.hub import FeedState, LiveHub
+from controller.live.viewer import Viewer
 
 log = logging.getLogger("vigil.gb28181")
 US = 1_000_000
+ACK_WAIT_S = 32.0
+# Live feeds a cascade cannot be given, refused before the 200 (status, reason).
+_LIVE_REFUSALS = {
+    FeedState.AGENT_UNREACHABLE: (480, "the camera's agent is not connected"),
+    FeedState.LINK_BUSY: (486, "the camera's link has no room for another live stream"),
+}
 
 
 class Backend(Protocol):
@@ -86,6 +93,7 @@ class Session:
     invited_at: float = 0.0
     ended: bool = False
     ssrc: str = "0"
+    viewer: Viewer | None = None
 
 
 class GbService:
@@ -224,12 +232,21 @@ class GbService:
             await self._deny(inbound, link, camera_id, exc.status, str(exc))
             return
         pace: Pace | None = None
+        viewer: Viewer | None = None
         if offer.session == "Play":
             if self.hub is None:
                 await self._deny(inbound, link, camera_id, 503, "live view is not running")
                 return
             device = await self._in_thread(self.device_of, camera_id) or coded.place.device_id
-            units = live_units(self.hub, camera_id, device)
+            viewer = Viewer(camera_id, asyncio.get_running_loop(), self.hub.options.viewer_chunks)
+            self.hub.join(camera_id, device, viewer)  # counts on the links like any viewer
+            status = self.hub.status(camera_id)
+            refusal = _LIVE_REFUSALS.get(status.state) if status is not None else None
+            if refusal is not None:
+                self.hub.leave(viewer)
+                await self._deny(inbound, link, camera_id, *refusal)
+                return
+            units = live_units(self.hub, viewer)
         else:
             start, end = offer.start_s * US, offer.end_s * US
             segments = await self._in_thread(self.backend.segments, camera_id, start, end)
@@ -248,7 +265,7 @@ class GbService:
         ssrc = offer.ssrc or f"{secrets.randbelow(10**9):010d}"
         session = Session(
             msg.call_id, link, camera_id, coded.code, offer, sink, sip.new_tag(),
-            msg.get("From"), msg.get("Contact"), units, pace,
+            msg.get("From"), msg.get("Contact"), units, pace, viewer=viewer,
         )  # fmt: skip
         session.invited_at = asyncio.get_running_loop().time()
         session.ssrc = ssrc
@@ -259,6 +276,7 @@ class GbService:
         ok.add("Contact", f"<sip:{coded.code}@{self.host}:{self.transport.local[1]}>")
         ok.add("Content-Type", "application/sdp")
         self.transport.reply(inbound, ok)
+        asyncio.get_running_loop().call_later(ACK_WAIT_S, self._no_ack, session)
         audit_detail.update(session=offer.session, transport=offer.transport, ssrc=ssrc)
         await self._in_thread(
             self.backend.audit, "gb_cascade_view", link, camera_id, "ok", "", audit_detail
@@ -287,6 +305,12 @@ class GbService:
         )
         session.task.add_done_callback(lambda _t: self._stream_done(session))
 
+    def _no_ack(self, session: Session) -> None:
+        """No ACK within 32 s (RFC 3261 Timer H): the call never started; free it all."""
+        if session.task is None and not session.ended:
+            log.warning("call %s: no ACK for the 200; ended", session.call_id[:40])
+            asyncio.get_running_loop().create_task(self._end(session, by_us=False))
+
     def _stream_done(self, session: Session) -> None:
         if session.ended:
             return
@@ -300,6 +324,8 @@ class GbService:
         if session.task is not None and not session.task.done():
             session.task.cancel()
         session.sink.close()
+        if session.viewer is not None and self.hub is not None:
+            self.hub.leave(session.viewer)  # idempotent; the stream's own exit leaves too
         link = session.link
         if by_us:
             await self._bye(session)

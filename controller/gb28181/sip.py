@@ -53,6 +53,7 @@ REASONS = {
     413: "Request Entity Too Large",
     415: "Unsupported Media Type",
     453: "Not Enough Bandwidth",
+    480: "Temporarily Unavailable",
     481: "Call/Transaction Does Not Exist",
     486: "Busy Here",
     488: "Not Acceptable Here",

@@ -18,6 +18,7 @@ from controller.gb28181 import manscdp, sdp
 from controller.gb28181.rtp import parse_rtp
 from tests.integration.test_gb28181_support import (
     CAM1_CODE,
+    NO_AGENT,
     OUT_OF_SCOPE,
     PASSWORD,
     GbWorld,
@@ -198,6 +199,17 @@ def test_live_over_tcp_both_ways_with_rfc4571_framing(world: GbWorld, setup: str
     ps.write_bytes(b"".join(parse_rtp(p)[4] for p in packets))
     probe = ffprobe(ps)
     assert probe["codec_name"] == "h264" and int(probe["nb_read_frames"]) >= 40, probe
+
+
+def test_live_invite_for_a_camera_whose_agent_is_away_is_refused_480(world: GbWorld) -> None:
+    client = SipClient(world)
+    try:
+        offer = tcp_offer(9, "active", "0300000004")
+        reply = client.request("INVITE", world.codes[NO_AGENT], "away-1", 1, body=offer)
+    finally:
+        client.close()
+    assert reply.status == 480 and "agent is not connected" in reply.reason
+    assert world.controller.live is not None and NO_AGENT not in world.controller.live.feeds()
 
 
 def test_an_upper_platform_that_restarted_is_registered_to_again(world: GbWorld) -> None:

@@ -52,6 +52,7 @@ PASSWORD = "gb-secret-2026"
 IN_SCOPE = ["cam-1", "cam-2"]
 CAM1_CODE = "62120200001320000001"  # assigned in the resource directory
 OUT_OF_SCOPE = "cam-9"
+NO_AGENT = "cam-3"
 
 
 def sipp_binary() -> str:
@@ -170,6 +171,7 @@ def gb_world(tmp: Path, password: str = PASSWORD, codec: str = "libx264") -> Ite
     prepare_data_dir(data)
     register(data, "dev1", IN_SCOPE, county="wudu", site="东关村")
     register(data, "dev9", [OUT_OF_SCOPE], county="chengxian", site="v9")
+    register(data, "dev2", [NO_AGENT], county="wudu", site="v2")  # its agent never connects
     describe(data, [Entry("cam-1", "东关村路口1号", "城关镇", "东关村", gb_code=CAM1_CODE)])
     ensure_keys(data)
     dev = issue_device(data, "dev1", tmp / "dev1")
