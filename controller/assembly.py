@@ -54,6 +54,7 @@ from controller.gb28181.component import GbComponent, gb28181
 from controller.grants.shared_keys import share_keys
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
+from controller.grpcserver.store_health import StoreHealth
 from controller.ingest.service import IngestService
 from controller.leader import Leadership, SoleLeader
 from controller.leader import wiring as leader_wiring
@@ -215,6 +216,9 @@ def _build(
     if election is not None:
         controller.components.append(election)
     controller.components.append(ingest.housekeeping)
+    # Announces store health to the agents (gRPC health of vigil.v1.Ingest): they resume
+    # uploads the moment the store answers again (issue 19).
+    controller.components.append(StoreHealth(health, readiness_probes(core, None)["store"]))
     if fleet is not None:
         controller.components.append(fleet)
     if parts.retention:

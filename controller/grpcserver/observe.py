@@ -199,6 +199,16 @@ class Health:
         if self.servicer is not None:
             self._call(self.servicer.set("", health_pb2.HealthCheckResponse.SERVING))
 
+    def set_service(self, service: str, serving: bool) -> None:
+        """The status of one named service (`vigil.v1.Ingest`: the store answers)."""
+        if self.servicer is not None:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            self._call(self.servicer.set(service, status))
+
     def stopping(self) -> None:
         if self.servicer is not None:
             self._call(self.servicer.enter_graceful_shutdown())

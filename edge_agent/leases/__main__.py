@@ -53,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inventory-interval-s", type=float, default=30.0)
     p.add_argument("--camera", action="append", help="cameras this device has (default: any)")
     p.add_argument("--archive-camera", action="append", default=[], help="archived by policy")
-    p.add_argument("--backoff-initial-s", type=float, default=1.0)
-    p.add_argument("--backoff-cap-s", type=float, default=30.0)
+    # The lease stream's reconnect backoff (short: back within ~1 s of the controller) and the
+    # uploads' retry backoff (long, ended early when the controller says it is ready).
+    p.add_argument("--backoff-initial-s", type=float, default=0.25)
+    p.add_argument("--backoff-cap-s", type=float, default=1.0)
+    p.add_argument("--upload-backoff-initial-s", type=float, default=None)
+    p.add_argument("--upload-backoff-cap-s", type=float, default=None)
     p.add_argument("--settle-s", type=float, default=120.0)
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -90,8 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         uploader, leases = leased_uplink(
             args.device_id, cfg, buffer, clock, lambda e: _line("event", dataclasses.asdict(e)),
             cameras=args.camera, archive_cameras=args.archive_camera, options=options,
-            policy=RetryPolicy(initial_s=args.backoff_initial_s, cap_s=args.backoff_cap_s,
-                               park_s=60),
+            policy=RetryPolicy(initial_s=args.upload_backoff_initial_s or args.backoff_initial_s,
+                               cap_s=args.upload_backoff_cap_s or args.backoff_cap_s, park_s=60),
             server_name=args.server_name or None,
         )  # fmt: skip
     except UplinkError as exc:

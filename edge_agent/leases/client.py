@@ -2,10 +2,11 @@
 
 Two threads:
 
-- the stream thread keeps `StreamLeases` open, reconnecting with capped exponential backoff
-  and full jitter (tenacity) so a city of agents does not return in lockstep after an
-  outage. Each message is checked (lease.parse_lease), its holds are reconciled with the
-  buffer (pinned / released), and its lease handed to the LeasedJobSource, which sets the
+- the stream thread keeps `StreamLeases` open, reconnecting with a short, capped backoff
+  and jitter (tenacity; 0.25-1 s by default) so the agent is back within about a second of
+  the controller, and a city of agents does not return in lockstep after an outage. Each
+  message is checked (lease.parse_lease), its holds are reconciled with the buffer (pinned /
+  released), and its lease handed to the LeasedJobSource, which sets the
   token bucket to the leased rate. When the stream breaks, the lease is dropped at once:
   the controller voids the leases of a device that disconnected.
 - the report thread sends the inventory every `inventory_interval_s`, and at once when
@@ -19,6 +20,9 @@ the route, and a lease stream still open on an address the route has left is can
 reconnects to the new one. A lease report the new leader does not know (NOT_FOUND: its lease
 was issued by a leader that died) is dropped and the inventory sent again at once, so the new
 leader plans from what the agent still holds.
+
+A third thread (ready.ReadyWatch) watches the controller's store health; it and a lease
+stream that connects call `resume_uploads` (the uploader's resume(): backoffs end at once).
 
 Nothing here decides anything; the decisions are in lease.py and inventory.py.
 """
@@ -45,6 +49,7 @@ from edge_agent.leases.inventory import (
     reconcile_holds,
 )
 from edge_agent.leases.lease import AgentLease, LeaseRejected, WantedHold, parse_lease
+from edge_agent.leases.ready import ReadyWatch
 from edge_agent.leases.source import FinishedLease, LeasedJobSource
 from edge_agent.model import EvictionRecord
 from edge_agent.store import SegmentBuffer, StoreError
@@ -70,8 +75,11 @@ class LeaseClientOptions:
     # within seconds of being recorded.
     change_poll_s: float = 2.0
     max_head: int = 512
-    backoff_initial_s: float = 1.0
-    backoff_cap_s: float = 30.0
+    # Reconnecting the lease stream (and the ready watch): short and capped, so uploads go on
+    # within ~1 s of the controller being back (issue 19: a 30 s cap stopped uploads for
+    # up to 73 s after three controller restarts in a row).
+    backoff_initial_s: float = 0.25
+    backoff_cap_s: float = 1.0
     rpc_timeout_s: float = 15.0
     settle_s: float = 120.0  # a live camera commits a segment well within this
     record_window_s: float = 600.0  # recording rate measured over this much recent footage
@@ -95,6 +103,7 @@ class LeaseClient:
         known_cameras: Collection[str] | None = None,
         wake_uploader: Callable[[], None] = lambda: None,
         clock_offset: ClockOffset | None = None,
+        resume_uploads: Callable[[], None] = lambda: None,
     ) -> None:
         self._device = device_id
         # A bare channel (a lone controller) is a route of one address that never moves.
@@ -108,6 +117,7 @@ class LeaseClient:
         self._archive = frozenset(archive_cameras)
         self._known = None if known_cameras is None else frozenset(known_cameras)
         self._wake_uploader = wake_uploader
+        self._resume_uploads = resume_uploads
         self._offset = clock_offset
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -122,6 +132,9 @@ class LeaseClient:
         self.last_error = ""
         source.add_finished_listener(self.lease_finished)
         self._control.route.add_listener(self._route_moved)
+        self.ready_watch = ReadyWatch(
+            self._control, resume_uploads, self._opt.backoff_initial_s, self._opt.backoff_cap_s
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -131,10 +144,12 @@ class LeaseClient:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        self.ready_watch.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._report_now.set()
+        self.ready_watch.stop()
         with self._lock:
             call = self._call
         if call is not None:
@@ -213,6 +228,7 @@ class LeaseClient:
                     self.connected.set()
                     self.counters["connects"] += 1
                     self._report_now.set()
+                    self._resume_uploads()  # the controller is back: no backoff left
                 received += 1
                 self._apply(msg)
         except grpc.RpcError as exc:

@@ -65,5 +65,6 @@ def leased_uplink(
         known_cameras=cameras,
         wake_uploader=uploader.wake,
         clock_offset=clock_offset,
+        resume_uploads=uploader.resume,
     )
     return uploader, leases

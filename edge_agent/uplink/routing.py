@@ -9,11 +9,11 @@ client that moves to the next replica when one is unusable.
 - `FailoverIngestClient` is the uploader's `SegmentSender` over the upload route. It only
   moves the route (failover.upload_failed: a broken stream is resumed on the same replica, a
   replica that does not answer is left) and re-raises: the Uploader's retry policy
-  (tenacity, capped backoff with jitter) paces the next attempt, which goes to the route's
-  address then. A segment interrupted on a replica that went away restarts on the next from
-  what that one holds (QueryOffset: its own staging, usually 0); the controller commits a
-  segment id once and answers a repeat with the same hash ALREADY_COMMITTED, so a failover
-  never stores a segment twice or half.
+  (capped backoff with jitter, cut short by resume()) paces the next attempt, which goes to
+  the route's address then. A segment interrupted on a replica that went away restarts on
+  the next from what that one holds (QueryOffset: its own staging, usually 0); the
+  controller commits a segment id once and answers a repeat with the same hash
+  ALREADY_COMMITTED, so a failover never stores a segment twice or half.
 """
 
 from __future__ import annotations

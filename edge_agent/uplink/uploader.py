@@ -7,9 +7,12 @@ Anything else leaves it unsent in the buffer, where it stays visible (health rep
 scheduler's inventory) until it arrives.
 
 - Transient failures (controller or storage down, too busy, broken connection) are retried
-  forever with capped exponential backoff and full jitter (tenacity): thousands of villages
-  reconnecting after a city-side outage must not arrive in lockstep. Each retry resumes from
-  the bytes the controller already holds.
+  forever with capped exponential backoff and jitter (failover.retry_delay_s): thousands of
+  villages reconnecting after a city-side outage must not arrive in lockstep. Each retry
+  resumes from the bytes the controller already holds. `resume()` (the controller said it
+  is ready again: its lease stream or its store-health watch, edge_agent.leases) ends every
+  backoff wait at once and starts the backoff over, so uploads go on within a second of the
+  city being back instead of up to a minute later.
 - A conflict (the controller holds the id with another SHA-256) is never retried in this run:
   it is recorded, reported as an AgentEvent and the segment is skipped (still unsent).
 - Other refusals (unknown camera, bad header...) park the segment for `park_s`, then retry:
@@ -24,13 +27,12 @@ segment of an idle camera; with leases it will take what the scheduler granted.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
-
-import tenacity
 
 from edge_agent.clock import Clock
 from edge_agent.model import AgentEvent, SegmentInfo
@@ -41,6 +43,7 @@ from edge_agent.uplink.errors import (
     SegmentGoneError,
     UploadCancelled,
 )
+from edge_agent.uplink.failover import retry_delay_s
 from edge_agent.uplink.plan import Outcome, UploadResult
 
 log = logging.getLogger(__name__)
@@ -169,6 +172,8 @@ class Uploader:
         self._busy: dict[str, str] = {}  # camera_id -> segment_id in flight
         self._parked: dict[str, _Parked] = {}
         self._n = _Counters()
+        self._resumes = 0  # bumped by resume(): backoff waits end, backoffs start over
+        self._rng = random.Random()  # noqa: S311 - retry jitter, not secrets
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -196,6 +201,13 @@ class Uploader:
     def wake(self) -> None:
         """New segments were committed to the buffer (or a lease arrived): look now."""
         with self._wakeup:
+            self._wakeup.notify_all()
+
+    def resume(self) -> None:
+        """The controller (or its store) is ready again: uploads waiting out a backoff try
+        now, and their backoff starts again from `initial_s`."""
+        with self._wakeup:
+            self._resumes += 1
             self._wakeup.notify_all()
 
     # -- state -------------------------------------------------------------------------------
@@ -302,32 +314,40 @@ class Uploader:
         return self._client.upload(job.info, path, job.lease_id, self._stopping)
 
     def _retrying(self, fn: Callable[[], UploadResult]) -> UploadResult:
+        """`fn` until it succeeds, fails for good, or the uploader stops (then the last
+        RetryableError is raised); a resume() during an attempt or a wait restarts the
+        backoff and ends the wait."""
         policy = self._policy
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(RetryableError),
-            wait=tenacity.wait_random_exponential(
-                multiplier=policy.initial_s, max=policy.cap_s, min=policy.initial_s
-            ),
-            stop=lambda _state: self._stopping.is_set(),
-            sleep=self._sleep,
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
-        result: UploadResult = retrying(fn)
-        return result
+        failures = 0
+        while True:
+            with self._lock:
+                seen = self._resumes  # before the attempt: a resume() during it counts
+            try:
+                return fn()
+            except RetryableError as exc:
+                if self._stopping.is_set():
+                    raise
+                failures += 1
+                wait = retry_delay_s(
+                    failures, 1, policy.initial_s, policy.cap_s, self._rng.random()
+                )
+                self._before_sleep(failures, exc, wait)
+                if self._sleep(wait, seen):
+                    failures = 0  # the city is back: start over from the shortest backoff
 
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
+    def _sleep(self, seconds: float, seen: int) -> bool:
+        """Wait out a backoff; True when resume() was called since `seen`."""
+        with self._wakeup:
+            self._wakeup.wait_for(
+                lambda: self._stopping.is_set() or self._resumes != seen, timeout=seconds
+            )
+            return self._resumes != seen
 
-    def _before_sleep(self, state: tenacity.RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
+    def _before_sleep(self, attempt: int, exc: RetryableError, wait: float) -> None:
         with self._lock:
             self._n.retries += 1
             self._n.last_error = str(exc)
-        log.warning(
-            "uplink: attempt %d failed (%s); retrying in %.1fs", state.attempt_number, exc, wait
-        )
+        log.warning("uplink: attempt %d failed (%s); retrying in %.1fs", attempt, exc, wait)
 
     # -- outcomes ----------------------------------------------------------------------------
 

@@ -219,6 +219,23 @@ def test_stop_is_prompt_during_a_long_backoff() -> None:
     assert buffer.marked == []
 
 
+def test_resume_ends_a_long_backoff_and_starts_it_over() -> None:
+    """The controller said it is ready again: the upload goes at once, not after 30-60 s."""
+    slow = RetryPolicy(initial_s=30.0, cap_s=60.0)
+    down = [RetryableError("UNAVAILABLE", "UNAVAILABLE")] * 2
+    buffer, sender, _events, uploader = make([seg("a", 1)], {"a-1": down}, policy=slow)
+    uploader.start()
+    try:
+        wait_until(lambda: len(sender.calls) == 1, 10, "first attempt")
+        uploader.resume()  # second attempt fails too: its wait is initial_s again, not 60 s
+        wait_until(lambda: len(sender.calls) == 2, 2, "the retry right after resume()")
+        uploader.resume()
+        wait_until(lambda: buffer.marked == ["a-1"], 2, "the upload after the second resume()")
+    finally:
+        uploader.stop()
+    assert uploader.stats().retries == 2
+
+
 def test_cancelled_upload_is_neither_marked_nor_parked() -> None:
     cancelled = UploadCancelled("segment a-1: uploader stopping")
     buffer, sender, _events, uploader = make([seg("a", 1)], {"a-1": [cancelled]})
