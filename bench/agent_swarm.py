@@ -9,7 +9,8 @@ lease), then reads commands from stdin:
 
 - `replan [SPREAD_S]`: every agent, at a random moment within SPREAD_S seconds, finishes its
   lease and reports a new segment; it prints each agent's delay from that report to the
-  lease naming the new segment (`lease_ms`);
+  lease naming the new segment (`lease_ms`), the report calls' own time (`rpc_ms`) and the
+  delay from the inventory's answer to that lease (`after_ack_ms`);
 - `stop` (or end of input): close every channel and exit.
 
 `--bare` agents only open a stream and wait for its first message (the bare server's idle
@@ -159,7 +160,8 @@ class Swarm:
         """Each agent, at a random moment within `spread_s`: finish its lease, report a new
         segment, and time the lease naming it (report -> replan -> lease on its stream)."""
 
-        rpc_ms: list[float] = []  # of each agent's report calls alone (the lease's share)
+        rpc_ms: list[float] = []  # each agent's report calls alone
+        after_ack_ms: list[float] = []  # from the inventory's answer to the lease
 
         async def one(agent: Agent, sem: Any) -> float | None:
             await asyncio.sleep(random.uniform(0.0, spread_s))  # agents report on their own
@@ -179,16 +181,20 @@ class Swarm:
                 except grpc.aio.AioRpcError as exc:
                     self._error(exc.code().name)
                     return None
-                rpc_ms.append(round((time.monotonic() - start) * 1000.0, 2))
+                acked = time.monotonic()
+                rpc_ms.append(round((acked - start) * 1000.0, 2))
             if await agent.wait_for(f"{agent.device}-s1", self.args.lease_timeout_s):
-                return (time.monotonic() - start) * 1000.0
+                leased = time.monotonic()
+                after_ack_ms.append(round((leased - acked) * 1000.0, 2))
+                return (leased - start) * 1000.0
             return None
 
         sem = asyncio.Semaphore(self.args.parallel)
         results = await asyncio.gather(*(one(a, sem) for a in self.agents))
         got = [round(r, 2) for r in results if r is not None]
         return {
-            "lease_ms": got, "rpc_ms": rpc_ms, "missing": len(results) - len(got),
+            "lease_ms": got, "rpc_ms": rpc_ms, "after_ack_ms": after_ack_ms,
+            "missing": len(results) - len(got),
             "errors": self.errors,
         }  # fmt: skip
 

@@ -52,6 +52,7 @@ from controller.enrollment.wiring import Enrollment
 from controller.fleet.component import FleetComponent
 from controller.gb28181.component import GbComponent, gb28181
 from controller.grants.shared_keys import share_keys
+from controller.grpcserver.gc_tuning import tune_gc
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
 from controller.grpcserver.server import AioServer, Registration
 from controller.grpcserver.store_health import StoreHealth
@@ -319,6 +320,7 @@ def main(config: ControllerConfig) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    tune_gc()  # a process setting: thousands of connections make a large, long-lived heap
     return run(config, stop)
 
 

@@ -10,7 +10,8 @@ The city-scale simulation: `presets`, `workload`, `simulate`, `metrics`, `naive`
 In a running controller: `leases` (the lease book, delivery meter; pure), `wire` (Lease and
 Inventory messages), `options`, `desk` (`LeaseDesk`: the state one term of inputs changes,
 new devices placed in batches, one replan for many inputs; pure), `service`
-(`SchedulerService`: the lock, loop and lease streams around the desk; coalesced replans,
-holds for footage requests), `upkeep` (its database work), `mailbox`, `grpc_service`
+(`SchedulerService`: the lock and lease streams around the desk, holds for footage
+requests), `loops` (its plan and database threads; coalesced replans), `upkeep` (its
+database work), `mailbox`, `grpc_service`
 (the AgentControl servicer) and `wiring` (how `serve` adds them to a controller).
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.scheduler.model import SchedulerError
-from controller.scheduler.sim.presets import PRESETS, Site, preset
+from controller.scheduler.sim.presets import PRESET_NAMES, Site, preset
 from controller.scheduler.sim.report import compare
 from controller.scheduler.sim.workload import WorkloadSpec
 from controller.scheduler.topology import Topology
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--preset", choices=sorted(PRESETS), default="county")
+    src.add_argument("--preset", choices=PRESET_NAMES, default="county")
     src.add_argument("--topology", type=Path, help="custom topology file (.toml or .json)")
     p.add_argument("--seconds", type=float, default=600.0, help="simulated time (default 600)")
     p.add_argument("--period", type=float, default=10.0, help="replan period in seconds")

@@ -42,7 +42,8 @@ from controller.scheduler.leases import (
 from controller.scheduler.live_feeds import lease_plan, with_live
 from controller.scheduler.model import DemandError, DeviceDemand
 from controller.scheduler.options import SchedulerOptions, with_default_links
-from controller.scheduler.state import Planner
+from controller.scheduler.plan import Plan
+from controller.scheduler.state import PlanInputs, Planner, compute
 from controller.scheduler.topology import Topology
 from protos.vigil.v1 import agent_control_pb2
 
@@ -95,6 +96,14 @@ class LeaseDesk:
         self._unplaced: dict[str, None] = {}  # devices to give a default link (in order)
         self._parked: dict[str, DeviceDemand] = {}  # demand of online devices not placed yet
         self.live: dict[str, int] = {}  # bit/s of each device's running live feeds (live_feeds.py)
+        self._stale: set[str] = set()  # devices with inputs since the replan began
+
+    def fresh(self) -> LeaseDesk:
+        """An empty desk for a new leadership term, on the same topology; running live
+        feeds carry over (they do not depend on the term)."""
+        desk = LeaseDesk(self.planner.topology, self.options, self._lease_ids, self.counters)
+        desk.live = self.live
+        return desk
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -107,6 +116,7 @@ class LeaseDesk:
     ) -> None:
         """A checked inventory (`demand` and `report` derived from `inv`)."""
         self.counters["inventories"] += 1
+        self._stale.add(device_id)
         self._queue_placement(device_id)
         self.reports[device_id] = report
         if device_id in self.online:
@@ -119,6 +129,7 @@ class LeaseDesk:
         """A lease stream opened. Returns why an inventory that waited for it was dropped
         ('' if none was, or it was planned)."""
         self.online.add(device_id)
+        self._stale.add(device_id)
         self._queue_placement(device_id)
         self.dirty = True
         waiting = self._waiting.pop(device_id, None)
@@ -141,6 +152,7 @@ class LeaseDesk:
     def disconnect(self, device_id: str) -> None:
         """A lease stream ended: the device's lease and demand are void."""
         self.online.discard(device_id)
+        self._stale.add(device_id)
         self._parked.pop(device_id, None)
         lease = self.book.forget(device_id)
         if lease is not None:
@@ -159,6 +171,7 @@ class LeaseDesk:
         if finished.lease is None:
             return  # a lease replaced meanwhile: nothing to re-plan
         self.counters["leases_finished"] += 1
+        self._stale.add(device_id)
         self.probe.update(finished.lease.segment_ids())
         demand = self.planner.demand(device_id)
         if demand is not None:
@@ -171,6 +184,7 @@ class LeaseDesk:
         expired = self.book.expired(now_us)
         for lease in expired:
             self.counters["leases_reclaimed"] += 1
+            self._stale.add(lease.device_id)
             self.probe.update(lease.segment_ids())
             self.planner.release([lease.device_id])
             self.dirty = True
@@ -228,6 +242,7 @@ class LeaseDesk:
             return
         if device_id in self.planner.topology.compiled.device_index:
             self.planner.report(with_live(self.planner.demand(device_id), device_id, bps))
+            self._stale.add(device_id)
             self.dirty = True
 
     def _report(self, demand: DeviceDemand) -> None:
@@ -246,20 +261,45 @@ class LeaseDesk:
 
     def replan(self, now_us: int) -> list[str]:
         """Place queued devices, plan afresh, issue and withdraw leases; returns the online
-        devices whose stream message changed."""
+        devices whose stream message changed. (`begin_replan`, `compute`, `end_replan` in
+        one, for a caller that has nothing to do meanwhile.)"""
+        inputs = self.begin_replan()
+        merged, changed = compute(inputs, now_us)
+        return self.end_replan(inputs, merged, changed, now_us)
+
+    def begin_replan(self) -> PlanInputs:
+        """Place queued devices and take the planner's inputs; the caller may `compute` the
+        plan without its lock while inputs keep arriving, then `end_replan`."""
         self.place_queued()
         self.dirty = False
-        changed = self.planner.replan(now_us)
+        self._stale = set()
+        return self.planner.prepare()
+
+    def end_replan(
+        self, inputs: PlanInputs, merged: Plan, changed: frozenset[str], now_us: int
+    ) -> list[str]:
+        """Put the computed plan in force, issue and withdraw leases; returns the online
+        devices whose stream message changed. Devices with inputs since `begin_replan`
+        keep their lease and wait for the next replan (the desk stays dirty)."""
+        stale, self._stale = self._stale, set()
+        adopted = self.planner.adopt(inputs, merged, changed, stale)
+        if adopted is None:  # the topology changed meanwhile
+            self.dirty = True
+            return []
+        if stale:
+            self.dirty = True
         self.counters["replans"] += 1
         plan = self.planner.plan
         touched = []
         for device_id in self.online:
+            if device_id in stale:
+                continue
             dp = plan.devices.get(device_id)
             if dp is not None:
                 dp = lease_plan(dp, self.live.get(device_id, 0))  # the live feed is no lease's
             active = self.book.active(device_id)
             has_work = dp is not None and bool(dp.segments) and dp.total_bps > 0
-            if has_work and dp is not None and (device_id in changed or active is None):
+            if has_work and dp is not None and (device_id in adopted or active is None):
                 lease = make_lease(self._lease_ids(), dp, now_us, self._ttl_us, plan.version)
                 replaced = self.book.issue(lease)
                 if replaced is not None:  # its commits still count as delivered

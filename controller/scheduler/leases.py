@@ -118,6 +118,9 @@ class LeaseBook:
 
     def __init__(self) -> None:
         self._active: dict[str, IssuedLease] = {}
+        # Active lease id -> device, so issuing and checking a lease id cost O(1), not a scan
+        # of every active lease (which made issuing 10,000 leases take seconds).
+        self._active_ids: dict[str, str] = {}
         self._retired: collections.OrderedDict[str, str] = collections.OrderedDict()
 
     def active(self, device_id: str) -> IssuedLease | None:
@@ -128,14 +131,13 @@ class LeaseBook:
 
     def issue(self, lease: IssuedLease) -> IssuedLease | None:
         """Make `lease` its device's active lease; returns the lease it replaced, if any."""
-        if lease.lease_id in self._retired or any(
-            a.lease_id == lease.lease_id for a in self._active.values()
-        ):
+        if lease.lease_id in self._retired or lease.lease_id in self._active_ids:
             raise LeaseError(f"lease id {lease.lease_id!r} was issued before")
         old = self._active.get(lease.device_id)
         if old is not None:
             self._retire(old)
         self._active[lease.device_id] = lease
+        self._active_ids[lease.lease_id] = lease.device_id
         return old
 
     def finish(
@@ -167,7 +169,7 @@ class LeaseBook:
         owner = self._retired.get(lease_id)
         if owner == device_id:
             return Finished(None, done_set, failed_set)
-        if owner is not None or any(a.lease_id == lease_id for a in self._active.values()):
+        if owner is not None or lease_id in self._active_ids:
             raise ForeignLeaseError(f"lease {lease_id!r} was not issued to device {device_id!r}")
         raise UnknownLeaseError(f"no lease {lease_id!r} was issued (or it is long gone)")
 
@@ -187,6 +189,8 @@ class LeaseBook:
         return lease
 
     def _retire(self, lease: IssuedLease) -> None:
+        """(already out of `_active`, or about to be replaced there)"""
+        self._active_ids.pop(lease.lease_id, None)
         self._retired[lease.lease_id] = lease.device_id
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)

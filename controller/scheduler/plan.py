@@ -293,8 +293,7 @@ def _assemble(
     loads: dict[str, tuple[int, ...]] = {}
     zero = [0] * len(ct.link_ids)
     per_class = [st.class_load.get(k, zero) for k in range(_NCLS)]
-    for i, lid in enumerate(ct.link_ids):
-        row = tuple(cl[i] for cl in per_class)
+    for lid, row in zip(ct.link_ids, zip(*per_class, strict=True), strict=True):
         if any(row):
             loads[lid] = row
     valid = now_us + int(cfg.horizon_s * 1e6)

@@ -1,31 +1,26 @@
 """`SchedulerService`: the planner in a running controller (the imperative shell).
 
 The state and what each input does to it live in `LeaseDesk` (desk.py, pure). This shell
-owns what is not pure: one lock around the desk, each connected agent's lease stream (a
-mailbox), the leadership, the database rounds (upkeep.py) and one loop thread that:
+owns the rest: one lock around the desk, each agent's lease stream (a mailbox), the
+leadership, and two threads:
 
-- re-plans when something relevant changed (an inventory, a stream opening or ending, a
-  lease finished or reclaimed, a footage request, a topology change) and periodically
-  anyway. Changes are coalesced: a replan comes no sooner after the previous one than
-  `coalesce_s` or the time that one took, so a connect storm of ten thousand agents costs
-  a handful of plans (~0.1 s each for 10,000 devices), never one per agent, and planning
-  takes at most half the loop's time. Each changed lease is pushed right after the replan;
-- reclaims leases not finished by their expiry;
-- every `progress_interval_s`, outside the lock, reads footage requests (their holds go to
-  the agents in every lease message and over MQTT; their deadlines to the planner; their
-  progress is saved) and the catalog's commits of leased segments (`delivery()`).
+- "scheduler" reclaims expired leases and replans when something changed (an inventory, a
+  stream opening or ending, a lease finished, a footage request, a topology change) and
+  every `replan_interval_s` anyway. Changes are coalesced: a replan comes no sooner after
+  the previous one than `coalesce_s` or the time that one took, so ten thousand agents
+  connecting cost a handful of plans, never one each, and planning takes at most half of
+  this thread's time. Each changed lease is pushed right after its replan.
+- "scheduler-upkeep", every `progress_interval_s` and outside the lock (a slow database
+  never delays a replan), reads footage requests (holds go to the agents in every lease
+  message and over MQTT, deadlines to the planner, progress is saved) and the catalog's
+  commits of leased segments (`delivery()`).
 
-RPC handlers (grpc_service.py) call `report_inventory`, `connect`/`disconnect` and
-`finish_lease`: they only record (microseconds under the lock), never plan. A bad inventory
-raises DemandError and changes nothing.
-
-Only the city's leader plans (controller/leader): the service asks its `Leadership` at every
-tick and input. On a follower it plans nothing, runs no job upkeep and refuses inputs
-(NotLeaderError). When this replica loses the leadership it closes every lease stream (the
-agents reconnect, to the new leader) and forgets all state; when it gains a term (a new
-epoch) it starts empty and reads the jobs from the database at once: the old leader's leases
-are void and agents report their inventories again when their streams open. Uploads need no
-lease to be safe: ingest commits a segment once by id and hash, whoever leased it.
+RPC handlers (grpc_service.py) only record (microseconds under the lock); a bad inventory
+raises DemandError and changes nothing. Only the city's leader plans (controller/leader); a
+follower plans nothing, runs no upkeep, refuses inputs (NotLeaderError). Losing the
+leadership closes every lease stream and forgets all state; a new term starts empty and
+reads the jobs at once (the old leader's leases are void; agents report again). Uploads need
+no lease to be safe: ingest commits a segment once by id and hash.
 """
 
 from __future__ import annotations
@@ -46,9 +41,11 @@ from controller.scheduler.convert import device_report
 from controller.scheduler.desk import LeaseDesk, new_counters
 from controller.scheduler.inventory import demand_from_inventory
 from controller.scheduler.leases import IssuedLease, LinkDelivery
+from controller.scheduler.loops import SchedulerLoops
 from controller.scheduler.mailbox import Mailbox
 from controller.scheduler.model import DemandError
 from controller.scheduler.options import SchedulerOptions, default_topology, load_topology
+from controller.scheduler.state import compute
 from controller.scheduler.topology import Topology
 from controller.scheduler.upkeep import CommandSender, Snapshot
 from protos.vigil.v1 import agent_control_pb2
@@ -99,44 +96,40 @@ class SchedulerService:
             catalog, clock, jobs or JobTracker(JobStore(catalog.engine), catalog, clock), fleet
         )
         self._lock = threading.Lock()
+        self._planning = threading.Lock()
         self._streams: dict[str, LeaseBox] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loops = SchedulerLoops(
+            opt, clock, self._plan_round, self._upkeep_round,
+            lambda: (self._last_replan, self._replan_s),
+        )  # fmt: skip
         self._last_replan = -1e18
         self._replan_s = 0.0  # how long the last replan took
         self._last_upkeep = -1e18
         # The leadership epoch this state belongs to (0: following, nothing planned).
         self._term = self._leadership.epoch() if self._leadership.is_leader() else 0
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
+        self._loops.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
         with self._lock:
             for box in self._streams.values():
                 box.close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._loops.stop()
 
     def poke(self) -> None:
         """Something outside changed (a footage request was made): look now, not later."""
         with self._lock:
             self._last_upkeep = -1e18
             self._desk.dirty = True
-        self._wake.set()
+        self._loops.wake_upkeep()
+        self._loops.wake()
 
     def set_live(self, device_id: str, bps: int) -> None:
         """The device's live feeds now total `bps` (live_feeds.py): LIVE demand, planned first."""
         with self._lock:
             self._desk.set_live(device_id, bps)
-        self._wake.set()
+        self._loops.wake()
 
     # -- inputs from agents (called by the gRPC servicer) ------------------------------------
 
@@ -163,7 +156,7 @@ class SchedulerService:
         with self._lock:
             self._desk.inventory(device_id, inv, demand, report)
             version = self._desk.planner.version
-        self._wake.set()
+        self._loops.wake()
         return version
 
     def connect(self, device_id: str) -> LeaseBox:
@@ -184,7 +177,7 @@ class SchedulerService:
         if dropped:
             log.info("device %s: stale inventory dropped: %s", device_id, dropped)
         log.debug("device %s: lease stream open", device_id)
-        self._wake.set()
+        self._loops.wake()
         return box
 
     def disconnect(self, device_id: str, box: LeaseBox) -> None:
@@ -196,7 +189,7 @@ class SchedulerService:
             del self._streams[device_id]
             self._desk.disconnect(device_id)
         log.debug("device %s: lease stream closed; its leases are void", device_id)
-        self._wake.set()
+        self._loops.wake()
 
     def finish_lease(self, device_id: str, report: agent_control_pb2.LeaseReport) -> None:
         """The agent is done with a lease (LeaseError if it is not this device's;
@@ -204,7 +197,7 @@ class SchedulerService:
         self._require_leader()
         with self._lock:
             self._desk.finish(device_id, report)
-        self._wake.set()
+        self._loops.wake()
 
     # -- views -------------------------------------------------------------------------------
 
@@ -262,7 +255,7 @@ class SchedulerService:
         """
         with self._lock:
             self._desk.set_topology(topology)
-        self._wake.set()
+        self._loops.wake()
 
     def reload_topology(self) -> None:
         """Re-read the topology file (a bad file raises and the plan stays as it was)."""
@@ -270,54 +263,58 @@ class SchedulerService:
             raise DemandError("no topology file is configured")
         self.set_topology(load_topology(self.options.topology_path))
 
-    # -- the loop ------------------------------------------------------------------------------
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.options.tick_s)
-            # Coalesce: inputs arriving soon after a replan wait for the next one together.
-            since = self._clock.monotonic() - self._last_replan
-            gap = max(self.options.coalesce_s, self._replan_s) - since
-            if gap > 0:
-                self._stop.wait(min(gap, self.options.tick_s))
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                self.tick()
-            except Exception:
-                log.exception("scheduler tick failed; will retry")
+    # -- the rounds ----------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """One round of the loop (public so tests can drive it with a manual clock)."""
+        """One round of both loops (public so tests can drive it with a manual clock)."""
+        self._upkeep_round()
+        self._plan_round()
+
+    def _upkeep_round(self) -> None:
+        """The database round, when due (on the upkeep thread)."""
         if not self._follow_leadership():
             return
         mono = self._clock.monotonic()
-        if mono - self._last_upkeep >= self.options.progress_interval_s:
-            self._last_upkeep = mono
-            self.counters["upkeeps"] += 1
-            try:
-                self._run_upkeep()
-            except NotLeaderError as exc:  # deposed: the next tick closes everything
-                log.info("scheduler upkeep stopped: %s", exc)
-            except Exception:  # the database may be down: leases must keep flowing
-                log.exception("scheduler upkeep (jobs, delivery) failed; will retry")
+        if mono - self._last_upkeep < self.options.progress_interval_s:
+            return
+        self._last_upkeep = mono
+        self.counters["upkeeps"] += 1
+        try:
+            self._run_upkeep()
+        except NotLeaderError as exc:  # deposed: the next round closes everything
+            log.info("scheduler upkeep stopped: %s", exc)
+        except Exception:  # the database may be down: leases must keep flowing
+            log.exception("scheduler upkeep (jobs, delivery) failed; will retry")
+        self._loops.wake()  # new holds or deadlines: plan with them now
+
+    def _plan_round(self) -> None:
+        """Reclaim expired leases; replan if anything changed and push the changed leases
+        at once. The plan is computed outside the lock: inputs keep flowing meanwhile (the
+        desk defers the devices they touch to the next replan)."""
+        if self._follow_leadership():
+            with self._planning:  # one replan at a time (the loop, or a test's tick())
+                self._replan()
+
+    def _replan(self) -> None:
+        mono = self._clock.monotonic()
         now = self._clock.now_us()
+        started = time.perf_counter()
         with self._lock:
             for lease in self._desk.reclaim(now):
                 log.info("lease %s of %s reclaimed: not finished in time",
                          lease.lease_id, lease.device_id)  # fmt: skip
             due = mono - self._last_replan >= self.options.replan_interval_s
-            if (self._desk.dirty or due) and self._term == self._current_term():
-                self._replan(now, mono)  # the term is checked: not lost while upkeep ran
-
-    def _replan(self, now: int, mono: float) -> None:
-        """(lock held) Plan afresh and push the leases that changed at once."""
-        self._last_replan = mono
-        started = time.perf_counter()
-        placed = self._desk.counters["devices_placed"]
-        for device_id in self._desk.replan(now):
-            self._push(device_id)
+            if not (self._desk.dirty or due) or self._term != self._current_term():
+                return
+            self._last_replan = mono
+            desk, placed = self._desk, self.counters["devices_placed"]
+            inputs = desk.begin_replan()
+        merged, changed = compute(inputs, now)
+        with self._lock:
+            if self._desk is not desk:
+                return  # the leadership changed meanwhile: this plan belongs to no one
+            for device_id in desk.end_replan(inputs, merged, changed, now):
+                self._push(device_id)
         self._replan_s = time.perf_counter() - started
         # Total time spent planning (µs): /metrics shows it, rate ÷ rate(replans) = mean.
         self.counters["replan_us"] += int(self._replan_s * 1_000_000)
@@ -327,8 +324,7 @@ class SchedulerService:
                      self.options.default_link_bps)  # fmt: skip
 
     def _push(self, device_id: str) -> None:
-        """(lock held) Send the device its current lease and holds (replacing anything
-        not yet sent: every message carries the whole state)."""
+        """(lock held) Its lease and holds to the device (replacing what was not sent)."""
         box = self._streams.get(device_id)
         if box is not None:
             box.put(self._desk.message(device_id))
@@ -351,7 +347,7 @@ class SchedulerService:
         with self._lock:
             if term != self._term:
                 self._change_term(term)
-        self._wake.set()
+        self._loops.wake()
         return term != 0
 
     def _require_leader(self) -> None:
@@ -366,9 +362,7 @@ class SchedulerService:
         for box in self._streams.values():
             box.close()
         self._streams.clear()
-        live = self._desk.live  # feeds run on regardless of the term
-        self._desk = LeaseDesk(self._desk.planner.topology, self.options, _lease_id, self.counters)
-        self._desk.live = live
+        self._desk = self._desk.fresh()
         self._upkeep.new_term(term if self._fence_writes else 0)
         self._last_upkeep = self._last_replan = self._last_publish = -1e18  # all at once
         if term:

@@ -9,7 +9,7 @@ they were, so one faulty agent or one typo in an operator's change never disturb
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from controller.scheduler.hysteresis import stabilise
 from controller.scheduler.model import DemandError, DeviceDemand
@@ -86,14 +86,68 @@ class Planner:
 
     def replan(self, now_us: int) -> frozenset[str]:
         """Plan afresh at `now_us`; returns the devices whose leases must change."""
-        previous = self.plan
-        fresh = plan(
-            self._topology,
-            self._demands.values(),
-            now_us,
-            version=previous.version + 1,
-            config=self._config,
-        )
-        merged, changed = stabilise(previous, fresh, self._topology, self._hysteresis)
-        self._plan = merged
-        return changed
+        inputs = self.prepare()
+        merged, changed = compute(inputs, now_us)
+        adopted = self.adopt(inputs, merged, changed, frozenset())
+        assert adopted is not None  # nothing changed in between
+        return adopted
+
+    # A replan in three steps, so the caller can plan without holding its lock: `prepare`
+    # and `adopt` under it (cheap), `compute` outside it (the work, pure).
+
+    def prepare(self) -> PlanInputs:
+        """What the next plan is made from (the demands copied: they may change meanwhile)."""
+        return PlanInputs(
+            self._topology, tuple(self._demands.values()), self.plan, self._config,
+            self._hysteresis,
+        )  # fmt: skip
+
+    def adopt(
+        self, inputs: PlanInputs, merged: Plan, changed: frozenset[str], stale: Iterable[str]
+    ) -> frozenset[str] | None:
+        """Put a computed plan in force; returns the devices whose leases must change, or
+        None if the topology changed since `prepare` (nothing adopted: plan again).
+
+        `stale`: devices with inputs since `prepare` (a new report, a finished lease, gone).
+        Their part of `merged` was made from old inputs, so they keep their previous plan
+        (the lease they hold), or none if released; their next replan decides for them.
+        """
+        if self._topology is not inputs.topology:
+            return None
+        stale = set(stale)
+        released, self._released = self._released, set()
+        devices = dict(merged.devices)
+        for d in stale:
+            old = inputs.previous.devices.get(d)
+            if old is None or d in released or d not in self._demands:
+                devices.pop(d, None)
+            else:
+                devices[d] = old
+        for d in released - stale:
+            devices.pop(d, None)
+        self._plan = replace(merged, devices=devices) if stale or released else merged
+        return frozenset(changed - stale - released)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    """A snapshot of a Planner's inputs (`Planner.prepare`)."""
+
+    topology: Topology
+    demands: tuple[DeviceDemand, ...]
+    previous: Plan
+    config: PlanConfig
+    hysteresis: float
+
+
+def compute(inputs: PlanInputs, now_us: int) -> tuple[Plan, frozenset[str]]:
+    """The plan for `inputs` at `now_us`, stabilised against the previous one, and the
+    devices whose leases must change. Pure: safe to run without the caller's lock."""
+    fresh = plan(
+        inputs.topology,
+        inputs.demands,
+        now_us,
+        version=inputs.previous.version + 1,
+        config=inputs.config,
+    )
+    return stabilise(inputs.previous, fresh, inputs.topology, inputs.hysteresis)

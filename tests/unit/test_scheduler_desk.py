@@ -13,6 +13,7 @@ from controller.scheduler.inventory import demand_from_inventory
 from controller.scheduler.leases import LeaseError
 from controller.scheduler.model import DemandError, Device, Link
 from controller.scheduler.options import SchedulerOptions, default_topology
+from controller.scheduler.state import compute
 from controller.scheduler.topology import Topology
 from protos.vigil.v1 import agent_control_pb2 as pb
 from protos.vigil.v1 import common_pb2
@@ -130,3 +131,50 @@ def test_an_impossible_inventory_is_refused_before_the_desk_sees_it() -> None:
     inv.backlog[0].segments = 0
     with pytest.raises(DemandError):
         demand_from_inventory(inv, authenticated_device="d1", now_us=NOW)
+
+
+def test_inputs_during_a_replan_wait_for_the_next_one_and_keep_their_leases() -> None:
+    desk = new_desk()
+    for d in ("keeps", "finishes", "leaves", "calm"):
+        report(desk, d, 0)
+        desk.connect(d, NOW)
+    desk.replan(NOW)
+    held = {d: desk.book.active(d) for d in ("keeps", "finishes", "leaves", "calm")}
+    assert all(held.values())
+    # A replan begins (the service then computes it without its lock) ...
+    inputs = desk.begin_replan()
+    # ... while inputs keep arriving:
+    report(desk, "keeps", 1)  # a new segment: planned next time, its lease stays meanwhile
+    lease = held["finishes"]
+    assert lease is not None
+    desk.finish(
+        "finishes", pb.LeaseReport(lease_id=lease.lease_id, done_segment_ids=["finishes-s0"])
+    )
+    desk.disconnect("leaves")
+    desk.connect("late", NOW)
+    merged, changed = compute(inputs, NOW + S)
+    touched = desk.end_replan(inputs, merged, changed, NOW + S)
+    assert touched == [] and desk.dirty  # nobody leased from inputs that went stale
+    assert desk.book.active("keeps") == held["keeps"]  # not withdrawn
+    assert desk.planner.plan.devices["keeps"] == inputs.previous.devices["keeps"]
+    assert "finishes" not in desk.planner.plan.devices  # released: a fresh plan next time
+    assert "leaves" not in desk.planner.plan.devices
+    assert desk.book.active("calm") == held["calm"]
+    # The next replan plans them from their new inputs.
+    report(desk, "late", 0)
+    assert sorted(desk.replan(NOW + 2 * S)) == ["keeps", "late"]
+    lease = desk.book.active("keeps")
+    assert lease is not None and [s.segment_id for s in lease.segments] == ["keeps-s1"]
+    assert desk.book.active("finishes") is None  # nothing left to send
+
+
+def test_a_topology_change_during_a_replan_discards_it() -> None:
+    desk = new_desk()
+    report(desk, "d1", 0)
+    desk.connect("d1", NOW)
+    inputs = desk.begin_replan()
+    desk.add_devices(["other"])  # a new topology object
+    merged, changed = compute(inputs, NOW)
+    assert desk.end_replan(inputs, merged, changed, NOW) == [] and desk.dirty
+    assert desk.counters["replans"] == 0
+    assert desk.replan(NOW) == ["d1"]

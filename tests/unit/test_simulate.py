@@ -37,6 +37,23 @@ def test_longnan_preset_has_the_citys_scale() -> None:
         preset("atlantis")
 
 
+def test_province_preset_is_fourteen_cities_under_one_root() -> None:
+    province = preset("province")
+    topo = province.topology
+    assert topo.links[0].link_id == "province" and topo.links[0].parent is None
+    cities = [link for link in topo.links if link.parent == "province"]
+    assert len(cities) == 14 and {c.link_id for c in cities} >= {"longnan/city", "lanzhou/city"}
+    endpoints = sum(len(s.camera_bps) for s in province.sites)  # a handheld has one camera
+    assert endpoints == 14 * (12_088 + 5_000)  # ~240k
+    assert len(topo.devices) == 14 * 7_000
+    assert topo.path("lanzhou/hh-00001") == ("lanzhou/mobile:wudu", "lanzhou/county:wudu",
+                                             "lanzhou/city", "province")  # fmt: skip
+    # Each city has its own seed: the same shape, not the same villages.
+    a = {lk.link_id.split("/", 1)[1] for lk in topo.links if lk.link_id.startswith("baiyin/")}
+    b = {lk.link_id.split("/", 1)[1] for lk in topo.links if lk.link_id.startswith("wuwei/")}
+    assert a != b
+
+
 def test_jain_and_percentile() -> None:
     assert jain([3.0, 3.0, 3.0]) == 1.0
     assert jain([1.0, 0.0, 0.0, 0.0]) == pytest.approx(0.25)

@@ -1,16 +1,20 @@
-"""Synthetic but proportionate city networks for the simulation: Longnan and one county.
+"""Synthetic but proportionate networks for the simulation: Longnan, one county, a province.
 
 Longnan (Gansu): 9 counties, ~200 townships, ~3,000 villages, 12,088 cameras (2,100 new
 village HD cameras at 4 Mbit/s, 9,988 existing ones at 2 Mbit/s) on ~2,000 NVR agents, and
 5,000 handheld terminals on the counties' mobile links. Capacities follow the issue: thin
 village uplinks (4-50 Mbit/s), county links ~1 Gbit/s. Generated from a seed, so every run
 and every test sees the same city; nothing is read from disk.
+
+The province is Gansu's 14 prefecture-level cities, each a Longnan-sized city (its own seed)
+under one provincial root: 14 x 17,088 = ~240k endpoints (cameras and handhelds) on 98,000
+devices and ~45,000 links, to measure what one scheduler over a whole province would cost.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controller.scheduler.model import Device, Link, TrafficClass, Window
 from controller.scheduler.topology import Topology
@@ -173,10 +177,50 @@ PRESETS: dict[str, tuple[str, CitySpec]] = {
 }
 
 
+# Gansu's 14 prefecture-level divisions (12 cities, 2 autonomous prefectures).
+PROVINCE_CITIES: tuple[str, ...] = (
+    "lanzhou", "jiayuguan", "jinchang", "baiyin", "tianshui", "wuwei", "zhangye",
+    "pingliang", "jiuquan", "qingyang", "dingxi", "longnan", "linxia", "gannan",
+)  # fmt: skip
+PROVINCE = "province"
+PROVINCE_BPS = 100 * GBIT
+
+
+def build_province(
+    cities: tuple[str, ...] = PROVINCE_CITIES, spec: CitySpec = LONGNAN, seed: int = 7
+) -> tuple[Topology, tuple[Site, ...]]:
+    """Each city `spec` with its own seed, ids prefixed `<city>/`, under one province root."""
+    links: list[Link] = [Link(PROVINCE, None, PROVINCE_BPS)]
+    devices: list[Device] = []
+    sites: list[Site] = []
+    for i, city in enumerate(cities):
+        topo, city_sites = build_city(spec, seed + i)
+        for link in topo.links:
+            parent = PROVINCE if link.parent is None else f"{city}/{link.parent}"
+            links.append(replace(link, link_id=f"{city}/{link.link_id}", parent=parent))
+        devices += [
+            replace(d, device_id=f"{city}/{d.device_id}", link_id=f"{city}/{d.link_id}")
+            for d in topo.devices
+        ]
+        sites += [replace(s, device_id=f"{city}/{s.device_id}") for s in city_sites]
+    topo = Topology(tuple(links), tuple(devices), LONGNAN_UTC_OFFSET_MINUTES)
+    return topo, tuple(sites)
+
+
+PRESET_NAMES: tuple[str, ...] = (*sorted(PRESETS), PROVINCE)
+
+
 def preset(name: str, seed: int = 7) -> Preset:
     """The named preset (KeyError listing the names if unknown)."""
+    if name == PROVINCE:
+        topo, sites = build_province(seed=seed)
+        description = (
+            f"A province of {len(PROVINCE_CITIES)} Longnan-sized cities (Gansu's): "
+            f"{len(sites)} devices, ~240k cameras and handhelds"
+        )
+        return Preset(name, description, topo, sites)
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r} (one of: {', '.join(sorted(PRESETS))})")
+        raise KeyError(f"unknown preset {name!r} (one of: {', '.join(PRESET_NAMES)})")
     description, spec = PRESETS[name]
     topo, sites = build_city(spec, seed)
     return Preset(name, description, topo, sites)
