@@ -14,27 +14,20 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from controller.directory.preset import ADMIN_CODES
 from controller.gb28181.manscdp import CatalogItem
+from controller.grants.policy import COUNTIES
 
 CITY = ("621200", "陇南市")
-COUNTY_CIVIL = {
-    "wudu": ("621202", "武都区"),
-    "chengxian": ("621221", "成县"),
-    "wenxian": ("621222", "文县"),
-    "tanchang": ("621223", "宕昌县"),
-    "kangxian": ("621224", "康县"),
-    "xihe": ("621225", "西和县"),
-    "lixian": ("621226", "礼县"),
-    "huixian": ("621227", "徽县"),
-    "liangdang": ("621228", "两当县"),
-}
+# county id -> (GB/T 2260 division, name): the directory's codes and the policy's names
+COUNTY_CIVIL = {county: (ADMIN_CODES[county], name) for county, name in COUNTIES}
 _BY_NAME = {name: (code, name) for code, name in COUNTY_CIVIL.values()}
 CAMERA_TYPE, ORG_TYPE = "132", "216"
 
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """A camera as the cascade needs it (from the catalog, later the resource directory)."""
+    """A camera as the cascade needs it (the catalog joined with the resource directory)."""
 
     camera_id: str
     device_id: str
