@@ -212,6 +212,36 @@ def test_live_invite_for_a_camera_whose_agent_is_away_is_refused_480(world: GbWo
     assert world.controller.live is not None and NO_AGENT not in world.controller.live.feeds()
 
 
+
+def test_playback_speeds_up_on_info_scale_and_sends_every_frame(world: GbWorld) -> None:
+    segs = world.segments
+    recorded_s = sum(s.duration_us for s in segs) / 1e6
+    rx = RtpReceiver()
+    began = time.monotonic()
+    try:
+        run = run_sipp(
+            world,
+            "upper_playback_info.xml",
+            {
+                "camera": world.codes["cam-1"],
+                "rtp_port": str(rx.port),
+                "start": str(segs[0].start_us // 1_000_000),
+                "end": str((segs[-1].start_us + segs[-1].duration_us) // 1_000_000 + 1),
+                "password": PASSWORD,
+            },
+        )
+    finally:
+        rx.close()
+    took = time.monotonic() - began
+    assert run.returncode == 0, run.output + run.messages[-3000:]
+    ps = world.tmp / "playback.ps"
+    ps.write_bytes(rx.ps())
+    probe = ffprobe(ps)
+    assert abs(int(probe["nb_read_frames"]) - recorded_s * 25) <= 25, probe
+    # 1 s at 1x, the rest at 4x: well under the recording's length, yet not a download burst
+    assert 1.0 < took < recorded_s - 1.5, (took, recorded_s)
+
+
 def test_an_upper_platform_that_restarted_is_registered_to_again(world: GbWorld) -> None:
     """Keepalives refused (the restarted platform forgot Vigil): Vigil registers again at once,
     through the challenge; when the platform then refuses the password, Vigil says so and backs
