@@ -212,7 +212,6 @@ def test_live_invite_for_a_camera_whose_agent_is_away_is_refused_480(world: GbWo
     assert world.controller.live is not None and NO_AGENT not in world.controller.live.feeds()
 
 
-
 def test_playback_speeds_up_on_info_scale_and_sends_every_frame(world: GbWorld) -> None:
     segs = world.segments
     recorded_s = sum(s.duration_us for s in segs) / 1e6
