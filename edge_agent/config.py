@@ -185,6 +185,10 @@ class AgentConfig(_Strict):
     county: str = Field(default="county", pattern=r"^[A-Za-z0-9_.-]+$")
     site: str = Field(default="site", pattern=r"^[A-Za-z0-9_.-]+$")
     kind: Literal["nvr", "handheld"] = "nvr"
+    # RTSP camera credentials kept out of this file: a TOML file (mode 0600) of
+    # [camera-id] username/password tables, merged into the cameras' URLs at load
+    # (edge_agent/credentials.py). Relative to this file's directory.
+    camera_credentials_file: str = ""
     data_dir: str = "/var/lib/vigil-agent"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "json": one JSON object per log line (for a log shipper); "text": human-readable lines.
@@ -216,12 +220,30 @@ def parse_config(text: str, source: str, env: Mapping[str, str] | None = None) -
         if overlay.ignored:
             logging.getLogger(__name__).warning(ignored_message(overlay.ignored))
     try:
-        return AgentConfig.model_validate(data)
+        return _with_credentials(AgentConfig.model_validate(data), source)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{source}: invalid configuration: {problems}") from None
+
+
+def _with_credentials(config: AgentConfig, source: str) -> AgentConfig:
+    """RTSP credentials from `camera_credentials_file` (edge_agent/credentials.py)."""
+    if not config.camera_credentials_file:
+        return config
+    from edge_agent import credentials
+
+    path = Path(config.camera_credentials_file)
+    if not path.is_absolute():
+        path = Path(source).parent / path
+    try:
+        creds = credentials.read(path)
+        urls = credentials.merge({c.id: c.url for c in config.cameras}, creds, str(path))
+    except credentials.CredentialsError as exc:
+        raise ConfigError(str(exc)) from None
+    cameras = [c.model_copy(update={"url": urls[c.id]}) for c in config.cameras]
+    return config.model_copy(update={"cameras": cameras})
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> AgentConfig:

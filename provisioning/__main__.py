@@ -1,96 +1,101 @@
-"""`vigil-provision`: for field installers.
+"""`vigil-provision`: the field installer's tool (laptop side, and the check on the device).
 
-    vigil-provision bundle --device-id nvr-wudu-001 --county wudu --site v001 \
-        --camera cam-1=rtsp://user:pass@192.0.2.10/Streaming/1 --controller city.example:7443 \
-        [--controller ctl2.city.example:7443 ...] \
-        --pki-dir pki/ [--mqtt-host H --mqtt-password-file F] --out bundle-nvr-wudu-001/
-    vigil-provision verify BUNDLE_DIR         # on the installed device: ready to run?
+    vigil-provision [-w WORKSPACE] init --api URL --user U --ca-cert CA --controller H:P \
+        --enroll H:P [--mqtt-host H --mqtt-port P]
+    vigil-provision device add --device-id D --county C --site S [--kind nvr|handheld] \
+        --camera ID=rtsp://user:pass@host/path [--camera ID=nvr:/folder ...] [--ttl-s S]
+    vigil-provision device token D | retire D | replace OLD NEW
+    vigil-provision batch FILE.csv              register a day's devices, tokens into WORKSPACE
+    vigil-provision batch FILE.csv --offline --out DIR [--wheelhouse WH]  bundles, no link
+    vigil-provision bundle D [--out DIR | --target MOUNT] [--tar] [--wheelhouse WH]
+    vigil-provision wheelhouse --out WH [--arch x86_64 --arch aarch64]
+    vigil-provision check-bundle DIR [--site S]   (on the device: manifest, site)
+    vigil-provision verify D [--lang en]          site acceptance: pass/fail table
 
-Registering the device and issuing its certificate happen at the controller
-(`vigil-controller register-device`, `issue-cert`, `mqtt-account`); this tool assembles and
-checks what goes onto the NVR.
+Online commands log in as an installer (password from --password-file or
+VIGIL_PROVISION_PASSWORD_FILE); the controller limits them to the installer's county.
+Exit codes: 0 fine, 1 refused or failed (the message says why), 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from provisioning.bundle import BundleError, Camera, agent_toml, build_bundle, verify_bundle
-
-
-def _camera(text: str) -> Camera:
-    camera_id, sep, url = text.partition("=")
-    if not sep or not camera_id or not url:
-        raise argparse.ArgumentTypeError(f"--camera wants ID=URL, got {text.split('@')[-1]!r}")
-    return Camera(camera_id, url)
-
-
-def controller_list(values: Sequence[str]) -> list[str]:
-    """`--controller` values, each one address or a comma-separated list, in order."""
-    return [a.strip() for arg in values for a in arg.split(",") if a.strip()]
+from provisioning import commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(
         prog="vigil-provision",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    b = sub.add_parser("bundle", help="assemble the directory to flash onto a device")
-    b.add_argument("--device-id", required=True)
-    b.add_argument("--county", required=True)
-    b.add_argument("--site", required=True)
-    b.add_argument("--camera", type=_camera, action="append", default=[], help="ID=rtsp://...")
-    b.add_argument(
-        "--controller",
-        required=True,
-        action="append",
-        help="HOST:PORT of the controller's gRPC; several replicas: repeat it or separate with "
-        "commas, in order of preference (the first is the device's home replica)",
-    )
-    b.add_argument("--pki-dir", type=Path, required=True, help="output of issue-cert")
-    b.add_argument("--mqtt-host", default="")
-    b.add_argument("--mqtt-port", type=int, default=1883)
-    b.add_argument("--mqtt-password-file", type=Path)
-    b.add_argument("--install-dir", default="/etc/vigil-agent")
-    b.add_argument("--out", type=Path, required=True)
-    v = sub.add_parser("verify", help="check an installed bundle is ready to run")
-    v.add_argument("bundle", type=Path)
-    return parser
+    p.add_argument("-w", "--workspace", type=Path, default=Path("vigil-install"))
+    p.add_argument("--password-file", type=Path, help="the installer's password (first line)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    i = sub.add_parser("init", help="what the city gave you: API, CA, controller addresses")
+    i.add_argument("--api", required=True, help="https://controller:8443")
+    i.add_argument("--user", required=True)
+    i.add_argument("--ca-cert", type=Path, required=True)
+    i.add_argument("--controller", action="append", required=True, help="gRPC HOST:PORT")
+    i.add_argument("--enroll", required=True, help="enrollment listener HOST:PORT")
+    i.add_argument("--mqtt-host", default="")
+    i.add_argument("--mqtt-port", type=int, default=1883)
+    i.add_argument("--install-dir", default="/etc/vigil-agent")
+    d = sub.add_parser("device", help="add a device, new token, retire, replace")
+    dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = dsub.add_parser("add")
+    add.add_argument("--device-id", required=True)
+    add.add_argument("--county", required=True)
+    add.add_argument("--site", required=True)
+    add.add_argument("--kind", default="nvr", choices=("nvr", "handheld"))
+    add.add_argument("--camera", action="append", default=[], help="ID=rtsp://... | ID=nvr:/dir")
+    add.add_argument("--ttl-s", type=float)
+    tok = dsub.add_parser("token")
+    tok.add_argument("device_id")
+    tok.add_argument("--ttl-s", type=float)
+    ret = dsub.add_parser("retire")
+    ret.add_argument("device_id")
+    rep = dsub.add_parser("replace")
+    rep.add_argument("old")
+    rep.add_argument("new")
+    b = sub.add_parser("batch", help="a day's devices from a CSV")
+    b.add_argument("csv", type=Path)
+    b.add_argument("--offline", action="store_true", help="build bundles from the workspace")
+    b.add_argument("--out", type=Path, help="bundles directory (with --offline)")
+    b.add_argument("--wheelhouse", type=Path)
+    b.add_argument("--no-label", action="store_true")
+    bu = sub.add_parser("bundle", help="the flashable bundle of one device")
+    bu.add_argument("device_id")
+    where = bu.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path)
+    where.add_argument("--target", type=Path, help="a mounted SD card: DIR/vigil-bundle")
+    bu.add_argument("--tar", action="store_true", help="also write OUT.tar.gz")
+    bu.add_argument("--wheelhouse", type=Path)
+    bu.add_argument("--no-label", action="store_true")
+    w = sub.add_parser("wheelhouse", help="the agent and its dependencies as wheels")
+    w.add_argument("--out", type=Path, required=True)
+    w.add_argument("--arch", action="append", choices=("x86_64", "aarch64"))
+    w.add_argument("--source", type=Path, help="the Vigil source tree (default: this one)")
+    c = sub.add_parser("check-bundle", help="on the device: is the bundle intact and ours?")
+    c.add_argument("bundle", type=Path)
+    c.add_argument("--site", default="")
+    c.add_argument("--device-id", default="")
+    v = sub.add_parser("verify", help="site acceptance (pass/fail table)")
+    v.add_argument("device_id")
+    v.add_argument("--lang", choices=("zh", "en"), default="zh")
+    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "bundle":
-        text = agent_toml(
-            args.device_id,
-            args.county,
-            args.site,
-            args.camera,
-            controller_list(args.controller),
-            args.install_dir,
-            args.mqtt_host,
-            args.mqtt_port,
-        )
-        try:
-            out = build_bundle(
-                args.out, text, args.device_id, args.pki_dir, args.mqtt_password_file
-            )
-        except (BundleError, OSError) as exc:
-            sys.stderr.write(f"bundle: {exc}\n")
-            return 2
-        sys.stdout.write(f"bundle written to {out}\n")
-        return 0
-    problems = verify_bundle(args.bundle)
-    for problem in problems:
-        sys.stdout.write(f"PROBLEM: {problem}\n")
-    if not problems:
-        sys.stdout.write(f"{args.bundle}: ready\n")
-    return 1 if problems else 0
+    if args.password_file is None and os.environ.get("VIGIL_PROVISION_PASSWORD_FILE"):
+        args.password_file = Path(os.environ["VIGIL_PROVISION_PASSWORD_FILE"])
+    return commands.run(args)
 
 
 if __name__ == "__main__":

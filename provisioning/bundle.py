@@ -1,188 +1,238 @@
-"""The bundle a field installer flashes onto an NVR: agent.toml plus its TLS and MQTT secrets.
+"""The flashable bundle for one device, built from the workspace alone (no link needed).
 
-Building and checking a bundle are separate steps so the installer can verify on site, on the
-installed device, what was built in the office. Checks are pure where they can be (config
-validation, certificate facts) and name the file and the problem.
+    agent.toml            the agent's configuration: no secret in it (mode 0644)
+    cameras.secret        RTSP credentials, camera by camera (0600; edge_agent/credentials.py)
+    enroll.token          the single-use enrollment token (0600; deleted by the agent once used)
+    pki/ca.crt            the city CA (the device checks the controller against it)
+    vigil-agent.service   systemd unit: `vigil-agent enroll` before every start, then `run`
+    install.sh            checks the manifest, installs the wheelhouse offline, places the files
+    verify_manifest.py    the manifest check (stdlib only)
+    wheelhouse/ARCH/      the agent and its dependencies as wheels (when given)
+    label.png, label.txt  QR code (segno) with device id, site and token fingerprint
+    manifest.json         SHA-256 of every other file, device id, site, county
+
+No private key is in it: the device makes its own at first boot. Written as a directory, a
+`.tar.gz`, or onto a mounted SD card (`--target DIR`, the same layout under DIR/vigil-bundle).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from provisioning import manifest
+from provisioning.spec import CameraSpec
+from provisioning.workspace import City, DeviceRecord, write_private
 
-from edge_agent.config import ConfigError, load_config
+UNIT = "vigil-agent.service"
 
 
 class BundleError(Exception):
     """The bundle cannot be built; the message says which input is wrong."""
 
 
-@dataclass(frozen=True)
-class Camera:
-    camera_id: str
-    url: str
+def _q(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _toml_str(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def agent_toml(
-    device_id: str,
-    county: str,
-    site: str,
-    cameras: list[Camera],
-    controller: str | Sequence[str],
-    install_dir: str,
-    mqtt_host: str = "",
-    mqtt_port: int = 1883,
-) -> str:
-    """agent.toml text for an NVR whose bundle is installed at `install_dir`.
-
-    `controller`: one HOST:PORT, or several replicas in order of preference (the first is the
-    device's home replica); several are written as `controllers = [...]`.
-    """
-    addresses = [controller] if isinstance(controller, str) else list(controller)
-    if len(addresses) == 1:
-        uplink_target = f"controller = {_toml_str(addresses[0])}"
-    else:
-        uplink_target = f"controllers = [{', '.join(_toml_str(a) for a in addresses)}]"
+def agent_toml(record: DeviceRecord, city: City) -> str:
+    """agent.toml text (pure): no password, no token, no key in it."""
+    spec, d = record.spec, city.install_dir
     lines = [
-        f"device_id = {_toml_str(device_id)}",
-        f"county = {_toml_str(county)}",
-        f"site = {_toml_str(site)}",
-        f"data_dir = {_toml_str('/var/lib/vigil-agent')}",
+        f"device_id = {_q(spec.device_id)}",
+        f"county = {_q(spec.county)}",
+        f"site = {_q(spec.site)}",
+        f"kind = {_q(spec.kind)}",
+        f"data_dir = {_q('/var/lib/vigil-agent')}",
+        f"camera_credentials_file = {_q('cameras.secret')}",
     ]
-    for cam in cameras:
-        lines += [
-            "",
-            "[[cameras]]",
-            f"id = {_toml_str(cam.camera_id)}",
-            f"url = {_toml_str(cam.url)}",
-        ]
+    for cam in spec.cameras:
+        lines += ["", "[[cameras]]", f"id = {_q(cam.camera_id)}", f"kind = {_q(cam.kind)}"]
+        lines.append(f"url = {_q(cam.url)}" if cam.kind == "rtsp" else f"path = {_q(cam.path)}")
     lines += [
         "",
         "[uplink]",
-        uplink_target,
-        f"ca_cert = {_toml_str(f'{install_dir}/pki/ca.crt')}",
-        f"client_cert = {_toml_str(f'{install_dir}/pki/{device_id}.crt')}",
-        f"client_key = {_toml_str(f'{install_dir}/pki/{device_id}.key')}",
+        f"controllers = [{', '.join(_q(a) for a in city.controllers)}]",
+        f"ca_cert = {_q(f'{d}/pki/ca.crt')}",
+        f"client_cert = {_q(f'{d}/pki/{spec.device_id}.crt')}",
+        f"client_key = {_q(f'{d}/pki/{spec.device_id}.key')}",
     ]
-    if mqtt_host:
+    if city.mqtt_host:
         lines += [
             "",
             "[mqtt]",
-            f"host = {_toml_str(mqtt_host)}",
-            f"port = {mqtt_port}",
-            f"username = {_toml_str(device_id)}",
-            f"password_file = {_toml_str(f'{install_dir}/mqtt.password')}",
+            f"host = {_q(city.mqtt_host)}",
+            f"port = {city.mqtt_port}",
+            f"username = {_q(spec.device_id)}",
+            f"password_file = {_q(f'{d}/mqtt.password')}",
         ]
     return "\n".join(lines) + "\n"
 
 
+def credentials_toml(cameras: tuple[CameraSpec, ...]) -> str:
+    lines: list[str] = []
+    for cam in cameras:
+        if cam.kind == "rtsp" and cam.username:
+            lines += [f"[{_q(cam.camera_id)}]", f"username = {_q(cam.username)}"]
+            lines += [f"password = {_q(cam.password)}", ""]
+    return "\n".join(lines)
+
+
+def unit_text(city: City, device_id: str) -> str:
+    d = city.install_dir
+    return f"""[Unit]
+Description=Vigil edge agent ({device_id})
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+User=vigil
+Environment=PATH=/opt/vigil-agent/venv/bin:/usr/bin:/bin
+# First boot: make the key, enroll (retries with backoff while the city is unreachable);
+# later boots: renew when due, else nothing.
+ExecStartPre=/opt/vigil-agent/venv/bin/vigil-agent enroll --config {d}/agent.toml \\
+    --address {city.enroll_address} --token-file {d}/enroll.token
+ExecStart=/opt/vigil-agent/venv/bin/vigil-agent run --config {d}/agent.toml
+Restart=always
+RestartSec=10
+TimeoutStartSec=infinity
+UMask=0077
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+INSTALL_SH = """#!/bin/sh
+# Install this Vigil bundle:
+#   on the device:       ./install.sh --site SITE --system   (user, systemd unit, start)
+#   into a tree:         ./install.sh --site SITE --root DIR [--arch x86_64|aarch64]
+# Checks the manifest first: a changed file or a bundle for another site installs nothing.
+set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=""; SITE=""; SYSTEM=""; ARCH=$(uname -m); PYTHON=${PYTHON:-python3}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) ROOT="$2"; shift 2;;
+    --system) SYSTEM=1; shift;;
+    --site) SITE="$2"; shift 2;;
+    --arch) ARCH="$2"; shift 2;;
+    *) echo "unknown argument $1" >&2; exit 2;;
+  esac
+done
+[ -n "$SITE" ] || { echo "give --site SITE (the site you are standing at)" >&2; exit 2; }
+if [ -z "$SYSTEM" ] && [ -z "$ROOT" ]; then
+  echo "give --system (install on this device) or --root DIR" >&2; exit 2
+fi
+if [ -n "$SYSTEM" ] && [ -n "$ROOT" ]; then echo "--system and --root exclude" >&2; exit 2; fi
+"$PYTHON" "$HERE/verify_manifest.py" "$HERE" --site "$SITE" || exit 1
+ETC="$ROOT@INSTALL_DIR@"
+umask 077
+mkdir -p "$ETC/pki" "$ROOT/var/lib/vigil-agent" "$ROOT/opt/vigil-agent"
+if [ -d "$HERE/wheelhouse/$ARCH" ]; then
+  "$PYTHON" -m venv "$ROOT/opt/vigil-agent/venv"
+  "$ROOT/opt/vigil-agent/venv/bin/pip" install -q --no-index \\
+      --find-links "$HERE/wheelhouse/$ARCH" vigil
+else
+  echo "no wheelhouse for $ARCH in this bundle: install the agent another way" >&2
+fi
+cp "$HERE/agent.toml" "$ETC/agent.toml"; chmod 644 "$ETC/agent.toml"
+cp "$HERE/pki/ca.crt" "$ETC/pki/ca.crt"; chmod 644 "$ETC/pki/ca.crt"
+for f in cameras.secret enroll.token; do
+  [ -f "$HERE/$f" ] && { cp "$HERE/$f" "$ETC/$f"; chmod 600 "$ETC/$f"; }
+done
+mkdir -p "$ROOT/etc/systemd/system"
+cp "$HERE/vigil-agent.service" "$ROOT/etc/systemd/system/vigil-agent.service"
+if [ -n "$SYSTEM" ]; then
+  id vigil >/dev/null 2>&1 || useradd --system --home /var/lib/vigil-agent vigil
+  chown -R vigil "$ETC" /var/lib/vigil-agent
+  systemctl daemon-reload && systemctl enable --now vigil-agent.service
+fi
+echo "installed @DEVICE_ID@ for site $SITE"
+"""
+
+
+def label_payload(record: DeviceRecord) -> str:
+    """What the QR code carries: enough to match box, bundle and token, no secret."""
+    s = record.spec
+    return f"VIGIL:{s.device_id};SITE:{s.county}/{s.site};TOKEN-FP:{record.token_fingerprint}"
+
+
+def write_label(out: Path, record: DeviceRecord) -> None:
+    try:
+        import segno  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:
+        raise BundleError("segno is not installed: pip install 'vigil[provision]'") from exc
+    segno.make(label_payload(record), error="m").save(str(out / "label.png"), scale=8)
+    s = record.spec
+    (out / "label.txt").write_text(
+        f"设备 Device: {s.device_id}\n站点 Site: {s.county}/{s.site}\n"
+        f"令牌指纹 Token fingerprint: {record.token_fingerprint}\n",
+        encoding="utf-8",
+    )
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard links where the file system allows (a day's bundles share one wheelhouse)."""
+
+    def link(a: str, b: str) -> object:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+        return b
+
+    shutil.copytree(src, dst, copy_function=link)
+
+
 def build_bundle(
     out: Path,
-    toml_text: str,
-    device_id: str,
-    pki_dir: Path,
-    mqtt_password_file: Path | None,
+    record: DeviceRecord,
+    city: City,
+    ca_pem: bytes,
+    wheelhouse: Path | None = None,
+    now_us: Callable[[], int] | None = None,
+    label: bool = True,
 ) -> Path:
-    """Write the bundle directory: agent.toml, pki/{ca.crt,<dev>.crt,<dev>.key}, mqtt.password."""
-    sources = [pki_dir / "ca.crt", pki_dir / f"{device_id}.crt", pki_dir / f"{device_id}.key"]
-    missing = [str(p) for p in sources if not p.is_file()]
-    if mqtt_password_file is not None and not mqtt_password_file.is_file():
-        missing.append(str(mqtt_password_file))
-    if missing:
-        raise BundleError(f"missing input files: {', '.join(missing)}")
+    """Write the bundle directory at `out` (new or empty), manifest last."""
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out} exists and is not empty: choose a new directory")
+    if now_us is not None and record.expires_us <= now_us():
+        raise BundleError(
+            f"the token of {record.spec.device_id} has expired: `vigil-provision device token`"
+        )
+    if wheelhouse is not None and not any(wheelhouse.glob("*/vigil-*.whl")):
+        raise BundleError(
+            f"{wheelhouse} holds no ARCH/vigil-*.whl: run `vigil-provision wheelhouse`"
+        )
+    spec = record.spec
     (out / "pki").mkdir(parents=True, exist_ok=True)
-    (out / "agent.toml").write_text(toml_text, encoding="utf-8")
-    for src in sources:
-        shutil.copyfile(src, out / "pki" / src.name)
-    os.chmod(out / "pki" / f"{device_id}.key", 0o600)
-    if mqtt_password_file is not None:
-        shutil.copyfile(mqtt_password_file, out / "mqtt.password")
-        os.chmod(out / "mqtt.password", 0o600)
+    (out / "agent.toml").write_text(agent_toml(record, city), encoding="utf-8")
+    write_private(out / "cameras.secret", credentials_toml(spec.cameras).encode())
+    write_private(out / "enroll.token", (record.token + "\n").encode())
+    (out / "pki" / "ca.crt").write_bytes(ca_pem)
+    (out / UNIT).write_text(unit_text(city, spec.device_id), encoding="utf-8")
+    script = INSTALL_SH.replace("@INSTALL_DIR@", city.install_dir)
+    (out / "install.sh").write_text(script.replace("@DEVICE_ID@", spec.device_id))
+    os.chmod(out / "install.sh", 0o755)  # noqa: S103 - a script anyone may read and run
+    shutil.copyfile(manifest.__file__, out / manifest.CHECKER)
+    if wheelhouse is not None:
+        _link_tree(wheelhouse, out / "wheelhouse")
+    if label:
+        write_label(out, record)
+    about = {"device_id": spec.device_id, "site": spec.site, "county": spec.county}
+    body = manifest.build(out, about)
+    (out / manifest.MANIFEST).write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
     return out
 
 
-def check_certificates(
-    device_id: str,
-    ca_pem: bytes,
-    cert_pem: bytes,
-    key_pem: bytes,
-    now: datetime,
-    warn_days: int = 30,
-) -> list[str]:
-    """Problems with a device's TLS files ([] when good): CN, issuer, signature, validity, key."""
-    problems: list[str] = []
-    try:
-        ca = x509.load_pem_x509_certificate(ca_pem)
-        cert = x509.load_pem_x509_certificate(cert_pem)
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except ValueError as exc:
-        return [f"unreadable certificate or key: {exc}"]
-    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    cn = str(cns[0].value) if cns else ""
-    if cn != device_id:
-        problems.append(f"certificate CN is {cn!r}, not the device id {device_id!r}")
-    if cert.issuer != ca.subject:
-        problems.append("certificate was not issued by this CA")
-    else:
-        try:
-            cert.verify_directly_issued_by(ca)
-        except (InvalidSignature, ValueError, TypeError):
-            problems.append("certificate signature does not verify against the CA")
-    if now < cert.not_valid_before_utc:
-        problems.append(f"certificate not valid before {cert.not_valid_before_utc:%Y-%m-%d}")
-    if now >= cert.not_valid_after_utc:
-        problems.append(f"certificate expired on {cert.not_valid_after_utc:%Y-%m-%d}")
-    elif now + timedelta(days=warn_days) >= cert.not_valid_after_utc:
-        problems.append(f"certificate expires soon ({cert.not_valid_after_utc:%Y-%m-%d})")
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.public_key().public_numbers() != (
-        cert.public_key().public_numbers()  # type: ignore[union-attr]
-    ):
-        problems.append("private key does not match the certificate")
-    return problems
-
-
-def verify_bundle(root: Path, now: datetime | None = None) -> list[str]:
-    """Everything wrong with an installed bundle ([] when it is ready to run)."""
-    now = now or datetime.now(UTC)
-    try:
-        config = load_config(root / "agent.toml", env={})
-    except ConfigError as exc:
-        return [str(exc)]
-    problems: list[str] = []
-    paths = [
-        Path(config.uplink.ca_cert),
-        Path(config.uplink.client_cert),
-        Path(config.uplink.client_key),
-    ]
-    resolved = [p if p.is_absolute() and p.exists() else root / "pki" / p.name for p in paths]
-    try:
-        ca, cert, key = (p.read_bytes() for p in resolved)
-    except OSError as exc:
-        return [f"cannot read TLS file: {exc}"]
-    problems += check_certificates(config.device_id, ca, cert, key, now)
-    if not config.cameras:
-        problems.append("agent.toml lists no cameras")
-    if not config.uplink.addresses:
-        problems.append("agent.toml has no uplink.controller (or uplink.controllers)")
-    if config.mqtt.host and config.mqtt.password_file:
-        pw = Path(config.mqtt.password_file)
-        if not (pw.exists() or (root / pw.name).exists()):
-            problems.append(f"MQTT password file {pw.name} is missing")
-    return problems
+def to_targz(bundle: Path, archive: Path) -> Path:
+    """The bundle as one .tar.gz (modes kept: secrets stay 0600 when unpacked with -p)."""
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(bundle, arcname=bundle.name)
+    os.chmod(archive, 0o600)
+    return archive

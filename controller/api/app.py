@@ -35,6 +35,7 @@ from controller.api.routes import (
     fleet,
     footage,
     grants,
+    install,
     live,
     play,
     scheduler,
@@ -170,6 +171,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         audit,
         play,
         live,
+        install,
         web,
     ):
         app.include_router(module.router)

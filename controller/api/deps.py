@@ -37,6 +37,7 @@ from controller.audit.aggregate import REQUEST_SOURCE
 from controller.audit.log import AuditLog
 from controller.catalog import Catalog
 from controller.clock import Clock
+from controller.enrollment.operations import Operations
 from controller.exports.service import ExportService
 from controller.fleet.alerts import Alert
 from controller.fleet.history import HealthPoint
@@ -127,6 +128,8 @@ class ApiDeps:
     scheduler: SchedulerView | None = None
     # What /readyz checks (name -> probe returning why not ready, or None); None: nothing.
     readiness: Readiness | None = None
+    # Enrollment for the installer API (controller/enrollment/routes.py); None: 503.
+    enrollment: Operations | None = None
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

@@ -22,6 +22,7 @@ from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView, 
 from controller.api.metrics import Metrics
 from controller.api.readiness import Readiness
 from controller.audit.log import AuditLog
+from controller.enrollment.operations import Operations
 from controller.exports.service import ExportService
 from controller.grants.keys import KeyFileError, load_keys
 from controller.grants.policy import Policy, default_policy, policy_from_mapping
@@ -72,6 +73,7 @@ def api_deps(
         settings=settings or settings_from_config(config.http),
         jobs=JobService(core.catalog, core.clock),
         scheduler=scheduler,
+        enrollment=Operations.for_config(config, core.catalog, core.clock),
     )
 
 

@@ -27,10 +27,17 @@ class Operations:
     store: EnrollmentStore
     clock: Clock
     accounts: Accounts
+    default_ttl_s: float = 7 * 86400.0
 
     @classmethod
     def for_config(cls, config: ControllerConfig, catalog: Catalog, clock: Clock) -> Operations:
-        return cls(catalog, EnrollmentStore(catalog.engine), clock, accounts_for(config))
+        return cls(
+            catalog,
+            EnrollmentStore(catalog.engine),
+            clock,
+            accounts_for(config),
+            config.enrollment.token_ttl_s,
+        )
 
     def _device(self, device_id: str) -> tuple[str, str, str]:
         try:

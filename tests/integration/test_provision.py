@@ -1,105 +1,193 @@
-"""vigil-provision: an installer builds a bundle from the controller's outputs and verifies it;
-every wrong input is named, nothing half-written is left ready."""
+"""vigil-provision against a real controller (HTTP API, enrollment listener, SQLite): an
+installer scoped to one county registers devices and gets tokens, builds bundles from the
+workspace with no link, the device checks the bundle, installs it into a directory tree
+standing for its root and enrolls with the token; tampered bundles, bundles for another
+site and installers outside their county are refused. Prints the time of a 100-device
+offline batch.
+"""
 
+from __future__ import annotations
+
+import json
 import subprocess
-import sys
-from datetime import UTC, datetime, timedelta
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from controller.assembly import Controller, Parts, build_controller
+from controller.clock import SystemClock
+from controller.grants.keys import ensure_keys
+from controller.users.store import create_user
+from edge_agent.config import load_config
+from edge_agent.enrollment import Enroller
 from provisioning.__main__ import main
-from provisioning.bundle import verify_bundle
+from tests.integration.controller_proc import make_config, prepare_data_dir
+
+PASSWORD = "correct horse battery"
 
 
-def ctl(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "controller", *args], check=True, capture_output=True)
+@dataclass
+class Env:
+    tmp: Path
+    ctl: Controller
+    ws: Path
+    pw: Path
+
+    @property
+    def enroll_port(self) -> int:
+        assert self.ctl.enrollment is not None and self.ctl.enrollment.listener is not None
+        return self.ctl.enrollment.listener.port
+
+    def run(self, *argv: str, user_ws: Path | None = None) -> int:
+        return main(["-w", str(user_ws or self.ws), "--password-file", str(self.pw), *argv])
+
+    def init(self, ws: Path, user: str, install_dir: str = "/etc/vigil-agent") -> None:
+        assert self.ctl.http is not None
+        argv = ["init", "--api", self.ctl.http.base_url, "--user", user, "--ca-cert",
+                str(self.tmp / "ctl" / "pki" / "ca.crt"), "--controller",
+                f"127.0.0.1:{self.ctl.grpc_port}", "--enroll", f"127.0.0.1:{self.enroll_port}",
+                "--install-dir", install_dir]  # fmt: skip
+        assert main(["-w", str(ws), *argv]) == 0
 
 
-def controller_outputs(tmp: Path, device: str = "nvr-1") -> Path:
-    data = tmp / "ctl"
-    ctl("init", "--data-dir", str(data))
-    ctl("issue-cert", "--data-dir", str(data), "--device-id", device, "--out", str(tmp / "pki"))
-    ctl("mqtt-account", "--data-dir", str(data), "--device-id", device, "--out", str(tmp / "pw"))
-    return data
-
-
-def bundle_args(tmp: Path, out: Path, device: str = "nvr-1") -> list[str]:
-    return [
-        "bundle",
-        "--device-id",
-        device,
-        "--county",
-        "wudu",
-        "--site",
-        "v001",
-        "--camera",
-        "cam-1=rtsp://admin:secret@192.0.2.10/Streaming/1",
-        "--controller",
-        "city.example:7443",
-        "--pki-dir",
-        str(tmp / "pki"),
-        "--mqtt-host",
-        "city.example",
-        "--mqtt-password-file",
-        str(tmp / "pw"),
-        "--out",
-        str(out),
-    ]
-
-
-def test_bundle_then_verify_is_ready(tmp_path: Path, capsys) -> None:
-    controller_outputs(tmp_path)
-    out = tmp_path / "bundle"
-    assert main(bundle_args(tmp_path, out)) == 0
-    assert (out / "pki" / "nvr-1.key").stat().st_mode & 0o777 == 0o600
-    assert (out / "mqtt.password").stat().st_mode & 0o777 == 0o600
-    assert verify_bundle(out) == []
-    assert main(["verify", str(out)]) == 0
-    assert "ready" in capsys.readouterr().out
-
-
-def test_verify_names_every_problem(tmp_path: Path, capsys) -> None:
-    data = controller_outputs(tmp_path)
-    out = tmp_path / "bundle"
-    assert main(bundle_args(tmp_path, out)) == 0
-    # A certificate for another device swapped in: CN mismatch and key mismatch are named.
-    ctl("issue-cert", "--data-dir", str(data), "--device-id", "nvr-2", "--out", str(tmp_path / "o"))
-    (out / "pki" / "nvr-1.crt").write_bytes((tmp_path / "o" / "nvr-2.crt").read_bytes())
-    problems = verify_bundle(out)
-    assert any("CN is 'nvr-2'" in p for p in problems)
-    assert any("private key does not match" in p for p in problems)
-    assert main(["verify", str(out)]) == 1
-    assert "PROBLEM" in capsys.readouterr().out
-
-
-def test_expired_and_foreign_ca_certificates_are_refused(tmp_path: Path) -> None:
-    controller_outputs(tmp_path)
-    out = tmp_path / "bundle"
-    assert main(bundle_args(tmp_path, out)) == 0
-    later = datetime.now(UTC) + timedelta(days=400)
-    assert any("expired" in p for p in verify_bundle(out, now=later))
-    other = tmp_path / "other"
-    ctl("init", "--data-dir", str(other))
-    (out / "pki" / "ca.crt").write_bytes((other / "pki" / "ca.crt").read_bytes())
-    problems = verify_bundle(out)
-    assert any(
-        "not issued by this CA" in p or "does not verify against the CA" in p for p in problems
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    data = tmp_path / "ctl"
+    prepare_data_dir(data)
+    ensure_keys(data)
+    config = make_config(
+        data,
+        http={"enabled": True, "listen": "127.0.0.1:0"},
+        enrollment={"listen": "127.0.0.1:0", "revocation_refresh_s": 0.2, "peer_burst": 50},
     )
+    ctl = build_controller(config, SystemClock(), Parts(http=True))
+    for user, org, role in [("inst-wd", "wudu", "installer"), ("inst-cx", "chengxian", "installer"),
+                            ("viewer-wd", "wudu", "viewer")]:  # fmt: skip
+        create_user(ctl.engine, ctl.clock, user, org, role, PASSWORD)
+    ctl.start()
+    pw = tmp_path / "pw"
+    pw.write_text(PASSWORD + "\n")
+    e = Env(tmp_path, ctl, tmp_path / "ws", pw)
+    e.init(e.ws, "inst-wd")
+    try:
+        yield e
+    finally:
+        ctl.stop(1.0)
 
 
-def test_bad_inputs_are_refused_and_write_nothing(tmp_path: Path, capsys) -> None:
-    controller_outputs(tmp_path)
-    missing = tmp_path / "nope"
-    args = bundle_args(tmp_path, missing)
-    args[args.index("--pki-dir") + 1] = str(tmp_path / "empty")
-    assert main(args) == 2
-    assert "missing input files" in capsys.readouterr().err
-    assert not missing.exists() or not any(missing.iterdir())
-    used = tmp_path / "used"
-    used.mkdir()
-    (used / "x").write_text("keep")
-    assert main(bundle_args(tmp_path, used)) == 2
-    assert (used / "x").read_text() == "keep"
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "agent.toml").write_text("device_id = \n")
-    assert any("not valid TOML" in p for p in verify_bundle(broken))
+CAM = "cam-1=rtsp://admin:s3cr%40t@192.0.2.10:554/Streaming/1"
+
+
+def test_device_add_bundle_install_and_enroll(env: Env, capsys: pytest.CaptureFixture[str]) -> None:
+    add = ["device", "add", "--device-id", "nvr-wd-1", "--county", "wudu", "--site", "v001"]
+    assert env.run(*add, "--camera", CAM, "--camera", "cam-2=nvr:/mnt/nvr/ch2") == 0
+    record = env.ws / "devices" / "nvr-wd-1.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    token = json.loads(record.read_text())["token"]
+    out = capsys.readouterr().out
+    assert token not in out and "s3cr" not in out  # only the fingerprint is shown
+    bundle = env.tmp / "bundle"
+    assert env.run("bundle", "nvr-wd-1", "--out", str(bundle), "--tar") == 0
+    toml = (bundle / "agent.toml").read_text()
+    assert "s3cr" not in toml and "admin" not in toml and token not in toml
+    for secret in ("cameras.secret", "enroll.token"):
+        assert (bundle / secret).stat().st_mode & 0o777 == 0o600
+    assert not list(bundle.rglob("*.key"))  # no private key travels
+    assert (bundle / "label.png").read_bytes()[:4] == b"\x89PNG"
+    with tarfile.open(env.tmp / "bundle.tar.gz") as tar:
+        assert "bundle/manifest.json" in tar.getnames()
+    assert env.run("check-bundle", str(bundle), "--site", "v001") == 0
+    # install.sh into a fresh tree standing for the device's root (no wheelhouse here: the
+    # wheelhouse install is exercised by test_wheelhouse_install_offline)
+    root = env.tmp / "device"
+    install = ["sh", str(bundle / "install.sh"), "--site", "v001", "--root", str(root)]
+    done = subprocess.run(install, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    etc = root / "etc" / "vigil-agent"
+    # The agent on the device sees /etc and /var/lib under its root: remap them here.
+    text = (etc / "agent.toml").read_text()
+    for top in ("/etc/vigil-agent", "/var/lib/vigil-agent"):
+        text = text.replace(f'"{top}', f'"{root}{top}')
+    (etc / "agent.toml").write_text(text)
+    config = load_config(etc / "agent.toml", env={})
+    assert config.cameras[0].url == "rtsp://admin:s3cr%40t@192.0.2.10:554/Streaming/1"
+    assert (etc / "enroll.token").stat().st_mode & 0o777 == 0o600
+    assert (root / "etc" / "systemd" / "system" / "vigil-agent.service").exists()
+    enroller = Enroller(config, f"127.0.0.1:{env.enroll_port}", etc / "enroll.token",
+                        SystemClock().now_us)  # fmt: skip
+    assert enroller.run() == "enrolled"
+    capsys.readouterr()
+    assert env.run("verify", "nvr-wd-1", "--lang", "en") == 1  # no camera/MQTT in this test
+    table = capsys.readouterr().out
+    assert "certificate enrolled | PASS" in table and "Not accepted" in table
+    assert env.run("verify", "nvr-wd-1") == 1
+    assert "已注册证书 | 通过" in capsys.readouterr().out
+    assert env.run("device", "retire", "nvr-wd-1") == 0
+    capsys.readouterr()
+    env.run("verify", "nvr-wd-1", "--lang", "en")
+    assert "certificate enrolled | FAIL" in capsys.readouterr().out
+
+
+def test_tampered_or_foreign_bundles_install_nothing(env: Env) -> None:
+    add = ["device", "add", "--device-id", "nvr-wd-2", "--county", "wudu", "--site", "v002"]
+    assert env.run(*add, "--camera", CAM) == 0
+    bundle = env.tmp / "b2"
+    assert env.run("bundle", "nvr-wd-2", "--out", str(bundle), "--no-label") == 0
+    assert env.run("check-bundle", str(bundle), "--site", "v001") == 1  # another site
+    agent = bundle / "agent.toml"
+    agent.write_text(agent.read_text().replace("127.0.0.1", "203.0.113.66"))
+    assert env.run("check-bundle", str(bundle), "--site", "v002") == 1
+    root2 = str(env.tmp / "root2")
+    install = ["sh", str(bundle / "install.sh"), "--site", "v002", "--root", root2]
+    done = subprocess.run(install, capture_output=True, text=True, check=False)
+    assert done.returncode == 1 and "changed file: agent.toml" in done.stdout
+    assert not (env.tmp / "root2").exists()
+
+
+def test_installers_act_only_in_their_county(env: Env) -> None:
+    cx = env.tmp / "ws-cx"
+    env.init(cx, "inst-cx")
+    add = ["device", "add", "--device-id", "nvr-wd-9", "--county", "wudu", "--site", "v9"]
+    assert env.run(*add, user_ws=cx) == 1  # a chengxian installer, a wudu device
+    assert env.ctl.catalog.device("nvr-wd-9") is None
+    assert env.run(*add) == 0
+    assert env.run("device", "retire", "nvr-wd-9", user_ws=cx) == 1
+    viewer = env.tmp / "ws-v"
+    env.init(viewer, "viewer-wd")
+    assert env.run("device", "add", "--device-id", "x1", "--county", "wudu", "--site", "v1",
+                   user_ws=viewer) == 1  # fmt: skip
+    assert env.ctl.catalog.device("x1") is None
+
+
+def test_batch_reports_per_row_and_builds_100_bundles_offline(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = ["device_id,county,site,kind,cameras"]
+    rows += [f"nvr-b{i:03d},wudu,v{i:03d},nvr,cam-b{i:03d}=rtsp://u:p@192.0.2.{i % 250 + 1}/s1"
+             for i in range(100)]  # fmt: skip
+    rows += ["bad row,wudu,v1,nvr,", "nvr-c1,wudu,v1,toaster,"]
+    csv = env.tmp / "day.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    assert env.run("batch", str(csv)) == 1  # two bad rows
+    report = capsys.readouterr().out
+    assert "line 102\tinvalid\tinvalid device id" in report
+    assert "line 103\tinvalid\tkind must be" in report
+    assert report.count("\tregistered\t") == 100
+    wheelhouse = env.tmp / "wh"
+    for arch in ("x86_64", "aarch64"):
+        (wheelhouse / arch).mkdir(parents=True)
+        (wheelhouse / arch / "vigil-0.1-py3-none-any.whl").write_bytes(b"x" * 1_000_000)
+    good = env.tmp / "good.csv"
+    good.write_text("\n".join(rows[:101]) + "\n")
+    env.ctl.stop(1.0)  # no link from here on
+    t0 = time.monotonic()
+    assert env.run("batch", str(good), "--offline", "--out", str(env.tmp / "out"),
+                   "--wheelhouse", str(wheelhouse)) == 0  # fmt: skip
+    elapsed = time.monotonic() - t0
+    assert capsys.readouterr().out.count("\tbundled\t") == 100
+    assert main(["check-bundle", str(env.tmp / "out" / "nvr-b042"), "--site", "v042"]) == 0
+    print(f"\n100-device offline batch (labels, hard-linked 2 MB wheelhouse): {elapsed:.2f} s")
