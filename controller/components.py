@@ -17,12 +17,14 @@ import grpc
 from controller.audit.log import AuditLog
 from controller.audit.publisher import CheckpointWitness, Publish
 from controller.catalog import Catalog
+from controller.catalog.history import HistoryCatalog
 from controller.clock import Clock
 from controller.config import ControllerConfig
 from controller.fleet.alerts import AlertRules
 from controller.fleet.broker import CONTROLLER_USER
 from controller.fleet.component import FleetComponent
 from controller.fleet.directory import CachedDirectory
+from controller.fleet.history_writer import HistoryWriter
 from controller.fleet.service import FleetOptions
 from controller.fleet.shared import CatalogDeviceSource, SharedFleetState
 from controller.grants.keys import KeyFileError, load_keys
@@ -216,6 +218,7 @@ def fleet(core: Core, leadership: Leadership | None = None) -> FleetComponent:
             ),
             leadership=leadership or SoleLeader(),
             shared=shared,
+            history=HistoryWriter(HistoryCatalog(engine, core.clock)),
         )
     except OSError as exc:
         raise StartupError(f"mqtt.password_file: {exc}") from exc

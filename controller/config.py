@@ -173,6 +173,21 @@ class RetentionConfig(_Strict):
     sweep_interval_s: float = Field(default=3600.0, ge=0.0, le=7 * 86400.0)
 
 
+class KpiConfig(_Strict):
+    # Targets the report's "connected vs target" counts against (Longnan's: 2,100 new village
+    # HD cameras, 9,988 existing cameras, 5,000 handheld terminals; docs/kpi.md).
+    target_village_hd: int = Field(default=2100, ge=0, le=10_000_000)
+    target_existing: int = Field(default=9988, ge=0, le=10_000_000)
+    target_handheld: int = Field(default=5000, ge=0, le=10_000_000)
+
+    def targets(self) -> dict[str, int]:
+        return {
+            "village_hd": self.target_village_hd,
+            "existing": self.target_existing,
+            "handheld": self.target_handheld,
+        }
+
+
 class SchedulerConfig(_Strict):
     # Link tree (TOML/JSON, see scheduler/topology_file.py); empty: every device gets its own
     # default_link_bps uplink under one city root.
@@ -398,6 +413,7 @@ class ControllerConfig(_Strict):
     live: LiveConfig = Field(default_factory=LiveConfig)
     gb28181: Gb28181Config = Field(default_factory=Gb28181Config)
     enrollment: EnrollmentConfig = Field(default_factory=EnrollmentConfig)
+    kpi: KpiConfig = Field(default_factory=KpiConfig)
 
     def model_post_init(self, __context: Any) -> None:
         if self.grpc.max_workers <= self.ingest.max_concurrent_uploads:

@@ -38,6 +38,7 @@ from controller.api.routes import (
     install,
     live,
     play,
+    report,
     scheduler,
     web,
 )
@@ -169,6 +170,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         footage,
         scheduler,
         audit,
+        report,
         play,
         live,
         install,

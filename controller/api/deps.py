@@ -37,6 +37,7 @@ from controller.audit.aggregate import REQUEST_SOURCE
 from controller.audit.log import AuditLog
 from controller.catalog import Catalog
 from controller.clock import Clock
+from controller.config import KpiConfig
 from controller.enrollment.operations import Operations
 from controller.exports.service import ExportService
 from controller.fleet.alerts import Alert
@@ -130,6 +131,8 @@ class ApiDeps:
     readiness: Readiness | None = None
     # Enrollment for the installer API (controller/enrollment/routes.py); None: 503.
     enrollment: Operations | None = None
+    # Connected-camera targets by kind for the KPI report (config [kpi]).
+    kpi_targets: dict[str, int] = field(default_factory=lambda: KpiConfig().targets())
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

@@ -74,6 +74,7 @@ def api_deps(
         jobs=JobService(core.catalog, core.clock),
         scheduler=scheduler,
         enrollment=Operations.for_config(config, core.catalog, core.clock),
+        kpi_targets=config.kpi.targets(),
     )
 
 

@@ -279,3 +279,42 @@ def search(
             return [_entry(r) for r in conn.execute(query)]
     except SQLAlchemyError as exc:
         raise AuditError(f"cannot search the audit log: {exc}") from exc
+
+
+def action_counts(
+    engine: Engine, start_us: int, end_us: int, actions: Sequence[str]
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Successful entries of `actions` in [start_us, end_us) per (action, organisation):
+    (entries, distinct grants). For the KPI report's sharing figures; {} when the log's
+    tables do not exist yet (no API ever ran on this database)."""
+    from sqlalchemy import func
+
+    q = (
+        select(
+            ENTRY.c.action,
+            ENTRY.c.actor_org,
+            func.count(),
+            func.count(ENTRY.c.grant_id.distinct()),
+        )
+        .where(
+            ENTRY.c.at_us >= start_us,
+            ENTRY.c.at_us < end_us,
+            ENTRY.c.outcome == "ok",
+            ENTRY.c.action.in_(list(actions)),
+        )
+        .group_by(ENTRY.c.action, ENTRY.c.actor_org)
+    )
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(q).all()
+    except SQLAlchemyError:
+        if not _has_table(engine):
+            return {}
+        raise
+    return {(str(a), str(o)): (int(n), int(g)) for a, o, n, g in rows}
+
+
+def _has_table(engine: Engine) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(engine).has_table(ENTRY.name))

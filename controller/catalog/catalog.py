@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from controller.catalog.accounting import rollup_segments
 from controller.catalog.base import chunks, segment_from
 from controller.catalog.errors import (
     CatalogError,
@@ -229,6 +230,7 @@ class Catalog(RetentionCatalog, MediaCatalog):
                 self._check_new(conn, ids, sorted(longest))
                 conn.execute(insert(Segment), values)
                 insert_media(conn, media)
+                rollup_segments(conn, rows, now, media)  # the hourly accounting, same transaction
                 for camera_id, duration in longest.items():
                     conn.execute(
                         update(Camera)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
-from controller.catalog import models  # noqa: F401 - registers the tables on SQLModel.metadata
+from controller.catalog import history_models, models  # noqa: F401 - registers the tables
 from controller.catalog.errors import CatalogUnavailableError
 from controller.catalog.schema import (
     EMPTY,

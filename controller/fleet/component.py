@@ -17,6 +17,7 @@ from controller.clock import Clock
 from controller.fleet.broker import CONTROLLER_USER, BrokerSettings
 from controller.fleet.broker_process import ManagedBroker
 from controller.fleet.directory import DeviceDirectory
+from controller.fleet.history_writer import HistoryWriter
 from controller.fleet.mqtt import MqttSettings
 from controller.fleet.service import FleetOptions, FleetService
 from controller.fleet.shared import SharedFleetState
@@ -52,10 +53,13 @@ class FleetComponent:
         options: FleetOptions | None = None,
         leadership: Leadership | None = None,
         shared: SharedFleetState | None = None,
+        history: HistoryWriter | None = None,
     ) -> None:
         """`leadership`: who raises alerts (SoleLeader: a lone controller); `shared`: the
-        database tables replicas share the fleet view through (None: one controller)."""
+        database tables replicas share the fleet view through (None: one controller);
+        `history`: the writer of transitions and losses into the catalog (None: none kept)."""
         self.broker: ManagedBroker | None = None
+        self.history = history
         settings = self._settings(mqtt, data_dir)
         # Built now, started in start(): the API and the scheduler hold it from the start.
         self.service = FleetService(
@@ -65,6 +69,7 @@ class FleetComponent:
             options or FleetOptions(),
             leadership=leadership or SoleLeader(),
             shared=shared,
+            history=history,
         )
 
     def _settings(self, m: MqttLike, data_dir: Path) -> MqttSettings:
@@ -94,6 +99,8 @@ class FleetComponent:
             log.info(
                 "fleet: started a managed Mosquitto on 127.0.0.1:%d", self.broker.settings.port
             )
+        if self.history is not None:
+            self.history.start()
         self.service.start()
 
     def publish_retained(self, topic: str, payload: bytes) -> bool:
@@ -109,5 +116,7 @@ class FleetComponent:
 
     def stop(self) -> None:
         self.service.stop()
+        if self.history is not None:
+            self.history.stop()  # after the service: what it queued last is written
         if self.broker is not None:
             self.broker.stop()

@@ -37,9 +37,11 @@ from controller.clock import Clock
 from controller.fleet import alerts as al
 from controller.fleet import history as hi
 from controller.fleet import monitor as mo
+from controller.fleet import transitions as tr
 from controller.fleet.alert_book import AlertBook
 from controller.fleet.decode import Decoded, decode_payload
 from controller.fleet.directory import DeviceDirectory
+from controller.fleet.history_writer import HistoryWriter
 from controller.fleet.mqtt import MqttSettings, controller_state, make_client, set_controller_will
 from controller.fleet.options import CommandRecord, FleetOptions
 from controller.fleet.ratelimit import Bucket, take
@@ -78,6 +80,7 @@ class FleetService:
         on_applied: AppliedHook | None = None,
         leadership: Leadership | None = None,
         shared: SharedFleetState | None = None,
+        history: HistoryWriter | None = None,
     ) -> None:
         self._settings = mqtt_settings
         self._clock = clock
@@ -98,9 +101,11 @@ class FleetService:
         self._records: dict[str, mo.DeviceRecord] = {}
         self._buckets: dict[str, Bucket] = {}
         self._history: dict[str, tuple[hi.HealthPoint, ...]] = {}
-        self._alerts = AlertBook(
-            opt.rules, opt.alert_log_kept, self._sync.note_alerts if self._sync else None
-        )
+        # Transitions, losses and alerts for the catalog's history (issue 15): queued, written
+        # in batches by `history` on its own thread; `_written`: camera states last queued.
+        self._history_out = history
+        self._written: dict[str, tr.CameraStates] = {}
+        self._alerts = AlertBook(opt.rules, opt.alert_log_kept, self._alert_changed)
         self._events: collections.deque[fleet_pb2.Event] = collections.deque(
             maxlen=self._opt.events_kept
         )
@@ -256,6 +261,8 @@ class FleetService:
             return self._take_ack(device_id, m, correlation)
         out = self._transition(record, m, now_us)
         self._records[device_id] = out.record
+        if self._history_out is not None:
+            self._note_history(record, out.record, m, now_us)
         if out.verdict in (mo.Verdict.REPLAY, mo.Verdict.STALE):
             return str(out.verdict)
         if isinstance(m, fleet_pb2.Health):
@@ -330,10 +337,31 @@ class FleetService:
                 expired = mo.expire(record, now_us, self._opt.monitor)
                 if expired is not record:
                     self._records[device_id] = expired
+                    if self._history_out is not None:
+                        self._note_history(record, expired, None, now_us)
                 elif not leads or not self._time_sensitive(record, now_us):
                     continue  # nothing about it changes with time alone: skip the rules
                 if leads:
                     self._evaluate(expired, now_us)
+
+    def _note_history(
+        self, before: mo.DeviceRecord, after: mo.DeviceRecord, m: Any, now_us: int
+    ) -> None:
+        """Queue what this message changed for the history (under the fleet lock; no I/O)."""
+        assert self._history_out is not None
+        written = self._written.get(after.device_id, {})
+        changes, self._written[after.device_id] = tr.device_changes(before, after, written, now_us)
+        losses: list[Any] = []
+        if isinstance(m, fleet_pb2.Event):
+            more, losses = tr.event_facts(m, now_us)
+            changes += more
+        self._history_out.note(changes, losses)
+
+    def _alert_changed(self, raised: list[al.Alert], cleared: list[al.Alert]) -> None:
+        if self._sync is not None:
+            self._sync.note_alerts(raised, cleared)
+        if self._history_out is not None:
+            self._history_out.note(tr.alert_changes(raised, cleared, self._clock.now_us()))
 
     def _raises_alerts(self) -> bool:
         """The leader raises alerts; with replicas, only once it has taken over the alerts

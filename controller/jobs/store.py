@@ -276,3 +276,17 @@ class JobStore:
                     },
                 )
             )
+
+
+def requests_made(engine: Engine, start_us: int, end_us: int) -> list[tuple[str, int, int]]:
+    """(state, created_at_us, finished_at_us) of the footage requests made in
+    [start_us, end_us), for the KPI report; [] when the jobs table does not exist yet."""
+    from sqlalchemy import inspect
+
+    q = select(col(Job.state), col(Job.created_at_us), col(Job.finished_at_us)).where(
+        col(Job.created_at_us) >= start_us, col(Job.created_at_us) < end_us
+    )
+    if not inspect(engine).has_table(Job.__tablename__):
+        return []
+    with engine.connect() as conn:
+        return [(str(s), int(c), int(f or 0)) for s, c, f in conn.execute(q)]

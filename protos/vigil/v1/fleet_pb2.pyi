@@ -152,6 +152,8 @@ class Event(_message.Message):
         KIND_AUDIO_CHANGED: _ClassVar[Event.Kind]
         KIND_AUDIO_LOST: _ClassVar[Event.Kind]
         KIND_FILE_REJECTED: _ClassVar[Event.Kind]
+        KIND_IMAGE_FAULT: _ClassVar[Event.Kind]
+        KIND_IMAGE_OK: _ClassVar[Event.Kind]
     KIND_UNSPECIFIED: Event.Kind
     KIND_CAMERA_LOST: Event.Kind
     KIND_CAMERA_BACK: Event.Kind
@@ -166,6 +168,8 @@ class Event(_message.Message):
     KIND_AUDIO_CHANGED: Event.Kind
     KIND_AUDIO_LOST: Event.Kind
     KIND_FILE_REJECTED: Event.Kind
+    KIND_IMAGE_FAULT: Event.Kind
+    KIND_IMAGE_OK: Event.Kind
     DEVICE_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]

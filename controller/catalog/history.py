@@ -1,0 +1,140 @@
+"""Reading and writing the fleet history and the loss accounting (history_models.py).
+
+Writes come in batches (the fleet's history writer flushes every second or so); reads serve
+the KPI report: sums per camera and per hour over a period, transitions with the state each
+subject was in when the period began, losses with reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
+
+from controller.catalog.accounting import apply_deltas, loss_deltas
+from controller.catalog.base import CatalogBase, chunks
+from controller.catalog.history_models import (
+    DELAY_COLUMNS,
+    CameraHour,
+    LossEvent,
+    LossEventRow,
+    StateChange,
+    StateChangeRow,
+)
+
+SUM_COLUMNS: tuple[str, ...] = (
+    "recorded_us",
+    "uploaded_us",
+    "evicted_us",
+    "gap_us",
+    "segments",
+    "uploaded_bytes",
+    "evicted_bytes",
+    *DELAY_COLUMNS,
+)
+MAX_COLUMNS: tuple[str, ...] = ("video_height",)
+
+
+@dataclass(frozen=True, slots=True)
+class HourSums:
+    """`camera_hour` columns summed over some rows; `key` is a camera id or an hour."""
+
+    key: str | int
+    sums: dict[str, int]
+
+
+class HistoryCatalog(CatalogBase):
+    def record_changes(self, rows: Sequence[StateChangeRow]) -> None:
+        if not rows:
+            return
+        values = [r.model_dump(exclude={"id"}) for r in rows]
+        with self._write("record state changes") as conn:
+            conn.execute(insert(StateChange), values)
+
+    def record_losses(self, rows: Sequence[LossEventRow]) -> int:
+        """Store loss reports not stored yet (by device, session, seq) and account for them
+        in `camera_hour` in the same transaction; returns how many were new."""
+        if not rows:
+            return 0
+        new = 0
+        with self._write("record losses") as conn:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            for r in rows:
+                stmt = dialect.insert(LossEvent.__table__).values(  # type: ignore[attr-defined]
+                    **r.model_dump(exclude={"id"})
+                )
+                stmt = stmt.on_conflict_do_nothing(
+                    index_elements=["device_id", "session", "seq"]
+                ).returning(col(LossEvent.id))
+                if conn.execute(stmt).first() is not None:  # new (rowcount is not reliable)
+                    new += 1
+                    apply_deltas(conn, loss_deltas(r.camera_id, r.start_us, r.end_us, r.size_bytes))
+        return new
+
+    def changes(self, start_us: int, end_us: int) -> list[StateChangeRow]:
+        """Transitions in [start_us, end_us), plus each subject's last one before start_us
+        (the state it was in when the period began), in time order."""
+        sc = StateChange.__table__  # type: ignore[attr-defined]
+        last = (
+            select(sc.c.subject, sc.c.device_id, sc.c.camera_id, func.max(sc.c.id).label("id"))
+            .where(sc.c.at_us < start_us)
+            .group_by(sc.c.subject, sc.c.device_id, sc.c.camera_id)
+            .subquery()
+        )
+        with self._read("state changes") as conn:
+            before = conn.execute(select(sc).join(last, sc.c.id == last.c.id)).all()
+            within = conn.execute(
+                select(sc).where(and_(sc.c.at_us >= start_us, sc.c.at_us < end_us))
+            ).all()
+        rows = [StateChangeRow.model_validate(dict(r._mapping)) for r in [*before, *within]]
+        return sorted(rows, key=lambda r: (r.at_us, r.id or 0))
+
+    def losses(self, start_us: int, end_us: int) -> list[LossEventRow]:
+        """Loss reports whose time range overlaps [start_us, end_us)."""
+        q = select(LossEvent).where(
+            col(LossEvent.start_us) < end_us, col(LossEvent.end_us) > start_us
+        )
+        with self._read("losses") as conn:
+            return [LossEventRow.model_validate(dict(r._mapping)) for r in conn.execute(q)]
+
+    def hour_sums(
+        self, start_us: int, end_us: int, by: str, cameras: Sequence[str] | None = None
+    ) -> list[HourSums]:
+        """`camera_hour` summed per camera (`by="camera"`) or per hour (`by="hour"`) over
+        the hours starting in [start_us, end_us); only `cameras` when given."""
+        key = col(CameraHour.camera_id) if by == "camera" else col(CameraHour.hour_us)
+        ch = CameraHour.__table__  # type: ignore[attr-defined]
+        base = select(
+            key,
+            *(func.sum(ch.c[c]).label(c) for c in SUM_COLUMNS),
+            *(func.max(ch.c[c]).label(c) for c in MAX_COLUMNS),
+        ).where(col(CameraHour.hour_us) >= start_us, col(CameraHour.hour_us) < end_us)
+        queries = (
+            [base.group_by(key)]
+            if cameras is None
+            else [
+                base.where(col(CameraHour.camera_id).in_(part)).group_by(key)
+                for part in chunks(list(cameras))
+            ]
+        )
+        merged: dict[str | int, dict[str, int]] = {}
+        with self._read("hour sums") as conn:
+            for q in queries:
+                for r in conn.execute(q):
+                    into = merged.setdefault(r[0], dict.fromkeys(SUM_COLUMNS + MAX_COLUMNS, 0))
+                    for c in SUM_COLUMNS:
+                        into[c] += int(r._mapping[c] or 0)
+                    for c in MAX_COLUMNS:
+                        into[c] = max(into[c], int(r._mapping[c] or 0))
+        return [HourSums(k, v) for k, v in merged.items()]
+
+    def first_data_us(self) -> int | None:
+        """The earliest time any history or accounting exists (None: none yet)."""
+        with self._read("first data") as conn:
+            hour = conn.execute(select(func.min(col(CameraHour.hour_us)))).scalar()
+            change = conn.execute(select(func.min(col(StateChange.at_us)))).scalar()
+        found = [int(v) for v in (hour, change) if v is not None]
+        return min(found) if found else None

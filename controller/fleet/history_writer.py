@@ -1,0 +1,102 @@
+"""The fleet history's batched writer: transitions and losses queued in memory by the MQTT
+path, written to the catalog every `flush_s` by its own thread.
+
+Why a queue: the fleet's message path never touches the database (docs/architecture.md, "The
+fleet view over several replicas"); a transition is appended under a small lock of its own and
+costs a list append. A failed write keeps the batch and retries at the next flush (losses are
+idempotent by device/session/seq, so a write that succeeded but looked failed is harmless);
+the queue is bounded, and what overflows is counted and logged, never silently dropped.
+`stop()` writes what is left.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+from controller.catalog.history_models import LossEventRow, StateChangeRow
+
+log = logging.getLogger(__name__)
+
+
+class HistoryStore(Protocol):
+    def record_changes(self, rows: Sequence[StateChangeRow]) -> None: ...
+    def record_losses(self, rows: Sequence[LossEventRow]) -> int: ...
+
+
+class HistoryWriter:
+    def __init__(self, store: HistoryStore, flush_s: float = 1.0, max_queued: int = 200_000):
+        self._store = store
+        self._flush_s = flush_s
+        self._max = max_queued
+        self._lock = threading.Lock()
+        self._changes: list[StateChangeRow] = []
+        self._losses: list[LossEventRow] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.overflowed = 0
+        self.written_changes = 0
+        self.written_losses = 0
+        self.failures = 0
+
+    def note(self, changes: Sequence[StateChangeRow], losses: Sequence[LossEventRow] = ()) -> None:
+        """Queue rows (any thread; no I/O)."""
+        if not changes and not losses:
+            return
+        with self._lock:
+            room = self._max - len(self._changes) - len(self._losses)
+            if len(changes) + len(losses) > room:
+                # Losses first: they are the facts nothing else records.
+                self._losses.extend(losses[: max(room, 0)])
+                room -= min(len(losses), max(room, 0))
+                self._changes.extend(changes[: max(room, 0)])
+                self.overflowed += len(changes) + len(losses) - max(room, 0)
+                return
+            self._changes.extend(changes)
+            self._losses.extend(losses)
+
+    def flush(self) -> None:
+        """Write what is queued; on failure put it back in front (raises the error)."""
+        with self._lock:
+            changes, self._changes = self._changes, []
+            losses, self._losses = self._losses, []
+        try:
+            if losses:
+                self._store.record_losses(losses)
+                self.written_losses += len(losses)
+                losses = []
+            if changes:
+                self._store.record_changes(changes)
+                self.written_changes += len(changes)
+        except Exception:
+            with self._lock:
+                self._losses[:0] = losses
+                self._changes[:0] = changes
+            raise
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="fleet-history", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._flush_s):
+            self._flush_logged()
+
+    def _flush_logged(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            self.failures += 1
+            if self.failures % 30 == 1:
+                log.exception("fleet history: write failed (%d); retrying", self.failures)
+        if self.overflowed:
+            log.error("fleet history: %d transition(s) not kept (queue full)", self.overflowed)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._flush_logged()
