@@ -144,10 +144,11 @@ class Server:
 
 
 def _payload(size: int) -> bytes:
-    """`size` bytes that start as a real MPEG-TS segment (ten frames of H.264 noise, more
-    than the media probe reads) and go on as random bytes. Why: ingest probes every segment's
-    container header, and FFmpeg probing pure random bytes tries every demuxer (15 ms of CPU
-    per segment on the test VM, 1 ms for a real header): agents send real segments."""
+    """A real MPEG-TS segment of `size` bytes (H.264 frames of noise, as incompressible as
+    random bytes). Why: ingest probes every segment's container header, and FFmpeg probing
+    random bytes tries every demuxer (15 ms of CPU per segment on the test VM; a real header
+    takes 1 ms), or, after a short valid head, scans the whole file for sync bytes (240 ms):
+    agents send real segments. All agents send the same bytes (under their own ids)."""
     import io
 
     import av
@@ -157,17 +158,18 @@ def _payload(size: int) -> bytes:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         stream.options = {"preset": "ultrafast"}
-        for i in range(10):
+        i = 0
+        while buf.tell() < size + 256 * 1024:
             frame = av.VideoFrame(320, 240, "yuv420p")
             for plane in frame.planes:
                 plane.update(os.urandom(plane.buffer_size))
             frame.pts = i
+            i += 1
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    head = buf.getvalue()[:size]
-    return head + os.urandom(size - len(head))
+    return buf.getvalue()[:size]
 
 
 def _setup(data_dir: Path) -> list[Creds]:
@@ -326,7 +328,8 @@ def _s3_rounds(
     direct: list[DirectRound] = []
     try:
         server = Server("s3", work, storage_url(weed, "vigil-bench"))
-        chains = [Chain(first_us) for _ in range(AGENTS)]
+        # Same catalog as the local half: each camera's chain goes on from its last segment.
+        chains = [Chain(first_us, hashlib.sha256(p).digest()) for p in payloads]
         try:
             _round(server.ps, server.port, creds, 1, payloads, chains)  # warm-up
             direct_round(weed, "vigil-direct", payloads, 1)
@@ -388,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     s3: dict[str, Any] = {}
     try:
         creds = _setup(work)
-        payloads = [_payload(SEGMENT_BYTES) for _ in range(AGENTS)]
+        payloads = [_payload(SEGMENT_BYTES)] * AGENTS
         # The ingest server sees continuous chains (nothing flagged); the bare one ignores them.
         first_us = time.time_ns() // 1000 - 86_400_000_000
         chains = {k: [Chain(first_us) for _ in range(AGENTS)] for k in ("ingest", "bare")}

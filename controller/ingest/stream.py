@@ -24,13 +24,12 @@ the part being filled.
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from controller.clock import Clock
+from controller.ingest.checksum_probe import store_refuses_bad_checksums
 from controller.ingest.ledger import RECEIVING, VERIFIED, Ledger, LedgerError, StoredPart, UploadRow
 from controller.ingest.rules import Code, Header, IngestError, Limits, check_chunk
 from controller.ingest.sha import ResumableSha256
@@ -43,7 +42,6 @@ from controller.storage.base import (
 )
 from controller.storage.s3_stream import sha256_b64
 
-log = logging.getLogger("vigil.ingest")
 PROBE_BYTES = 256 * 1024  # the media probe reads no more (media/probe.py)
 Part = Header | bytes
 
@@ -85,35 +83,14 @@ class StreamReceiver:
         self._store_checks: bool | None = None
 
     def store_checks(self) -> bool:
-        """Whether the store refuses bytes that do not match their x-amz-checksum-sha256.
-
-        Asked once (one byte PUT with a wrong checksum): SeaweedFS, MinIO since late 2022,
-        recent Ceph RGW and AWS refuse it; an older store that ignores the header would keep
-        wrong bytes, so the controller then hashes single-PUT segments itself too.
-        """
+        """Whether the store refuses bytes that do not match their checksum (asked once)."""
         with self._lock:
             known = self._store_checks
-        if known is not None:
-            return known
-        key = f"vigil-checksum-probe/{uuid.uuid4().hex}.bin"
-        writer = self.store.open_put(key, 1, hashlib.sha256(b"not x").hexdigest())
-        try:
-            writer.write(b"x")
-            writer.finish()
-            checks = False
-        except ChecksumMismatchError:
-            checks = True
-        finally:
-            writer.abort()
-        if not checks:
-            log.warning(
-                "the object store ignores x-amz-checksum-sha256 (it kept bytes that do not "
-                "match it): the controller verifies every segment itself"
-            )
-            self.store.delete(key)
-        with self._lock:
-            self._store_checks = checks
-        return checks
+        if known is None:
+            known = store_refuses_bad_checksums(self.store)
+            with self._lock:
+                self._store_checks = known
+        return known
 
     @property
     def part_size(self) -> int:
