@@ -9,6 +9,7 @@
     vigil-provision batch FILE.csv --offline --out DIR [--wheelhouse WH]  bundles, no link
     vigil-provision bundle D [--out DIR | --target MOUNT] [--tar] [--wheelhouse WH]
     vigil-provision wheelhouse --out WH [--arch x86_64 --arch aarch64]
+    vigil-provision discover [--device-id D] [--camera-user U --camera-password-file F]
     vigil-provision check-bundle DIR [--site S]   (on the device: manifest, site)
     vigil-provision verify D [--lang en]          site acceptance: pass/fail table
 
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", type=Path, required=True)
     w.add_argument("--arch", action="append", choices=("x86_64", "aarch64"))
     w.add_argument("--source", type=Path, help="the Vigil source tree (default: this one)")
+    dis = sub.add_parser("discover", help="find ONVIF cameras on this LAN (WS-Discovery)")
+    dis.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
+    dis.add_argument("--camera-user", default="", help="the cameras' ONVIF/RTSP account")
+    dis.add_argument("--camera-password-file", type=Path)
+    dis.add_argument("--xaddr", action="append", help="a device-service URL (no multicast)")
+    dis.add_argument("--device-id", help="add what is found to this device and register it")
     c = sub.add_parser("check-bundle", help="on the device: is the bundle intact and ours?")
     c.add_argument("bundle", type=Path)
     c.add_argument("--site", default="")

@@ -208,6 +208,39 @@ def cmd_device(args: argparse.Namespace, ws: Workspace, city: City) -> int:
     return 0
 
 
+def cmd_discover(args: argparse.Namespace, ws: Workspace) -> int:
+    from dataclasses import replace
+
+    from provisioning.discover import discover
+    from provisioning.spec import CameraSpec
+
+    password = ""
+    if args.camera_password_file is not None:
+        password = args.camera_password_file.read_text(encoding="utf-8").splitlines()[0]
+    found = discover(args.timeout, args.camera_user, password, args.xaddr)
+    for f in found:
+        res = f"{f.width}x{f.height}" if f.width else "-"
+        _out(f"{f.camera_id}\t{f.rtsp_url or '-'}\t{f.codec or '-'}\t{res}\t{f.problem or 'ok'}")
+    _out(f"{sum(1 for f in found if not f.problem)} camera(s) found, "
+         f"{sum(1 for f in found if f.problem)} unreadable")  # fmt: skip
+    if not args.device_id:
+        return 0 if found and not any(f.problem for f in found) else 1
+    city = ws.city()
+    record = ws.load(args.device_id)
+    have = {c.camera_id for c in record.spec.cameras}
+    new = tuple(
+        CameraSpec(
+            f.camera_id, "rtsp", url=f.rtsp_url, username=args.camera_user, password=password
+        )  # fmt: skip
+        for f in found
+        if not f.problem and f.camera_id not in have
+    )
+    spec = replace(record.spec, cameras=record.spec.cameras + new)
+    fresh = register(_api(args, city), ws, spec, None)
+    _out(f"{args.device_id}: {len(new)} camera(s) added; new token {fresh.token_fingerprint}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     ws = Workspace(args.workspace)
     try:
@@ -220,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
             return 1 if found else 0
         if args.command == "wheelhouse":
             return cmd_wheelhouse(args)
+        if args.command == "discover":
+            return cmd_discover(args, ws)
         if args.command == "init":
             city = City(args.api, args.user, args.controller, args.enroll, args.mqtt_host,
                         args.mqtt_port, args.install_dir)  # fmt: skip

@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     _serve_parser(sub)
     _handheld_parser(sub)
     _nvr_parser(sub)
+    from vigil_camsim import onvif
+
+    onvif.add_parser(sub)
     return parser
 
 
@@ -261,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "onvif":
+        from vigil_camsim import onvif
+
+        return onvif.run(args)
     if args.command == "nvr-folder":
         return _nvr_folder(args)
     return _handheld(args)

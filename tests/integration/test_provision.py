@@ -191,3 +191,36 @@ def test_batch_reports_per_row_and_builds_100_bundles_offline(
     assert capsys.readouterr().out.count("\tbundled\t") == 100
     assert main(["check-bundle", str(env.tmp / "out" / "nvr-b042"), "--site", "v042"]) == 0
     print(f"\n100-device offline batch (labels, hard-linked 2 MB wheelhouse): {elapsed:.2f} s")
+
+
+def test_discover_finds_emulated_onvif_cameras_and_adds_them(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vigil_camsim.onvif import OnvifEmulator, cameras_from
+
+    cams = cameras_from("rtsp://127.0.0.1:8554", 2, "h264", ["2=h265"], (704, 576))
+    emulator = OnvifEmulator(cams)
+    emulator.start()
+    try:
+        add = ["device", "add", "--device-id", "nvr-wd-5", "--county", "wudu", "--site", "v5"]
+        assert env.run(*add) == 0
+        capsys.readouterr()
+        pw = env.tmp / "campw"
+        pw.write_text("cam-secret\n")
+        argv = ["discover", "--timeout", "2", "--camera-user", "admin",
+                "--camera-password-file", str(pw), "--device-id", "nvr-wd-5"]  # fmt: skip
+        assert env.run(*argv) == 0
+        out = capsys.readouterr().out
+        assert "cam-1\trtsp://127.0.0.1:8554/cam/1\th264\t704x576\tok" in out
+        assert "cam-2\trtsp://127.0.0.1:8554/cam/2\th265\t704x576\tok" in out
+        assert "cam-secret" not in out
+        assert {c.camera_id for c in env.ctl.catalog.cameras() if c.device_id == "nvr-wd-5"} == {
+            "cam-1",
+            "cam-2",
+        }
+        # A camera that does not answer ONVIF is reported, not dropped.
+        dead = f"http://127.0.0.1:{emulator.port}/onvif/cam-9/device_service"
+        assert env.run("discover", "--xaddr", dead) == 1
+        assert "HTTP 404" in capsys.readouterr().out
+    finally:
+        emulator.stop()
