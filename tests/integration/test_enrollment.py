@@ -340,3 +340,59 @@ def test_controller_cli_issues_tokens_retires_and_replaces(
     assert ops.store.retired("old1") and not ops.store.retired("new1")
     assert main(["device", "token", *base, "--device-id", "old1"]) == 1  # retired
     assert main(["device", "retire", *base, "--device-id", "new1"]) == 0
+
+
+def test_enrollment_grants_the_mqtt_account_and_retirement_takes_it_away(
+    tmp_path: Path,
+) -> None:
+    """Managed Mosquitto: the enrolled device connects with the password it was given; once
+    retired it is disconnected and cannot log in again (it can publish nothing)."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from controller.assembly import Parts, build_controller
+    from tests.integration.controller_proc import make_config
+
+    data = tmp_path / "ctl"
+    prepare_data_dir(data)
+    register(data, "dev1", ["cam1"])
+    port = free_port()
+    config = make_config(
+        data,
+        mqtt={"mode": "managed", "port": port},
+        enrollment={"listen": "127.0.0.1:0", "revocation_refresh_s": 0.2},
+    )
+    ctl = build_controller(config, SystemClock(), Parts(fleet=True))
+    ctl.start()
+    try:
+        env = Env(tmp_path, data, InProcessController(data, controller=ctl), _ops(data))
+        agent = env.agent("dev1")
+        assert env.enroller(agent, env.token_file("dev1")).run() == "enrolled"
+        pw_file = Path(agent.mqtt.password_file)
+        assert pw_file.stat().st_mode & 0o777 == 0o600
+        password = pw_file.read_text().strip()
+
+        def client() -> tuple[mqtt.Client, list[str]]:
+            events: list[str] = []
+            c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dev1", protocol=mqtt.MQTTv5)
+            c.username_pw_set("dev1", password)
+            c.on_connect = lambda _c, _u, _f, rc, _p: events.append(f"connect {rc}")
+            c.on_disconnect = lambda _c, _u, _f, rc, _p: events.append(f"disconnect {rc}")
+            c.connect("127.0.0.1", port)
+            c.loop_start()
+            return c, events
+
+        c, events = client()
+        wait_until(c.is_connected, 10, "the enrolled device on MQTT with its own account")
+        info = c.publish("vigil/v1/wudu/village1/dev1/state", b"x", qos=1)
+        info.wait_for_publish(5)
+        Operations.for_config(config, ctl.catalog, ctl.clock).retire("dev1", "test")
+        wait_until(lambda: not c.is_connected(), 10, "the retired device disconnected")
+        c.loop_stop()
+        c.disconnect()
+        again, events = client()
+        wait_until(lambda: bool(events), 10, "an answer to the retired device's login")
+        assert not again.is_connected() and "connect Success" not in events[0], events
+        again.loop_stop()
+    finally:
+        ctl.stop(1.0)
