@@ -321,3 +321,37 @@ def test_store_down_after_verification_is_committed_later_and_never_evicted_as_u
     assert committed is not None and committed.sha256 == hashlib.sha256(seg.data).hexdigest()
     assert rig.object(committed.object_key) == seg.data
     assert rig.uploads() == [] and _row(rig, seg) is None
+
+
+def test_the_agent_rides_out_a_store_outage_mid_upload(rig: Rig, tmp_path: Path) -> None:
+    """The real agent (buffer, client, uploader) uploads a three-part segment, paced; the
+    store stops after part 1: the agent hears UNAVAILABLE and keeps the segment unsent; once
+    the store is back it resumes from the stored part and the segment is committed once."""
+    with InProcessController(rig.data, {"storage_url": rig.url}) as ctl:
+        buffer = SegmentBuffer.open(tmp_path / "agent", 64 * MiB, SystemClock())
+        try:
+            (info,) = write_segments(buffer, "cam1", 1, size=2 * PART + 300_000, jitter=False)
+            seg = Segment(info.segment_id, "cam1", b"", info.start_us)
+            cfg = uplink_config(ctl.port, rig.dev, rate_bps=40_000_000)  # ~3 s for the segment
+            with Agent(buffer, cfg) as agent:
+                wait_until(lambda: _parts_stored(rig, seg, 1), 30, "part 1 in the store")
+                rig.weed.stop()
+                try:
+                    wait_until(
+                        lambda: "UNAVAILABLE" in agent.uploader.stats().last_error,
+                        30,
+                        "the agent to hear UNAVAILABLE",
+                    )
+                    assert agent.unsent() == 1  # nothing marked uploaded
+                    assert ctl.catalog.get_segment(info.segment_id) is None
+                finally:
+                    rig.weed.start()
+                wait_until(lambda: agent.unsent() == 0, 60, "the upload to resume and commit")
+                assert agent.uploader.stats().committed == 1
+        finally:
+            buffer.close()
+        row = ctl.catalog.get_segment(info.segment_id)
+        assert row is not None and row.sha256 == info.sha256
+        stored = rig.object(row.object_key)
+    assert hashlib.sha256(stored).hexdigest() == info.sha256
+    assert rig.uploads() == [] and _row(rig, seg) is None
