@@ -67,24 +67,48 @@ def _add_request_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     """Add `keys` and `grant` to `vigil-controller`."""
-    keys = sub.add_parser("keys", help="create the sharing keys in <data_dir>/keys (idempotent)")
-    keys.add_argument("--data-dir", type=Path, required=True)
+    keys = sub.add_parser(
+        "keys",
+        help="create the sharing keys in <data_dir>/keys (idempotent); with --config, take "
+        "the city's from its database (or publish these if it has none), as serve does",
+    )
+    keys.add_argument("--data-dir", type=Path, help="data directory (overrides data_dir)")
+    keys.add_argument("--config", type=Path, help="controller.toml: share through its database")
     keys.set_defaults(func=_keys)
     register_grant(sub)
 
 
 def _keys(args: argparse.Namespace) -> int:
+    from controller.catalog import make_engine
+    from controller.catalog.schema import SchemaError
+    from controller.catalog.secret_store import SecretStore
+    from controller.cli_args import config_from_args
     from controller.grants.keys import KeyFileError, ensure_keys, keys_dir, load_keys
+    from controller.grants.shared_keys import sync_for_command
 
+    shared: list[str] = []
     try:
-        created = ensure_keys(args.data_dir)
-        keys = load_keys(args.data_dir)
-    except (KeyFileError, OSError) as exc:
+        config = config_from_args(args)
+        data_dir = config.data_path
+        created = ensure_keys(data_dir)
+        if args.config is not None:  # the city's database: its keys win (module shared_keys)
+            engine = make_engine(config.resolved_database_url())
+            try:
+                now = SystemClock().now_us()
+                shared = sync_for_command(SecretStore(engine), config, now).lines()
+            finally:
+                engine.dispose()
+        keys = load_keys(data_dir)
+    except (ConfigError, KeyFileError, OSError, ValueError, SchemaError) as exc:
         log.error("keys: %s", exc)
         return 1
     from controller.grants.codec import key_id
 
-    _out(f"{keys_dir(args.data_dir)}: created {', '.join(created) or 'nothing (all present)'}")
+    for line in shared:
+        _out(line)
+    _out(f"{keys_dir(data_dir)}: created {', '.join(created) or 'nothing (all present)'}")
+    if args.config is None:
+        _out("local keys only: `serve` (or `keys --config`) shares them through the database")
     _out(f"grant root key id {key_id(keys.root_public)}: {keys.root_public.hex()}")
     _out(f"evidence key id {key_id(keys.evidence_public)}: {keys.evidence_public.hex()}")
     return 0
@@ -182,15 +206,19 @@ def _keygen(args: argparse.Namespace) -> int:
 def _service(args: argparse.Namespace) -> Any:
     from controller.audit.log import AuditLog
     from controller.catalog import make_engine
+    from controller.catalog.secret_store import SecretStore
     from controller.cli_args import config_from_args
     from controller.grants.keys import load_keys
     from controller.grants.policy import default_policy
     from controller.grants.service import GrantService
+    from controller.grants.shared_keys import sync_for_command
 
     config = config_from_args(args)
-    keys = load_keys(config.data_path)
     engine = make_engine(config.resolved_database_url())
     clock = SystemClock()
+    for line in sync_for_command(SecretStore(engine), config, clock.now_us()).lines():
+        log.info("%s", line)  # the city's keys, as `serve` would take them
+    keys = load_keys(config.data_path)
     audit = AuditLog(engine, clock, keys.evidence)
     return GrantService(engine, clock, keys, default_policy(), audit)
 

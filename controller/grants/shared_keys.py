@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from controller.catalog.secret_store import SecretStore, SecretStoreError
+from controller.config import ControllerConfig
 from controller.files import write_atomic
 from controller.grants.keys import (
     EVIDENCE,
@@ -271,6 +272,19 @@ def sync_shared_keys(
     return SyncReport(tuple(published), tuple(adopted), tuple(wrapped), raw)
 
 
+def sync_for_command(rows: SecretRows, config: ControllerConfig, now_us: int) -> SyncReport:
+    """Before an offline command signs with `<data_dir>/keys` (`grant mint`, `grant revoke`,
+    `keys --config`): the same step as at start-up, so it signs with the city's keys and not
+    with keys only this data dir knows (a replica never started yet, or a copy). KeyFileError
+    naming the problem (a key in use that differs, an unreadable key-encryption file, a
+    database without the shared keys' table). `rows`: the database's (SecretStore)."""
+    try:
+        kek = load_kek(Path(config.key_encryption_file)) if config.key_encryption_file else None
+        return sync_shared_keys(rows, config.data_path, kek, now_us)
+    except (OSError, SecretStoreError) as exc:
+        raise KeyFileError(f"sharing keys: {exc}") from exc
+
+
 def share_keys(core: Core) -> SyncReport:
     """At start-up, before anything loads a key: the data dir's sharing keys made the same
     as every replica's on this database. StartupError when they cannot be."""
@@ -298,6 +312,7 @@ __all__ = [
     "SHARED",
     "SyncReport",
     "decide",
+    "sync_for_command",
     "load_kek",
     "seal",
     "share_keys",

@@ -254,3 +254,40 @@ def test_replicas_starting_together_agree_on_one_set_of_keys(tmp_path: Path, pg:
     assert all(file_keys(d) == first for d in datas[1:])
     rows = stored(pg)
     assert base64.b64decode(rows["url_hmac"][1]) == first["url_hmac.key"]
+
+
+def test_the_key_commands_use_the_citys_keys_from_the_database(tmp_path: Path, pg: str) -> None:
+    """`keys --config` and `grant mint` on a data dir that never served take the city's keys
+    (a grant minted there verifies on the city); a differing key in use is refused."""
+    from controller.__main__ import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    prepare_data_dir(a)
+    ensure_keys(a)
+    replica(a, pg).stop(grace_s=0.5)  # publishes a's keys: the city's
+    toml = tmp_path / "b.toml"
+    toml.write_text(f'data_dir = "{b}"\ndatabase_url = "{pg}"\n', encoding="utf-8")
+    prepare_data_dir(b)
+    ensure_keys(b)  # b's own keys, made before it ever met the database
+    assert file_keys(b) != file_keys(a)
+    assert main(["keys", "--config", str(toml)]) == 0
+    assert file_keys(b) == file_keys(a)
+    # A data dir whose keys were never published, used by `grant mint` first.
+    c = tmp_path / "c"
+    prepare_data_dir(c)
+    ensure_keys(c)
+    toml_c = tmp_path / "c.toml"
+    toml_c.write_text(f'data_dir = "{c}"\ndatabase_url = "{pg}"\n', encoding="utf-8")
+    mint = ["grant", "mint", "--config", str(toml_c), "--as-user", "admin-1", "--holder-org",
+            "county", "--camera", "cam-x", "--from", "2026-12-01T00:00:00+08:00",
+            "--to", "2026-12-01T01:00:00+08:00",
+            "--ops", "playback", "--purpose", "test", "--out", str(tmp_path / "token")]  # fmt: skip
+    main(mint)  # refused or not (cam-x is unknown), it must not sign with c's own keys
+    assert file_keys(c) == file_keys(a)
+    # A key in use that differs is never replaced by a command either.
+    (keys_dir(b) / "grant_root.key").unlink()
+    ensure_keys(b)  # a new root key, now "in use" (not marked unpublished)
+    (keys_dir(b) / UNPUBLISHED).unlink()
+    before = file_keys(b)
+    assert main(["keys", "--config", str(toml)]) == 1
+    assert file_keys(b) == before
