@@ -110,7 +110,8 @@ class AgentEvent:
 
     `kind` is one of: camera_lost, camera_back, disk_low, unsent_evicted, chain_break,
     clock_skew, cert_near_expiry, events_dropped, long_gop, codec_changed, audio_changed,
-    audio_lost, file_rejected (the names of vigil.v1.Event.Kind, lower case).
+    audio_lost, file_rejected, image_fault, image_ok (the names of vigil.v1.Event.Kind,
+    lower case).
     """
 
     kind: str

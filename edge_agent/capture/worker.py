@@ -34,6 +34,7 @@ from tenacity import (
 
 from edge_agent.clock import Clock
 from edge_agent.config import CameraConfig
+from edge_agent.image.sampler import ImageSampler
 from edge_agent.model import AgentEvent, CameraStatus, Gap, SegmentFlag
 from edge_agent.segmenter import CutPolicy
 from edge_agent.sources.errors import ConnectError, SourceError
@@ -100,6 +101,8 @@ class CameraWorker:
         self._lost_since_us: int | None = None
         self._last_reason = ""
         self.live: PacketTap = NO_TAP  # the live view's tee (edge_agent/live), set by the manager
+        # Image health: one keyframe a minute decoded and checked (edge_agent/image).
+        self.image = ImageSampler(camera.id, lambda kind, detail: self._emit(kind, detail=detail))
         self.writer = SegmentWriter(
             camera.id,
             sink,
@@ -308,6 +311,7 @@ class RtspWorker(CameraWorker):
                     )
                     self._up(self._describe_stream(session))
                     self.live.begin(session.stream)
+                    self.image.begin(session.stream)
                 if packet.stream_index != video:
                     self.writer.feed(packet, now)  # audio: not counted in the video's rates
                     continue
@@ -315,6 +319,7 @@ class RtspWorker(CameraWorker):
                 size, key = packet.size, packet.is_keyframe
                 media = media_seconds(cast("Packet[VideoStream]", packet), tick_s)
                 self.live.packet(packet)  # before the writer: muxing takes the packet's data
+                self.image.packet(packet, self._clock.monotonic())
                 self.writer.feed(packet, now)
                 self._tracker.packet(size, key, now, media)
                 if self._stop.is_set():

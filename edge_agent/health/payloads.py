@@ -35,6 +35,8 @@ EVENT_KINDS: dict[str, int] = {
     "audio_changed": fleet_pb2.Event.KIND_AUDIO_CHANGED,
     "audio_lost": fleet_pb2.Event.KIND_AUDIO_LOST,
     "file_rejected": fleet_pb2.Event.KIND_FILE_REJECTED,
+    "image_fault": fleet_pb2.Event.KIND_IMAGE_FAULT,
+    "image_ok": fleet_pb2.Event.KIND_IMAGE_OK,
 }
 
 CAPABILITIES = ("hold", "release", "rebirth", "reconfigure")

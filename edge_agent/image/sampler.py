@@ -1,0 +1,103 @@
+"""The capture-side adapter of image health: decode one keyframe per camera per interval.
+
+The capture loop hands every video packet to `ImageSampler.packet`; all but a keyframe due
+for a check (one a minute by default, or each keyframe when the GOP is longer) return at
+once. The due keyframe is decoded by its own PyAV decoder (the capture path itself never
+decodes), scaled to 160x90 gray, checked (`checks`), and a confirmed change is an event:
+`image_fault` ("frozen: ..."), or `image_ok` when it cleared. Any decode error skips that
+sample (counted), never disturbs capture. Cost per camera: bench/report.py measures it
+against capture's (goal: under a tenth).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_agent.image import checks as ck
+
+log = logging.getLogger(__name__)
+
+# (kind, detail): "image_fault" / "image_ok" with the fault and its measures.
+Report = Callable[[str, str], None]
+
+
+class ImageSampler:
+    def __init__(self, camera_id: str, report: Report, interval_s: float = 60.0) -> None:
+        self.camera_id = camera_id
+        self._report = report
+        self._interval = interval_s
+        self._next = 0.0
+        self._decoder: Any = None
+        self._previous: ck.Frame | None = None
+        self._judge = ck.Judge()
+        self.samples = 0
+        self.errors = 0
+        self.cpu_s = 0.0  # thread CPU spent decoding and checking (bench/report.py reads it)
+
+    def begin(self, stream: Any) -> None:
+        """A new connection: a fresh decoder for its codec (the previous picture is kept, so
+        a camera that reconnects onto the same frozen picture is still frozen)."""
+        import av
+
+        try:
+            self._decoder = av.CodecContext.create(stream.codec_context.name, "r")
+            if stream.codec_context.extradata:
+                self._decoder.extradata = stream.codec_context.extradata
+        except Exception as exc:  # an unknown codec: no image health for this session
+            log.warning("camera %s: no image health: %s", self.camera_id, exc)
+            self._decoder = None
+
+    def packet(self, packet: Any, monotonic_s: float) -> None:
+        if self._decoder is None or not packet.is_keyframe or monotonic_s < self._next:
+            return
+        self._next = monotonic_s + self._interval
+        started = time.thread_time()
+        try:
+            frame = self._decode(packet)
+        except Exception as exc:
+            self.errors += 1
+            log.debug("camera %s: image sample not decoded: %s", self.camera_id, exc)
+            return
+        finally:
+            self.cpu_s += time.thread_time() - started
+        if frame is None:
+            return
+        started = time.thread_time()
+        self.check(frame)
+        self.cpu_s += time.thread_time() - started
+
+    def _decode(self, packet: Any) -> ck.Frame | None:
+        import av
+
+        data = bytes(packet)
+        frames = self._decoder.decode(av.Packet(data))
+        if not frames:
+            frames = self._decoder.decode(None)  # flush: a keyframe decodes alone
+            self._decoder = av.CodecContext.create(self._decoder.name, "r")
+        if not frames:
+            return None
+        small = frames[-1].reformat(width=ck.WIDTH, height=ck.HEIGHT, format="gray")
+        plane = small.planes[0]
+        stride, raw = plane.line_size, bytes(plane)
+        luma = b"".join(raw[r * stride : r * stride + ck.WIDTH] for r in range(ck.HEIGHT))
+        return ck.Frame(ck.WIDTH, ck.HEIGHT, luma)
+
+    def check(self, frame: ck.Frame) -> None:
+        """Check one frame and report a confirmed change (also what tests call directly)."""
+        self.samples += 1
+        m = ck.measure(frame, self._previous)
+        self._previous = frame
+        self._judge, verdict = ck.judge(self._judge, ck.fault_of(m))
+        if verdict is None:
+            return
+        detail = (
+            f"mean {m.mean:.1f} std {m.std:.1f} sharpness {m.laplacian_var:.1f} "
+            f"flat tiles {m.flat_tiles}/16" + ("" if m.diff is None else f" change {m.diff:.2f}")
+        )
+        if verdict == "ok":
+            self._report("image_ok", f"ok: picture healthy again ({detail})")
+        else:
+            self._report("image_fault", f"{verdict}: {detail}")
