@@ -31,6 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,18 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-ges
 
 
 # --- child processes ------------------------------------------------------------------------
+
+
+def _answer_stats(conn: Connection, stats: Callable[[], dict[str, int]]) -> None:
+    """Answer "stats" until the parent says anything else (or goes away)."""
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        if msg != "stats":
+            return
+        conn.send(stats())
 
 
 def _controller_process(data_dir: str, conn: Connection) -> None:
@@ -74,17 +87,9 @@ def _controller_process(data_dir: str, conn: Connection) -> None:
     )
     http = next(c for c in controller.components if hasattr(c, "base_url"))
     conn.send((controller.grpc_port, http.base_url))
-    while True:
-        try:
-            msg = conn.recv()
-        except EOFError:
-            break
-        if msg == "stats":
-            hub = controller.live
-            assert hub is not None
-            conn.send({"starts": hub.starts_sent, "viewers": hub.viewers(CAMERA)})
-        else:
-            break
+    hub = controller.live
+    assert hub is not None
+    _answer_stats(conn, lambda: {"starts": hub.starts_sent, "viewers": hub.viewers(CAMERA)})
     controller.stop(grace_s=1.0)
 
 
@@ -115,15 +120,7 @@ def _agent_process(work: str, rtsp_url: str, grpc_port: int, conn: Connection) -
     agent.start()
     live.connected.wait(30)
     conn.send("ready")
-    while True:
-        try:
-            msg = conn.recv()
-        except EOFError:
-            break
-        if msg == "stats":
-            conn.send({"starts": live.starts})
-        else:
-            break
+    _answer_stats(conn, lambda: {"starts": live.starts})
     agent.stop()
 
 
@@ -263,8 +260,9 @@ class Viewers:
         self.thread.join(5)
 
 
-def _login(base: str) -> tuple[str, str]:
-    r = httpx.post(f"{base}/api/v1/login", json={"user_id": "op", "password": PASSWORD})
+def live_login(base: str, user: str, password: str, camera: str) -> tuple[str, str]:
+    """Log in and mint a one-hour live grant for `camera`: (session, the socket's hello)."""
+    r = httpx.post(f"{base}/api/v1/login", json={"user_id": user, "password": password})
     r.raise_for_status()
     token = r.json()["token"]
     now = int(time.time() * 1e6)
@@ -273,7 +271,7 @@ def _login(base: str) -> tuple[str, str]:
         headers={"Authorization": f"Bearer {token}"},
         json={
             "operations": ["live"],
-            "cameras": [CAMERA],
+            "cameras": [camera],
             "from_us": now - 60_000_000,
             "to_us": now + 3_600_000_000,
             "purpose": "bench.live",
@@ -307,7 +305,7 @@ def run(viewers: int, window_s: float, work: Path) -> dict[str, Any]:
         agent = Child(_agent_process, str(work), cams.url(1), grpc_port)
         children.append(agent)
         agent.recv(60)
-        token, hello = _login(base)
+        token, hello = live_login(base, "op", PASSWORD, CAMERA)
         ws_url = base.replace("http://", "ws://") + f"/api/v1/live/{CAMERA}/ws"
         relay = Child(_relay_process, ws_url, hello)
         children.append(relay)

@@ -9,9 +9,12 @@ and make every request to the controller's own origin (mpegts.js is vendored).
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bench.live_probe import PROBE_JS, RESET_JS, STATS_JS, summary
 from tests.fixtures.browser import chromium_browser  # noqa: F401 - the fixture
@@ -120,6 +123,32 @@ def test_console_watches_a_camera_live(world: World, chromium: Any, tmp_path: Pa
         )
         page.evaluate("() => { SourceBuffer.prototype.appendBuffer = window.__append; }")
         page.wait_for_function(f"() => window.__frames > {paused} + 25", timeout=20_000)
+
+        # The camera stops (camsim's fault API): "camera offline since HH:MM:SS" (Beijing
+        # time) within seconds, then live again on its own when it returns.
+        world.cams.client.stop(1)
+        stopped = time.monotonic()
+        page.wait_for_function(
+            "() => document.getElementById('live-status').textContent.includes('camera offline')",
+            timeout=20_000,
+        )
+        took = time.monotonic() - stopped
+        offline = page.inner_text("#live-status")
+        page.screenshot(path=str(tmp_path / "live-camera-offline.png"), full_page=True)
+        assert took < 12, f"offline shown {took:.1f} s after the camera stopped"
+        shown = re.search(r"since (\d{2}):(\d{2}):\d{2}", offline)
+        assert shown, offline
+        beijing = datetime.now(ZoneInfo("Asia/Shanghai"))
+        assert (int(shown[1]), int(shown[2])) in {
+            (t.hour, t.minute) for t in (beijing, beijing - timedelta(minutes=1))
+        }, offline
+        world.cams.client.start(1)
+        before = page.evaluate("() => window.__frames")
+        page.wait_for_function(
+            f"() => window.__frames > {before} + 25 && "
+            "document.getElementById('live-status').textContent.includes('直播 live')",
+            timeout=40_000,
+        )
 
         # The agent's feed stream goes away: the page says so, then plays again on its own.
         world.live.stop()

@@ -17,7 +17,7 @@ import av
 import httpx
 
 from tests.fixtures.browser import chromium_browser  # noqa: F401 - the fixture
-from tests.integration.test_live_view import World, grant, session
+from tests.integration.test_live_view import World, audit_rows, grant, session
 from tests.integration.test_live_view import world as world
 
 PLAYLIST = "/api/v1/live/{camera}/hls/index.m3u8"
@@ -86,11 +86,7 @@ def test_a_revoked_grant_stops_the_playlist_and_the_view_is_audited_once(world: 
         time.sleep(0.5)
     took = time.monotonic() - revoked
     assert took < 10, f"the playlist was still served {took:.1f} s after the revocation"
-    with world.controller.engine.connect() as db:
-        rows = db.exec_driver_sql(
-            "SELECT action, detail FROM audit_entry WHERE grant_id = ? ORDER BY seq",
-            (g["grant_id"],),
-        ).fetchall()
+    rows = audit_rows(world, g["grant_id"])
     views = [json.loads(d) for a, d in rows if a == "live_view"]
     assert len(views) == 1 and views[0]["via"] == "hls", rows
 

@@ -26,14 +26,16 @@ from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.topology import Topology
 from controller.users import create_user
 from edge_agent.app import Agent
-from edge_agent.capture import CaptureSettings
-from edge_agent.clock import SystemClock
-from edge_agent.config import AgentConfig, BufferConfig, CameraConfig
-from edge_agent.live import LiveClient, LiveClientOptions
-from edge_agent.uplink.client import connect as grpc_connect
-from edge_agent.uplink.client import load_credentials
+from edge_agent.live import LiveClient
 from tests.fixtures.camsim import TEST_DEFAULTS
-from tests.integration.test_live_view import PASSWORD, grant, open_view, read_media, session
+from tests.integration.test_live_view import (
+    PASSWORD,
+    grant,
+    live_agent,
+    open_view,
+    read_media,
+    session,
+)
 from tests.integration.test_uplink_support import make_site
 from tests.support import wait_until
 from vigil_camsim.launcher import CamsimProcess, check_gstreamer
@@ -96,35 +98,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         create_user(
             controller.engine, clock, "wd-op", "wudu", "operator", PASSWORD, policy=default_policy()
         )
-        agent_clock = SystemClock()
-        agent = Agent.open(
-            AgentConfig(
-                device_id="dev1",
-                data_dir=str(tmp / "agent"),
-                cameras=[
-                    CameraConfig(id="cam1", url=cams.url(1), segment_seconds=2.0),
-                    CameraConfig(id="cam2", url=cams.url(2), segment_seconds=2.0),
-                ],
-                buffer=BufferConfig(quota_bytes=256 * 1024 * 1024),
-            ),
-            agent_clock,
-            CaptureSettings(state_dir=tmp / "agent" / "capture", backoff_cap_s=1.0),
-        )
-        dev = site.device
-        address = f"127.0.0.1:{controller.grpc_port}"
-        channel = grpc_connect(
-            address, load_credentials(dev.ca_path, dev.cert_path, dev.key_path), 64 * 1024
-        )
-        live = LiveClient(
-            agent.live,
-            lambda: address,
-            lambda _a: channel,
-            agent_clock,
-            LiveClientOptions(backoff_initial_s=0.1, backoff_cap_s=0.5),
-        )
-        agent.add_component(live)
-        agent.start()
-        wait_until(live.connected.is_set, 20, "the agent's live feed stream")
+        agent, live = live_agent(tmp, site.device, controller.grpc_port, cams, ("cam1", "cam2"))
         wait_until(
             lambda: all(s.connected for s in agent.statuses()) and len(agent.statuses()) == 2,
             30,

@@ -108,37 +108,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for user, role in (("wd-op", "operator"), ("wd-admin", "admin")):
             policy = default_policy()
             create_user(controller.engine, clock, user, "wudu", role, PASSWORD, policy=policy)
-        agent_cfg = AgentConfig(
-            device_id="dev1",
-            data_dir=str(tmp / "agent"),
-            cameras=[
-                CameraConfig(id="cam1", url=cams.url(1), segment_seconds=2.0),
-                CameraConfig(id="cam2", url=cams.url(2), segment_seconds=2.0),
-            ],
-            buffer=BufferConfig(quota_bytes=256 * 1024 * 1024),
-        )
-        agent_clock = SystemClock()
-        settings = CaptureSettings(
-            state_dir=tmp / "agent" / "capture", backoff_initial_s=0.2, backoff_cap_s=1.0
-        )
-        agent = Agent.open(agent_cfg, agent_clock, settings)
-        dev = site.device
-        channel = grpc_connect(
-            f"127.0.0.1:{controller.grpc_port}",
-            load_credentials(dev.ca_path, dev.cert_path, dev.key_path),
-            64 * 1024,
-        )
-        address = f"127.0.0.1:{controller.grpc_port}"
-        live = LiveClient(
-            agent.live,
-            lambda: address,
-            lambda _a: channel,
-            agent_clock,
-            LiveClientOptions(backoff_initial_s=0.1, backoff_cap_s=0.5),
-        )
-        agent.add_component(live)
-        agent.start()
-        wait_until(live.connected.is_set, 20, "the agent's live feed stream")
+        agent, live = live_agent(tmp, site.device, controller.grpc_port, cams, ("cam1", "cam2"))
         wait_until(
             lambda: any(s.camera_id == "cam1" and s.connected for s in agent.statuses()),
             30,
@@ -150,6 +120,40 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             agent.stop()
         cams.stop()
         controller.stop(grace_s=1.0)
+
+
+def live_agent(
+    tmp: Path, dev: DeviceCreds, grpc_port: int, cams: CamsimProcess, cameras: tuple[str, ...]
+) -> tuple[Agent, LiveClient]:
+    """dev's agent capturing `cameras` (camsim's 1, 2, ... in order) with its live Feed client
+    on a mutual-TLS channel to the controller, started and connected (no uplink)."""
+    config = AgentConfig(
+        device_id=dev.device_id,
+        data_dir=str(tmp / "agent"),
+        cameras=[
+            CameraConfig(id=cid, url=cams.url(n), segment_seconds=2.0)
+            for n, cid in enumerate(cameras, start=1)
+        ],
+        buffer=BufferConfig(quota_bytes=256 * 1024 * 1024),
+    )
+    clock = SystemClock()
+    settings = CaptureSettings(
+        state_dir=tmp / "agent" / "capture", backoff_initial_s=0.2, backoff_cap_s=1.0
+    )
+    agent = Agent.open(config, clock, settings)
+    address = f"127.0.0.1:{grpc_port}"
+    credentials = load_credentials(dev.ca_path, dev.cert_path, dev.key_path)
+    channel = grpc_connect(address, credentials, 64 * 1024)
+    options = LiveClientOptions(backoff_initial_s=0.1, backoff_cap_s=0.5)
+    live = LiveClient(agent.live, lambda: address, lambda _a: channel, clock, options)
+    agent.add_component(live)
+    agent.start()
+    try:
+        wait_until(live.connected.is_set, 20, "the agent's live feed stream")
+    except BaseException:
+        agent.stop()
+        raise
+    return agent, live
 
 
 def session(base: str, user: str = "wd-op") -> str:
@@ -233,6 +237,16 @@ def closing_message(ws: ClientConnection, timeout: float) -> dict[str, Any]:
     raise AssertionError(f"the socket stayed open for {timeout} s (last error {error})")
 
 
+def audit_rows(world: World, grant_id: str) -> list[tuple[str, str]]:
+    """(action, detail JSON) of the audit entries naming this grant, oldest first."""
+    with world.controller.engine.connect() as db:
+        rows = db.exec_driver_sql(
+            "SELECT action, detail FROM audit_entry WHERE grant_id = ? ORDER BY seq",
+            (grant_id,),
+        ).fetchall()
+    return [(a, d) for a, d in rows]
+
+
 def decode(data: bytes) -> list[av.VideoFrame]:
     with av.open(io.BytesIO(data), mode="r", format="mpegts") as container:
         return list(container.decode(video=0))
@@ -272,12 +286,21 @@ def test_many_viewers_share_one_feed_and_the_feed_stops_after_the_last(world: Wo
     idle(world)
     starts, stops = world.hub.starts_sent, world.hub.stops_sent
     opened = world.live.starts
-    views = [watcher(world)[0] for _ in range(6)]
+    views = [watcher(world)[0] for _ in range(20)]
     try:
-        got = [read_media(ws, 1.5)[0] for ws in views]
+        got: list[bytes] = [b""] * len(views)
+
+        def read(i: int) -> None:
+            got[i] = first_media(views[i])
+
+        readers = [threading.Thread(target=read, args=(i,)) for i in range(len(views))]
+        for t in readers:
+            t.start()
+        for t in readers:
+            t.join(20)
         for data in got:
-            assert decode(data)[0].key_frame
-        assert world.hub.viewers("cam1") == 6
+            assert data and decode(data)[0].key_frame
+        assert world.hub.viewers("cam1") == 20
         assert world.agent.live.active() == ["cam1"]
         assert world.hub.starts_sent - starts == 1, "more than one feed was asked for"
         assert world.live.starts - opened == 1, "the agent got more than one start"
@@ -334,11 +357,7 @@ def test_revoking_the_grant_closes_the_socket(world: World) -> None:
         took = time.monotonic() - revoked
     assert error.get("error") == "revoked", error
     assert took < 10, f"closed {took:.1f} s after the revocation"
-    with world.controller.engine.connect() as db:
-        rows = db.exec_driver_sql(
-            "SELECT action, detail FROM audit_entry WHERE grant_id = ? ORDER BY seq",
-            (g["grant_id"],),
-        ).fetchall()
+    rows = audit_rows(world, g["grant_id"])
     actions = [a for a, _ in rows]
     assert actions.count("live_view") == 1 and actions.count("live_view_end") == 1, actions
     end = json.loads(next(d for a, d in rows if a == "live_view_end"))

@@ -31,9 +31,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import httpx
 from websockets.sync.client import connect
 
+from bench.live import live_login
 from controller.assembly import Parts, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
@@ -53,25 +53,12 @@ def _write(path: Path, data: Any) -> None:
 
 
 def _viewer(base: str, camera: str, work: Path, stop: threading.Event) -> None:
-    r = httpx.post(f"{base}/api/v1/login", json={"user_id": "op", "password": PASSWORD})
-    token = r.json()["token"]
-    now = int(time.time() * 1e6)
-    g = httpx.post(
-        f"{base}/api/v1/grants",
-        headers={"Authorization": f"Bearer {token}"},
-        json={
-            "operations": ["live"],
-            "cameras": [camera],
-            "from_us": now - 60_000_000,
-            "to_us": now + 3_600_000_000,
-            "purpose": "rig",
-        },
-    ).json()
+    token, hello = live_login(base, "op", PASSWORD, camera)
     out: dict[str, Any] = {"states": [], "bytes": 0, "latencies_ms": []}
     tail = b""
     url = base.replace("http://", "ws://") + f"/api/v1/live/{camera}/ws"
     with connect(url, max_size=None) as ws:
-        ws.send(json.dumps({"session": token, "grant": g["token"]}))
+        ws.send(hello)
         written = time.monotonic()
         while not stop.is_set():
             try:
