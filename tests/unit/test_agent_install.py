@@ -25,9 +25,9 @@ CONTROLLER_ONLY = {
     "uvicorn": "uvicorn",
     "psycopg[binary]": "psycopg",
     "prometheus-client": "prometheus_client",
-    "grpcio-health-checking": "grpc_health",
     "alembic": "alembic",
     "websockets": "websockets",
+    "matplotlib": "matplotlib",
 }
 
 # GStreamer's Python bindings come from Debian (python3-gi), not pip; only the camera
