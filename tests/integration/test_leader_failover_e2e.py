@@ -31,7 +31,6 @@ from tests.integration.controller_proc import (
     issue_device,
     prepare_data_dir,
     register,
-    staged_size,
 )
 from tests.integration.test_uplink_support import QUOTA, verify_delivery, write_segments
 from tests.support import wait_until
@@ -128,13 +127,12 @@ def test_leader_killed_mid_upload_another_leads_and_every_segment_is_stored_once
         uploader.start()
         leases.start()
 
-        def partial_on_a() -> bool:
-            done = buffer.stats().unsent_segments < SEGMENTS
-            return done and any(
-                0 < staged_size(tmp_path / "a", "dev1", i.segment_id) < SIZE for i in infos
-            )
-
-        wait_until(partial_on_a, 60, "one segment stored and the next one half-sent to a")
+        # Uploads stream straight into the store now (no local part file on `a` to watch):
+        # once one segment is stored, the next is under way at 2 Mbit/s for ~4 s, so 1.5 s
+        # later `a` is killed in the middle of it.
+        wait_until(lambda: buffer.stats().unsent_segments < SEGMENTS, 60, "one segment stored")
+        time.sleep(1.5)
+        assert buffer.stats().unsent_segments > 0, "every segment went before the kill"
         killed = time.monotonic()
         a.kill9()
         wait_until(lambda: (leader_row(engine) or ("", 0))[0] == "b", 10,
