@@ -174,6 +174,11 @@ class CamsimClient:
         """Switch to a loop of width x height at the next keyframe (encodes it if new)."""
         return self._action(camera_id, "resolution", {"width": width, "height": height})
 
+    def set_picture(self, camera_id: CameraId, fault: str) -> CameraInfo:
+        """Send a "frozen", "black" or "blurred" picture from the next keyframe ("none": a
+        normal one again); image health on the agent should notice within two samples."""
+        return self._action(camera_id, "picture", {"fault": fault})
+
     def broken_gop(self, camera_id: CameraId, gops: int = 1) -> CameraInfo:
         """Withhold the next `gops` IDR frames: P-frames then reference a frame never sent."""
         return self._action(camera_id, "broken_gop", {"gops": gops})

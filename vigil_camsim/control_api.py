@@ -18,6 +18,7 @@ Routes (JSON in and out):
   POST /cameras/<id>/corrupt           {"frames"?: 1..250}  damage the next access unit(s)
   POST /cameras/<id>/profile           {"profile": "h265-pcma"}  become another kind of camera
                                        (codec/audio): sessions end, reconnects get the new one
+  POST /cameras/<id>/picture           {"fault": "frozen|black|blurred|none"}  next keyframe on
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ class CameraAction:
 
 
 @dataclass(frozen=True)
+class SetPicture:
+    """Send a frozen, black or blurred picture (or a normal one again) from the next keyframe."""
+
+    camera_id: str
+    fault: str
+
+
+@dataclass(frozen=True)
 class SetResolution:
     camera_id: str
     width: int
@@ -108,6 +117,7 @@ Command = (
     | GetCamera
     | CameraAction
     | SetResolution
+    | SetPicture
     | BreakGop
     | Corrupt
     | SetProfile
@@ -163,6 +173,8 @@ def parse_request(method: str, path: str, body: bytes) -> Command | ApiError:
         return _parse_corrupt(camera_id, body)
     if verb == "profile":
         return _parse_profile(camera_id, body)
+    if verb == "picture":
+        return _parse_picture(camera_id, body)
     return ApiError(404, f"unknown action {verb!r}")
 
 
@@ -194,6 +206,18 @@ def _int_field(obj: dict[str, object], name: str, low: int, high: int) -> int | 
 def _unknown_fields(obj: dict[str, object], allowed: set[str]) -> ApiError | None:
     extra = sorted(set(obj) - allowed)
     return ApiError(400, f"unknown field(s): {', '.join(extra)}") if extra else None
+
+
+def _parse_picture(camera_id: str, body: bytes) -> Command | ApiError:
+    obj = _json_object(body, required=True)
+    if isinstance(obj, ApiError):
+        return obj
+    if (err := _unknown_fields(obj, {"fault"})) is not None:
+        return err
+    fault = obj.get("fault")
+    if fault not in ("none", "frozen", "black", "blurred"):
+        return ApiError(400, "'fault' must be one of: none, frozen, black, blurred")
+    return SetPicture(camera_id, str(fault))
 
 
 def _parse_resolution(camera_id: str, body: bytes) -> Command | ApiError:

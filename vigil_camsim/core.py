@@ -29,6 +29,8 @@ MAX_HEIGHT = 2160
 MAX_FPS = 60
 MAX_BITRATE_KBPS = 50_000
 MAX_LOOP_FRAMES = 1_500
+# Picture faults (image health): a still picture, a black one, one out of focus.
+PICTURE_FAULTS = ("frozen", "black", "blurred")
 VIDEO_CODECS = ("h264", "h265", "mjpeg", "none")  # none: audio only (the loop still paces it)
 MJPEG_MAX_SIDE = 2040  # RTP/JPEG (RFC 2435) gives width/8 and height/8 one byte each
 AUDIO_CODECS = ("aac", "pcma", "pcmu")  # profiles.AUDIO, restated: this module imports nothing
@@ -62,6 +64,8 @@ class CameraSpec:
     audio: str | None = None
     profile: str = "h264"  # the profile name these three came from (reported, not encoded)
     video_gop: int = 0  # the GOP before an MJPEG profile forced 1 (0: gop_frames)
+    # A picture fault for image-health tests (PICTURE_FAULTS; "" a normal picture).
+    picture: str = ""
 
     def validated(self) -> CameraSpec:
         """Return self, or raise SpecError naming the first bad setting."""
@@ -93,6 +97,13 @@ class CameraSpec:
 
     def at_resolution(self, width: int, height: int) -> CameraSpec:
         return replace(self, width=width, height=height).validated()
+
+    def with_picture(self, fault: str) -> CameraSpec:
+        """The same camera sending a frozen, black or blurred picture ("" / "none": normal)."""
+        fault = "" if fault == "none" else fault
+        if fault and fault not in PICTURE_FAULTS:
+            raise SpecError(f"picture fault must be one of: none, {', '.join(PICTURE_FAULTS)}")
+        return replace(self, picture=fault)
 
 
 def with_profile(
@@ -191,6 +202,7 @@ def cache_key(spec: CameraSpec) -> str:
             spec.loop_frames,
             spec.codec,
             spec.bframes,
+            *([f"picture:{spec.picture}:2"] if spec.picture else []),  # normal: keys unchanged
         ]
     )
     return hashlib.sha256(material.encode()).hexdigest()[:24]

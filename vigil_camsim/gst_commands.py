@@ -66,6 +66,10 @@ class Commands:
             spec = camera.spec.at_resolution(command.width, command.height)
             loop = rt.library.get(spec, rt.core.cache_key(spec))
             rt.caller.call(lambda: rt.switch(camera, loop))
+        elif isinstance(command, api.SetPicture):
+            spec = camera.spec.with_picture(command.fault)
+            loop = rt.library.get(spec, rt.core.cache_key(spec))
+            rt.caller.call(lambda: self._picture(camera, spec, loop))
         elif isinstance(command, api.BreakGop):
             rt.caller.call(lambda: rt.break_gop(camera, command.gops))
         elif isinstance(command, api.Corrupt):
@@ -74,6 +78,11 @@ class Commands:
             spec = self._with_profile(camera.spec, command.profile)
             loop, audio = self._loops(spec)
             rt.caller.call(lambda: rt.reprofile(camera, spec, loop, audio))
+
+    def _picture(self, camera: Any, spec: CameraSpec, loop: Any) -> None:
+        """On the main thread: remember the fault (snapshots, later switches), then switch."""
+        camera.spec = spec
+        self.rt.switch(camera, loop)
 
     def _with_profile(self, spec: CameraSpec, name: str) -> CameraSpec:
         p = self.rt.profiles.parse_profile(name)

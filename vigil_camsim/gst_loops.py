@@ -142,6 +142,9 @@ def store_cached(cache_dir: Path, loop: Loop) -> None:
 def _encoder(spec: CameraSpec) -> str:
     """The encoding part of the pipeline: fixed GOP, no scene cuts, closed GOPs."""
     gop, rate = spec.gop_frames, spec.bitrate_kbps
+    # A frozen picture: a constant quantizer, so every keyframe of the loop is the same
+    # picture bit for bit (as from an encoder stuck on one frame), not rate-control noise.
+    x264_rate = "pass=quant quantizer=21" if spec.picture == "frozen" else f"bitrate={rate}"
     if spec.codec == "mjpeg":
         return "jpegenc quality=80 ! image/jpeg"
     if spec.codec == "h265":
@@ -153,13 +156,13 @@ def _encoder(spec: CameraSpec) -> str:
         )
     if spec.bframes:
         return (
-            f"x264enc key-int-max={gop} bitrate={rate} speed-preset=superfast "
+            f"x264enc key-int-max={gop} {x264_rate} speed-preset=superfast "
             f"bframes={spec.bframes} b-adapt=false b-pyramid=false option-string=scenecut=0 "
             f"! video/x-h264,profile=high "
             f"! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au"
         )
     return (
-        f"x264enc key-int-max={gop} bitrate={rate} "
+        f"x264enc key-int-max={gop} {x264_rate} "
         f"speed-preset=ultrafast bframes=0 option-string=scenecut=0 "
         f"! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au"
     )
@@ -202,27 +205,48 @@ def _parse(gst: Any, desc: str) -> Any:
 def encode_loop(gst: Any, spec: CameraSpec, key: str, profiles: ModuleType) -> Loop:
     """Run the offline pipeline for `spec` and collect its access units from an appsink."""
     font = 14  # textoverlay scales text with the picture (auto-resize), so one size fits all
+    raw = f"video/x-raw,format=I420,width={spec.width},height={spec.height},framerate={spec.fps}/1"
+    pattern, speed, clock, blur = "smpte", 4, True, ""
+    if spec.picture == "black":
+        pattern, speed, clock = "black", 0, False
+    elif spec.picture == "frozen":
+        speed, clock = 0, False  # the same picture every frame
+    elif spec.picture == "blurred":  # out of focus: through a 1/48 size and back
+        w, h = (max(16, side // 48 // 2 * 2) for side in (spec.width, spec.height))
+        blur = f"! videoscale ! video/x-raw,width={w},height={h} ! videoscale ! {raw} "
+    label = (
+        "! textoverlay name=label valignment=top halignment=left shaded-background=true "
+        f'font-desc="Sans {font}" '
+    )
     desc = (
-        f"videotestsrc name=src num-buffers={spec.loop_frames} pattern=smpte horizontal-speed=4 "
-        f"! video/x-raw,format=I420,width={spec.width},height={spec.height},"
-        f"framerate={spec.fps}/1 "
-        f"! textoverlay name=label valignment=top halignment=left shaded-background=true "
-        f'font-desc="Sans {font}" '
-        f"! timeoverlay valignment=bottom halignment=right shaded-background=true "
-        f'font-desc="Sans {font}" '
-        f"! {_encoder(spec)} ! appsink name=sink sync=false"
+        f"videotestsrc name=src num-buffers={spec.loop_frames} pattern={pattern} "
+        f"horizontal-speed={speed} ! {raw} "
+        + (label if spec.picture != "black" else "")
+        + (
+            f"! timeoverlay valignment=bottom halignment=right shaded-background=true "
+            f'font-desc="Sans {font}" '
+            if clock
+            else ""
+        )
+        + blur
+        + f"! {_encoder(spec)} ! appsink name=sink sync=false"
     )
     pipeline = _parse(gst, desc)
     kind = {"h264": "", "h265": "  H.265", "mjpeg": "  MJPEG", "none": ""}[spec.codec] + (
         "  B-frames" if spec.bframes else ""
     )
     text = f"{spec.label}  {spec.width}x{spec.height}{kind}"
-    pipeline.get_by_name("label").set_property("text", text)
+    if spec.picture != "black":
+        pipeline.get_by_name("label").set_property("text", text)
     buffers = _pull_all(gst, pipeline)
     if len(buffers) != spec.loop_frames:
         raise LoopError(f"encoder produced {len(buffers)} of {spec.loop_frames} frames")
     frames = [b.extract_dup(0, b.get_size()) for b in buffers]
     keyframes = [not b.has_flags(gst.BufferFlags.DELTA_UNIT) for b in buffers]
+    if spec.picture == "frozen" and keyframes and keyframes[0]:
+        # An encoder stuck on one picture: every keyframe the very same bytes (a second
+        # encode of the same input differs by rate-control noise, ~2 levels at 320x180).
+        frames = [frames[0] if key else f for f, key in zip(frames, keyframes, strict=True)]
     offsets: list[int] = []
     if spec.bframes:
         try:

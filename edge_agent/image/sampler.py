@@ -1,8 +1,10 @@
 """The capture-side adapter of image health: decode one keyframe per camera per interval.
 
 The capture loop hands every video packet to `ImageSampler.packet`; all but a keyframe due
-for a check (one a minute by default, or each keyframe when the GOP is longer) return at
-once. The due keyframe is decoded by its own PyAV decoder (the capture path itself never
+for a check (about one a minute, or each keyframe when the GOP is longer) return at once. The
+interval is 61 s, not 60: a source repeating a loop whose length divides a minute (the
+emulator's 4 s loops) would otherwise be sampled at the same frame each time and look frozen.
+The due keyframe is decoded by its own PyAV decoder (the capture path itself never
 decodes), scaled to 160x90 gray, checked (`checks`), and a confirmed change is an event:
 `image_fault` ("frozen: ..."), or `image_ok` when it cleared. Any decode error skips that
 sample (counted), never disturbs capture. Cost per camera: bench/report.py measures it
@@ -25,7 +27,7 @@ Report = Callable[[str, str], None]
 
 
 class ImageSampler:
-    def __init__(self, camera_id: str, report: Report, interval_s: float = 60.0) -> None:
+    def __init__(self, camera_id: str, report: Report, interval_s: float = 61.0) -> None:
         self.camera_id = camera_id
         self._report = report
         self._interval = interval_s
