@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", type=Path, required=True)
     w.add_argument("--arch", action="append", choices=("x86_64", "aarch64"))
     w.add_argument("--source", type=Path, help="the Vigil source tree (default: this one)")
+    w.add_argument("--also", action="append", help="another requirement to include, e.g. a tool")
     dis = sub.add_parser("discover", help="find ONVIF cameras on this LAN (WS-Discovery)")
     dis.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for answers")
     dis.add_argument("--camera-user", default="", help="the cameras' ONVIF/RTSP account")

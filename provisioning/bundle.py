@@ -135,8 +135,9 @@ umask 077
 mkdir -p "$ETC/pki" "$ROOT/var/lib/vigil-agent" "$ROOT/opt/vigil-agent"
 if [ -d "$HERE/wheelhouse/$ARCH" ]; then
   "$PYTHON" -m venv "$ROOT/opt/vigil-agent/venv"
+  # Every wheel of the wheelhouse: the agent, its dependencies and any --also extras.
   "$ROOT/opt/vigil-agent/venv/bin/pip" install -q --no-index \\
-      --find-links "$HERE/wheelhouse/$ARCH" vigil
+      --find-links "$HERE/wheelhouse/$ARCH" "$HERE/wheelhouse/$ARCH"/*.whl
 else
   echo "no wheelhouse for $ARCH in this bundle: install the agent another way" >&2
 fi

@@ -22,8 +22,6 @@ from provisioning.bundle import BundleError, build_bundle, to_targz
 from provisioning.spec import DeviceSpec, SpecError, device_spec, parse_camera, parse_rows
 from provisioning.workspace import City, DeviceRecord, Workspace, WorkspaceError
 
-DEPENDENCIES = ("av>=14", "grpcio>=1.85.1", "protobuf>=7.35.1", "paho-mqtt>=2.1", "psutil>=6",
-                "pydantic>=2.7", "tenacity>=9", "cryptography>=43", "tzdata>=2024.1")  # fmt: skip
 PLATFORMS = {
     "x86_64": ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
     "aarch64": ("manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"),
@@ -158,11 +156,14 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
             dest = args.out / arch
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copy2(wheels[0], dest / wheels[0].name)
+            # The dependencies are those the agent's wheel declares (its metadata), resolved
+            # for the target: nothing listed twice, nothing the agent does not ask for.
             cmd = [sys.executable, "-m", "pip", "download", "-q", "-d", str(dest)]
             cmd += ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp"]
             for platform in PLATFORMS[arch]:
                 cmd += ["--platform", platform]
-            got = subprocess.run([*cmd, *DEPENDENCIES], capture_output=True, text=True)
+            wanted = [str(dest / wheels[0].name), *(args.also or [])]
+            got = subprocess.run([*cmd, *wanted], capture_output=True, text=True, check=False)
             if got.returncode != 0:
                 _err(f"{arch}: some dependencies have no wheel: {got.stderr.strip()[-400:]}")
                 return 1
