@@ -5,6 +5,7 @@
     enroll.token          the single-use enrollment token (0600; deleted by the agent once used)
     pki/ca.crt            the city CA (the device checks the controller against it)
     vigil-agent.service   systemd unit: `vigil-agent enroll` before every start, then `run`
+    vigil-agent-renew.*   a daily timer renewing the certificate when due (restarts the agent)
     install.sh            checks the manifest, installs the wheelhouse offline, places the files
     verify_manifest.py    the manifest check (stdlib only)
     wheelhouse/ARCH/      the agent and its dependencies as wheels (when given)
@@ -107,6 +108,44 @@ WantedBy=multi-user.target
 """
 
 
+RENEW_UNITS = ("vigil-agent-renew.service", "vigil-agent-renew.timer")
+
+
+def renew_units(city: City) -> dict[str, str]:
+    """A daily timer: `vigil-agent enroll` renews the certificate once it is due (two thirds
+    of its validity) and the agent is restarted to use it, with no installer on site."""
+    d = city.install_dir
+    enroll = (
+        f"/opt/vigil-agent/venv/bin/vigil-agent enroll --config {d}/agent.toml "
+        f"--address {city.enroll_address} --max-attempts 5"
+    )
+    service = f"""[Unit]
+Description=Vigil agent certificate renewal
+After=network-online.target
+
+[Service]
+Type=oneshot
+User=vigil
+ExecStart={enroll}
+# "+": as root, to restart the agent only when this run renewed (enrollment.json says so).
+ExecStartPost=+/bin/sh -c 'grep -q renewed /var/lib/vigil-agent/enrollment.json && \\
+    systemctl try-restart vigil-agent.service || true'
+"""
+    timer = """[Unit]
+Description=Vigil agent certificate renewal, daily
+
+[Timer]
+OnBootSec=1h
+OnUnitActiveSec=1d
+RandomizedDelaySec=1h
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+    return {RENEW_UNITS[0]: service, RENEW_UNITS[1]: timer}
+
+
 INSTALL_SH = """#!/bin/sh
 # Install this Vigil bundle:
 #   on the device:       ./install.sh --site SITE --system   (user, systemd unit, start)
@@ -147,11 +186,13 @@ for f in cameras.secret enroll.token; do
   [ -f "$HERE/$f" ] && { cp "$HERE/$f" "$ETC/$f"; chmod 600 "$ETC/$f"; }
 done
 mkdir -p "$ROOT/etc/systemd/system"
-cp "$HERE/vigil-agent.service" "$ROOT/etc/systemd/system/vigil-agent.service"
+for unit in vigil-agent.service vigil-agent-renew.service vigil-agent-renew.timer; do
+  cp "$HERE/$unit" "$ROOT/etc/systemd/system/$unit"
+done
 if [ -n "$SYSTEM" ]; then
   id vigil >/dev/null 2>&1 || useradd --system --home /var/lib/vigil-agent vigil
   chown -R vigil "$ETC" /var/lib/vigil-agent
-  systemctl daemon-reload && systemctl enable --now vigil-agent.service
+  systemctl daemon-reload && systemctl enable --now vigil-agent.service vigil-agent-renew.timer
 fi
 echo "installed @DEVICE_ID@ for site $SITE"
 """
@@ -217,6 +258,8 @@ def build_bundle(
     write_private(out / "enroll.token", (record.token + "\n").encode())
     (out / "pki" / "ca.crt").write_bytes(ca_pem)
     (out / UNIT).write_text(unit_text(city, spec.device_id), encoding="utf-8")
+    for name, text in renew_units(city).items():
+        (out / name).write_text(text, encoding="utf-8")
     script = INSTALL_SH.replace("@INSTALL_DIR@", city.install_dir)
     (out / "install.sh").write_text(script.replace("@DEVICE_ID@", spec.device_id))
     os.chmod(out / "install.sh", 0o755)  # noqa: S103 - a script anyone may read and run

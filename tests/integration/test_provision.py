@@ -116,7 +116,8 @@ def test_device_add_bundle_install_and_enroll(env: Env, capsys: pytest.CaptureFi
     config = load_config(etc / "agent.toml", env={})
     assert config.cameras[0].url == "rtsp://admin:s3cr%40t@192.0.2.10:554/Streaming/1"
     assert (etc / "enroll.token").stat().st_mode & 0o777 == 0o600
-    assert (root / "etc" / "systemd" / "system" / "vigil-agent.service").exists()
+    for unit in ("vigil-agent.service", "vigil-agent-renew.service", "vigil-agent-renew.timer"):
+        assert (root / "etc" / "systemd" / "system" / unit).exists()
     enroller = Enroller(config, f"127.0.0.1:{env.enroll_port}", etc / "enroll.token",
                         SystemClock().now_us)  # fmt: skip
     assert enroller.run() == "enrolled"

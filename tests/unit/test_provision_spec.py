@@ -87,3 +87,14 @@ def test_acceptance_table_passes_only_when_everything_does() -> None:
     table = render(judge(bad, NOW), "en")
     assert table.count("FAIL") == 4 and "turn on NTP" in table and "Not accepted" in table
     assert "退役" in render(judge({**facts, "retired": True}, NOW))
+
+
+def test_a_daily_timer_renews_the_certificate_without_a_token() -> None:
+    from provisioning.bundle import renew_units
+
+    _, city = _record()
+    units = renew_units(city)
+    timer, service = units["vigil-agent-renew.timer"], units["vigil-agent-renew.service"]
+    assert "OnUnitActiveSec=1d" in timer and "RandomizedDelaySec" in timer
+    assert "vigil-agent enroll" in service and "--token-file" not in service
+    assert "ExecStartPost=+" in service and "try-restart vigil-agent.service" in service
