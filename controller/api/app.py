@@ -40,6 +40,7 @@ from controller.api.routes import (
     play,
     report,
     scheduler,
+    shares,
     web,
 )
 from controller.audit.log import AuditError
@@ -174,6 +175,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         play,
         live,
         install,
+        shares,
         web,
     ):
         app.include_router(module.router)

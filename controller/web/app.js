@@ -1,344 +1,205 @@
-// Vigil control centre: log in, list cameras, devices and alerts, play a camera's footage for a
-// chosen time range with hls.js, and watch it live with mpegts.js. No build step: a plain ES
-// module.
-//
-// Live (实时) is the live player module's (live-player.js, `VigilLive.attach`): MPEG-TS over a
-// WebSocket into mpegts.js, the grant renewed while watching, and the server's honest state
-// (connecting, live with the newest frame's age, camera offline, link busy, agent
-// unreachable), never "playing" over old footage.
-//
-// Playing mints a grant for the logged-in user (POST /api/v1/grants) and loads
-// /play/{camera}.m3u8 with the session and the grant in headers, only on playlist requests:
-// segment URLs carry their own short-lived signature, and may redirect to an S3 store.
-// A browser that cannot decode H.265 through Media Source Extensions (Chromium on Linux,
-// most older browsers) asks for `rendition=h264`: the controller then points H.265 segments
-// at their H.264 conversion (cached on the controller); H.264 segments stay as they are.
+// Vigil control centre: log in, then the camera tree (left) beside one of the views: fleet
+// overview (pushed live), live grid, recorded playback with its timeline, sharing, audit.
+// No build step: plain ES modules, every asset served by the controller (no internet).
+// Chinese first; the switch in the header changes every label without a reload.
+
+import { api, query, session } from "./api.js";
+import { errorText, getLang, savedLang, setLang, shanghai, t, todayShanghai, translatePage } from "./i18n.js";
+import { Fleet } from "./fleet.js";
+import { LiveGrid } from "./grid.js";
+import { localInput, Playback } from "./playback.js";
+import { Sharing } from "./share.js";
+import { CameraTree } from "./tree.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { session: null, user: null, hls: null, grant: null, media: null, timer: null, live: null };
-const HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
+const app = { tree: null, grid: null, fleet: null, playback: null, sharing: null, states: new Map(), cams: new Map() };
 
-function decodesHevc() {
-  const ms = window.ManagedMediaSource || window.MediaSource;
-  return Boolean(ms && ms.isTypeSupported && ms.isTypeSupported(HEVC_TYPE));
+function message(text, cls) {
+  const m = $("message");
+  m.textContent = text || "";
+  m.className = cls || "error";
 }
 
-// What a camera's agent last reported (fleet API `camera_states`), in the console's words.
-const CAMERA_STATES = {
-  starting: "启动中",
-  streaming: "在线",
-  no_keyframe_yet: "等待关键帧",
-  unsupported_codec: "不支持的编码",
-  auth_failed: "认证失败",
-  unreachable: "无法连接",
-  stalled: "卡顿",
-  disconnected: "断开",
-  file_error: "文件错误",
-  failed: "故障",
-};
-const ALERT_LEVELS = { info: "提示", warning: "警告", critical: "严重" };
-// Times are UTC inside Vigil; the city reads Beijing time (no daylight saving: a fixed +08:00).
-const SHANGHAI_OFFSET_MS = 8 * 3600 * 1000;
-const SHANGHAI = new Intl.DateTimeFormat("zh-CN", {
-  timeZone: "Asia/Shanghai",
-  year: "numeric",
-  month: "2-digit",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-  hour12: false,
-});
-
-function shanghaiTime(us) {
-  return us ? SHANGHAI.format(new Date(us / 1000)) : "-";
-}
-
-function stateLabel(s) {
-  if (!s) return "未知 unknown";
-  return `${CAMERA_STATES[s.state] || s.state} ${s.state}`;
-}
-
-function stateClass(s) {
-  if (!s) return "";
-  if (s.state === "streaming") return "online";
-  return s.state === "starting" || s.state === "no_keyframe_yet" ? "note" : "offline";
+function fail(err) {
+  message(err && err.message ? err.message : String(err));
 }
 
 function describeMedia(m) {
   if (!m) return "-";
-  const video = `${m.video_codec.toUpperCase() || "?"} ${m.width}x${m.height}` +
-    (m.frame_rate ? ` ${m.frame_rate} fps` : "");
-  const channels = m.audio_channels === 1 ? " 单声道" : m.audio_channels === 2 ? " 立体声" : "";
-  const audio = m.audio_codec
-    ? `${m.audio_codec} ${m.audio_sample_rate / 1000} kHz${channels}`
-    : "无音频 no audio";
-  const profile = m.video_profile ? ` · ${m.video_profile}` : "";
-  return `${video}, ${audio}${profile}`;
+  const video = `${(m.video_codec || "?").toUpperCase()} ${m.width}x${m.height}` + (m.frame_rate ? ` ${m.frame_rate} fps` : "");
+  const ch = m.audio_channels === 1 ? ` ${t("audio.mono")}` : m.audio_channels === 2 ? ` ${t("audio.stereo")}` : "";
+  const audio = m.audio_codec ? `${m.audio_codec} ${m.audio_sample_rate / 1000} kHz${ch}` : t("audio.none");
+  return `${video}, ${audio}${m.video_profile ? ` · ${m.video_profile}` : ""}`;
 }
 
-function setText(id, text, cls) {
-  const el = $(id);
-  el.textContent = text;
-  if (cls !== undefined) el.className = cls;
+function stateWord(camera) {
+  const s = app.states.get(camera);
+  return s === true ? t("fleet.online") : s === false ? t("fleet.offline") : t("fleet.unknown");
 }
 
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (state.session) headers.Authorization = `Bearer ${state.session}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const err = new Error(`${data.reason || res.status}: ${data.message || res.statusText}`);
-    err.status = res.status;
-    err.reason = data.reason;
-    throw err;
-  }
-  return data;
+export function countyName(county) {
+  for (const c of app.cams.values()) if (c.county === county && c.county_name) return c.county_name;
+  return county;
 }
 
-function cell(row, text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  row.appendChild(td);
-  return td;
-}
-
-function fill(tableId, items, columns) {
-  const body = $(tableId).querySelector("tbody");
-  body.replaceChildren();
-  for (const item of items) {
-    const row = document.createElement("tr");
-    for (const col of columns) {
-      const td = cell(row, col(item));
-      if (col.cls) td.className = col.cls(item);
-    }
-    body.appendChild(row);
-  }
-}
-
-// The range inputs are in Beijing time, whatever the browser's own zone is.
-function localInput(ms) {
-  return new Date(ms + SHANGHAI_OFFSET_MS).toISOString().slice(0, 19);
-}
-
-function inputUs(id) {
-  const v = $(id).value;
-  const ms = new Date(`${v.length === 16 ? `${v}:00` : v}+08:00`).getTime();
-  if (Number.isNaN(ms)) throw new Error(`${id}: not a time`);
-  return ms * 1000;
-}
-
-// camera id -> its state and reason as its agent last reported them (one request for the fleet).
-async function loadStates() {
-  const states = new Map();
-  for (const s of await api("GET", "/api/v1/camera-states")) states.set(s.camera_id, s);
-  return states;
-}
-
-async function loadCameras(states) {
-  const cams = await api("GET", "/api/v1/cameras");
-  const stateCol = (c) => stateLabel(states.get(c.camera_id));
-  stateCol.cls = (c) => stateClass(states.get(c.camera_id));
-  fill("cameras", cams, [
-    (c) => c.camera_id,
-    (c) => c.area,
-    (c) => c.resource_class,
-    (c) => c.device_id,
-    stateCol,
-    (c) => (states.get(c.camera_id) || {}).reason || "",
-    (c) => describeMedia(c.media),
-  ]);
+function remember(c) {
+  app.cams.set(c.camera_id, c);
   const select = $("camera-select");
-  select.replaceChildren();
-  for (const c of cams) {
+  if (![...select.options].some((o) => o.value === c.camera_id)) {
     const opt = document.createElement("option");
     opt.value = c.camera_id;
-    opt.textContent = `${c.camera_id} (${c.area})`;
+    opt.textContent = `${c.name || c.camera_id} (${c.county_name || c.county})`;
     select.appendChild(opt);
   }
 }
 
-async function loadFleet(devices) {
-  const stateCol = (d) => (d.online === null ? "未知 unknown" : d.online ? "在线 online" : `离线 offline ${d.offline_reason}`);
-  stateCol.cls = (d) => (d.online === null ? "" : d.online ? "online" : "offline");
-  fill("devices", devices, [
-    (d) => d.device_id,
-    (d) => `${d.county} / ${d.site}`,
-    stateCol,
-    (d) => (d.cameras_connected === null ? "-" : String(d.cameras_connected)),
-    (d) => shanghaiTime(d.last_seen_us),
-    (d) => String(d.alerts),
-  ]);
-  const list = $("alerts");
-  list.replaceChildren();
-  try {
-    for (const a of await api("GET", "/api/v1/alerts")) {
-      const li = document.createElement("li");
-      li.className = a.level === "info" ? "" : "alert-warning";
-      const level = `[${ALERT_LEVELS[a.level] || a.level} ${a.level}]`;
-      const camera = a.camera_id ? ` ${a.camera_id}` : "";
-      li.textContent = `${level} ${shanghaiTime(a.raised_us)} ${a.device_id}${camera} ${a.kind}: ${a.detail}`;
-      list.appendChild(li);
-    }
-  } catch (err) {
-    const li = document.createElement("li");
-    li.textContent = err.reason === "fleet_unavailable" ? "No fleet view on this controller." : err.message;
-    list.appendChild(li);
-  }
-}
-
-function stopPlayback() {
-  if (state.hls) state.hls.destroy();
-  state.hls = null;
-  state.media = null;
-  stopLive();
-  setText("media-info", "");
-}
-
-function stopLive() {
-  const live = state.live;
-  state.live = null;
-  if (!live) return;
-  live.close();
-  setText("live-status", "", "");
-}
-
-// Live goes through the live player module (live-player.js, window.VigilLive): it mints and
-// renews the grant, owns the WebSocket and mpegts.js, and reports the feed's honest state.
-function playLive() {
-  stopPlayback();
-  if (!window.VigilLive) {
-    setText("status", "live-player.js 未加载：实时不可用 — live view unavailable", "error");
-    return;
-  }
-  const camera = $("camera-select").value;
-  setText("status", `实时 live ${camera}`, "");
-  state.live = window.VigilLive.attach($("video"), camera, {
-    session: state.session,
-    onState: (s) => setText("live-status", s.text, s.level),
-    onMediaInfo: (text) => setText("media-info", text),
-  });
-}
-
-async function play(mode) {
-  stopPlayback();
-  if (!window.Hls || !window.Hls.isSupported()) {
-    setText("status", "hls.js is not installed: playback is unavailable", "error");
-    return;
-  }
-  const camera = $("camera-select").value;
-  const now = Date.now() * 1000;
-  const live = mode === "live";
-  const from = live ? now - 10 * 60e6 : inputUs("from");
-  const to = live ? now + 15 * 60e6 : inputUs("to");
-  setText("status", "asking for a grant...", "");
-  const grant = await api("POST", "/api/v1/grants", {
-    operations: [live ? "live" : "playback"],
-    cameras: [camera],
-    from_us: Math.floor(from),
-    to_us: Math.floor(to),
-    purpose: `console ${live ? "live view" : "playback"}`,
-  });
-  state.grant = grant;
-  const h264 = !decodesHevc();
-  let query = live ? "mode=live" : `from=${Math.floor(from)}&to=${Math.floor(to)}`;
-  if (h264) query += "&rendition=h264";
-  const url = `/play/${encodeURIComponent(camera)}.m3u8?${query}`;
-  const video = $("video");
-  const hls = new window.Hls({
-    xhrSetup: (xhr, target) => {
-      if (target.includes(".m3u8")) {
-        xhr.setRequestHeader("Authorization", `Bearer ${state.session}`);
-        xhr.setRequestHeader("X-Vigil-Grant", grant.token);
+// The first page of cameras for the playback list (the tree reaches all the others).
+async function loadCameras() {
+  const cams = await api("GET", `/api/v1/cameras${query({ limit: 50 })}`);
+  for (const c of cams) remember(c);
+  const body = $("cameras").querySelector("tbody");
+  body.replaceChildren(
+    ...cams.map((c) => {
+      const tr = document.createElement("tr");
+      for (const text of [c.camera_id, c.name, c.gb_code || "", c.area, c.resource_class, stateWord(c.camera_id), describeMedia(c.media)]) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
       }
-    },
-  });
-  state.hls = hls;
-  hls.on(window.Hls.Events.BUFFER_CODECS, (_event, data) => {
-    state.media = {
-      video: data.video ? data.video.codec : "",
-      audio: data.audio ? data.audio.codec : "",
-    };
-    const sound = state.media.audio ? `audio ${state.media.audio}` : "no audio track";
-    setText("media-info", `video ${state.media.video || "?"}, ${sound}`);
-  });
-  hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
-    const how = h264 ? ", H.264 for this browser" : "";
-    setText("status", `playing ${camera} (grant ${grant.grant_id.slice(0, 8)}${how})`, "");
-    video.muted = true;
-    video.play().catch((err) => setText("status", `cannot start: ${err.message}`, "error"));
-  });
-  hls.on(window.Hls.Events.ERROR, (_event, data) => {
-    const code = data.response ? ` (HTTP ${data.response.code})` : "";
-    setText("status", `${data.fatal ? "playback failed" : "playback problem"}: ${data.details}${code}`, data.fatal ? "error" : "note");
-  });
-  hls.loadSource(url);
-  hls.attachMedia(video);
+      return tr;
+    }),
+  );
+}
+
+function show(view) {
+  if (!app.playback) return; // not logged in yet
+  for (const s of document.querySelectorAll(".view")) s.hidden = s.id !== `view-${view}`;
+  for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
+  if (view === "playback") app.playback.timeline().catch(fail);
+  if (view === "share") app.sharing.refresh().catch(fail);
+  if (view === "audit") app.sharing.audit().catch(fail);
+  sessionStorage.setItem("vigil-view", view);
+}
+
+function selectCamera(c) {
+  remember(c);
+  $("camera-select").value = c.camera_id;
+  if (!$("view-playback").hidden) app.playback.timeline().catch(fail);
 }
 
 async function enterConsole() {
   $("login-panel").hidden = true;
   $("console").hidden = false;
+  $("nav").hidden = false;
   $("logout").hidden = false;
-  setText("whoami", `${state.user.user_id} (${state.user.org_id}, ${state.user.role})`);
+  $("whoami").textContent = `${session.user.user_id} · ${session.user.org_id} · ${session.user.role}`;
   const now = Date.now();
   $("from").value = localInput(now - 10 * 60000);
   $("to").value = localInput(now);
-  await refresh();
-  if (!state.timer) state.timer = setInterval(() => refresh().catch(() => {}), 10000);
+  $("day").value = todayShanghai(now);
+  app.playback = new Playback();
+  app.grid = new LiveGrid($("grid"), {
+    describe: (cam) => {
+      const c = app.cams.get(cam) || (app.tree && app.tree.cameras.get(cam));
+      return c && c.name ? `${c.name} · ${cam}` : cam;
+    },
+    reasonText: (reason) => errorText(reason),
+  });
+  app.tree = new CameraTree($("tree-box"), {
+    onSelect: selectCamera,
+    onOpen: (c) => {
+      selectCamera(c);
+      show("live");
+      app.grid.openCamera(c.camera_id);
+    },
+  });
+  app.sharing = new Sharing({ camera: () => $("camera-select").value, onError: fail, cameras: app.cams });
+  app.fleet = new Fleet({
+    onStates: (states) => {
+      app.states = states;
+      app.tree.setStates(states);
+    },
+    onError: fail,
+    countyName,
+  });
+  const treeStart = performance.now();
+  window.__vigilTreeMs = app.tree.start().then(() => performance.now() - treeStart); // bench, tests
+  const shared = location.hash.startsWith("#share=");
+  if (!shared) show(sessionStorage.getItem("vigil-view") || "fleet"); // before any wait: a click wins
+  app.fleet.start().catch(fail);
+  await loadCameras().catch(fail);
+  if (shared) openShareLink();
 }
 
-// Cameras with their reported state, devices and alerts; the fleet part is optional (a
-// controller without a broker still lists its cameras).
-async function refresh() {
-  let devices = [];
-  let states = new Map();
-  try {
-    devices = await api("GET", "/api/v1/devices");
-    states = await loadStates();
-  } catch (err) {
-    setText("status", err.message, "error");
-  }
-  const selected = $("camera-select").value;
-  await loadCameras(states);
-  if (selected) $("camera-select").value = selected;
-  await loadFleet(devices).catch((err) => setText("status", err.message, "error"));
+// A share link (/#share=TOKEN&camera=C&from=US&to=US): the token stays in the fragment, which
+// the browser never sends; playback uses it instead of minting (the grant names this user or
+// their organisation as holder, so it is useless to anyone else).
+function openShareLink() {
+  if (!location.hash.startsWith("#share=")) return false;
+  const p = new URLSearchParams(location.hash.slice(1));
+  const camera = p.get("camera");
+  if (!camera) return false;
+  remember(app.cams.get(camera) || { camera_id: camera, name: camera, county: "" });
+  $("camera-select").value = camera;
+  const from = Number(p.get("from"));
+  const to = Number(p.get("to"));
+  $("from").value = localInput(from / 1000);
+  $("to").value = localInput(to / 1000);
+  show("playback");
+  app.playback.playRange(from, to, undefined, p.get("share")).catch(fail);
+  return true;
 }
 
 function init() {
+  setLang(savedLang());
+  translatePage();
   const missing = [];
-  if (!window.Hls) missing.push("hls.js is not installed (run make web): playback is unavailable");
-  if (!window.mpegts) missing.push("mpegts.js is not installed (run make web): live view is unavailable");
-  if (missing.length) setText("hls-status", `${missing.join("; ")}; everything else works.`);
+  if (!window.Hls) missing.push(t("play.noHls"));
+  if (!window.mpegts) missing.push(t("play.noMpegts"));
+  if (missing.length) $("hls-status").textContent = `${missing.join("；")} ${t("play.others")}`;
+  $("lang").addEventListener("click", () => {
+    setLang(getLang() === "en" ? "zh-CN" : "en");
+    translatePage();
+    if (app.tree) app.tree.relabel();
+    if (app.fleet) app.fleet.render();
+  });
   $("login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    setText("login-error", "");
+    $("login-error").textContent = "";
     try {
-      const out = await api("POST", "/api/v1/login", {
-        user_id: $("login-user").value,
-        password: $("login-password").value,
-      });
-      state.session = out.token;
-      state.user = out.user;
+      const out = await api("POST", "/api/v1/login", { user_id: $("login-user").value, password: $("login-password").value });
+      session.token = out.token;
+      session.user = out.user;
       sessionStorage.setItem("vigil-session", JSON.stringify(out));
       await enterConsole();
     } catch (err) {
-      setText("login-error", err.message);
+      $("login-error").textContent = err.reason === "unauthenticated" ? errorText("bad_credentials") : err.message;
     }
   });
+  for (const b of document.querySelectorAll("#nav button")) b.addEventListener("click", () => show(b.dataset.view));
+  for (const b of document.querySelectorAll("[data-layout]")) b.addEventListener("click", () => app.grid.layout(Number(b.dataset.layout)));
   $("play-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    play("playback").catch((err) => setText("status", err.message, "error"));
+    app.playback.playRange().catch(fail);
   });
-  $("live").addEventListener("click", () => playLive());
+  $("live").addEventListener("click", () => app.playback.playLive());
+  $("camera-select").addEventListener("change", () => app.playback.timeline().catch(fail));
+  $("day").addEventListener("change", () => app.playback.timeline().catch(fail));
+  $("timeline").addEventListener("click", (ev) => {
+    const r = $("timeline").getBoundingClientRect();
+    app.playback.seekAt((ev.clientX - r.left) / r.width).catch(fail);
+  });
+  $("speed").addEventListener("change", () => {
+    $("video").playbackRate = Number($("speed").value);
+  });
+  $("snapshot").addEventListener("click", () => app.playback.snapshot());
+  $("fetch-device").addEventListener("click", () => app.playback.fetchFromDevice().catch(fail));
+  $("export").addEventListener("click", () => app.playback.exportEvidence().catch(fail));
+  setInterval(() => app.playback && app.playback.tick(), 250);
   $("logout").addEventListener("click", () => {
-    stopPlayback();
+    if (app.playback) app.playback.stop();
+    if (app.grid) app.grid.stopAll();
+    if (app.fleet) app.fleet.stop();
     sessionStorage.removeItem("vigil-session");
     window.location.reload();
   });
@@ -346,12 +207,13 @@ function init() {
   if (saved) {
     const out = JSON.parse(saved);
     if (out.expires_us > Date.now() * 1000) {
-      state.session = out.token;
-      state.user = out.user;
+      session.token = out.token;
+      session.user = out.user;
       enterConsole().catch(() => sessionStorage.removeItem("vigil-session"));
     }
   }
 }
 
-// hls.min.js and mpegts.js are deferred classic scripts: they have run before this module executes.
+// hls.min.js, mpegts.js and live-player.js are deferred classic scripts: they ran before this.
 init();
+export { shanghai };

@@ -53,6 +53,7 @@ def test_hevc_camera_plays_with_sound_in_chromium(
     page.fill("#login-user", USER)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
+    page.click("nav [data-view=playback]")  # the single-camera view of the console
     page.wait_for_selector(f"#camera-select option[value='{HEVC_CAM}']", state="attached")
     assert "HEVC 320x240 25 fps, aac 16 kHz" in page.inner_text("#cameras")
     page.select_option("#camera-select", HEVC_CAM)
@@ -87,7 +88,7 @@ def test_hevc_camera_plays_with_sound_in_chromium(
     assert (stats["width"], stats["height"]) == (320, 240), stats
     info = page.inner_text("#media-info")
     assert "avc1" in info and "mp4a" in info, info  # H.264 rendition with the AAC track
-    assert "H.264 for this browser" in page.inner_text("#status")
+    assert "本浏览器使用 H.264" in page.inner_text("#status")  # zh-CN first
     assert not problems, problems
     own = (world.base + "/", f"blob:{world.base}/")  # hls.js runs its worker from a blob
     assert requests and all(u.startswith(own) for u in requests), [

@@ -70,6 +70,7 @@ def test_console_watches_a_camera_live(world: World, chromium: Any, tmp_path: Pa
         page.fill("#login-user", "wd-op")
         page.fill("#login-password", PASSWORD)
         page.click("#login-submit")
+        page.click("nav [data-view=playback]")  # the single-camera view of the console
         page.wait_for_selector("#camera-select option[value='cam1']", state="attached")
         page.select_option("#camera-select", "cam1")
         page.evaluate(FIRST_FRAME)
@@ -212,6 +213,7 @@ def test_glass_to_glass_latency_per_frame(world: World, chromium: Any, tmp_path:
         page.fill("#login-user", "wd-op")
         page.fill("#login-password", PASSWORD)
         page.click("#login-submit")
+        page.click("nav [data-view=playback]")  # the single-camera view of the console
         page.wait_for_selector("#camera-select option[value='cam1']", state="attached")
         page.evaluate(PROBE_JS, {"camera": "cam1", "session": session(world.base)})
         page.wait_for_function("() => window.__probe.frames > 25", timeout=20_000)

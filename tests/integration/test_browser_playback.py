@@ -170,6 +170,7 @@ def test_console_plays_granted_footage_in_chromium(
     page.fill("#login-user", "wd-op")
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
+    page.click("nav [data-view=playback]")  # the single-camera view of the console
     page.wait_for_selector("#camera-select option[value='cam1']", state="attached")
     page.select_option("#camera-select", "cam1")
     page.click("#play")
@@ -196,7 +197,7 @@ def test_console_plays_granted_footage_in_chromium(
     reference = reference_histogram(recorded.first_segment)
     overlap = sum(min(a, b) for a, b in zip(seen, reference, strict=True))
     assert overlap > 0.6, f"the browser's picture is not the camera's (overlap {overlap:.2f})"
-    assert "playing cam1" in page.inner_text("#status")
+    assert "正在回放 cam1" in page.inner_text("#status")  # zh-CN first
     audit = recorded.controller.catalog  # the same database holds the audit log
     from controller.audit.log import search
 
@@ -271,17 +272,18 @@ def test_console_without_hlsjs_still_works_and_says_so(chromium: Any, tmp_path: 
     try:
         page = chromium.new_page()
         page.goto(api.http.base_url + "/")
-        assert "hls.js is not installed" in page.inner_text("#hls-status")
+        assert "hls.js 未安装" in page.inner_text("#hls-status")  # zh-CN first
         page.fill("#login-user", OFFICER.user_id)
         page.fill("#login-password", API_PASSWORD)
         page.click("#login-submit")
+        page.click("nav [data-view=playback]")  # the single-camera view of the console
         page.wait_for_selector("#camera-select option[value='cam-01']", state="attached")
         assert "cam-02" in page.inner_text("#cameras")
         page.click("#play")
         page.wait_for_function(
             "() => document.getElementById('status').textContent.includes('hls.js')"
         )
-        assert "playback is unavailable" in page.inner_text("#status")
+        assert "回放不可用" in page.inner_text("#status")
         assert api.world.audit.search(action="grant_minted") == []  # nothing asked for
         page.close()
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated
 
@@ -19,9 +19,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from controller.api.camera_list import directory, online_map, terms_for
-from controller.api.common import refuse
+from controller.api.common import refuse, sees_county
 from controller.api.deps import ApiDeps, DepsDep, UserDep
-from controller.api.routes.fleet import _alert, _visible
+from controller.api.routes.fleet import _alert
 from controller.directory.rows import CsvError, judge, read_csv, write_csv
 from controller.directory.scope import county_filter, county_label
 from controller.directory.store import Filters
@@ -79,6 +79,9 @@ def tree(
             filters = Filters(counties=counties, township=township, village=village)
     places = directory(deps).places(terms_for(deps, user), filters)
     nodes = children(places, level, online_map(deps), lambda c: county_label(deps.policy, c))
+    if level == "county":  # the policy's order (the city's own listing), not code points
+        order = {o.name: i for i, o in enumerate(deps.policy.organisations.values())}
+        nodes.sort(key=lambda n: (order.get(n.key, len(order)), n.key))
     return [NodeOut(**asdict(n)) for n in nodes]
 
 
@@ -167,32 +170,27 @@ def _apply(
 
 
 def fleet_snapshot(deps: ApiDeps, user: User) -> dict[str, object]:
-    """What the console's live feed carries: visible cameras' online state, devices' online
-    state and the active alerts (only the caller's, as the list routes answer)."""
-    visible = _visible(deps, user)
+    """What the console's live feed carries: the reporting devices' online state, their
+    cameras' and the active alerts, only of the counties the caller sees (the rule the
+    device list uses). Read from the fleet view's memory alone: the stream polls it every
+    second per open console, so it never touches the database."""
+    if deps.fleet is None:
+        return {"devices": {}, "cameras": {}, "alerts": []}
+    records = [r for r in deps.fleet.devices() if sees_county(deps, user, r.county)]
+    visible = {r.device_id for r in records}
     online = online_map(deps)
-    seen = _visible_cameras(deps, visible)
-    cameras = {c: s for c, s in online.items() if c in seen}
-    alerts = (
-        []
-        if deps.fleet is None
-        else [_alert(a).model_dump() for a in deps.fleet.alerts() if a.device_id in visible]
-    )
+    cameras = {
+        c.camera_id: online.get(c.camera_id, False)
+        for r in records
+        if r.health is not None
+        for c in r.health.cameras
+    }
+    alerts = [_alert(a).model_dump() for a in deps.fleet.alerts() if a.device_id in visible]
     return {
-        "devices": {d: v.online for d, v in visible.items()},
+        "devices": {r.device_id: r.online for r in records},
         "cameras": cameras,
         "alerts": alerts,
     }
-
-
-def _visible_cameras(deps: ApiDeps, visible: Mapping[str, object]) -> set[str]:
-    if deps.fleet is None:
-        return set()
-    out: set[str] = set()
-    for record in deps.fleet.devices():
-        if record.device_id in visible and record.health is not None:
-            out.update(c.camera_id for c in record.health.cameras)
-    return out
 
 
 @router.get("/events")
