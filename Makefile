@@ -28,9 +28,8 @@ venv: $(VENV)/.installed
 
 deps: debs venv web
 
-web: ## hls.js and mpegts.js for the console (npm, into controller/web/vendor/, gitignored)
-	@scripts/fetch_hlsjs.sh
-	@scripts/fetch_mpegtsjs.sh
+web: ## the console's pinned assets: hls.js, mpegts.js (npm, SHA-256 checked, into controller/web/vendor/, gitignored)
+	@scripts/fetch_web_assets.sh
 
 protos: venv ## regenerate Python code and stubs from protos/
 	$(PY) scripts/gen_protos.py
@@ -63,7 +62,7 @@ demo: deps ## the platform on embedded defaults with emulated cameras
 	$(VENV)/bin/python scripts/demo.py
 
 bench: venv
-	for b in agent_capture ingest fleet_health scheduler grants agents live; do $(PY) -m bench.$$b --quick || exit 1; done
+	for b in agent_capture ingest fleet_health scheduler grants agents live console; do $(PY) -m bench.$$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

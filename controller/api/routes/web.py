@@ -5,7 +5,7 @@
 watchdog polls them every few seconds. /readyz names only the failing dependency and a short
 reason (credentials scrubbed), never configuration.
 
-The console needs no build step. hls.js is not committed: `scripts/fetch_hlsjs.sh` copies it
+The console needs no build step. hls.js is not committed: `scripts/fetch_web_assets.sh` copies it
 to `controller/web/vendor/hls.min.js`, served as `/static/vendor/hls.min.js`; without it the
 page still logs in and lists everything, and says how to enable playback.
 """
