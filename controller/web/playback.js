@@ -243,7 +243,7 @@ export class Playback {
       cameras: [this.camera()],
       from_us: from,
       to_us: to,
-      deadline_us: Date.now() * 1000 + 3600e6,
+      deadline_us: $("deadline").value ? inputUs("deadline") : Date.now() * 1000 + 3600e6,
       case_id: $("case-id").value || "console",
     });
     setText("job-status", t("job.requested", { job: job.job_id.slice(0, 8) }), "");

@@ -349,17 +349,26 @@ def test_timeline_seeks_to_a_wall_clock_time_and_a_fetch_shows_progress(
         # 10:00:03 Beijing time = (10 h + 3 s) / 24 h of the bar: inside the recorded range.
         x = box["x"] + box["width"] * (10 * 3600 + 3) / 86400
         page.mouse.click(x, box["y"] + box["height"] / 2)
+        # The clicked wall-clock time in Beijing time (one pixel of the bar is ~1.5 min).
         page.wait_for_function(
-            "() => document.getElementById('from').value.startsWith('2026-01-01T10:0')",
+            "() => Math.abs(Date.parse(document.getElementById('from').value + '+08:00')"
+            " - Date.parse('2026-01-01T10:00:03+08:00')) < 180000",
             timeout=5_000,
-        )  # the clicked wall-clock time, in Beijing time
+        )
         page.wait_for_function(
             "() => /正在回放|回放失败|回放异常/.test(document.getElementById('status').innerText)",
             timeout=20_000,
         )
         page.screenshot(path=str(tmp_path / "9-timeline.png"), full_page=True)
         page.fill("#case-id", "WD-2026-001")
+        page.fill("#deadline", "2026-01-01T12:00:00")  # the world's clock is 2026-01-01 11:00
         page.click("#fetch-device")
+        page.wait_for_function(
+            "() => document.getElementById('job-status').textContent.includes('%')"
+            " || document.getElementById('message').textContent",
+            timeout=15_000,
+        )
+        assert page.inner_text("#message") == ""
         page.wait_for_function(
             "() => document.getElementById('job-status').textContent.includes('%')",
             timeout=15_000,
