@@ -11,8 +11,10 @@ after --to, an unknown organisation, a period before any data), each said in one
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _report(args: argparse.Namespace) -> int:
     from controller.catalog.errors import CatalogError
     from controller.clock import SystemClock
-    from controller.grants.policy import default_policy
     from controller.kpi.service import ReportInputError, make_report, render
 
     try:
@@ -54,10 +55,16 @@ def _report(args: argparse.Namespace) -> int:
         print(f"report: {exc}", file=sys.stderr)  # noqa: T201 - CLI output
         return 2
     try:
+        policy = _policy(config.policy_file)
+    except (OSError, ValueError) as exc:
+        engine.dispose()
+        print(f"report: policy_file {config.policy_file}: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    try:
         report = make_report(
             engine,
             SystemClock(),
-            default_policy(),
+            policy,
             config.kpi.targets(),
             args.start,
             args.end,
@@ -78,3 +85,13 @@ def _report(args: argparse.Namespace) -> int:
         args.out.write_text(text, encoding="utf-8")
         log.info("report written to %s", args.out)
     return 0
+
+
+def _policy(path: str) -> Any:
+    """The tier policy the API uses (`policy_file`: TOML, or JSON by suffix; "" built in)."""
+    from controller.grants.policy import default_policy, policy_from_mapping
+
+    if not path:
+        return default_policy()
+    text = Path(path).read_text(encoding="utf-8")
+    return policy_from_mapping(json.loads(text) if path.endswith(".json") else tomllib.loads(text))

@@ -16,6 +16,8 @@ from controller.catalog import Catalog
 from controller.catalog.history import HistoryCatalog, HourSums
 from controller.catalog.history_models import LossEventRow
 from controller.clock import Clock
+from controller.directory.scope import visibility
+from controller.directory.store import DirectoryStore, Filters
 from controller.grants.policy import Policy, camera_info, entitled
 from controller.jobs.store import requests_made
 from controller.kpi.compute import Change
@@ -48,13 +50,14 @@ class Facts:
     footage: list[tuple[str, str, int]] = field(default_factory=list)
 
 
-def places(catalog: Catalog, policy: Policy, org: str | None) -> list[Place]:
+def places(catalog: Catalog, clock: Clock, policy: Policy, org: str | None) -> list[Place]:
     """Every registered camera with its place; only those `org` is entitled to see when
     given (ReportInputError for an organisation the policy does not know)."""
     if org is not None and policy.organisation(org) is None:
         known = ", ".join(sorted(policy.organisations))
         raise ReportInputError(f"unknown organisation {org!r} (one of: {known})")
     kinds = {d.device_id: d.kind for d in catalog.devices()}
+    named = _directory_places(catalog, clock, policy)
     out = []
     for cam in catalog.cameras():
         if org is not None:
@@ -66,14 +69,22 @@ def places(catalog: Catalog, policy: Policy, org: str | None) -> list[Place]:
                 camera_id=cam.camera_id,
                 device_id=cam.device_id,
                 county=cam.county,
-                township=township_of(cam.site),
-                village=cam.site,
+                township=named.get(cam.camera_id, ("", ""))[0] or township_of(cam.site),
+                village=named.get(cam.camera_id, ("", ""))[1] or cam.site,
                 device_kind=kinds.get(cam.device_id, "nvr"),
                 resource_class=cam.resource_class,
                 created_us=cam.created_at_us,
             )
         )
     return out
+
+
+def _directory_places(catalog: Catalog, clock: Clock, policy: Policy) -> dict[str, tuple[str, str]]:
+    """camera -> (township, village) as the resource directory names them (controller/
+    directory; empty where not filled in: the site name stands in)."""
+    store = DirectoryStore(catalog.engine, clock)
+    rows = store.places(visibility(policy, policy.city_org), Filters())
+    return {camera: (township, village) for camera, _c, township, village, _d in rows}
 
 
 def read_facts(
@@ -96,7 +107,7 @@ def read_facts(
         raise ReportInputError(
             f"the period ends before the first recorded data ({first} us since the epoch)"
         )
-    chosen = places(catalog, policy, org)
+    chosen = places(catalog, clock, policy, org)
     cams = {p.camera_id for p in chosen}
     devices = {p.device_id for p in chosen}
     facts = Facts(start_us, end_us, chosen)

@@ -315,3 +315,32 @@ def test_bad_periods_and_organisations_are_clear_errors(engine: Engine) -> None:
     assert only["summary"]["cameras"] == 0
     wudu = make_report(engine, clock, default_policy(), TARGETS, START, END, "wudu")
     assert wudu["summary"]["cameras"] == 3
+
+
+def test_the_report_command_says_what_is_wrong_and_writes_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from controller.__main__ import main
+    from controller.config import load_config
+
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    config = load_config(None, data_dir=str(data))
+    engine = make_engine(config.resolved_database_url())
+    clock = ManualClock(START - 10 * US)
+    clock.advance(10)
+    base = ["report", "--data-dir", str(data)]
+    assert main([*base, "--from", "2026-11-01", "--to", "2026-12-01"]) == 2
+    assert "no history or accounting recorded yet" in capsys.readouterr().err
+    run_month(engine, clock)
+    engine.dispose()
+    assert main([*base, "--from", "2026-12-01", "--to", "2026-11-01"]) == 2
+    assert "--from must be before --to" in capsys.readouterr().err
+    assert main([*base, "--from", "2026-11-01", "--to", "2026-12-01", "--org", "x"]) == 2
+    assert "unknown organisation 'x'" in capsys.readouterr().err
+    assert main([*base, "--from", "2020-01-01", "--to", "2020-02-01"]) == 2
+    assert "ends before the first recorded data" in capsys.readouterr().err
+    out = tmp_path / "r.csv"
+    args = ["--from", "2026-11-01T08:00", "--to", "2026-12-01T08:00", "--format", "csv"]
+    assert main([*base, *args, "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8").splitlines()[1].startswith("total,city,3,3,")
