@@ -3,6 +3,8 @@ long to wait; the `controllers` setting; what health and the textfile show of th
 
 from __future__ import annotations
 
+import tomllib
+
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,8 +17,9 @@ from edge_agent.uplink import failover as fo
 from edge_agent.uplink.failover import ControlAction, Route, RouteStatus
 from edge_agent.uplink.routing import ChannelPool, RouteKeeper, failover_client
 from edge_agent.wiring import route_status
-from provisioning.__main__ import controller_list as main_args_split
-from provisioning.bundle import Camera, agent_toml
+from provisioning.bundle import agent_toml
+from provisioning.spec import CameraSpec, DeviceSpec
+from provisioning.workspace import City, DeviceRecord
 
 A, B, C = "ctl-a.city:7443", "ctl-b.city:7443", "ctl-c.city:7443"
 
@@ -275,11 +278,14 @@ def test_health_reads_both_routes_and_sums_their_failovers() -> None:
     pool.close()
 
 
-def test_provisioning_writes_one_controller_or_the_list() -> None:
-    cams = [Camera("cam-1", "rtsp://192.0.2.10/1")]
-    one = agent_toml("nvr-1", "wudu", "v1", cams, A, "/etc/vigil-agent")
-    assert f'controller = "{A}"' in one and "controllers" not in one
-    assert parse_config(one, "agent.toml").uplink.addresses == (A,)
-    several = agent_toml("nvr-1", "wudu", "v1", cams, [B, A, C], "/etc/vigil-agent")
-    assert parse_config(several, "agent.toml").uplink.addresses == (B, A, C)
-    assert main_args_split(["a:1,b:2", " c:3 "]) == ["a:1", "b:2", "c:3"]
+def test_provisioning_writes_the_city_s_controllers_in_order() -> None:
+    cams = (CameraSpec("cam-1", "rtsp", url="rtsp://192.0.2.10/1"),)
+    record = DeviceRecord(DeviceSpec("nvr-1", "wudu", "v1", "nvr", cams), "t", "fp", 0)
+
+    def toml(controllers: list[str]) -> str:
+        return agent_toml(record, City("https://city", "installer", controllers, "enroll:7444"))
+
+    # The agent reads the list in this order (parse_config needs the credentials file beside
+    # it; the uplink section alone is what this is about).
+    assert tomllib.loads(toml([A]))["uplink"]["controllers"] == [A]
+    assert tomllib.loads(toml([B, A, C]))["uplink"]["controllers"] == [B, A, C]
