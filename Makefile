@@ -8,7 +8,7 @@ DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreame
 	mosquitto mosquitto-clients iproute2 postgresql ca-certificates chromium ffmpeg fonts-noto-cjk \
 	sip-tester
 
-.PHONY: check-min-versions all deps debs venv web protos lint fmt docs test test-unit test-fast demo bench clean check-protos
+.PHONY: check-min-versions all deps debs venv web protos lint fmt docs test test-unit test-fast demo bench clean check-protos chaos
 
 all: test
 
@@ -60,6 +60,9 @@ test-fast: venv
 
 demo: deps ## the platform on embedded defaults with emulated cameras
 	$(VENV)/bin/python scripts/demo.py
+
+chaos: deps ## long seeded fault run (>= 100 faults, ~15 min): kill -9 agent/controller/store, camera stops (docs/chaos.md)
+	VIGIL_FAULT_RUN_FAULTS=$${VIGIL_FAULT_RUN_FAULTS:-100} $(VENV)/bin/pytest -q -s -m rig tests/rig/test_fault_run.py
 
 bench: venv
 	for b in agent_capture ingest fleet_health scheduler grants agents live console; do $(PY) -m bench.$$b --quick || exit 1; done
