@@ -12,7 +12,7 @@ import { Sharing } from "./share.js";
 import { CameraTree } from "./tree.js";
 
 const $ = (id) => document.getElementById(id);
-const app = { tree: null, grid: null, fleet: null, playback: null, sharing: null, states: new Map(), cams: new Map() };
+const app = { tree: null, grid: null, fleet: null, playback: null, sharing: null, states: new Map(), reported: new Map(), cams: new Map(), listed: [] };
 
 function message(text, cls) {
   const m = $("message");
@@ -32,7 +32,11 @@ function describeMedia(m) {
   return `${video}, ${audio}${m.video_profile ? ` · ${m.video_profile}` : ""}`;
 }
 
+// What the camera's agent last reported (streaming, unreachable, auth_failed, ...) names the
+// state, with the code beside it for the installer; else the fleet's online/offline.
 function stateWord(camera) {
+  const reported = app.reported.get(camera);
+  if (reported && reported.state) return `${t(`state.${reported.state}`)} ${reported.state}`;
   const s = app.states.get(camera);
   return s === true ? t("fleet.online") : s === false ? t("fleet.offline") : t("fleet.unknown");
 }
@@ -57,11 +61,25 @@ function remember(c) {
 async function loadCameras() {
   const cams = await api("GET", `/api/v1/cameras${query({ limit: 50 })}`);
   for (const c of cams) remember(c);
+  app.listed = cams;
+  await loadReported();
+}
+
+// The agents' own reports for the listed cameras (state and reason), then the table again.
+async function loadReported() {
+  const reported = new Map();
+  for (const s of await api("GET", "/api/v1/camera-states")) reported.set(s.camera_id, s);
+  app.reported = reported;
+  renderCameras();
+}
+
+function renderCameras() {
   const body = $("cameras").querySelector("tbody");
   body.replaceChildren(
-    ...cams.map((c) => {
+    ...app.listed.map((c) => {
       const tr = document.createElement("tr");
-      for (const text of [c.camera_id, c.name, c.gb_code || "", c.area, c.resource_class, stateWord(c.camera_id), describeMedia(c.media)]) {
+      const reason = (app.reported.get(c.camera_id) || {}).reason || "";
+      for (const text of [c.camera_id, c.name, c.gb_code || "", c.area, c.resource_class, stateWord(c.camera_id), reason, describeMedia(c.media)]) {
         const td = document.createElement("td");
         td.textContent = text;
         tr.appendChild(td);
@@ -118,6 +136,7 @@ async function enterConsole() {
     onStates: (states) => {
       app.states = states;
       app.tree.setStates(states);
+      if (app.listed.length) loadReported().catch(fail);
     },
     onError: fail,
     countyName,

@@ -401,6 +401,7 @@ def test_console_plays_both_cameras_with_sound_and_shows_camera_states(
     page.fill("#login-user", USER)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
+    page.click("nav [data-view=playback]")  # the single-camera view: player and camera table
     page.wait_for_selector(f"#camera-select option[value='{HEVC_CAM}']", state="attached")
     try:
         page.wait_for_function(
@@ -411,13 +412,14 @@ def test_console_plays_both_cameras_with_sound_and_shows_camera_states(
             timeout=30_000,
         )
         hevc, bframes, down = (_cells(page, c) for c in (HEVC_CAM, BFRAMES_CAM, DOWN_CAM))
-        assert hevc[4].startswith("在线") and "HEVC 320x240 25 fps, aac 8 kHz 单声道" in hevc[6]
-        assert bframes[4].startswith("在线") and "H264 320x240 25 fps, aac 16 kHz" in bframes[6]
-        assert down[4] == "无法连接 unreachable", down
-        assert down[5] and SECRET not in page.content() and "admin:" not in down[5], down
-        page.wait_for_selector("#alerts li", timeout=30_000)
+        # Columns: camera, name, code, area, class, state, detail (the agent's reason), media.
+        assert hevc[5].startswith("在线") and "HEVC 320x240 25 fps, aac 8 kHz 单声道" in hevc[7]
+        assert bframes[5].startswith("在线") and "H264 320x240 25 fps, aac 16 kHz" in bframes[7]
+        assert down[5] == "无法连接 unreachable", down
+        assert down[6] and SECRET not in page.content() and "admin:" not in down[6], down
+        page.wait_for_selector("#alerts li.alert-warning", state="attached", timeout=30_000)
         alerts = page.inner_text("#alerts")
-        assert "[警告 warning]" in alerts and DOWN_CAM in alerts, alerts
+        assert "[警告]" in alerts and DOWN_CAM in alerts, alerts
         # Alert times in Beijing time with the date, though the browser runs in UTC.
         today = datetime.now(tz=SHANGHAI).strftime("%Y/%m/%d")
         assert today in alerts, alerts
@@ -434,7 +436,7 @@ def test_console_plays_both_cameras_with_sound_and_shows_camera_states(
                 )
             stats = page.evaluate(PLAY_STATS)
             assert stats["frames"] > 0 and stats["width"] == 320, (camera, stats)
-            assert f"playing {camera}" in page.inner_text("#status")
+            assert f"正在回放 {camera}" in page.inner_text("#status")
     finally:
         # Kept with pytest's retained temporary directories, like the other browser tests'.
         page.screenshot(path=str(tmp_path / "installed-base-console.png"), full_page=True)
@@ -451,13 +453,10 @@ def test_console_names_every_camera_state_the_agent_reports() -> None:
     """A state the agent reports but the console cannot name would show as raw English."""
     from edge_agent.capture.status import CameraState
 
-    script = (ROOT / "controller" / "web" / "app.js").read_text()
-    table = script[
-        script.index("const CAMERA_STATES = {") : script.index(
-            "};", script.index("const CAMERA_STATES")
-        )
-    ]
-    labels = dict(re.findall(r"^\s+(\w+): \"([^\"]+)\",$", table, re.MULTILINE))
+    script = (ROOT / "controller" / "web" / "i18n.js").read_text()
+    labels: dict[str, str] = {}
+    for state, label in re.findall(r'^\s+"state\.(\w+)": "([^"]+)",$', script, re.MULTILINE):
+        labels.setdefault(state, label)  # the Chinese table comes first, English second
     assert set(labels) == {s.value for s in CameraState}, labels
     assert all(not label.isascii() for label in labels.values()), labels
     assert (labels["streaming"], labels["unreachable"], labels["auth_failed"]) == (
