@@ -292,7 +292,10 @@ class StreamReceiver:
         return row
 
     def _truncate(self, row: UploadRow, keep: int) -> UploadRow:
-        parts = row.parts[:keep]
+        return self._store_parts(row, row.parts[:keep])
+
+    def _store_parts(self, row: UploadRow, parts: tuple[StoredPart, ...]) -> UploadRow:
+        """Record the upload's part list in the shared ledger (compare-and-set on the row)."""
         now = self._clock.now_us()
         try:
             ok = self.ledger.set_parts(row, parts, now)
@@ -378,15 +381,7 @@ class StreamReceiver:
             if writer is not None:
                 writer.abort()
         stored = StoredPart(number, size, sha256_b64(part_hex), answer.get("etag", ""), state)
-        parts = (*row.parts, stored)
-        now = self._clock.now_us()
-        try:
-            ok = self.ledger.set_parts(row, parts, now)
-        except LedgerError as exc:
-            raise _unavailable("ingest ledger", exc) from exc
-        if not ok:
-            raise IngestError(Code.ABORTED, "another stream changed this upload; retry")
-        return replace(row, parts=parts, updated_us=now)
+        return self._store_parts(row, (*row.parts, stored))
 
     # --- completing ----------------------------------------------------------------------
 
