@@ -213,7 +213,7 @@ def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> N
         wait_until(lambda: not (work / "reload-topology").exists(), 10, "topology reloaded")
         (work / "cam1.json").unlink()
         (work / "watch-cam1").touch()
-        wait_until(lambda: last_state(work, "cam1")[0] == "link_busy", 15, "cam1 link busy")
+        wait_until(lambda: last_state(work, "cam1")[0] == "link_busy", 45, "cam1 link busy")
         detail = last_state(work, "cam1")[1]["detail"]
         assert "village" in detail and "cannot carry" in detail, detail
     finally:
