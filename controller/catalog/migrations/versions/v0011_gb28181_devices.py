@@ -1,0 +1,22 @@
+"""Revision 0011: reserved.
+
+For issue 17 part 2 (GB/T 28181 devices registered into Vigil).
+
+Empty until that work lands: revision numbers were reserved in order so that several pieces of
+work could each add their tables without two revisions claiming the same parent.
+"""
+
+from __future__ import annotations
+
+revision = "0011"
+down_revision: str | None = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Nothing yet."""
+
+
+def downgrade() -> None:
+    raise NotImplementedError("downgrades are not supported: restore a backup instead")
