@@ -40,6 +40,7 @@ from controller.api.routes import (
     play,
     report,
     scheduler,
+    share_requests,
     shares,
     web,
 )
@@ -176,6 +177,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         live,
         install,
         shares,
+        share_requests,
         web,
     ):
         app.include_router(module.router)

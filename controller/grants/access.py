@@ -3,7 +3,8 @@ footage in this time range, now? Pure: keys, policy, revocations and the time ar
 
 Order of checks (the first failure is the reason given): the chain itself (signatures, links,
 narrowing, validity, revocation), who presents it, the operation, the camera against every
-link's scope, the root holder's entitlement under the *current* policy, then the footage time.
+link's scope, the root holder's entitlement under the *current* policy (or the owner's consent:
+an approved cross-organisation request, `policy_sharing.owner_shared`), then the footage time.
 On success the answer carries the footage window actually granted (the request ∩ the grant).
 """
 
@@ -19,6 +20,7 @@ from controller.grants.codec import Chain
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.model import CameraInfo, Operation, in_scope
 from controller.grants.policy import Policy, entitled
+from controller.grants.policy_sharing import owner_shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +93,7 @@ def authorize(
                 f"camera {cam.camera_id!r} is outside the scope of {which} {link.body.grant_id}",
             )
     root_org = chain.root.holder_org
-    if not entitled(policy, root_org, cam):
+    if not entitled(policy, root_org, cam) and not owner_shared(policy, chain.root, cam):
         raise GrantRefused(
             Reason.NOT_ENTITLED,
             f"camera {cam.camera_id!r} belongs to {cam.owner_org!r}; "

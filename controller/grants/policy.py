@@ -99,6 +99,12 @@ class Policy:
     delegation_lifetime_us: int = 30 * DAY_US  # longest lifetime of a delegable grant
     case_required_over_us: int = DAY_US
     city_org: str = "city"
+    # Cross-organisation sharing on request (`policy_sharing`): an admin of the organisation
+    # owning a camera may approve another organisation's request for it. False switches every
+    # such share off at once (no new approvals, and approved shares stop authorizing).
+    cross_org_requests: bool = True
+    share_lifetime_us: int = 7 * DAY_US  # longest lifetime of an approved share
+    request_ttl_us: int = 7 * DAY_US  # an unanswered request lapses after this long
 
     def organisation(self, org_id: str) -> Organisation | None:
         return self.organisations.get(org_id)
@@ -194,9 +200,14 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
     ```
     [[organisations]]  org_id, name, kind, home_area
     [[entitlements]]   org_id, area_prefixes = [...], resource_classes = [...]
-    [lifetimes_s]      live, playback, download, delegation
+    [lifetimes_s]      live, playback, download, delegation, share, request
+    cross_org_requests = true
     ```"""
-    _keys(data, {"organisations", "entitlements", "lifetimes_s", "city_org"}, "policy")
+    _keys(
+        data,
+        {"organisations", "entitlements", "lifetimes_s", "city_org", "cross_org_requests"},
+        "policy",
+    )
     orgs: dict[str, Organisation] = {}
     for i, raw in enumerate(data.get("organisations", [])):
         where = f"organisations[{i}]"
@@ -239,10 +250,11 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
     base = Policy(orgs, tuple(ents))
     lifetimes = dict(base.lifetime_us)
     delegation = base.delegation_lifetime_us
+    share, request_ttl = base.share_lifetime_us, base.request_ttl_us
     raw_l = data.get("lifetimes_s", {})
     if not isinstance(raw_l, Mapping):
         raise PolicyError("lifetimes_s: expected a table")
-    _keys(raw_l, {"live", "playback", "download", "delegation"}, "lifetimes_s")
+    _keys(raw_l, {"live", "playback", "download", "delegation", "share", "request"}, "lifetimes_s")
     for name, seconds in raw_l.items():
         if (
             isinstance(seconds, bool)
@@ -252,17 +264,27 @@ def policy_from_mapping(data: Mapping[str, Any]) -> Policy:
             raise PolicyError(f"lifetimes_s.{name}: expected whole seconds in 60..31622400")
         if name == "delegation":
             delegation = seconds * 1_000_000
+        elif name == "share":
+            share = seconds * 1_000_000
+        elif name == "request":
+            request_ttl = seconds * 1_000_000
         else:
             lifetimes[Operation(name)] = seconds * 1_000_000
     city_org = data.get("city_org", "city")
     if city_org not in orgs:
         raise PolicyError(f"city_org {city_org!r} is not one of the organisations")
+    cross = data.get("cross_org_requests", True)
+    if not isinstance(cross, bool):
+        raise PolicyError("cross_org_requests: expected true or false")
     return Policy(
         orgs,
         tuple(ents),
         lifetime_us=lifetimes,
         delegation_lifetime_us=delegation,
         city_org=city_org,
+        cross_org_requests=cross,
+        share_lifetime_us=share,
+        request_ttl_us=request_ttl,
     )
 
 

@@ -1,0 +1,130 @@
+"""Cross-organisation footage requests over real HTTP: 武都区's operator asks 成县 for a camera's
+footage, only 成县's admin decides, the approved grant plays for the requester alone and stops
+when revoked, a refusal mints nothing, and the audit chain holds the whole story under one id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.integration.test_api_support import (
+    CITY_ADMIN,
+    CX_ADMIN,
+    HOUR,
+    OFFICER,
+    T0,
+    WUDU_OP,
+    ApiWorld,
+    Person,
+    assert_refused,
+)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiWorld]:
+    world = ApiWorld(tmp_path_factory.mktemp("share-requests"))  # one world: logins cost seconds
+    world.world.add_footage("cam-01", T0, 3)
+    yield world
+    world.close()
+
+
+def ask(api: ApiWorld, who: Person = WUDU_OP, **body: Any) -> Any:
+    values: dict[str, Any] = {
+        "cameras": ["cam-01"],
+        "from_us": T0,
+        "to_us": T0 + HOUR,
+        "operations": ["playback"],
+        "reason": "交通事故核查",
+        "case_id": "WD-2026-031",
+        "lifetime_s": 3600,
+    }
+    values.update(body)
+    return api.client.post("/api/v1/share-requests", json=values, headers=api.auth(who))
+
+
+def decide(api: ApiWorld, rid: str, verb: str, who: Person, **body: Any) -> Any:
+    return api.client.post(f"/api/v1/share-requests/{rid}/{verb}", json=body, headers=api.auth(who))
+
+
+def test_request_approve_play_revoke_and_the_story_in_the_audit(api: ApiWorld) -> None:
+    r = ask(api)
+    assert r.status_code == 201, r.text
+    req = r.json()
+    rid = req["request_id"]
+    assert (req["owner_org"], req["state"]) == ("chengxian", "pending")
+    listed = api.client.get(
+        "/api/v1/share-requests", params={"direction": "to_me"}, headers=api.auth(CX_ADMIN)
+    ).json()
+    assert [x["request_id"] for x in listed] == [rid]
+    assert (
+        api.client.get(
+            "/api/v1/share-requests", params={"direction": "to_me"}, headers=api.auth(WUDU_OP)
+        ).json()
+        == []
+    )
+    before = len(api.entries())
+    r = api.client.post(f"/api/v1/share-requests/{rid}/grant", headers=api.auth(WUDU_OP))
+    assert_refused(api, r, 400, "bad_request", before, action="share_collect")  # pending
+    for who in (OFFICER, CITY_ADMIN):  # an operator of the owner, the city: not approvers
+        before = len(api.entries())
+        r = decide(api, rid, "approve", who)
+        assert_refused(api, r, 403, "role_not_allowed", before, action="share_approve")
+
+    r = decide(api, rid, "approve", CX_ADMIN, note="同意", lifetime_s=1800)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "approved"
+    assert r.json()["expires_us"] == api.clock.now_us() + 1800 * 1_000_000
+    before = len(api.entries())
+    r = decide(api, rid, "refuse", CX_ADMIN)
+    assert_refused(api, r, 400, "bad_request", before, action="share_refuse")  # decided
+
+    r = api.client.post(f"/api/v1/share-requests/{rid}/grant", headers=api.auth(WUDU_OP))
+    assert r.status_code == 200, r.text
+    grant = r.json()
+    assert grant["grant_id"] == rid and grant["issuer_org"] == "chengxian"
+    assert api.playlist(grant["token"], who=WUDU_OP).status_code == 200
+    before = len(api.entries())
+    r = api.client.post(f"/api/v1/share-requests/{rid}/grant", headers=api.auth(OFFICER))
+    assert_refused(api, r, 403, "wrong_holder", before, action="share_collect")
+    # The share lists read the same chain: 成县 shared it, 武都区 holds it.
+    mine = api.client.get(
+        "/api/v1/shares", params={"direction": "mine"}, headers=api.auth(CX_ADMIN)
+    ).json()
+    assert [s["grant_id"] for s in mine] == [rid]
+
+    r = api.client.post(
+        f"/api/v1/grants/{rid}/revoke", json={"reason": "结案"}, headers=api.auth(CX_ADMIN)
+    )
+    assert r.status_code == 200, r.text
+    before = len(api.entries())
+    assert_refused(
+        api, api.playlist(grant["token"], who=WUDU_OP), 403, "revoked", before, "playlist"
+    )
+    mine_now = api.client.get("/api/v1/share-requests", headers=api.auth(WUDU_OP)).json()
+    assert [(x["request_id"], x["state"]) for x in mine_now] == [(rid, "revoked")]
+    story = [e.action for e in reversed(api.world.audit.search(grant=rid, limit=100))]
+    ok = [a for a in story if a in {"share_requested", "share_approved", "grant_minted",
+                                    "share_collected", "playlist", "grant_revoked"}]  # fmt: skip
+    assert ok[:4] == ["share_requested", "share_approved", "grant_minted", "share_collected"]
+    assert "grant_revoked" in ok
+
+
+def test_a_refused_request_mints_nothing_and_bad_requests_are_audited(api: ApiWorld) -> None:
+    rid = ask(api).json()["request_id"]
+    r = decide(api, rid, "refuse", CX_ADMIN, note="理由不充分")
+    assert r.status_code == 200 and r.json()["state"] == "refused"
+    assert r.json()["note"] == "理由不充分"
+    before = len(api.entries())
+    r = api.client.post(f"/api/v1/share-requests/{rid}/grant", headers=api.auth(WUDU_OP))
+    assert_refused(api, r, 400, "bad_request", before, action="share_collect")
+    assert not api.world.audit.search(action="grant_minted", grant=rid, limit=10)
+    before = len(api.entries())
+    assert_refused(api, ask(api, who=OFFICER), 400, "bad_request", before, "share_request")
+    before = len(api.entries())
+    r = ask(api, to_us=T0 + 30 * HOUR, case_id="")
+    assert_refused(api, r, 400, "case_required", before, "share_request")
+    before = len(api.entries())
+    r = decide(api, "f" * 32, "approve", CX_ADMIN)
+    assert_refused(api, r, 404, "unknown_grant", before, "share_approve")
