@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "controller.users.cli",
     "controller.jobs.cli",
     "controller.directory.cli",
+    "controller.gb28181.cli",
     "controller.kpi.cli",
 )
 

@@ -376,6 +376,17 @@ class Gb28181Config(_Strict):
     # Concurrent cascade streams (live and recorded) over all upper platforms; beyond: 486.
     max_streams: int = Field(default=64, ge=1, le=10_000)
     upper: list[UpperPlatformConfig] = Field(default_factory=list, max_length=64)
+    # Device access: Vigil's own 20-digit SIP server id that NVRs and cameras REGISTER to
+    # (their passwords: `vigil-controller gb28181 issue`). Empty: devices are not taken in.
+    server_id: str = Field(default="", pattern=r"^(\d{20})?$")
+    # The digest realm devices authenticate in; empty: the first 10 digits of server_id.
+    realm: str = Field(default="", max_length=64)
+    # A registered device not heard from (keepalive or any message) for this long is offline.
+    device_timeout_s: float = Field(default=180.0, ge=5.0, le=3600.0)
+
+    @property
+    def device_realm(self) -> str:
+        return self.realm or self.server_id[:10]
 
     @field_validator("listen")
     @classmethod

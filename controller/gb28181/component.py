@@ -26,6 +26,8 @@ from controller.directory.scope import Term
 from controller.directory.store import MAX_PAGE, DirectoryStore, Filters, Listed
 from controller.gb28181.cascade import RegisterPlan, merge_ranges
 from controller.gb28181.codes import Place
+from controller.gb28181.devices import DeviceAccess
+from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.service import GbService
 from controller.gb28181.transport import SipTransport
 from controller.gb28181.upper import UpperLink, run_link, unregister
@@ -165,6 +167,7 @@ class GbComponent:
             for cfg in config.upper
         ]
         self.service: GbService | None = None
+        self.devices: DeviceAccess | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -210,17 +213,28 @@ class GbComponent:
             row = catalog.camera(camera_id)
             return row.device_id if row is not None else None
 
+        devices = None
+        if self.config.server_id:
+            store = GbDeviceStore(self.backend.core.engine, self.backend.core.clock)
+            devices = DeviceAccess(
+                transport, store, self.config.server_id, self.config.device_realm,
+                advertised, self.config.device_timeout_s,
+            )  # fmt: skip
+        self.devices = devices
         service = GbService(
             transport, self.links, self.backend, self.hub, advertised,
             self.backend.core.clock.now_us, page_size=self.config.catalog_page,
-            max_streams=self.config.max_streams, device_of=device_of,
+            max_streams=self.config.max_streams, device_of=device_of, devices=devices,
         )  # fmt: skip
         self.service = service
         tasks = [
             asyncio.create_task(run_link(transport, link, advertised, self._stop))
             for link in self.links
         ]
-        log.info("GB/T 28181 SIP on %s:%d (%d upper platforms)", host, local[1], len(self.links))
+        log.info(
+            "GB/T 28181 SIP on %s:%d (%d upper platforms; device access %s)",
+            host, local[1], len(self.links), self.config.server_id or "off",
+        )  # fmt: skip
         self._ready.set()
         await self._stop.wait()
         await service.close()

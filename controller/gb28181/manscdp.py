@@ -59,7 +59,7 @@ def decode(body: bytes) -> str:
     return re.sub(r"^\s*<\?xml[^>]*\?>", "", text, count=1)
 
 
-def parse(body: bytes) -> Query:
+def _root(body: bytes) -> ET.Element:
     text = decode(body)
     upper = text.upper()
     if "<!DOCTYPE" in upper or "<!ENTITY" in upper:
@@ -68,6 +68,11 @@ def parse(body: bytes) -> Query:
         root = ET.fromstring(text)  # noqa: S314 - size-capped, DOCTYPE/ENTITY refused above
     except ET.ParseError as exc:
         raise XmlError(400, f"malformed XML: {exc}") from None
+    return root
+
+
+def parse(body: bytes) -> Query:
+    root = _root(body)
     fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
     cmd = fields.get("CmdType", "")
     if not cmd:
@@ -206,3 +211,64 @@ def record_info(
         ("SumNum", str(total)),
     ]
     return _build("Response", head, listing)
+
+
+def query(cmd_type: str, sn: int, device_id: str, extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """A Query Vigil sends a device (Catalog, DeviceInfo, RecordInfo ...)."""
+    pairs = [("CmdType", cmd_type), ("SN", str(sn)), ("DeviceID", device_id), *extra]
+    return _build("Query", pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One item of a device's Catalog answer."""
+
+    code: str
+    name: str
+    parent_id: str = ""
+    status: str = "ON"
+    parental: bool = False
+    manufacturer: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogAnswer:
+    sn: str
+    device_id: str
+    total: int  # SumNum: items over all pages
+    items: tuple[Channel, ...]
+
+
+MAX_CATALOG_ITEMS = 4096  # one device's channels over all pages (a 256-channel NVR is large)
+
+
+def parse_catalog_answer(body: bytes) -> CatalogAnswer:
+    """A device's Response/Catalog page; XmlError (400) when it is not one."""
+    root = _root(body)
+    head = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    if root.tag != "Response" or head.get("CmdType") != "Catalog":
+        raise XmlError(400, "not a Catalog Response")
+    total_text = head.get("SumNum", "0")
+    if not total_text.isdigit() or int(total_text) > MAX_CATALOG_ITEMS:
+        raise XmlError(400, f"SumNum {total_text[:12]!r} is not a count up to {MAX_CATALOG_ITEMS}")
+    items: list[Channel] = []
+    listing = root.find("DeviceList")
+    for node in listing.findall("Item") if listing is not None else []:
+        f = {child.tag: (child.text or "").strip() for child in node}
+        code = f.get("DeviceID", "")
+        if not (len(code) == 20 and code.isdigit()):
+            raise XmlError(400, f"catalog item code {code[:24]!r} is not 20 digits")
+        items.append(
+            Channel(
+                code=code,
+                name=f.get("Name", "")[:128] or code,
+                parent_id=f.get("ParentID", ""),
+                status=f.get("Status", "ON").upper(),
+                parental=f.get("Parental", "0") == "1",
+                manufacturer=f.get("Manufacturer", "")[:64],
+                model=f.get("Model", "")[:64],
+            )
+        )
+    sn, device = head.get("SN", ""), head.get("DeviceID", "")
+    return CatalogAnswer(sn, device, int(total_text), tuple(items))

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from controller.gb28181 import manscdp, sdp, sip
 from controller.gb28181.cascade import QueryError, Responder
 from controller.gb28181.codes import Directory, Place
+from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.media import (
     Pace,
     Sink,
@@ -109,6 +110,7 @@ class GbService:
         page_size: int = 10,
         max_streams: int = 64,
         device_of: Callable[[str], str | None] = lambda _c: None,
+        devices: DeviceAccess | None = None,
     ) -> None:
         self.transport = transport
         self.links = list(links)
@@ -119,6 +121,7 @@ class GbService:
         self.page_size = page_size
         self.max_streams = max_streams
         self.device_of = device_of
+        self.devices = devices
         self.sessions: dict[str, Session] = {}
         self._places: tuple[float, list[Place]] | None = None
 
@@ -141,6 +144,8 @@ class GbService:
         msg = inbound.msg
         if msg.method == "ACK":
             self._on_ack(msg)
+            return
+        if self.devices is not None and await self.devices.on_request(inbound):
             return
         link = self.link_of(msg)
         if link is None:

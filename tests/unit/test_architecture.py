@@ -379,6 +379,8 @@ SQL_ALLOWED = (
     "controller.enrollment.store",  # tokens, issued certificates, revocations
     "controller.enrollment.tables",
     "controller.ingest.ledger",  # ingest's multipart ledger (ingest_multipart)
+    "controller.gb28181.devstore",  # GB/T 28181 devices registered into Vigil (gb_device)
+    "controller.gb28181.tables",
 )
 
 

@@ -1,0 +1,238 @@
+"""GB/T 28181 devices registering to Vigil: REGISTER, keepalive, Catalog (the I/O shell around
+`access` and `manscdp`).
+
+A REGISTER is judged by `access.judge_register` against the device's row (worker thread);
+200 records where it registered from, and a device that was not registered yet is sent a
+Catalog query at once. Its keepalives (MESSAGE Notify Keepalive) are answered 200 and kept in
+memory; its Catalog answer pages are collected by SN until SumNum items arrived (or a page
+says no more), then its channels are written to the catalog as cameras. A MESSAGE from a code
+that is not registered is answered 403. Requests from anything that is not a device
+(upper platforms) are left to the cascade (`on_request` returns False).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from controller.gb28181 import access, manscdp, sip
+from controller.gb28181.codes import is_code
+from controller.gb28181.manscdp import Channel
+from controller.gb28181.transport import Addr, Inbound, SipTransport
+from controller.times import LOCAL_ZONE
+
+log = logging.getLogger("vigil.gb28181")
+T = TypeVar("T")
+
+
+class DeviceBackend(Protocol):
+    """The device rows (blocking calls, run on worker threads)."""
+
+    def known(self, device_id: str) -> access.Known | None: ...
+
+    def registered(self, device_id: str, contact: str, expires_s: int) -> None: ...
+
+    def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int: ...
+
+
+@dataclass(slots=True)
+class Device:
+    device_id: str
+    addr: Addr
+    until: float  # loop time the registration expires
+    last_seen: float
+    keepalives: int = 0
+    channels: int = -1  # -1: no Catalog answer stored yet
+    pages: dict[str, list[Channel]] = field(default_factory=dict)  # SN -> items so far
+    call_id: str = field(default_factory=lambda: secrets.token_hex(12))
+    cseq: int = 0
+
+
+class DeviceAccess:
+    def __init__(
+        self,
+        transport: SipTransport,
+        backend: DeviceBackend,
+        server_id: str,
+        realm: str,
+        host: str,
+        keepalive_timeout_s: float = 180.0,
+    ) -> None:
+        self.transport = transport
+        self.backend = backend
+        self.server_id = server_id
+        self.realm = realm
+        self.host = host
+        self.keepalive_timeout_s = keepalive_timeout_s
+        self.nonces = access.Nonces()
+        self.devices: dict[str, Device] = {}
+        self.refused = 0
+        self._sn = 0
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def online(self, device_id: str) -> bool:
+        dev = self.devices.get(device_id)
+        now = asyncio.get_running_loop().time()
+        return (
+            dev is not None and dev.until > now and now - dev.last_seen < self.keepalive_timeout_s
+        )
+
+    async def on_request(self, inbound: Inbound) -> bool:
+        """Handle a device's request; False when it is not from a device (the cascade's)."""
+        msg = inbound.msg
+        user = sip.uri_user(msg.get("From"))
+        if msg.method == "REGISTER":
+            await self._register(inbound, user)
+            return True
+        dev = self.devices.get(user)
+        if dev is None:
+            if msg.method == "MESSAGE" and is_code(user) and user != self.server_id:
+                known = await self._in_thread(self.backend.known, user)
+                if known is not None:
+                    self._refuse(inbound, 403, f"device {user} is not registered")
+                    return True
+            return False
+        if msg.method == "MESSAGE":
+            await self._message(inbound, dev)
+        elif msg.method == "OPTIONS":
+            self.transport.reply(inbound, sip.response(msg, 200))
+        else:
+            self._refuse(inbound, 405, f"{msg.method} from a device is not handled")
+        return True
+
+    def _refuse(self, inbound: Inbound, status: int, why: str) -> None:
+        self.refused += 1
+        log.info("device SIP %s refused %d: %s", inbound.msg.method, status, why)
+        reason = "".join(c if 32 <= ord(c) < 127 else "?" for c in why)[:100]
+        self.transport.reply(inbound, sip.response(inbound.msg, status, reason=reason))
+
+    async def _register(self, inbound: Inbound, user: str) -> None:
+        msg = inbound.msg
+        known = await self._in_thread(self.backend.known, user) if is_code(user) else None
+        loop = asyncio.get_running_loop()
+        verdict = access.judge_register(
+            user, msg.get("Authorization"), msg.get("Expires"), known, self.realm,
+            self.nonces, time.time(),
+        )  # fmt: skip
+        if verdict.status == 401:
+            reply = sip.response(msg, 401, to_tag=sip.new_tag())
+            reply.add("WWW-Authenticate", verdict.challenge)
+            self.transport.reply(inbound, reply)
+            return
+        if verdict.status != 200:
+            self._refuse(inbound, verdict.status, verdict.reason)
+            return
+        ok = sip.response(msg, 200, to_tag=sip.new_tag())
+        ok.add("Expires", str(verdict.expires_s))
+        ok.add("Date", _gb_date())
+        contact = msg.get("Contact")
+        if contact:
+            ok.add("Contact", contact)
+        self.transport.reply(inbound, ok)
+        addr = inbound.source  # where it really is (NAT, a Contact without host): answer there
+        if verdict.expires_s == 0:
+            self.devices.pop(user, None)
+            log.info("device %s unregistered", user)
+            await self._in_thread(self.backend.registered, user, "", 0)
+            return
+        now = loop.time()
+        dev = self.devices.get(user)
+        fresh = dev is None
+        if dev is None:
+            dev = self.devices[user] = Device(user, addr, now + verdict.expires_s, now)
+        dev.addr, dev.until, dev.last_seen = addr, now + verdict.expires_s, now
+        log.info("device %s registered from %s:%d for %d s", user, *addr, verdict.expires_s)
+        where = f"{addr[0]}:{addr[1]}"
+        await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
+        if fresh:
+            loop.create_task(self.ask_catalog(dev))
+
+    def _request(self, dev: Device, method: str) -> sip.SipMessage:
+        self._sn += 1
+        dev.cseq += 1
+        msg = sip.SipMessage(method=method, uri=f"sip:{dev.device_id}@{dev.addr[0]}:{dev.addr[1]}")
+        via = f"SIP/2.0/UDP {self.host}:{self.transport.local[1]};rport"
+        msg.add("Via", f"{via};branch={sip.new_branch()}")
+        msg.add("From", f"<sip:{self.server_id}@{self.realm}>;tag={sip.new_tag()}")
+        msg.add("To", f"<sip:{dev.device_id}@{self.realm}>")
+        msg.add("Call-ID", secrets.token_hex(12))
+        msg.add("CSeq", f"{dev.cseq} {method}")
+        msg.add("Max-Forwards", "70")
+        msg.add("User-Agent", "Vigil")
+        return msg
+
+    async def ask_catalog(self, dev: Device) -> bool:
+        """Send the device a Catalog query; True when it accepted it (the answer follows)."""
+        msg = self._request(dev, "MESSAGE")
+        msg.add("Content-Type", "Application/MANSCDP+xml")
+        msg.body = manscdp.query("Catalog", self._sn, dev.device_id)
+        dev.pages[str(self._sn)] = []
+        resp = await self.transport.request(msg, dev.addr, False)
+        if resp is None or resp.status != 200:
+            what = "no answer" if resp is None else f"{resp.status} {resp.reason}"
+            log.warning("device %s: Catalog query not taken (%s)", dev.device_id, what)
+            return False
+        return True
+
+    async def _message(self, inbound: Inbound, dev: Device) -> None:
+        msg = inbound.msg
+        if "manscdp" not in msg.get("Content-Type").lower():
+            self._refuse(inbound, 415, "MESSAGE body is not Application/MANSCDP+xml")
+            return
+        try:
+            head = manscdp.parse(msg.body)
+        except manscdp.XmlError as exc:
+            self._refuse(inbound, exc.status, str(exc))
+            return
+        if head.device_id and head.device_id != dev.device_id and head.cmd_type == "Keepalive":
+            why = f"keepalive for {head.device_id[:24]!r} from {dev.device_id}"
+            self._refuse(inbound, 403, why)
+            return
+        dev.last_seen = asyncio.get_running_loop().time()
+        if head.root == "Notify" and head.cmd_type == "Keepalive":
+            dev.keepalives += 1
+            self.transport.reply(inbound, sip.response(msg, 200))
+            return
+        if head.root == "Response" and head.cmd_type == "Catalog":
+            try:
+                page = manscdp.parse_catalog_answer(msg.body)
+            except manscdp.XmlError as exc:
+                self._refuse(inbound, exc.status, str(exc))
+                return
+            if page.sn not in dev.pages:
+                self._refuse(inbound, 481, f"no Catalog query with SN {page.sn[:12]!r}")
+                return
+            self.transport.reply(inbound, sip.response(msg, 200))
+            await self._catalog_page(dev, page)
+            return
+        self.transport.reply(inbound, sip.response(msg, 200))  # other Notify/Response: taken
+
+    async def _catalog_page(self, dev: Device, page: manscdp.CatalogAnswer) -> None:
+        items = dev.pages[page.sn]
+        items.extend(page.items)
+        if len(items) > manscdp.MAX_CATALOG_ITEMS:
+            del dev.pages[page.sn]
+            log.warning("device %s: Catalog over %d items; ignored", dev.device_id, len(items))
+            return
+        if len(items) < page.total and page.items:
+            return
+        del dev.pages[page.sn]
+        try:
+            dev.channels = await self._in_thread(self.backend.set_channels, dev.device_id, items)
+        except Exception as exc:  # a code clash with another camera, the database away
+            log.error("device %s: cannot store its channels: %s", dev.device_id, exc)
+            return
+        log.info("device %s: %d channels in the catalog", dev.device_id, dev.channels)
+
+
+def _gb_date() -> str:
+    """Date header devices set their clock from (GB/T 28181 §9.10): local time, ms."""
+    return datetime.now(LOCAL_ZONE).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]

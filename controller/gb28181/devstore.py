@@ -1,0 +1,108 @@
+"""GB/T 28181 devices in the shared database: passwords issued, registrations, channels.
+
+A device is issued a password once (`issue`; only the digest HA1 is kept), which also makes
+it a catalog `device` of kind `gb28181` in the county and site given. Its Catalog answer's
+channels become catalog cameras of that device, each named and coded (its own 20-digit code)
+in the resource directory, so they appear in the console's tree and list like any camera.
+Blocking calls: the SIP loop runs them on worker threads.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from controller.catalog.base import CatalogBase
+from controller.catalog.catalog import Catalog
+from controller.clock import Clock
+from controller.directory.rows import Entry
+from controller.directory.store import DirectoryStore
+from controller.gb28181.access import Known, ha1_of
+from controller.gb28181.codes import is_code
+from controller.gb28181.manscdp import Channel
+from controller.gb28181.tables import GbDevice
+
+KIND = "gb28181"
+PASSWORD_BYTES = 12  # 16 URL-safe characters: typed into an NVR's web page by an installer
+
+
+class GbDeviceStore(CatalogBase):
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        super().__init__(engine, clock)
+        self._catalog = Catalog(engine, clock)
+        self._directory = DirectoryStore(engine, clock)
+
+    def issue(self, device_id: str, county: str, site: str, realm: str) -> str:
+        """A new password for `device_id` (shown once); an earlier one stops working."""
+        if not is_code(device_id):
+            raise ValueError(f"device code {device_id!r} is not 20 digits")
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        self._catalog.upsert_device(device_id, county, site, KIND)
+        values = {
+            "device_id": device_id,
+            "ha1": ha1_of(device_id, realm, password),
+            "realm": realm,
+            "county": county,
+            "site": site,
+            "issued_us": self._clock.now_us(),
+            "revoked_us": 0,
+            "registered_us": 0,
+            "expires_us": 0,
+            "contact": "",
+            "channels": 0,
+        }
+        with self._write("issue gb device") as conn:
+            self._upsert(conn, GbDevice, values, "device_id")
+        return password
+
+    def revoke(self, device_id: str) -> bool:
+        with self._write("revoke gb device") as conn:
+            done = conn.execute(
+                update(GbDevice)
+                .where(col(GbDevice.device_id) == device_id)
+                .values(revoked_us=self._clock.now_us())
+            )
+        return bool(done.rowcount)
+
+    def row(self, device_id: str) -> GbDevice | None:
+        with self._read("get gb device") as conn:
+            row = conn.execute(select(GbDevice).where(col(GbDevice.device_id) == device_id)).first()
+        return None if row is None else GbDevice.model_validate(dict(row._mapping))
+
+    def known(self, device_id: str) -> Known | None:
+        row = self.row(device_id)
+        if row is None:
+            return None
+        return Known(row.device_id, row.ha1, row.realm, row.revoked_us > 0)
+
+    def registered(self, device_id: str, contact: str, expires_s: int) -> None:
+        now = self._clock.now_us()
+        with self._write("gb device registered") as conn:
+            conn.execute(
+                update(GbDevice)
+                .where(col(GbDevice.device_id) == device_id)
+                .values(
+                    registered_us=now,
+                    expires_us=now + expires_s * 1_000_000 if expires_s else 0,
+                    contact=contact[:64],
+                )
+            )
+
+    def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int:
+        """Each video channel a catalog camera of the device, named and coded in the
+        directory. Channels no longer listed are kept (their footage stays findable)."""
+        cameras = [c for c in channels if not c.parental and c.code != device_id]
+        for c in cameras:
+            self._catalog.upsert_camera(c.code, device_id)
+        self._directory.apply([Entry(c.code, c.name, gb_code=c.code) for c in cameras])
+        with self._write("gb device channels") as conn:
+            conn.execute(
+                update(GbDevice)
+                .where(col(GbDevice.device_id) == device_id)
+                .values(channels=len(cameras))
+            )
+        return len(cameras)

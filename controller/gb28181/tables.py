@@ -1,0 +1,32 @@
+"""GB/T 28181 device access's table (SQLModel), in the catalog database every replica shares.
+
+`gb_device`: each NVR or camera allowed to REGISTER to Vigil over GB/T 28181, by its 20-digit
+code. Only the digest's HA1 (MD5 of `code:realm:password`) is stored, never the password: it
+is what verifying a digest needs, and it is useless for any other realm. Registration facts
+(when, from where, until when, how many channels its Catalog listed) are written on REGISTER
+and on each Catalog answer; keepalives stay in memory.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger
+from sqlmodel import Field, SQLModel
+
+
+class GbDevice(SQLModel, table=True):
+    __tablename__ = "gb_device"
+
+    device_id: str = Field(primary_key=True, max_length=20)  # the device's 20-digit code
+    ha1: str = Field(max_length=32)  # hex MD5(device_id:realm:password)
+    realm: str = Field(max_length=64)
+    county: str = Field(max_length=64)  # where its channels go in the catalog and tree
+    site: str = Field(max_length=64)
+    issued_us: int = Field(sa_type=BigInteger)
+    revoked_us: int = Field(default=0, sa_type=BigInteger)  # > 0: refused from then on
+    registered_us: int = Field(default=0, sa_type=BigInteger)  # 0: never registered
+    expires_us: int = Field(default=0, sa_type=BigInteger)
+    contact: str = Field(default="", max_length=64)  # host:port it registered from
+    channels: int = Field(default=0)
+
+
+GB_TABLES = [GbDevice.__table__]  # type: ignore[attr-defined]

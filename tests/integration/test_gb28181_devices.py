@@ -1,0 +1,154 @@
+"""GB/T 28181 devices registering to Vigil, played by SIPp (Debian `sip-tester`).
+
+An NVR (SIPp, tests/integration/sipp/device_*.xml) REGISTERs through Vigil's digest
+challenge with the password `vigil-controller gb28181 issue` gave it, sends keepalives, and
+answers Vigil's Catalog query in two pages; its two camera channels then are catalog cameras
+of that device, named and coded (their 20-digit codes) in the resource directory. Unknown
+codes, forged digests, malformed SIP and XML, oversize bodies: each a SIP error, and the
+endpoint goes on serving.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.assembly import Controller, Parts, build_controller
+from controller.catalog.db import make_engine
+from controller.clock import SystemClock
+from controller.config import ControllerConfig
+from controller.directory.scope import Term
+from controller.directory.store import DirectoryStore, Filters
+from controller.gb28181.devices import DeviceAccess
+from controller.gb28181.devstore import GbDeviceStore
+from controller.grants.keys import ensure_keys
+from tests.integration.controller_proc import database_url, prepare_data_dir
+from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
+
+SERVER_ID = "62120000002000000002"
+REALM = "6212000000"
+NVR = "62120200001110000001"
+CH1, CH2 = "62120200001310000001", "62120200001310000002"
+UNKNOWN = "62120200001110000099"
+
+
+@dataclass
+class DeviceWorld:
+    controller: Controller
+    devices: DeviceAccess
+    sip_port: int
+    password: str
+    tmp: Path
+    data: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeviceWorld]:
+    tmp = tmp_path_factory.mktemp("gbdev")
+    data = tmp / "ctl"
+    prepare_data_dir(data)
+    ensure_keys(data)
+    engine = make_engine(database_url(data))
+    try:
+        password = GbDeviceStore(engine, SystemClock()).issue(NVR, "wudu", "东关村", REALM)
+    finally:
+        engine.dispose()
+    sip_port = free_udp_port()
+    config = ControllerConfig.model_validate(
+        {
+            "data_dir": str(data),
+            "grpc": {"listen": "127.0.0.1:0"},
+            "mqtt": {"mode": "off"},
+            "gb28181": {"enabled": True, "listen": f"127.0.0.1:{sip_port}", "server_id": SERVER_ID},
+        }
+    )
+    controller = build_controller(config, SystemClock(), Parts())
+    assert controller.gb28181 is not None
+    controller.start()
+    try:
+        devices = controller.gb28181.devices
+        assert devices is not None
+        yield DeviceWorld(controller, devices, sip_port, password, tmp, data)
+    finally:
+        controller.stop(grace_s=1.0)
+
+
+def sipp(
+    world: DeviceWorld,
+    scenario: Path,
+    device: str,
+    password: str,
+    *,
+    ooc: bool = False,
+    keep_ms: int = 1000,
+) -> tuple[int, str]:
+    log = world.tmp / f"{scenario.stem}.{time.monotonic_ns()}.log"
+    cmd = [
+        sipp_binary(), f"127.0.0.1:{world.sip_port}", "-sf", str(scenario),
+        "-i", "127.0.0.1", "-p", str(free_udp_port()), "-m", "1", "-nostdin",
+        "-au", device, "-ap", password,
+        "-key", "device", device, "-key", "server_id", SERVER_ID, "-key", "realm", REALM,
+        "-key", "ch1", CH1, "-key", "ch2", CH2, "-d", str(keep_ms),
+        "-timeout", "30s", "-timeout_error", "-trace_msg", "-message_file", str(log),
+    ]  # fmt: skip
+    if ooc:
+        cmd += ["-oocsf", str(SIPP_DIR / "device_ooc.xml")]
+    proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False, cwd=world.tmp)
+    messages = log.read_text(errors="replace") if log.exists() else ""
+    return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")[-3000:] + messages
+
+
+def test_a_device_registers_keeps_alive_and_its_channels_become_cameras(
+    world: DeviceWorld,
+) -> None:
+    rc, out = sipp(world, SIPP_DIR / "device_register.xml", NVR, world.password, ooc=True,
+                   keep_ms=2500)  # fmt: skip
+    assert rc == 0, out
+    assert "WWW-Authenticate: Digest" in out and "Authorization: Digest" in out
+    assert "<CmdType>Catalog</CmdType>" in out  # Vigil asked for its catalog
+    dev = world.devices.devices[NVR]
+    assert dev.keepalives == 2 and dev.channels == 2
+    engine = make_engine(database_url(world.data))
+    try:
+        catalog = world.controller.core.catalog
+        assert {c.camera_id for c in catalog.cameras() if c.device_id == NVR} == {CH1, CH2}
+        row = GbDeviceStore(engine, SystemClock()).row(NVR)
+        assert row is not None and row.channels == 2 and row.registered_us > 0
+        assert row.contact.startswith("127.0.0.1:")
+        listed, total = DirectoryStore(engine, SystemClock()).page([Term()], Filters(), 0, 50)
+        named = {r.camera_id: (r.name, r.gb_code, r.county) for r in listed}
+        assert named[CH1] == ("Gate camera 1", CH1, "wudu")
+        assert named[CH2] == ("Yard camera 2", CH2, "wudu")
+    finally:
+        engine.dispose()
+
+
+def test_unknown_codes_and_forged_digests_are_refused(world: DeviceWorld) -> None:
+    refused = SIPP_DIR / "device_refused.xml"
+    rc, out = sipp(world, refused, UNKNOWN, "whatever")
+    assert rc == 0, out
+    assert "403 device 62120200001110000099 is not known" in out
+    assert "401 Unauthorized" not in out  # no challenge handed to an unknown code
+    rc, out = sipp(world, refused, NVR, world.password + "x")
+    assert rc == 0, out
+    assert "401 Unauthorized" in out and "403 digest response does not verify" in out
+
+
+def test_bad_input_from_a_registered_device_gets_errors_and_the_server_goes_on(
+    world: DeviceWorld,
+) -> None:
+    text = (SIPP_DIR / "device_bad_input.xml").read_text()
+    scenario = world.tmp / "device_bad_input.xml"
+    scenario.write_text(text.replace("<!--PADDING-->", "<Pad>" + "x" * 40_000 + "</Pad>"))
+    rc, out = sipp(world, scenario, NVR, world.password)
+    assert rc == 0, out
+    for said in ("400 malformed XML", "413 XML body of", "403 keepalive for", "400 malformed "
+                 "header line", "415 MESSAGE body is not"):  # fmt: skip
+        assert said in out, said
+    assert world.controller.gb28181 is not None
+    assert world.controller.gb28181.transport_bad_messages() >= 1
