@@ -97,6 +97,13 @@ class EnrollmentConfig(_Strict):
     # behind one NAT share a bucket. Beyond it: RESOURCE_EXHAUSTED, and the agent backs off.
     peer_burst: int = Field(default=10, ge=1, le=10_000)
     peer_rate_per_s: float = Field(default=0.5, gt=0, le=1000.0)
+    # Device accounts on an external broker (mqtt.mode = "external"): "none", the city
+    # manages them; "dynsec", Mosquitto's dynamic security plugin: enrollment creates the
+    # device's client with `broker_role`, retiring or replacing the device deletes it (the
+    # controller's MQTT account needs the plugin's admin rights). The managed broker's
+    # accounts are always the controller's.
+    broker_accounts: Literal["none", "dynsec"] = "none"
+    broker_role: str = Field(default="vigil-device", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
 
     @field_validator("listen")
     @classmethod

@@ -2,8 +2,10 @@
 
 With the managed broker the controller owns the password file (`<data_dir>/mosquitto/passwd`):
 enrollment adds the device's account with a fresh password (handed to the device once, in the
-EnrollResponse) and SIGHUPs the broker; retirement deletes it. With an external broker the
-city manages accounts itself and enrollment hands out none (`NoAccounts`).
+EnrollResponse) and SIGHUPs the broker; retirement deletes it. With an external Mosquitto
+and `enrollment.broker_accounts = "dynsec"` the same is done through its dynamic security
+plugin (dynsec.py); otherwise the city manages accounts itself and enrollment hands out none
+(`NoAccounts`).
 """
 
 from __future__ import annotations
@@ -66,7 +68,18 @@ class ManagedAccounts:
 
 
 def accounts_for(config: ControllerConfig) -> Accounts:
-    """The managed broker's accounts, or none (external broker, or no MQTT)."""
-    if config.mqtt.mode == "managed":
+    """The managed broker's accounts, an external broker's through dynsec, or none."""
+    m = config.mqtt
+    if m.mode == "managed":
         return ManagedAccounts(config.data_path / "mosquitto")
+    if m.mode == "external" and config.enrollment.broker_accounts == "dynsec":
+        from controller.enrollment.dynsec import DynsecAccounts
+        from controller.fleet.mqtt import MqttSettings
+
+        password = ""
+        if m.password_file:
+            password = Path(m.password_file).read_text(encoding="utf-8").strip()
+        user = m.username or m.client_id
+        settings = MqttSettings(m.host, m.port, user, password, m.ca_cert, client_id=user)
+        return DynsecAccounts(settings, config.enrollment.broker_role)
     return NoAccounts()

@@ -14,6 +14,7 @@ from controller.clock import Clock
 from controller.config import ControllerConfig
 from controller.enrollment.accounts import Accounts, accounts_for
 from controller.enrollment.store import EnrollmentStore, IssuedToken
+from controller.fleet.broker import BrokerError
 from controller.pki.certs import PkiError, validate_device_id
 
 
@@ -60,9 +61,18 @@ class Operations:
         )
 
     def retire(self, device_id: str, reason: str) -> int:
+        """Revoke the device's certificates, then remove its broker account. Idempotent: when
+        the broker cannot be reached the revocation stands and OperationError says to run it
+        again (which removes the account then)."""
         self._device(device_id)
         count = self.store.retire(device_id, reason, self.clock.now_us())
-        self.accounts.remove(device_id)
+        try:
+            self.accounts.remove(device_id)
+        except BrokerError as exc:
+            raise OperationError(
+                f"device {device_id!r}: certificates revoked, but its MQTT account is still on "
+                f"the broker ({exc}): run retire again once the broker answers"
+            ) from None
         return count
 
     def replace(self, old: str, new: str, issued_by: str, ttl_s: float) -> IssuedToken:

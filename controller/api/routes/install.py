@@ -157,7 +157,11 @@ def new_token(device_id: str, body: TokenIn, user: UserDep, deps: DepsDep) -> To
 def retire(device_id: str, user: UserDep, deps: DepsDep) -> dict[str, int]:
     action = "install.retire"
     _may_act(deps, user, _existing_county(deps, device_id), action, device_id)
-    count = _ops(deps).retire(device_id, f"retired by {user.user_id}")
+    try:
+        count = _ops(deps).retire(device_id, f"retired by {user.user_id}")
+    except OperationError as exc:
+        deps.grants.record(action, user, detail={"device_id": device_id, "incomplete": True})
+        raise ApiError("broker_account_left", str(exc), status=502) from None
     deps.grants.record(action, user, detail={"device_id": device_id, "revoked": count})
     return {"revoked": count}
 
