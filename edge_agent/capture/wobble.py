@@ -7,6 +7,12 @@ the stream onto its frame rate, and `ffmpeg -i seg.ts -f null -` then reports "n
 monotonically increasing dts". Nudging each frame back onto the stream's own cadence by at
 most `LIMIT_TICKS` (0.1 ms) fixes that without ever letting the video drift from its audio:
 the nudge is bounded, so a camera whose clock really runs fast or slow shows through.
+
+With B-frames the dts alone is not enough: FFmpeg derives a B-frame stream's dts from the
+pts of an *earlier* frame (RTP carries only pts), so the nudge that puts a packet's dts on the
+cadence moves its pts by another frame's wobble, and its own wobble stays. `steady_pts` puts
+the pts a whole number of frames after the (steady) dts when it is that within the wobble, so
+frames are steady in presentation order too, which is the order tools map onto frame numbers.
 """
 
 from __future__ import annotations
@@ -25,3 +31,15 @@ def nudge(prev_dts: int | None, dts: int, step: int, correction: int) -> int:
     if abs(short) > WOBBLE_TICKS + LIMIT_TICKS:
         return correction  # a real change of pace (a dropped frame, a jump): left as it is
     return max(-LIMIT_TICKS, min(LIMIT_TICKS, short))
+
+
+def steady_pts(pts: int, dts: int, step: int) -> int:
+    """This frame's pts, a whole number of frames after its dts if it is that within the
+    wobble (a B-frame stream's reordering delay is whole frames); otherwise as it is."""
+    lead = pts - dts
+    if step <= 0 or lead < 0:
+        return pts
+    frames = (lead + step // 2) // step
+    if abs(lead - frames * step) > WOBBLE_TICKS:
+        return pts
+    return dts + frames * step

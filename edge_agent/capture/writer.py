@@ -42,8 +42,8 @@ from edge_agent.sources.nal import (
 from .audio_lane import AudioLane
 from .lograte import LogRate
 from .sink import SegmentSink, clean_reason, describe_error
+from .timeline import VideoTimeline
 from .tsfile import BUFFER_BYTES, TsWriteThrough
-from .wobble import nudge
 
 __all__ = ["SegmentSink", "SegmentWriter", "clean_reason"]
 
@@ -83,19 +83,12 @@ class SegmentWriter:
         self._on_gap = on_gap
         self._on_event = on_event
         self._state: CutState | None = None
-        self._offset_us = 0  # the segmenter's timestamp re-base, in µs and in stream ticks
         self._rebase_log = LogRate()  # a flapping camera clock must not flood the log
-        self._offset_tb = 0
-        # Added to what is written (not to what the segmenter sees) so that no timestamp is
-        # negative on disk: an MP4 with B-frames starts its dts below zero, and MPEG-TS would
-        # wrap it to 2^33. Fixed per connection or file, so its segments stay continuous.
-        self._lift_tb: int | None = None
-        self._lift_us = 0
+        self._timeline = VideoTimeline(Fraction(1, 90_000))
         self._in_stream: VideoStream | None = None
         self._video_index = 0
         self._codec = "h264"
         self._param_sets: dict[int, bytes] = {}
-        self._tb = (1, 90_000)
         self._out: OutputContainer | None = None
         self._out_stream: Stream | None = None
         self._temp: Path | None = None
@@ -131,16 +124,11 @@ class SegmentWriter:
         `audio` is the source's audio stream, if it has one."""
         if self._state is not None:
             self.end(truncated=True)
-        tb = Fraction(stream.time_base or Fraction(1, 90_000))
-        self._tb = (tb.numerator * 1_000_000, tb.denominator)
+        self._timeline = VideoTimeline(Fraction(stream.time_base or Fraction(1, 90_000)))
         self._in_stream = stream
         self._video_index = stream.index
         self._codec = stream.codec_context.name or "h264"
         self._param_sets = parameter_sets(self._codec, stream.codec_context.extradata)
-        self._offset_us = self._offset_tb = 0
-        self._lift_tb, self._lift_us = None, 0
-        self._prev_dts: int | None = None  # the last video dts written, after any shift
-        self._nudge = 0  # ticks taking the camera's timestamp wobble out (see wobble.py)
         self._last_video_us = None
         self._audio.begin(audio)
         self._state = segmenter.begin(
@@ -169,13 +157,15 @@ class SegmentWriter:
             # next keyframe (the time between is a recorded gap).
             self._switch_codec(state, switched[0], now_us)
             return False
-        meta = self._meta(packet)
-        if meta is None:
+        pts, dts = packet.pts, packet.dts
+        meta = None if pts is None or dts is None else self._meta(packet, pts, dts)
+        if meta is None or pts is None or dts is None:
             self.untimed_dropped += 1
             return False
         state, decision = segmenter.step(state, meta, now_us, self._policy)
         self._watch_gop(state)
-        if decision.offset_us != self._offset_us:
+        timeline = self._timeline
+        if decision.offset_us != timeline.offset_us:
             # Live sources are rate-limited; a recording (no arrival time) logs each one.
             times = 1 if now_us is None else self._rebase_log.note(now_us)
             if times is not None:
@@ -183,31 +173,15 @@ class SegmentWriter:
                     "camera %s: stream timestamps re-based by %.3f s (%d time(s) since the "
                     "last such line); the video goes on",
                     self.camera_id,
-                    (decision.offset_us - self._offset_us) / 1e6,
+                    (decision.offset_us - timeline.offset_us) / 1e6,
                     times,
                 )
-            self._offset_us = decision.offset_us
-            num, den = self._tb
-            self._offset_tb = round(decision.offset_us * den / num)
-            prev, dts = self._prev_dts, packet.dts
-            if prev is not None and dts is not None:
-                # Exactly one frame after the last one, in stream ticks: the segmenter's
-                # microseconds can be a tick off, and a tick makes two frames collide.
-                step = packet.duration or round(state.frame_us * den / num)
-                self._offset_tb = prev + step - dts - (self._lift_tb or 0)
-        if self._lift_tb is None:
-            num, den = self._tb
-            self._lift_tb = max(0, -(packet.dts or 0))
-            self._lift_us = self._audio.lift_us = self._lift_tb * num // den
-        shift = self._offset_tb + self._lift_tb
-        if packet.dts is not None:
-            step = packet.duration or round(state.frame_us * self._tb[1] / self._tb[0])
-            self._nudge = nudge(self._prev_dts, packet.dts + shift, step, self._nudge)
-            shift += self._nudge
-        if shift:
-            packet.pts = None if packet.pts is None else packet.pts + shift
-            packet.dts = None if packet.dts is None else packet.dts + shift
-        self._prev_dts = packet.dts
+        first = timeline.lift_tb is None
+        placed = timeline.place(pts, dts, packet.duration or 0, state.frame_us, decision.offset_us)
+        if placed != (pts, dts):
+            packet.pts, packet.dts = placed
+        if first:
+            self._audio.lift_us = timeline.lift_us
         self._state = state
         # Gaps before the segment they precede: a crash between the two then leaves a gap
         # that the next run continues from, never a hole that nothing accounts for.
@@ -223,7 +197,7 @@ class SegmentWriter:
             written = self._mux(packet)
             if written:
                 if meta.dts_us is not None:
-                    self._audio.heard_video(meta.dts_us + self._offset_us)
+                    self._audio.heard_video(meta.dts_us + timeline.offset_us)
             return written
         return False
 
@@ -283,21 +257,20 @@ class SegmentWriter:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _meta(self, packet: Packet[Stream]) -> PacketMeta | None:
-        """The packet's facts, or None if it lacks a timestamp: an untimed packet never
+    def _meta(self, packet: Packet[Stream], pts: int, dts: int) -> PacketMeta | None:
+        """The packet's facts, or None if its timestamps are wrong: an untimed packet never
         reaches a muxer, and a segment opens only on a keyframe with both."""
-        num, den = self._tb
-        pts, dts = packet.pts, packet.dts
-        if pts is None or dts is None or pts < dts:
+        if pts < dts:
             return None
+        us = self._timeline.us
         sps = None
         is_key = bool(packet.is_keyframe)
         if is_key:
             sps = find_sps(bytes(memoryview(packet)[:8192]), self._codec)
         return PacketMeta(
-            pts_us=pts * num // den,
-            dts_us=None if dts is None else dts * num // den,
-            duration_us=(packet.duration or 0) * num // den,
+            pts_us=us(pts),
+            dts_us=us(dts),
+            duration_us=us(packet.duration or 0),
             is_key=is_key,
             sps=sps,
         )
