@@ -23,6 +23,7 @@ import av
 
 PROBE_BYTES = 256 * 1024
 ANALYZE_US = 500_000  # enough packets for a frame rate guess, far less than a segment
+UNKNOWN_CODEC = "unknown"  # a stream is there, but this FFmpeg has no decoder to name it
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,24 +64,38 @@ def _read(path: Path | BinaryIO) -> MediaInfo:
         if not videos and not audios:
             return MediaInfo(error="no audio or video stream in the container")
         facts: dict[str, object] = {}
+        # A stream whose codec this FFmpeg cannot decode has no codec context (random or
+        # unusual bytes can look like one): it is named UNKNOWN_CODEC, its facts left empty.
         if videos:
             v = videos[0]
             ctx = v.codec_context
-            facts.update(
-                video_codec=ctx.name,
-                video_profile=ctx.profile or "",
-                width=ctx.width,
-                height=ctx.height,
-                frame_rate=_rate(v),
-            )
+            if ctx is None:
+                facts.update(video_codec=UNKNOWN_CODEC)
+            else:
+                facts.update(
+                    video_codec=ctx.name,
+                    video_profile=ctx.profile or "",
+                    width=ctx.width,
+                    height=ctx.height,
+                    frame_rate=_rate(v),
+                )
         if audios:
             a = audios[0].codec_context
-            facts.update(
-                audio_codec=a.name,
-                audio_sample_rate=a.sample_rate or 0,
-                audio_channels=a.channels or 0,
-            )
+            if a is None:
+                facts.update(audio_codec=UNKNOWN_CODEC)
+            else:
+                facts.update(
+                    audio_codec=a.name,
+                    audio_sample_rate=a.sample_rate or 0,
+                    audio_channels=a.channels or 0,
+                )
         return MediaInfo(**facts)  # type: ignore[arg-type]
+
+
+def _why(exc: Exception) -> str:
+    known = (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError)
+    text = str(exc) if isinstance(exc, known) else f"{type(exc).__name__}: {exc}"
+    return text[:300]
 
 
 def probe_file(path: Path) -> MediaInfo:
@@ -88,8 +103,8 @@ def probe_file(path: Path) -> MediaInfo:
     started = time.perf_counter_ns()
     try:
         info = _read(path)
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        info = MediaInfo(error=f"cannot read the container: {str(exc)[:300]}")
+    except Exception as exc:  # any: a probe that raised failed the upload, every retry
+        info = MediaInfo(error=f"cannot read the container: {_why(exc)}")
     return replace(info, probe_us=(time.perf_counter_ns() - started) // 1000)
 
 
@@ -99,6 +114,6 @@ def probe_bytes(head: bytes) -> MediaInfo:
     started = time.perf_counter_ns()
     try:
         info = _read(io.BytesIO(head)) if head else MediaInfo(error="no bytes to probe")
-    except (av.error.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
-        info = MediaInfo(error=f"cannot read the container: {str(exc)[:300]}")
+    except Exception as exc:  # any: a probe that raised failed the upload, every retry
+        info = MediaInfo(error=f"cannot read the container: {_why(exc)}")
     return replace(info, probe_us=(time.perf_counter_ns() - started) // 1000)
