@@ -8,7 +8,9 @@ the topology file, `[live] max_streams_per_link = 1`) inside the rig's controlle
 where the test cannot connect from outside: so this process also drives the viewers. The
 test writes command files into W; this process answers in W:
 
-- every 0.25 s `snapshot.json`: the scheduler's snapshot (plan rates, leases, link delivery);
+- every 0.25 s `snapshot.json`: the scheduler's snapshot (plan rates, leases, link delivery),
+  plus the hub's feeds (`live_feeds`: cameras with a feed, lingering ones included) and
+  their last measured rates (`live_rates`, bit/s);
 - `watch-<camera>` (a file appears): a WebSocket viewer of that camera opens (login, live
   grant, hello) and writes `<camera>.json` every 0.5 s: statuses seen, media bytes, and the
   arrival latency of every frame whose camsim wall-clock stamp (SEI) it found;
@@ -111,8 +113,8 @@ def main() -> int:
     ensure_keys(Path(args.data_dir))
     clock = SystemClock()
     controller = build_controller(config, clock, Parts(http=True, scheduler=options))
-    assert controller.scheduler is not None
-    scheduler = controller.scheduler
+    assert controller.scheduler is not None and controller.live is not None
+    scheduler, hub = controller.scheduler, controller.live
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -128,7 +130,11 @@ def main() -> int:
     viewers: dict[str, threading.Event] = {}
     try:
         while not stop.wait(0.25):
-            _write(args.work / "snapshot.json", dataclasses.asdict(scheduler.snapshot()))
+            snap = dataclasses.asdict(scheduler.snapshot())
+            # The hub's feeds (a feed lingers after its last viewer) and measured rates.
+            snap["live_feeds"] = hub.feeds()
+            snap["live_rates"] = dict(hub._rates)  # a test's view of a private
+            _write(args.work / "snapshot.json", snap)
             for cmd in sorted(args.work.glob("watch-*")):
                 camera = cmd.name.removeprefix("watch-")
                 cmd.unlink()
