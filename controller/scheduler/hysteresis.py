@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from controller.scheduler.model import CLASSES, SchedulerError
 from controller.scheduler.plan import DevicePlan, Plan
-from controller.scheduler.topology import Topology
+from controller.scheduler.topology import CompiledTopology, Topology
 
 
 def needs_new_lease(old: DevicePlan | None, new: DevicePlan, threshold: float) -> bool:
@@ -30,9 +30,8 @@ def needs_new_lease(old: DevicePlan | None, new: DevicePlan, threshold: float) -
     return False
 
 
-def _loads(topology: Topology, devices: Mapping[str, DevicePlan]) -> list[list[int]]:
+def _loads(ct: CompiledTopology, devices: Mapping[str, DevicePlan]) -> list[list[int]]:
     """Per-class bit/s on every link (compiled index order) of these device plans."""
-    ct = topology.compiled
     n = len(ct.link_ids)
     loads = [[0] * n for _ in CLASSES]
     for did, dp in devices.items():
@@ -55,9 +54,15 @@ def stabilise(
     `fresh` must have been planned on `topology`. Devices absent from `fresh` but present
     in `previous` are in the changed set: their leases must be withdrawn.
     """
+    return stabilise_compiled(previous, fresh, topology.compiled, threshold)
+
+
+def stabilise_compiled(
+    previous: Plan, fresh: Plan, ct: CompiledTopology, threshold: float = 0.1
+) -> tuple[Plan, frozenset[str]]:
+    """`stabilise` on a compiled topology (incremental.py: one part of the tree at a time)."""
     if not 0.0 <= threshold < 1.0:
         raise SchedulerError(f"threshold must be in [0, 1), got {threshold!r}")
-    ct = topology.compiled
     kept: dict[str, DevicePlan] = {}
     for did, new in fresh.devices.items():
         old = previous.devices.get(did)
@@ -66,7 +71,7 @@ def stabilise(
                 kept[did] = old
     while kept:
         merged = {did: kept.get(did, dp) for did, dp in fresh.devices.items()}
-        loads = _loads(topology, merged)
+        loads = _loads(ct, merged)
         over = {i for i, cap in enumerate(ct.capacity) if sum(row[i] for row in loads) > cap}
         if not over:
             break
@@ -77,7 +82,7 @@ def stabilise(
     changed = {did for did in fresh.devices if did not in kept}
     changed.update(did for did in previous.devices if did not in fresh.devices)
     if kept:
-        loads = _loads(topology, devices)
+        loads = _loads(ct, devices)
         link_loads = {
             lid: row
             for i, lid in enumerate(ct.link_ids)

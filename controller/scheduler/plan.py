@@ -23,7 +23,7 @@ oldest first, and cut to what its rate sends in one horizon (always at least one
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.scheduler.model import (
     CLASSES,
@@ -33,7 +33,7 @@ from controller.scheduler.model import (
     SchedulerError,
     TrafficClass,
 )
-from controller.scheduler.topology import Topology
+from controller.scheduler.topology import CompiledTopology, Topology
 from controller.scheduler.waterfill import waterfill
 
 DEVICE_CAP = "(device cap)"  # bottleneck marker: the device's own max_bps stopped the flow
@@ -99,6 +99,8 @@ class Plan:
     devices: Mapping[str, DevicePlan]
     link_loads: Mapping[str, tuple[int, ...]]
     saturated: frozenset[str]
+    # What incremental.py keeps to make the next plan from this one (not part of the plan).
+    memo: object = field(default=None, compare=False, repr=False)
 
     @staticmethod
     def empty(at_us: int = 0) -> Plan:
@@ -115,7 +117,11 @@ def segment_order(seg: PendingSegment) -> tuple[int, int, int, str]:
 
 
 def resolve_demands(topology: Topology, demands: Iterable[DeviceDemand]) -> dict[int, DeviceDemand]:
-    index = topology.compiled.device_index
+    return _resolve(topology.compiled, demands)
+
+
+def _resolve(ct: CompiledTopology, demands: Iterable[DeviceDemand]) -> dict[int, DeviceDemand]:
+    index = ct.device_index
     found: dict[int, DeviceDemand] = {}
     for d in demands:
         if not isinstance(d, DeviceDemand):
@@ -132,8 +138,8 @@ def resolve_demands(topology: Topology, demands: Iterable[DeviceDemand]) -> dict
 class _Passes:
     """Mutable working state of one `plan` call (never escapes it)."""
 
-    def __init__(self, topology: Topology, devices: list[int]) -> None:
-        ct = self.ct = topology.compiled
+    def __init__(self, ct: CompiledTopology, devices: list[int]) -> None:
+        self.ct = ct
         self.attach = [ct.device_link[i] for i in devices]
         self.weight = [ct.device_weight[i] for i in devices]
         self.dev_left = [ct.device_max[i] for i in devices]
@@ -212,13 +218,24 @@ def plan(
 
     Every device in `demands` must be in `topology`, at most once.
     """
+    return plan_compiled(topology.compiled, demands, now_us, version=version, config=config)
+
+
+def plan_compiled(
+    ct: CompiledTopology,
+    demands: Iterable[DeviceDemand],
+    now_us: int,
+    *,
+    version: int = 1,
+    config: PlanConfig | None = None,
+) -> Plan:
+    """`plan` on a compiled topology (incremental.py plans one part of the tree at a time)."""
     cfg = config or PlanConfig()
     if isinstance(now_us, bool) or not isinstance(now_us, int) or now_us < 0:
         raise SchedulerError(f"now_us must be a non-negative integer, got {now_us!r}")
-    found = resolve_demands(topology, demands)
+    found = _resolve(ct, demands)
     order = sorted(found)
-    ct = topology.compiled
-    st = _Passes(topology, order)
+    st = _Passes(ct, order)
     to_bps = 8.0 / cfg.horizon_s
     evidence_to_bps = 8.0 / cfg.evidence_horizon_s
     evidence = TrafficClass.EVIDENCE
@@ -253,11 +270,11 @@ def plan(
             st.run(cls, urgent, st.capacities(cls, now_us))
         rest = [(p, w - st.rates[p][k]) for p, w, _ in entries if w - st.rates[p][k] >= 1.0]
         st.run(cls, rest, st.capacities(cls, now_us))
-    return _assemble(topology, found, order, st, now_us, version, cfg)
+    return _assemble(ct, found, order, st, now_us, version, cfg)
 
 
 def _assemble(
-    topology: Topology,
+    ct: CompiledTopology,
     found: dict[int, DeviceDemand],
     order: list[int],
     st: _Passes,
@@ -265,7 +282,6 @@ def _assemble(
     version: int,
     cfg: PlanConfig,
 ) -> Plan:
-    ct = topology.compiled
     bytes_per_bps = cfg.horizon_s / 8
     devices: dict[str, DevicePlan] = {}
     for pos, i in enumerate(order):

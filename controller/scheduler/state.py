@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from controller.scheduler.hysteresis import stabilise
+from controller.scheduler.incremental import replan
 from controller.scheduler.model import DemandError, DeviceDemand
-from controller.scheduler.plan import Plan, PlanConfig, plan
+from controller.scheduler.plan import Plan, PlanConfig
 from controller.scheduler.topology import Topology
 
 
@@ -142,12 +142,11 @@ class PlanInputs:
 
 def compute(inputs: PlanInputs, now_us: int) -> tuple[Plan, frozenset[str]]:
     """The plan for `inputs` at `now_us`, stabilised against the previous one, and the
-    devices whose leases must change. Pure: safe to run without the caller's lock."""
-    fresh = plan(
-        inputs.topology,
-        inputs.demands,
-        now_us,
-        version=inputs.previous.version + 1,
-        config=inputs.config,
-    )
-    return stabilise(inputs.previous, fresh, inputs.topology, inputs.hysteresis)
+    devices whose leases must change. Pure: safe to run without the caller's lock.
+
+    Incremental (incremental.py): only the parts of the tree whose inputs changed since
+    `inputs.previous` was made are planned again; the result is the full recompute's."""
+    return replan(
+        inputs.topology, inputs.demands, inputs.previous, now_us, inputs.config,
+        inputs.hysteresis,
+    )  # fmt: skip

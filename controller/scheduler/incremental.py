@@ -1,0 +1,342 @@
+"""Incremental replanning: only the parts of the city whose inputs changed are planned again.
+
+Pure (no I/O, no clock, no threads); `state.compute` calls `replan` for every replan.
+
+The tree splits under its root into *parts*: each child link of the root with its whole
+subtree (a county; in the default topology, one device's own uplink), and each device
+attached to the root itself. Two parts share only the root link. While the root is full in
+no pass, progressive filling never reaches the root's level, so the weighted max-min rates
+inside a part do not depend on any other part: each part is planned on its own (`plan` on a
+compiled sub-tree: the root, unbounded, and the part's links) and stabilised on its own
+(`stabilise`: kept old leases checked against the part's links), and both results are kept
+in the plan's `memo` for the next replan. A part is planned again only when its inputs
+changed:
+
+- a device's demand (a new `DeviceDemand` object: a report, a finished lease, live feeds);
+- the plan in force for one of its devices (a lease released, expired or withdrawn) -- this
+  re-runs only the part's stabilise, not its plan;
+- its links or devices (a topology change: parts are matched by their content);
+- the links closed by time-of-day windows now, or the planner's settings;
+- any of its demand has a deadline (the urgent rate depends on the time left): such a part
+  is planned at every replan.
+
+Where the parts meet, the root, is checked after the parts are planned: if the parts' loads
+on the root, with what flooring the rates may hide, would reach its capacity (or its live
+reserve), the parts are not independent and the whole city is planned in one piece
+(`plan` + `stabilise`, exactly as before). The same after hysteresis: if kept old rates
+would put the root over its capacity, every device gets its fresh plan.
+
+`replan(...)` with a previous plan that has no memo is the full recompute; the property tests
+(tests/unit/test_scheduler_incremental.py) show that carrying the memo from one replan to the
+next gives exactly the plan and the changed devices of the full recompute, and that a plan
+made in parts has the rates of the plan made in one piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from controller.scheduler.hysteresis import stabilise, stabilise_compiled
+from controller.scheduler.model import (
+    CLASSES,
+    MAX_RATE_BPS,
+    DemandError,
+    Device,
+    DeviceDemand,
+    Link,
+    SchedulerError,
+    TrafficClass,
+)
+from controller.scheduler.plan import DevicePlan, Plan, PlanConfig, plan, plan_compiled
+from controller.scheduler.topology import CompiledTopology, Topology
+
+# A part's root capacity: never reached (the real root is checked over all parts after).
+_UNBOUNDED = MAX_RATE_BPS * 1_000_000
+# Rates are floored to whole bit/s once per pass (at most 11 passes): what the floored root
+# loads may hide of the planner's own (float) load, per device.
+_SLACK_PER_DEVICE = 16
+_LIVE = TrafficClass.LIVE - 1
+_ZERO = (0,) * len(CLASSES)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Part:
+    """A child link of the root with its subtree, or a device on the root itself.
+
+    `key` is its content (the root link, the UTC offset, its links and devices): equal keys
+    plan alike, so a part survives a topology change elsewhere in the tree. Parts hash by
+    identity (memo lookups); the key is compared only when a topology changes.
+    """
+
+    key: tuple[object, ...]
+    device_ids: tuple[str, ...]
+    compiled: CompiledTopology
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Partition:
+    topology: Topology
+    parts: tuple[Part, ...]
+    where: dict[str, tuple[int, int]]  # device -> (part, position in the part)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Fresh:
+    """A part's plan for these demands (`None`: the device has no demand)."""
+
+    demands: tuple[DeviceDemand | None, ...]
+    ids: tuple[str, ...]  # the devices with demand
+    timeless: bool  # no deadline: the same plan at any time (with the same windows)
+    plan: Plan
+    root: tuple[int, ...]  # its per-class load on the root
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Stable:
+    """A part's stabilised plan: `fresh` against the plans in force (`previous`)."""
+
+    fresh: _Fresh
+    previous: tuple[DevicePlan | None, ...]  # of the devices with demand, in order
+    plan: Plan
+    changed: frozenset[str]
+    root: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Memo:
+    """What a plan keeps for the next replan (`Plan.memo`)."""
+
+    partition: Partition
+    config: PlanConfig
+    threshold: float
+    closed: tuple[tuple[int, ...], ...]  # links closed by windows, per class
+    fresh: dict[Part, _Fresh]  # by identity: a partition reuses unchanged parts
+    stable: dict[Part, _Stable]
+    assembly: _Assembly | None  # None: the next plan is put together from scratch
+
+
+def partition(topology: Topology, previous: Partition | None = None) -> Partition:
+    """The parts of `topology` (reusing `previous`'s parts whose content is unchanged)."""
+    if previous is not None and previous.topology is topology:
+        return previous
+    ct = topology.compiled
+    root = ct.links[0]
+    top = [0] * len(ct.links)
+    links: dict[int, list[Link]] = {}
+    for i in range(1, len(ct.links)):
+        p = ct.parent[i]
+        top[i] = i if p == 0 else top[p]
+        links.setdefault(top[i], []).append(ct.links[i])
+    devices: dict[tuple[int, str], list[int]] = {}
+    for di, attach in enumerate(ct.device_link):
+        group = (top[attach], "") if attach else (0, ct.device_ids[di])  # on the root: alone
+        devices.setdefault(group, []).append(di)
+    reuse = {part.key: part for part in previous.parts} if previous is not None else {}
+    head = (root.link_id, root.windows, root.live_reserve, ct.utc_offset_minutes)
+    parts: list[Part] = []
+    where: dict[str, tuple[int, int]] = {}
+    for (t, _alone), members in devices.items():
+        own = tuple(links.get(t, ())) if t else ()
+        devs = tuple(topology.devices[di] for di in members)
+        key = (head, own, devs)
+        part = reuse.get(key) or Part(
+            key, tuple(d.device_id for d in devs), _compile(root, own, devs, ct)
+        )
+        for pos, d in enumerate(part.device_ids):
+            where[d] = (len(parts), pos)
+        parts.append(part)
+    return Partition(topology, tuple(parts), where)
+
+
+def _compile(
+    root: Link, links: tuple[Link, ...], devices: tuple[Device, ...], ct: CompiledTopology
+) -> CompiledTopology:
+    sub = CompiledTopology((root, *links), devices, ct.utc_offset_minutes)
+    sub.capacity[0] = _UNBOUNDED
+    if sub.reserve_cap[0]:
+        sub.reserve_cap[0] = _UNBOUNDED
+    return sub
+
+
+def replan(
+    topology: Topology,
+    demands: Sequence[DeviceDemand],
+    previous: Plan,
+    now_us: int,
+    config: PlanConfig,
+    threshold: float,
+) -> tuple[Plan, frozenset[str]]:
+    """The stabilised plan after `previous` and the devices whose leases must change (as
+    `stabilise(previous, plan(...))`, part by part: see the module docstring)."""
+    if isinstance(now_us, bool) or not isinstance(now_us, int) or now_us < 0:
+        plan(topology, (), now_us)  # raises SchedulerError naming the problem
+    if not 0.0 <= threshold < 1.0:
+        raise SchedulerError(f"threshold must be in [0, 1), got {threshold!r}")
+    memo = previous.memo if isinstance(previous.memo, Memo) else None
+    if memo is not None and (memo.config != config or memo.threshold != threshold):
+        memo = None
+    parts = partition(topology, memo.partition if memo is not None else None)
+    ct = topology.compiled
+    closed = tuple(tuple(ct.closed_links(cls, now_us)) for cls in CLASSES)
+    same_time = memo is not None and memo.closed == closed
+    old_fresh = memo.fresh if memo is not None and same_time else {}
+    old_stable = memo.stable if memo is not None and same_time else {}
+    version = previous.version + 1
+    slots = _group(parts, demands)
+
+    fresh: dict[Part, _Fresh] = {}
+    for part, given in zip(parts.parts, slots, strict=True):
+        if given is not None:
+            f = old_fresh.get(part)
+            if f is None or not f.timeless or f.demands != given:
+                f = _plan_part(part, given, now_us, version, config)
+            fresh[part] = f
+    totals = _column_sums(f.root for f in fresh.values())
+    slack = _SLACK_PER_DEVICE * sum(len(f.ids) for f in fresh.values())
+    independent = sum(totals) + slack < ct.capacity[0] and (
+        not ct.reserve_cap[0] or totals[_LIVE] + slack < ct.reserve_cap[0]
+    )
+    if not independent:  # the root is full in some pass: the city is one piece
+        one = plan(topology, demands, now_us, version=version, config=config)
+        merged, one_changed = stabilise(previous, one, topology, threshold)
+        memo = Memo(parts, config, threshold, closed, fresh, {}, None)
+        return replace(merged, memo=memo), one_changed
+
+    get = previous.devices.get
+    stable: dict[Part, _Stable] = {}
+    for part, f in fresh.items():
+        before = tuple(map(get, f.ids))
+        s = old_stable.get(part)
+        if s is None or s.fresh is not f or s.previous != before:
+            s = _stabilise_part(f, before, part, threshold)
+        stable[part] = s
+    root_load = _column_sums(s.root for s in stable.values())
+    valid = now_us + int(config.horizon_s * 1e6)
+    edge = ct.next_window_edge_us(now_us)
+    if edge is not None:
+        valid = min(valid, edge)
+    root_id = ct.link_ids[0]
+    changed: set[str]
+    if sum(root_load) > ct.capacity[0]:  # kept old rates would overfill the root: all fresh
+        whole = _assemble([f.plan for f in fresh.values()], root_id, totals)
+        changed = set(whole.devices)
+        memo = Memo(parts, config, threshold, closed, fresh, stable, None)
+    else:
+        base = memo.assembly if memo is not None and same_time else None
+        whole = _update(base, old_stable, stable, root_id, root_load)
+        changed = set().union(*whole.changed.values())
+        memo = Memo(parts, config, threshold, closed, fresh, stable, whole)
+    changed.update(previous.devices.keys() - whole.devices.keys())
+    saturated = frozenset().union(*whole.saturated.values())
+    result = Plan(version, now_us, valid, whole.devices, whole.loads, saturated, memo)
+    return result, frozenset(changed)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Assembly:
+    """The city's plan put together from its parts' plans (kept to update the next one)."""
+
+    devices: dict[str, DevicePlan]
+    loads: dict[str, tuple[int, ...]]  # with the root's row
+    saturated: dict[Part | int, frozenset[str]]  # only the parts with saturated links
+    changed: dict[Part | int, frozenset[str]]  # only the parts with changed devices
+
+
+def _column_sums(rows: Iterable[tuple[int, ...]]) -> list[int]:
+    sums = [sum(col) for col in zip(*rows, strict=True)]
+    return sums or [0] * len(CLASSES)
+
+
+def _assemble(plans: list[Plan], root_id: str, root_row: list[int]) -> _Assembly:
+    """Every part's plan in one (from scratch), every device changed."""
+    devices: dict[str, DevicePlan] = {}
+    loads: dict[str, tuple[int, ...]] = {}
+    saturated: dict[Part | int, frozenset[str]] = {}
+    for i, p in enumerate(plans):
+        devices.update(p.devices)
+        loads.update(p.link_loads)
+        if p.saturated:
+            saturated[i] = p.saturated
+    _set_root(loads, root_id, root_row)
+    return _Assembly(devices, loads, saturated, {0: frozenset(devices)})
+
+
+def _update(
+    base: _Assembly | None,
+    old: dict[Part, _Stable],
+    new: dict[Part, _Stable],
+    root_id: str,
+    root_row: list[int],
+) -> _Assembly:
+    """`base` (the assembly of the `old` parts) with the parts that changed swapped in: all
+    of them first taken out, then the new ones put in (a device or link may move parts)."""
+    if base is None:
+        base, old = _Assembly({}, {}, {}, {}), {}
+    devices, loads = dict(base.devices), dict(base.loads)
+    saturated, changed = dict(base.saturated), dict(base.changed)
+    for part, s in old.items():
+        if new.get(part) is not s:
+            for d in s.plan.devices:
+                del devices[d]
+            for link in s.plan.link_loads:
+                loads.pop(link, None)
+            saturated.pop(part, None)
+            changed.pop(part, None)
+    for part, s in new.items():
+        if old.get(part) is not s:
+            devices.update(s.plan.devices)
+            loads.update(s.plan.link_loads)
+            if s.fresh.plan.saturated:
+                saturated[part] = s.fresh.plan.saturated
+            if s.changed:
+                changed[part] = s.changed
+    _set_root(loads, root_id, root_row)
+    return _Assembly(devices, loads, saturated, changed)
+
+
+def _set_root(loads: dict[str, tuple[int, ...]], root_id: str, row: list[int]) -> None:
+    loads.pop(root_id, None)
+    if any(row):
+        loads[root_id] = tuple(row)
+
+
+def _group(
+    parts: Partition, demands: Sequence[DeviceDemand]
+) -> list[tuple[DeviceDemand | None, ...] | None]:
+    """Each part's demands by position (None: a part with no demand at all)."""
+    slots: list[list[DeviceDemand | None] | None] = [None] * len(parts.parts)
+    for d in demands:
+        if not isinstance(d, DeviceDemand):
+            raise DemandError(f"demand must be DeviceDemand, got {type(d).__name__}")
+        at = parts.where.get(d.device_id)
+        if at is None:
+            raise DemandError(f"device {d.device_id!r} is not in the topology")
+        i, pos = at
+        row = slots[i]
+        if row is None:
+            row = slots[i] = [None] * len(parts.parts[i].device_ids)
+        if row[pos] is not None:
+            raise DemandError(f"device {d.device_id!r} reported twice in one plan")
+        row[pos] = d
+    return [None if row is None else tuple(row) for row in slots]
+
+
+def _plan_part(
+    part: Part, given: tuple[DeviceDemand | None, ...], now_us: int, version: int, cfg: PlanConfig
+) -> _Fresh:
+    present = [d for d in given if d is not None]
+    p = plan_compiled(part.compiled, present, now_us, version=version, config=cfg)
+    timeless = not any(b.due_bytes for d in present for b in d.backlog.values())
+    root = p.link_loads.get(part.compiled.link_ids[0], _ZERO)
+    return _Fresh(given, tuple(d.device_id for d in present), timeless, p, root)
+
+
+def _stabilise_part(
+    f: _Fresh, before: tuple[DevicePlan | None, ...], part: Part, threshold: float
+) -> _Stable:
+    old = {dp.device_id: dp for dp in before if dp is not None}
+    previous = Plan(0, 0, 0, old, {}, frozenset())
+    merged, changed = stabilise_compiled(previous, f.plan, part.compiled, threshold)
+    root = merged.link_loads.get(part.compiled.link_ids[0], _ZERO)
+    return _Stable(f, before, merged, changed, root)
