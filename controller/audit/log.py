@@ -50,17 +50,17 @@ class AuditError(Exception):
     """The audit log could not be written or read; the action must not proceed."""
 
 
-def create_tables(engine: Engine) -> None:
-    """Create the audit tables (only those) and the head row, idempotently."""
+def ensure_head(engine: Engine) -> None:
+    """Write the chain's head row (genesis) if it is missing, idempotently. The tables are
+    made by the schema migrations."""
     try:
-        AuditEntryRow.metadata.create_all(engine, tables=[ENTRY, CHECKPOINT, HEAD])
         with engine.begin() as conn:
             if conn.execute(select(HEAD.c.id).where(HEAD.c.id == 1)).first() is None:
                 conn.execute(insert(HEAD).values(id=1, last_seq=0, last_hash=GENESIS_HASH))
     except IntegrityError:
         pass  # another process created the head row first
     except SQLAlchemyError as exc:
-        raise AuditError(f"cannot create the audit tables: {exc}") from exc
+        raise AuditError(f"cannot read or write the audit chain's head: {exc}") from exc
 
 
 def _entry(row: object) -> AuditEntry:
@@ -82,7 +82,6 @@ class AuditLog:
         clock: Clock,
         key: Ed25519PrivateKey,
         checkpoint_every: int = CHECKPOINT_EVERY,
-        create: bool = True,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be >= 1")
@@ -92,8 +91,7 @@ class AuditLog:
         self._every = checkpoint_every
         self._refusals = RefusalAggregator()
         self._refusals_lock = threading.Lock()
-        if create:
-            create_tables(engine)
+        ensure_head(engine)
 
     def _write(self) -> Connection:
         return self._engine.connect().execution_options(**{WRITE_OPTION: True})

@@ -15,7 +15,7 @@ device in the group would receive nothing, its ACL forbids reading, but would sw
 of every device's health).
 
 The tables have their own MetaData (`FLEET_METADATA`), registered with the Alembic
-environment; `ensure_tables` creates them for tests and a database without migrations.
+environment; the schema migrations make them (revision 0003).
 """
 
 from __future__ import annotations
@@ -114,9 +114,6 @@ class SharedFleetState:
     def __init__(self, engine: Engine, replica: str) -> None:
         self._engine = engine
         self.replica = replica
-
-    def ensure_tables(self) -> None:
-        FLEET_METADATA.create_all(self._engine, checkfirst=True)
 
     def share_group(self) -> str:
         """The controllers' shared-subscription group: made once, the same for every replica."""

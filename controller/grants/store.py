@@ -82,13 +82,10 @@ class Revocations:
 
 
 class GrantStore:
-    def __init__(self, engine: Engine, create: bool = True) -> None:
+    """The grant tables (made by the schema migrations)."""
+
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        if create:
-            try:
-                SQLModel.metadata.create_all(engine, tables=[REVOCATION, USE, SEEN])
-            except SQLAlchemyError as exc:
-                raise GrantStoreError(f"cannot create the grant tables: {exc}") from exc
 
     @property
     def engine(self) -> Engine:

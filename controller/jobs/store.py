@@ -31,7 +31,7 @@ from controller.jobs.model import (
     JobView,
     SegmentState,
 )
-from controller.jobs.tables import JOB_TABLES, Job, JobGone, JobSegment
+from controller.jobs.tables import Job, JobGone, JobSegment
 from controller.leader.fence import hold_epoch
 from controller.traffic import TrafficClass
 
@@ -77,12 +77,10 @@ def _view(row: Any, gone: Sequence[GoneRange] = ()) -> JobView:
 
 
 class JobStore:
-    """The job, job_segment and job_gone tables (created on first use)."""
+    """The job, job_segment and job_gone tables (made by the schema migrations)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        with _translated("create tables"):
-            Job.metadata.create_all(engine, tables=list(JOB_TABLES))
 
     @contextmanager
     def _write(self, op: str) -> Iterator[Connection]:

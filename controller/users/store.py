@@ -79,16 +79,12 @@ def check_role(role: str) -> Role:
 
 
 class UserStore:
-    """Accounts: create, look up, authenticate, change password, disable."""
+    """Accounts: create, look up, authenticate, change password, disable (the table is
+    made by the schema migrations)."""
 
-    def __init__(self, engine: Engine, clock: Clock, create: bool = True) -> None:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
-        if create:
-            try:
-                SQLModel.metadata.create_all(engine, tables=[TABLE])
-            except SQLAlchemyError as exc:
-                raise UserError(f"cannot create the user table: {exc}") from exc
 
     def _row(self, mapping: object) -> UserAccountRow:
         return UserAccountRow.model_validate(dict(mapping._mapping))  # type: ignore[attr-defined]

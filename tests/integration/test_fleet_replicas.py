@@ -100,7 +100,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 def engine(pg_server: PgServer) -> Iterator[Engine]:
     url = pg_server.create_database()
     eng = make_engine(url)
-    SharedFleetState(eng, "setup").ensure_tables()
     try:
         yield eng
     finally:

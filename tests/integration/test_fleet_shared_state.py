@@ -16,7 +16,6 @@ from controller.fleet.shared import HealthRow, SharedFleetState
 @pytest.fixture
 def engine(catalog_url: str) -> Iterator[Engine]:
     eng = make_engine(catalog_url)
-    SharedFleetState(eng, "setup").ensure_tables()
     try:
         yield eng
     finally:
