@@ -55,7 +55,7 @@ class HistoryCatalog(CatalogBase):
             conn.execute(insert(StateChange), values)
 
     def record_losses(self, rows: Sequence[LossEventRow]) -> int:
-        """Store loss reports not stored yet (by device, session, seq) and account for them
+        """Store loss reports not stored yet (by device and fact id) and account for them
         in `camera_hour` in the same transaction; returns how many were new."""
         if not rows:
             return 0
@@ -63,11 +63,11 @@ class HistoryCatalog(CatalogBase):
         with self._write("record losses") as conn:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             for r in rows:
-                stmt = dialect.insert(LossEvent.__table__).values(  # type: ignore[attr-defined]
-                    **r.model_dump(exclude={"id"})
-                )
+                values = r.model_dump(exclude={"id"})
+                values["fact_id"] = r.fact_id or f"s{r.session}:{r.seq}"
+                stmt = dialect.insert(LossEvent.__table__).values(**values)  # type: ignore[attr-defined]
                 stmt = stmt.on_conflict_do_nothing(
-                    index_elements=["device_id", "session", "seq"]
+                    index_elements=["device_id", "fact_id"]
                 ).returning(col(LossEvent.id))
                 if conn.execute(stmt).first() is not None:  # new (rowcount is not reliable)
                     new += 1

@@ -5,8 +5,9 @@ the hourly accounting in the same transaction as the segment row it comes from.
   (image health) or an alert: what it became, why, and when (controller clock). Written in
   batches by the fleet's history writer, never from the MQTT path itself. A state repeated
   (e.g. after a controller restart every device is "online" again) is a no-op for the KPIs.
-- `loss_event`: an agent's "unsent segment evicted" report, once per (device, session, seq)
-  whatever the number of deliveries; with camera, time range, bytes and reason.
+- `loss_event`: an agent's "unsent segment evicted" report, once per (device, fact id: the
+  evicted segment's id) whatever the number of deliveries and resends; with camera, time
+  range, bytes and reason.
 - `camera_hour`: per camera and UTC hour (the hour a segment *starts* in is split exactly by
   time): seconds recorded, uploaded, evicted unsent, recording gaps, and a histogram of upload
   delays (capture end to catalog commit), maintained incrementally.
@@ -52,6 +53,8 @@ class LossEventRow(SQLModel):
     camera_id: str = Field(max_length=128)
     session: int = Field(sa_type=BigInteger)
     seq: int = Field(sa_type=BigInteger)
+    # Stable across resends (the evicted segment's id; `s<session>:<seq>` when not sent).
+    fact_id: str = Field(default="", max_length=128)
     start_us: int = Field(sa_type=BigInteger)
     end_us: int = Field(sa_type=BigInteger)
     size_bytes: int = Field(default=0, sa_type=BigInteger)
@@ -64,7 +67,7 @@ class LossEventRow(SQLModel):
 class LossEvent(LossEventRow, table=True):
     __tablename__ = "loss_event"
     __table_args__ = (
-        UniqueConstraint("device_id", "session", "seq", name="uq_loss_event_origin"),
+        UniqueConstraint("device_id", "fact_id", name="uq_loss_event_fact"),
         Index("ix_loss_event_camera_start", "camera_id", "start_us"),
     )
 

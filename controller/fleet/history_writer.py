@@ -4,7 +4,8 @@ path, written to the catalog every `flush_s` by its own thread.
 Why a queue: the fleet's message path never touches the database (docs/architecture.md, "The
 fleet view over several replicas"); a transition is appended under a small lock of its own and
 costs a list append. A failed write keeps the batch and retries at the next flush (losses are
-idempotent by device/session/seq, so a write that succeeded but looked failed is harmless);
+idempotent by device and fact id, so a write that succeeded but looked failed is harmless);
+after each written batch of losses `on_losses_written` is called (the fleet's loss receipts);
 the queue is bounded, and what overflows is counted and logged, never silently dropped.
 `stop()` writes what is left.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from controller.catalog.history_models import LossEventRow, StateChangeRow
@@ -40,6 +41,8 @@ class HistoryWriter:
         self.written_changes = 0
         self.written_losses = 0
         self.failures = 0
+        # Called (on the writer thread) with each batch of losses once it is in the catalog.
+        self.on_losses_written: Callable[[Sequence[LossEventRow]], None] | None = None
 
     def note(self, changes: Sequence[StateChangeRow], losses: Sequence[LossEventRow] = ()) -> None:
         """Queue rows (any thread; no I/O)."""
@@ -66,7 +69,8 @@ class HistoryWriter:
             if losses:
                 self._store.record_losses(losses)
                 self.written_losses += len(losses)
-                losses = []
+                written, losses = losses, []
+                self._written(written)
             if changes:
                 self._store.record_changes(changes)
                 self.written_changes += len(changes)
@@ -75,6 +79,14 @@ class HistoryWriter:
                 self._losses[:0] = losses
                 self._changes[:0] = changes
             raise
+
+    def _written(self, losses: Sequence[LossEventRow]) -> None:
+        if self.on_losses_written is None:
+            return
+        try:
+            self.on_losses_written(losses)
+        except Exception:  # a receipt not sent is resent for by the agent
+            log.exception("fleet history: loss receipts failed")
 
     def start(self) -> None:
         self._stop.clear()

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from controller.fleet.topics import controller_state_topic
 from protos.vigil.v1 import fleet_pb2
@@ -28,6 +30,9 @@ class MqttSettings:
     keepalive_s: int = 30
     reconnect_min_s: int = 1
     reconnect_max_s: int = 30
+    # The fleet service's broker session outlives a disconnect (or a kill -9) by this long:
+    # the broker queues its QoS 1 messages (events, evictions) until it is back.
+    session_expiry_s: int = 86_400
 
     def __repr__(self) -> str:
         return (
@@ -67,4 +72,19 @@ def set_controller_will(client: mqtt.Client, client_id: str, session: int, at_us
         controller_state(client_id, False, session, at_us, "will"),
         qos=1,
         retain=True,
+    )
+
+
+def connect_persistent(client: mqtt.Client, settings: MqttSettings) -> None:
+    """Connect (asynchronously) resuming the client id's session: clean start off and an
+    MQTT 5 session expiry, so what the broker received for this controller while it was
+    disconnected, restarting or killed is delivered when it comes back."""
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = settings.session_expiry_s
+    client.connect_async(
+        settings.host,
+        settings.port,
+        settings.keepalive_s,
+        clean_start=settings.session_expiry_s <= 0,
+        properties=props,
     )

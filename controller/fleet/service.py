@@ -12,6 +12,8 @@ silent devices and re-evaluates time-based alerts, a sync thread refreshes the d
 (in memory: no database read per message) and, for replicas, exchanges health and alerts with
 the shared database (controller.fleet.sync). One lock guards the tables and is never held
 across I/O; every message is handled inside a broad guard, so no payload can stop the loop.
+Its broker session persists across disconnects and restarts (`connect_persistent`), and each
+stored batch of eviction reports is confirmed to its agents (`receipts.py`).
 
 Replicas (`shared` given): each connects with its own client id, receives every device's
 state/birth/event/cmd_ack itself and a share of the health stream (MQTT 5 shared
@@ -42,9 +44,16 @@ from controller.fleet.alert_book import AlertBook
 from controller.fleet.decode import Decoded, decode_payload
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.history_writer import HistoryWriter
-from controller.fleet.mqtt import MqttSettings, controller_state, make_client, set_controller_will
+from controller.fleet.mqtt import (
+    MqttSettings,
+    connect_persistent,
+    controller_state,
+    make_client,
+    set_controller_will,
+)
 from controller.fleet.options import CommandRecord, FleetOptions
 from controller.fleet.ratelimit import Bucket, take
+from controller.fleet.receipts import LossReceipts
 from controller.fleet.shared import HealthRow, SharedFleetState
 from controller.fleet.sync import ReplicaSync
 from controller.fleet.topics import (
@@ -104,6 +113,9 @@ class FleetService:
         # Transitions, losses and alerts for the catalog's history (issue 15): queued, written
         # in batches by `history` on its own thread; `_written`: camera states last queued.
         self._history_out = history
+        self.receipts = LossReceipts(lambda: self._client, self._where_is)
+        if history is not None:
+            history.on_losses_written = self.receipts.send
         self._written: dict[str, tr.CameraStates] = {}
         self._alerts = AlertBook(opt.rules, opt.alert_log_kept, self._alert_changed)
         self._events: collections.deque[fleet_pb2.Event] = collections.deque(
@@ -136,7 +148,7 @@ class FleetService:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
-        client.connect_async(self._settings.host, self._settings.port, self._settings.keepalive_s)
+        connect_persistent(client, self._settings)
         client.loop_start()
         self._stop.clear()
         self._ticker = threading.Thread(target=self._tick_loop, name="fleet-ticker", daemon=True)
@@ -447,11 +459,14 @@ class FleetService:
             payload = fleet_pb2.Command(verb="rebirth").SerializeToString()
             self._client.publish(command_topic(county, site, device_id, "rebirth"), payload, qos=1)
 
-    def send_command(self, device_id: str, command: fleet_pb2.Command) -> str:
-        """Publish a (validated: see commands.build_command) command; returns its correlation id."""
+    def _where_is(self, device_id: str) -> tuple[str, str] | None:
         with self._lock:
             record = self._records.get(device_id)
-        where = (record.county, record.site) if record else self._directory.lookup(device_id)
+        return (record.county, record.site) if record else self._directory.lookup(device_id)
+
+    def send_command(self, device_id: str, command: fleet_pb2.Command) -> str:
+        """Publish a (validated: see commands.build_command) command; returns its correlation id."""
+        where = self._where_is(device_id)
         if where is None:
             raise FleetError(f"unknown device {device_id!r}")
         client = self._client

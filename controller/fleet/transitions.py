@@ -99,6 +99,7 @@ def event_facts(
             camera_id=ev.camera_id,
             session=ev.session,
             seq=ev.seq,
+            fact_id=ev.fact_id[:128],
             start_us=ev.range.start_unix_us,
             end_us=max(ev.range.end_unix_us, ev.range.start_unix_us),
             size_bytes=ev.bytes,

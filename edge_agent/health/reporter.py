@@ -13,11 +13,13 @@ restarting with each session.
 Threads: paho's loop (network, callbacks) and one reporter thread (health cadence, command
 execution, flushing events queued while offline, eviction reports). Command handlers run on
 the reporter thread, so a slow reconfigure never stalls MQTT keepalives.
+
+Eviction reports (`evictions.py`) are marked reported in the buffer only once the controller
+confirms it stored them (`cmd/loss_recorded`), and are resent until then.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import queue
 import threading
@@ -31,9 +33,10 @@ from paho.mqtt.properties import Properties
 
 from edge_agent.clock import Clock
 from edge_agent.config import AgentConfig
-from edge_agent.health import commands as cm
 from edge_agent.health import payloads as pl
 from edge_agent.health import textfile
+from edge_agent.health.dispatch import command_ack, run_command
+from edge_agent.health.evictions import LOSS_RECORDED_VERB, EvictionReports, fact_id
 from edge_agent.health.inputs import ReporterInputs, psutil_probe
 from edge_agent.health.outbox import Outbox
 from edge_agent.health.topics import DeviceTopics
@@ -59,6 +62,7 @@ class HealthReporter:
         agent_version: str,
         password: str = "",
         session_base: int | None = None,
+        losses: EvictionReports | None = None,
     ) -> None:
         self._config = config
         self._clock = clock
@@ -85,12 +89,11 @@ class HealthReporter:
         self._last_health: fleet_pb2.Health | None = None
         self._last_health_mono = -1e9
         self._last_check_mono = -1e9
-        self._last_textfile_mono = -1e9
-        self._textfile_dir = Path(config.metrics_textfile_dir or Path(config.data_dir) / "metrics")
+        self._textfile = textfile.Writer(
+            Path(config.metrics_textfile_dir or Path(config.data_dir) / "metrics")
+        )
         self._disk_low = False
-        self._evictions_in_flight: dict[int, list[int]] = {}
-        self._acked_mids: collections.deque[int] = collections.deque()
-        self._reported_eviction_ids: set[int] = set()
+        self._losses = losses or EvictionReports()
         self._client: mqtt.Client | None = None
         self._thread: threading.Thread | None = None
 
@@ -108,6 +111,10 @@ class HealthReporter:
         with self._lock:
             return self._outbox.dropped_total
 
+    @property
+    def losses(self) -> EvictionReports:
+        return self._losses
+
     def connected(self) -> bool:
         return self._connected.is_set()
 
@@ -124,7 +131,6 @@ class HealthReporter:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_publish = self._on_publish
         self._set_will(client, self._base + self._connections + 1)
         self._client = client
         client.connect_async(mq.host, mq.port, keepalive=30)
@@ -189,30 +195,20 @@ class HealthReporter:
         verb = self._topics.verb_of(msg.topic)
         if verb is None:
             return
+        if verb == LOSS_RECORDED_VERB:  # the controller's receipt: no CommandAck
+            try:
+                self._losses.receipt(
+                    list(fleet_pb2.Command.FromString(bytes(msg.payload)).fact_ids)
+                )
+            except Exception:
+                log.warning("unreadable loss receipt ignored")
+            self._wake.set()
+            return
         try:
             self._commands.put_nowait((verb, bytes(msg.payload), corr))
         except queue.Full:
             self._ack(verb, corr, ok=False, error="agent busy: too many pending commands")
         self._wake.set()
-
-    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: Any, _p: Any) -> None:
-        # Runs under paho's internal lock: only note the ack; the reporter thread acts on it.
-        if not rc.is_failure:
-            self._acked_mids.append(mid)
-
-    def _mark_acked_evictions(self) -> None:
-        """Evictions are marked reported only once the broker acknowledged their event."""
-        done: list[int] = []
-        while self._acked_mids:
-            ids = self._evictions_in_flight.pop(self._acked_mids.popleft(), None)
-            if ids:
-                done.extend(ids)
-        if done and self._in.buffer is not None:
-            try:
-                self._in.buffer.mark_evictions_reported(done)
-            except Exception:
-                log.exception("could not mark evictions %s reported", done)
-            self._reported_eviction_ids.difference_update(done)
 
     # ---- the reporter thread ---------------------------------------------------------
     def _run(self) -> None:
@@ -227,6 +223,7 @@ class HealthReporter:
     def _step(self) -> None:
         if self._connected.is_set() and self._needs_birth:
             self._needs_birth = False
+            self._losses.reconnected()
             self._publish_birth()
             self._publish_health(force=True)
             self._flush_outbox()
@@ -240,9 +237,7 @@ class HealthReporter:
         if self._clock.monotonic() - self._last_check_mono >= check_every:
             self._last_check_mono = self._clock.monotonic()
             self._publish_health(force=False)
-        if self._connected.is_set():
-            self._report_evictions()
-        self._mark_acked_evictions()
+        self._report_evictions()
 
     def _publish_birth(self) -> None:
         client = self._client
@@ -297,7 +292,7 @@ class HealthReporter:
             pl.add_clock(msg, skew, now_mono - self._started_mono)
             pl.add_routes(msg, routes)
             due = since >= self._config.mqtt.health_interval_s
-            self._write_textfile(msg, now_mono)
+            self._textfile.maybe_write(msg, now_mono, self._config.mqtt.health_interval_s)
             if not (force or due or pl.significant_change(self._last_health, msg)):
                 return
             if client is None or not self._connected.is_set():
@@ -306,16 +301,6 @@ class HealthReporter:
             client.publish(self._topics.health, msg.SerializeToString(), qos=0)
             self._last_health = msg
             self._last_health_mono = now_mono
-
-    def _write_textfile(self, msg: fleet_pb2.Health, now_mono: float) -> None:
-        """The local Prometheus textfile, every health interval, connected or not."""
-        if now_mono - self._last_textfile_mono < self._config.mqtt.health_interval_s:
-            return
-        self._last_textfile_mono = now_mono
-        try:
-            textfile.write_atomically(self._textfile_dir, textfile.render(msg))
-        except OSError as exc:
-            log.warning("cannot write the metrics textfile in %s: %s", self._textfile_dir, exc)
 
     def publish_health_now(self) -> None:
         """Ask for a health report at the next step (e.g. after a capture restart)."""
@@ -335,15 +320,14 @@ class HealthReporter:
                 self._outbox.push(ev)
                 self._wake.set()
 
-    def _publish_event(self, ev: AgentEvent, evictions: list[int] | None = None) -> None:
+    def _publish_event(self, ev: AgentEvent, fact: str = "") -> None:
         client = self._client
         if client is None:
             return
         self._event_seq += 1
         msg = pl.event(ev, self._config.device_id, self._session, self._event_seq)
-        info = client.publish(self._topics.event, msg.SerializeToString(), qos=1)
-        if evictions:
-            self._evictions_in_flight[info.mid] = evictions
+        msg.fact_id = fact
+        client.publish(self._topics.event, msg.SerializeToString(), qos=1)
 
     def _flush_outbox(self) -> None:
         with self._lock:
@@ -362,78 +346,51 @@ class HealthReporter:
                 )
 
     def _report_evictions(self) -> None:
+        """Mark what the controller confirmed; (re)send what is due (see evictions.py)."""
         buffer = self._in.buffer
         if buffer is None:
             return
+        pending = buffer.evictions(True)
+        done = self._losses.confirmed(pending)
+        if done:
+            try:
+                buffer.mark_evictions_reported(done)
+            except Exception:
+                log.exception("could not mark evictions %s reported", done)
+        self._losses.forget_missing(pending)
+        if not self._connected.is_set() or self._needs_birth:
+            return
+        now = self._clock.monotonic()
         with self._lock:
             if len(self._outbox):
                 self._flush_outbox()
-            pending = [
-                r for r in buffer.evictions(True) if r.record_id not in self._reported_eviction_ids
-            ]
-            for rec in pending:
-                self._reported_eviction_ids.add(rec.record_id)
-                if rec.was_uploaded:
-                    continue
-                self._publish_event(pl.eviction_event(rec), evictions=[rec.record_id])
+            for rec in self._losses.due([r for r in pending if r.record_id not in done], now):
+                self._publish_event(pl.eviction_event(rec), fact=fact_id(rec))
+                self._losses.sent(rec, now)
 
-    # ---- commands --------------------------------------------------------------------
+    # ---- commands (dispatch.py) -------------------------------------------------------
     def _ack(
         self, verb: str, corr: bytes | None, ok: bool, error: str = "", result: str = ""
     ) -> None:
         client = self._client
         if client is None:
             return
-        ack = fleet_pb2.CommandAck(
-            device_id=self._config.device_id,
-            verb=verb[:64],
-            ok=ok,
-            error=error[:2000],
-            at_unix_us=self._clock.now_us(),
-            result=result,
-        )
+        ack = command_ack(self._config.device_id, verb, ok, error, result, self._clock.now_us())
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         if corr is not None:
             props.CorrelationData = corr
         client.publish(self._topics.cmd_ack, ack.SerializeToString(), qos=1, properties=props)
 
     def _execute(self, verb: str, payload: bytes, corr: bytes | None) -> None:
-        try:
-            request = cm.parse_command(verb, payload, self._config)
-            result = self._apply(request)
-        except cm.CommandRejected as exc:
-            log.warning("command %s refused: %s", verb[:64], exc)
-            self._ack(verb, corr, ok=False, error=str(exc))
-            return
-        except Exception as exc:  # a handler failed: report it, keep running
-            log.exception("command %s failed", verb[:64])
-            self._ack(verb, corr, ok=False, error=f"{type(exc).__name__}: {exc}")
-            return
-        self._ack(verb, corr, ok=True, result=result)
+        ok, error, result = run_command(
+            verb, payload, self._config, self._in, self._rebirth, self._reconfigured
+        )
+        self._ack(verb, corr, ok, error, result)
 
-    def _apply(self, request: cm.Request) -> str:
-        if isinstance(request, cm.RebirthRequest):
-            self._publish_birth()
-            self._publish_health(force=True)
-            return ""
-        if isinstance(request, cm.ReconfigureRequest):
-            if self._in.on_reconfigure is None:
-                raise cm.CommandRejected("reconfigure is not available on this agent")
-            self._in.on_reconfigure(request.config)  # raises: the old config stays
-            self._config = request.config
-            self._publish_birth()
-            return "reconfigured"
-        if isinstance(request, cm.UploadRangeRequest):
-            if self._in.on_upload_range is None:
-                raise cm.CommandRejected("upload_range is not available on this agent yet")
-            return self._in.on_upload_range(request)
-        holds = self._in.holds
-        if holds is None:
-            raise cm.CommandRejected("holds are not available on this agent")
-        if isinstance(request, cm.HoldRequest):
-            h = holds.hold(request.camera_id, request.start_us, request.end_us, request.case_id)
-            return h.hold_id
-        ids = cm.holds_to_release(holds.holds(), request)
-        if not ids:
-            raise cm.CommandRejected("no matching hold")
-        return ",".join(i for i in ids if holds.release(i))
+    def _rebirth(self) -> None:
+        self._publish_birth()
+        self._publish_health(force=True)
+
+    def _reconfigured(self, config: AgentConfig) -> None:
+        self._config = config
+        self._publish_birth()

@@ -8,6 +8,7 @@ whether or not MQTT is connected, so a cut uplink is visible locally too.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from protos.vigil.v1 import fleet_pb2
 
 FILE_NAME = "vigil_agent.prom"
+log = logging.getLogger(__name__)
 
 
 def _escape(value: str) -> str:
@@ -91,3 +93,21 @@ def write_atomically(directory: Path, text: str, name: str = FILE_NAME) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return directory / name
+
+
+class Writer:
+    """Writes the textfile at most once per interval (the reporter's health cadence); a
+    failure is logged, never raised: local metrics must not stop reporting."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._last_mono = -1e9
+
+    def maybe_write(self, msg: fleet_pb2.Health, now_mono: float, interval_s: float) -> None:
+        if now_mono - self._last_mono < interval_s:
+            return
+        self._last_mono = now_mono
+        try:
+            write_atomically(self.directory, render(msg))
+        except OSError as exc:
+            log.warning("cannot write the metrics textfile in %s: %s", self.directory, exc)

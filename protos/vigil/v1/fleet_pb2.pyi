@@ -135,7 +135,7 @@ class Health(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., cpu_pct: _Optional[float] = ..., mem_pct: _Optional[float] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., buffer_bytes: _Optional[int] = ..., segments_unsent: _Optional[int] = ..., segments_uploaded: _Optional[int] = ..., segments_held: _Optional[int] = ..., oldest_unsent_age_s: _Optional[float] = ..., eviction_eta_s: _Optional[float] = ..., cameras: _Optional[_Iterable[_Union[CameraHealth, _Mapping]]] = ..., upload_rate_bps: _Optional[int] = ..., uptime_s: _Optional[float] = ..., clock_offset_known: _Optional[bool] = ..., clock_offset_ms: _Optional[float] = ..., clock_offset_error_ms: _Optional[float] = ..., control_address: _Optional[str] = ..., upload_address: _Optional[str] = ..., controller_failovers: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("device_id", "session", "seq", "at_unix_us", "kind", "camera_id", "range", "bytes", "detail")
+    __slots__ = ("device_id", "session", "seq", "at_unix_us", "kind", "camera_id", "range", "bytes", "detail", "fact_id")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Event.Kind]
@@ -179,6 +179,7 @@ class Event(_message.Message):
     RANGE_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    FACT_ID_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     session: int
     seq: int
@@ -188,10 +189,11 @@ class Event(_message.Message):
     range: _common_pb2.TimeRange
     bytes: int
     detail: str
-    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., kind: _Optional[_Union[Event.Kind, str]] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., bytes: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
+    fact_id: str
+    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., kind: _Optional[_Union[Event.Kind, str]] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., bytes: _Optional[int] = ..., detail: _Optional[str] = ..., fact_id: _Optional[str] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("verb", "camera_id", "range", "case_id", "config_toml", "traffic_class", "deadline_unix_us", "hold_id")
+    __slots__ = ("verb", "camera_id", "range", "case_id", "config_toml", "traffic_class", "deadline_unix_us", "hold_id", "fact_ids")
     VERB_FIELD_NUMBER: _ClassVar[int]
     CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
     RANGE_FIELD_NUMBER: _ClassVar[int]
@@ -200,6 +202,7 @@ class Command(_message.Message):
     TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_UNIX_US_FIELD_NUMBER: _ClassVar[int]
     HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    FACT_IDS_FIELD_NUMBER: _ClassVar[int]
     verb: str
     camera_id: str
     range: _common_pb2.TimeRange
@@ -208,7 +211,8 @@ class Command(_message.Message):
     traffic_class: _common_pb2.TrafficClass
     deadline_unix_us: int
     hold_id: str
-    def __init__(self, verb: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., case_id: _Optional[str] = ..., config_toml: _Optional[str] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., deadline_unix_us: _Optional[int] = ..., hold_id: _Optional[str] = ...) -> None: ...
+    fact_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, verb: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., case_id: _Optional[str] = ..., config_toml: _Optional[str] = ..., traffic_class: _Optional[_Union[_common_pb2.TrafficClass, str]] = ..., deadline_unix_us: _Optional[int] = ..., hold_id: _Optional[str] = ..., fact_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CommandAck(_message.Message):
     __slots__ = ("device_id", "verb", "ok", "error", "at_unix_us", "result")
