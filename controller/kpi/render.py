@@ -240,6 +240,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         for draw in (charts.daily_rates, charts.daily_hours, charts.counties)
     )
     targets = [{**t, "kind": _both(t["kind"])} for t in report["targets"]]
+    timeliness = [{**t, "kind": _both(t["kind"])} for t in report["timeliness"]]
     incidents = report["incidents"]
     footage = report["footage"]
     parts = [
@@ -259,7 +260,7 @@ def to_html(report: Mapping[str, Any]) -> str:
         f"<h2>{_both('worst')}</h2>",
         _table(report["worst"], "camera_id", ("county", "village", *TABLE_COLUMNS[2:6])),
         f"<h2>{_both('timeliness')}</h2>",
-        _table(report["timeliness"], "class", ("segments", "p50_s", "p95_s")),
+        _table_raw(timeliness, ("kind", "segments", "p50_s", "p95_s")),
         f"<h2>{_both('sharing')}</h2>",
         _table(
             report["sharing"],

@@ -3,8 +3,9 @@
 Sections: `summary` (city or organisation totals and rates), `targets` (connected vs target
 by kind), `counties` / `townships` / `villages` (tables), `worst` (cameras to fix first),
 `daily` (per day: online and working rate, recorded / uploaded / evicted / gap hours),
-`timeliness` (upload delay p50/p95 per camera resource class), `sharing` (per organisation
-tier), `footage`, `incidents` (alerts raised, time to clear), `losses` (by reason).
+`timeliness` (upload delay p50/p95 per kind of camera: new village HD, existing, handheld),
+`sharing` (per organisation tier), `footage`, `incidents` (alerts raised, time to clear),
+`losses` (by reason).
 """
 
 from __future__ import annotations
@@ -158,18 +159,20 @@ def _daily(facts: Facts, results: list[CameraResult], days: int) -> list[dict[st
 
 
 def _timeliness(results: list[CameraResult]) -> list[dict[str, Any]]:
+    """Per kind of camera (the evaluator's resource classes: new village HD, existing,
+    handheld terminals), in KINDS order; kinds without cameras are left out."""
     per: dict[str, Figures] = {}
     for r in results:
-        per.setdefault(r.place.resource_class, Figures()).add(r.figures)
+        per.setdefault(r.kind, Figures()).add(r.figures)
     return [
         {
-            "class": c,
+            "kind": c,
             "segments": sum(f.delays),
             "p50_s": percentile_from_histogram(f.delays, DELAY_BOUNDS_S, 0.5),
             "p95_s": percentile_from_histogram(f.delays, DELAY_BOUNDS_S, 0.95),
             "histogram": dict(zip(DELAY_COLUMNS, f.delays, strict=False)),
         }
-        for c, f in sorted(per.items())
+        for c, f in ((k, per[k]) for k in KINDS if k in per)
     ]
 
 

@@ -275,6 +275,9 @@ def test_a_month_gives_the_hand_computed_figures_across_a_restart(
     assert kinds["existing"]["connected"] == 2 and kinds["handheld"]["connected"] == 1
     assert kinds["handheld"]["target"] == 5000
     assert report["losses"] == [{"reason": "buffer_full", "segments": 3, "h": 0.5, "bytes": 3000}]
+    # Timeliness per kind of camera (the evaluator's resource classes), in the targets' order.
+    timely = [(t["kind"], t["segments"] > 0, t["p50_s"], t["p95_s"]) for t in report["timeliness"]]
+    assert timely == [("existing", True, 30.0, 30.0), ("handheld", False, None, None)]
     day9 = report["daily"][9]
     assert day9["online_rate"] == round((18 + 18 + 24) / 72, 6)
     assert day9["gap_h"] == 12
