@@ -4,8 +4,9 @@ Set-up: a controller built as `serve` builds it with `[gb28181]` on (SQLite, loc
 cameras in its catalog, each fed live through the hub exactly as an agent's Feed stream does:
 a 640x360 25 fps H.264 clip muxed by the agent's own live muxer (edge_agent.live.mux.TsMuxer)
 into per-packet MPEG-TS chunks, replayed at real time (the emulated cameras; encoding is done
-once, before the measurement). This process plays the upper platform: it INVITEs every camera
-(UDP, its own SSRC), ACKs, and counts RTP on N sockets.
+once, before the measurement). This process plays the upper platform's signalling: it INVITEs every
+camera (UDP, its own SSRC) and ACKs; a forked process (bench/gb_rtp_sink.py) counts the RTP
+on N sockets, so the receivers' Python does not contend for this process's GIL.
 
 Figures (last stdout line, JSON): `streams`; `cpu_pct_per_stream`, the CPU of the cascade's
 thread (SIP loop: TS demux, PS pack, RTP, sendto) over the window, per stream, in % of one
@@ -37,6 +38,7 @@ import av
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from bench.gb_rtp_sink import RtpSinks
 from controller.assembly import build_controller
 from controller.catalog import Catalog
 from controller.catalog.db import make_engine
@@ -193,27 +195,6 @@ class Upper:
         self.sock.close()
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.first_at = 0.0
-        self.bytes = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except OSError:
-                return
-            if not self.first_at:
-                self.first_at = time.monotonic()
-            self.bytes += len(data)
-
-
 def bare_remux_cpu_s(ts: bytes) -> float:
     """CPU seconds PyAV takes to remux these TS bytes to PS (FFmpeg's mpeg muxer)."""
     start = time.thread_time()
@@ -244,6 +225,7 @@ def pack_only_cpu_s(chunks: list[tuple[float, bytes, bool]]) -> float:
 
 
 def run(streams: int, seconds: float, work: Path) -> dict[str, Any]:
+    sinks = RtpSinks(streams)  # forked first, while this process has one thread
     data = work / "ctl"
     init_pki(data, [], datetime.now(UTC))
     engine = make_engine(f"sqlite:///{data / 'catalog.db'}")
@@ -292,42 +274,39 @@ def run(streams: int, seconds: float, work: Path) -> dict[str, Any]:
     try:
         codes = Directory.of(gb.backend.places())
         vigil = ("127.0.0.1", sip_port)
-        receivers = [Receiver() for _ in cameras]
         invited: list[tuple[str, float]] = []
         for n, camera in enumerate(cameras):
-            call_id = upper.invite(vigil, codes.code_of(camera), receivers[n].port, n + 1)
+            call_id = upper.invite(vigil, codes.code_of(camera), sinks.ports[n], n + 1)
             invited.append((call_id, time.monotonic()))
         deadline = time.monotonic() + 15
         while len(upper.finals) < streams and time.monotonic() < deadline:
             time.sleep(0.01)
         for n, camera in enumerate(cameras):
             upper.ack(vigil, invited[n][0], codes.code_of(camera))
-        while any(not r.first_at for r in receivers) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        while not all(sinks.stats()[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(1.0)  # every stream past its first GOP
         tid = next(t.native_id for t in threading.enumerate() if t.name == "gb28181")
         assert tid is not None
         cpu0, wall0 = thread_cpu_s(tid), time.monotonic()
-        bytes0 = sum(r.bytes for r in receivers)
+        bytes0 = sum(sinks.stats()[1])
         time.sleep(seconds)
         cpu = thread_cpu_s(tid) - cpu0
         wall = time.monotonic() - wall0
-        sent = sum(r.bytes for r in receivers) - bytes0
+        first_at, counts = sinks.stats()
+        sent = sum(counts) - bytes0
     finally:
         feeder.stop()
         controller.stop(grace_s=1.0)
         upper.stop()
+        sinks.stop()
     # the same bytes, the same duration, remuxed by PyAV (one stream's worth, per stream)
     span = chunks[-1][0] + 1 / FPS
     loops = max(1, round(wall / span))
     ts = b"".join(c for _, c, _ in chunks)
     bare = sum(bare_remux_cpu_s(ts) for _ in range(loops))
     pack = sum(pack_only_cpu_s(chunks) for _ in range(loops))
-    firsts = [
-        (r.first_at - at) * 1000
-        for r, (_, at) in zip(receivers, invited, strict=True)
-        if r.first_at
-    ]
+    firsts = [(f - at) * 1000 for f, (_, at) in zip(first_at, invited, strict=True) if f]
     cascade_pct = cpu / wall * 100 / streams
     bare_pct = bare / (loops * span) * 100
     return {

@@ -3,9 +3,8 @@
 Sources yield access units; `run_stream` packs them (ps.PsPacker), cuts RTP (rtp.py) and
 writes to a sink: UDP to the offered address, TCP connecting to it (the offer said
 `setup:passive`), or TCP accepting one connection on a port Vigil announced (`setup:active`),
-RFC 4571 framed. Live comes from the hub exactly like a browser viewer (one feed per camera
-whatever the number of viewers; a viewer too far behind is dropped by the hub and the stream
-ends). Recorded footage is read segment by segment and paced on its PTS at the requested
+RFC 4571 framed. Live streams are delivered by pump.py (one timer for all, `send_now`).
+Recorded footage is read segment by segment and paced on its PTS at the requested
 speed (Playback 1x, Download at `downloadspeed`); nothing is decoded or re-encoded.
 """
 
@@ -19,12 +18,11 @@ from dataclasses import dataclass
 
 from controller.gb28181.ps import AccessUnit, PsPacker, TsDemuxer
 from controller.gb28181.rtp import RtpPacketizer, frame_tcp
-from controller.live.hub import LiveHub
-from controller.live.viewer import Viewer
 
 log = logging.getLogger("vigil.gb28181")
 CONNECT_TIMEOUT_S = 5.0
 ACCEPT_TIMEOUT_S = 10.0
+MAX_TCP_BUFFER = 4 * 1024 * 1024  # a live TCP receiver this far behind is too slow
 
 
 class Sink:
@@ -39,6 +37,10 @@ class Sink:
 
     async def send(self, packets: Sequence[bytes]) -> None: ...
 
+    def send_now(self, packets: Sequence[bytes]) -> None:
+        """Send without waiting (live): what the kernel cannot take now is dropped (UDP) or
+        buffered up to a limit (TCP: beyond it the stream is too slow and ends)."""
+
     def close(self) -> None: ...
 
 
@@ -47,6 +49,7 @@ class UdpSink(Sink):
         self._peer = (host, port)
         self._bind = bind_host
         self._sock: socket.socket | None = None
+        self.dropped = 0
 
     async def open(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -65,6 +68,17 @@ class UdpSink(Sink):
                 await asyncio.sleep(0.001)  # kernel buffer full: UDP may drop, never block
             except OSError as exc:  # ICMP unreachable: the receiver went away
                 raise ConnectionError(f"UDP to {self._peer}: {exc}") from exc
+
+    def send_now(self, packets: Sequence[bytes]) -> None:
+        assert self._sock is not None
+        sendto, peer = self._sock.sendto, self._peer
+        try:
+            for p in packets:
+                sendto(p, peer)
+        except BlockingIOError:
+            self.dropped += 1  # kernel buffer full: the rest of this frame is lost, as on a net
+        except OSError as exc:  # ICMP unreachable: the receiver went away
+            raise ConnectionError(f"UDP to {self._peer}: {exc}") from exc
 
     def close(self) -> None:
         if self._sock is not None:
@@ -113,30 +127,19 @@ class TcpSink(Sink):
         self._writer.write(b"".join(frame_tcp(p) for p in packets))
         await self._writer.drain()
 
+    def send_now(self, packets: Sequence[bytes]) -> None:
+        assert self._writer is not None
+        if self._writer.is_closing():
+            raise ConnectionError("TCP media connection closed")
+        if self._writer.transport.get_write_buffer_size() > MAX_TCP_BUFFER:
+            raise ConnectionError(f"TCP receiver over {MAX_TCP_BUFFER} bytes behind")
+        self._writer.write(b"".join(frame_tcp(p) for p in packets))
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
         if self._server is not None:
             self._server.close()
-
-
-async def live_units(hub: LiveHub, viewer: Viewer) -> AsyncIterator[AccessUnit]:
-    """The live feed `viewer` joined (`hub.join` before the INVITE is answered, so an
-    unreachable agent or a busy link is refused), as access units from its first keyframe;
-    ends when the hub drops the viewer (too slow) or the caller stops iterating."""
-    demux = TsDemuxer()
-    try:
-        while True:
-            chunks = await viewer.next()
-            if chunks is None:
-                return
-            for chunk in chunks:
-                for au in demux.feed(chunk):
-                    yield au
-                for au in demux.flush():  # a live chunk is one whole packet
-                    yield au
-    finally:
-        hub.leave(viewer)
 
 
 ReadSegment = Callable[[str], bytes]  # object key -> the segment's bytes (blocking)

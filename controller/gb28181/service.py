@@ -30,11 +30,11 @@ from controller.gb28181.media import (
     StreamStats,
     TcpSink,
     UdpSink,
-    live_units,
     recorded_units,
     run_stream,
 )
 from controller.gb28181.ps import AccessUnit
+from controller.gb28181.pump import LiveOut, LivePump, PumpViewer
 from controller.gb28181.transport import Inbound, SipTransport
 from controller.gb28181.upper import UpperLink, new_request, send_message
 from controller.live.hub import FeedState, LiveHub
@@ -87,7 +87,7 @@ class Session:
     to_tag: str
     remote_from: str
     remote_contact: str
-    units: AsyncIterator[AccessUnit]
+    units: AsyncIterator[AccessUnit] | None  # None: live, delivered by the pump
     pace: Pace | None = None
     stats: StreamStats = field(default_factory=StreamStats)
     task: asyncio.Task[None] | None = None
@@ -123,6 +123,7 @@ class GbService:
         self.device_of = device_of
         self.devices = devices
         self.sessions: dict[str, Session] = {}
+        self.pump = LivePump()
         self._places: tuple[float, list[Place]] | None = None
 
     # -- lookups (worker threads) ------------------------------------------------------------
@@ -243,7 +244,8 @@ class GbService:
                 await self._deny(inbound, link, camera_id, 503, "live view is not running")
                 return
             device = await self._in_thread(self.device_of, camera_id) or coded.place.device_id
-            viewer = Viewer(camera_id, asyncio.get_running_loop(), self.hub.options.viewer_chunks)
+            loop = asyncio.get_running_loop()
+            viewer = PumpViewer(camera_id, loop, self.hub.options.viewer_chunks)
             self.hub.join(camera_id, device, viewer)  # counts on the links like any viewer
             status = self.hub.status(camera_id)
             refusal = _LIVE_REFUSALS.get(status.state) if status is not None else None
@@ -251,7 +253,7 @@ class GbService:
                 self.hub.leave(viewer)
                 await self._deny(inbound, link, camera_id, *refusal)
                 return
-            units = live_units(self.hub, viewer)
+            units: AsyncIterator[AccessUnit] | None = None
         else:
             start, end = offer.start_s * US, offer.end_s * US
             segments = await self._in_thread(self.backend.segments, camera_id, start, end)
@@ -304,10 +306,16 @@ class GbService:
         session = self.sessions.get(msg.call_id)
         if session is None or session.task is not None:
             return
-        ssrc = int(session.ssrc)
-        session.task = asyncio.get_running_loop().create_task(
-            run_stream(session.units, session.sink, ssrc, session.offer.payload_type, session.stats)
-        )
+        ssrc, pt = int(session.ssrc), session.offer.payload_type
+        loop = asyncio.get_running_loop()
+        if session.units is None:
+            assert isinstance(session.viewer, PumpViewer)
+            out = LiveOut(session.viewer, session.sink, ssrc, pt, session.stats)
+            session.task = loop.create_task(self.pump.run(out))
+        else:
+            session.task = loop.create_task(
+                run_stream(session.units, session.sink, ssrc, pt, session.stats)
+            )
         session.task.add_done_callback(lambda _t: self._stream_done(session))
 
     def _no_ack(self, session: Session) -> None:
