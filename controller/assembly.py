@@ -234,7 +234,8 @@ def _build(
         controller.scheduler = sched.service
         controller.components.append(sched.service)
     # None unless [gb28181] enabled; upper platforms see what the tier policy lets their org see
-    controller.gb28181 = gb28181(core, live.hub, load_policy(core.config.policy_file))
+    unsent = sched.service.unsent if sched is not None else None  # RecordInfo: agents' footage
+    controller.gb28181 = gb28181(core, live.hub, load_policy(core.config.policy_file), unsent)
     if controller.gb28181 is not None:
         controller.components.append(controller.gb28181)
     if parts.http:

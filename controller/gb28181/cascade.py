@@ -53,6 +53,7 @@ class Responder:
     ranges: Ranges
     now_us: int
     page_size: int = 10
+    on_device: Ranges | None = None  # footage still only on the camera's agent (not uploaded)
 
     def cameras(self) -> list[Coded]:
         return [c for c in self.directory.coded if c.place.camera_id in self.visible]
@@ -95,10 +96,21 @@ class Responder:
             raise QueryError(400, "RecordInfo needs StartTime and EndTime") from None
         if end <= start:
             raise QueryError(400, "RecordInfo EndTime is not after StartTime")
-        found = list(self.ranges(c.place.camera_id, start, end))[:MAX_RECORD_ITEMS]
+        camera = c.place.camera_id
+        stored = list(self.ranges(camera, start, end))
+        buffered = list(self.on_device(camera, start, end)) if self.on_device else []
+        found = footage_ranges(stored, buffered)[:MAX_RECORD_ITEMS]
         items = [RecordItem(gb_time(max(a, start)), gb_time(min(b, end))) for a, b in found]
         name = c.place.name or c.place.camera_id
         return manscdp.record_info(q.sn, c.code, name, len(items), items)
+
+
+def footage_ranges(
+    stored: Sequence[tuple[int, int]], on_device: Sequence[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Where the camera has footage: in the city store or still on its agent (unsent
+    segments the agent's last inventory listed), as one set of continuous ranges."""
+    return merge_ranges([*stored, *on_device])
 
 
 def merge_ranges(spans: Sequence[tuple[int, int]], gap_us: int = 2 * US) -> list[tuple[int, int]]:

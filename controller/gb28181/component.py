@@ -14,7 +14,7 @@ import asyncio
 import logging
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +38,19 @@ from controller.live.hub import LiveHub
 from controller.runtime import Core, StartupError
 
 log = logging.getLogger("vigil.gb28181")
+Unsent = Callable[[str, str], Sequence[tuple[int, int]]]  # (device, camera) -> spans
 
 
 class CoreBackend:
     """The catalog, store, policy and audit log behind the endpoint (blocking calls)."""
 
-    def __init__(self, core: Core, policy: Policy, audit: AuditLog | None) -> None:
+    def __init__(
+        self, core: Core, policy: Policy, audit: AuditLog | None, unsent: Unsent | None = None
+    ) -> None:
         self.core = core
         self.policy = policy
         self._audit = audit
+        self._unsent = unsent
 
     def places(self) -> list[Place]:
         """Every camera with its directory facts (name, township/village, GB code)."""
@@ -91,6 +95,17 @@ class CoreBackend:
     def ranges(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]:
         rows = self.core.catalog.segments_in_range(camera_id, start_us, end_us, MAX_RANGE_LIMIT)
         return merge_ranges([(r.start_us, r.end_us) for r in rows])
+
+    def on_device(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]:
+        """The camera's footage still only on its agent, within [start_us, end_us): the
+        unsent segments of its agent's last inventory (the scheduler leader's view)."""
+        if self._unsent is None:
+            return []
+        row = self.core.catalog.camera(camera_id)
+        if row is None:
+            return []
+        spans = self._unsent(row.device_id, camera_id)
+        return merge_ranges([(a, b) for a, b in spans if a < end_us and b > start_us])
 
     def read(self, key: str) -> bytes:
         return self.core.store.read_bytes(key)
@@ -259,8 +274,11 @@ class GbComponent:
             self._thread.join(10.0)
 
 
-def gb28181(core: Core, hub: LiveHub | None, policy: Policy | None = None) -> GbComponent | None:
-    """The cascade when `[gb28181] enabled`; None otherwise."""
+def gb28181(
+    core: Core, hub: LiveHub | None, policy: Policy | None = None, unsent: Unsent | None = None
+) -> GbComponent | None:
+    """The cascade when `[gb28181] enabled`; None otherwise. `unsent(device, camera)`: the
+    (start, end) µs of the camera's segments still only on its agent (the scheduler's)."""
     config = core.config.gb28181
     if not config.enabled:
         return None
@@ -269,4 +287,5 @@ def gb28181(core: Core, hub: LiveHub | None, policy: Policy | None = None) -> Gb
         audit: AuditLog | None = AuditLog(core.engine, core.clock, keys.evidence)
     except KeyFileError as exc:
         raise StartupError(f"gb28181: cascade viewing must be audited: {exc}") from exc
-    return GbComponent(config, CoreBackend(core, policy or default_policy(), audit), hub)
+    backend = CoreBackend(core, policy or default_policy(), audit, unsent)
+    return GbComponent(config, backend, hub)

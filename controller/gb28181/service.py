@@ -63,6 +63,8 @@ class Backend(Protocol):
 
     def segments(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[str, int]]: ...
 
+    def on_device(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]: ...
+
     def read(self, key: str) -> bytes: ...
 
     def audit(
@@ -207,8 +209,9 @@ class GbService:
             return self.backend.ranges(camera_id, start, end)
 
         responder = Responder(
-            link.cfg.local_id, "Vigil", directory, visible, ranges, self.now_us(), self.page_size
-        )
+            link.cfg.local_id, "Vigil", directory, visible, ranges, self.now_us(), self.page_size,
+            on_device=self.backend.on_device,
+        )  # fmt: skip
         return responder.answer(query)
 
     # -- INVITE / ACK / BYE / INFO -------------------------------------------------------------
@@ -258,6 +261,11 @@ class GbService:
             start, end = offer.start_s * US, offer.end_s * US
             segments = await self._in_thread(self.backend.segments, camera_id, start, end)
             if not segments:
+                buffered = await self._in_thread(self.backend.on_device, camera_id, start, end)
+                if buffered:  # RecordInfo listed it: say why it cannot be played yet
+                    why = "the footage in this range is still on the camera's agent (not uploaded)"
+                    await self._deny(inbound, link, camera_id, 480, why)
+                    return
                 await self._deny(inbound, link, camera_id, 404, "no footage in the time range")
                 return
             pace = Pace(offer.speed if offer.session == "Download" else 1.0)

@@ -209,6 +209,14 @@ class SchedulerService:
         with self._lock:
             return self._desk.book.active(device_id)
 
+    def unsent(self, device_id: str, camera_id: str) -> list[tuple[int, int]]:
+        """(start, end) µs of the camera's unsent segments that its agent's last inventory
+        listed (the oldest-first head; empty on a follower or before any inventory)."""
+        with self._lock:
+            report = self._desk.reports.get(device_id)
+            segments = report.pending.get(camera_id, []) if report is not None else []
+            return [(s.start_us, s.start_us + s.duration_us) for s in segments]
+
     def connected(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._streams)

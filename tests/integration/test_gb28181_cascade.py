@@ -14,8 +14,14 @@ from collections.abc import Iterator
 import pytest
 
 from controller.audit.log import search
+from controller.clock import SystemClock
 from controller.gb28181 import manscdp, sdp
+from controller.gb28181.cascade import gb_time
 from controller.gb28181.rtp import parse_rtp
+from controller.scheduler.options import SchedulerOptions
+from controller.scheduler.service import SchedulerService
+from controller.traffic import TrafficClass
+from protos.vigil.v1 import agent_control_pb2
 from tests.integration.test_gb28181_support import (
     CAM1_CODE,
     NO_AGENT,
@@ -30,6 +36,8 @@ from tests.integration.test_gb28181_support import (
     run_sipp,
     tcp_offer,
 )
+
+US = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -258,3 +266,62 @@ def test_an_upper_platform_that_restarted_is_registered_to_again(world: GbWorld)
     assert wait_for(lambda: link.state == "wrong password", 5.0), link.state
     registers = run.messages.count("REGISTER sip:")
     assert registers <= 4, registers  # one challenged pair, then the 60 s backoff
+
+
+def test_footage_still_on_the_agent_is_listed_and_its_playback_refused_480(
+    world: GbWorld,
+) -> None:
+    """RecordInfo counts the unsent segments the agent's inventory listed; a Playback of a
+    range that is only there is refused 480 with the reason (404 when there is nothing)."""
+    # The scheduler the controller runs when [scheduler] is on (this world runs none: its
+    # live feeds are not link-planned), as the one answering for agents' backlogs.
+    sched = SchedulerService(world.controller.core.catalog, SystemClock(), SchedulerOptions())
+    world.gb.backend._unsent = sched.unsent
+    try:
+        _footage_on_the_agent(world, sched)
+    finally:
+        world.gb.backend._unsent = None
+
+
+def _footage_on_the_agent(world: GbWorld, sched: SchedulerService) -> None:
+    last = world.segments[-1]
+    start = last.start_us + last.duration_us + 3_600_000_000  # an hour after the stored ones
+    inv = agent_control_pb2.Inventory(device_id="dev1", reported_unix_us=time.time_ns() // 1000)
+    inv.backlog.add(
+        camera_id="cam-1", traffic_class=TrafficClass.BACKFILL, bytes=2000, segments=2,
+        oldest_start_unix_us=start,
+    )  # fmt: skip
+    for n in range(2):
+        inv.unsent.add(
+            segment_id=f"unsent-{n}", camera_id="cam-1", start_unix_us=start + n * 10_000_000,
+            size_bytes=1000, traffic_class=TrafficClass.BACKFILL, duration_us=10_000_000,
+        )  # fmt: skip
+    sched.report_inventory("dev1", inv)
+    stored_from = world.segments[0].start_us
+    spans = world.gb.backend.on_device("cam-1", stored_from, start + 3_600_000_000)
+    assert spans == [(start, start + 20_000_000)]
+    assert world.gb.backend.on_device("cam-2", stored_from, start + 3_600_000_000) == []
+    query = manscdp.parse(
+        f"<Query><CmdType>RecordInfo</CmdType><SN>5</SN><DeviceID>{world.codes['cam-1']}"
+        f"</DeviceID><StartTime>{gb_time(stored_from - 60_000_000)}</StartTime><EndTime>"
+        f"{gb_time(start + 60_000_000)}</EndTime></Query>".encode()
+    )
+    assert world.gb.service is not None
+    text = manscdp.decode(world.gb.service._answer(world.gb.links[0], query)[0])
+    assert "<SumNum>2</SumNum>" in text  # the stored range and the one still on the agent
+    assert f"<StartTime>{gb_time(start)}</StartTime>" in text
+    assert f"<EndTime>{gb_time(start + 20_000_000)}</EndTime>" in text
+    client = SipClient(world)
+    try:
+        for t0, status in ((start + 5_000_000, 480), (start + 7_200_000_000, 404)):
+            offer = (
+                "v=0\r\no=34020000002000000001 0 0 IN IP4 127.0.0.1\r\ns=Playback\r\n"
+                f"c=IN IP4 127.0.0.1\r\nt={t0 // US} {t0 // US + 10}\r\n"
+                "m=video 9 RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\ny=1100000009\r\n"
+            )
+            reply = client.request("INVITE", world.codes["cam-1"], f"pb-{status}", 1, body=offer)
+            assert reply.status == status, (reply.status, reply.reason)
+            if status == 480:
+                assert "still on the camera's agent" in reply.reason
+    finally:
+        client.close()

@@ -5,7 +5,14 @@ from __future__ import annotations
 import struct
 
 from controller.gb28181 import manscdp
-from controller.gb28181.cascade import RegisterPlan, Responder, gb_time, merge_ranges, parse_gb_time
+from controller.gb28181.cascade import (
+    RegisterPlan,
+    Responder,
+    footage_ranges,
+    gb_time,
+    merge_ranges,
+    parse_gb_time,
+)
 from controller.gb28181.codes import Directory, Place, catalog_items, derive_codes, pages
 from controller.gb28181.ps import (
     H264,
@@ -189,3 +196,23 @@ def test_register_plan_reregisters_before_expiry_and_after_the_upper_forgets_us(
     assert plan.register_failed(102, wrong_password=True) == 60.0
     waits = [plan.register_failed(200) for _ in range(8)]
     assert waits == sorted(waits) and max(waits) == 60.0
+
+
+def test_record_info_merges_stored_footage_with_what_is_still_on_the_agent() -> None:
+    directory = Directory.of(PLACES)
+    code = directory.code_of("cam-1")
+    t0 = parse_gb_time("2026-12-04T08:00:00")
+    stored = [(t0, t0 + 10**7)]
+    buffered = [(t0 + 10**7, t0 + 2 * 10**7), (t0 + 60 * 10**6, t0 + 70 * 10**6)]
+    assert footage_ranges(stored, buffered) == [(t0, t0 + 2 * 10**7), buffered[1]]
+    responder = Responder(
+        "p", "Vigil", directory, frozenset({"cam-1"}), lambda *_: stored, 0,
+        on_device=lambda *_: buffered,
+    )  # fmt: skip
+    body = (
+        f"<Query><CmdType>RecordInfo</CmdType><SN>1</SN><DeviceID>{code}</DeviceID>"
+        "<StartTime>2026-12-04T07:00:00</StartTime><EndTime>2026-12-04T09:00:00</EndTime></Query>"
+    )
+    text = manscdp.decode(responder.answer(manscdp.parse(body.encode()))[0])
+    assert "<SumNum>2</SumNum>" in text and "<EndTime>2026-12-04T08:00:20</EndTime>" in text
+    assert "<StartTime>2026-12-04T08:01:00</StartTime>" in text
