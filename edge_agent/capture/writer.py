@@ -18,45 +18,28 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-import av
-import av.error
 from av.audio.stream import AudioStream
-from av.container import OutputContainer
 from av.packet import Packet
 from av.stream import Stream
 from av.video.stream import VideoStream
 
 from edge_agent import segmenter
 from edge_agent.model import Gap, SegmentFlag, SegmentInfo
-from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, GapSpan, PacketMeta
-from edge_agent.sources.nal import (
-    find_sps,
-    missing_parameter_sets,
-    parameter_sets,
-    switched_codec,
-)
+from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, PacketMeta
+from edge_agent.sources.nal import find_sps, parameter_sets, switched_codec
 
 from .audio_lane import AudioLane
 from .lograte import LogRate
+from .record import CameraRecord, EventCallback
+from .segfile import FILE_ERRORS, SegmentFile, with_parameter_sets
 from .sink import SegmentSink, clean_reason, describe_error
 from .timeline import VideoTimeline
-from .tsfile import BUFFER_BYTES, TsWriteThrough
 
 __all__ = ["SegmentSink", "SegmentWriter", "clean_reason"]
 
 log = logging.getLogger(__name__)
-
-_MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
-# Timestamps go to disk as they are: FFmpeg would otherwise shift a whole file whose first
-# packet is slightly negative (a B-frame's dts, AAC priming), and that file alone would then
-# overlap the next one. The MPEG-TS muxer's own delay keeps such values positive on the wire.
-# flush_packets=0: the muxer writes through a file object (tsfile), which FFmpeg would
-# otherwise flush after every packet; whole buffers are what makes hashing on the way cheap.
-_TS_OPTIONS = {"avoid_negative_ts": "disabled", "flush_packets": "0"}
-EventCallback = Callable[[str, str], None]  # (kind, detail): an AgentEvent for this camera
 
 
 class SegmentWriter:
@@ -76,12 +59,9 @@ class SegmentWriter:
         on_event: EventCallback | None = None,
     ) -> None:
         self.camera_id = camera_id
-        self._sink = sink
         self._policy = policy
         self._container = container
-        self._on_segment = on_segment
-        self._on_gap = on_gap
-        self._on_event = on_event
+        self._record = CameraRecord(camera_id, sink, container, on_segment, on_gap, on_event)
         self._state: CutState | None = None
         self._rebase_log = LogRate()  # a flapping camera clock must not flood the log
         self._timeline = VideoTimeline(Fraction(1, 90_000))
@@ -89,21 +69,26 @@ class SegmentWriter:
         self._video_index = 0
         self._codec = "h264"
         self._param_sets: dict[int, bytes] = {}
-        self._out: OutputContainer | None = None
-        self._out_stream: Stream | None = None
-        self._temp: Path | None = None
-        self._tsfile: TsWriteThrough | None = None  # the open MPEG-TS file, hashed as written
-        self._last_dts: int | None = None  # the last video dts muxed into the open file
-        self._last_video_us: int | None = None  # the same, in µs after the re-base
-        self._audio = AudioLane(camera_id, self._event, container)
+        self._file: SegmentFile | None = None  # the open segment file
+        self._audio = AudioLane(camera_id, self._record.event, container)
         self._cc: dict[int, int] = {}  # MPEG-TS continuity counters, carried across files
         self._gop_warned = False
         self.gop_s: float | None = None  # the camera's measured keyframe interval
         self.untimed_dropped = 0  # video packets never handed to a muxer (no or bad timestamps)
-        # Where this camera's record (segments and recorded gaps) reaches: the next connection's
-        # first segment starts no earlier, and any time in between is reported as a gap.
-        self.covered_until_us: int | None = None
-        self.segments_committed = 0
+
+    @property
+    def covered_until_us(self) -> int | None:
+        """Where this camera's record (segments and recorded gaps) reaches: the next
+        connection's first segment starts no earlier, and any time in between is a gap."""
+        return self._record.covered_until_us
+
+    @covered_until_us.setter
+    def covered_until_us(self, value: int | None) -> None:
+        self._record.covered_until_us = value
+
+    @property
+    def segments_committed(self) -> int:
+        return self._record.segments_committed
 
     # -- lifecycle of one connection or file ------------------------------------------------
 
@@ -129,7 +114,6 @@ class SegmentWriter:
         self._video_index = stream.index
         self._codec = stream.codec_context.name or "h264"
         self._param_sets = parameter_sets(self._codec, stream.codec_context.extradata)
-        self._last_video_us = None
         self._audio.begin(audio)
         self._state = segmenter.begin(
             anchor_us,
@@ -186,14 +170,14 @@ class SegmentWriter:
         # Gaps before the segment they precede: a crash between the two then leaves a gap
         # that the next run continues from, never a hole that nothing accounts for.
         for gap in decision.gaps:
-            self._record_gap(gap)
+            self._record.gap(gap)
         if decision.closed is not None:
             self._commit(decision.closed)
         if decision.action in (Action.OPEN, Action.CUT):
             self._open()
-        if decision.action in (Action.OPEN, Action.CUT, Action.WRITE) and self._out is not None:
+        if decision.action in (Action.OPEN, Action.CUT, Action.WRITE) and self._file is not None:
             if meta.is_key:
-                packet = self._with_parameter_sets(packet)
+                packet = with_parameter_sets(packet, self._codec, self._param_sets)
             written = self._mux(packet)
             if written:
                 if meta.dts_us is not None:
@@ -209,7 +193,7 @@ class SegmentWriter:
         new = "H.264" if codec == "h264" else "H.265"
         detail = f"video codec changed mid-stream from {old} to {new}"
         log.warning("camera %s: %s; a new segment starts", self.camera_id, detail)
-        self._event("codec_changed", detail)
+        self._record.event("codec_changed", detail)
         stream, audio = self._in_stream, self._audio.stream
         anchor = state.last_end_us if state.last_end_us is not None else state.anchor_hint_us
         if state.live and now_us is not None:
@@ -239,7 +223,7 @@ class SegmentWriter:
         self._audio.flush()
         _, closed, gaps = segmenter.finish(state, truncated=truncated)
         for gap in gaps:
-            self._record_gap(gap)
+            self._record.gap(gap)
         if closed is None:
             self._drop_output()
             return None
@@ -253,7 +237,7 @@ class SegmentWriter:
 
     @property
     def segment_open(self) -> bool:
-        return self._out is not None
+        return self._file is not None
 
     # -- internals --------------------------------------------------------------------------
 
@@ -280,59 +264,31 @@ class SegmentWriter:
         stream = self._in_stream
         if stream is None:
             return
-        temp: Path | None = None
         try:
-            temp = self._sink.temp_path(self.camera_id, self._container)
-            if self._container == "mp4":
-                out = av.open(str(temp), "w", format="mp4", options=_MP4_OPTIONS)
-            else:
-                self._tsfile = TsWriteThrough(temp, self._cc)
-                out = av.open(
-                    self._tsfile,
-                    "w",
-                    format="mpegts",
-                    container_options=_TS_OPTIONS,
-                    buffer_size=BUFFER_BYTES,
-                )
-            self._out_stream = out.add_stream_from_template(stream)
-            self._audio.open(out)
-            self._out, self._temp = out, temp
-            self._last_dts = None
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            self._temp = temp
+            temp = self._record.sink.temp_path(self.camera_id, self._container)
+        except FILE_ERRORS as exc:
+            self._fail("cannot start a segment file", exc)
+            return
+        try:
+            self._file = SegmentFile(temp, self._container, stream, self._cc)
+            self._audio.open(self._file.out)
+        except FILE_ERRORS as exc:
+            if self._file is None:
+                self._record.discard(temp)
             self._fail("cannot start a segment file", exc)
 
     def _mux(self, packet: Packet[Stream]) -> bool:
-        out, out_stream = self._out, self._out_stream
-        if out is None or out_stream is None:
-            return False
-        dts = packet.dts
-        if dts is None or (self._last_dts is not None and dts <= self._last_dts):
-            self.untimed_dropped += 1  # the muxer would refuse it and fail the whole segment
+        file = self._file
+        if file is None:
             return False
         try:
-            packet.stream = out_stream
-            out.mux(packet)
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if file.mux(packet):
+                return True
+        except FILE_ERRORS as exc:
             self._fail("cannot write a segment file", exc)
             return False
-        self._last_dts = dts
-        return True
-
-    def _with_parameter_sets(self, packet: Packet[Stream]) -> Packet[Stream]:
-        """The keyframe with the stream's parameter sets in front if it lacks them, so the
-        segment it may open decodes on its own."""
-        if not self._param_sets:
-            return packet
-        head = bytes(memoryview(packet)[:8192])
-        prefix = missing_parameter_sets(self._codec, head, self._param_sets)
-        if not prefix:
-            return packet
-        fixed: Packet[Stream] = Packet(prefix + bytes(packet))
-        fixed.pts, fixed.dts, fixed.duration = packet.pts, packet.dts, packet.duration
-        fixed.time_base = packet.time_base
-        fixed.is_keyframe = True
-        return fixed
+        self.untimed_dropped += 1  # the muxer would refuse it and fail the whole segment
+        return False
 
     @property
     def audio_cpu_s(self) -> float:
@@ -354,52 +310,25 @@ class SegmentWriter:
             "segments are cut at keyframes, so each lasts a whole GOP"
         )
         log.warning("camera %s: %s", self.camera_id, detail)
-        self._event("long_gop", detail)
-
-    def _event(self, kind: str, detail: str) -> None:
-        if self._on_event is None:
-            return
-        try:
-            self._on_event(kind, detail)
-        except Exception:  # a broken subscriber must not stop capture
-            log.exception("camera %s: event subscriber failed on %s", self.camera_id, kind)
+        self._record.event("long_gop", detail)
 
     def _commit(self, closed: ClosedSegment) -> SegmentInfo | None:
-        out, temp, tsfile = self._out, self._temp, self._tsfile
-        self._out, self._out_stream, self._temp, self._tsfile = None, None, None, None
+        file, self._file = self._file, None
         self._audio.close()
-        if out is None or temp is None:
+        if file is None:
             return None  # its file failed earlier; that time is already being reported
-        digest: tuple[int, str] | None = None
         try:
-            out.close()
-            if tsfile is not None:
-                tsfile.close()
-                # The counters run on from this file only once it is written whole.
-                self._cc, digest = tsfile.counters, tsfile.digest
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            self._discard(temp)
-            self._lost(closed, f"cannot finish segment file: {describe_error(exc)}")
+            ended = file.finish()
+        except FILE_ERRORS as exc:
+            file.abandon()
+            self._record.discard(file.temp)
+            self._record.lost(closed, f"cannot finish segment file: {describe_error(exc)}")
             return None
-        try:
-            info = self._sink.commit(
-                self.camera_id,
-                temp,
-                closed.start_us,
-                max(1, closed.duration_us),
-                closed.flags,
-                self._container,
-                digest=digest,
-            )
-        except Exception as exc:  # noqa: BLE001 - StoreError/DiskFullError and any I/O failure
-            self._discard(temp)
-            self._lost(closed, f"cannot store segment: {describe_error(exc)}")
-            return None
-        self.segments_committed += 1
-        self.covered_until_us = max(self.covered_until_us or 0, info.end_us)
-        if self._on_segment is not None:
-            self._on_segment(info)
-        return info
+        digest = None
+        if ended is not None:
+            # The counters run on from this file only once it is written whole.
+            self._cc, digest = ended
+        return self._record.store(closed, file.temp, digest)
 
     def _fail(self, what: str, exc: BaseException) -> None:
         """A segment file could not be written: drop it; its time becomes a gap."""
@@ -409,64 +338,9 @@ class SegmentWriter:
         if self._state is not None:
             self._state = segmenter.abandon(self._state, clean_reason(reason))
 
-    def _lost(self, closed: ClosedSegment, reason: str) -> None:
-        log.error(
-            "camera %s: segment [%d, %d) lost: %s",
-            self.camera_id,
-            closed.start_us,
-            closed.end_us,
-            reason,
-        )
-        if closed.duration_us > 0:
-            self._record_gap(GapSpan(closed.start_us, closed.end_us, reason))
-
-    def _record_gap(self, span: GapSpan) -> None:
-        gap = Gap(self.camera_id, span.start_us, span.end_us, clean_reason(span.reason))
-        try:
-            self._sink.record_gap(gap)
-        except Exception as exc:  # noqa: BLE001 - a full disk must not stop capture
-            log.error(
-                "camera %s: cannot record gap [%d, %d) (%s): %s",
-                self.camera_id,
-                gap.start_us,
-                gap.end_us,
-                gap.reason,
-                describe_error(exc),
-            )
-        else:
-            self.covered_until_us = max(self.covered_until_us or 0, gap.end_us)
-        log.warning(
-            "camera %s: gap of %.3f s [%d, %d): %s",
-            self.camera_id,
-            (gap.end_us - gap.start_us) / 1e6,
-            gap.start_us,
-            gap.end_us,
-            gap.reason,
-        )
-        if self._on_gap is not None:
-            self._on_gap(gap)
-
     def _drop_output(self) -> None:
-        out, temp, tsfile = self._out, self._temp, self._tsfile
-        self._out, self._out_stream, self._temp, self._tsfile = None, None, None, None
+        file, self._file = self._file, None
         self._audio.close()
-        if out is not None:
-            try:
-                out.close()
-            except (av.error.FFmpegError, OSError, ValueError):
-                pass
-        if tsfile is not None:
-            try:
-                tsfile.close()
-            except OSError:
-                pass
-        if temp is not None:
-            self._discard(temp)
-
-    def _discard(self, temp: Path) -> None:
-        try:
-            self._sink.discard(temp)
-        except Exception as exc:  # noqa: BLE001 - the buffer removes stray temp files at open
-            log.warning(
-                "camera %s: cannot discard %s: %s", self.camera_id, temp, describe_error(exc)
-            )
+        if file is not None:
+            file.abandon()
+            self._record.discard(file.temp)
