@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+TEST_WORKERS ?= 2
 PY := $(VENV)/bin/python
 DEB_PACKAGES := gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base gstreamer1.0-x \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-tools \
@@ -52,11 +53,11 @@ docs: venv ## regenerate docs/configuration.md from the configuration models
 test-unit: venv ## pure-logic unit tests: no server, no Debian packages (tests/unit/conftest.py)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: deps ## install everything, then run the whole suite (rig tests included)
-	$(VENV)/bin/pytest -q
+test: deps ## install everything, then run the whole suite: rig tests one at a time beside the rest on TEST_WORKERS workers (scripts/run_suite.py)
+	$(PY) scripts/run_suite.py --workers $(TEST_WORKERS)
 
 test-fast: venv
-	$(VENV)/bin/pytest -q -m "not rig"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) -m "not rig"
 
 demo: deps ## the platform on embedded defaults with emulated cameras
 	$(VENV)/bin/python scripts/demo.py
