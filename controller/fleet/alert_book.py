@@ -27,6 +27,15 @@ class AlertBook:
         self.active: dict[str, dict[al.AlertKey, al.Alert]] = {}
         self.log: collections.deque[tuple[str, al.Alert]] = collections.deque(maxlen=log_kept)
 
+    def time_sensitive(self, r: mo.DeviceRecord, now_us: int) -> bool:
+        """Whether time passing alone may raise or clear one of this device's alerts."""
+        if not r.online or r.device_id in self.active:
+            return True
+        recent_us = int(self._rules.reconnect_window_s * mo.US)
+        if r.connects_us and len(r.connects_us) > 1 and now_us - r.connects_us[-2] < recent_us:
+            return True
+        return bool(r.last_flood_us)
+
     def evaluate(self, record: mo.DeviceRecord, now_us: int) -> None:
         """Raise and clear `record`'s alerts as the rules say now."""
         active = self.active.get(record.device_id, {})

@@ -312,3 +312,17 @@ def expire(r: DeviceRecord, now_us: int, policy: MonitorPolicy) -> DeviceRecord:
 def note_flood(r: DeviceRecord, now_us: int) -> DeviceRecord:
     """Count one message dropped by the per-device rate limiter."""
     return r._replace(flood_dropped=r.flood_dropped + 1, last_flood_us=now_us)
+
+
+def on_message(r: DeviceRecord, m: object, now_us: int, policy: MonitorPolicy) -> Outcome:
+    """The transition for any decoded device message (a Command on a device topic is not
+    ours: STALE)."""
+    if isinstance(m, fleet_pb2.Health):
+        return on_health(r, m, now_us, policy)
+    if isinstance(m, fleet_pb2.Event):
+        return on_event(r, m, now_us, policy)
+    if isinstance(m, fleet_pb2.Birth):
+        return on_birth(r, m, now_us, policy)
+    if isinstance(m, fleet_pb2.DeviceState):
+        return on_state(r, m, now_us, policy)
+    return Outcome(r, Verdict.STALE)

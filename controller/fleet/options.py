@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from controller.fleet import alerts as al
@@ -36,3 +37,19 @@ class CommandRecord:
     verb: str
     sent_us: int
     ack: fleet_pb2.CommandAck | None = None
+
+
+def match_ack(
+    commands: MutableMapping[str, CommandRecord],
+    device_id: str,
+    ack: fleet_pb2.CommandAck,
+    corr: bytes | None,
+) -> str:
+    """Record `ack` against the command it answers (its correlation data, sent to this
+    device, not answered yet): "ack", or "ack_unmatched" changing nothing."""
+    key = corr.decode("ascii", "replace") if corr else ""
+    pending = commands.get(key)
+    if pending is None or pending.device_id != device_id or pending.ack is not None:
+        return "ack_unmatched"
+    commands[key] = CommandRecord(key, pending.device_id, pending.verb, pending.sent_us, ack)
+    return "ack"

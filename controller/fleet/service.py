@@ -1,19 +1,18 @@
 """FleetService: the controller's live view of the fleet, fed by MQTT (the imperative shell).
 
-It subscribes to every device's state/birth/health/event/cmd_ack, runs each message through
-the pure cores (topic and identity checks, per-device rate limit, `monitor` transitions,
-`alerts` rules, `history` downsampling) and keeps the results in memory for the HTTP API:
-`devices()`, `device(id)`, `alerts()`, `history(id)`, `events()`. It publishes its own retained
-`vigil/v1/controller/state` with a Will, asks devices to rebirth when the monitor says so, and
-sends commands with MQTT 5 correlation data, matching the acks that come back.
+Each device message (state/birth/health/event/cmd_ack, from link.BrokerLink: the connection,
+its Will and persistent session, commands with correlation data) runs through the pure cores
+(topic and identity checks, per-device rate limit, `monitor` transitions, `alerts` rules,
+`history` downsampling); the results are kept in memory for the HTTP API: `devices()`,
+`device(id)`, `alerts()`, `history(id)`, `events()`. Devices are asked to rebirth when the
+monitor says so; command acks are matched; stored eviction reports are confirmed to their
+agents (`receipts.py`).
 
 Threads: paho's network loop delivers messages (`handle_message`), a ticker thread expires
 silent devices and re-evaluates time-based alerts, a sync thread refreshes the device directory
 (in memory: no database read per message) and, for replicas, exchanges health and alerts with
 the shared database (controller.fleet.sync). One lock guards the tables and is never held
 across I/O; every message is handled inside a broad guard, so no payload can stop the loop.
-Its broker session persists across disconnects and restarts (`connect_persistent`), and each
-stored batch of eviction reports is confirmed to its agents (`receipts.py`).
 
 Replicas (`shared` given): each connects with its own client id, receives every device's
 state/birth/event/cmd_ack itself and a share of the health stream (MQTT 5 shared
@@ -27,13 +26,8 @@ import collections
 import dataclasses
 import logging
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from controller.clock import Clock
 from controller.fleet import alerts as al
@@ -44,33 +38,18 @@ from controller.fleet.alert_book import AlertBook
 from controller.fleet.decode import Decoded, decode_payload
 from controller.fleet.directory import DeviceDirectory
 from controller.fleet.history_writer import HistoryWriter
-from controller.fleet.mqtt import (
-    MqttSettings,
-    connect_persistent,
-    controller_state,
-    make_client,
-    set_controller_will,
-)
-from controller.fleet.options import CommandRecord, FleetOptions
+from controller.fleet.link import BrokerLink, FleetError
+from controller.fleet.mqtt import MqttSettings
+from controller.fleet.options import CommandRecord, FleetOptions, match_ack
 from controller.fleet.ratelimit import Bucket, take
 from controller.fleet.receipts import LossReceipts
 from controller.fleet.shared import HealthRow, SharedFleetState
-from controller.fleet.sync import ReplicaSync
-from controller.fleet.topics import (
-    command_topic,
-    controller_state_topic,
-    device_topic,
-    fleet_subscriptions,
-    parse_parts,
-)
+from controller.fleet.sync import ReplicaSync, every, fold_health
+from controller.fleet.topics import fleet_subscriptions, parse_parts
 from controller.leader import Leadership, SoleLeader
 from protos.vigil.v1 import fleet_pb2
 
 log = logging.getLogger(__name__)
-
-
-class FleetError(Exception):
-    """A fleet operation cannot be done (unknown device, broker not connected)."""
 
 
 # (device_id, leaf, payload at_unix_us): called after a message changed the state table.
@@ -91,7 +70,6 @@ class FleetService:
         shared: SharedFleetState | None = None,
         history: HistoryWriter | None = None,
     ) -> None:
-        self._settings = mqtt_settings
         self._clock = clock
         self._directory = directory
         opt = options or FleetOptions()
@@ -105,7 +83,9 @@ class FleetService:
         self._sync = ReplicaSync(shared) if shared is not None else None
         self._was_leader = False
         self._share_group: str | None = None
-        self._state_topic = controller_state_topic(mqtt_settings.client_id)
+        self._link = BrokerLink(
+            mqtt_settings, clock, self._deliver, lambda: fleet_subscriptions(self._share_group)
+        )
         self._lock = threading.Lock()
         self._records: dict[str, mo.DeviceRecord] = {}
         self._buckets: dict[str, Bucket] = {}
@@ -113,7 +93,7 @@ class FleetService:
         # Transitions, losses and alerts for the catalog's history (issue 15): queued, written
         # in batches by `history` on its own thread; `_written`: camera states last queued.
         self._history_out = history
-        self.receipts = LossReceipts(lambda: self._client, self._where_is)
+        self.receipts = LossReceipts(lambda: self._link.client, self._where_is)
         if history is not None:
             history.on_losses_written = self.receipts.send
         self._written: dict[str, tr.CameraStates] = {}
@@ -123,13 +103,9 @@ class FleetService:
         )
         self._commands: collections.OrderedDict[str, CommandRecord] = collections.OrderedDict()
         self._counters: collections.Counter[str] = collections.Counter()
-        self._client: mqtt.Client | None = None
-        self._connected = threading.Event()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._syncer: threading.Thread | None = None
-        self._session = 0
-        self._connections = 0
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
@@ -141,20 +117,10 @@ class FleetService:
             self._refresh_directory()
         except Exception:  # the database may come later: the sync thread retries
             log.exception("fleet: could not load the device directory; retrying")
-        self._session = self._clock.now_us()
-        client = make_client(self._settings)
-        set_controller_will(client, self._settings.client_id, self._session, self._session)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        self._client = client
-        connect_persistent(client, self._settings)
-        client.loop_start()
+        self._link.start()
         self._stop.clear()
-        self._ticker = threading.Thread(target=self._tick_loop, name="fleet-ticker", daemon=True)
-        self._ticker.start()
-        self._syncer = threading.Thread(target=self._sync_loop, name="fleet-sync", daemon=True)
-        self._syncer.start()
+        self._ticker = every(self._stop, self._opt.tick_s, self.tick, "fleet-ticker", self._failed)
+        self._syncer = every(self._stop, self._opt.sync_s, self.sync, "fleet-sync", self._failed)
 
     def stop(self) -> None:
         """Say goodbye (retained offline state, reason clean) and disconnect."""
@@ -169,71 +135,27 @@ class FleetService:
                     self._sync.flush_alerts(self._leadership.epoch())
             except Exception:
                 log.warning("fleet: could not write the last shared health on stop")
-        client, self._client = self._client, None
-        if client is None:
-            return
-        if self._connected.is_set():
-            info = client.publish(
-                self._state_topic,
-                controller_state(
-                    self._settings.client_id, False, self._session, self._clock.now_us(), "clean"
-                ),
-                qos=1,
-                retain=True,
-            )
-            try:
-                info.wait_for_publish(timeout=5)
-            except RuntimeError:
-                pass
-        client.disconnect()
-        client.loop_stop()
-        self._connected.clear()
+        self._link.stop()
 
     def wait_connected(self, timeout_s: float) -> bool:
-        return self._connected.wait(timeout_s)
+        return self._link.wait_connected(timeout_s)
 
     def connections(self) -> int:
         """Successful connects so far: more than one means the broker dropped this client
         (e.g. another client took its id)."""
-        return self._connections
+        return self._link.connections
 
     def publish_retained(self, topic: str, payload: bytes) -> bool:
         """Queue a retained QoS 1 message (the audit witness); False when not connected."""
-        client = self._client
-        if client is None or not self._connected.is_set():
-            return False
-        return client.publish(topic, payload, qos=1, retain=True).rc == mqtt.MQTT_ERR_SUCCESS
+        return self._link.publish(topic, payload, retain=True)
 
-    # ---- paho callbacks (network thread) ---------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        if rc.is_failure:
-            log.warning("broker %s:%s refused the controller: %s", *self._where(), rc)
-            return
-        self._connections += 1
-        payload = controller_state(
-            self._settings.client_id, True, self._session, self._clock.now_us(), ""
-        )
-        client.publish(self._state_topic, payload, qos=1, retain=True)
-        client.subscribe([(t, 1) for t in fleet_subscriptions(self._share_group)])
-        self._connected.set()
-        log.info("fleet: connected to %s:%s", *self._where())
-
-    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        self._connected.clear()
-        if not self._stop.is_set():
-            log.warning("fleet: lost broker %s:%s (%s); reconnecting", *self._where(), rc)
-
-    def _where(self) -> tuple[str, int]:
-        return self._settings.host, self._settings.port
-
-    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        props = getattr(msg, "properties", None)
-        corr = getattr(props, "CorrelationData", None) if props is not None else None
+    def _deliver(self, topic: str, payload: bytes, corr: bytes | None) -> None:
+        """(paho's network thread) One message from the broker."""
         try:
-            self.handle_message(msg.topic, bytes(msg.payload), corr)
+            self.handle_message(topic, payload, corr)
         except Exception:  # a bug must not kill paho's loop and blind the controller
             self._counters["internal_errors"] += 1
-            log.exception("fleet: error handling a message on %s", msg.topic[:200])
+            log.exception("fleet: error handling a message on %s", topic[:200])
 
     # ---- the message path --------------------------------------------------------------
     def handle_message(self, topic: str, payload: bytes, correlation: bytes | None = None) -> str:
@@ -270,8 +192,8 @@ class FleetService:
         if problem is not None:
             return problem
         if isinstance(m, fleet_pb2.CommandAck):
-            return self._take_ack(device_id, m, correlation)
-        out = self._transition(record, m, now_us)
+            return match_ack(self._commands, device_id, m, correlation)
+        out = mo.on_message(record, m, now_us, self._opt.monitor)
         self._records[device_id] = out.record
         if self._history_out is not None:
             self._note_history(record, out.record, m, now_us)
@@ -308,37 +230,11 @@ class FleetService:
         known = self._records.get(device_id)
         return (known.county, known.site) if known else (parts[2], parts[3])
 
-    def _transition(self, r: mo.DeviceRecord, m: Any, now_us: int) -> mo.Outcome:
-        policy = self._opt.monitor
-        if isinstance(m, fleet_pb2.Health):
-            return mo.on_health(r, m, now_us, policy)
-        if isinstance(m, fleet_pb2.Event):
-            return mo.on_event(r, m, now_us, policy)
-        if isinstance(m, fleet_pb2.Birth):
-            return mo.on_birth(r, m, now_us, policy)
-        if isinstance(m, fleet_pb2.DeviceState):
-            return mo.on_state(r, m, now_us, policy)
-        return mo.Outcome(r, mo.Verdict.STALE)  # a Command on a device topic: not ours
-
-    def _take_ack(self, device_id: str, ack: fleet_pb2.CommandAck, corr: bytes | None) -> str:
-        key = corr.decode("ascii", "replace") if corr else ""
-        pending = self._commands.get(key)
-        if pending is None or pending.device_id != device_id or pending.ack is not None:
-            return "ack_unmatched"
-        self._commands[key] = CommandRecord(
-            key, pending.device_id, pending.verb, pending.sent_us, ack
-        )
-        return "ack"
-
     def _evaluate(self, record: mo.DeviceRecord, now_us: int) -> None:
         self._alerts.evaluate(record, now_us)
 
-    def _tick_loop(self) -> None:
-        while not self._stop.wait(self._opt.tick_s):
-            try:
-                self.tick()
-            except Exception:
-                log.exception("fleet: tick failed")
+    def _failed(self, name: str) -> None:
+        self._counters["sync_errors" if name == "fleet-sync" else "tick_errors"] += 1
 
     def tick(self) -> None:
         """Expire silent devices and re-evaluate time-based alerts (called by the ticker)."""
@@ -351,7 +247,7 @@ class FleetService:
                     self._records[device_id] = expired
                     if self._history_out is not None:
                         self._note_history(record, expired, None, now_us)
-                elif not leads or not self._time_sensitive(record, now_us):
+                elif not leads or not self._alerts.time_sensitive(record, now_us):
                     continue  # nothing about it changes with time alone: skip the rules
                 if leads:
                     self._evaluate(expired, now_us)
@@ -380,18 +276,6 @@ class FleetService:
         already raised (the next sync after it became leader), so none is raised twice."""
         return self._leadership.is_leader() and (self._sync is None or self._was_leader)
 
-    def _sync_loop(self) -> None:
-        failures = 0
-        while not self._stop.wait(self._opt.sync_s):
-            try:
-                self.sync()
-                failures = 0
-            except Exception:
-                self._counters["sync_errors"] += 1
-                failures += 1
-                if failures % 30 == 1:  # the first, then about once a minute: not every 2 s
-                    log.exception("fleet: sync with the database failed (%d); retrying", failures)
-
     def _refresh_directory(self) -> None:
         refresh = getattr(self._directory, "refresh", None)
         if refresh is not None:
@@ -419,20 +303,10 @@ class FleetService:
         rows = self._sync.pull_health()
         now_us = self._clock.now_us()
         with self._lock:
-            for row in rows:
-                record = self._records.get(row.device_id)
-                if record is None:
-                    continue  # not known here yet (no state seen): its next report will do
-                merged = mo.merge_shared_health(record, row.health, row.seen_us, row.skew_s)
-                if merged is None:
-                    continue
-                self._records[row.device_id] = merged
-                self._counters["shared_health_merged"] += 1
-                self._history[row.device_id] = hi.add_sample(
-                    self._history.get(row.device_id, ()), row.health, row.seen_us, self._opt.history
-                )
-                if leads:
-                    self._evaluate(merged, now_us)
+            merged = fold_health(self._records, self._history, rows, self._opt.history)
+            self._counters["shared_health_merged"] += len(merged)
+            for record in merged if leads else ():
+                self._evaluate(record, now_us)
         if leads:
             self._sync.flush_alerts(self._leadership.epoch())
             if self._sync.resync_due():
@@ -442,22 +316,11 @@ class FleetService:
         else:
             self._sync.pull_alerts()
 
-    def _time_sensitive(self, r: mo.DeviceRecord, now_us: int) -> bool:
-        """Whether time passing alone may raise or clear one of this device's alerts."""
-        if not r.online or r.device_id in self._alerts.active:
-            return True
-        recent_us = int(self._opt.rules.reconnect_window_s * mo.US)
-        if r.connects_us and len(r.connects_us) > 1 and now_us - r.connects_us[-2] < recent_us:
-            return True
-        return bool(r.last_flood_us)
-
     # ---- publishing ------------------------------------------------------------------
     def _publish_rebirth(self, county: str, site: str, device_id: str, why: str) -> None:
         self._counters["rebirth_requests"] += 1
         log.info("fleet: asking %s to rebirth (%s)", device_id, why)
-        if self._client is not None:
-            payload = fleet_pb2.Command(verb="rebirth").SerializeToString()
-            self._client.publish(command_topic(county, site, device_id, "rebirth"), payload, qos=1)
+        self._link.rebirth(county, site, device_id)
 
     def _where_is(self, device_id: str) -> tuple[str, str] | None:
         with self._lock:
@@ -469,22 +332,16 @@ class FleetService:
         where = self._where_is(device_id)
         if where is None:
             raise FleetError(f"unknown device {device_id!r}")
-        client = self._client
-        if client is None or not self._connected.is_set():
-            raise FleetError("not connected to the MQTT broker")
-        corr = uuid.uuid4().hex
-        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-        props.CorrelationData = corr.encode()
-        props.ResponseTopic = device_topic(where[0], where[1], device_id, "cmd_ack")
-        with self._lock:
-            self._commands[corr] = CommandRecord(
-                corr, device_id, command.verb, self._clock.now_us()
-            )
-            while len(self._commands) > self._opt.pending_commands_kept:
-                self._commands.popitem(last=False)
-        topic = command_topic(where[0], where[1], device_id, command.verb)
-        client.publish(topic, command.SerializeToString(), qos=1, properties=props)
-        return corr
+
+        def note(corr: str) -> None:  # before an ack can come back; not across the publish
+            with self._lock:
+                self._commands[corr] = CommandRecord(
+                    corr, device_id, command.verb, self._clock.now_us()
+                )
+                while len(self._commands) > self._opt.pending_commands_kept:
+                    self._commands.popitem(last=False)
+
+        return self._link.send_command(where, device_id, command, note)
 
     def request_rebirth(self, device_id: str) -> str:
         return self.send_command(device_id, fleet_pb2.Command(verb="rebirth"))

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from controller.fleet import history as hi
+from controller.fleet import monitor as mo
 from controller.fleet.alerts import Alert, AlertKey
 from controller.fleet.shared import HealthRow, SharedFleetState
 from protos.vigil.v1 import fleet_pb2
@@ -152,3 +155,56 @@ class ReplicaSync:
     def pull_alerts(self) -> list[Alert]:
         self.alerts = self.state.alerts()
         return self.alerts
+
+
+def fold_health(
+    records: dict[str, mo.DeviceRecord],
+    history: dict[str, tuple[hi.HealthPoint, ...]],
+    rows: Iterable[SharedHealth],
+    policy: hi.HistoryPolicy,
+) -> list[mo.DeviceRecord]:
+    """Merge health other replicas received into `records` and `history` (in place, under
+    the fleet lock); returns the records it changed. A device not known here yet (no state
+    seen) is left to its next report."""
+    merged: list[mo.DeviceRecord] = []
+    for row in rows:
+        record = records.get(row.device_id)
+        if record is None:
+            continue
+        new = mo.merge_shared_health(record, row.health, row.seen_us, row.skew_s)
+        if new is None:
+            continue
+        records[row.device_id] = new
+        history[row.device_id] = hi.add_sample(
+            history.get(row.device_id, ()), row.health, row.seen_us, policy
+        )
+        merged.append(new)
+    return merged
+
+
+def every(
+    stop: threading.Event,
+    interval_s: float,
+    fn: Callable[[], object],
+    name: str,
+    failed: Callable[[str], None],
+) -> threading.Thread:
+    """A started daemon thread `name` running `fn` every `interval_s` until `stop` is set. A
+    failure is counted (`failed(name)`) and logged: the first, then about one in 30 in a row
+    (a database down for minutes is one log line a minute at a 2 s interval, not thirty)."""
+
+    def loop() -> None:
+        failures = 0
+        while not stop.wait(interval_s):
+            try:
+                fn()
+                failures = 0
+            except Exception:
+                failed(name)
+                failures += 1
+                if failures % 30 == 1:
+                    log.exception("%s failed (%d in a row); retrying", name, failures)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
