@@ -64,12 +64,14 @@ _ZERO = (0,) * len(CLASSES)
 class Part:
     """A child link of the root with its subtree, or a device on the root itself.
 
-    `key` is its content (the root link, the UTC offset, its links and devices): equal keys
-    plan alike, so a part survives a topology change elsewhere in the tree. Parts hash by
-    identity (memo lookups); the key is compared only when a topology changes.
+    `key` names its content: the root link's settings, the UTC offset, and the identities of
+    its Link and Device objects (kept alive in `members`, so no id is reused meanwhile). A
+    topology change copies the objects it does not change, so a part elsewhere in the tree
+    keeps its key and its plans. Parts hash by identity (the memo's lookups).
     """
 
     key: tuple[object, ...]
+    members: tuple[tuple[Link, ...], tuple[Device, ...]]
     device_ids: tuple[str, ...]
     compiled: CompiledTopology
 
@@ -136,13 +138,15 @@ def partition(topology: Topology, previous: Partition | None = None) -> Partitio
     head = (root.link_id, root.windows, root.live_reserve, ct.utc_offset_minutes)
     parts: list[Part] = []
     where: dict[str, tuple[int, int]] = {}
+    all_devices = topology.devices
     for (t, _alone), members in devices.items():
         own = tuple(links.get(t, ())) if t else ()
-        devs = tuple(topology.devices[di] for di in members)
-        key = (head, own, devs)
-        part = reuse.get(key) or Part(
-            key, tuple(d.device_id for d in devs), _compile(root, own, devs, ct)
-        )
+        devs = tuple([all_devices[di] for di in members])
+        key = (head, tuple(map(id, own)), tuple(map(id, devs)))
+        part = reuse.get(key)
+        if part is None:
+            ids = tuple([d.device_id for d in devs])
+            part = Part(key, (own, devs), ids, _compile(root, own, devs, ct))
         for pos, d in enumerate(part.device_ids):
             where[d] = (len(parts), pos)
         parts.append(part)
