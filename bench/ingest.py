@@ -85,6 +85,9 @@ def _server_process(kind: str, data_dir: str, conn: Connection, storage_url: str
         }
     )
     if kind in ("ingest", "s3"):
+        from controller.grpcserver.gc_tuning import tune_gc
+
+        tune_gc()  # as `serve` does (assembly.main)
         controller = build_controller(config, SystemClock())
         controller.start()
         port, stop = controller.grpc_port, controller.stop

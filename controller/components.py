@@ -31,7 +31,7 @@ from controller.grants.keys import KeyFileError, load_keys
 from controller.grpcserver.identity import mtls_credentials
 from controller.grpcserver.server import AioServer, Registration, build_server
 from controller.ingest.fairness import Shares
-from controller.ingest.grpc_service import IngestServicer
+from controller.ingest.grpc_service import IngestServicer, add_ingest_to_server
 from controller.ingest.ledger import Ledger
 from controller.ingest.rules import Limits
 from controller.ingest.service import IngestService
@@ -46,7 +46,6 @@ from controller.retention.uploads import sweep_uploads
 from controller.runtime import Core, PeriodicTask, StartupError
 from controller.storage import ObjectStore
 from controller.storage.base import StreamingStore
-from protos.vigil.v1 import ingest_pb2_grpc
 
 log = logging.getLogger("vigil.controller")
 retention_log = logging.getLogger("vigil.controller.retention")
@@ -162,7 +161,7 @@ def ingest(
     )
     servicer = IngestServicer(service)
     registrations: list[Registration] = [
-        lambda s: ingest_pb2_grpc.add_IngestServicer_to_server(servicer, s),
+        lambda s: add_ingest_to_server(servicer, s),
         *services,
     ]
     try:

@@ -99,7 +99,12 @@ class DirectAppender:
         self._view[: len(head)] = head
         self._pending = len(head)
 
-    def write(self, chunk: bytes) -> None:
+    @property
+    def pending(self) -> int:
+        """Bytes received but not yet in the file (the partial block held in memory)."""
+        return self._pending
+
+    def write(self, chunk: bytes | memoryview) -> None:
         data = memoryview(chunk)
         room = len(self._buf)
         while data:

@@ -11,34 +11,26 @@ takes the server down.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 
 from controller.grpcserver.identity import device_from_auth
 from controller.grpcserver.limits import Budget, Gate
 from controller.grpcserver.settle import release_when_done
+from controller.ingest.feed import Malformed, Requests, StreamBroken
 from controller.ingest.rules import Code, Header, IngestError, hash_hex
 from controller.ingest.service import IngestService, Part
+from controller.ingest.wire import ChunkRequest, UploadMessage, parse_upload_request
 from protos.vigil.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("vigil.ingest")
 
+SERVICE = "vigil.v1.Ingest"
 _STATUS = {code: getattr(grpc.StatusCode, code.value) for code in Code}
-
-
-class StreamBroken(Exception):
-    """The stream ended because gRPC aborted or the client cancelled, not by a half-close."""
-
-
-class Malformed(Exception):
-    """A message of the stream does not parse as an UploadRequest."""
 
 
 def header_from_proto(pb: ingest_pb2.SegmentHeader) -> Header:
@@ -58,8 +50,11 @@ def header_from_proto(pb: ingest_pb2.SegmentHeader) -> Header:
     )
 
 
-def _parts(requests: Iterator[ingest_pb2.UploadRequest]) -> Iterator[Part]:
+def _parts(requests: Iterator[UploadMessage]) -> Iterator[Part]:
     for request in requests:
+        if isinstance(request, ChunkRequest):  # wire.py: the chunk, not copied
+            yield request.chunk
+            continue
         kind = request.WhichOneof("part")
         if kind == "header":
             yield header_from_proto(request.header)
@@ -69,70 +64,22 @@ def _parts(requests: Iterator[ingest_pb2.UploadRequest]) -> Iterator[Part]:
             raise IngestError(Code.INVALID_ARGUMENT, "UploadRequest with neither header nor chunk")
 
 
-class Requests:
-    """The async request stream of one Upload, read from a worker thread, one message at a
-    time (each read runs on the event loop; the thread waits for it).
-
-    Why: `IngestService.upload` is synchronous (staging writes, hashing, the store's put and
-    the catalog row all block), so it runs on a worker thread, and this is its iterator.
-    `cancel()` (any thread: the idle reaper) ends the stream: the pending read is cancelled
-    and the thread sees `StreamBroken`, exactly like a client that went away.
-    """
-
-    def __init__(
-        self,
-        requests: AsyncIterator[ingest_pb2.UploadRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self._it = requests.__aiter__()
-        self._context = context
-        self._loop = loop
-        self._lock = threading.Lock()
-        self._pending: concurrent.futures.Future[ingest_pb2.UploadRequest] | None = None
-        self._cancelled = False
-
-    async def _next(self) -> ingest_pb2.UploadRequest:
-        try:
-            return await self._it.__anext__()
-        except DecodeError as exc:
-            raise Malformed(str(exc)) from exc
-        except StopAsyncIteration:
-            # gRPC ends the stream quietly when it aborted the call (e.g. a message that
-            # does not parse): that must not look like the client's end of data.
-            if self._context.cancelled() or self._context.done():
-                raise StreamBroken("the call is no longer active") from None
-            raise
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._cancelled = True
-            pending = self._pending
-        if pending is not None:
-            pending.cancel()
-
-    def __iter__(self) -> Iterator[ingest_pb2.UploadRequest]:
-        return self
-
-    def __next__(self) -> ingest_pb2.UploadRequest:
-        with self._lock:
-            if self._cancelled:
-                raise StreamBroken("the stream was cancelled")
-            pending = asyncio.run_coroutine_threadsafe(self._next(), self._loop)
-            self._pending = pending
-        try:
-            return pending.result()
-        except StopAsyncIteration:
-            raise StopIteration from None
-        except (StreamBroken, Malformed):
-            raise
-        except (concurrent.futures.CancelledError, asyncio.CancelledError, grpc.RpcError) as exc:
-            raise StreamBroken("the stream ended before its end") from exc
-        except RuntimeError as exc:  # the loop is closed: the server is stopping
-            raise StreamBroken(str(exc)) from exc
-        finally:
-            with self._lock:
-                self._pending = None
+def add_ingest_to_server(servicer: IngestServicer, server: grpc.aio.Server) -> None:
+    """`add_IngestServicer_to_server` with Upload's chunks read without a copy (wire.py)."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+        "Upload": grpc.stream_unary_rpc_method_handler(
+            servicer.Upload,
+            request_deserializer=parse_upload_request,
+            response_serializer=ingest_pb2.UploadResponse.SerializeToString,
+        ),
+        "QueryOffset": grpc.unary_unary_rpc_method_handler(
+            servicer.QueryOffset,
+            request_deserializer=ingest_pb2.QueryOffsetRequest.FromString,
+            response_serializer=ingest_pb2.QueryOffsetResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServicer):
@@ -161,7 +108,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
 
     async def Upload(  # gRPC method name
         self,
-        request_iterator: AsyncIterator[ingest_pb2.UploadRequest],
+        request_iterator: AsyncIterator[UploadMessage],
         context: grpc.aio.ServicerContext[Any, Any],
     ) -> ingest_pb2.UploadResponse:
         device = await self._device(context)
@@ -195,6 +142,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         except Exception:
             log.exception("upload from device %s failed unexpectedly", device)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; nothing was committed")
+        finally:
+            requests.close()
         outcome = (
             ingest_pb2.UploadResponse.OUTCOME_ACCEPTED
             if result.queued

@@ -54,7 +54,7 @@ from controller.ingest.stream import StreamReceiver
 from controller.media.probe import probe_bytes, probe_file
 from controller.storage import ObjectStore
 
-Part = Header | bytes
+Part = Header | bytes | memoryview  # a chunk may view the received message (wire.py)
 log = logging.getLogger("vigil.ingest")
 
 

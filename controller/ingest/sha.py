@@ -35,6 +35,33 @@ class _Ctx(ctypes.Structure):
     ]
 
 
+class _PyBuffer(ctypes.Structure):
+    """CPython's Py_buffer (the stable buffer protocol struct)."""
+
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.py_object),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.POINTER(_PyBuffer)]
+_release_buffer.restype = None
+_PYBUF_SIMPLE = 0  # contiguous bytes, read-only is fine
+
+
 @cache
 def _lib() -> ctypes.CDLL:
     name = ctypes.util.find_library("crypto")
@@ -56,15 +83,29 @@ class ResumableSha256:
         self._lib.SHA256_Init(ctypes.byref(self._ctx))
         self.length = 0
 
-    def update(self, data: bytes, start: int = 0, end: int | None = None) -> None:
-        """Hash `data[start:end]` without copying it (a bytes object's own buffer)."""
-        stop = len(data) if end is None else end
-        if not 0 <= start <= stop <= len(data):
-            raise ValueError(f"range {start}:{stop} outside {len(data)} bytes")
-        if stop > start:
+    def update(self, data: bytes | memoryview, start: int = 0, end: int | None = None) -> None:
+        """Hash `data[start:end]` without copying it (the buffer's own memory, held through
+        the buffer protocol while OpenSSL reads it)."""
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        stop = size if end is None else end
+        if not 0 <= start <= stop <= size:
+            raise ValueError(f"range {start}:{stop} outside {size} bytes")
+        if stop == start:
+            return
+        if isinstance(data, bytes):
             base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
             self._lib.SHA256_Update(ctypes.byref(self._ctx), base + start, stop - start)
-            self.length += stop - start
+        else:
+            view = _PyBuffer()
+            if _get_buffer(data, ctypes.byref(view), _PYBUF_SIMPLE) != 0:  # pragma: no cover
+                raise ValueError("not a contiguous buffer")
+            try:
+                self._lib.SHA256_Update(
+                    ctypes.byref(self._ctx), (view.buf or 0) + start, stop - start
+                )
+            finally:
+                _release_buffer(ctypes.byref(view))
+        self.length += stop - start
 
     def hexdigest(self) -> str:
         copy = _Ctx.from_buffer_copy(self._ctx)

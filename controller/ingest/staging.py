@@ -7,11 +7,12 @@ O_DIRECT, direct.py, only the last partial block waits in memory), so after a co
 crash (even kill -9) the file holds what was received but for at most that block, and the
 file size *is* the resume offset: it never covers a byte that was not received. Power loss can
 leave a torn tail; that is caught by the SHA-256 check at the end, which discards the staging
-(the agent then re-sends from 0). The hash state is not persisted: a resumed stream rehashes
-the kept prefix from disk, which costs a read of bytes already on this machine, not the
-village uplink. Nothing is fsynced here: a verified part file is handed to the object store,
-which makes it durable once, at commit (for the local store by linking this very inode into
-place, so no byte is copied).
+(the agent then re-sends from 0). The running hash state is saved beside the part file
+(`<segment_id>.sha`, hash_state.py) whenever the file holds exactly the bytes received, so a
+resumed stream continues the hash instead of re-reading the kept prefix from disk (within
+one boot; after a reboot the prefix is re-hashed as before). Nothing is fsynced here: a
+verified part file is handed to the object store, which makes it durable once, at commit
+(for the local store by linking this very inode into place, so no byte is copied).
 
 A crash between that link and the catalog row leaves the part file sharing its inode with
 the stored object. The agent's retry then resumes from the staged size and nothing is
@@ -21,7 +22,6 @@ so such a part file is first copied to a private one (`_unshare`), a rare crash-
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -29,8 +29,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from controller.ingest.direct import BufferPool, DirectAppender, open_direct
+from controller.ingest import hash_state
+from controller.ingest.direct import BLOCK, BufferPool, DirectAppender, open_direct
 from controller.ingest.rules import Header, OffsetPlan, StagingAction
+from controller.ingest.sha import ResumableSha256
 
 _READ = 4 * 1024 * 1024
 
@@ -40,15 +42,19 @@ class StagedUpload:
 
     With a buffer pool the bytes go through O_DIRECT (direct.py), else plain `write()`s.
     `close()` must succeed before the file is complete (it writes the last partial block).
+    `rehashed`: how many bytes of the kept prefix had to be read back to resume the hash.
     """
 
     def __init__(self, part: Path, start: int, pool: BufferPool | None = None) -> None:
         self.path = part
-        self._hash = hashlib.sha256()
         self._direct: DirectAppender | None = None
         self._fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o600)
+        self._state_fd = -1
         try:
             os.ftruncate(self._fd, start)
+            self._state_fd = os.open(state_path(part), os.O_RDWR | os.O_CREAT, 0o600)
+            self._hash = self._saved_hash(start)
+            self.rehashed = start - self._hash.length
             self._rehash(start)
             os.lseek(self._fd, start, os.SEEK_SET)
             if pool is not None:
@@ -56,21 +62,28 @@ class StagedUpload:
                 if direct_fd is not None:
                     self._direct = DirectAppender(direct_fd, self._fd, start, pool)
         except BaseException:
-            os.close(self._fd)
+            self._close_fds()
             raise
         self.received = start
 
+    def _saved_hash(self, start: int) -> ResumableSha256:
+        """The saved state if it covers no more than the kept prefix, else a fresh hash."""
+        saved = hash_state.decode(
+            os.pread(self._state_fd, hash_state.RECORD_BYTES, 0), hash_state.boot_id()
+        )
+        return saved if saved is not None and saved.length <= start else ResumableSha256()
+
     def _rehash(self, length: int) -> None:
-        os.lseek(self._fd, 0, os.SEEK_SET)
-        left = length
-        while left > 0:
-            data = os.read(self._fd, min(_READ, left))
+        """Hash the kept bytes the saved state does not cover (read from disk)."""
+        at = self._hash.length
+        while at < length:
+            data = os.pread(self._fd, min(_READ, length - at), at)
             if not data:
                 raise OSError(f"{self.path} is shorter than {length} bytes")
             self._hash.update(data)
-            left -= len(data)
+            at += len(data)
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         if self._direct is not None:
             self._direct.write(chunk)
         else:
@@ -78,8 +91,11 @@ class StagedUpload:
             while view:
                 n = os.write(self._fd, view)
                 view = view[n:]
-        self._hash.update(chunk)  # releases the GIL for large buffers
+        self._hash.update(chunk)  # OpenSSL, without the GIL
         self.received += len(chunk)
+        if self.received % BLOCK == 0 and (self._direct is None or not self._direct.pending):
+            # The file holds exactly what was hashed: a resume may start from this state.
+            os.pwrite(self._state_fd, hash_state.encode(self._hash, hash_state.boot_id()), 0)
 
     def sha256_hex(self) -> str:
         return self._hash.hexdigest()
@@ -95,9 +111,13 @@ class StagedUpload:
                 direct, self._direct = self._direct, None
                 direct.close()
         finally:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self._fd, self._state_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._state_fd = -1
 
 
 class Staging:
@@ -131,6 +151,7 @@ class Staging:
         part.parent.mkdir(parents=True, exist_ok=True)
         if plan.action is StagingAction.FRESH:
             part.unlink(missing_ok=True)
+            state_path(part).unlink(missing_ok=True)
             _write_json(meta, asdict(header) | {"offset": 0, "lease_id": ""})
         else:
             _unshare(part, plan.start)
@@ -140,6 +161,7 @@ class Staging:
         part, meta = self._paths(device_id, segment_id)
         part.unlink(missing_ok=True)
         meta.unlink(missing_ok=True)
+        state_path(part).unlink(missing_ok=True)
         part.with_suffix(".part.tmp").unlink(missing_ok=True)  # an interrupted `_unshare`
 
     def device_entries(self, device_id: str) -> list[tuple[str, int, float]]:
@@ -182,6 +204,11 @@ class Staging:
                 self.discard(device_id, segment_id)
                 removed += 1
         return removed
+
+
+def state_path(part: Path) -> Path:
+    """The saved hash state beside a part file (hash_state.py)."""
+    return part.with_suffix(".sha")
 
 
 def _unshare(part: Path, keep: int) -> None:

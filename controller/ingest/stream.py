@@ -43,7 +43,7 @@ from controller.storage.base import (
 from controller.storage.s3_stream import sha256_b64
 
 PROBE_BYTES = 256 * 1024  # the media probe reads no more (media/probe.py)
-Part = Header | bytes
+Part = Header | bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +139,7 @@ class StreamReceiver:
 
     def _chunks(
         self, header: Header, start: int, parts: Iterator[Part], activity: Callable[[], None]
-    ) -> Iterator[bytes]:
+    ) -> Iterator[bytes | memoryview]:
         received = start
         for part in parts:
             activity()
@@ -167,7 +167,7 @@ class StreamReceiver:
         except StorageError as exc:
             raise _unavailable("object store", exc) from exc
         head = bytearray()
-        held = b""  # with `own`: the last chunk waits until the whole hash is known
+        held: bytes | memoryview = b""  # with `own`: the last chunk waits for the hash
         try:
             for chunk in self._chunks(header, 0, parts, activity):
                 if len(head) < PROBE_BYTES:

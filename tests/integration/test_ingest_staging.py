@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from controller.ingest import direct
+from controller.ingest import direct, hash_state
 from controller.ingest.direct import BLOCK, BufferPool
 from controller.ingest.rules import Header, OffsetPlan, StagingAction
-from controller.ingest.staging import StagedUpload, Staging
+from controller.ingest.staging import StagedUpload, Staging, state_path
 
 MiB = 1024 * 1024
 FRESH = OffsetPlan(StagingAction.FRESH, 0)
@@ -214,3 +214,92 @@ def test_resuming_a_linked_part_at_its_end_copies_nothing(tmp_path: Path) -> Non
     assert again.sha256_hex() == hashlib.sha256(data).hexdigest()
     assert again.path.stat().st_ino == stored.stat().st_ino  # still shared: nothing to protect
     assert stored.read_bytes() == data
+
+
+def _interrupted(staging: Staging, data: bytes, received: int) -> None:
+    """A stream that received `received` bytes in 64 KiB chunks, then broke."""
+    up = staging.open("dev1", header(data), FRESH)
+    for chunk in chunks(data[:received], [64 * 1024] * (received // (64 * 1024))):
+        up.write(chunk)
+    up.close()
+
+
+def _resume(staging: Staging, data: bytes, at: int) -> StagedUpload:
+    again = staging.open("dev1", header(data), OffsetPlan(StagingAction.CONTINUE, at))
+    again.write(data[at:])
+    again.close()
+    assert again.path.read_bytes() == data
+    return again
+
+
+@pytest.mark.parametrize("direct_io", [True, False])
+def test_a_resume_continues_the_saved_hash_without_reading_the_prefix(
+    tmp_path: Path, direct_io: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(3 * MiB + 5)
+    staging = Staging(tmp_path, direct_io=direct_io)
+    _interrupted(staging, data, 2 * MiB)
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, size: int, offset: int) -> bytes:
+        got = real_pread(fd, size, offset)
+        if size != hash_state.RECORD_BYTES:
+            reads.append(len(got))
+        return got
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    again = _resume(staging, data, 2 * MiB)
+    assert again.rehashed == 0 and sum(reads) == 0  # not one byte of the prefix re-read
+    assert again.sha256_hex() == hashlib.sha256(data).hexdigest()
+
+
+def test_a_resume_beyond_the_saved_state_reads_only_the_difference(tmp_path: Path) -> None:
+    data = os.urandom(2 * MiB)
+    staging = Staging(tmp_path)
+    _interrupted(staging, data, MiB + 64 * 1024)
+    up = staging.open("dev1", header(data), OffsetPlan(StagingAction.CONTINUE, MiB + 64 * 1024))
+    up.write(data[MiB + 64 * 1024 : MiB + 64 * 1024 + 1000])  # not on a block: no new state
+    up.close()
+    again = _resume(staging, data, MiB + 64 * 1024 + 1000)
+    assert again.rehashed == 1000
+    assert again.sha256_hex() == hashlib.sha256(data).hexdigest()
+    lower = _resume(staging, data, 4096)  # below the saved state: from the start
+    assert lower.rehashed == 4096
+    assert lower.sha256_hex() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["other_boot", "torn", "garbage", "wrong_crc"])
+def test_a_state_that_cannot_be_trusted_means_rehashing_from_disk(
+    tmp_path: Path, damage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = os.urandom(MiB + 3)
+    staging = Staging(tmp_path)
+    _interrupted(staging, data, 512 * 1024)
+    state = state_path(staging.root / "dev1" / "seg1.part")
+    record = state.read_bytes()
+    assert len(record) == hash_state.RECORD_BYTES
+    if damage == "other_boot":  # written before a reboot: the disk may not hold those bytes
+        monkeypatch.setattr(hash_state, "boot_id", lambda: "another-boot")
+    elif damage == "torn":
+        state.write_bytes(record[:50])
+    elif damage == "garbage":
+        state.write_bytes(os.urandom(hash_state.RECORD_BYTES))
+    else:
+        state.write_bytes(record.replace(b"v1 ", b"v1  ", 1))
+    again = _resume(staging, data, 512 * 1024)
+    assert again.rehashed == 512 * 1024
+    assert again.sha256_hex() == hashlib.sha256(data).hexdigest()
+
+
+def test_the_saved_state_goes_with_its_staging(tmp_path: Path) -> None:
+    data = os.urandom(MiB)
+    staging = Staging(tmp_path)
+    _interrupted(staging, data, 512 * 1024)
+    part = staging.root / "dev1" / "seg1.part"
+    assert state_path(part).exists()
+    fresh = staging.open("dev1", header(data), FRESH)  # a new upload of the id: state gone
+    fresh.close()
+    assert fresh.rehashed == 0
+    staging.discard("dev1", "seg1")
+    assert list((staging.root / "dev1").iterdir()) == []

@@ -51,3 +51,17 @@ def test_malformed_states_are_refused(state: str) -> None:
 def test_update_checks_its_range() -> None:
     with pytest.raises(ValueError):
         ResumableSha256().update(b"abc", 2, 9)
+
+
+def test_views_of_a_received_message_hash_like_bytes() -> None:
+    """Chunks arrive as memoryviews of the gRPC message (wire.py): hashed in place."""
+    raw = random.Random(7).randbytes(300_000)
+    view = memoryview(raw)[1000:]
+    sha = ResumableSha256()
+    sha.update(view, 0, 4096)
+    sha.update(view[4096:], 10)  # a view of a view, from an offset
+    sha.update(bytearray(b"tail"))
+    expected = hashlib.sha256(raw[1000 : 1000 + 4096] + raw[1000 + 4096 + 10 :] + b"tail")
+    assert sha.hexdigest() == expected.hexdigest()
+    with pytest.raises(ValueError, match="outside"):
+        sha.update(view, 0, len(view) + 1)
