@@ -22,13 +22,35 @@ from collections.abc import Callable
 from controller.ingest.commit import Committed, Committer
 from controller.ingest.ledger import Ledger, LedgerError, UploadRow
 from controller.ingest.rules import Code, Header, IngestError
-from controller.ingest.stream import PROBE_BYTES, LostUploadError, Stored, StreamReceiver
+from controller.ingest.stream import PROBE_BYTES, Stored, StreamReceiver
 from controller.media.probe import MediaInfo
 from controller.storage import StorageError
+from controller.storage.base import ObjectNotFoundError, StreamingStore
 
 log = logging.getLogger("vigil.ingest")
 
 ProbeBytes = Callable[[bytes], MediaInfo]
+
+
+class LostUploadError(Exception):
+    """A verified upload the store no longer has (aborted behind our back, store wiped)."""
+
+
+def complete(store: StreamingStore, row: UploadRow) -> None:
+    """Make a verified upload's object visible. StorageError while the store is down;
+    LostUploadError when the store no longer has it (nor the completed object)."""
+    parts = [(p.number, p.etag, p.sha256_b64) for p in row.parts]
+    try:
+        store.complete_upload(row.object_key, row.upload_id, parts)
+        return
+    except ObjectNotFoundError:
+        pass  # completed before (a crash before the catalog row), or lost
+    info = store.head(row.object_key)
+    if info is None or info.size != row.header.size_bytes or info.sha256_hex != row.header.sha256:
+        raise LostUploadError(
+            f"segment {row.segment_id}: multipart upload {row.upload_id[:16]}... is gone "
+            "from the store and no complete object is under its key"
+        )
 
 
 class CommitQueue:
@@ -58,7 +80,7 @@ class CommitQueue:
         row = stored.row
         if row is not None:
             try:
-                self._receiver.complete(row)
+                complete(self._receiver.store, row)
             except StorageError as exc:
                 if not self._store_down:
                     log.warning(

@@ -36,7 +36,6 @@ from controller.ingest.sha import ResumableSha256
 from controller.storage import StorageError
 from controller.storage.base import (
     ChecksumMismatchError,
-    ObjectNotFoundError,
     ObjectWriter,
     StreamingStore,
 )
@@ -54,10 +53,6 @@ class Stored:
     key: str
     head: bytes
     row: UploadRow | None
-
-
-class LostUploadError(Exception):
-    """A verified upload the store no longer has (aborted behind our back, store wiped)."""
 
 
 def _unavailable(what: str, exc: Exception) -> IngestError:
@@ -382,28 +377,6 @@ class StreamReceiver:
                 writer.abort()
         stored = StoredPart(number, size, sha256_b64(part_hex), answer.get("etag", ""), state)
         return self._store_parts(row, (*row.parts, stored))
-
-    # --- completing ----------------------------------------------------------------------
-
-    def complete(self, row: UploadRow) -> None:
-        """Make a verified upload's object visible. StorageError while the store is down;
-        LostUploadError when the store no longer has it (nor the completed object)."""
-        parts = [(p.number, p.etag, p.sha256_b64) for p in row.parts]
-        try:
-            self.store.complete_upload(row.object_key, row.upload_id, parts)
-            return
-        except ObjectNotFoundError:
-            pass  # completed before (a crash before the catalog row), or lost
-        info = self.store.head(row.object_key)
-        if (
-            info is None
-            or info.size != row.header.size_bytes
-            or info.sha256_hex != row.header.sha256
-        ):
-            raise LostUploadError(
-                f"segment {row.segment_id}: multipart upload {row.upload_id[:16]}... is gone "
-                "from the store and no complete object is under its key"
-            )
 
 
 def _mismatch(header: Header, where: str) -> IngestError:

@@ -8,13 +8,16 @@ resumes from, and an upload that is never finished is aborted by the retention s
 
 Parts themselves are PUT by `S3ObjectStore.open_put` (streamed, each checked by the store
 against its `x-amz-checksum-sha256`); the calls here are the small control requests, through
-boto3 with its error translation (`_call`).
+boto3 with its error translation (`_call`). `put_file` of a large file (a whole file at
+hand, not a stream) goes up here too, part by part (`_put_multipart`).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from controller.storage.base import (
@@ -30,6 +33,10 @@ from controller.storage.base import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+log = logging.getLogger("controller.storage.s3")
+MAX_PARTS = 10_000  # the S3 limit on parts per multipart upload
 
 _T = TypeVar("_T")
 _NO_UPLOAD = "NoSuchUpload"
@@ -45,6 +52,7 @@ class MultipartMixin:
     """The multipart calls of `S3ObjectStore` (it provides the client and `_call`)."""
 
     bucket: str
+    part_size: int
     _client: S3Client
     _bucket_ready: bool
 
@@ -165,3 +173,54 @@ class MultipartMixin:
             id_marker = str(page.get("NextUploadIdMarker", ""))
             if not key_marker:
                 return
+
+    def _put_multipart(self, key: str, path: Path, size: int, extra: dict[str, Any]) -> None:
+        """`put_file` of a file above the threshold: part by part, aborted on any failure."""
+        part_size = max(self.part_size, -(-size // MAX_PARTS))
+        created = self._call(
+            "start multipart put",
+            key,
+            lambda: self._client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra),
+        )
+        upload_id = created["UploadId"]
+        parts: list[CompletedPartTypeDef] = []
+        try:
+            with open(path, "rb") as src:
+                number = 1
+                while chunk := src.read(part_size):
+                    result = self._call(
+                        f"put part {number} of",
+                        key,
+                        lambda: self._client.upload_part(
+                            Bucket=self.bucket,
+                            Key=key,
+                            UploadId=upload_id,
+                            PartNumber=number,  # noqa: B023 - called before the loop moves on
+                            Body=chunk,
+                        ),
+                    )
+                    parts.append({"ETag": result["ETag"], "PartNumber": number})
+                    number += 1
+            self._call(
+                "complete multipart put",
+                key,
+                lambda: self._client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                ),
+            )
+        except BaseException as exc:
+            self._abort(key, upload_id)
+            if isinstance(exc, OSError):
+                raise StorageError(f"put {key}: {exc.strerror or exc}") from exc
+            raise
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        try:
+            self.abort_upload(key, upload_id)
+        except StorageError as exc:
+            # The object was never completed, so nothing is visible; the store's own
+            # lifecycle rules reap parts we could not abort while it was unreachable.
+            log.warning("could not abort multipart upload of %s: %s", key, exc)

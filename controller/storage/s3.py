@@ -40,12 +40,10 @@ from controller.storage.s3_stream import HttpPutter, credentials_of, sha256_b64
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
-MAX_PARTS = 10_000  # the S3 limit on parts per multipart upload
 MIN_PART_SIZE = 5 * MIB  # the S3 limit on every part but the last (SeaweedFS enforces it too)
 MAX_PRESIGN_S = 7 * 24 * 3600  # the SigV4 limit
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -277,56 +275,6 @@ class S3ObjectStore(MultipartMixin):
                     Bucket=self.bucket, Key=key, Body=body, ContentLength=size, **extra
                 ),
             )
-
-    def _put_multipart(self, key: str, path: Path, size: int, extra: dict[str, Any]) -> None:
-        part_size = max(self.part_size, -(-size // MAX_PARTS))
-        created = self._call(
-            "start multipart put",
-            key,
-            lambda: self._client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra),
-        )
-        upload_id = created["UploadId"]
-        parts: list[CompletedPartTypeDef] = []
-        try:
-            with open(path, "rb") as src:
-                number = 1
-                while chunk := src.read(part_size):
-                    result = self._call(
-                        f"put part {number} of",
-                        key,
-                        lambda: self._client.upload_part(
-                            Bucket=self.bucket,
-                            Key=key,
-                            UploadId=upload_id,
-                            PartNumber=number,  # noqa: B023 - called before the loop moves on
-                            Body=chunk,
-                        ),
-                    )
-                    parts.append({"ETag": result["ETag"], "PartNumber": number})
-                    number += 1
-            self._call(
-                "complete multipart put",
-                key,
-                lambda: self._client.complete_multipart_upload(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    MultipartUpload={"Parts": parts},
-                ),
-            )
-        except BaseException as exc:
-            self._abort(key, upload_id)
-            if isinstance(exc, OSError):
-                raise StorageError(f"put {key}: {exc.strerror or exc}") from exc
-            raise
-
-    def _abort(self, key: str, upload_id: str) -> None:
-        try:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except (BotoCoreError, ClientError) as exc:
-            # The object was never completed, so nothing is visible; the store's own
-            # lifecycle rules reap parts we could not abort while it was unreachable.
-            log.warning("could not abort multipart upload of %s: %s", key, _describe(exc))
 
     def open_read(self, key: str) -> BinaryIO:
         check_key(key)
