@@ -18,10 +18,11 @@ one statement kind: INSERT ... ON CONFLICT DO UPDATE adding to the row.
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import col
@@ -126,13 +127,41 @@ _NEIGHBOUR_COLS = (
     col(Segment.sha256),
     col(Segment.prev_sha256),
 )
+_CAM, _START = col(Segment.camera_id), col(Segment.start_us)
+# Built once (the expression building cost more than the query, per segment committed).
+_BEFORE = (
+    select(*_NEIGHBOUR_COLS)
+    .where(_CAM == bindparam("camera"), _START < bindparam("start"))
+    .order_by(_START.desc())
+    .limit(1)
+)
+_AFTER = (
+    select(*_NEIGHBOUR_COLS)
+    .where(_CAM == bindparam("camera"), _START > bindparam("start"))
+    .order_by(_START.asc())
+    .limit(1)
+)
+_SPAN = (
+    select(*_NEIGHBOUR_COLS)
+    .where(_CAM == bindparam("camera"), _START >= bindparam("lo"), _START <= bindparam("hi"))
+    .order_by(_START.asc())
+)
 
 
-def _neighbour(conn: Connection, camera_id: str, start_us: int, after: bool) -> Any:
-    cam, start = col(Segment.camera_id), col(Segment.start_us)
-    where = (cam == camera_id) & ((start > start_us) if after else (start < start_us))
-    order = start.asc() if after else start.desc()
-    return conn.execute(select(*_NEIGHBOUR_COLS).where(where).order_by(order).limit(1)).first()
+def _chain(conn: Connection, camera_id: str, rows: Sequence[SegmentRow]) -> list[Any]:
+    """The camera's segments in start order from the one before the first of `rows` to the
+    one after the last (`rows` are inserted already): 2 queries for one row, 3 for more."""
+    lo = min(r.start_us for r in rows)
+    hi = max(r.start_us for r in rows)
+    before = conn.execute(_BEFORE, {"camera": camera_id, "start": lo}).first()
+    if len(rows) == 1:
+        middle: list[Any] = [rows[0].model_dump()]
+    else:
+        span = conn.execute(_SPAN, {"camera": camera_id, "lo": lo, "hi": hi})
+        middle = [r._mapping for r in span]
+    after = conn.execute(_AFTER, {"camera": camera_id, "start": hi}).first()
+    ends: list[Any] = [before._mapping] if before is not None else []
+    return ends + middle + ([after._mapping] if after is not None else [])
 
 
 def rollup_segments(
@@ -142,8 +171,8 @@ def rollup_segments(
     media: Sequence[SegmentMediaRow] = (),
 ) -> None:
     """Account for `rows`, just inserted on `conn` (same transaction): durations, delays,
-    picture heights, and the gaps each closes with its neighbours (each pair once, see the
-    module doc)."""
+    picture heights, and the gaps each closes with its neighbours: every pair of neighbouring
+    segments with at least one of them in `rows` is looked at once (see the module doc)."""
     deltas = segment_deltas(rows, committed_us)
     starts = {r.segment_id: r for r in rows}
     for m in media:
@@ -153,17 +182,14 @@ def rollup_segments(
                 (row.camera_id, hour_of(row.start_us)), collections.Counter()
             )
             counter["video_height"] = max(counter["video_height"], m.height)
-    batch = {r.segment_id for r in rows}
+    per_camera: dict[str, list[SegmentRow]] = {}
     for r in rows:
-        me = r.model_dump()
-        before = _neighbour(conn, r.camera_id, r.start_us, after=False)
-        if before is not None:
-            gap = gap_between(before._mapping, me)
-            if gap is not None:
-                add_span(deltas, r.camera_id, *gap, "gap_us")
-        following = _neighbour(conn, r.camera_id, r.start_us, after=True)
-        if following is not None and following.segment_id not in batch:
-            gap = gap_between(me, following._mapping)
-            if gap is not None:
-                add_span(deltas, r.camera_id, *gap, "gap_us")
+        per_camera.setdefault(r.camera_id, []).append(r)
+    for camera_id, mine in per_camera.items():
+        chain = _chain(conn, camera_id, mine)
+        for a, b in itertools.pairwise(chain):
+            if a["segment_id"] in starts or b["segment_id"] in starts:
+                gap = gap_between(a, b)
+                if gap is not None:
+                    add_span(deltas, camera_id, *gap, "gap_us")
     apply_deltas(conn, deltas)
