@@ -80,7 +80,7 @@ class DeviceAccess:
 
     def online(self, device_id: str) -> bool:
         dev = self.devices.get(device_id)
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()  # the loop's clock; callable from any thread
         return (
             dev is not None and dev.until > now and now - dev.last_seen < self.keepalive_timeout_s
         )

@@ -173,6 +173,10 @@ class SipTransport(asyncio.DatagramProtocol):
         elif self._udp is not None:
             self._udp.sendto(data, peer)
 
+    def send(self, msg: SipMessage, peer: Addr) -> None:
+        """Send without a transaction (an ACK to a 2xx) over UDP."""
+        self._send_raw(msg.to_bytes(), peer, None)
+
     def reply(self, inbound: Inbound, response: SipMessage) -> None:
         data = response.to_bytes()
         if response.status >= 200:

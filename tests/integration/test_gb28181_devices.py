@@ -10,6 +10,7 @@ endpoint goes on serving.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,8 +25,10 @@ from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.directory.scope import Term
 from controller.directory.store import DirectoryStore, Filters
+from controller.gb28181 import devplay
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devstore import GbDeviceStore
+from controller.gb28181.ps import AccessUnit
 from controller.grants.keys import ensure_keys
 from tests.integration.controller_proc import database_url, prepare_data_dir
 from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
@@ -152,3 +155,70 @@ def test_bad_input_from_a_registered_device_gets_errors_and_the_server_goes_on(
         assert said in out, said
     assert world.controller.gb28181 is not None
     assert world.controller.gb28181.transport_bad_messages() >= 1
+
+
+def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_frames(
+    world: DeviceWorld,
+) -> None:
+    """Vigil INVITEs a channel of the registered SIPp device; GStreamer (mpegpsmux, then
+    rtpmp2tpay: PS bytes cut into RTP as GB devices send them) sends 50 H.264 frames to the
+    port and SSRC Vigil offered; every frame arrives whole (the last on BYE), keyframes marked, and the joined
+    elementary stream decodes in ffprobe. BYE ends it."""
+    source = world.tmp / "channel.ps"
+    subprocess.run(
+        ["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=50", "!",
+         "video/x-raw,width=320,height=240,framerate=25/1", "!", "x264enc", "key-int-max=25",
+         "bframes=0", "tune=zerolatency", "!", "h264parse", "!", "mpegpsmux", "!",
+         "filesink", f"location={source}"],
+        check=True, timeout=60,
+    )  # fmt: skip
+    # rtpmp2tpay sends whole 1,316-byte payloads: pad the stream (PS padding) to a multiple
+    tail = 1316 - source.stat().st_size % 1316
+    tail += 1316 if tail < 6 else 0
+    with source.open("ab") as f:
+        f.write(b"\x00\x00\x01\xbe" + (tail - 6).to_bytes(2, "big") + b"\xff" * (tail - 6))
+    port = free_udp_port()
+    proc = subprocess.Popen(
+        [sipp_binary(), f"127.0.0.1:{world.sip_port}", "-sf",
+         str(SIPP_DIR / "device_register.xml"), "-oocsf", str(SIPP_DIR / "device_ooc_media.xml"),
+         "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin",
+         "-au", NVR, "-ap", world.password, "-key", "device", NVR, "-key", "server_id",
+         SERVER_ID, "-key", "realm", REALM, "-d", "5000", "-timeout", "40s"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    gb = world.controller.gb28181
+    assert gb is not None and gb._loop is not None
+    units: list[AccessUnit] = []
+    try:
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not (  # registered from this SIPp's port
+            world.devices.online(NVR) and world.devices.devices[NVR].addr[1] == port
+        ):
+            time.sleep(0.1)
+        future = asyncio.run_coroutine_threadsafe(
+            devplay.play(world.devices, NVR, CH1, units.append), gb._loop
+        )
+        stream = future.result(10)
+        subprocess.run(
+            ["gst-launch-1.0", "-q", "filesrc", f"location={source}", "blocksize=1316", "!",
+             "video/mpegts,systemstream=true,packetsize=188", "!", "rtpmp2tpay", "pt=96",
+             f"ssrc={stream.ssrc}", "!", "udpsink", "host=127.0.0.1", f"port={stream.port}"],
+            check=True, timeout=30,
+        )  # fmt: skip
+        end = time.monotonic() + 5
+        while len(units) < 49 and time.monotonic() < end:  # the 50th: on BYE
+            time.sleep(0.1)
+        bye = asyncio.run_coroutine_threadsafe(stream.stop(), gb._loop).result(10)
+    finally:
+        proc.wait(30)
+    assert bye == 200 and proc.returncode == 0
+    assert len(units) == 50 and [n for n, u in enumerate(units) if u.key] == [0, 25]
+    assert stream.rtp_in.rtp.lost == 0 and stream.rtp_in.rtp.foreign == 0
+    es = world.tmp / "channel.h264"
+    es.write_bytes(b"".join(u.data for u in units))
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+         "stream=codec_name,nb_read_frames", "-of", "default=noprint_wrappers=1", str(es)],
+        capture_output=True, check=True, timeout=30,
+    ).stdout.decode()  # fmt: skip
+    assert "codec_name=h264" in probe and "nb_read_frames=50" in probe

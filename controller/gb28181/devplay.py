@@ -1,0 +1,123 @@
+"""A GB/T 28181 device channel's stream into Vigil: INVITE, PS over RTP in, BYE.
+
+`play` INVITEs one channel of a registered device (SDP: Vigil receives, `recvonly`, PS/90000
+on an ephemeral UDP port, `y=` a live SSRC starting with 0), ACKs its 200, and turns the RTP
+that arrives from then on into access units (psdemux.PsOverRtp: the offered SSRC only,
+losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` sends BYE.
+Refusals come back as `PlayError` with the device's status (or 408 when it did not answer).
+What is not built yet: cutting these units into keyframe-aligned segments in the catalog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+
+from controller.gb28181 import sip
+from controller.gb28181.devices import DeviceAccess
+from controller.gb28181.ps import AccessUnit
+from controller.gb28181.psdemux import PsOverRtp
+
+log = logging.getLogger("vigil.gb28181")
+RCVBUF = 4 * 1024 * 1024
+
+
+class PlayError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _RtpIn(asyncio.DatagramProtocol):
+    def __init__(self, rtp: PsOverRtp, on_unit: Callable[[AccessUnit], None]) -> None:
+        self.rtp, self.on_unit = rtp, on_unit
+        self.frames = 0
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        for au in self.rtp.packet(data):
+            self.frames += 1
+            self.on_unit(au)
+
+
+class DevicePlay:
+    def __init__(
+        self, access: DeviceAccess, invite: sip.SipMessage, ok: sip.SipMessage,
+        peer: tuple[str, int], udp: asyncio.DatagramTransport, rtp_in: _RtpIn, port: int,
+    ) -> None:  # fmt: skip
+        self.access, self.invite, self.ok, self.peer = access, invite, ok, peer
+        self._udp, self.rtp_in, self.port = udp, rtp_in, port
+        self.ssrc = rtp_in.rtp.ssrc or 0
+
+    @property
+    def frames(self) -> int:
+        return self.rtp_in.frames
+
+    async def stop(self) -> int:
+        """BYE (the device's answer status, 408 when none) and close the port; the unit
+        still being built (the last frame) is handed on."""
+        self._udp.close()
+        for au in self.rtp_in.rtp.demux.flush():
+            self.rtp_in.frames += 1
+            self.rtp_in.on_unit(au)
+        bye = _in_dialog(self.invite, self.ok, "BYE", self.access)
+        resp = await self.access.transport.request(bye, self.peer, False)
+        return resp.status if resp is not None else 408
+
+
+def _in_dialog(
+    invite: sip.SipMessage, ok: sip.SipMessage, method: str, access: DeviceAccess
+) -> sip.SipMessage:
+    number = invite.cseq[0] + (0 if method == "ACK" else 1)
+    msg = sip.SipMessage(method=method, uri=invite.uri)
+    via = f"SIP/2.0/UDP {access.host}:{access.transport.local[1]};rport"
+    msg.add("Via", f"{via};branch={sip.new_branch()}")
+    msg.add("From", invite.get("From"))
+    msg.add("To", ok.get("To"))
+    msg.add("Call-ID", invite.call_id)
+    msg.add("CSeq", f"{number} {method}")
+    msg.add("Max-Forwards", "70")
+    return msg
+
+
+async def play(
+    access: DeviceAccess, device_id: str, channel: str, on_unit: Callable[[AccessUnit], None]
+) -> DevicePlay:
+    dev = access.devices.get(device_id)
+    if dev is None:
+        raise PlayError(404, f"device {device_id} is not registered")
+    ssrc = f"0{secrets.randbelow(10**9):09d}"
+    rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit)
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)  # a keyframe burst fits
+    sock.bind((access.host, 0))
+    udp, _ = await loop.create_datagram_endpoint(lambda: rtp_in, sock=sock)
+    port = int(udp.get_extra_info("sockname")[1])
+    offer = (
+        f"v=0\r\no={access.server_id} 0 0 IN IP4 {access.host}\r\ns=Play\r\n"
+        f"c=IN IP4 {access.host}\r\nt=0 0\r\nm=video {port} RTP/AVP 96\r\n"
+        f"a=recvonly\r\na=rtpmap:96 PS/90000\r\ny={ssrc}\r\n"
+    )
+    msg = sip.SipMessage(method="INVITE", uri=f"sip:{channel}@{dev.addr[0]}:{dev.addr[1]}")
+    via = f"SIP/2.0/UDP {access.host}:{access.transport.local[1]};rport"
+    msg.add("Via", f"{via};branch={sip.new_branch()}")
+    msg.add("From", f"<sip:{access.server_id}@{access.realm}>;tag={sip.new_tag()}")
+    msg.add("To", f"<sip:{channel}@{access.realm}>")
+    msg.add("Call-ID", secrets.token_hex(12))
+    msg.add("CSeq", "1 INVITE")
+    msg.add("Contact", f"<sip:{access.server_id}@{access.host}:{access.transport.local[1]}>")
+    msg.add("Subject", f"{channel}:{ssrc},{access.server_id}:0")
+    msg.add("Max-Forwards", "70")
+    msg.add("Content-Type", "APPLICATION/SDP")
+    msg.body = offer.encode()
+    resp = await access.transport.request(msg, dev.addr, False)
+    if resp is None or resp.status != 200:
+        udp.close()
+        status, what = (408, "no answer") if resp is None else (resp.status, resp.reason)
+        raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
+    access.transport.send(_in_dialog(msg, resp, "ACK", access), dev.addr)
+    log.info("device %s channel %s: live into port %d, ssrc %s", device_id, channel, port, ssrc)
+    return DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port)
