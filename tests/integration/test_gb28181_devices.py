@@ -162,8 +162,8 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_f
 ) -> None:
     """Vigil INVITEs a channel of the registered SIPp device; GStreamer (mpegpsmux, then
     rtpmp2tpay: PS bytes cut into RTP as GB devices send them) sends 50 H.264 frames to the
-    port and SSRC Vigil offered; every frame arrives whole (the last on BYE), keyframes marked, and the joined
-    elementary stream decodes in ffprobe. BYE ends it."""
+    port and SSRC Vigil offered; every frame arrives whole (the last on BYE), keyframes
+    marked, and the joined elementary stream decodes in ffprobe. BYE ends it."""
     source = world.tmp / "channel.ps"
     subprocess.run(
         ["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=50", "!",
