@@ -124,9 +124,10 @@ def seed(url: str, days: int, grain_h: int) -> int:
                 },
             )
             cur.execute(
-                "INSERT INTO loss_event (device_id, camera_id, session, seq, start_us, end_us, "
-                "size_bytes, reason, detail, at_us, received_us) SELECT c.device_id, "
-                "c.camera_id, 1, row_number() OVER (), %(start)s + h * %(hour)s, "
+                "INSERT INTO loss_event (device_id, camera_id, session, seq, fact_id, start_us, "
+                "end_us, size_bytes, reason, detail, at_us, received_us) SELECT c.device_id, "
+                "c.camera_id, 1, row_number() OVER (), c.camera_id || '-' || h, "
+                "%(start)s + h * %(hour)s, "
                 "%(start)s + h * %(hour)s + 600000000, 75000000, 'buffer_full', '', "
                 "%(start)s, %(start)s FROM camera c, "
                 "generate_series(1, 3) AS h WHERE hashtext(c.camera_id) & 63 = 0",
