@@ -53,6 +53,10 @@ class EvictionReports:
         with self._lock:
             self._receipts.update(fact_ids)
 
+    def has_receipts(self) -> bool:
+        with self._lock:
+            return bool(self._receipts)
+
     def reconnected(self) -> None:
         """A new connection: whatever is unconfirmed goes out again at once."""
         self._sent_at.clear()

@@ -348,8 +348,9 @@ class HealthReporter:
     def _report_evictions(self) -> None:
         """Mark what the controller confirmed; (re)send what is due (see evictions.py)."""
         buffer = self._in.buffer
-        if buffer is None:
-            return
+        online = self._connected.is_set() and not self._needs_birth
+        if buffer is None or not (online or self._losses.has_receipts()):
+            return  # offline: no buffer query every step
         pending = buffer.evictions(True)
         done = self._losses.confirmed(pending)
         if done:
@@ -358,7 +359,7 @@ class HealthReporter:
             except Exception:
                 log.exception("could not mark evictions %s reported", done)
         self._losses.forget_missing(pending)
-        if not self._connected.is_set() or self._needs_birth:
+        if not online:
             return
         now = self._clock.monotonic()
         with self._lock:
