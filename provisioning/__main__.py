@@ -2,8 +2,11 @@
 
     vigil-provision [-w WORKSPACE] init --api URL --user U --ca-cert CA --controller H:P \
         --enroll H:P [--mqtt-host H --mqtt-port P]
+    vigil-provision site add --county C --site S --name 石门村 [--township T] [--lat --lon]
+    vigil-provision site list --county C         the county's sites and their devices
     vigil-provision device add --device-id D --county C --site S [--kind nvr|handheld] \
-        --camera ID=rtsp://user:pass@host/path [--camera ID=nvr:/folder ...] [--ttl-s S]
+        --camera ID=rtsp://user:pass@host/path [--camera ID=nvr:/folder ...] [--fps 25] \
+        [--gb-code 20DIGITS] [--ttl-s S]
     vigil-provision device token D | retire D | replace OLD NEW
     vigil-provision batch FILE.csv              register a day's devices, tokens into WORKSPACE
     vigil-provision batch FILE.csv --offline --out DIR [--wheelhouse WH]  bundles, no link
@@ -47,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--mqtt-host", default="")
     i.add_argument("--mqtt-port", type=int, default=1883)
     i.add_argument("--install-dir", default="/etc/vigil-agent")
+    st = sub.add_parser("site", help="站点：登记县里名单上的村/点位 (sites of the county's list)")
+    ssub = st.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sa = ssub.add_parser("add", help="登记或更名一个站点")
+    sa.add_argument("--county", required=True)
+    sa.add_argument("--site", required=True, help="the list's site id")
+    sa.add_argument("--name", required=True, help="站点名称，如 石门村")
+    sa.add_argument("--township", default="", help="乡镇")
+    sa.add_argument("--lat", type=float)
+    sa.add_argument("--lon", type=float)
+    sl = ssub.add_parser("list", help="本县站点及其设备")
+    sl.add_argument("--county", required=True)
     d = sub.add_parser("device", help="add a device, new token, retire, replace")
     dsub = d.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = dsub.add_parser("add")
@@ -55,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--site", required=True)
     add.add_argument("--kind", default="nvr", choices=("nvr", "handheld"))
     add.add_argument("--camera", action="append", default=[], help="ID=rtsp://... | ID=nvr:/dir")
+    add.add_argument("--fps", default="", help="the frame rate the cameras are set to (verify)")
+    add.add_argument("--gb-code", default="", help="GB/T 28181 code from the county's list")
     add.add_argument("--ttl-s", type=float)
     tok = dsub.add_parser("token")
     tok.add_argument("device_id")

@@ -1,8 +1,10 @@
 """Site acceptance, judged (pure): the controller's facts in, a pass/fail table out.
 
-`judge` turns `GET /api/v1/install/devices/{id}/acceptance` into rows of (check, passed,
-what was seen, what to fix); `render` prints them in Chinese (default) or English. The
-installer leaves the site only when every row passes.
+`judge` turns `GET /api/v1/install/devices/{id}/acceptance` into rows of (check, passed, what
+was seen, what to fix), with each camera's frame rate (as its agent measures it) held against
+the rate the installer said it is set to (`device add --fps`, discover's ONVIF FrameRateLimit,
+the CSV) within `FPS_TOLERANCE`, or at least `FPS_FLOOR` when none was given; `render` prints
+them in Chinese (default) or English. The installer leaves the site only when every row passes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 CLOCK_TOLERANCE_S = 2.0
 FRAME_AGE_MAX_S = 10.0
 SEEN_WITHIN_S = 120.0
+FPS_TOLERANCE = 0.15  # measured within ±15 % of the expected rate
+FPS_FLOOR = 5.0  # no expected rate given: at least this much
 
 TEXT = {
     "zh": {
@@ -20,6 +24,10 @@ TEXT = {
         "online": "MQTT 上线（birth）",
         "camera": "摄像机 {cam} 出帧",
         "segment": "摄像机 {cam} 测试片段已上传且哈希校验通过",
+        "rate": "摄像机 {cam} 帧率",
+        "fix_rate_low": "帧率偏低：检查摄像机编码设置（帧率）、码流与网络带宽",
+        "fix_rate_high": "帧率高于设定：在摄像机上改回设定帧率，或用 --fps 登记实际帧率",
+        "fix_rate_none": "没有帧率数据：等代理上报（约半分钟）后重试",
         "clock": "时钟偏差",
         "pass": "通过",
         "fail": "失败",
@@ -42,6 +50,12 @@ TEXT = {
         "online": "MQTT birth seen (online)",
         "camera": "camera {cam} producing frames",
         "segment": "camera {cam} test segment uploaded, hash checked at the city",
+        "rate": "camera {cam} frame rate",
+        "fix_rate_low": "frame rate too low: check the camera's encoder settings (frame rate), "
+        "bitrate and the link",
+        "fix_rate_high": "frame rate above the set one: set the camera back, or register the "
+        "actual rate with --fps",
+        "fix_rate_none": "no frame rate reported yet: wait for the agent (about 30 s) and retry",
         "clock": "clock offset",
         "pass": "PASS",
         "fail": "FAIL",
@@ -72,8 +86,28 @@ class Row:
     fix: str  # a TEXT key, "" when passed
 
 
-def judge(facts: dict[str, Any], now_us: int) -> list[Row]:
+def rate_row(camera: str, fps: Any, expected: float) -> Row:
+    """The frame-rate row of one camera: `fps` as reported (None/0: nothing measured)."""
+    want = f"{expected:g}" if expected else f">={FPS_FLOOR:g}"
+    if not isinstance(fps, int | float) or isinstance(fps, bool) or fps <= 0:
+        return Row("rate", camera, False, f"- / {want} fps", "fix_rate_none")
+    seen = f"{float(fps):.1f} / {want} fps"
+    if not expected:
+        ok = fps >= FPS_FLOOR
+        return Row("rate", camera, ok, seen, "" if ok else "fix_rate_low")
+    if fps < expected * (1 - FPS_TOLERANCE):
+        return Row("rate", camera, False, seen, "fix_rate_low")
+    if fps > expected * (1 + FPS_TOLERANCE):
+        return Row("rate", camera, False, seen, "fix_rate_high")
+    return Row("rate", camera, True, seen, "")
+
+
+def judge(
+    facts: dict[str, Any], now_us: int, expected_fps: dict[str, float] | None = None
+) -> list[Row]:
+    """`expected_fps`: camera id -> the rate it is set to (absent: the floor applies)."""
     rows: list[Row] = []
+    expected_fps = expected_fps or {}
     if facts.get("retired"):
         rows.append(Row("enrolled", "", False, "retired", "fix_retired"))
     else:
@@ -91,6 +125,7 @@ def judge(facts: dict[str, Any], now_us: int) -> list[Row]:
         frames = cam.get("state") == "streaming" and age is not None and age <= FRAME_AGE_MAX_S
         seen = f"{cam.get('state') or 'never reported'}, frame age {age}"
         rows.append(Row("camera", cid, frames, seen, "" if frames else "fix_camera"))
+        rows.append(rate_row(cid, cam.get("fps"), expected_fps.get(cid, 0.0)))
         hash_ok = cam.get("hash_ok")
         fix = "" if hash_ok else ("fix_hash" if hash_ok is False else "fix_segment")
         rows.append(Row("segment", cid, hash_ok is True, f"{cam.get('segments')} segments", fix))

@@ -16,6 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# The controller's refusals, said first in Chinese to the installer (the English detail follows).
+ZH = {
+    "unknown_site": "站点未登记：先运行 vigil-provision site add",
+    "invalid_site": "站点信息有误",
+    "invalid_gb_code": "国标编码有误",
+    "gb_code_taken": "国标编码已被其他设备使用",
+    "outside_county": "无权操作其他区县的设备或站点",
+    "role_not_allowed": "只有安装人员和管理员可以操作",
+    "retired": "设备已退役：请使用新的设备编号",
+    "camera_taken": "摄像机已属于其他设备：请对那台设备执行 device replace",
+    "unknown_device": "设备未登记",
+    "broker_account_left": "证书已吊销，但 MQTT 账号未能删除：稍后再执行一次 retire",
+    "enrollment_unavailable": "该控制器未开启设备注册",
+    "refused": "请求被拒绝",
+    "bad_request": "请求内容有误",
+}
+
 
 class ApiError(Exception):
     """The controller refused or could not be reached; the message says which and why."""
@@ -61,10 +78,14 @@ class Api:
                 info = {}
             reason = str(info.get("reason", "")) if isinstance(info, dict) else ""
             message = str(info.get("message", exc.reason)) if isinstance(info, dict) else ""
-            raise ApiError(f"{exc.code} {reason}: {message}", exc.code, reason) from None
+            said = f"{exc.code} {reason}: {message}"
+            zh = ZH.get(reason) or ("权限不足" if exc.code in (401, 403) else "")
+            raise ApiError(f"{zh}（{said}）" if zh else said, exc.code, reason) from None
         except (urllib.error.URLError, OSError) as exc:
             why = getattr(exc, "reason", exc)
-            raise ApiError(f"controller {self.base_url} unreachable: {why}") from None
+            raise ApiError(
+                f"无法连接控制器（controller {self.base_url} unreachable: {why}）"
+            ) from None
 
     def _login(self) -> str:
         if not self._session:

@@ -10,6 +10,8 @@
     verify_manifest.py    the manifest check (stdlib only)
     wheelhouse/ARCH/      the agent and its dependencies as wheels (when given)
     label.png, label.txt  QR code (segno) with device id, site and token fingerprint
+    label.pdf             the printable label, zh-CN first (label.py; `bundle` only: a batch
+                          gets one labels.pdf for the day)
     manifest.json         SHA-256 of every other file, device id, site, county
 
 No private key is in it: the device makes its own at first boot. Written as a directory, a
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from provisioning import manifest
+from provisioning.label import Label, LabelError, write_labels
 from provisioning.spec import CameraSpec
 from provisioning.workspace import City, DeviceRecord, write_private
 
@@ -239,6 +242,7 @@ def build_bundle(
     wheelhouse: Path | None = None,
     now_us: Callable[[], int] | None = None,
     label: bool = True,
+    pdf_label: Label | None = None,
 ) -> Path:
     """Write the bundle directory at `out` (new or empty), manifest last."""
     if out.exists() and any(out.iterdir()):
@@ -268,6 +272,11 @@ def build_bundle(
         _link_tree(wheelhouse, out / "wheelhouse")
     if label:
         write_label(out, record)
+    if pdf_label is not None:
+        try:
+            write_labels(out / "label.pdf", [pdf_label])
+        except LabelError as exc:
+            raise BundleError(str(exc)) from None
     about = {"device_id": spec.device_id, "site": spec.site, "county": spec.county}
     body = manifest.build(out, about)
     (out / manifest.MANIFEST).write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")

@@ -19,7 +19,17 @@ from typing import Any
 from provisioning import acceptance, manifest
 from provisioning.api import Api, ApiError
 from provisioning.bundle import BundleError, build_bundle, to_targz
-from provisioning.spec import DeviceSpec, SpecError, device_spec, parse_camera, parse_rows
+from provisioning.label import Label, LabelError, label_for, write_labels
+from provisioning.spec import (
+    DeviceSpec,
+    SpecError,
+    check_fps,
+    check_id,
+    device_spec,
+    parse_camera,
+    parse_rows,
+    with_fps,
+)
 from provisioning.workspace import City, DeviceRecord, Workspace, WorkspaceError
 
 PLATFORMS = {
@@ -54,6 +64,7 @@ def register(api: Api, ws: Workspace, spec: DeviceSpec, ttl_s: float | None) -> 
         "site": spec.site,
         "kind": spec.kind,
         "cameras": [c.camera_id for c in spec.cameras],
+        "gb_code": spec.gb_code,
     }
     if ttl_s:
         body["ttl_s"] = ttl_s
@@ -94,6 +105,7 @@ def cmd_batch(args: argparse.Namespace, ws: Workspace, city: City) -> int:
         return 2
     started = time.monotonic()
     ca_pem = ws.ca_cert.read_bytes()
+    labels: list[Label] = []
     for n, spec in enumerate(specs, 1):
         try:
             if api is not None:
@@ -108,9 +120,16 @@ def cmd_batch(args: argparse.Namespace, ws: Workspace, city: City) -> int:
                     now_us=lambda: time.time_ns() // 1000, label=not args.no_label,
                 )  # fmt: skip
                 report.append((spec.device_id, "bundled", str(out)))
+                labels.append(label_for(record, city, ws.site(spec.county, spec.site)))
         except (ApiError, WorkspaceError, BundleError, OSError) as exc:
             report.append((spec.device_id, "failed", str(exc)))
         _progress(n, len(specs))
+    if labels and not args.no_label:
+        try:
+            pdf = write_labels(args.out / "labels.pdf", labels)
+            report.append(("labels", "printed", f"{pdf} ({len(labels)} 页 pages)"))
+        except (LabelError, OSError) as exc:
+            report.append(("labels", "failed", str(exc)))
     elapsed = time.monotonic() - started
     for who, result, detail in report:
         _out(f"{who}\t{result}\t{detail}")
@@ -128,9 +147,11 @@ def cmd_bundle(args: argparse.Namespace, ws: Workspace, city: City) -> int:
         out = args.target / "vigil-bundle"
     else:
         out = args.out or Path(f"bundle-{record.spec.device_id}")
+    spec = record.spec
+    pdf = None if args.no_label else label_for(record, city, ws.site(spec.county, spec.site))
     build_bundle(
         out, record, city, ws.ca_cert.read_bytes(), args.wheelhouse,
-        now_us=lambda: time.time_ns() // 1000, label=not args.no_label,
+        now_us=lambda: time.time_ns() // 1000, label=not args.no_label, pdf_label=pdf,
     )  # fmt: skip
     _out(f"bundle written to {out} (token {record.token_fingerprint})")
     if args.tar:
@@ -173,7 +194,12 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace, ws: Workspace, city: City) -> int:
     facts = _api(args, city).get(f"/api/v1/install/devices/{args.device_id}/acceptance")
-    rows = acceptance.judge(facts, time.time_ns() // 1000)
+    try:  # the frame rates the installer gave (device add --fps, discover, the CSV)
+        cams = ws.load(args.device_id).spec.cameras
+        expected = {c.camera_id: c.fps for c in cams if c.fps}
+    except WorkspaceError:
+        expected = {}
+    rows = acceptance.judge(facts, time.time_ns() // 1000, expected)
     sys.stdout.write(acceptance.render(rows, args.lang))
     return 0 if all(r.passed for r in rows) else 1
 
@@ -181,8 +207,8 @@ def cmd_verify(args: argparse.Namespace, ws: Workspace, city: City) -> int:
 def cmd_device(args: argparse.Namespace, ws: Workspace, city: City) -> int:
     api = _api(args, city)
     if args.action == "add":
-        cams = [parse_camera(c) for c in args.camera]
-        spec = device_spec(args.device_id, args.county, args.site, args.kind, cams)
+        cams = with_fps([parse_camera(c) for c in args.camera], check_fps(args.fps))
+        spec = device_spec(args.device_id, args.county, args.site, args.kind, cams, args.gb_code)
         record = register(api, ws, spec, args.ttl_s)
         _out(f"{spec.device_id} registered; token {record.token_fingerprint} in {ws.root}")
     elif args.action == "token":
@@ -209,6 +235,33 @@ def cmd_device(args: argparse.Namespace, ws: Workspace, city: City) -> int:
     return 0
 
 
+def cmd_site(args: argparse.Namespace, ws: Workspace, city: City) -> int:
+    api = _api(args, city)
+    check_id(args.county, "county")
+    if args.action == "add":
+        check_id(args.site, "site")
+        body: dict[str, Any] = {
+            "county": args.county,
+            "site_id": args.site,
+            "name": args.name,
+            "township": args.township,
+            "lat": args.lat,
+            "lon": args.lon,
+        }
+        site = api.post("/api/v1/install/sites", body)
+        ws.save_sites([site])
+        _out(f"站点 {site['county']}/{site['site_id']}（{site['name']}）已登记 registered")
+        return 0
+    sites = api.get(f"/api/v1/install/sites?county={args.county}")
+    ws.save_sites(sites)
+    _out("站点 site\t名称 name\t乡镇 township\t设备 devices")
+    for site in sites:
+        devices = ",".join(site["devices"]) or "-"
+        _out(f"{site['site_id']}\t{site['name']}\t{site['township'] or '-'}\t{devices}")
+    _out(f"{len(sites)} 个站点 site(s)")
+    return 0
+
+
 def cmd_discover(args: argparse.Namespace, ws: Workspace) -> int:
     from dataclasses import replace
 
@@ -221,7 +274,9 @@ def cmd_discover(args: argparse.Namespace, ws: Workspace) -> int:
     found = discover(args.timeout, args.camera_user, password, args.xaddr)
     for f in found:
         res = f"{f.width}x{f.height}" if f.width else "-"
-        _out(f"{f.camera_id}\t{f.rtsp_url or '-'}\t{f.codec or '-'}\t{res}\t{f.problem or 'ok'}")
+        fps = f"{f.fps:g}fps" if f.fps else "-"
+        _out(f"{f.camera_id}\t{f.rtsp_url or '-'}\t{f.codec or '-'}\t{res}\t{fps}\t"
+             f"{f.problem or 'ok'}")  # fmt: skip
     _out(f"{sum(1 for f in found if not f.problem)} camera(s) found, "
          f"{sum(1 for f in found if f.problem)} unreadable")  # fmt: skip
     if not args.device_id:
@@ -231,7 +286,12 @@ def cmd_discover(args: argparse.Namespace, ws: Workspace) -> int:
     have = {c.camera_id for c in record.spec.cameras}
     new = tuple(
         CameraSpec(
-            f.camera_id, "rtsp", url=f.rtsp_url, username=args.camera_user, password=password
+            f.camera_id,
+            "rtsp",
+            url=f.rtsp_url,
+            username=args.camera_user,
+            password=password,
+            fps=f.fps,
         )  # fmt: skip
         for f in found
         if not f.problem and f.camera_id not in have
@@ -264,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         city = ws.city()
         handlers = {"device": cmd_device, "batch": cmd_batch, "bundle": cmd_bundle,
-                    "verify": cmd_verify}  # fmt: skip
+                    "verify": cmd_verify, "site": cmd_site}  # fmt: skip
         return handlers[args.command](args, ws, city)
     except (SpecError, WorkspaceError) as exc:
         _err(str(exc))

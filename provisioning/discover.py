@@ -2,11 +2,11 @@
 
 WS-Discovery (the `wsdiscovery` library: a multicast Probe for NetworkVideoTransmitter) finds
 each camera's device-service URL; then three ONVIF calls per camera (GetCapabilities for the
-media service, GetProfiles for codec and resolution, GetStreamUri for the RTSP URL), with a
-WS-Security UsernameToken digest when the installer gives the cameras' account. The SOAP is
-small and built here (stdlib HTTP and XML) rather than through a WSDL toolkit, and the replies
-are parsed by pure functions (`parse_*`), tested on their own. A camera that does not answer
-is reported with why, never dropped silently.
+media service, GetProfiles for codec, resolution and frame rate, GetStreamUri for the RTSP
+URL), with a WS-Security UsernameToken digest when the installer gives the cameras' account.
+The SOAP is small and built here (stdlib HTTP and XML) rather than through a WSDL toolkit, and
+the replies are parsed by pure functions (`parse_*`), tested on their own. A camera that does
+not answer is reported with why, never dropped silently.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Found:
     width: int = 0
     height: int = 0
     problem: str = ""
+    fps: float = 0.0  # the encoder's FrameRateLimit (0: not given): what verify expects
 
     @property
     def camera_id(self) -> str:
@@ -153,6 +154,18 @@ def parse_profile(reply: bytes) -> tuple[str, str, int, int]:
     raise DiscoverError("GetProfiles returned no video profile")
 
 
+def parse_frame_rate(reply: bytes) -> float:
+    """The first video encoder's FrameRateLimit (0 when absent or not a sane number)."""
+    for enc in _xml(reply).iterfind(".//trt:Profiles/tt:VideoEncoderConfiguration", NS):
+        text = (enc.findtext("tt:RateControl/tt:FrameRateLimit", "", NS) or "").strip()
+        try:
+            fps = float(text)
+        except ValueError:
+            return 0.0
+        return fps if 0 < fps <= 240 else 0.0
+    return 0.0
+
+
 def parse_stream_uri(reply: bytes) -> str:
     uri = _xml(reply).findtext(".//trt:MediaUri/tt:Uri", "", NS).strip()
     if not uri.startswith(("rtsp://", "rtsps://")):
@@ -186,9 +199,8 @@ def describe(
         caps = _call(xaddr, "<tds:GetCapabilities><tds:Category>Media</tds:Category>"
                      "</tds:GetCapabilities>", username, password, timeout_s)  # fmt: skip
         media = parse_media_xaddr(caps, xaddr)
-        token, codec, width, height = parse_profile(
-            _call(media, "<trt:GetProfiles/>", username, password, timeout_s)
-        )
+        profiles = _call(media, "<trt:GetProfiles/>", username, password, timeout_s)
+        token, codec, width, height = parse_profile(profiles)
         stream = (
             "<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream>"
             "<tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup>"
@@ -197,7 +209,7 @@ def describe(
         uri = parse_stream_uri(_call(media, stream, username, password, timeout_s))
     except DiscoverError as exc:
         return Found(xaddr, name, problem=str(exc))
-    return Found(xaddr, name, uri, codec, width, height)
+    return Found(xaddr, name, uri, codec, width, height, fps=parse_frame_rate(profiles))
 
 
 def discover(
@@ -215,5 +227,6 @@ def as_dict(found: Found) -> dict[str, Any]:
         "rtsp_url": found.rtsp_url,
         "codec": found.codec,
         "resolution": f"{found.width}x{found.height}" if found.width else "",
+        "fps": found.fps,
         "problem": found.problem,
     }

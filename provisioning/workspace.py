@@ -3,6 +3,7 @@
     WORKSPACE/city.json          controllers, enrollment address, MQTT broker, install dir
     WORKSPACE/ca.crt             the city CA certificate (public)
     WORKSPACE/devices/ID.json    the device (cameras with their credentials) and its token, 0600
+    WORKSPACE/sites.json         the county's sites as the controller has them (names, labels)
 
 Bundles are built from here alone, so a day's bundles can be built with no link (`batch
 --offline` fills the workspace while the link is up).
@@ -101,3 +102,23 @@ class Workspace:
                 f"no usable record of {device_id!r} in {self.root} ({exc.__class__.__name__}): "
                 "run `vigil-provision device add` or `batch` first"
             ) from None
+
+    # The sites, as the controller last said (`site add`, `site list`): labels name them offline.
+
+    def _sites(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads((self.root / "sites.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_sites(self, sites: list[dict[str, Any]]) -> None:
+        known = self._sites()
+        for site in sites:
+            known[f"{site['county']}/{site['site_id']}"] = site
+        body = json.dumps(known, indent=1, ensure_ascii=False).encode()
+        write_private(self.root / "sites.json", body)
+
+    def site(self, county: str, site_id: str) -> dict[str, Any] | None:
+        found = self._sites().get(f"{county}/{site_id}")
+        return found if isinstance(found, dict) else None

@@ -34,6 +34,7 @@ class OnvifCamera:
     encoding: str  # H264 | H265 | JPEG
     width: int
     height: int
+    fps: int = 25
 
 
 def _envelope(body: str) -> bytes:
@@ -61,7 +62,9 @@ def answer(action: str, camera: OnvifCamera, url: str) -> bytes | None:
             '<tt:VideoEncoderConfiguration token="venc0">'
             f"<tt:Encoding>{camera.encoding}</tt:Encoding><tt:Resolution>"
             f"<tt:Width>{camera.width}</tt:Width><tt:Height>{camera.height}</tt:Height>"
-            "</tt:Resolution></tt:VideoEncoderConfiguration></trt:Profiles>"
+            "</tt:Resolution><tt:RateControl>"
+            f"<tt:FrameRateLimit>{camera.fps}</tt:FrameRateLimit></tt:RateControl>"
+            "</tt:VideoEncoderConfiguration></trt:Profiles>"
             "</trt:GetProfilesResponse>"
         )
     if action == "GetStreamUri":
@@ -172,7 +175,12 @@ ENCODINGS = {"h264": "H264", "h265": "H265", "mjpeg": "JPEG"}
 
 
 def cameras_from(
-    rtsp_base: str, count: int, profile: str, assignments: list[str], size: tuple[int, int]
+    rtsp_base: str,
+    count: int,
+    profile: str,
+    assignments: list[str],
+    size: tuple[int, int],
+    fps: int = 25,
 ) -> list[OnvifCamera]:
     """The cameras `vigil-camsim serve` with the same options serves (ids 1..count)."""
     from vigil_camsim import profiles
@@ -184,7 +192,11 @@ def cameras_from(
         codec = per.get(str(i), default).codec
         out.append(
             OnvifCamera(
-                f"cam-{i}", f"{rtsp_base.rstrip('/')}/cam/{i}", ENCODINGS.get(codec, "H264"), *size
+                f"cam-{i}",
+                f"{rtsp_base.rstrip('/')}/cam/{i}",
+                ENCODINGS.get(codec, "H264"),
+                *size,
+                fps=fps,
             )
         )
     return out
@@ -200,6 +212,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--camera-profile", action="append", default=[], metavar="ID=PROFILE")
     p.add_argument("--width", type=int, default=1920)
     p.add_argument("--height", type=int, default=1080)
+    p.add_argument("--fps", type=int, default=25, help="the FrameRateLimit answered (as serve)")
 
 
 def run(args: Any) -> int:
@@ -209,7 +222,7 @@ def run(args: Any) -> int:
     try:
         cams = cameras_from(
             args.rtsp_base, args.cameras, args.profile, args.camera_profile,
-            (args.width, args.height),
+            (args.width, args.height), args.fps,
         )  # fmt: skip
     except ValueError as exc:
         sys.stderr.write(f"vigil-camsim onvif: {exc}\n")

@@ -25,7 +25,14 @@ from controller.enrollment.rules import (
     hash_token,
     judge_token,
 )
-from controller.enrollment.tables import DeviceCert, DeviceRevocation, EnrollToken
+from controller.enrollment.siterules import Site
+from controller.enrollment.tables import (
+    DeviceCert,
+    DeviceRevocation,
+    EnrollToken,
+    InstallDeviceCode,
+    InstallSite,
+)
 
 TOKEN_BYTES = 24  # 32 URL-safe characters
 
@@ -173,3 +180,49 @@ class EnrollmentStore:
         return Revocations(
             frozenset(s for (s,) in serials), {d: int(u) for d, u in cutoffs} or None
         )
+
+    # Sites and device codes (`vigil-provision site add`, `device add --gb-code`).
+
+    def save_site(self, site: Site, by: str, now_us: int) -> None:
+        """Register the site, or update its name and place (same county and id)."""
+        t = InstallSite.__table__  # type: ignore[attr-defined]
+        values = {"name": site.name, "township": site.township, "lat": site.lat,
+                  "lon": site.lon, "created_by": by[:128], "updated_us": now_us}  # fmt: skip
+        key = and_(t.c.county == site.county, t.c.site_id == site.site_id)
+        with self._write() as conn:
+            if conn.execute(select(t.c.site_id).where(key)).first() is None:
+                conn.execute(t.insert().values(county=site.county, site_id=site.site_id, **values))
+            else:
+                conn.execute(update(t).where(key).values(**values))
+
+    def site(self, county: str, site_id: str) -> Site | None:
+        t = InstallSite.__table__  # type: ignore[attr-defined]
+        key = and_(t.c.county == county, t.c.site_id == site_id)
+        with self._engine.connect() as conn:
+            r = conn.execute(select(t).where(key)).first()
+        return None if r is None else Site(r.county, r.site_id, r.name, r.township, r.lat, r.lon)
+
+    def sites(self, county: str) -> list[Site]:
+        t = InstallSite.__table__  # type: ignore[attr-defined]
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.county == county).order_by(t.c.site_id)).all()
+        return [Site(r.county, r.site_id, r.name, r.township, r.lat, r.lon) for r in rows]
+
+    def device_code(self, device_id: str) -> str:
+        t = InstallDeviceCode.__table__  # type: ignore[attr-defined]
+        with self._engine.connect() as conn:
+            row = conn.execute(select(t.c.gb_code).where(t.c.device_id == device_id)).first()
+        return "" if row is None else str(row[0])
+
+    def code_holder(self, gb_code: str) -> str | None:
+        t = InstallDeviceCode.__table__  # type: ignore[attr-defined]
+        with self._engine.connect() as conn:
+            row = conn.execute(select(t.c.device_id).where(t.c.gb_code == gb_code)).first()
+        return None if row is None else str(row[0])
+
+    def set_device_code(self, device_id: str, gb_code: str) -> None:
+        """The device's code (replacing its earlier one); the caller checked it is free."""
+        t = InstallDeviceCode.__table__  # type: ignore[attr-defined]
+        with self._write() as conn:
+            conn.execute(t.delete().where(t.c.device_id == device_id))
+            conn.execute(t.insert().values(device_id=device_id, gb_code=gb_code))

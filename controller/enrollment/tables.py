@@ -53,10 +53,46 @@ class DeviceRevocation(SQLModel, table=True):
     reason: str = Field(default="", max_length=256)
 
 
+class InstallSite(SQLModel, table=True):
+    """A site from the county's list (a village or place with its devices), registered by an
+    installer of that county (`vigil-provision site add`, migration 0014). A device is added
+    only to a registered site of its county."""
+
+    __tablename__ = "install_site"
+
+    county: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=64)  # as the county's list writes it, e.g. 石门村
+    township: str = Field(default="", max_length=64)
+    lat: float | None = None
+    lon: float | None = None
+    created_by: str = Field(max_length=128)
+    updated_us: int = Field(sa_type=BigInteger)
+
+
+class InstallDeviceCode(SQLModel, table=True):
+    """A device's GB/T 28181 code (front-end main device, type 111-130) from the county's
+    list, printed on its label; one device per code."""
+
+    __tablename__ = "install_device_code"
+
+    device_id: str = Field(primary_key=True, max_length=64)
+    gb_code: str = Field(max_length=20, unique=True)
+
+
 ENROLLMENT_TABLES = [
     EnrollToken.__table__,  # type: ignore[attr-defined]
     DeviceCert.__table__,  # type: ignore[attr-defined]
     DeviceRevocation.__table__,  # type: ignore[attr-defined]
+    InstallSite.__table__,  # type: ignore[attr-defined]
+    InstallDeviceCode.__table__,  # type: ignore[attr-defined]
 ]
 
-__all__ = ["ENROLLMENT_TABLES", "DeviceCert", "DeviceRevocation", "EnrollToken"]
+__all__ = [
+    "ENROLLMENT_TABLES",
+    "DeviceCert",
+    "DeviceRevocation",
+    "EnrollToken",
+    "InstallDeviceCode",
+    "InstallSite",
+]

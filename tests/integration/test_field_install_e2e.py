@@ -73,6 +73,7 @@ def test_bundle_installs_offline_enrolls_uploads_and_verify_passes(
                    str(tmp_path / "ctl" / "pki" / "ca.crt"), "--controller",
                    f"127.0.0.1:{city.grpc_port}", "--enroll", f"127.0.0.1:{enroll}",
                    "--mqtt-host", "127.0.0.1", "--mqtt-port", str(city.mqtt_port)) == 0  # fmt: skip
+        assert run("site", "add", "--county", "wudu", "--site", "v1", "--name", "石门村") == 0
         add = ["device", "add", "--device-id", "nvr-e2e", "--county", "wudu", "--site", "v1"]
         assert run(*add) == 0
         assert run("discover", "--timeout", "2", "--device-id", "nvr-e2e") == 0

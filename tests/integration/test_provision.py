@@ -20,11 +20,14 @@ import pytest
 
 from controller.assembly import Controller, Parts, build_controller
 from controller.clock import SystemClock
+from controller.enrollment.siterules import Site
+from controller.enrollment.store import EnrollmentStore
 from controller.grants.keys import ensure_keys
 from controller.users.store import create_user
 from edge_agent.config import load_config
 from edge_agent.enrollment import Enroller
 from provisioning.__main__ import main
+from provisioning.workspace import Workspace
 from tests.integration.controller_proc import make_config, prepare_data_dir
 
 PASSWORD = "correct horse battery"
@@ -69,6 +72,9 @@ def env(tmp_path: Path) -> Iterator[Env]:
                             ("viewer-wd", "wudu", "viewer")]:  # fmt: skip
         create_user(ctl.engine, ctl.clock, user, org, role, PASSWORD)
     ctl.start()
+    store = EnrollmentStore(ctl.engine)
+    for site_id in ("v001", "v002", "v9", "v1", "v5"):  # the county's list, registered
+        store.save_site(Site("wudu", site_id, f"村{site_id}"), "test", 0)
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
     e = Env(tmp_path, ctl, tmp_path / "ws", pw)
@@ -98,6 +104,7 @@ def test_device_add_bundle_install_and_enroll(env: Env, capsys: pytest.CaptureFi
         assert (bundle / secret).stat().st_mode & 0o777 == 0o600
     assert not list(bundle.rglob("*.key"))  # no private key travels
     assert (bundle / "label.png").read_bytes()[:4] == b"\x89PNG"
+    assert (bundle / "label.pdf").read_bytes()[:5] == b"%PDF-"  # in the manifest, checked
     with tarfile.open(env.tmp / "bundle.tar.gz") as tar:
         assert "bundle/manifest.json" in tar.getnames()
     assert env.run("check-bundle", str(bundle), "--site", "v001") == 0
@@ -171,6 +178,9 @@ def test_batch_reports_per_row_and_builds_100_bundles_offline(
     rows += [f"nvr-b{i:03d},wudu,v{i:03d},nvr,cam-b{i:03d}=rtsp://u:p@192.0.2.{i % 250 + 1}/s1"
              for i in range(100)]  # fmt: skip
     rows += ["bad row,wudu,v1,nvr,", "nvr-c1,wudu,v1,toaster,"]
+    store = EnrollmentStore(env.ctl.engine)
+    for i in range(100):
+        store.save_site(Site("wudu", f"v{i:03d}", f"村{i}"), "test", 0)
     csv = env.tmp / "day.csv"
     csv.write_text("\n".join(rows) + "\n")
     assert env.run("batch", str(csv)) == 1  # two bad rows
@@ -189,7 +199,9 @@ def test_batch_reports_per_row_and_builds_100_bundles_offline(
     assert env.run("batch", str(good), "--offline", "--out", str(env.tmp / "out"),
                    "--wheelhouse", str(wheelhouse)) == 0  # fmt: skip
     elapsed = time.monotonic() - t0
-    assert capsys.readouterr().out.count("\tbundled\t") == 100
+    report = capsys.readouterr().out
+    assert report.count("\tbundled\t") == 100 and "labels\tprinted\t" in report
+    assert (env.tmp / "out" / "labels.pdf").read_bytes().count(b"/Type /Page\n") == 100
     assert main(["check-bundle", str(env.tmp / "out" / "nvr-b042"), "--site", "v042"]) == 0
     print(f"\n100-device offline batch (labels, hard-linked 2 MB wheelhouse): {elapsed:.2f} s")
 
@@ -199,7 +211,7 @@ def test_discover_finds_emulated_onvif_cameras_and_adds_them(
 ) -> None:
     from vigil_camsim.onvif import OnvifEmulator, cameras_from
 
-    cams = cameras_from("rtsp://127.0.0.1:8554", 2, "h264", ["2=h265"], (704, 576))
+    cams = cameras_from("rtsp://127.0.0.1:8554", 2, "h264", ["2=h265"], (704, 576), fps=15)
     emulator = OnvifEmulator(cams)
     emulator.start()
     try:
@@ -212,8 +224,11 @@ def test_discover_finds_emulated_onvif_cameras_and_adds_them(
                 "--camera-password-file", str(pw), "--device-id", "nvr-wd-5"]  # fmt: skip
         assert env.run(*argv) == 0
         out = capsys.readouterr().out
-        assert "cam-1\trtsp://127.0.0.1:8554/cam/1\th264\t704x576\tok" in out
-        assert "cam-2\trtsp://127.0.0.1:8554/cam/2\th265\t704x576\tok" in out
+        assert "cam-1\trtsp://127.0.0.1:8554/cam/1\th264\t704x576\t15fps\tok" in out
+        assert "cam-2\trtsp://127.0.0.1:8554/cam/2\th265\t704x576\t15fps\tok" in out
+        # the rate the encoders are set to is what verify will expect
+        record = Workspace(env.ws).load("nvr-wd-5")
+        assert {c.camera_id: c.fps for c in record.spec.cameras} == {"cam-1": 15.0, "cam-2": 15.0}
         assert "cam-secret" not in out
         assert {c.camera_id for c in env.ctl.catalog.cameras() if c.device_id == "nvr-wd-5"} == {
             "cam-1",
@@ -225,3 +240,54 @@ def test_discover_finds_emulated_onvif_cameras_and_adds_them(
         assert "HTTP 404" in capsys.readouterr().out
     finally:
         emulator.stop()
+
+
+def test_sites_from_the_county_list_and_device_codes(
+    env: Env, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`site add` / `site list`; a device only on a registered site of its county, with a GB/T
+    28181 code of that county that no other device holds; bad input changes nothing."""
+    site = ["site", "add", "--county", "wudu", "--site", "sm01", "--name", "石门村",
+            "--township", "城关镇", "--lat", "33.39", "--lon", "104.93"]  # fmt: skip
+    assert env.run(*site) == 0
+    assert "石门村" in capsys.readouterr().out
+    code = "62120200001180000007"  # wudu (621202), NVR (118)
+    add = ["device", "add", "--device-id", "nvr-sm-1", "--county", "wudu", "--site", "sm01",
+           "--gb-code", code, "--camera", CAM]  # fmt: skip
+    assert env.run(*add) == 0
+    assert env.run("site", "list", "--county", "wudu") == 0
+    listed = capsys.readouterr().out
+    assert "sm01\t石门村\t城关镇\tnvr-sm-1" in listed
+    assert Workspace(env.ws).site("wudu", "sm01") is not None  # kept for offline labels
+    store = EnrollmentStore(env.ctl.engine)
+    assert store.device_code("nvr-sm-1") == code
+
+    def refused(*argv: str, user_ws: Path | None = None) -> str:
+        assert env.run(*argv, user_ws=user_ws) != 0
+        return capsys.readouterr().err
+
+    # Unknown site, another county's code, a camera's code, a taken code, malformed codes.
+    other = ["device", "add", "--device-id", "nvr-x", "--county", "wudu"]
+    assert "not registered" in refused(*other, "--site", "nowhere")
+    assert "not of county wudu" in refused(
+        *other, "--site", "sm01", "--gb-code", "62122100001180000001"
+    )
+    assert "not a front-end main device" in refused(
+        *other, "--site", "sm01", "--gb-code", "62120200001320000001"
+    )
+    assert "nvr-sm-1" in refused(*other, "--site", "sm01", "--gb-code", code)
+    assert "20 digits" in refused(*other, "--site", "sm01", "--gb-code", "6212020000118")
+    assert env.ctl.catalog.device("nvr-x") is None and store.code_holder(code) == "nvr-sm-1"
+    # Bad sites: empty or invisible-character names, half a position, another county, ids.
+    bad = ["site", "add", "--county", "wudu", "--site", "sm02"]
+    assert "empty" in refused(*bad, "--name", "  ")
+    assert "control or invisible" in refused(*bad, "--name", "石门\u200b村")
+    assert "both lat and lon" in refused(*bad, "--name", "x", "--lat", "33")
+    assert "lat must be" in refused(*bad, "--name", "x", "--lat", "95", "--lon", "1")
+    assert "invalid site" in refused("site", "add", "--county", "wudu", "--site", "../x",
+                                     "--name", "x")  # fmt: skip
+    cx = env.tmp / "ws-cx2"
+    env.init(cx, "inst-cx")
+    assert "403" in refused(*bad, "--name", "x", user_ws=cx)  # a chengxian installer
+    assert "403" in refused("site", "list", "--county", "wudu", user_ws=cx)
+    assert store.site("wudu", "sm02") is None

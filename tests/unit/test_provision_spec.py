@@ -76,7 +76,7 @@ def test_acceptance_table_passes_only_when_everything_does() -> None:
         "enrolled": True, "retired": False, "online": True, "last_seen_us": NOW - 5_000_000,
         "clock_offset_s": 0.4,
         "cameras": [{"camera_id": "c1", "state": "streaming", "frame_age_s": 0.5,
-                     "segments": 3, "hash_ok": True}],
+                     "fps": 24.8, "segments": 3, "hash_ok": True}],
     }  # fmt: skip
     rows = judge(facts, NOW)
     assert all(r.passed for r in rows)
@@ -85,7 +85,7 @@ def test_acceptance_table_passes_only_when_everything_does() -> None:
     bad["cameras"] = [{"camera_id": "c1", "state": "disconnected", "frame_age_s": None,
                        "segments": 0, "hash_ok": None}]  # fmt: skip
     table = render(judge(bad, NOW), "en")
-    assert table.count("FAIL") == 4 and "turn on NTP" in table and "Not accepted" in table
+    assert table.count("FAIL") == 5 and "turn on NTP" in table and "Not accepted" in table
     assert "退役" in render(judge({**facts, "retired": True}, NOW))
 
 

@@ -5,6 +5,10 @@
     POST /api/v1/install/devices/{id}/retire      revoke its certificates now
     POST /api/v1/install/devices/{id}/replace     {"new_device_id"}: NEW takes the cameras
     GET  /api/v1/install/devices/{id}             registered, enrolled, retired, cameras
+    POST /api/v1/install/sites, GET .../sites     the county's sites (install_sites.py)
+
+A device is added only to a registered site of its county (404 `unknown_site`), with an
+optional GB/T 28181 code of that county (400 `invalid_gb_code`, 409 `gb_code_taken`).
 
 Installers and admins only. A county's users act only on devices of their county (a device
 registered elsewhere, or a body naming another county, is refused 403 and audited); the
@@ -17,18 +21,20 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from controller.api.common import refuse
 from controller.api.deps import ApiDeps, DepsDep, UserDep
 from controller.api.errors import ApiError
+from controller.api.routes import install_sites
+from controller.api.routes.install_scope import may_act
 from controller.enrollment.operations import OperationError, Operations
 from controller.enrollment.rules import token_fingerprint
+from controller.enrollment.siterules import SiteError, check_device_code
 from controller.enrollment.store import IssuedToken
-from controller.grants.policy import Role, User
+from controller.grants.policy import User
 from controller.ingest.rules import CAMERA_ID_RE
 
 router = APIRouter(prefix="/api/v1/install", tags=["install"])
-ALLOWED = frozenset({Role.ADMIN, Role.INSTALLER})
 ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+router.include_router(install_sites.router)
 
 
 class DeviceIn(BaseModel):
@@ -38,6 +44,7 @@ class DeviceIn(BaseModel):
     kind: str = Field(default="nvr", pattern="^(nvr|handheld)$")
     cameras: list[str] = Field(default_factory=list, max_length=256)
     ttl_s: float | None = Field(default=None, ge=60, le=90 * 86400)
+    gb_code: str = Field(default="", max_length=20)
 
 
 class TokenIn(BaseModel):
@@ -65,28 +72,14 @@ class InstallStatus(BaseModel):
     enrolled: bool  # holds a live (unrevoked, unexpired) certificate
     certificates: int
     retired: bool
+    site_name: str = ""
+    gb_code: str = ""
 
 
 def _ops(deps: ApiDeps) -> Operations:
     if deps.enrollment is None:
         raise ApiError("enrollment_unavailable", "this controller runs no enrollment", status=503)
     return deps.enrollment
-
-
-def _may_act(deps: ApiDeps, who: User, county: str, action: str, device_id: str) -> None:
-    if who.role not in ALLOWED:
-        refuse(deps, action, who, "role_not_allowed", "installers and admins only", status=403)
-    org = deps.policy.organisation(who.org_id)
-    if org is None or (org.kind == "county" and county not in (org.org_id, org.name)):
-        refuse(
-            deps,
-            action,
-            who,
-            "outside_county",
-            f"{who.org_id!r} may not act on devices of county {county!r}",
-            status=403,
-            detail={"device_id": device_id, "county": county},
-        )
 
 
 def _existing_county(deps: ApiDeps, device_id: str) -> str:
@@ -114,10 +107,10 @@ def _ttl(deps: ApiDeps, ttl_s: float | None) -> float:
 @router.post("/devices", response_model=TokenOut)
 def add_device(body: DeviceIn, user: UserDep, deps: DepsDep) -> TokenOut:
     action = "install.device_add"
-    _may_act(deps, user, body.county, action, body.device_id)
+    may_act(deps, user, body.county, action, body.device_id)
     existing = deps.catalog.device(body.device_id)
     if existing is not None:
-        _may_act(deps, user, existing.county, action, body.device_id)
+        may_act(deps, user, existing.county, action, body.device_id)
     bad = [c for c in body.cameras if not CAMERA_ID_RE.fullmatch(c)]
     if bad:
         raise ApiError("invalid_camera", f"invalid camera id {bad[0][:64]!r}")
@@ -132,7 +125,10 @@ def add_device(body: DeviceIn, user: UserDep, deps: DepsDep) -> TokenOut:
     ops = _ops(deps)
     if ops.store.retired(body.device_id):
         raise ApiError("retired", f"device {body.device_id!r} is retired: use a new id", status=409)
+    _check_site_and_code(ops, body)
     deps.catalog.upsert_device(body.device_id, body.county, body.site, body.kind)
+    if body.gb_code:
+        ops.store.set_device_code(body.device_id, body.gb_code)
     for camera in body.cameras:
         deps.catalog.upsert_camera(camera, body.device_id)
     try:
@@ -142,10 +138,32 @@ def add_device(body: DeviceIn, user: UserDep, deps: DepsDep) -> TokenOut:
     return _token_out(deps, user, action, issued)
 
 
+def _check_site_and_code(ops: Operations, body: DeviceIn) -> None:
+    """Before anything is written: the site is registered in the device's county and the
+    code, if any, is a device code of that county that no other device holds."""
+    if ops.store.site(body.county, body.site) is None:
+        raise ApiError(
+            "unknown_site",
+            f"site {body.county}/{body.site} is not registered: `vigil-provision site add` first",
+            status=404,
+        )
+    if not body.gb_code:
+        return
+    try:
+        check_device_code(body.gb_code, body.county)
+    except SiteError as exc:
+        raise ApiError("invalid_gb_code", str(exc)) from None
+    holder = ops.store.code_holder(body.gb_code)
+    if holder not in (None, body.device_id):
+        raise ApiError(
+            "gb_code_taken", f"GB/T 28181 code {body.gb_code} is device {holder!r}'s", status=409
+        )
+
+
 @router.post("/devices/{device_id}/token", response_model=TokenOut)
 def new_token(device_id: str, body: TokenIn, user: UserDep, deps: DepsDep) -> TokenOut:
     action = "install.token"
-    _may_act(deps, user, _existing_county(deps, device_id), action, device_id)
+    may_act(deps, user, _existing_county(deps, device_id), action, device_id)
     try:
         issued = _ops(deps).token(device_id, user.user_id, _ttl(deps, body.ttl_s))
     except OperationError as exc:
@@ -156,7 +174,7 @@ def new_token(device_id: str, body: TokenIn, user: UserDep, deps: DepsDep) -> To
 @router.post("/devices/{device_id}/retire")
 def retire(device_id: str, user: UserDep, deps: DepsDep) -> dict[str, int]:
     action = "install.retire"
-    _may_act(deps, user, _existing_county(deps, device_id), action, device_id)
+    may_act(deps, user, _existing_county(deps, device_id), action, device_id)
     try:
         count = _ops(deps).retire(device_id, f"retired by {user.user_id}")
     except OperationError as exc:
@@ -169,9 +187,9 @@ def retire(device_id: str, user: UserDep, deps: DepsDep) -> dict[str, int]:
 @router.post("/devices/{device_id}/replace", response_model=TokenOut)
 def replace(device_id: str, body: ReplaceIn, user: UserDep, deps: DepsDep) -> TokenOut:
     action = "install.replace"
-    _may_act(deps, user, _existing_county(deps, device_id), action, device_id)
+    may_act(deps, user, _existing_county(deps, device_id), action, device_id)
     if deps.catalog.device(body.new_device_id) is not None:
-        _may_act(deps, user, _existing_county(deps, body.new_device_id), action, device_id)
+        may_act(deps, user, _existing_county(deps, body.new_device_id), action, device_id)
     try:
         issued = _ops(deps).replace(
             device_id, body.new_device_id, user.user_id, _ttl(deps, body.ttl_s)
@@ -186,7 +204,7 @@ def status(device_id: str, user: UserDep, deps: DepsDep) -> InstallStatus:
     row = deps.catalog.device(device_id)
     if row is None:
         raise ApiError("unknown_device", f"device {device_id[:64]!r} is not registered")
-    _may_act(deps, user, row.county, "install.status", device_id)
+    may_act(deps, user, row.county, "install.status", device_id)
     ops = _ops(deps)
     now = deps.clock.now_us()
     certs = ops.store.certs_of(device_id)
@@ -199,6 +217,8 @@ def status(device_id: str, user: UserDep, deps: DepsDep) -> InstallStatus:
         enrolled=any(not c.revoked_us and c.not_after_us > now for c in certs),
         certificates=len(certs),
         retired=ops.store.retired(device_id),
+        site_name=site.name if (site := ops.store.site(row.county, row.site)) else "",
+        gb_code=ops.store.device_code(device_id),
     )
 
 
@@ -206,6 +226,7 @@ class CameraCheck(BaseModel):
     camera_id: str
     state: str  # as the agent last reported it ("" when never)
     frame_age_s: float | None
+    fps: float | None  # frames per second as the agent measures them (None: never reported)
     segments: int
     newest_start_us: int
     hash_ok: bool | None  # the newest stored segment re-hashed at the city (None: none yet)
@@ -250,6 +271,7 @@ def acceptance(device_id: str, user: UserDep, deps: DepsDep) -> Acceptance:
                 if reported is not None
                 else "",
                 frame_age_s=reported.frame_age_s if reported is not None else None,
+                fps=reported.fps if reported is not None else None,
                 segments=deps.catalog.count_segments(camera),
                 newest_start_us=newest.start_us if newest else 0,
                 hash_ok=_hash_ok(deps, newest.object_key, newest.sha256) if newest else None,
