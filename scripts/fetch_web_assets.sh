@@ -16,6 +16,7 @@ ASSETS=(
   # name      version  file in the package  vendored as   SHA-256
   "hls.js     1.7.4    dist/hls.min.js      hls.min.js    cfc70cc9e9fc63d071919e087670abc760c8fd1bc889b88588026e4d22193bbe"
   "mpegts.js  1.8.2    dist/mpegts.js       mpegts.js     bda31748736a69cb610c2edf4623e633f1f4f47b5bda83668c8d287e51b0c3a8"
+  "echarts    5.6.0    dist/echarts.min.js  echarts.min.js  bf4a223524e40b77c304bec67e1222cf551f14880cf42c69dc046558e11c07b1"
 )
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -42,6 +42,7 @@ from controller.api.routes import (
     scheduler,
     share_requests,
     shares,
+    timeline,
     web,
 )
 from controller.audit.log import AuditError
@@ -178,6 +179,7 @@ def create_app(deps: ApiDeps) -> FastAPI:
         install,
         shares,
         share_requests,
+        timeline,
         web,
     ):
         app.include_router(module.router)

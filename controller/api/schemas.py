@@ -36,6 +36,19 @@ class UserOut(BaseModel):
     display_name: str = ""
 
 
+class AccountOut(UserOut):
+    """A user as the user-admin view lists it."""
+
+    disabled: bool = False
+    last_login_us: int = 0
+
+
+class OrganisationOut(BaseModel):
+    org_id: str
+    name: str
+    kind: str
+
+
 class SessionOut(BaseModel):
     token: str
     expires_us: int

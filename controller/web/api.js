@@ -21,8 +21,8 @@ export function authHeaders(extra) {
   return headers;
 }
 
-async function call(method, path, body, contentType) {
-  const headers = authHeaders();
+async function call(method, path, body, contentType, extra) {
+  const headers = authHeaders(extra);
   let payload;
   if (body !== undefined) {
     headers["Content-Type"] = contentType || "application/json";
@@ -37,10 +37,11 @@ async function call(method, path, body, contentType) {
   return res;
 }
 
-// JSON answer, or ApiError. `withTotal`: also the X-Total-Count header (paged lists).
+// JSON answer, or ApiError. `withTotal`: also the X-Total-Count header (paged lists);
+// `headers`: more request headers (a share's grant for its camera's timeline).
 export async function api(method, path, body, options) {
   const opts = options || {};
-  const res = await call(method, path, body, opts.contentType);
+  const res = await call(method, path, body, opts.contentType, opts.headers);
   const data = await res.json().catch(() => ({}));
   if (!res.ok) throw new ApiError(res.status, data.reason, data.message);
   if (opts.withTotal) return { items: data, total: Number(res.headers.get("X-Total-Count") || data.length) };

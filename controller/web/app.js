@@ -4,15 +4,18 @@
 // Chinese first; the switch in the header changes every label without a reload.
 
 import { api, query, session } from "./api.js";
+import { Charts } from "./charts.js";
 import { errorText, getLang, savedLang, setLang, shanghai, t, todayShanghai, translatePage } from "./i18n.js";
 import { Fleet } from "./fleet.js";
 import { LiveGrid } from "./grid.js";
 import { localInput, Playback } from "./playback.js";
+import { Requests } from "./requests.js";
 import { Sharing } from "./share.js";
 import { CameraTree } from "./tree.js";
+import { Users } from "./users.js";
 
 const $ = (id) => document.getElementById(id);
-const app = { tree: null, grid: null, fleet: null, playback: null, sharing: null, states: new Map(), reported: new Map(), cams: new Map(), listed: [] };
+const app = { tree: null, grid: null, fleet: null, playback: null, sharing: null, requests: null, users: null, charts: null, orgs: [], states: new Map(), reported: new Map(), cams: new Map(), listed: [] };
 
 function message(text, cls) {
   const m = $("message");
@@ -39,6 +42,12 @@ function stateWord(camera) {
   if (reported && reported.state) return `${t(`state.${reported.state}`)} ${reported.state}`;
   const s = app.states.get(camera);
   return s === true ? t("fleet.online") : s === false ? t("fleet.offline") : t("fleet.unknown");
+}
+
+// An organisation's name from the policy (成县 for "chengxian"); the id when unknown.
+function orgName(orgId) {
+  const org = app.orgs.find((o) => o.org_id === orgId);
+  return org ? org.name : orgId;
 }
 
 export function countyName(county) {
@@ -95,7 +104,10 @@ function show(view) {
   for (const b of document.querySelectorAll("#nav button")) b.classList.toggle("active", b.dataset.view === view);
   if (view === "playback") app.playback.timeline().catch(fail);
   if (view === "share") app.sharing.refresh().catch(fail);
+  if (view === "share") app.requests.refresh().catch(fail); // after sharing's form: below it
   if (view === "audit") app.sharing.audit().catch(fail);
+  if (view === "users") app.users.refresh().catch(fail);
+  if (view === "fleet" && app.charts) app.charts.resize();
   sessionStorage.setItem("vigil-view", view);
 }
 
@@ -132,6 +144,19 @@ async function enterConsole() {
     },
   });
   app.sharing = new Sharing({ camera: () => $("camera-select").value, onError: fail, cameras: app.cams });
+  app.requests = new Requests({
+    camera: () => $("camera-select").value,
+    orgName,
+    onError: fail,
+    open: (hash) => {
+      location.hash = hash;
+      openShareLink();
+    },
+  });
+  app.users = new Users({ orgs: () => app.orgs, orgName, onError: fail });
+  document.querySelector("#nav [data-view=users]").hidden = session.user.role !== "admin";
+  app.charts = new Charts($("charts"), { countyName });
+  api("GET", "/api/v1/organisations").then((orgs) => (app.orgs = orgs), fail);
   app.fleet = new Fleet({
     onStates: (states) => {
       app.states = states;
@@ -140,12 +165,14 @@ async function enterConsole() {
     },
     onError: fail,
     countyName,
+    onRender: (devices) => app.charts.devices(devices),
   });
   const treeStart = performance.now();
   window.__vigilTreeMs = app.tree.start().then(() => performance.now() - treeStart); // bench, tests
   const shared = location.hash.startsWith("#share=");
   if (!shared) show(sessionStorage.getItem("vigil-view") || "fleet"); // before any wait: a click wins
   app.fleet.start().catch(fail);
+  app.charts.start();
   await loadCameras().catch(fail);
   if (shared) openShareLink();
 }
@@ -164,6 +191,8 @@ function openShareLink() {
   const to = Number(p.get("to"));
   $("from").value = localInput(from / 1000);
   $("to").value = localInput(to / 1000);
+  $("day").value = todayShanghai(from / 1000);
+  app.playback.shared = { camera, token: p.get("share") };
   show("playback");
   app.playback.playRange(from, to, undefined, p.get("share")).catch(fail);
   return true;
@@ -219,6 +248,7 @@ function init() {
     if (app.playback) app.playback.stop();
     if (app.grid) app.grid.stopAll();
     if (app.fleet) app.fleet.stop();
+    if (app.charts) app.charts.stop();
     sessionStorage.removeItem("vigil-session");
     window.location.reload();
   });

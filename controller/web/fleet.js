@@ -149,6 +149,7 @@ export class Fleet {
       );
     }
     this.renderAlerts();
+    if (this.opts.onRender) this.opts.onRender(this.devices);
   }
 
   card(key, value, good) {

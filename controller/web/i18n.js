@@ -390,6 +390,12 @@ function fill(text, vars) {
   return text.replace(/\{(\w+)\}/g, (_m, k) => (vars && k in vars ? String(vars[k]) : `{${k}}`));
 }
 
+// A module's own words (requests.js, users.js, charts.js), so this file stays the common ones.
+export function addWords(zh, en) {
+  Object.assign(ZH, zh);
+  Object.assign(EN, en);
+}
+
 export function t(key, vars) {
   const dict = DICTS[lang][0];
   return fill(dict[key] ?? ZH[key] ?? key, vars);

@@ -9,7 +9,12 @@
 // H.265 through MSE asks for rendition=h264 (the controller converts).
 
 import { api, ApiError, session } from "./api.js";
-import { dayStartUs, errorText, shanghai, shanghaiTime, t } from "./i18n.js";
+import { addWords, dayStartUs, errorText, shanghai, shanghaiTime, t } from "./i18n.js";
+
+addWords(
+  { "tl.unsent": "设备报告有 {n} 个未上传录像（自 {at} 起）：此缺口的录像可能仍在设备上" },
+  { "tl.unsent": "The device reports {n} unsent segments (since {at}): this gap is probably still on the device" },
+);
 
 const $ = (id) => document.getElementById(id);
 const HEVC_TYPE = 'video/mp4; codecs="hvc1.1.6.L93.B0"';
@@ -179,7 +184,9 @@ export class Playback {
     const day0 = dayStartUs(day);
     box.replaceChildren();
     box.dataset.day0 = String(day0);
-    const segs = await api("GET", `/api/v1/cameras/${encodeURIComponent(camera)}/segments?from=${day0}&to=${day0 + DAY_US}`);
+    // A share being watched lists its camera's timeline under its grant (within its window).
+    const shared = this.shared && this.shared.camera === camera ? { headers: { "X-Vigil-Grant": this.shared.token } } : undefined;
+    const segs = await api("GET", `/api/v1/cameras/${encodeURIComponent(camera)}/segments?from=${day0}&to=${day0 + DAY_US}`, undefined, shared);
     // Merge touching segments into runs (a day of 2 s segments is 43,200 of them).
     const runs = [];
     for (const s of segs.segments) {
@@ -189,13 +196,16 @@ export class Playback {
     }
     const now = Date.now() * 1000;
     let cursor = day0;
+    const gaps = [];
     for (const [lo, hi] of runs) {
-      if (lo > cursor) box.append(bar("gap", cursor, lo, day0, `${t("tl.gap")} ${shanghaiTime(cursor)}–${shanghaiTime(lo)}`));
+      if (lo > cursor) gaps.push([cursor, lo]);
       box.append(bar("cloud", lo, hi, day0, `${t("tl.cloud")} ${shanghaiTime(lo)}–${shanghaiTime(hi)}`));
       cursor = hi;
     }
     const end = Math.min(day0 + DAY_US, now);
-    if (end > cursor) box.append(bar("gap", cursor, end, day0, t("tl.gap")));
+    if (end > cursor) gaps.push([cursor, end]);
+    for (const [lo, hi] of gaps) box.append(bar("gap", lo, hi, day0, `${t("tl.gap")} ${shanghaiTime(lo)}–${shanghaiTime(hi)}`));
+    if (!shared) await this.onDevice(camera, day0, gaps).catch(() => {});
     // On the device only, and evicted: what footage requests for this camera found.
     try {
       const jobs = await api("GET", "/api/v1/footage");
@@ -207,6 +217,20 @@ export class Playback {
       /* footage requests are optional here (viewers may not list them) */
     }
     if (segs.truncated) box.append(bar("note", day0, day0, day0, "…"));
+  }
+
+  // From what the controller already has: evicted ranges (the agents' loss reports) and the
+  // gaps after the device's oldest unsent segment (probably still on the device).
+  async onDevice(camera, day0, gaps) {
+    const box = $("timeline");
+    const od = await api("GET", `/api/v1/cameras/${encodeURIComponent(camera)}/on-device?from=${day0}&to=${day0 + DAY_US}`);
+    for (const r of od.evicted) box.append(bar("evicted", r.start_us, r.end_us, day0, `${t("tl.evicted")} ${shanghaiTime(r.start_us)}–${shanghaiTime(r.end_us)}: ${r.reason}`));
+    if (!od.unsent_since_us) return;
+    const title = t("tl.unsent", { n: od.unsent_segments, at: shanghai(od.unsent_since_us) });
+    for (const [lo, hi] of gaps) {
+      const a = Math.max(lo, od.unsent_since_us);
+      if (hi > a) box.append(bar("device", a, hi, day0, title));
+    }
   }
 
   // Click on the timeline: play from that wall-clock time to the end of its hour.

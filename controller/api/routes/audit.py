@@ -1,7 +1,9 @@
 """Searching the audit log: by user, camera, case, grant, action and time; newest first.
 
 Admins only. The city's admins see every entry; another organisation's admins see the
-entries their own organisation's people caused.
+entries their own organisation's people caused, and every entry under a request made *to*
+their organisation (`share_requests`): who asked for its cameras, collected the grant and
+played its footage — the owner's chain of custody.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ def _detail(text: str) -> dict[str, Any]:
     except ValueError:
         return {"raw": text}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def _requests_to(deps: DepsDep, org_id: str) -> set[str]:
+    """Ids of the newest cross-organisation requests addressed to `org_id`."""
+    asked = deps.audit.search(action="share_requested", limit=MAX_SEARCH)
+    return {e.grant_id for e in asked if _detail(e.detail).get("owner_org") == org_id}
 
 
 @router.get("/audit", response_model=list[AuditOut])
@@ -65,7 +73,9 @@ def search_audit(
         limit=limit if everything else MAX_SEARCH,
     )
     if not everything:
-        found = [e for e in found if e.actor_org == user.org_id][:limit]
+        asked_of_us = _requests_to(deps, user.org_id)
+        found = [e for e in found if e.actor_org == user.org_id or e.grant_id in asked_of_us]
+        found = found[:limit]
     return [
         AuditOut(
             seq=e.seq,

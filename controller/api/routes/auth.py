@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from controller.api.common import refuse
 from controller.api.deps import ApiDeps, DepsDep, UserDep, client_address, note_source
 from controller.api.errors import ApiError
-from controller.api.schemas import LoginRequest, SessionOut, UserCreate, UserOut
+from controller.api.schemas import (
+    AccountOut,
+    LoginRequest,
+    OrganisationOut,
+    SessionOut,
+    UserCreate,
+    UserOut,
+)
 from controller.audit.chain import AuditEvent
 from controller.grants.policy import Role, User
 from controller.users.sessions import (
@@ -27,6 +34,12 @@ router = APIRouter(prefix="/api/v1", tags=["users"])
 def _out(row: UserAccountRow) -> UserOut:
     return UserOut(
         user_id=row.user_id, org_id=row.org_id, role=row.role, display_name=row.display_name
+    )
+
+
+def _account(row: UserAccountRow) -> AccountOut:
+    return AccountOut(
+        **_out(row).model_dump(), disabled=row.disabled, last_login_us=row.last_login_us
     )
 
 
@@ -168,12 +181,44 @@ def create_account(body: UserCreate, user: UserDep, deps: DepsDep) -> UserOut:
     return _out(row)
 
 
-@router.post("/users/{user_id}/disable", response_model=UserOut)
-def disable_account(user_id: str, user: UserDep, deps: DepsDep) -> UserOut:
+@router.get("/organisations", response_model=list[OrganisationOut])
+def organisations(user: UserDep, deps: DepsDep) -> list[OrganisationOut]:
+    """The policy's organisations (ids and names): the console names them everywhere."""
+    return [
+        OrganisationOut(org_id=o.org_id, name=o.name, kind=o.kind)
+        for o in deps.policy.organisations.values()
+    ]
+
+
+@router.get("/users", response_model=list[AccountOut])
+def list_accounts(user: UserDep, deps: DepsDep) -> list[AccountOut]:
+    """The accounts an admin manages: their organisation's; every one for the city's admins."""
+    city_admin = user.role is Role.ADMIN and user.org_id == deps.policy.city_org
+    _admin_over(deps, user, user.org_id, "list users")
+    return [_account(r) for r in deps.users.list(None if city_admin else user.org_id)]
+
+
+def _set_disabled(user_id: str, disabled: bool, user: User, deps: ApiDeps) -> AccountOut:
     row = deps.users.get(user_id)
     if row is None:
         raise ApiError("not_found", f"no user {user_id[:64]!r}")
-    _admin_over(deps, user, row.org_id, "disable users")
-    deps.users.set_disabled(user_id, True)
-    deps.grants.record_admin_change(user, "user_disabled", {"user": user_id, "org": row.org_id})
-    return _out(row)
+    what = "disable users" if disabled else "enable users"
+    _admin_over(deps, user, row.org_id, what)
+    if disabled and user_id == user.user_id:
+        refuse(deps, "admin_change", user, "bad_request", "an admin cannot disable themself")
+    deps.users.set_disabled(user_id, disabled)
+    change = "user_disabled" if disabled else "user_enabled"
+    deps.grants.record_admin_change(user, change, {"user": user_id, "org": row.org_id})
+    now = deps.users.get(user_id)
+    assert now is not None
+    return _account(now)
+
+
+@router.post("/users/{user_id}/disable", response_model=AccountOut)
+def disable_account(user_id: str, user: UserDep, deps: DepsDep) -> AccountOut:
+    return _set_disabled(user_id, True, user, deps)
+
+
+@router.post("/users/{user_id}/enable", response_model=AccountOut)
+def enable_account(user_id: str, user: UserDep, deps: DepsDep) -> AccountOut:
+    return _set_disabled(user_id, False, user, deps)

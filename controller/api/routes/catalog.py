@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from controller.api.camera_list import directory, listed_out, online_map, terms_for
 from controller.api.common import camera_for, may_see, refuse
-from controller.api.deps import ApiDeps, DepsDep, UserDep
+from controller.api.deps import ApiDeps, DepsDep, UserDep, grant_token
 from controller.api.params import parse_time_us
 from controller.api.schemas import CameraOut, MediaOut, SegmentList, SegmentOut
 from controller.catalog import CameraRow, SegmentMediaRow
 from controller.directory.scope import Term, county_filter
 from controller.directory.store import MAX_PAGE, Filters
-from controller.grants.model import CameraInfo
+from controller.grants.access import AccessRequest
+from controller.grants.model import CameraInfo, Operation
 from controller.grants.policy import User
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
@@ -152,17 +153,29 @@ def camera(camera_id: str, user: UserDep, deps: DepsDep) -> CameraOut:
 @router.get("/cameras/{camera_id}/segments", response_model=SegmentList)
 def segments(
     camera_id: str,
+    request: Request,
     user: UserDep,
     deps: DepsDep,
     from_: Annotated[str, Query(alias="from")],
     to: Annotated[str, Query()],
 ) -> SegmentList:
+    """The camera's segments in [from, to). A camera the caller's organisation is not entitled
+    to is listed only under a playback grant for it (`X-Vigil-Grant`, as a share link's
+    recipient plays it), and only within the grant's window."""
     action = "catalog_segments"
-    row, info = _visible_camera(deps, user, camera_id, action)
     try:
         lo, hi = parse_time_us(from_, "from"), parse_time_us(to, "to")
     except ValueError as exc:
-        refuse(deps, action, user, "bad_request", str(exc), camera_id=camera_id)
+        refuse(deps, action, user, "bad_request", str(exc), camera_id=camera_id[:128])
+    token = grant_token(request, None)
+    if token and hi > lo:
+        row, info = camera_for(deps, camera_id, action, user)
+        if not may_see(deps, user, info):
+            ask = AccessRequest(Operation.PLAYBACK, info, lo, hi, user.org_id, user.user_id)
+            access = deps.grants.authorize(token, ask, user, action)
+            lo, hi = access.from_us, access.to_us
+    else:
+        row, info = _visible_camera(deps, user, camera_id, action)
     if not 0 < hi - lo <= deps.settings.max_listed_range_us:
         refuse(
             deps,

@@ -1,6 +1,10 @@
-"""Cross-organisation footage requests over real HTTP: 武都区's operator asks 成县 for a camera's
-footage, only 成县's admin decides, the approved grant plays for the requester alone and stops
-when revoked, a refusal mints nothing, and the audit chain holds the whole story under one id."""
+"""What the console's sharing and user-admin views need, over real HTTP (one world: the
+logins cost seconds).
+
+Cross-organisation footage requests: 武都区's operator asks 成县 for a camera's footage, only
+成县's admin decides, the approved grant plays for the requester alone and stops when revoked,
+a refusal mints nothing, and the audit chain holds the whole story under one id. User admin:
+an organisation's admin lists and re-enables its own accounts only; the organisations' names."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from controller.catalog.history import HistoryCatalog
+from controller.catalog.history_models import LossEventRow
 from tests.integration.test_api_support import (
     CITY_ADMIN,
     CX_ADMIN,
@@ -85,6 +91,16 @@ def test_request_approve_play_revoke_and_the_story_in_the_audit(api: ApiWorld) -
     grant = r.json()
     assert grant["grant_id"] == rid and grant["issuer_org"] == "chengxian"
     assert api.playlist(grant["token"], who=WUDU_OP).status_code == 200
+    # The timeline: the camera's segments under the grant, clipped to its window; not without.
+    day = {"from": str(T0 - 10 * HOUR), "to": str(T0 + 14 * HOUR)}
+    r = api.client.get(
+        "/api/v1/cameras/cam-01/segments", params=day, headers=api.auth(WUDU_OP, grant["token"])
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["from_us"], r.json()["to_us"]) == (T0, T0 + HOUR)
+    assert r.json()["segments"]
+    r = api.client.get("/api/v1/cameras/cam-01/segments", params=day, headers=api.auth(WUDU_OP))
+    assert r.status_code == 403 and r.json()["reason"] == "not_entitled"
     before = len(api.entries())
     r = api.client.post(f"/api/v1/share-requests/{rid}/grant", headers=api.auth(OFFICER))
     assert_refused(api, r, 403, "wrong_holder", before, action="share_collect")
@@ -109,6 +125,16 @@ def test_request_approve_play_revoke_and_the_story_in_the_audit(api: ApiWorld) -
                                     "share_collected", "playlist", "grant_revoked"}]  # fmt: skip
     assert ok[:4] == ["share_requested", "share_approved", "grant_minted", "share_collected"]
     assert "grant_revoked" in ok
+    # 成县's admin finds the request and the uses of its footage (its chain of custody); the
+    # requester's own colleagues' other entries stay out of its view.
+    seen = api.client.get(
+        "/api/v1/audit", params={"grant": rid, "limit": 100}, headers=api.auth(CX_ADMIN)
+    ).json()
+    assert {"share_requested", "share_collected"} <= {e["action"] for e in seen}
+    other = api.client.get(
+        "/api/v1/audit", params={"user": "wd-op", "action": "login"}, headers=api.auth(CX_ADMIN)
+    ).json()
+    assert other == []
 
 
 def test_a_refused_request_mints_nothing_and_bad_requests_are_audited(api: ApiWorld) -> None:
@@ -128,3 +154,54 @@ def test_a_refused_request_mints_nothing_and_bad_requests_are_audited(api: ApiWo
     before = len(api.entries())
     r = decide(api, "f" * 32, "approve", CX_ADMIN)
     assert_refused(api, r, 404, "unknown_grant", before, "share_approve")
+
+
+def test_user_admin_lists_disables_and_enables_its_own_accounts(api: ApiWorld) -> None:
+    def ids(who: Person) -> list[str]:
+        r = api.client.get("/api/v1/users", headers=api.auth(who))
+        assert r.status_code == 200, r.text
+        return [u["user_id"] for u in r.json()]
+
+    assert ids(CX_ADMIN) == ["cx-admin", "officer-1", "viewer-1"]  # 成县's accounts only
+    assert set(ids(CITY_ADMIN)) >= {"admin-1", "cx-admin", "wd-op"}
+    before = len(api.entries())
+    r = api.client.get("/api/v1/users", headers=api.auth(OFFICER))
+    assert_refused(api, r, 403, "role_not_allowed", before, action="admin_change")
+    r = api.client.post("/api/v1/users/viewer-1/disable", headers=api.auth(CX_ADMIN))
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    before = len(api.entries())
+    r = api.client.post("/api/v1/users/viewer-1/enable", headers=api.auth(WUDU_OP))
+    assert_refused(api, r, 403, "role_not_allowed", before, action="admin_change")
+    r = api.client.post("/api/v1/users/viewer-1/enable", headers=api.auth(CX_ADMIN))
+    assert r.status_code == 200 and r.json()["disabled"] is False
+    assert api.entries()[0].action == "admin_change"
+    before = len(api.entries())
+    r = api.client.post("/api/v1/users/cx-admin/disable", headers=api.auth(CX_ADMIN))
+    assert_refused(api, r, 400, "bad_request", before, action="admin_change")
+    orgs = api.client.get("/api/v1/organisations", headers=api.auth(OFFICER)).json()
+    assert {"org_id": "chengxian", "name": "成县", "kind": "county"} in orgs
+
+
+def test_the_timeline_lists_evicted_footage_from_the_loss_reports(api: ApiWorld) -> None:
+    def loss(seq: int, lo: int, hi: int) -> LossEventRow:
+        return LossEventRow(
+            device_id="dev-cx", camera_id="cam-02", session=1, seq=seq, start_us=lo, end_us=hi,
+            reason="quota", at_us=hi, received_us=hi,
+        )  # fmt: skip
+
+    sec = 1_000_000
+    history = HistoryCatalog(api.world.engine, api.clock)
+    history.record_losses([loss(1, T0, T0 + 2 * sec), loss(2, T0 + 2 * sec, T0 + 4 * sec),
+                           loss(3, T0 + HOUR, T0 + HOUR + 2 * sec)])  # fmt: skip
+    day = {"from": str(T0 - 8 * HOUR), "to": str(T0 + 16 * HOUR)}
+    r = api.client.get("/api/v1/cameras/cam-02/on-device", params=day, headers=api.auth(OFFICER))
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [(e["start_us"], e["end_us"]) for e in out["evicted"]] == [
+        (T0, T0 + 4 * sec),  # two touching reports, one range
+        (T0 + HOUR, T0 + HOUR + 2 * sec),
+    ]
+    assert out["unsent_since_us"] == 0  # no fleet view here: nothing known to be on the device
+    before = len(api.entries())
+    r = api.client.get("/api/v1/cameras/cam-02/on-device", params=day, headers=api.auth(WUDU_OP))
+    assert_refused(api, r, 403, "not_entitled", before, action="catalog_on_device")
