@@ -28,8 +28,12 @@ from controller.directory.store import DirectoryStore, Filters
 from controller.gb28181 import devplay
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devstore import GbDeviceStore
+from controller.gb28181.manscdp import Channel
 from controller.gb28181.ps import AccessUnit
+from controller.gb28181.recorder import Recorder
 from controller.grants.keys import ensure_keys
+from controller.ingest.commit import Committer
+from controller.ingest.staging import Staging
 from tests.integration.controller_proc import database_url, prepare_data_dir
 from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
 
@@ -157,13 +161,15 @@ def test_bad_input_from_a_registered_device_gets_errors_and_the_server_goes_on(
     assert world.controller.gb28181.transport_bad_messages() >= 1
 
 
-def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_frames(
+def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_is_recorded(
     world: DeviceWorld,
 ) -> None:
     """Vigil INVITEs a channel of the registered SIPp device; GStreamer (mpegpsmux, then
     rtpmp2tpay: PS bytes cut into RTP as GB devices send them) sends 50 H.264 frames to the
     port and SSRC Vigil offered; every frame arrives whole (the last on BYE), keyframes
-    marked, and the joined elementary stream decodes in ffprobe. BYE ends it."""
+    marked, and the joined elementary stream decodes in ffprobe. BYE ends it. Recorded
+    meanwhile: two keyframe-aligned 1 s MPEG-TS segments, committed through ingest's
+    Committer into the store and catalog, chained, each decoding 25 frames."""
     source = world.tmp / "channel.ps"
     subprocess.run(
         ["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=50", "!",
@@ -188,7 +194,20 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_f
     )  # fmt: skip
     gb = world.controller.gb28181
     assert gb is not None and gb._loop is not None
+    core = world.controller.core
+    GbDeviceStore(core.engine, SystemClock()).set_channels(NVR, [Channel(CH1, "Gate camera 1")])
+    camera = core.catalog.camera(CH1)
+    assert camera is not None
+    committer = Committer(
+        core.catalog, core.store, Staging(world.tmp / "staging"), SystemClock(), False
+    )
+    recorder = Recorder(committer, core.store, camera, core.clock.now_us, segment_s=1.0)
     units: list[AccessUnit] = []
+
+    def on_unit(au: AccessUnit) -> None:
+        units.append(au)
+        recorder.on_unit(au)
+
     try:
         end = time.monotonic() + 10
         while time.monotonic() < end and not (  # registered from this SIPp's port
@@ -196,7 +215,7 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_f
         ):
             time.sleep(0.1)
         future = asyncio.run_coroutine_threadsafe(
-            devplay.play(world.devices, NVR, CH1, units.append), gb._loop
+            devplay.play(world.devices, NVR, CH1, on_unit), gb._loop
         )
         stream = future.result(10)
         subprocess.run(
@@ -209,6 +228,7 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_f
         while len(units) < 49 and time.monotonic() < end:  # the 50th: on BYE
             time.sleep(0.1)
         bye = asyncio.run_coroutine_threadsafe(stream.stop(), gb._loop).result(10)
+        asyncio.run_coroutine_threadsafe(recorder.close(), gb._loop).result(30)
     finally:
         proc.wait(30)
     assert bye == 200 and proc.returncode == 0
@@ -222,3 +242,19 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_becomes_whole_f
         capture_output=True, check=True, timeout=30,
     ).stdout.decode()  # fmt: skip
     assert "codec_name=h264" in probe and "nb_read_frames=50" in probe
+    # recorded: two keyframe-aligned 1 s segments, chained, in the catalog and the store
+    assert len(recorder.committed) == 2
+    rows = core.catalog.segments_in_range(CH1, 0, 2**62, 100)
+    assert len(rows) == 2 and [r.flag for r in rows] == ["", ""]  # the chain holds
+    assert [r.duration_us for r in rows] == [1_000_000, 1_000_000]
+    assert rows[1].start_us == rows[0].start_us + 1_000_000
+    assert rows[1].prev_sha256 == rows[0].sha256
+    for n, row in enumerate(rows):
+        seg = world.tmp / f"recorded{n}.ts"
+        seg.write_bytes(core.store.read_bytes(row.object_key))
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
+             "stream=codec_name,nb_read_frames", "-of", "default=noprint_wrappers=1", str(seg)],
+            capture_output=True, check=True, timeout=30,
+        ).stdout.decode()  # fmt: skip
+        assert "codec_name=h264" in probe and "nb_read_frames=25" in probe

@@ -54,3 +54,18 @@ def test_rtp_losses_resync_at_the_next_pack_and_other_ssrcs_are_dropped() -> Non
     assert rtp.lost == 1 and rtp.foreign == 2
     assert IDR not in [u.data for u in out][:1]  # the damaged frame is not handed on
     assert [u.data for u in out][-3:] == [u.data for u in UNITS][-3:]
+
+
+def test_segments_start_at_a_keyframe_and_cut_at_the_first_keyframe_past_their_length() -> None:
+    from controller.gb28181.recorder import SegmentCutter
+
+    cutter = SegmentCutter(segment_s=1.0)
+    frames = [AccessUnit(H264, 3600 * n, None, n % 20 == 0, b"f") for n in range(2, 70)]
+    cuts = [c for c in (cutter.add(f) for f in frames) if c is not None]
+    last = cutter.flush()
+    assert last is not None and cutter.flush() is None
+    # nothing before the first keyframe (frame 20); 25 frames = 1 s, so cut at frame 60
+    assert [(c.start_pts, c.end_pts, len(c.units)) for c in [*cuts, last]] == [
+        (20 * 3600, 60 * 3600, 40),
+        (60 * 3600, 70 * 3600, 10),
+    ]

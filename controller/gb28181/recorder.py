@@ -1,0 +1,155 @@
+"""Recording a GB/T 28181 device channel: its frames (devplay) cut into keyframe-aligned
+MPEG-TS segments and committed to the store, catalog and hash chain as agent footage is.
+
+`SegmentCutter` (pure) starts a segment at the first keyframe and cuts at the first keyframe
+`segment_s` or more after it; a segment's time is the wall clock at its channel's first frame
+plus the PTS elapsed since (a device's PTS has no epoch). Each cut is remuxed to MPEG-TS by
+PyAV (no decoding) and committed through ingest's `Committer` on a worker thread: object
+store first, then the catalog row, its `prev_sha256` the previous segment's hash (the chain
+the ingest rules judge, exactly as for an agent's upload). Video only for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from controller.catalog.models import CameraRow
+from controller.gb28181.ps import VIDEO_TYPES, AccessUnit
+from controller.ingest.commit import Committed, Committer
+from controller.ingest.rules import Header
+from controller.media.probe import probe_file
+from controller.storage import ObjectStore
+from controller.storage.base import put_owned_file
+
+log = logging.getLogger("vigil.gb28181")
+PTS_WRAP = 1 << 33
+TB = Fraction(1, 90_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    units: list[AccessUnit]
+    start_pts: int
+    end_pts: int
+
+
+class SegmentCutter:
+    def __init__(self, segment_s: float) -> None:
+        self.segment_ticks = int(segment_s * 90_000)
+        self.units: list[AccessUnit] = []
+        self._last_step = 3600  # one frame at 25 fps, until two frames say otherwise
+
+    def add(self, au: AccessUnit) -> Cut | None:
+        if au.stream_type not in VIDEO_TYPES or au.pts is None:
+            return None
+        if not self.units:
+            if au.key:
+                self.units.append(au)
+            return None  # nothing before the first keyframe
+        first, last = self.units[0].pts or 0, self.units[-1].pts or 0
+        self._last_step = ((au.pts - last) % PTS_WRAP) or self._last_step
+        if au.key and (au.pts - first) % PTS_WRAP >= self.segment_ticks:
+            cut = Cut(self.units, first, au.pts)
+            self.units = [au]
+            return cut
+        self.units.append(au)
+        return None
+
+    def flush(self) -> Cut | None:
+        if not self.units:
+            return None
+        cut = Cut(self.units, self.units[0].pts or 0, (self.units[-1].pts or 0) + self._last_step)
+        self.units = []
+        return cut
+
+
+def mux_ts(units: list[AccessUnit]) -> bytes:
+    """The units remuxed into MPEG-TS (PyAV, FFmpeg's muxer; no decoding)."""
+    sink = io.BytesIO()
+    with av.open(sink, "w", format="mpegts") as out:
+        stream = out.add_stream("hevc" if units[0].stream_type == 0x24 else "h264")
+        base = units[0].dts if units[0].dts is not None else units[0].pts or 0
+        for au in units:
+            packet = av.Packet(au.data)
+            packet.pts = ((au.pts or 0) - base) % PTS_WRAP
+            packet.dts = ((au.dts if au.dts is not None else au.pts or 0) - base) % PTS_WRAP
+            packet.time_base = TB
+            packet.stream = stream
+            packet.is_keyframe = au.key
+            out.mux(packet)
+    return sink.getvalue()
+
+
+class Recorder:
+    """`on_unit` for devplay.play: cuts, and commits each segment on a worker thread."""
+
+    def __init__(
+        self, committer: Committer, store: ObjectStore, camera: CameraRow,
+        wall_start_us: Callable[[], int], segment_s: float = 10.0,
+    ) -> None:  # fmt: skip
+        self.committer, self.store, self.camera = committer, store, camera
+        self.cutter = SegmentCutter(segment_s)
+        self._now_us = wall_start_us
+        self._origin: tuple[int, int] | None = None  # (pts, wall µs) of the first frame
+        self.prev_sha = ""
+        self.committed: list[Committed] = []
+        self._pending: list[asyncio.Future[None]] = []
+
+    def on_unit(self, au: AccessUnit) -> None:
+        if self._origin is None and au.pts is not None:
+            self._origin = (au.pts, self._now_us())
+        cut = self.cutter.add(au)
+        if cut is not None:
+            self._submit(cut)
+
+    async def close(self) -> None:
+        """Commit what is left (after BYE) and wait for every commit."""
+        cut = self.cutter.flush()
+        if cut is not None:
+            self._submit(cut)
+        await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def _submit(self, cut: Cut) -> None:
+        loop = asyncio.get_running_loop()
+        # commits run one after another (each links to the one before)
+        previous = self._pending[-1] if self._pending else None
+        self._pending.append(loop.create_task(self._commit_after(previous, cut)))
+
+    async def _commit_after(self, previous: asyncio.Future[None] | None, cut: Cut) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._commit, cut)
+
+    def _commit(self, cut: Cut) -> None:
+        assert self._origin is not None
+        pts0, wall0 = self._origin
+        start_us = wall0 + ((cut.start_pts - pts0) % PTS_WRAP) * 100 // 9
+        duration_us = ((cut.end_pts - cut.start_pts) % PTS_WRAP) * 100 // 9
+        data = mux_ts(cut.units)
+        sha = hashlib.sha256(data).hexdigest()
+        cam = self.camera.camera_id
+        header = Header(
+            f"gb-{cam}-{start_us}", cam, start_us, duration_us, len(data), sha, self.prev_sha
+        )
+        with tempfile.TemporaryDirectory(prefix="vigil-gb-") as tmp:
+            path = Path(tmp) / "segment.ts"
+            path.write_bytes(data)
+            key = self.committer.key_for(self.camera, header)
+            media = self.committer.media(header, probe_file(path))
+            put_owned_file(self.store, key, path, sha)
+        try:
+            self.committed.append(self.committer.record(self.camera.device_id, header, key, media))
+        except Exception:
+            log.exception("camera %s: segment at %d not recorded", cam, start_us)
+            raise
+        self.prev_sha = sha
