@@ -1,8 +1,9 @@
-"""`vigil-controller retention-sweep` and `storage-orphans`: retention by hand.
+"""`vigil-controller retention-sweep`, `storage-orphans` and `storage-sweep`: retention by hand.
 
 The running controller sweeps on its own schedule; these commands let an operator preview a
-policy change (`--dry-run`), force a sweep after an outage, or audit one camera's objects
-against its catalog rows.
+policy change (`--dry-run`), force a sweep after an outage, audit one camera's objects
+against its catalog rows, or remove the objects no catalog row names (orphans.py: a dry run
+unless `--apply`, which is audited).
 """
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="delete orphan objects past retention and not held (recorded)",
     )
     orphans.set_defaults(func=_orphans)
+    stray = sub.add_parser(
+        "storage-sweep",
+        help="find (--apply: delete, audited) objects no catalog row or upload names",
+    )
+    add_config_args(stray)
+    stray.add_argument("--camera", action="append", help="only this camera (repeatable)")
+    stray.add_argument(
+        "--grace-s", type=float, default=24 * 3600.0,
+        help="leave objects written more recently than this alone (default: a day)",
+    )  # fmt: skip
+    stray.add_argument("--apply", action="store_true", help="delete them (default: report only)")
+    stray.set_defaults(func=_stray)
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -111,3 +124,39 @@ def _orphans(args: argparse.Namespace) -> int:
             log.error("%s: %s", camera, exc)
             status = 1
     return status
+
+
+def _stray(args: argparse.Namespace) -> int:
+    from controller.audit.log import AuditLog
+    from controller.catalog.secret_store import SecretStore
+    from controller.cli_args import config_from_args
+    from controller.grants.keys import KeyFileError, load_keys
+    from controller.grants.shared_keys import sync_for_command
+    from controller.ingest.ledger import Ledger
+    from controller.retention.orphans import sweep_unreferenced
+
+    if args.grace_s < 0:
+        log.error("--grace-s must be >= 0")
+        return 2
+    opened = _open(args)
+    if opened is None:
+        return 2
+    catalog, store, clock = opened
+    audit = None
+    if args.apply:
+        config = config_from_args(args)
+        for line in sync_for_command(SecretStore(catalog.engine), config, clock.now_us()).lines():
+            log.info("%s", line)  # the city's keys, as `serve` would take them
+        try:
+            evidence = load_keys(config.data_path).evidence
+        except KeyFileError as exc:  # an applied sweep is audited, or does not run
+            log.error("%s", exc)
+            return 2
+        audit = AuditLog(catalog.engine, clock, evidence).append
+    report = sweep_unreferenced(
+        catalog, Ledger(catalog.engine), store, clock.now_us(), args.grace_s,
+        apply=args.apply, audit=audit, cameras=args.camera,
+    )  # fmt: skip
+    for line in report.lines():
+        print(line)  # noqa: T201 - the command's output
+    return 1 if report.errors or report.raced else 0

@@ -93,6 +93,25 @@ class ObjectStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it: key, size and when it was last written."""
+
+    key: str
+    size: int
+    modified_us: int  # the store's last-modified time (microseconds since the epoch)
+
+
+@runtime_checkable
+class ListingStore(Protocol):
+    """A store whose listing tells each object's age (both backends): what the sweep of
+    unreferenced objects needs to leave recent writes alone (controller/retention/orphans.py)."""
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix` (order unspecified)."""
+        ...
+
+
 @runtime_checkable
 class AdoptingStore(Protocol):
     """A store that can take over a file the caller is done with instead of copying it.

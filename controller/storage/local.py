@@ -39,6 +39,7 @@ from controller.storage.base import (
     ObjectInfo,
     ObjectNotFoundError,
     StorageError,
+    StoredObject,
     check_key,
     check_prefix,
     check_sha256_hex,
@@ -288,6 +289,16 @@ class LocalObjectStore:
             yield from (k for k in self._walk(start, base) if k.startswith(prefix))
         except OSError as exc:
             raise StorageError(f"list {prefix!r}: {exc.strerror or exc}") from exc
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        for key in self.list_keys(prefix):
+            try:
+                st = os.stat(self.root.joinpath(*key.split("/")))
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            except OSError as exc:
+                raise StorageError(f"list {key}: {exc.strerror or exc}") from exc
+            yield StoredObject(key, st.st_size, st.st_mtime_ns // 1000)
 
     def _walk(self, directory: Path, base: str) -> Iterator[str]:
         try:

@@ -30,6 +30,7 @@ from controller.storage.base import (
     ObjectNotFoundError,
     ObjectWriter,
     StorageError,
+    StoredObject,
     check_key,
     check_prefix,
     check_sha256_hex,
@@ -324,6 +325,14 @@ class S3ObjectStore(MultipartMixin):
                 raise
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
+        return (item["Key"] for item in self._listing(prefix))
+
+    def list_objects(self, prefix: str = "") -> Iterator[StoredObject]:
+        for item in self._listing(prefix):
+            modified_us = int(item["LastModified"].timestamp() * 1_000_000)
+            yield StoredObject(item["Key"], int(item["Size"]), modified_us)
+
+    def _listing(self, prefix: str) -> Iterator[Any]:
         check_prefix(prefix)
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=prefix
@@ -338,8 +347,7 @@ class S3ObjectStore(MultipartMixin):
                 raise
             if page is None:
                 return
-            for item in page.get("Contents", []):
-                yield item["Key"]
+            yield from page.get("Contents", [])
 
     def presigned_get(self, key: str, expires_s: int) -> str | None:
         check_key(key)

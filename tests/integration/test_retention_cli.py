@@ -81,3 +81,42 @@ def test_bad_arguments_are_refused(data_dir: Path):
     assert run(["retention-sweep", "--data-dir", str(data_dir), "--batch", "0"]) == 2
     assert run(["retention-sweep"]) == 2  # neither --config nor --data-dir
     assert run(["storage-orphans", "--data-dir", str(data_dir), "--camera", "nope"]) == 1
+
+
+def test_storage_sweep_reports_then_deletes_stray_objects_audited(data_dir: Path, capsys):
+    """`storage-sweep`: a dry run by default; `--apply` deletes the object no row names (past
+    the grace period), records it and appends a `storage_sweep` audit event."""
+    import os
+
+    from controller.audit.log import search
+    from controller.grants.keys import ensure_keys
+
+    src = data_dir / "stray.ts"
+    src.write_bytes(b"stray")
+    key = object_key("wudu", "v001", "cam1", SystemClock().now_us(), "stray")
+    store = LocalObjectStore(data_dir / "objects")
+    store.put_file(key, src, hashlib.sha256(b"stray").hexdigest())
+    old = SystemClock().now_us() / 1e6 - 120
+    os.utime(store.root.joinpath(*key.split("/")), (old, old))
+    base = ["storage-sweep", "--data-dir", str(data_dir), "--grace-s", "60"]
+    assert run(base) == 0
+    out = capsys.readouterr().out
+    assert f"would delete (dry run; --apply deletes): {key}" in out
+    assert "unreferenced past the grace period: 1 (5 bytes)" in out
+    assert key in set(store.list_keys())
+    assert run([*base, "--apply"]) == 2  # no evidence key to audit with: nothing deleted
+    assert key in set(store.list_keys())
+    ensure_keys(data_dir)
+    assert run([*base, "--grace-s", "600", "--apply"]) == 0  # too young for this grace
+    assert key in set(store.list_keys()) and "deleted:" not in capsys.readouterr().out
+    assert run([*base, "--apply"]) == 0
+    assert f"deleted: {key}" in capsys.readouterr().out
+    assert key not in set(store.list_keys())
+    assert len(list((data_dir / "objects").rglob("*.ts"))) == 11  # every row's object stays
+    engine = make_engine(f"sqlite:///{data_dir / 'catalog.db'}")
+    try:
+        events = search(engine, action="storage_sweep")
+        assert [e.action for e in events] == ["storage_sweep"]
+        assert key in events[0].detail
+    finally:
+        engine.dispose()
