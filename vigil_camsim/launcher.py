@@ -230,6 +230,7 @@ class CamsimProcess:
         python: str = GST_PYTHON,
         clock: Clock | None = None,
         stamp_wallclock: bool = False,
+        address: str = "127.0.0.1",
     ) -> CamsimProcess:
         """Start the server and return once RTSP and control ports answer.
 
@@ -237,8 +238,8 @@ class CamsimProcess:
         camera here); later starts read the loops from the cache in well under a second.
         `profile` applies to every camera, `profiles` overrides it per camera (see
         profiles.py for the names); `preset` names a size; `stamp_wallclock` puts each
-        frame's send time into it as SEI (core.with_wallclock). A bad name raises CamsimError
-        before anything starts.
+        frame's send time into it as SEI (core.with_wallclock); `address` is where it listens
+        (RTSP and control). A bad name raises CamsimError before anything starts.
         """
         options = CamsimOptions(
             cameras=cameras,
@@ -254,6 +255,7 @@ class CamsimProcess:
             profile=profile,
             camera_profiles=camera_profile_args(profiles),
             stamp_wallclock=stamp_wallclock,
+            address=address,
         ).checked()
         if not os.access(python, os.X_OK):
             raise CamsimError(f"{python} not found: {INSTALL_HINT}")

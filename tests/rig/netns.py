@@ -10,11 +10,19 @@ TEST-NET-1 (192.0.2.0/24) and exist only inside these namespaces: the controller
 `tbf` shapes each agent's egress (its uplink). `netem` is not available on these machines:
 a link cut is `ip link set DEV down`, healed with `up`. `close()` deletes every namespace
 (and with them the veth pairs); use it in a finalizer so a failing test leaves nothing.
+
+`add_host_agent` is the one exception to "the root namespace is never touched", for rigs whose
+servers (a fixture's SeaweedFS, camsim, a `serve` subprocess) run in the root namespace: the
+agent's namespace is joined to the root one by a veth pair whose root end gets a /32 address
+from 198.18.0.0/15 (benchmarking space, never routed), picked unused and unique per rig, so
+parallel test workers (pytest-xdist) never share one. Names carry the rig's random tag. The
+pair goes away with the agent's namespace.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -35,12 +43,26 @@ class AgentLink:
     device: str  # the agent-side veth (egress shaped)
     ip: str
     rate_bit: int
+    host_ip: str = ""  # add_host_agent: the root namespace's end (where its servers listen)
 
 
 def _run(argv: Sequence[str]) -> None:
     result = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=20)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.strip()}")
+
+
+def _free_pair() -> tuple[str, str]:
+    """(root end, agent end): two addresses of a 198.18.X.Y/31 no interface here has yet."""
+    used = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=False, timeout=10
+    ).stdout
+    for _ in range(100):
+        x, y = secrets.randbelow(256), secrets.randbelow(127) * 2
+        host, agent = f"198.18.{x}.{y}", f"198.18.{x}.{y + 1}"
+        if f" {host}" not in used and f" {agent}" not in used and f"peer {host}" not in used:
+            return host, agent
+    raise RuntimeError("no free address pair in 198.18.0.0/16")
 
 
 class NetRig:
@@ -52,6 +74,7 @@ class NetRig:
         self.tag = "vgl" + uuid.uuid4().hex[:6]
         self.controller_ns = f"{self.tag}-ctl"
         self.namespaces: list[str] = []
+        self.host_devices: list[str] = []  # root-namespace ends (add_host_agent)
         self.agents: dict[str, AgentLink] = {}
         self._add_namespace(self.controller_ns)
 
@@ -76,6 +99,24 @@ class NetRig:
         _run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf",
               "rate", f"{rate_bit}bit", "burst", str(burst_bytes), "latency", "400ms"])  # fmt: skip
         link = AgentLink(name, ns, dev, ip, rate_bit)
+        self.agents[name] = link
+        return link
+
+    def add_host_agent(self, name: str) -> AgentLink:
+        """A namespace for agent `name` joined to the root namespace (unshaped): the agent
+        reaches servers in the root namespace at `host_ip`; `cut`/`heal` as for the others."""
+        i = len(self.agents) + 1
+        ns = f"{self.tag}-{i}"
+        self._add_namespace(ns)
+        dev, host_dev = "up0", f"{self.tag}h{i}"
+        host_ip, ip = _free_pair()
+        _run(["ip", "link", "add", host_dev, "type", "veth", "peer", "name", dev, "netns", ns])
+        self.host_devices.append(host_dev)
+        _run(["ip", "addr", "add", host_ip, "peer", ip, "dev", host_dev])
+        _run(["ip", "-n", ns, "addr", "add", ip, "peer", host_ip, "dev", dev])
+        _run(["ip", "link", "set", host_dev, "up"])
+        _run(["ip", "-n", ns, "link", "set", dev, "up"])
+        link = AgentLink(name, ns, dev, ip, 0, host_ip)
         self.agents[name] = link
         return link
 
@@ -104,4 +145,6 @@ class NetRig:
         """Delete every namespace this rig made (their veth pairs go with them)."""
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-        self.namespaces = []
+        for dev in self.host_devices:  # gone with their namespace; this is a safety net
+            subprocess.run(["ip", "link", "del", dev], capture_output=True, check=False)
+        self.namespaces, self.host_devices = [], []

@@ -168,7 +168,9 @@ def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> N
         )  # fmt: skip
         time.sleep(4)  # the measured rate settles, backfill's new lease takes over
         before = len(read(work / "cam1.json")["latencies_ms"])
-        time.sleep(8)
+        # ~25 stamped frames a second: 120 of them, not a fixed 8 s.
+        wait_until(lambda: len(read(work / "cam1.json").get("latencies_ms", [])) >= before + 120,
+                   20, f"stamped frames of cam1\n{logs()}")  # fmt: skip
         view = read(work / "cam1.json")
         lat = sorted(view["latencies_ms"][before:])
         # The plan is re-read until it carries the feed (a replan between two reads of a loaded
