@@ -225,7 +225,8 @@ export class Playback {
     const box = $("timeline");
     const od = await api("GET", `/api/v1/cameras/${encodeURIComponent(camera)}/on-device?from=${day0}&to=${day0 + DAY_US}`);
     for (const r of od.evicted) box.append(bar("evicted", r.start_us, r.end_us, day0, `${t("tl.evicted")} ${shanghaiTime(r.start_us)}–${shanghaiTime(r.end_us)}: ${r.reason}`));
-    if (!od.unsent_since_us) return;
+    for (const r of od.unsent || []) box.append(bar("device", r.start_us, r.end_us, day0, `${t("tl.device")} ${shanghaiTime(r.start_us)}–${shanghaiTime(r.end_us)}`));
+    if ((od.unsent || []).length || !od.unsent_since_us) return; // exact from the inventory, else estimate
     const title = t("tl.unsent", { n: od.unsent_segments, at: shanghai(od.unsent_since_us) });
     for (const [lo, hi] of gaps) {
       const a = Math.max(lo, od.unsent_since_us);

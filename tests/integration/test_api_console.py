@@ -202,6 +202,23 @@ def test_the_timeline_lists_evicted_footage_from_the_loss_reports(api: ApiWorld)
         (T0 + HOUR, T0 + HOUR + 2 * sec),
     ]
     assert out["unsent_since_us"] == 0  # no fleet view here: nothing known to be on the device
+    assert out["unsent"] == []  # no scheduler either
+
+    class Inventory:  # the scheduler leader's view of the agents' last inventories
+        def unsent(self, device_id: str, camera_id: str) -> list[tuple[int, int]]:
+            assert (device_id, camera_id) == ("dev-cx", "cam-02")
+            return [(T0 + 9 * sec, T0 + 11 * sec), (T0 + 11 * sec, T0 + 13 * sec)]
+
+    api.deps.scheduler = Inventory()  # type: ignore[assignment]
+    try:
+        r = api.client.get(
+            "/api/v1/cameras/cam-02/on-device", params=day, headers=api.auth(OFFICER)
+        )
+    finally:
+        api.deps.scheduler = None
+    assert [(u["start_us"], u["end_us"]) for u in r.json()["unsent"]] == [
+        (T0 + 9 * sec, T0 + 13 * sec)
+    ]
     before = len(api.entries())
     r = api.client.get("/api/v1/cameras/cam-02/on-device", params=day, headers=api.auth(WUDU_OP))
     assert_refused(api, r, 403, "not_entitled", before, action="catalog_on_device")

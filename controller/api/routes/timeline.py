@@ -1,9 +1,11 @@
 """What the console's timeline knows beyond the cloud's segments, from data the controller
-already has: footage evicted from the agent before upload (the loss reports, `loss_event`) and
-whether the camera's agent holds unsent footage (its last health report: the oldest unsent
-segment's age). The second is per device, not per camera: a gap in the cloud after
-`unsent_since_us` is footage that is probably still on the device (or a recording gap),
-which the console says in those words; a footage request finds out exactly.
+already has: footage evicted from the agent before upload (the loss reports, `loss_event`);
+the camera's unsent segments its agent's last inventory listed (`unsent`: the scheduler
+leader's view, exact but only the oldest-first head); and whether the agent holds unsent
+footage at all (its last health report: the oldest unsent segment's age). The last is per
+device, not per camera: a gap in the cloud after `unsent_since_us` is footage that is probably
+still on the device (or a recording gap), which the console says in those words; a footage
+request finds out exactly.
 
     GET /api/v1/cameras/{camera}/on-device?from=T&to=T
 """
@@ -36,6 +38,7 @@ class OnDeviceOut(BaseModel):
     camera_id: str
     device_id: str
     evicted: list[RangeOut]
+    unsent: list[RangeOut]  # from the last inventory (empty on a follower replica)
     truncated: bool
     unsent_segments: int  # the device's, at its last health report (0: none or no report)
     unsent_since_us: int  # start of its oldest unsent segment (0: nothing unsent)
@@ -90,10 +93,13 @@ def on_device(
         unsent = health.segments_unsent
         reported = health.at_unix_us
         since = reported - int(health.oldest_unsent_age_s * 1_000_000)
+    spans = deps.scheduler.unsent(row.device_id, row.camera_id) if deps.scheduler else []
+    unsent_ranges = merge([(a, b, "unsent") for a, b in spans if a < hi and b > lo])
     return OnDeviceOut(
         camera_id=row.camera_id,
         device_id=row.device_id,
         evicted=evicted[:MAX_RANGES],
+        unsent=unsent_ranges[:MAX_RANGES],
         truncated=len(evicted) > MAX_RANGES,
         unsent_segments=unsent,
         unsent_since_us=since,
