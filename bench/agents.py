@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import os
 import resource
 import shutil
 import statistics
@@ -52,7 +51,7 @@ from typing import Any
 
 import psutil
 
-from bench.ingest import SEGMENT_BYTES, Chain, Creds, _agent, _setup
+from bench.ingest import SEGMENT_BYTES, Chain, Creds, _agent, _payload, _setup
 
 PER_PROCESS = 2_500
 UPLOADERS = 4
@@ -162,7 +161,12 @@ class Uploads:
     def __init__(self, port: int, creds: list[Creds]) -> None:
         self._port = port
         self._creds = creds[:UPLOADERS]
-        self._payloads = [os.urandom(SEGMENT_BYTES) for _ in self._creds]
+        # A real MPEG-TS segment, as agents send (bench.ingest._payload): ingest probes each
+        # segment's header, and FFmpeg probing random bytes costs ~56 ms of CPU per segment
+        # (a real header ~1 ms), which made the upload load itself the controller's biggest
+        # CPU cost here.
+        payload = _payload(SEGMENT_BYTES)
+        self._payloads = [payload for _ in self._creds]
         first = time.time_ns() // 1000 - 86_400_000_000
         self._chains = [Chain(first) for _ in self._creds]
         self.sent = 0

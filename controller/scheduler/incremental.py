@@ -34,9 +34,10 @@ made in parts has the rates of the plan made in one piece.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from controller.scheduler.assembly import Assembly, assemble, update
 from controller.scheduler.hysteresis import stabilise, stabilise_compiled
 from controller.scheduler.model import (
     CLASSES,
@@ -84,7 +85,7 @@ class Partition:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class _Fresh:
+class FreshPart:
     """A part's plan for these demands (`None`: the device has no demand)."""
 
     demands: tuple[DeviceDemand | None, ...]
@@ -95,10 +96,10 @@ class _Fresh:
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class _Stable:
+class StablePart:
     """A part's stabilised plan: `fresh` against the plans in force (`previous`)."""
 
-    fresh: _Fresh
+    fresh: FreshPart
     previous: tuple[DevicePlan | None, ...]  # of the devices with demand, in order
     plan: Plan
     changed: frozenset[str]
@@ -113,9 +114,13 @@ class Memo:
     config: PlanConfig
     threshold: float
     closed: tuple[tuple[int, ...], ...]  # links closed by windows, per class
-    fresh: dict[Part, _Fresh]  # by identity: a partition reuses unchanged parts
-    stable: dict[Part, _Stable]
-    assembly: _Assembly | None  # None: the next plan is put together from scratch
+    fresh: dict[Part, FreshPart]  # by identity: a partition reuses unchanged parts
+    stable: dict[Part, StablePart]
+    assembly: Assembly | None  # None: the next plan is put together from scratch
+    totals: tuple[int, ...]  # the fresh plans' root load per class, summed
+    root_load: tuple[int, ...]  # the same of the stabilised plans
+    count: int  # devices with demand
+    timed: frozenset[Part]  # parts with a deadline: planned again at every replan
 
 
 def partition(topology: Topology, previous: Partition | None = None) -> Partition:
@@ -170,9 +175,17 @@ def replan(
     now_us: int,
     config: PlanConfig,
     threshold: float,
+    touched: Iterable[str] | None = None,
+    latest: Mapping[str, DeviceDemand] | None = None,
 ) -> tuple[Plan, frozenset[str]]:
     """The stabilised plan after `previous` and the devices whose leases must change (as
-    `stabilise(previous, plan(...))`, part by part: see the module docstring)."""
+    `stabilise(previous, plan(...))`, part by part: see the module docstring).
+
+    `touched` and `latest` (state.Planner keeps them): every device whose demand or plan in
+    force may differ from what `previous` was made from, and the demands by device. With
+    them, and the same topology and windows, only the parts of those devices (and the parts
+    with a deadline) are looked at; without them every part is compared.
+    """
     if isinstance(now_us, bool) or not isinstance(now_us, int) or now_us < 0:
         plan(topology, (), now_us)  # raises SchedulerError naming the problem
     if not 0.0 <= threshold < 1.0:
@@ -183,126 +196,102 @@ def replan(
     parts = partition(topology, memo.partition if memo is not None else None)
     ct = topology.compiled
     closed = tuple(tuple(ct.closed_links(cls, now_us)) for cls in CLASSES)
-    same_time = memo is not None and memo.closed == closed
-    old_fresh = memo.fresh if memo is not None and same_time else {}
-    old_stable = memo.stable if memo is not None and same_time else {}
+    reuse = memo if memo is not None and memo.closed == closed else None
     version = previous.version + 1
-    slots = _group(parts, demands)
-
-    fresh: dict[Part, _Fresh] = {}
-    for part, given in zip(parts.parts, slots, strict=True):
-        if given is not None:
-            f = old_fresh.get(part)
-            if f is None or not f.timeless or f.demands != given:
-                f = _plan_part(part, given, now_us, version, config)
-            fresh[part] = f
-    totals = _column_sums(f.root for f in fresh.values())
-    slack = _SLACK_PER_DEVICE * sum(len(f.ids) for f in fresh.values())
+    base: Memo | None = None
+    if (
+        reuse is not None and reuse.assembly is not None and reuse.partition is parts
+        and touched is not None and latest is not None
+    ):  # fmt: skip
+        base = reuse  # start from its results; look only at what may have changed
+        where = parts.where
+        visit = {parts.parts[where[d][0]] for d in touched if d in where} | reuse.timed
+        slots = {part: _slot(part, latest) for part in visit}
+    else:
+        slots = dict(zip(parts.parts, _group(parts, demands), strict=True))
+    old_fresh = reuse.fresh if reuse is not None else {}
+    fresh = dict(base.fresh) if base is not None else {}
+    totals = list(base.totals) if base is not None else list(_ZERO)
+    count = base.count if base is not None else 0
+    timed = set(base.timed) if base is not None else set()
+    for part, given in slots.items():
+        gone = fresh.pop(part, None)
+        if gone is not None:
+            count -= len(gone.ids)
+            _add(totals, gone.root, -1)
+            timed.discard(part)
+        if given is None:
+            continue
+        f = old_fresh.get(part)
+        if f is None or not f.timeless or f.demands != given:
+            f = _plan_part(part, given, now_us, version, config)
+        fresh[part] = f
+        count += len(f.ids)
+        _add(totals, f.root, 1)
+        if not f.timeless:
+            timed.add(part)
+    slack = _SLACK_PER_DEVICE * count
     independent = sum(totals) + slack < ct.capacity[0] and (
         not ct.reserve_cap[0] or totals[_LIVE] + slack < ct.reserve_cap[0]
     )
+    sums = (tuple(totals), tuple(_ZERO), count, frozenset(timed))
     if not independent:  # the root is full in some pass: the city is one piece
         one = plan(topology, demands, now_us, version=version, config=config)
         merged, one_changed = stabilise(previous, one, topology, threshold)
-        memo = Memo(parts, config, threshold, closed, fresh, {}, None)
+        memo = Memo(parts, config, threshold, closed, fresh, {}, None, *sums)
         return replace(merged, memo=memo), one_changed
 
     get = previous.devices.get
-    stable: dict[Part, _Stable] = {}
-    for part, f in fresh.items():
+    old_stable = reuse.stable if reuse is not None else {}
+    stable = dict(base.stable) if base is not None else {}
+    root_load = list(base.root_load) if base is not None else list(_ZERO)
+    for part in slots:
+        gone_s = stable.pop(part, None)
+        if gone_s is not None:
+            _add(root_load, gone_s.root, -1)
+        f = fresh.get(part)
+        if f is None:
+            continue
         before = tuple(map(get, f.ids))
         s = old_stable.get(part)
         if s is None or s.fresh is not f or s.previous != before:
             s = _stabilise_part(f, before, part, threshold)
         stable[part] = s
-    root_load = _column_sums(s.root for s in stable.values())
+        _add(root_load, s.root, 1)
     valid = now_us + int(config.horizon_s * 1e6)
     edge = ct.next_window_edge_us(now_us)
     if edge is not None:
         valid = min(valid, edge)
     root_id = ct.link_ids[0]
+    sums = (tuple(totals), tuple(root_load), count, frozenset(timed))
     changed: set[str]
     if sum(root_load) > ct.capacity[0]:  # kept old rates would overfill the root: all fresh
-        whole = _assemble([f.plan for f in fresh.values()], root_id, totals)
+        whole = assemble([f.plan for f in fresh.values()], root_id, totals)
         changed = set(whole.devices)
-        memo = Memo(parts, config, threshold, closed, fresh, stable, None)
+        memo = Memo(parts, config, threshold, closed, fresh, stable, None, *sums)
     else:
-        base = memo.assembly if memo is not None and same_time else None
-        whole = _update(base, old_stable, stable, root_id, root_load)
+        old_whole = reuse.assembly if reuse is not None else None
+        candidates = slots if base is not None else None
+        whole = update(old_whole, old_stable, stable, candidates, root_id, root_load)
         changed = set().union(*whole.changed.values())
-        memo = Memo(parts, config, threshold, closed, fresh, stable, whole)
-    changed.update(previous.devices.keys() - whole.devices.keys())
+        memo = Memo(parts, config, threshold, closed, fresh, stable, whole, *sums)
+    if base is not None and touched is not None:  # only a touched device can be gone
+        changed.update(d for d in touched if d in previous.devices and d not in whole.devices)
+    else:
+        changed.update(previous.devices.keys() - whole.devices.keys())
     saturated = frozenset().union(*whole.saturated.values())
     result = Plan(version, now_us, valid, whole.devices, whole.loads, saturated, memo)
     return result, frozenset(changed)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Assembly:
-    """The city's plan put together from its parts' plans (kept to update the next one)."""
-
-    devices: dict[str, DevicePlan]
-    loads: dict[str, tuple[int, ...]]  # with the root's row
-    saturated: dict[Part | int, frozenset[str]]  # only the parts with saturated links
-    changed: dict[Part | int, frozenset[str]]  # only the parts with changed devices
+def _slot(part: Part, latest: Mapping[str, DeviceDemand]) -> tuple[DeviceDemand | None, ...] | None:
+    given = tuple(map(latest.get, part.device_ids))
+    return given if any(d is not None for d in given) else None
 
 
-def _column_sums(rows: Iterable[tuple[int, ...]]) -> list[int]:
-    sums = [sum(col) for col in zip(*rows, strict=True)]
-    return sums or [0] * len(CLASSES)
-
-
-def _assemble(plans: list[Plan], root_id: str, root_row: list[int]) -> _Assembly:
-    """Every part's plan in one (from scratch), every device changed."""
-    devices: dict[str, DevicePlan] = {}
-    loads: dict[str, tuple[int, ...]] = {}
-    saturated: dict[Part | int, frozenset[str]] = {}
-    for i, p in enumerate(plans):
-        devices.update(p.devices)
-        loads.update(p.link_loads)
-        if p.saturated:
-            saturated[i] = p.saturated
-    _set_root(loads, root_id, root_row)
-    return _Assembly(devices, loads, saturated, {0: frozenset(devices)})
-
-
-def _update(
-    base: _Assembly | None,
-    old: dict[Part, _Stable],
-    new: dict[Part, _Stable],
-    root_id: str,
-    root_row: list[int],
-) -> _Assembly:
-    """`base` (the assembly of the `old` parts) with the parts that changed swapped in: all
-    of them first taken out, then the new ones put in (a device or link may move parts)."""
-    if base is None:
-        base, old = _Assembly({}, {}, {}, {}), {}
-    devices, loads = dict(base.devices), dict(base.loads)
-    saturated, changed = dict(base.saturated), dict(base.changed)
-    for part, s in old.items():
-        if new.get(part) is not s:
-            for d in s.plan.devices:
-                del devices[d]
-            for link in s.plan.link_loads:
-                loads.pop(link, None)
-            saturated.pop(part, None)
-            changed.pop(part, None)
-    for part, s in new.items():
-        if old.get(part) is not s:
-            devices.update(s.plan.devices)
-            loads.update(s.plan.link_loads)
-            if s.fresh.plan.saturated:
-                saturated[part] = s.fresh.plan.saturated
-            if s.changed:
-                changed[part] = s.changed
-    _set_root(loads, root_id, root_row)
-    return _Assembly(devices, loads, saturated, changed)
-
-
-def _set_root(loads: dict[str, tuple[int, ...]], root_id: str, row: list[int]) -> None:
-    loads.pop(root_id, None)
-    if any(row):
-        loads[root_id] = tuple(row)
+def _add(into: list[int], row: tuple[int, ...], sign: int) -> None:
+    for k, r in enumerate(row):
+        into[k] += sign * r
 
 
 def _group(
@@ -328,19 +317,19 @@ def _group(
 
 def _plan_part(
     part: Part, given: tuple[DeviceDemand | None, ...], now_us: int, version: int, cfg: PlanConfig
-) -> _Fresh:
+) -> FreshPart:
     present = [d for d in given if d is not None]
     p = plan_compiled(part.compiled, present, now_us, version=version, config=cfg)
     timeless = not any(b.due_bytes for d in present for b in d.backlog.values())
     root = p.link_loads.get(part.compiled.link_ids[0], _ZERO)
-    return _Fresh(given, tuple(d.device_id for d in present), timeless, p, root)
+    return FreshPart(given, tuple(d.device_id for d in present), timeless, p, root)
 
 
 def _stabilise_part(
-    f: _Fresh, before: tuple[DevicePlan | None, ...], part: Part, threshold: float
-) -> _Stable:
+    f: FreshPart, before: tuple[DevicePlan | None, ...], part: Part, threshold: float
+) -> StablePart:
     old = {dp.device_id: dp for dp in before if dp is not None}
     previous = Plan(0, 0, 0, old, {}, frozenset())
     merged, changed = stabilise_compiled(previous, f.plan, part.compiled, threshold)
     root = merged.link_loads.get(part.compiled.link_ids[0], _ZERO)
-    return _Stable(f, before, merged, changed, root)
+    return StablePart(f, before, merged, changed, root)

@@ -8,7 +8,7 @@ they were, so one faulty agent or one typo in an operator's change never disturb
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from controller.scheduler.incremental import replan
@@ -31,6 +31,9 @@ class Planner:
         # Released devices not yet dropped from `_plan`: dropping copies the plan's device
         # map, so a burst of releases (a thousand finished leases a second) costs one copy.
         self._released: set[str] = set()
+        # Devices whose demand or plan in force changed since the plan in force was made:
+        # the incremental replan looks only at their parts (incremental.py).
+        self._touched: set[str] = set()
 
     @property
     def topology(self) -> Topology:
@@ -72,17 +75,21 @@ class Planner:
         if demand.device_id not in self._topology.compiled.device_index:
             raise DemandError(f"device {demand.device_id!r} is not in the topology")
         self._demands[demand.device_id] = demand
+        self._touched.add(demand.device_id)
 
     def forget(self, device_id: str) -> None:
         """Drop a device's demand (it went offline); unknown ids are ignored."""
         self._demands.pop(device_id, None)
+        self._touched.add(device_id)
 
     def release(self, device_ids: Iterable[str]) -> None:
         """Drop these devices' share of the plan in force (their lease finished, expired or
         died with the connection): the next replan gives them a fresh plan and a new lease
         instead of keeping the old one through hysteresis. Applied when the plan is next
         read or replaced, so each call costs only the ids given."""
-        self._released.update(device_ids)
+        ids = set(device_ids)
+        self._released.update(ids)
+        self._touched.update(ids)
 
     def replan(self, now_us: int) -> frozenset[str]:
         """Plan afresh at `now_us`; returns the devices whose leases must change."""
@@ -99,7 +106,7 @@ class Planner:
         """What the next plan is made from (the demands copied: they may change meanwhile)."""
         return PlanInputs(
             self._topology, tuple(self._demands.values()), self.plan, self._config,
-            self._hysteresis,
+            self._hysteresis, frozenset(self._touched), dict(self._demands),
         )  # fmt: skip
 
     def adopt(
@@ -116,6 +123,11 @@ class Planner:
             return None
         stale = set(stale)
         released, self._released = self._released, set()
+        adopted = frozenset(changed - stale - released)
+        # What the next replan must look at: inputs since `prepare`, and every device whose
+        # plan in force is not the one `merged` made for it (or is new).
+        self._touched -= inputs.touched
+        self._touched |= stale | released | adopted
         devices = dict(merged.devices)
         for d in stale:
             old = inputs.previous.devices.get(d)
@@ -126,7 +138,7 @@ class Planner:
         for d in released - stale:
             devices.pop(d, None)
         self._plan = replace(merged, devices=devices) if stale or released else merged
-        return frozenset(changed - stale - released)
+        return adopted
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +150,8 @@ class PlanInputs:
     previous: Plan
     config: PlanConfig
     hysteresis: float
+    touched: frozenset[str] = frozenset()  # see Planner._touched
+    latest: Mapping[str, DeviceDemand] | None = None  # the demands by device (None: unknown)
 
 
 def compute(inputs: PlanInputs, now_us: int) -> tuple[Plan, frozenset[str]]:
@@ -146,7 +160,8 @@ def compute(inputs: PlanInputs, now_us: int) -> tuple[Plan, frozenset[str]]:
 
     Incremental (incremental.py): only the parts of the tree whose inputs changed since
     `inputs.previous` was made are planned again; the result is the full recompute's."""
+    touched = inputs.touched if inputs.latest is not None else None
     return replan(
         inputs.topology, inputs.demands, inputs.previous, now_us, inputs.config,
-        inputs.hysteresis,
+        inputs.hysteresis, touched, inputs.latest,
     )  # fmt: skip

@@ -26,13 +26,14 @@ from controller.scheduler.model import (
     Window,
 )
 from controller.scheduler.plan import Plan, PlanConfig, plan
+from controller.scheduler.state import Planner, compute
 from controller.scheduler.topology import Topology
 
 T = TrafficClass
 S = 1_000_000
 NOW = 1_767_225_600 * S + 3 * 3600 * S  # 03:00 UTC
 CFG = PlanConfig(horizon_s=10.0, evidence_horizon_s=1.0, max_lease_segments=4)
-PROPS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -133,6 +134,61 @@ def test_carrying_the_memo_gives_exactly_the_full_recompute(data: st.DataObject)
 
 @PROPS
 @given(st.data())
+def test_the_planners_hints_give_exactly_the_full_recompute(data: st.DataObject) -> None:
+    """The Planner tells the replan which devices changed (reports, forgets, releases, what
+    it adopted, inputs that came while a plan was computed); only their parts are looked at."""
+    topology = data.draw(trees())
+    devices = list(topology.compiled.device_ids)
+    h = data.draw(st.sampled_from([0.0, 0.1]))
+    planner = Planner(topology, CFG, h)
+    now = NOW
+
+    def inputs_arrive() -> set[str]:
+        moved: set[str] = set()
+        for _ in range(data.draw(st.integers(0, 3))):
+            d = data.draw(st.sampled_from(devices))
+            action = data.draw(st.sampled_from(["report", "report", "forget", "release"]))
+            if action == "report":
+                planner.report(data.draw(demands(d, now)))
+            elif action == "forget":
+                planner.forget(d)
+                planner.release([d])
+            else:
+                planner.release([d])
+            moved.add(d)
+        return moved
+
+    for _step in range(data.draw(st.integers(2, 8))):
+        inputs_arrive()
+        now += data.draw(st.sampled_from([1, 2 * S, 40 * S]))
+        inputs = planner.prepare()
+        previous = inputs.previous
+        got = compute(inputs, now)
+        want = replan(topology, list(inputs.demands), replace(previous, memo=None), now, CFG, h)
+        assert got == want
+        stale = inputs_arrive()  # while the plan was computed: they keep their old plan
+        planner.adopt(inputs, got[0], got[1], stale)
+
+
+def test_a_replan_with_hints_looks_only_at_the_touched_parts() -> None:
+    planner = Planner(_city(), CFG, 0.1)
+    for i in range(6):
+        planner.report(_backfill(f"nvr{i}", 0))
+    planner.replan(NOW)
+    planner.replan(NOW)  # the leases adopted are now the plans in force: settled
+    before = planner.plan.memo
+    planner.report(_backfill("nvr2", 1))
+    inputs = planner.prepare()
+    assert inputs.touched == {"nvr2"}  # what the previous replan adopted is settled
+    planner.replan(NOW + S)
+    after = planner.plan.memo
+    assert isinstance(before, Memo) and isinstance(after, Memo)
+    same = [p for p in after.fresh if after.fresh[p] is before.fresh[p]]
+    assert sorted(d for p in same for d in p.device_ids) == ["nvr0", "nvr1", "nvr3", "nvr4"]
+
+
+@PROPS
+@given(st.data())
 def test_a_plan_in_parts_has_the_rates_of_the_plan_in_one_piece(data: st.DataObject) -> None:
     topology = data.draw(trees())
     given_ = [data.draw(demands(d, NOW)) for d in topology.compiled.device_ids[: data.draw(
@@ -220,3 +276,14 @@ def test_a_window_opening_plans_every_part_again() -> None:
     got = replan(topology, given_, first, later, CFG, 0.0)
     assert got == full(topology, {d.device_id: d for d in given_}, first, later, 0.0)
     assert got[0].devices["a"].total_bps == 1000
+
+
+def test_with_hints_a_part_with_a_deadline_is_still_planned_again_as_time_passes() -> None:
+    planner = Planner(_contended(), CFG, 0.0)
+    planner.report(_due("a", NOW + 100 * S, 5000))
+    planner.report(_due("b", 0, 0))
+    planner.replan(NOW)
+    planner.replan(NOW)  # settled: nothing touched
+    assert planner.prepare().touched == frozenset()
+    planner.replan(NOW + 90 * S)
+    assert planner.plan.devices["a"].total_bps == 1000  # 10 s left: a takes the link
