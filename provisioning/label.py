@@ -143,11 +143,24 @@ def write_labels(path: Path, labels: Sequence[Label], compress: bool = True) -> 
 
 
 def _qr(pdf: Any, code: Any, x: float, y: float, size: float) -> None:
-    """The QR code as filled squares (vector: sharp at any printer resolution)."""
+    """The QR code as filled rectangles, one per run of dark modules in a row (vector: sharp
+    at any printer resolution; runs rather than squares keep a page small and quick)."""
     rows = [list(row) for row in code.matrix_iter(scale=1, border=2)]
     cell = size / len(rows)
     pdf.set_fill_color(0, 0, 0)
     for r, row in enumerate(rows):
-        for c, dark in enumerate(row):
-            if dark:
-                pdf.rect(x + c * cell, y + r * cell, cell, cell, style="F")
+        for start, length in dark_runs(row):
+            pdf.rect(x + start * cell, y + r * cell, length * cell, cell, style="F")
+
+
+def dark_runs(row: Sequence[Any]) -> list[tuple[int, int]]:
+    """(start, length) of each run of dark (truthy) modules."""
+    runs: list[tuple[int, int]] = []
+    start = -1
+    for i, dark in enumerate([*row, False]):
+        if dark and start < 0:
+            start = i
+        elif not dark and start >= 0:
+            runs.append((start, i - start))
+            start = -1
+    return runs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provisioning.label import beijing, label_for, label_lines, qr_payload
+from provisioning.label import beijing, dark_runs, label_for, label_lines, qr_payload
 from provisioning.spec import device_spec, parse_camera
 from provisioning.workspace import City, DeviceRecord
 
@@ -38,3 +38,8 @@ def test_the_qr_code_carries_enrollment_info_and_no_secret() -> None:
     printed = payload + "".join(v for _, v in label_lines(label))
     for secret in ("the-secret-token-value", "cam-pw-9", "admin"):
         assert secret not in printed
+
+
+def test_dark_modules_are_drawn_as_runs() -> None:
+    assert dark_runs([1, 1, 0, 1, 0, 0, 1, 1, 1]) == [(0, 2), (3, 1), (6, 3)]
+    assert dark_runs([0, 0]) == [] and dark_runs([]) == []
