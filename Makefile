@@ -66,7 +66,7 @@ chaos: deps ## long seeded fault run (>= 100 faults, ~15 min): kill -9 agent/con
 	VIGIL_FAULT_RUN_FAULTS=$${VIGIL_FAULT_RUN_FAULTS:-100} $(VENV)/bin/pytest -q -s -m rig tests/rig/test_fault_run.py
 
 bench: venv
-	for b in agent_capture ingest fleet_health scheduler grants agents live console; do $(PY) -m bench.$$b --quick || exit 1; done
+	for b in agent_capture ingest fleet_health scheduler scheduler_fleet grants agents live console; do $(PY) -m bench.$$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
