@@ -33,6 +33,7 @@ from controller.catalog import (
 )
 from controller.clock import Clock
 from controller.ingest.caches import ChainTips
+from controller.ingest.group import GroupCommit
 from controller.ingest.rules import (
     ChainVerdict,
     Code,
@@ -123,6 +124,7 @@ class Committer:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if sqlite else nullcontext()
         )
+        self._rows = GroupCommit(catalog, self._write_lock)
 
     def surely_new(self, header: Header) -> bool:
         """True when the segment starts after its camera's latest segment, as this sole
@@ -256,8 +258,7 @@ class Committer:
             committed_at_us=self._clock.now_us(),
         )
         try:
-            with self._write_lock:
-                self._catalog.add_segment(row, media)
+            self._rows.add(row, media)  # with concurrent uploads' rows, in one transaction
         except DuplicateSegmentError:
             done = self.check_existing(device_id, header)  # lost a race: same or conflict
             if done is None:
