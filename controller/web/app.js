@@ -44,6 +44,12 @@ function stateWord(camera) {
   return s === true ? t("fleet.online") : s === false ? t("fleet.offline") : t("fleet.unknown");
 }
 
+// Who is logged in: user, organisation's name, role (in the page's language).
+function whoami() {
+  const u = session.user;
+  $("whoami").textContent = `${u.user_id} · ${orgName(u.org_id)} · ${t(`role.${u.role}`)}`;
+}
+
 // An organisation's name from the policy (成县 for "chengxian"); the id when unknown.
 function orgName(orgId) {
   const org = app.orgs.find((o) => o.org_id === orgId);
@@ -122,7 +128,7 @@ async function enterConsole() {
   $("console").hidden = false;
   $("nav").hidden = false;
   $("logout").hidden = false;
-  $("whoami").textContent = `${session.user.user_id} · ${session.user.org_id} · ${session.user.role}`;
+  whoami();
   const now = Date.now();
   $("from").value = localInput(now - 10 * 60000);
   $("to").value = localInput(now);
@@ -156,7 +162,10 @@ async function enterConsole() {
   app.users = new Users({ orgs: () => app.orgs, orgName, onError: fail });
   document.querySelector("#nav [data-view=users]").hidden = session.user.role !== "admin";
   app.charts = new Charts($("charts"), { countyName });
-  api("GET", "/api/v1/organisations").then((orgs) => (app.orgs = orgs), fail);
+  api("GET", "/api/v1/organisations").then((orgs) => {
+    app.orgs = orgs;
+    whoami();
+  }, fail);
   app.fleet = new Fleet({
     onStates: (states) => {
       app.states = states;
@@ -210,6 +219,7 @@ function init() {
     translatePage();
     if (app.tree) app.tree.relabel();
     if (app.fleet) app.fleet.render();
+    if (session.user) whoami();
   });
   $("login-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
