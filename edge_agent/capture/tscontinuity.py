@@ -15,7 +15,6 @@ seen before keeps the muxer's own counter. Bytes that are not TS packets are lef
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 TS_PACKET = 188
@@ -24,8 +23,8 @@ SYNC = 0x47
 
 VIDEO_PID = 0x100  # FFmpeg's MPEG-TS muxer puts the first stream (our video) here
 _MASK_PID_HIGH = bytes(b & 0x1F for b in range(256))
-_NOT_VIDEO_HIGH = re.compile(rb"[^\x01]")  # the PID's high bits are not 0x01
-_NOT_VIDEO_LOW = re.compile(rb"[^\x00]")  # the PID's low byte is not 0x00
+_NOT_VIDEO_HIGH = bytes(int(b & 0x1F != 0x01) for b in range(256))  # 1: PID high bits not 0x01
+_NOT_VIDEO_LOW = bytes(int(b != 0x00) for b in range(256))  # 1: PID low byte not 0x00
 # _SHIFT[d] adds d (mod 16) to the counter nibble of a header byte, leaving its flags alone.
 _SHIFT = [bytes((b & 0xF0) | ((b + d) & 0x0F) for b in range(256)) for d in range(16)]
 
@@ -48,10 +47,7 @@ def continue_counters(
         return _per_packet(data, last)
     high = data[1:end:TS_PACKET].translate(_MASK_PID_HIGH)
     low = data[2:end:TS_PACKET]
-    others = sorted(
-        {m.start() for m in _NOT_VIDEO_HIGH.finditer(high)}
-        | {m.start() for m in _NOT_VIDEO_LOW.finditer(low)}
-    )
+    others = _others(high, low, n)
     heads = bytearray(data[3:end:TS_PACKET])
     state = dict(last)
     skip = set(others)
@@ -80,6 +76,24 @@ def continue_counters(
     out = bytearray(data)
     out[3:end:TS_PACKET] = heads
     return out, state
+
+
+def _others(high: bytes | bytearray, low: bytes | bytearray, n: int) -> list[int]:
+    """Indices of the packets that are not on the video PID, in order. One mark byte per
+    packet from two table lookups, OR-ed as integers, then `find`: all at C speed (a regular
+    expression over the same bytes cost about a fifth of the agent's own per-packet work)."""
+    marks = int.from_bytes(high.translate(_NOT_VIDEO_HIGH), "big") | int.from_bytes(
+        low.translate(_NOT_VIDEO_LOW), "big"
+    )
+    if not marks:
+        return []
+    flags = marks.to_bytes(n, "big")
+    found: list[int] = []
+    i = flags.find(1)
+    while i >= 0:
+        found.append(i)
+        i = flags.find(1, i + 1)
+    return found
 
 
 def _per_packet(

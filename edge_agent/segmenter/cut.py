@@ -145,29 +145,19 @@ def _write_fast(
         seg = OpenSegment(seg.start_pts_us, end_pts, seg.flags, seg.start_us)
     else:
         end_pts = seg.end_pts_us
+    last_key, interval = state.last_key_pts_us, state.key_interval_us
     if is_key:
-        last_key = state.last_key_pts_us
-        state = replace(
-            state,
-            segment=seg,
-            last_ts_us=ts,
-            last_now_us=now_us,
-            last_end_us=tl.wall(end_pts),
-            frame_us=frame_us,
-            last_key_pts_us=pts,
-            key_interval_us=pts - last_key if last_key is not None else None,
-            sps=pkt.sps if pkt.sps is not None else state.sps,
-        )
-    else:
-        state = replace(
-            state,
-            segment=seg,
-            last_ts_us=ts,
-            last_now_us=now_us,
-            last_end_us=tl.wall(end_pts),
-            frame_us=frame_us,
-            sps=pkt.sps if pkt.sps is not None else state.sps,
-        )
+        last_key, interval = pts, (pts - last_key if last_key is not None else None)
+    state = state.advanced(
+        seg,
+        ts,
+        now_us,
+        tl.wall(end_pts),
+        frame_us,
+        last_key,
+        interval,
+        pkt.sps if pkt.sps is not None else state.sps,
+    )
     return state, (_WRITE if off == 0 else Decision(Action.WRITE, offset_us=off))
 
 

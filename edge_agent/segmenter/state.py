@@ -123,3 +123,40 @@ class CutState:
     gap_from_us: int | None = None  # missing time began here; reported when a segment starts
     gap_reason: str = ""
     skip_before_us: int | None = None  # already captured up to here (resuming a file)
+
+    def advanced(
+        self,
+        segment: OpenSegment,
+        last_ts_us: int,
+        last_now_us: int | None,
+        last_end_us: int,
+        frame_us: int,
+        last_key_pts_us: int | None,
+        key_interval_us: int | None,
+        sps: bytes | None,
+    ) -> CutState:
+        """This state after one more packet written into the open segment: what
+        `dataclasses.replace` of these fields gives, in one constructor call (replace looks
+        every field up by name: twice the cost, once per packet of every camera)."""
+        return CutState(
+            anchor_hint_us=self.anchor_hint_us,
+            live=self.live,
+            refine=self.refine,
+            earliest_us=self.earliest_us,
+            lowered_at_us=self.lowered_at_us,
+            timeline=self.timeline,
+            segment=segment,
+            last_ts_us=last_ts_us,
+            last_now_us=last_now_us,
+            offset_us=self.offset_us,
+            last_end_us=last_end_us,
+            frame_us=frame_us,
+            last_key_pts_us=last_key_pts_us,
+            key_interval_us=key_interval_us,
+            sps=sps,
+            next_flags=self.next_flags,
+            floor_us=self.floor_us,
+            gap_from_us=self.gap_from_us,
+            gap_reason=self.gap_reason,
+            skip_before_us=self.skip_before_us,
+        )

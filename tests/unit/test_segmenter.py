@@ -372,3 +372,40 @@ def test_fast_path_is_taken_for_plain_frames() -> None:
         hits += _write_fast(state, p, None, POLICY) is not None
         state, _ = step(state, p, None, POLICY)
     assert hits >= 240
+
+
+def test_advanced_state_carries_every_other_field() -> None:
+    """`CutState.advanced` (the fast path's one-call replace) keeps every field it is not
+    given, including any field added later."""
+    import dataclasses
+
+    from edge_agent.segmenter.state import CutState, OpenSegment
+
+    state = CutState(anchor_hint_us=1, live=True)
+    given = {
+        "segment",
+        "last_ts_us",
+        "last_now_us",
+        "last_end_us",
+        "frame_us",
+        "last_key_pts_us",
+        "key_interval_us",
+        "sps",
+    }
+    for n, f in enumerate(dataclasses.fields(CutState)):  # a distinct value in every field
+        value = {bool: True, str: "x"}.get(type(getattr(state, f.name)), 1000 + n)
+        state = dataclasses.replace(state, **{f.name: value})
+    seg = OpenSegment(1, 2, SegmentFlag.NONE, 3)
+    new = state.advanced(seg, 5, 6, 7, 8, 9, 10, b"s")
+    assert new == dataclasses.replace(
+        state,
+        segment=seg,
+        last_ts_us=5,
+        last_now_us=6,
+        last_end_us=7,
+        frame_us=8,
+        last_key_pts_us=9,
+        key_interval_us=10,
+        sps=b"s",
+    )
+    assert {f.name for f in dataclasses.fields(CutState)} - given  # the rest were compared
