@@ -313,6 +313,12 @@ class LeaseDesk:
                 touched.append(device_id)
         return touched
 
+    def unsent(self, device_id: str, camera_id: str) -> list[tuple[int, int]]:
+        """(start, end) µs of the camera's unsent segments its last inventory listed."""
+        report = self.reports.get(device_id)
+        segments = report.pending.get(camera_id, []) if report is not None else []
+        return [(s.start_us, s.start_us + s.duration_us) for s in segments]
+
     def message(self, device_id: str) -> agent_control_pb2.Lease:
         """The device's whole current state as one stream message (lease and holds)."""
         return lease_message(

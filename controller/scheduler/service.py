@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 from controller.catalog import Catalog
 from controller.clock import Clock
@@ -40,7 +39,7 @@ from controller.scheduler.board import PUBLISH_S, FollowerView, PlanBoard
 from controller.scheduler.convert import device_report
 from controller.scheduler.desk import LeaseDesk, new_counters
 from controller.scheduler.inventory import demand_from_inventory
-from controller.scheduler.leases import IssuedLease, LinkDelivery
+from controller.scheduler.leases import IssuedLease, LinkDelivery, lease_ids
 from controller.scheduler.loops import SchedulerLoops
 from controller.scheduler.mailbox import Mailbox
 from controller.scheduler.model import DemandError
@@ -53,10 +52,6 @@ from protos.vigil.v1 import agent_control_pb2
 log = logging.getLogger("vigil.scheduler")
 
 LeaseBox = Mailbox[agent_control_pb2.Lease]
-
-
-def _lease_id() -> str:
-    return uuid.uuid4().hex[:16]
 
 
 class SchedulerService:
@@ -91,7 +86,7 @@ class SchedulerService:
                 else default_topology(opt.root_bps)
             )
         self.counters = new_counters()
-        self._desk = LeaseDesk(topology, opt, _lease_id, self.counters)
+        self._desk = LeaseDesk(topology, opt, lease_ids(), self.counters)
         self._upkeep = upkeep.Upkeep(
             catalog, clock, jobs or JobTracker(JobStore(catalog.engine), catalog, clock), fleet
         )
@@ -210,12 +205,9 @@ class SchedulerService:
             return self._desk.book.active(device_id)
 
     def unsent(self, device_id: str, camera_id: str) -> list[tuple[int, int]]:
-        """(start, end) µs of the camera's unsent segments that its agent's last inventory
-        listed (the oldest-first head; empty on a follower or before any inventory)."""
+        """(start, end) µs of the camera's unsent segments in its agent's last inventory."""
         with self._lock:
-            report = self._desk.reports.get(device_id)
-            segments = report.pending.get(camera_id, []) if report is not None else []
-            return [(s.start_us, s.start_us + s.duration_us) for s in segments]
+            return self._desk.unsent(device_id, camera_id)
 
     def connected(self) -> frozenset[str]:
         with self._lock:
