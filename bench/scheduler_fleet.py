@@ -81,7 +81,11 @@ def run(agents: int, rounds: int, reports: int, seed: int) -> dict[str, object]:
     desk.replan(now)
     first_s = time.process_time() - t
     seq = dict.fromkeys(devices, 0)
-    replan_s, compute_s, whole_s, full_s, issued = [], [], [], [], []
+    replan_s: list[float] = []
+    compute_s: list[float] = []
+    whole_s: list[float] = []
+    full_s: list[float] = []
+    issued: list[int] = []
     for _ in range(rounds):
         now += S // 2
         for d in rng.sample(devices, reports):
