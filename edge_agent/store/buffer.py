@@ -24,14 +24,13 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_agent.clock import Clock
 from edge_agent.model import (
     BufferStats,
-    EvictionRecord,
     Gap,
     Hold,
     SegmentFlag,
@@ -39,20 +38,18 @@ from edge_agent.model import (
     SegmentState,
 )
 from edge_agent.store import validate
-from edge_agent.store.chain import verify_links
 from edge_agent.store.errors import DiskFullError, StoreError, is_disk_full
 from edge_agent.store.eviction import EvictionPlan
 from edge_agent.store.files import FileOps
 from edge_agent.store.index import Index
 from edge_agent.store.opening import prepare
 from edge_agent.store.quota import delete_evicted_files, evict_in_transaction
+from edge_agent.store.records import MAX_LIMIT, LossRecords
 
 log = logging.getLogger(__name__)
 
-_MAX_UNSENT_LIMIT = 100_000
 
-
-class SegmentBuffer:
+class SegmentBuffer(LossRecords):
     """See the module docstring. Create with `SegmentBuffer.open`, finish with `close`."""
 
     def __init__(
@@ -254,7 +251,7 @@ class SegmentBuffer:
 
     def unsent(self, limit: int = 100, camera_id: str | None = None) -> list[SegmentInfo]:
         """Unsent segments, oldest first."""
-        count = validate.positive("limit", limit, _MAX_UNSENT_LIMIT)
+        count = validate.positive("limit", limit, MAX_LIMIT)
         cam = None if camera_id is None else validate.camera(camera_id)
         with self._locked("unsent query"):
             return self._index.unsent(count, cam)
@@ -361,62 +358,6 @@ class SegmentBuffer:
         start, end = validate.optional_range(start_us, end_us)
         with self._locked("gaps query"):
             return self._index.gaps(cam, start, end)
-
-    # -- evictions ------------------------------------------------------------------------------
-
-    def evictions(
-        self, only_unreported: bool = True, limit: int | None = None
-    ) -> list[EvictionRecord]:
-        """Eviction history, oldest first. Uploaded evictions are born reported (nothing was
-        lost), so the unreported ones are the losses still to report."""
-        count = None if limit is None else validate.positive("limit", limit, _MAX_UNSENT_LIMIT)
-        with self._locked("evictions query"):
-            return self._index.evictions(only_unreported, count)
-
-    def mark_evictions_reported(self, record_ids: Sequence[int]) -> None:
-        """Idempotent; any unknown record id refuses the whole call."""
-        ids = list(record_ids)
-        if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
-            raise StoreError(f"eviction record ids must be integers, got {ids!r}")
-        with self._locked("eviction reporting"):
-            unknown = set(ids) - self._index.existing_record_ids(ids)
-            if unknown:
-                raise StoreError(f"unknown eviction record ids {sorted(unknown)}")
-            with self._index.transaction():
-                self._index.mark_reported(ids)
-
-    def eviction_reasons(self, record_ids: Sequence[int]) -> dict[int, str]:
-        """Why each record was made: 'quota', 'missing at open' or 'damaged at open'."""
-        with self._locked("eviction reasons"):
-            return self._index.eviction_reasons(list(record_ids))
-
-    def prune_evictions(self, before_us: int) -> int:
-        """Forget reported eviction records older than `before_us` that no chain check still
-        needs (each camera's chain is then verified from its first remaining link)."""
-        cutoff = validate.micros("before_us", before_us)
-        with self._locked("eviction pruning"), self._index.transaction():
-            return sum(self._index.prune_evictions(c, cutoff) for c in self._index.camera_ids())
-
-    def verify_chain(self, camera_id: str, *, check_files: bool = False) -> list[str]:
-        """Problems in the camera's hash chain ([] when intact). With `check_files`, also
-        re-hash every buffered file of the camera against its index row."""
-        cam = validate.camera(camera_id)
-        with self._locked(f"chain check of camera {cam}"):
-            head = self._index.camera_head(cam)
-            problems = verify_links(
-                cam, self._index.chain_links(cam), head.anchor_seq, head.head_seq, head.head_sha256
-            )
-            buffered = self._index.segments(cam, None, None, None) if check_files else []
-        for info in buffered:
-            path = self.path_of(info)
-            try:
-                actual = self._files.sha256(path)
-            except OSError as exc:
-                problems.append(f"camera {cam}: {info.segment_id}: cannot read {path}: {exc}")
-                continue
-            if actual != info.sha256:
-                problems.append(f"camera {cam}: {info.segment_id}: file hash differs from index")
-        return problems
 
     # -- internals --------------------------------------------------------------------------
 
