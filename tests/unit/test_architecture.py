@@ -284,7 +284,7 @@ sys.exit(1 if failed else 0)
 """
 
 
-@pytest.mark.timeout(600)  # one fork per module: minutes on a loaded machine, as the child's own bound
+@pytest.mark.timeout(600)  # one fork per module: minutes on a loaded machine (child bound)
 def test_every_controller_module_imports_first_on_its_own() -> None:
     names = sorted(module_graph(ROOT, "controller"))
     names.remove("controller.__main__")  # runs the command line when imported
