@@ -98,6 +98,10 @@ class BrokerLink:
         """The paho client while started (receipts.py publishes on it)."""
         return self._client
 
+    @property
+    def client_id(self) -> str:
+        return self._settings.client_id
+
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
 

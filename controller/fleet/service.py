@@ -140,6 +140,11 @@ class FleetService:
     def wait_connected(self, timeout_s: float) -> bool:
         return self._link.wait_connected(timeout_s)
 
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id this controller holds on the broker (its own, per replica)."""
+        return self._link.client_id
+
     def connections(self) -> int:
         """Successful connects so far: more than one means the broker dropped this client
         (e.g. another client took its id)."""

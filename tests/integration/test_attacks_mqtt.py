@@ -152,8 +152,8 @@ def test_controller_replicas_each_keep_their_own_client_id(tmp_path: Path) -> No
         for _ in range(10):  # a replaced connection would drop within a reconnect delay
             time.sleep(0.2)
             assert all(s is not None and s.wait_connected(0) for s in services)
-        assert [s._connections for s in services if s is not None] == [1, 1]
-        assert [s._settings.client_id for s in services if s is not None] == [
+        assert [s.connections() for s in services if s is not None] == [1, 1]
+        assert [s.client_id for s in services if s is not None] == [
             CONTROLLER_USER,
             second,
         ]

@@ -89,6 +89,13 @@ def test_hevc_camera_plays_with_sound_in_chromium(
     info = page.inner_text("#media-info")
     assert "avc1" in info and "mp4a" in info, info  # H.264 rendition with the AAC track
     assert "本浏览器使用 H.264" in page.inner_text("#status")  # zh-CN first
+    # This controller runs no upload scheduler: the overview's chart asks for the plan once
+    # and is answered 503 scheduler_unavailable (the console then says so in a note; Chromium
+    # logs the status as a console error). That one response is expected, nothing else.
+    no_plan = f"HTTP 503 {world.base}/api/v1/scheduler/plan"
+    if no_plan in problems:
+        resource_503 = "Failed to load resource: the server responded with a status of 503"
+        problems = [p for p in problems if p != no_plan and not p.startswith(resource_503)]
     assert not problems, problems
     own = (world.base + "/", f"blob:{world.base}/")  # hls.js runs its worker from a blob
     assert requests and all(u.startswith(own) for u in requests), [
