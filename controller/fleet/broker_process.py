@@ -1,10 +1,11 @@
 """The managed Mosquitto as a child process: it dies with its controller, and a restarted
 controller reclaims one that did not (crash-only, without systemd cleaning a cgroup).
 
-- Dying with the controller: the child sets `PR_SET_PDEATHSIG` (SIGTERM) between fork and
-  exec, so the kernel stops the broker when the thread that started it ends, kill -9
-  included. The controller starts it from its main thread (`serve`); a caller starting it
-  from a short-lived thread would lose the broker with that thread.
+- Dying with the controller: the broker runs under `setpriv --pdeathsig TERM` (a
+  `PR_SET_PDEATHSIG` set between fork and exec where setpriv is missing), so the kernel stops
+  the broker when the thread that started it ends, kill -9 included. The controller starts it
+  from its main thread (`serve`); a caller starting it from a short-lived thread would lose
+  the broker with that thread.
 - Reclaiming: the controller holds an exclusive lock on `<broker dir>/broker.lock` (its pid
   inside) and the broker inherits that open file, so the lock is held while either lives.
   On start a held lock means an earlier broker still runs: when the pid file names this
@@ -78,6 +79,24 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
             os._exit(1)
 
     return preexec
+
+
+def launch_argv(
+    argv: list[str], die_with_controller: bool, setpriv: str | None
+) -> tuple[list[str], Callable[[], None] | None]:
+    """The broker's command line, and a `preexec_fn` only where nothing else can do its job.
+
+    `setpriv --pdeathsig TERM` (util-linux) asks for the signal and execs the broker, so the
+    child runs no Python: Popen can then use vfork, which runs no fork handlers. A Python
+    `preexec_fn` forces a plain fork, and gRPC's fork handlers then run in the child while the
+    controller's gRPC threads are busy: the child aborted ("epoll_wait error: Bad file
+    descriptor", exit -6) and the controller did not start (seen once in the fault run).
+    """
+    if not die_with_controller:
+        return argv, None
+    if setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--", *argv], None
+    return argv, die_with_parent(os.getpid())
 
 
 def _try_lock(fd: int) -> bool:
@@ -159,15 +178,19 @@ class ManagedBroker:
             )
         self.write_files()
         assert self._lock_fd is not None
-        preexec = die_with_parent(os.getpid()) if self.settings.die_with_controller else None
+        argv, preexec = launch_argv(
+            [exe, "-c", str(self.conf_path)],
+            self.settings.die_with_controller,
+            shutil.which("setpriv"),
+        )
         with open(self.log_path, "ab") as log_file:
             self._proc = subprocess.Popen(
-                [exe, "-c", str(self.conf_path)],
+                argv,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 pass_fds=(self._lock_fd,),  # the broker holds the lock too while it lives
-                preexec_fn=preexec,  # only prctl; libc resolved before the fork
+                preexec_fn=preexec,
             )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
