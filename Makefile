@@ -53,7 +53,7 @@ docs: venv ## regenerate docs/configuration.md from the configuration models
 test-unit: venv ## pure-logic unit tests: no server, no Debian packages (tests/unit/conftest.py)
 	$(VENV)/bin/pytest -q tests/unit
 
-test: deps ## install everything, then run the whole suite: rig tests one at a time beside the rest on TEST_WORKERS workers (scripts/run_suite.py)
+test: deps ## install everything, then run the whole suite: the rest on TEST_WORKERS workers, then the rig tests one at a time (scripts/run_suite.py)
 	$(PY) scripts/run_suite.py --workers $(TEST_WORKERS)
 
 test-fast: venv
