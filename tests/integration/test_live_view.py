@@ -388,10 +388,16 @@ def test_a_viewer_that_never_reads_is_dropped_and_others_go_on(world: World) -> 
             wait_until(lambda: world.hub.viewers("cam1") == 2, 5, "both viewers joined")
             deadline = time.monotonic() + 60
             received = 0
+            last_data = time.monotonic()
             while world.hub.viewers("cam1") > 1 and time.monotonic() < deadline:
                 data, _ = read_media(good, 0.5)
                 received += len(data)
-                assert data, "the good viewer stalled while the other one was stuck"
+                if data:
+                    last_data = time.monotonic()
+                # a stall behind the stuck viewer lasts until it is dropped (many seconds); a
+                # loaded machine may leave one half-second window empty
+                stalled = time.monotonic() - last_data
+                assert stalled < 3.0, "the good viewer stalled while the other one was stuck"
             assert world.hub.viewers("cam1") == 1, "the stuck viewer was never dropped"
             after, _ = read_media(good, 1.5)
             assert received and decode(after[after.find(b"\x47") :] if after else b"") is not None
