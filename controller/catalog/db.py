@@ -41,6 +41,9 @@ from controller.catalog.schema import (
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# Replicas starting together on a new SQLite file: one migrates (every revision, each with
+# fsyncs), the others wait for its write lock; on a loaded machine that took over 10 s.
+SQLITE_MIGRATION_BUSY_TIMEOUT_MS = 300_000
 WRITE_OPTION = "vigil_write"  # execution option: this connection's transaction will write
 
 
@@ -173,6 +176,16 @@ def schema_state(engine: Engine) -> SchemaState:
         raise CatalogUnavailableError(f"cannot read the database: {exc}") from exc
 
 
+def _sqlite_busy_timeout(conn: Connection, ms: int) -> None:
+    """Set on the driver's connection directly: a statement through SQLAlchemy would begin a
+    transaction first."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={ms}")
+    finally:
+        cursor.close()
+
+
 def upgrade_database(engine: Engine) -> UpgradeReport:
     """Migrate the database to the newest revision, in one locked transaction (what
     `vigil-controller db upgrade` runs). SchemaError when it cannot be (newer, or a
@@ -181,9 +194,16 @@ def upgrade_database(engine: Engine) -> UpgradeReport:
     script = script_directory()
     try:
         with engine.connect() as conn:
+            patient = conn.dialect.name == "sqlite"
+            if patient:  # another replica may be migrating this file: wait for all of it
+                _sqlite_busy_timeout(conn, SQLITE_MIGRATION_BUSY_TIMEOUT_MS)
             conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                return upgrade_locked(conn, script)
+            try:
+                with conn.begin():
+                    return upgrade_locked(conn, script)
+            finally:
+                if patient:
+                    _sqlite_busy_timeout(conn, SQLITE_BUSY_TIMEOUT_MS)
     except SQLAlchemyError as exc:
         raise CatalogUnavailableError(f"cannot upgrade (nothing was changed): {exc}") from exc
 
