@@ -183,28 +183,7 @@ def plan_approved_share(
     lifetime = ask.lifetime_us if lifetime_us is None else lifetime_us
     if not 0 < lifetime <= min(ask.lifetime_us, policy.share_lifetime_us):
         raise _bad("the lifetime may only be shortened")
-    body = GrantBody(
-        grant_id=ask.request_id,
-        parent_id="",
-        issuer_org=ask.owner_org,
-        holder_org=ask.requester_org,
-        holder_user=ask.requester_user,
-        holder_public_key=b"",
-        camera_ids=frozenset(ask.camera_ids),
-        area_prefixes=(),
-        resource_classes=frozenset(),
-        footage_from_us=ask.from_us,
-        footage_to_us=ask.to_us,
-        operations=ops,
-        not_before_us=now_us,
-        expires_us=now_us + lifetime,
-        purpose=f"request {ask.request_id}: {ask.reason}"[:MAX_TEXT_CHARS],
-        case_id=ask.case_id,
-        watermark_id=f"{ask.requester_org}/{ask.requester_user}"[:MAX_ID_CHARS],
-        download_limit=1 if Operation.DOWNLOAD in ops else 0,
-        issued_at_us=now_us,
-    )
-    return check_body(body)
+    return _share_body(ask, ops, now_us, now_us + lifetime, now_us)
 
 
 def owner_shared(policy: Policy, root: GrantBody, camera: CameraInfo) -> bool:
@@ -273,6 +252,20 @@ def body_from(ask: ShareAsk, d: Mapping[str, Any]) -> GrantBody:
     """The exact body an approval minted, rebuilt from the request and the approval's detail,
     so its holder can collect a token for it later (the controller keeps no tokens)."""
     ops = frozenset(Operation(o) for o in d["operations"])
+    return _share_body(
+        ask, ops, int(d["not_before_us"]), int(d["expires_us"]), int(d["issued_at_us"])
+    )
+
+
+def _share_body(
+    ask: ShareAsk,
+    ops: frozenset[Operation],
+    not_before_us: int,
+    expires_us: int,
+    issued_at_us: int,
+) -> GrantBody:
+    """The grant an approval mints: the owner issues it to the requester in person, for the
+    cameras and window asked for (one place, so an approval and its later collection agree)."""
     body = GrantBody(
         grant_id=ask.request_id,
         parent_id="",
@@ -286,13 +279,13 @@ def body_from(ask: ShareAsk, d: Mapping[str, Any]) -> GrantBody:
         footage_from_us=ask.from_us,
         footage_to_us=ask.to_us,
         operations=ops,
-        not_before_us=int(d["not_before_us"]),
-        expires_us=int(d["expires_us"]),
+        not_before_us=not_before_us,
+        expires_us=expires_us,
         purpose=f"request {ask.request_id}: {ask.reason}"[:MAX_TEXT_CHARS],
         case_id=ask.case_id,
         watermark_id=f"{ask.requester_org}/{ask.requester_user}"[:MAX_ID_CHARS],
         download_limit=1 if Operation.DOWNLOAD in ops else 0,
-        issued_at_us=int(d["issued_at_us"]),
+        issued_at_us=issued_at_us,
     )
     return check_body(body)
 
