@@ -124,14 +124,11 @@ def _parts_json(parts: Sequence[StoredPart]) -> str:
 
 
 class Ledger:
-    """The `ingest_multipart` table on the catalog's engine (thread-safe)."""
+    """The `ingest_multipart` table on the catalog's engine (thread-safe). The table is made
+    by the catalog's migrations (revision 0009), never here: `make_engine` migrates."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-
-    def ensure_table(self) -> None:
-        """For tests and databases made without migrations (the catalog migrates it)."""
-        LEDGER_METADATA.create_all(self._engine)
 
     def _read(self, query: Any) -> list[UploadRow]:
         try:

@@ -73,7 +73,6 @@ class City:
         self.catalog.upsert_camera("cam1", "dev1")
         self.store = LocalObjectStore(tmp / "objects")
         self.ledger = Ledger(self.engine)
-        self.ledger.ensure_table()
         self.src = tmp / "seg.ts"
         self.now = self.clock.now_us()
 
