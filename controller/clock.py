@@ -1,48 +1,8 @@
-"""The agent's notion of time, injected everywhere so tests can drive it.
-
-Wall-clock time (UTC microseconds) stamps segments; monotonic time measures intervals and
-timeouts. Both come from one object passed in from `main`, never read from a global.
-"""
+"""The controller's clock: the shared implementation (vigil_common/clock.py), re-exported so
+the controller's modules keep importing these names from here."""
 
 from __future__ import annotations
 
-import time
-from typing import Protocol
+from vigil_common.clock import Clock, ManualClock, SystemClock
 
-
-class Clock(Protocol):
-    def now_us(self) -> int:
-        """Wall-clock UTC time in microseconds since the Unix epoch."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary origin; never goes backwards."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now_us(self) -> int:
-        return time.time_ns() // 1000
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-class ManualClock:
-    """A clock tests advance by hand."""
-
-    def __init__(self, now_us: int = 1_767_225_600_000_000) -> None:
-        self._now_us = now_us
-        self._mono = 0.0
-
-    def now_us(self) -> int:
-        return self._now_us
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        self._now_us += int(seconds * 1_000_000)
-        self._mono += seconds
+__all__ = ["Clock", "ManualClock", "SystemClock"]

@@ -1,4 +1,8 @@
-"""The agent's notion of time, injected everywhere so tests can drive it.
+"""The agent's clock: the shared Clock, SystemClock and ManualClock (vigil_common/clock.py),
+a clock shifted by a fixed amount, and the estimate of the agent's clock against the
+controller's.
+
+The agent's notion of time is injected everywhere so tests can drive it.
 
 Wall-clock time (UTC microseconds) stamps segments; monotonic time measures intervals and
 timeouts. Both come from one object passed in from `main`, never read from a global.
@@ -7,49 +11,23 @@ timeouts. Both come from one object passed in from `main`, never read from a glo
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+from vigil_common.clock import Clock, ManualClock, SystemClock
 
-class Clock(Protocol):
-    def now_us(self) -> int:
-        """Wall-clock UTC time in microseconds since the Unix epoch."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary origin; never goes backwards."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now_us(self) -> int:
-        return time.time_ns() // 1000
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-
-class ManualClock:
-    """A clock tests advance by hand."""
-
-    def __init__(self, now_us: int = 1_767_225_600_000_000) -> None:
-        self._now_us = now_us
-        self._mono = 0.0
-
-    def now_us(self) -> int:
-        return self._now_us
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def advance(self, seconds: float) -> None:
-        self._now_us += int(seconds * 1_000_000)
-        self._mono += seconds
+__all__ = [
+    "Clock",
+    "ClockOffset",
+    "ClockSample",
+    "ManualClock",
+    "ShiftedClock",
+    "SkewEstimate",
+    "SystemClock",
+    "estimate_skew",
+    "usable_sample",
+]
 
 
 class ShiftedClock:

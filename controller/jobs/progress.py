@@ -15,7 +15,7 @@ job is done when every camera is complete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.jobs.model import (
@@ -27,56 +27,11 @@ from controller.jobs.model import (
     GoneRange,
     SegmentState,
 )
+from vigil_common.spans import Span, clip, covered, merge, subtract
 
-Span = tuple[int, int]
 # Segments of one camera are cut back to back but may leave sub-second slivers between
 # them (keyframe timing); holes shorter than this are not missing footage.
 HOLE_TOLERANCE_US = 1 * US
-
-
-def merge(spans: Iterable[Span], tolerance_us: int = 0) -> list[Span]:
-    """Sorted, non-overlapping spans; spans closer than `tolerance_us` are joined."""
-    out: list[Span] = []
-    for start, end in sorted(s for s in spans if s[1] > s[0]):
-        if out and start <= out[-1][1] + tolerance_us:
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out
-
-
-def subtract(spans: Iterable[Span], minus: Iterable[Span]) -> list[Span]:
-    """The parts of `spans` not covered by `minus` (both any order; result merged)."""
-    cut = merge(minus)
-    out: list[Span] = []
-    for start, end in merge(spans):
-        pos = start
-        for m_start, m_end in cut:
-            if m_end <= pos or m_start >= end:
-                continue
-            if m_start > pos:
-                out.append((pos, m_start))
-            pos = max(pos, m_end)
-            if pos >= end:
-                break
-        if pos < end:
-            out.append((pos, end))
-    return out
-
-
-def clip(spans: Iterable[Span], lo: int, hi: int) -> list[Span]:
-    return [(max(s, lo), min(e, hi)) for s, e in spans if e > lo and s < hi]
-
-
-def covered(spans: Iterable[Span], lo: int, hi: int, tolerance_us: int = 0) -> bool:
-    """Whether `spans` cover [lo, hi) (holes up to `tolerance_us` allowed)."""
-    if hi <= lo:
-        return True
-    for start, end in merge(clip(spans, lo - tolerance_us, hi), tolerance_us):
-        if start <= lo + tolerance_us and end >= hi:
-            return True
-    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from edge_agent.leases.lease import EVIDENCE, TAG_PREFIX, WantedHold
-from edge_agent.leases.ranges import Span, intersect, merge, subtract
 from edge_agent.model import BufferStats, EvictionRecord, Gap, Hold, SegmentInfo, SegmentState
 from protos.vigil.v1 import agent_control_pb2, common_pb2
+from vigil_common.spans import Span, clip, merge, subtract
 
 ARCHIVE = 4
 BACKFILL = 5
@@ -179,7 +179,7 @@ def hold_status(
     for hole in holes:
         rest = [hole]
         for span, reason in labelled:
-            found += [(lo, hi, reason) for lo, hi in intersect(rest, *span)]
+            found += [(lo, hi, reason) for lo, hi in clip(rest, *span)]
             rest = subtract(rest, [span])
         found += [(lo, hi, "not in the agent buffer") for lo, hi in rest if hi - lo > HOLE_US]
     _missing(status, hold.camera_id, found)

@@ -12,12 +12,9 @@ from controller.jobs.progress import (
     Missing,
     Stored,
     camera_outcome,
-    clip,
-    covered,
     eta_us,
-    merge,
-    subtract,
 )
+from vigil_common.spans import clip, covered, merge, subtract
 
 S = 1_000_000
 spans = st.lists(

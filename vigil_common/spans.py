@@ -1,6 +1,8 @@
-"""Half-open time spans [start, end) in microseconds: merge and subtract. Pure.
+"""Half-open time spans [start, end) in microseconds: merge, subtract, clip, cover. Pure.
 
-(The controller has the same few lines; agent and controller share only protos.)
+The agent (which footage of a hold it still has, edge_agent/leases/inventory.py) and the
+controller (a job's progress, controller/jobs/progress.py) answer the same interval questions,
+so both take them from here.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def merge(spans: Iterable[Span], tolerance_us: int = 0) -> list[Span]:
 
 
 def subtract(spans: Iterable[Span], minus: Iterable[Span]) -> list[Span]:
-    """The parts of `spans` not covered by `minus`."""
+    """The parts of `spans` not covered by `minus` (both any order; result merged)."""
     cut = merge(minus)
     out: list[Span] = []
     for start, end in merge(spans):
@@ -41,5 +43,16 @@ def subtract(spans: Iterable[Span], minus: Iterable[Span]) -> list[Span]:
     return out
 
 
-def intersect(spans: Iterable[Span], lo: int, hi: int) -> list[Span]:
+def clip(spans: Iterable[Span], lo: int, hi: int) -> list[Span]:
+    """The parts of `spans` inside [lo, hi), in the order given."""
     return [(max(s, lo), min(e, hi)) for s, e in spans if e > lo and s < hi]
+
+
+def covered(spans: Iterable[Span], lo: int, hi: int, tolerance_us: int = 0) -> bool:
+    """Whether `spans` cover [lo, hi) (holes up to `tolerance_us` allowed)."""
+    if hi <= lo:
+        return True
+    for start, end in merge(clip(spans, lo - tolerance_us, hi), tolerance_us):
+        if start <= lo + tolerance_us and end >= hi:
+            return True
+    return False
