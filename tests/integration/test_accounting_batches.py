@@ -3,11 +3,13 @@ or in batches (the batch path reads each camera's neighbours once, not per segme
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from sqlalchemy import select
 
 from controller.catalog import Catalog, make_engine
+from controller.catalog.accounting import Deltas, apply_deltas
 from controller.catalog.history_models import CameraHour
 from controller.catalog.models import SegmentRow
 from controller.clock import ManualClock
@@ -65,3 +67,47 @@ def test_one_by_one_reversed_and_batched_give_the_same_gaps(tmp_path: Path) -> N
     assert gaps(tmp_path, "single", [[r] for r in reversed(all_rows)]) == expected
     odd, even = all_rows[1::2], all_rows[0::2]
     assert gaps(tmp_path, "mixed", [odd, *[[r] for r in even]]) == expected
+
+
+def test_upserts_of_mixed_columns_add_up_on_both_databases(catalog_url: str) -> None:
+    """The cached upserts (one per column set, runs of rows in one executemany) add to the
+    right rows and columns, and `video_height` keeps the largest, on SQLite and PostgreSQL."""
+    engine = make_engine(catalog_url)
+    Catalog(engine, ManualClock(START))
+    hour = 3600 * US
+    first: Deltas = {
+        ("cam-a", START): Counter(recorded_us=5, segments=1, video_height=720),
+        ("cam-b", START): Counter(recorded_us=7, segments=1, video_height=1080),
+        ("cam-c", START): Counter(recorded_us=2, gap_us=3),
+        ("cam-c", START + hour): Counter(evicted_us=4, evicted_bytes=9),
+    }
+    second: Deltas = {
+        ("cam-a", START): Counter(recorded_us=1, segments=1, video_height=480),
+        ("cam-b", START): Counter(gap_us=6, video_height=2160),
+        ("cam-c", START + hour): Counter(evicted_us=1, evicted_bytes=0),
+    }
+    try:
+        for deltas in (first, second):
+            with engine.begin() as conn:
+                apply_deltas(conn, deltas)
+        with engine.connect() as conn:
+            table = CameraHour.__table__  # type: ignore[attr-defined]
+            got = {
+                (r.camera_id, r.hour_us - START): (
+                    r.recorded_us,
+                    r.segments,
+                    r.video_height,
+                    r.gap_us,
+                    r.evicted_us,
+                    r.evicted_bytes,
+                )
+                for r in conn.execute(select(table))
+            }
+    finally:
+        engine.dispose()
+    assert got == {
+        ("cam-a", 0): (6, 2, 720, 0, 0, 0),
+        ("cam-b", 0): (7, 1, 2160, 6, 0, 0),
+        ("cam-c", 0): (2, 0, 0, 3, 0, 0),
+        ("cam-c", hour): (0, 0, 0, 0, 5, 9),
+    }
