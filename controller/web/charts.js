@@ -6,6 +6,7 @@
 
 import { api, session } from "./api.js";
 import { addWords, t } from "./i18n.js";
+import { el } from "./dom.js";
 
 addWords(
   {
@@ -45,13 +46,6 @@ addWords(
 );
 
 const POLL_MS = 10_000;
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 // Pure: devices per county -> [{county, online, offline, unknown}], counties in first-seen order.
 export function perCounty(devices, name) {

@@ -7,13 +7,7 @@
 
 import { api, authHeaders } from "./api.js";
 import { duration, shanghai, t } from "./i18n.js";
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
+import { el } from "./dom.js";
 
 const MAX_ROWS = 200;
 

@@ -6,6 +6,7 @@
 
 import { api, query, session } from "./api.js";
 import { addWords, shanghai, t } from "./i18n.js";
+import { $, el, field, input, button, inputUs } from "./dom.js";
 
 addWords(
   {
@@ -51,43 +52,6 @@ addWords(
     "req.none": "none",
   },
 );
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function field(key, control) {
-  const l = el("label");
-  const s = el("span", "", t(key));
-  s.dataset.i18n = key;
-  l.append(s, " ", control);
-  return l;
-}
-
-function input(id, type, value) {
-  const i = el("input");
-  i.id = id;
-  i.type = type || "text";
-  if (value !== undefined) i.value = value;
-  return i;
-}
-
-function inputUs(id) {
-  const v = $(id).value;
-  return new Date(`${v.length === 16 ? `${v}:00` : v}+08:00`).getTime() * 1000;
-}
-
-function button(cls, key, onClick) {
-  const b = el("button", cls, t(key));
-  b.type = "button";
-  b.addEventListener("click", onClick);
-  return b;
-}
 
 export class Requests {
   // options: camera() -> selected camera id, orgName(id), open(link), onError(err)

@@ -6,36 +6,7 @@
 
 import { api, query } from "./api.js";
 import { shanghai, t } from "./i18n.js";
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function input(id, type, value) {
-  const i = el("input");
-  i.id = id;
-  i.type = type || "text";
-  if (value !== undefined) i.value = value;
-  return i;
-}
-
-function labelled(key, control) {
-  const l = el("label");
-  const s = el("span", "", t(key));
-  s.dataset.i18n = key;
-  l.append(s, " ", control);
-  return l;
-}
-
-function inputUs(id) {
-  const v = $(id).value;
-  return new Date(`${v.length === 16 ? `${v}:00` : v}+08:00`).getTime() * 1000;
-}
+import { $, el, field, input, inputUs } from "./dom.js";
 
 export class Sharing {
   constructor(options) {
@@ -62,11 +33,11 @@ export class Sharing {
     submit.type = "submit";
     submit.id = "share-submit";
     form.append(
-      labelled("share.org", input("share-org")),
-      labelled("share.user", input("share-user")),
-      labelled("share.ops", ops),
-      labelled("share.hours", input("share-hours", "number", "1")),
-      labelled("play.case", input("share-case")),
+      field("share.org", input("share-org")),
+      field("share.user", input("share-user")),
+      field("share.ops", ops),
+      field("share.hours", input("share-hours", "number", "1")),
+      field("play.case", input("share-case")),
       submit,
     );
     const out = el("div");
@@ -83,7 +54,7 @@ export class Sharing {
     af.id = "audit-form";
     const go = el("button", "", t("audit.search"));
     go.type = "submit";
-    af.append(labelled("audit.user", input("audit-user")), labelled("audit.camera", input("audit-camera")), labelled("audit.case", input("audit-case")), go);
+    af.append(field("audit.user", input("audit-user")), field("audit.camera", input("audit-camera")), field("audit.case", input("audit-case")), go);
     af.addEventListener("submit", (ev) => {
       ev.preventDefault();
       this.audit().catch(this.opts.onError);

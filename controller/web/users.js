@@ -5,6 +5,7 @@
 
 import { api, session } from "./api.js";
 import { addWords, shanghai, t } from "./i18n.js";
+import { $, el, field, select } from "./dom.js";
 
 addWords(
   {
@@ -52,29 +53,6 @@ addWords(
 );
 
 const ROLES = ["operator", "viewer", "admin", "installer"];
-const $ = (id) => document.getElementById(id);
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-function field(key, control) {
-  const l = el("label");
-  const s = el("span", "", t(key));
-  s.dataset.i18n = key;
-  l.append(s, " ", control);
-  return l;
-}
-
-function select(id, options) {
-  const s = el("select");
-  s.id = id;
-  for (const [value, label] of options) s.add(new Option(label, value));
-  return s;
-}
 
 export class Users {
   // options: orgs() -> [{org_id, name}], orgName(id), onError(err)
