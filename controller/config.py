@@ -390,6 +390,17 @@ class Gb28181Config(_Strict):
     realm: str = Field(default="", max_length=64)
     # A registered device not heard from (keepalive or any message) for this long is offline.
     device_timeout_s: float = Field(default=180.0, ge=5.0, le=3600.0)
+    # Device channels recorded continuously (INVITEd and kept): shell-style globs matched
+    # against a channel's 20-digit code and its device's code (a device's code takes all its
+    # channels; "*" every channel). Empty: none (live on demand only).
+    record: list[str] = Field(default_factory=list, max_length=1000)
+    # Recorded segments are cut at the first keyframe this long or more after the last cut.
+    record_segment_s: float = Field(default=10.0, ge=1.0, le=60.0)
+    # A recorded channel's stream with no RTP for this long is taken as dropped: BYE, and
+    # INVITEd again after `reinvite_min_s`, doubling up to `reinvite_max_s` while it fails.
+    rtp_timeout_s: float = Field(default=10.0, ge=0.5, le=600.0)
+    reinvite_min_s: float = Field(default=2.0, ge=0.1, le=600.0)
+    reinvite_max_s: float = Field(default=60.0, ge=1.0, le=3600.0)
 
     @property
     def device_realm(self) -> str:

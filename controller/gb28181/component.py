@@ -24,10 +24,13 @@ from controller.catalog.catalog import MAX_RANGE_LIMIT
 from controller.config import Gb28181Config, UpperPlatformConfig
 from controller.directory.scope import Term
 from controller.directory.store import MAX_PAGE, DirectoryStore, Filters, Listed
+from controller.gb28181 import supervise
 from controller.gb28181.cascade import RegisterPlan, merge_ranges
 from controller.gb28181.codes import Place
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devstore import GbDeviceStore
+from controller.gb28181.recording import RecordingSupervisor
+from controller.gb28181.recstore import CoreRecordingBackend
 from controller.gb28181.service import GbService
 from controller.gb28181.transport import SipTransport
 from controller.gb28181.upper import UpperLink, run_link, unregister
@@ -38,6 +41,9 @@ from controller.live.hub import LiveHub
 from controller.runtime import Core, StartupError
 
 log = logging.getLogger("vigil.gb28181")
+# A device INVITEd for recording may take this long to send its first packet (it waits for
+# its next keyframe; NVRs wake a sleeping channel's encoder).
+FIRST_PACKET_S = 10.0
 Unsent = Callable[[str, str], Sequence[tuple[int, int]]]  # (device, camera) -> spans
 
 
@@ -183,6 +189,7 @@ class GbComponent:
         ]
         self.service: GbService | None = None
         self.devices: DeviceAccess | None = None
+        self.recording: RecordingSupervisor | None = None
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -246,6 +253,9 @@ class GbComponent:
             asyncio.create_task(run_link(transport, link, advertised, self._stop))
             for link in self.links
         ]
+        if devices is not None and self.config.record:
+            self.recording = self._recording(devices)
+            tasks.append(asyncio.create_task(self.recording.run(self._stop)))
         log.info(
             "GB/T 28181 SIP on %s:%d (%d upper platforms; device access %s)",
             host, local[1], len(self.links), self.config.server_id or "off",
@@ -258,6 +268,18 @@ class GbComponent:
             if link.plan.registered:
                 await unregister(transport, link, advertised)
         transport.close()
+
+    def _recording(self, devices: DeviceAccess) -> RecordingSupervisor:
+        c = self.config
+        timing = supervise.Timing(
+            rtp_timeout_s=c.rtp_timeout_s,
+            first_packet_s=max(c.rtp_timeout_s, FIRST_PACKET_S),
+            reinvite_min_s=c.reinvite_min_s,
+            reinvite_max_s=max(c.reinvite_max_s, c.reinvite_min_s),
+            stable_s=max(60.0, c.rtp_timeout_s * 2),
+        )
+        backend = CoreRecordingBackend(self.backend.core, c.record_segment_s)
+        return RecordingSupervisor(devices, backend, c.record, timing)
 
     def transport_bad_messages(self) -> int:
         """Malformed SIP messages received so far (each logged and answered)."""

@@ -52,6 +52,11 @@ class Device:
     pages: dict[str, list[Channel]] = field(default_factory=dict)  # SN -> items so far
     call_id: str = field(default_factory=lambda: secrets.token_hex(12))
     cseq: int = 0
+    # Bumped by a registration that is not a refresh (another Call-ID or address, or after
+    # the last one lapsed): the device restarted, and any INVITE session with it is gone.
+    epoch: int = 1
+    reg_call_id: str = ""
+    channel_codes: list[str] | None = None  # from its last Catalog answer; None: not yet
 
 
 class DeviceAccess:
@@ -72,6 +77,8 @@ class DeviceAccess:
         self.keepalive_timeout_s = keepalive_timeout_s
         self.nonces = access.Nonces()
         self.devices: dict[str, Device] = {}
+        # Call-ID of an INVITE session Vigil holds with a device -> called on the device's BYE
+        self.calls: dict[str, Callable[[], None]] = {}
         self.refused = 0
         self._sn = 0
 
@@ -89,6 +96,11 @@ class DeviceAccess:
         """Handle a device's request; False when it is not from a device (the cascade's)."""
         msg = inbound.msg
         user = sip.uri_user(msg.get("From"))
+        ended = self.calls.pop(msg.call_id, None) if msg.method == "BYE" else None
+        if ended is not None:  # a device ends a stream Vigil asked for (From: the channel)
+            self.transport.reply(inbound, sip.response(msg, 200))
+            ended()
+            return True
         if msg.method == "REGISTER":
             await self._register(inbound, user)
             return True
@@ -148,7 +160,11 @@ class DeviceAccess:
         fresh = dev is None
         if dev is None:
             dev = self.devices[user] = Device(user, addr, now + verdict.expires_s, now)
+        elif msg.call_id != dev.reg_call_id or addr != dev.addr or dev.until <= now:
+            dev.epoch += 1
+            log.info("device %s registered afresh (restarted?): epoch %d", user, dev.epoch)
         dev.addr, dev.until, dev.last_seen = addr, now + verdict.expires_s, now
+        dev.reg_call_id = msg.call_id
         log.info("device %s registered from %s:%d for %d s", user, *addr, verdict.expires_s)
         where = f"{addr[0]}:{addr[1]}"
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
@@ -230,6 +246,7 @@ class DeviceAccess:
         except Exception as exc:  # a code clash with another camera, the database away
             log.error("device %s: cannot store its channels: %s", dev.device_id, exc)
             return
+        dev.channel_codes = [c.code for c in manscdp.video_channels(dev.device_id, items)]
         log.info("device %s: %d channels in the catalog", dev.device_id, dev.channels)
 
 

@@ -3,9 +3,11 @@
 `play` INVITEs one channel of a registered device (SDP: Vigil receives, `recvonly`, PS/90000
 on an ephemeral UDP port, `y=` a live SSRC starting with 0), ACKs its 200, and turns the RTP
 that arrives from then on into access units (psdemux.PsOverRtp: the offered SSRC only,
-losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` sends BYE.
-Refusals come back as `PlayError` with the device's status (or 408 when it did not answer).
-What is not built yet: cutting these units into keyframe-aligned segments in the catalog.
+losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` sends BYE
+(not when the device ended the call itself: its BYE, routed here by Call-ID through
+`DeviceAccess.calls`, sets `remote_bye`). `last_packet_at` (loop time) tells the recording
+supervisor a stream that went silent. Refusals come back as `PlayError` with the device's
+status (or 408 when it did not answer).
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ class PlayError(Exception):
 
 
 class _RtpIn(asyncio.DatagramProtocol):
-    def __init__(self, rtp: PsOverRtp, on_unit: Callable[[AccessUnit], None]) -> None:
-        self.rtp, self.on_unit = rtp, on_unit
+    def __init__(
+        self, rtp: PsOverRtp, on_unit: Callable[[AccessUnit], None], clock: Callable[[], float]
+    ) -> None:
+        self.rtp, self.on_unit, self.clock = rtp, on_unit, clock
         self.frames = 0
+        self.last_packet_at: float | None = None
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.last_packet_at = self.clock()
         for au in self.rtp.packet(data):
             self.frames += 1
             self.on_unit(au)
@@ -50,18 +56,41 @@ class DevicePlay:
         self.access, self.invite, self.ok, self.peer = access, invite, ok, peer
         self._udp, self.rtp_in, self.port = udp, rtp_in, port
         self.ssrc = rtp_in.rtp.ssrc or 0
+        self.remote_bye = False
+        self.stopped = False
 
     @property
     def frames(self) -> int:
         return self.rtp_in.frames
 
-    async def stop(self) -> int:
-        """BYE (the device's answer status, 408 when none) and close the port; the unit
-        still being built (the last frame) is handed on."""
+    @property
+    def last_packet_at(self) -> float | None:
+        return self.rtp_in.last_packet_at
+
+    def on_remote_bye(self) -> None:
+        self.remote_bye = True
+
+    def close(self) -> None:
+        """Close the port at once; the unit still being built (the last frame) is handed
+        on. Idempotent; `bye` then ends the call."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.access.calls.pop(self.invite.call_id, None)
         self._udp.close()
         for au in self.rtp_in.rtp.demux.flush():
             self.rtp_in.frames += 1
             self.rtp_in.on_unit(au)
+
+    async def stop(self) -> int:
+        """`close`, then BYE: the device's answer status (408 when none; 200 when the
+        device had ended the call itself)."""
+        self.close()
+        return await self.bye()
+
+    async def bye(self) -> int:
+        if self.remote_bye:
+            return 200
         bye = _in_dialog(self.invite, self.ok, "BYE", self.access)
         resp = await self.access.transport.request(bye, self.peer, False)
         return resp.status if resp is not None else 408
@@ -89,8 +118,8 @@ async def play(
     if dev is None:
         raise PlayError(404, f"device {device_id} is not registered")
     ssrc = f"0{secrets.randbelow(10**9):09d}"
-    rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit)
     loop = asyncio.get_running_loop()
+    rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit, loop.time)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)  # a keyframe burst fits
     sock.bind((access.host, 0))
@@ -120,4 +149,6 @@ async def play(
         raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
     access.transport.send(_in_dialog(msg, resp, "ACK", access), dev.addr)
     log.info("device %s channel %s: live into port %d, ssrc %s", device_id, channel, port, ssrc)
-    return DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port)
+    played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port)
+    access.calls[msg.call_id] = played.on_remote_bye
+    return played

@@ -18,12 +18,13 @@ from sqlmodel import col
 
 from controller.catalog.base import CatalogBase
 from controller.catalog.catalog import Catalog
+from controller.catalog.models import Camera
 from controller.clock import Clock
 from controller.directory.rows import Entry
 from controller.directory.store import DirectoryStore
 from controller.gb28181.access import Known, ha1_of
 from controller.gb28181.codes import is_code
-from controller.gb28181.manscdp import Channel
+from controller.gb28181.manscdp import Channel, video_channels
 from controller.gb28181.tables import GbDevice
 
 KIND = "gb28181"
@@ -95,7 +96,7 @@ class GbDeviceStore(CatalogBase):
     def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int:
         """Each video channel a catalog camera of the device, named and coded in the
         directory. Channels no longer listed are kept (their footage stays findable)."""
-        cameras = [c for c in channels if not c.parental and c.code != device_id]
+        cameras = video_channels(device_id, channels)
         for c in cameras:
             self._catalog.upsert_camera(c.code, device_id)
         self._directory.apply([Entry(c.code, c.name, gb_code=c.code) for c in cameras])
@@ -106,3 +107,9 @@ class GbDeviceStore(CatalogBase):
                 .values(channels=len(cameras))
             )
         return len(cameras)
+
+    def channel_codes(self, device_id: str) -> list[str]:
+        """The device's channels the catalog has (what its last Catalog answer stored)."""
+        query = select(col(Camera.camera_id)).where(col(Camera.device_id) == device_id)
+        with self._read("gb device channel codes") as conn:
+            return sorted(str(r[0]) for r in conn.execute(query))

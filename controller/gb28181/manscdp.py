@@ -232,6 +232,12 @@ class Channel:
     model: str = ""
 
 
+def video_channels(device_id: str, items: Sequence[Channel]) -> list[Channel]:
+    """The items of a device's Catalog answer that are its cameras (not organisations,
+    not the device itself)."""
+    return [c for c in items if not c.parental and c.code != device_id]
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogAnswer:
     sn: str

@@ -7,6 +7,11 @@ plus the PTS elapsed since (a device's PTS has no epoch). Each cut is remuxed to
 PyAV (no decoding) and committed through ingest's `Committer` on a worker thread: object
 store first, then the catalog row, its `prev_sha256` the previous segment's hash (the chain
 the ingest rules judge, exactly as for an agent's upload). Video only for now.
+
+One Recorder serves a channel across its INVITE sessions (`new_session` after a drop): the
+chain goes on from the last segment before the drop, so the time between is a recording gap
+the catalog's accounting sees (`camera_hour.gap_us`), not a break in the chain; a segment
+never starts before the previous one ended (the device's PTS and Vigil's clock may disagree).
 """
 
 from __future__ import annotations
@@ -96,14 +101,22 @@ class Recorder:
     def __init__(
         self, committer: Committer, store: ObjectStore, camera: CameraRow,
         wall_start_us: Callable[[], int], segment_s: float = 10.0,
+        prev_sha: str = "", last_end_us: int = 0,
     ) -> None:  # fmt: skip
         self.committer, self.store, self.camera = committer, store, camera
+        self.segment_s = segment_s
         self.cutter = SegmentCutter(segment_s)
         self._now_us = wall_start_us
         self._origin: tuple[int, int] | None = None  # (pts, wall µs) of the first frame
-        self.prev_sha = ""
+        self.prev_sha = prev_sha  # the chain goes on from the camera's last segment
+        self.last_end_us = last_end_us
         self.committed: list[Committed] = []
         self._pending: list[asyncio.Future[None]] = []
+
+    def new_session(self) -> None:
+        """The next frames come from a new INVITE (after `close`): a new PTS origin."""
+        self.cutter = SegmentCutter(self.segment_s)
+        self._origin = None
 
     def on_unit(self, au: AccessUnit) -> None:
         if self._origin is None and au.pts is not None:
@@ -118,23 +131,32 @@ class Recorder:
         if cut is not None:
             self._submit(cut)
         await asyncio.gather(*self._pending, return_exceptions=True)
+        self._pending = []
 
     def _submit(self, cut: Cut) -> None:
-        loop = asyncio.get_running_loop()
-        # commits run one after another (each links to the one before)
-        previous = self._pending[-1] if self._pending else None
-        self._pending.append(loop.create_task(self._commit_after(previous, cut)))
-
-    async def _commit_after(self, previous: asyncio.Future[None] | None, cut: Cut) -> None:
-        if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, self._commit, cut)
-
-    def _commit(self, cut: Cut) -> None:
         assert self._origin is not None
         pts0, wall0 = self._origin
         start_us = wall0 + ((cut.start_pts - pts0) % PTS_WRAP) * 100 // 9
+        start_us = max(start_us, self.last_end_us)
         duration_us = ((cut.end_pts - cut.start_pts) % PTS_WRAP) * 100 // 9
+        self.last_end_us = start_us + duration_us
+        loop = asyncio.get_running_loop()
+        # commits run one after another (each links to the one before); done ones let go
+        self._pending = [t for t in self._pending if not t.done()]
+        previous = self._pending[-1] if self._pending else None
+        task = self._commit_after(previous, cut, start_us, duration_us)
+        self._pending.append(loop.create_task(task))
+
+    async def _commit_after(
+        self, previous: asyncio.Future[None] | None, cut: Cut, start_us: int, duration_us: int
+    ) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._commit, cut, start_us, duration_us
+        )
+
+    def _commit(self, cut: Cut, start_us: int, duration_us: int) -> None:
         data = mux_ts(cut.units)
         sha = hashlib.sha256(data).hexdigest()
         cam = self.camera.camera_id

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.assembly import Controller, Parts, build_controller
+from controller.assembly import Controller
 from controller.catalog.db import make_engine
 from controller.clock import SystemClock
-from controller.config import ControllerConfig
 from controller.directory.scope import Term
 from controller.directory.store import DirectoryStore, Filters
 from controller.gb28181 import devplay
@@ -31,10 +30,15 @@ from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.manscdp import Channel
 from controller.gb28181.ps import AccessUnit
 from controller.gb28181.recorder import Recorder
-from controller.grants.keys import ensure_keys
 from controller.ingest.commit import Committer
 from controller.ingest.staging import Staging
-from tests.integration.controller_proc import database_url, prepare_data_dir
+from tests.integration.controller_proc import database_url
+from tests.integration.gb_device_support import (
+    device_controller,
+    ffprobe_frames,
+    make_ps,
+    send_ps,
+)
 from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
 
 SERVER_ID = "62120000002000000002"
@@ -58,25 +62,8 @@ class DeviceWorld:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeviceWorld]:
     tmp = tmp_path_factory.mktemp("gbdev")
     data = tmp / "ctl"
-    prepare_data_dir(data)
-    ensure_keys(data)
-    engine = make_engine(database_url(data))
-    try:
-        password = GbDeviceStore(engine, SystemClock()).issue(NVR, "wudu", "东关村", REALM)
-    finally:
-        engine.dispose()
-    sip_port = free_udp_port()
-    config = ControllerConfig.model_validate(
-        {
-            "data_dir": str(data),
-            "grpc": {"listen": "127.0.0.1:0"},
-            "mqtt": {"mode": "off"},
-            "gb28181": {"enabled": True, "listen": f"127.0.0.1:{sip_port}", "server_id": SERVER_ID},
-        }
-    )
-    controller = build_controller(config, SystemClock(), Parts())
+    controller, password, sip_port = device_controller(data, SERVER_ID, NVR)
     assert controller.gb28181 is not None
-    controller.start()
     try:
         devices = controller.gb28181.devices
         assert devices is not None
@@ -170,19 +157,7 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_is_recorded(
     marked, and the joined elementary stream decodes in ffprobe. BYE ends it. Recorded
     meanwhile: two keyframe-aligned 1 s MPEG-TS segments, committed through ingest's
     Committer into the store and catalog, chained, each decoding 25 frames."""
-    source = world.tmp / "channel.ps"
-    subprocess.run(
-        ["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=50", "!",
-         "video/x-raw,width=320,height=240,framerate=25/1", "!", "x264enc", "key-int-max=25",
-         "bframes=0", "tune=zerolatency", "!", "h264parse", "!", "mpegpsmux", "!",
-         "filesink", f"location={source}"],
-        check=True, timeout=60,
-    )  # fmt: skip
-    # rtpmp2tpay sends whole 1,316-byte payloads: pad the stream (PS padding) to a multiple
-    tail = 1316 - source.stat().st_size % 1316
-    tail += 1316 if tail < 6 else 0
-    with source.open("ab") as f:
-        f.write(b"\x00\x00\x01\xbe" + (tail - 6).to_bytes(2, "big") + b"\xff" * (tail - 6))
+    source = make_ps(world.tmp / "channel.ps")
     port = free_udp_port()
     proc = subprocess.Popen(
         [sipp_binary(), f"127.0.0.1:{world.sip_port}", "-sf",
@@ -218,12 +193,7 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_is_recorded(
             devplay.play(world.devices, NVR, CH1, on_unit), gb._loop
         )
         stream = future.result(10)
-        subprocess.run(
-            ["gst-launch-1.0", "-q", "filesrc", f"location={source}", "blocksize=1316", "!",
-             "video/mpegts,systemstream=true,packetsize=188", "!", "rtpmp2tpay", "pt=96",
-             f"ssrc={stream.ssrc}", "!", "udpsink", "host=127.0.0.1", f"port={stream.port}"],
-            check=True, timeout=30,
-        )  # fmt: skip
+        send_ps(source, stream.port, stream.ssrc)
         end = time.monotonic() + 5
         while len(units) < 49 and time.monotonic() < end:  # the 50th: on BYE
             time.sleep(0.1)
@@ -236,11 +206,7 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_is_recorded(
     assert stream.rtp_in.rtp.lost == 0 and stream.rtp_in.rtp.foreign == 0
     es = world.tmp / "channel.h264"
     es.write_bytes(b"".join(u.data for u in units))
-    probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-         "stream=codec_name,nb_read_frames", "-of", "default=noprint_wrappers=1", str(es)],
-        capture_output=True, check=True, timeout=30,
-    ).stdout.decode()  # fmt: skip
+    probe = ffprobe_frames(es)
     assert "codec_name=h264" in probe and "nb_read_frames=50" in probe
     # recorded: two keyframe-aligned 1 s segments, chained, in the catalog and the store
     assert len(recorder.committed) == 2
@@ -252,9 +218,5 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_is_recorded(
     for n, row in enumerate(rows):
         seg = world.tmp / f"recorded{n}.ts"
         seg.write_bytes(core.store.read_bytes(row.object_key))
-        probe = subprocess.run(
-            ["ffprobe", "-v", "error", "-count_frames", "-show_entries",
-             "stream=codec_name,nb_read_frames", "-of", "default=noprint_wrappers=1", str(seg)],
-            capture_output=True, check=True, timeout=30,
-        ).stdout.decode()  # fmt: skip
+        probe = ffprobe_frames(seg)
         assert "codec_name=h264" in probe and "nb_read_frames=25" in probe

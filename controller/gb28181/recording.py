@@ -1,0 +1,231 @@
+"""Continuous recording of GB/T 28181 device channels: one INVITE session per channel, kept.
+
+Every `tick_s` on the SIP loop the supervisor looks at each registered device's channels
+(from its Catalog answer, or the catalog's cameras of that device when Vigil restarted and
+has not asked yet), starts recording those `[gb28181] record` selects, and judges each
+running session with `supervise.drop_reason`: the device's BYE, a new registration epoch (it
+restarted), its registration gone, RTP silent for `rtp_timeout_s`. A dead session is closed
+at once (its last frames cut into a segment and committed), BYE'd in the background, and
+INVITEd again after `supervise.after_drop`'s backoff; a refused INVITE backs off the same
+way. One `Recorder` per channel lives across sessions, so the chain goes on and the time
+between is a recording gap the catalog accounts for (`camera_hour.gap_us`). Each change of
+what a channel is doing is written to the history as a camera state change (online "gb:
+recording", offline with the reason), so the gap is explained, not silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from controller.gb28181 import devplay, supervise
+from controller.gb28181.devices import DeviceAccess
+from controller.gb28181.devplay import DevicePlay, PlayError
+from controller.gb28181.recorder import Recorder
+
+log = logging.getLogger("vigil.gb28181")
+T = TypeVar("T")
+RECORDING = "gb: recording"
+
+
+class RecordingBackend(Protocol):
+    """Blocking calls (run on worker threads)."""
+
+    def channels(self, device_id: str) -> list[str]: ...
+
+    def recorder(self, camera_id: str) -> Recorder | None: ...
+
+    def note(self, device_id: str, camera_id: str, state: str, reason: str) -> None: ...
+
+
+@dataclass(eq=False)
+class Channel:
+    device_id: str
+    code: str
+    recorder: Recorder | None = None
+    play: DevicePlay | None = None
+    epoch: int = 0  # the device's epoch when this session was INVITEd
+    invited_at: float = 0.0
+    attempts: int = 0  # failures in a row
+    retry_at: float = 0.0
+    busy: bool = False  # an INVITE or a drop under way
+    noted: tuple[str, str] = ("", "")  # the last state change written
+    sessions: int = 0  # INVITEs answered 200 so far
+    last_drop: str = ""
+
+
+class RecordingSupervisor:
+    def __init__(
+        self,
+        access: DeviceAccess,
+        backend: RecordingBackend,
+        patterns: Sequence[str],
+        timing: supervise.Timing,
+        tick_s: float = 0.5,
+    ) -> None:
+        self.access = access
+        self.backend = backend
+        self.patterns = list(patterns)
+        self.timing = timing
+        self.tick_s = tick_s
+        self.channels: dict[tuple[str, str], Channel] = {}
+        self._loading: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Tick until `stop`, then end every session (BYE) and commit what is left."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # a bug here must not end recording for good
+                log.exception("GB recording supervisor tick failed")
+            try:
+                await asyncio.wait_for(stop.wait(), self.tick_s)
+            except TimeoutError:
+                pass
+        await self.close()
+
+    def tick(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for dev in list(self.access.devices.values()):
+            if dev.channel_codes is None:
+                if dev.device_id not in self._loading:
+                    self._loading.add(dev.device_id)
+                    self._spawn(self._load(dev.device_id))
+                continue
+            for code in dev.channel_codes:
+                key = (dev.device_id, code)
+                if key not in self.channels and supervise.wanted(self.patterns, *key):
+                    self.channels[key] = Channel(dev.device_id, code, retry_at=now)
+        for ch in list(self.channels.values()):
+            if ch.busy:
+                continue
+            if ch.play is not None:
+                self._check(ch, now)
+                continue
+            holder = self.access.devices.get(ch.device_id)
+            if holder is not None and holder.epoch != ch.epoch:  # registered afresh: at once
+                ch.epoch, ch.attempts, ch.retry_at = holder.epoch, 0, now
+            if now >= ch.retry_at and self.access.online(ch.device_id):
+                ch.busy = True
+                self._spawn(self._invite(ch))
+
+    def _check(self, ch: Channel, now: float) -> None:
+        play = ch.play
+        assert play is not None
+        if play.frames and ch.noted[0] != "online":
+            self._note(ch, "online", RECORDING)
+        dev = self.access.devices.get(ch.device_id)
+        facts = supervise.SessionFacts(
+            invited_at=ch.invited_at,
+            last_packet_at=play.last_packet_at,
+            epoch=ch.epoch,
+            device_epoch=dev.epoch if dev is not None else None,
+            remote_bye=play.remote_bye,
+        )
+        reason = supervise.drop_reason(facts, now, self.timing)
+        if reason is not None:
+            ch.busy = True
+            self._spawn(self._drop(ch, reason))
+
+    async def _load(self, device_id: str) -> None:
+        try:
+            codes = await self._in_thread(self.backend.channels, device_id)
+        except Exception as exc:  # the database away: asked again next tick
+            log.warning("device %s: cannot read its channels: %s", device_id, exc)
+            return
+        finally:
+            self._loading.discard(device_id)
+        dev = self.access.devices.get(device_id)
+        if dev is not None and dev.channel_codes is None:
+            dev.channel_codes = codes
+
+    async def _invite(self, ch: Channel) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if ch.recorder is None:
+                ch.recorder = await self._in_thread(self.backend.recorder, ch.code)
+                if ch.recorder is None:
+                    raise PlayError(404, f"camera {ch.code} is not in the catalog")
+            dev = self.access.devices.get(ch.device_id)
+            if dev is None:
+                raise PlayError(404, f"device {ch.device_id} is not registered")
+            epoch = dev.epoch
+            ch.recorder.new_session()
+            ch.invited_at = loop.time()
+            ch.play = await devplay.play(self.access, ch.device_id, ch.code, ch.recorder.on_unit)
+            ch.epoch = epoch
+            ch.sessions += 1
+            log.info("device %s channel %s: recording (session %d)", ch.device_id, ch.code,
+                     ch.sessions)  # fmt: skip
+        except Exception as exc:
+            status = exc.status if isinstance(exc, PlayError) else 500
+            retry = supervise.after_failure(ch.attempts, loop.time(), self.timing)
+            ch.attempts, ch.retry_at = retry.attempts, retry.at
+            log.warning("device %s channel %s: not recording (%s); INVITE again in %.1f s",
+                        ch.device_id, ch.code, exc, retry.at - loop.time())  # fmt: skip
+            self._note(ch, "offline", f"gb: INVITE failed {status}")
+        finally:
+            ch.busy = False
+
+    async def _drop(self, ch: Channel, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        play, ch.play = ch.play, None
+        try:
+            if play is not None:
+                play.close()  # the last frame into the recorder, at once
+                self._spawn(_bye(play))
+            if ch.recorder is not None:
+                await ch.recorder.close()
+        finally:
+            up_for = loop.time() - ch.invited_at
+            retry = supervise.after_drop(ch.attempts, up_for, loop.time(), self.timing)
+            ch.attempts, ch.retry_at = retry.attempts, retry.at
+            ch.last_drop = reason
+            log.warning("device %s channel %s: stream lost (%s); INVITE again in %.1f s",
+                        ch.device_id, ch.code, reason, retry.at - loop.time())  # fmt: skip
+            self._note(ch, "offline", reason)
+            ch.busy = False
+
+    def _note(self, ch: Channel, state: str, reason: str) -> None:
+        if ch.noted == (state, reason):
+            return
+        ch.noted = (state, reason)
+
+        async def write() -> None:
+            try:
+                await self._in_thread(self.backend.note, ch.device_id, ch.code, state, reason)
+            except Exception:
+                log.exception("camera %s: state change %s not written", ch.code, state)
+
+        self._spawn(write())
+
+    async def close(self) -> None:
+        for ch in self.channels.values():
+            play, ch.play = ch.play, None
+            if play is not None:
+                play.close()
+                self._spawn(_bye(play))
+                self._note(ch, "offline", "gb: recording stopped (controller stopping)")
+            if ch.recorder is not None:
+                await ch.recorder.close()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10.0)
+
+
+async def _bye(play: DevicePlay) -> None:
+    try:
+        await play.bye()
+    except Exception:
+        log.exception("BYE to a device failed")

@@ -1,0 +1,169 @@
+"""Continuous recording of a GB/T 28181 device channel, with SIPp playing the NVR.
+
+The controller runs with `[gb28181] record` naming one channel. SIPp registers as the NVR
+(tests/integration/sipp/device_register.xml) and answers every INVITE Vigil sends with its
+out-of-call scenario; GStreamer sends the PS over RTP to the port and SSRC of each session.
+A stream that goes silent is dropped (BYE), INVITEd again and recorded on; the time between
+is a recording gap in the catalog's accounting and the camera's state history says why. A
+device that ends the call with its own BYE is INVITEd again too.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.assembly import Controller
+from controller.catalog.history import HistoryCatalog
+from controller.gb28181.manscdp import Channel
+from controller.gb28181.recording import Channel as Recorded
+from controller.gb28181.recording import RecordingSupervisor
+from tests.integration.gb_device_support import (
+    REALM,
+    device_controller,
+    ffprobe_frames,
+    make_ps,
+    send_ps,
+)
+from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
+
+SERVER_ID = "62120000002000000003"
+NVR = "62120200001110000007"
+CH1 = "62120200001310000071"  # recorded
+CH2 = "62120200001310000072"  # not selected: never INVITEd
+RTP_TIMEOUT_S = 3.0
+
+
+@dataclass
+class RecWorld:
+    controller: Controller
+    supervisor: RecordingSupervisor
+    sip_port: int
+    password: str
+    tmp: Path
+    source: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecWorld]:
+    tmp = tmp_path_factory.mktemp("gbrec")
+    controller, password, sip_port = device_controller(
+        tmp / "ctl", SERVER_ID, NVR, [Channel(CH1, "Gate"), Channel(CH2, "Yard")],
+        record=[CH1], record_segment_s=1.0, rtp_timeout_s=RTP_TIMEOUT_S, reinvite_min_s=0.5,
+    )  # fmt: skip
+    assert controller.gb28181 is not None
+    try:
+        supervisor = controller.gb28181.recording
+        assert supervisor is not None
+        source = make_ps(tmp / "channel.ps")
+        yield RecWorld(controller, supervisor, sip_port, password, tmp, source)
+    finally:
+        controller.stop(grace_s=1.0)
+
+
+def device(world: RecWorld, ooc: str, log: Path) -> subprocess.Popen[bytes]:
+    """SIPp as the NVR: registered for 60 s, answering Vigil's requests with `ooc`."""
+    return subprocess.Popen(
+        [sipp_binary(), f"127.0.0.1:{world.sip_port}", "-sf",
+         str(SIPP_DIR / "device_register.xml"), "-oocsf", str(SIPP_DIR / ooc),
+         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-m", "1", "-nostdin",
+         "-au", NVR, "-ap", world.password, "-key", "device", NVR, "-key", "server_id",
+         SERVER_ID, "-key", "realm", REALM, "-d", "60000", "-timeout", "90s",
+         "-trace_msg", "-message_file", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=world.tmp,
+    )  # fmt: skip
+
+
+def wait_for(what: str, ok: Callable[[], bool], seconds: float = 20.0) -> None:
+    end = time.monotonic() + seconds
+    while not ok():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def channel(world: RecWorld, code: str) -> Recorded | None:
+    return world.supervisor.channels.get((NVR, code))
+
+
+def camera_changes(world: RecWorld) -> list[tuple[str, str]]:
+    core = world.controller.core
+    rows = HistoryCatalog(core.engine, core.clock).changes(0, 2**62)
+    return [(r.state, r.reason) for r in rows if r.subject == "camera" and r.camera_id == CH1]
+
+
+def session_up(world: RecWorld, n: int) -> Recorded:
+    """Wait until CH1's session number `n` is answered; the channel."""
+    wait_for(f"session {n}", lambda: (c := channel(world, CH1)) is not None
+             and c.sessions >= n and c.play is not None)  # fmt: skip
+    ch = channel(world, CH1)
+    assert ch is not None and ch.play is not None and ch.sessions == n
+    return ch
+
+
+def test_a_silent_stream_is_invited_again_and_the_gap_is_accounted(world: RecWorld) -> None:
+    log = world.tmp / "silent.log"
+    proc = device(world, "device_ooc_media.xml", log)
+    core = world.controller.core
+    try:
+        ch = session_up(world, 1)
+        assert ch.play is not None
+        first = ch.play
+        send_ps(world.source, first.port, first.ssrc)
+        wait_for("50 frames", lambda: first.frames >= 49)
+        # silence: dropped after RTP_TIMEOUT_S, BYE, INVITEd again, recorded on
+        ch = session_up(world, 2)
+        assert first.stopped and ch.play is not None and ch.play is not first
+        second = ch.play
+        send_ps(world.source, second.port, second.ssrc)
+        wait_for("50 frames again", lambda: second.frames >= 49)
+        wait_for("the second drop", lambda: second.stopped and not ch.busy, RTP_TIMEOUT_S + 10)
+        wait_for("4 segments", lambda: core.catalog.count_segments(CH1) == 4)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    messages = log.read_text(errors="replace")
+    assert messages.count("INVITE sip:" + CH1) >= 2 and "BYE sip:" + CH1 in messages
+    assert "INVITE sip:" + CH2 not in messages  # not selected by `record`
+    assert channel(world, CH2) is None
+    rows = core.catalog.segments_in_range(CH1, 0, 2**62, 100)
+    assert [r.duration_us for r in rows] == [1_000_000] * 4
+    assert [r.flag for r in rows] == [""] * 4  # one chain across the two sessions
+    assert [r.prev_sha256 for r in rows[1:]] == [r.sha256 for r in rows[:-1]]
+    gap = rows[2].start_us - rows[1].end_us
+    assert gap >= (RTP_TIMEOUT_S - 2.0) * 1_000_000  # sent 2 s of video, silent 3 s
+    assert rows[1].start_us == rows[0].end_us and rows[3].start_us == rows[2].end_us
+    sums = HistoryCatalog(core.engine, core.clock).hour_sums(0, 2**62, "camera", [CH1])
+    assert sum(s.sums["gap_us"] for s in sums) == gap  # the gap is accounted, exactly
+    assert sum(s.sums["recorded_us"] for s in sums) == 4_000_000
+    silent = f"gb: RTP silent for {RTP_TIMEOUT_S:g} s"
+    changes = camera_changes(world)
+    assert changes[:4] == [("online", "gb: recording"), ("offline", silent),
+                           ("online", "gb: recording"), ("offline", silent)]  # fmt: skip
+    seg = world.tmp / "after-gap.ts"
+    seg.write_bytes(core.store.read_bytes(rows[2].object_key))
+    probe = ffprobe_frames(seg)
+    assert "codec_name=h264" in probe and "nb_read_frames=25" in probe
+
+
+def test_a_device_bye_ends_the_session_and_it_is_invited_again(world: RecWorld) -> None:
+    log = world.tmp / "bye.log"
+    ch = channel(world, CH1)
+    before = ch.sessions if ch is not None else 0
+    proc = device(world, "device_ooc_bye.xml", log)
+    try:
+        ch = session_up(world, before + 1)
+        session = ch.play
+        assert session is not None
+        wait_for("the device's BYE", lambda: session.remote_bye)
+        session_up(world, before + 2)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    messages = log.read_text(errors="replace")
+    assert "BYE sip:" + SERVER_ID in messages and "SIP/2.0 200 OK" in messages
+    assert ("offline", "gb: device sent BYE") in camera_changes(world)
