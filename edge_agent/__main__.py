@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import AgentConfig, ConfigError, load_config
+from edge_agent.memory import limit_arenas
 from edge_agent.redact import redact_text, redact_url, setup_logging
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
+    limit_arenas()  # before any capture thread allocates (edge_agent/memory.py says why)
     clock = SystemClock()
     try:
         agent = Agent.open(config, clock)

@@ -36,6 +36,8 @@ def test_frozen_black_and_blurred_pictures_raise_their_events(camsim: Callable[.
     _watch(url, sampler, 5)
     assert reports == [], reports  # a moving picture: nothing to say
     assert sampler.samples >= 4 and sampler.cpu_s > 0
+    # No decoder kept between samples: each held ~6 MB per camera (edge_agent/image/sampler.py).
+    assert not any(isinstance(v, av.CodecContext) for v in vars(sampler).values())
     for fault in ("frozen", "black", "blurred"):
         cams.client.set_picture("1", fault)
         _watch(url, sampler, 5)
