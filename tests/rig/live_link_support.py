@@ -25,12 +25,10 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from websockets.sync.client import connect
@@ -43,6 +41,7 @@ from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
 from controller.scheduler.service import SchedulerOptions
 from controller.users import create_user
+from tests.support import stop_on_signals
 from vigil_camsim.core import read_wallclock
 
 PASSWORD = "rig live password"
@@ -115,13 +114,7 @@ def main() -> int:
     controller = build_controller(config, clock, Parts(http=True, scheduler=options))
     assert controller.scheduler is not None and controller.live is not None
     scheduler, hub = controller.scheduler, controller.live
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = stop_on_signals()
     controller.start()
     create_user(
         controller.engine, clock, "op", "wudu", "operator", PASSWORD, policy=default_policy()

@@ -36,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,26 +250,17 @@ def gather(rig: Rig) -> Facts:
     return Facts(recorded, rows, list(store.list_keys("")), staged)
 
 
-@pytest.fixture
-def net() -> Iterator[NetRig]:
-    rig = NetRig()
-    try:
-        yield rig
-    finally:
-        rig.close()
-
-
 @pytest.mark.rig
 @pytest.mark.timeout(300 + 30 * FAULTS)  # ~10 s a fault on a loaded machine, plus the drain
 def test_fault_run_loses_nothing_it_does_not_record(
-    tmp_path: Path, camsim: Callable[..., CamsimProcess], seaweedfs: SeaweedFS, net: NetRig
+    tmp_path: Path, camsim: Callable[..., CamsimProcess], seaweedfs: SeaweedFS, netrig: NetRig
 ) -> None:
     seed = random_seed()
     print(f"\nVIGIL_TEST_SEED={seed} faults={FAULTS}")
     rng = random.Random(seed)
-    link = net.add_host_agent(DEVICE)
+    link = netrig.add_host_agent(DEVICE)
     cams = camsim(cameras=len(CAMERAS), address=link.host_ip)
-    rig = Rig(tmp_path, cams, seaweedfs, net, link)
+    rig = Rig(tmp_path, cams, seaweedfs, netrig, link)
     rig.ctl.start(timeout=60)
     rig.catalog, rig.engine = open_catalog(rig.site.data_dir)
     rig.start_agent()

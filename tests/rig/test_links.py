@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -107,16 +106,7 @@ def snapshot(path: Path) -> dict:  # type: ignore[type-arg]
     return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def rig() -> Iterator[NetRig]:
-    net = NetRig()
-    try:
-        yield net
-    finally:
-        net.close()
-
-
-def test_leases_over_shaped_links(rig: NetRig, tmp_path: Path) -> None:
+def test_leases_over_shaped_links(netrig: NetRig, tmp_path: Path) -> None:
     data = tmp_path / "controller"
     init_pki(data, [CONTROLLER_IP], datetime.now(UTC))
     creds: dict[str, DeviceCreds] = {}
@@ -141,7 +131,7 @@ def test_leases_over_shaped_links(rig: NetRig, tmp_path: Path) -> None:
     catalogue = Catalogue(data)
     try:
         controller = ManagedProcess(
-            rig.argv(rig.controller_ns, [
+            netrig.argv(netrig.controller_ns, [
                 sys.executable, "-m", "tests.rig.test_links_support", "--data-dir", str(data),
                 "--listen", f"{CONTROLLER_IP}:{PORT}", "--topology", str(topology),
                 "--snapshot", str(snap), "--horizon-s", str(HORIZON_S),
@@ -150,7 +140,7 @@ def test_leases_over_shaped_links(rig: NetRig, tmp_path: Path) -> None:
         )  # fmt: skip
         procs.append(controller)
         for device in FOOTAGE:
-            link = rig.add_agent(device, TBF[device])
+            link = netrig.add_agent(device, TBF[device])
             dev = creds[device]
             argv = [
                 sys.executable, "-m", "edge_agent.leases", "--buffer", str(buffers[device]),
@@ -164,11 +154,11 @@ def test_leases_over_shaped_links(rig: NetRig, tmp_path: Path) -> None:
                 argv += ["--camera", camera]
             procs.append(
                 ManagedProcess(
-                    rig.argv(link.namespace, argv), tmp_path / f"{device}.log", env=env, cwd=ROOT
+                    netrig.argv(link.namespace, argv), tmp_path / f"{device}.log", env=env, cwd=ROOT
                 )  # fmt: skip
             )
         wait_until(snap.exists, 30, f"the controller to start:\n{controller.log_text()}")
-        _run_phases(rig, catalogue, snap, data, procs, ranges)
+        _run_phases(netrig, catalogue, snap, data, procs, ranges)
     finally:
         for proc in reversed(procs):
             proc.stop()

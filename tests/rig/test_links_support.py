@@ -16,16 +16,14 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 
 from controller.assembly import Parts, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.scheduler.service import SchedulerOptions
+from tests.support import stop_on_signals
 
 
 def main() -> int:
@@ -54,13 +52,7 @@ def main() -> int:
     controller = build_controller(config, SystemClock(), Parts(scheduler=options))
     assert controller.scheduler is not None
     scheduler = controller.scheduler
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = stop_on_signals()
     controller.start()
     try:
         while not stop.wait(0.25):

@@ -17,7 +17,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,15 +51,6 @@ def topology(bps: int) -> str:
     )
 
 
-@pytest.fixture
-def rig() -> Iterator[NetRig]:
-    net = NetRig()
-    try:
-        yield net
-    finally:
-        net.close()
-
-
 def read(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())  # type: ignore[no-any-return]
@@ -78,7 +68,7 @@ def last_state(work: Path, camera: str) -> tuple[str, dict[str, Any]]:
     return (states[-1][0], states[-1][1]) if states else ("", {})
 
 
-def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> None:
+def test_live_over_a_shaped_link_with_backfill(netrig: NetRig, tmp_path: Path) -> None:
     data, work = tmp_path / "controller", tmp_path / "work"
     work.mkdir()
     init_pki(data, [CONTROLLER_IP], datetime.now(UTC))
@@ -89,7 +79,7 @@ def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> N
         write_segments(buf, "cam2", 60, 400_000, start_us=SystemClock().now_us() - 7200 * S)
     topo = tmp_path / "topology.toml"
     topo.write_text(topology(PLANNED_BPS))
-    link = rig.add_agent("nvr-a", TBF_BPS)
+    link = netrig.add_agent("nvr-a", TBF_BPS)
     cams = CamsimOptions(
         cameras=2,
         width=320,
@@ -116,8 +106,8 @@ def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> N
     try:
         procs.append(
             ManagedProcess(
-                rig.argv(
-                    rig.controller_ns,
+                netrig.argv(
+                    netrig.controller_ns,
                     [
                         sys.executable,
                         "-m",
@@ -139,13 +129,13 @@ def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> N
             )  # fmt: skip
         )
         camsim = ManagedProcess(
-            rig.argv(link.namespace, cams.argv(GST_PYTHON, RTSP_PORT, CAMSIM_CTL)),
+            netrig.argv(link.namespace, cams.argv(GST_PYTHON, RTSP_PORT, CAMSIM_CTL)),
             tmp_path / "camsim.log",
         )
         procs.append(camsim)
         wait_until(lambda: "control API" in camsim.log_text(), 120, "camsim ready")
         agent = ManagedProcess(
-            rig.argv(link.namespace, [sys.executable, "-m", "edge_agent", "run", "--config",
+            netrig.argv(link.namespace, [sys.executable, "-m", "edge_agent", "run", "--config",
                                       str(config)]),
             tmp_path / "agent.log", cwd=ROOT,
         )  # fmt: skip
@@ -188,7 +178,7 @@ def test_live_over_a_shaped_link_with_backfill(rig: NetRig, tmp_path: Path) -> N
             f"backfill {backfill_bps}; frame arrival latency p50 {p50:.0f} ms p95 {p95:.0f} ms "
             f"over {len(lat)} frames"
         )
-        print(rig.qdisc_stats("nvr-a"))
+        print(netrig.qdisc_stats("nvr-a"))
         assert len(lat) >= 100, f"too few stamped frames: {len(lat)}"
         assert p95 <= LATENCY_P95_MS, f"live waited behind backfill: p95 {p95:.0f} ms"
         assert backfill_bps > 0, "backfill stopped altogether"
