@@ -29,11 +29,9 @@ Only the entry point (`controller.serve_cli`) and tests import this module.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import FrameType
 
 import grpc
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -70,6 +68,7 @@ from controller.scheduler.service import SchedulerService
 from controller.scheduler.wiring import options_from, scheduler
 from controller.storage import ObjectStore
 from controller.storage.local import LocalObjectStore
+from vigil_common.signals import stop_on_signals
 
 log = logging.getLogger("vigil.controller")
 
@@ -313,14 +312,7 @@ def run(config: ControllerConfig, stop: threading.Event, clock: Clock | None = N
 
 def main(config: ControllerConfig) -> int:
     """Run until SIGTERM or SIGINT (the process entry point of `serve`)."""
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d received", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop = stop_on_signals(log)
     tune_gc()  # a process setting: thousands of connections make a large, long-lived heap
     return run(config, stop)
 

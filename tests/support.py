@@ -11,11 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
@@ -149,16 +147,3 @@ class ManagedProcess:
             except subprocess.TimeoutExpired:
                 self.kill9()
         self._log.close()
-
-
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: a support process the tests start (and stop by PID)
-    leaves its loop and shuts down cleanly. Call from the main thread."""
-    stop = threading.Event()
-
-    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    return stop

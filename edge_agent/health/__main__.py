@@ -8,12 +8,9 @@ SIGTERM/SIGINT stop it cleanly (retained offline state, reason "clean").
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import ConfigError, load_config
@@ -21,6 +18,7 @@ from edge_agent.health.inputs import ReporterInputs
 from edge_agent.health.reporter import HealthReporter
 from edge_agent.model import CameraStatus
 from edge_agent.redact import setup_logging
+from vigil_common.signals import stop_on_signals
 
 VERSION = "0.1.0"
 
@@ -52,13 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         agent_version=VERSION,
         password=password,
     )
-    stop = threading.Event()
-
-    def on_signal(_sig: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = stop_on_signals()
     reporter.start()
     stop.wait()
     reporter.stop()

@@ -16,12 +16,9 @@ import argparse
 import dataclasses
 import json
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import UplinkConfig
@@ -31,6 +28,7 @@ from edge_agent.redact import redact_url, setup_logging
 from edge_agent.store import SegmentBuffer, StoreError
 from edge_agent.uplink.errors import UplinkError
 from edge_agent.uplink.uploader import RetryPolicy
+from vigil_common.signals import stop_on_signals
 
 log = logging.getLogger("edge_agent.leases")
 
@@ -102,14 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         buffer.close()
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    done = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        done.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    done = stop_on_signals(log)
     log.info("leased uplink for %s to %s", args.device_id, redact_url(args.controller))
     uploader.start()
     leases.start()

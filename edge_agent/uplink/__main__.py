@@ -15,12 +15,9 @@ import argparse
 import dataclasses
 import json
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from edge_agent.clock import SystemClock
 from edge_agent.config import UplinkConfig
@@ -30,6 +27,7 @@ from edge_agent.store import SegmentBuffer, StoreError
 from edge_agent.uplink.errors import UplinkError
 from edge_agent.uplink.routing import open_client
 from edge_agent.uplink.uploader import RetryPolicy, Uploader
+from vigil_common.signals import stop_on_signals
 
 log = logging.getLogger("edge_agent.uplink")
 
@@ -85,14 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    done = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        done.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    done = stop_on_signals(log)
     uploader = Uploader(
         buffer, client, clock, _emit, policy=policy, concurrency=cfg.concurrency, idle_poll_s=0.2
     )

@@ -41,8 +41,8 @@ from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
 from controller.scheduler.service import SchedulerOptions
 from controller.users import create_user
-from tests.support import stop_on_signals
 from vigil_camsim.core import read_wallclock
+from vigil_common.signals import stop_on_signals
 
 PASSWORD = "rig live password"
 

@@ -23,7 +23,7 @@ from controller.assembly import Parts, build_controller
 from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.scheduler.service import SchedulerOptions
-from tests.support import stop_on_signals
+from vigil_common.signals import stop_on_signals
 
 
 def main() -> int:
