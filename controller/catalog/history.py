@@ -7,7 +7,7 @@ subject was in when the period began, losses with reasons.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, insert, select
@@ -24,6 +24,7 @@ from controller.catalog.history_models import (
     StateChange,
     StateChangeRow,
 )
+from controller.catalog.timeliness import class_sums, classify
 
 SUM_COLUMNS: tuple[str, ...] = (
     "recorded_us",
@@ -130,6 +131,23 @@ class HistoryCatalog(CatalogBase):
                     for c in MAX_COLUMNS:
                         into[c] = max(into[c], int(r._mapping[c] or 0))
         return [HourSums(k, v) for k, v in merged.items()]
+
+    def classify_segments(self, classes: Mapping[str, int]) -> int:
+        """Record the traffic class the scheduler leased each segment under (segment id ->
+        TrafficClass value), for those committed and not classified yet; returns how many
+        were classified now. ClassError, nothing written, for an unknown class."""
+        if not classes:
+            return 0
+        with self._write("classify segments") as conn:
+            return len(classify(conn, classes))
+
+    def class_sums(
+        self, start_us: int, end_us: int, cameras: Sequence[str] | None = None
+    ) -> dict[str, dict[int, list[int]]]:
+        """camera -> traffic class -> upload-delay histogram over the hours starting in
+        [start_us, end_us) (`controller.catalog.timeliness`)."""
+        with self._read("class sums") as conn:
+            return class_sums(conn, start_us, end_us, cameras)
 
     def first_data_us(self) -> int | None:
         """The earliest time any history or accounting exists (None: none yet)."""

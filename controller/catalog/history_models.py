@@ -11,13 +11,15 @@ the hourly accounting in the same transaction as the segment row it comes from.
 - `camera_hour`: per camera and UTC hour (the hour a segment *starts* in is split exactly by
   time): seconds recorded, uploaded, evicted unsent, recording gaps, and a histogram of upload
   delays (capture end to catalog commit), maintained incrementally.
+- `class_hour`: the same delay histogram per camera, hour and traffic class, for the segments
+  the scheduler leader classified from the leases it granted (revision 0015).
 
 No foreign keys, like the other history tables: the accounting outlives the segments.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Index, SmallInteger, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Upper bounds (seconds) of the upload-delay histogram's buckets; the last is open-ended.
@@ -72,7 +74,22 @@ class LossEvent(LossEventRow, table=True):
     )
 
 
-class CameraHourRow(SQLModel):
+class DelayHistogram(SQLModel):
+    """The upload-delay histogram (DELAY_COLUMNS), one count per bucket; `camera_hour` and
+    `class_hour` both keep it."""
+
+    delay_le_10: int = Field(default=0, sa_type=BigInteger)
+    delay_le_30: int = Field(default=0, sa_type=BigInteger)
+    delay_le_60: int = Field(default=0, sa_type=BigInteger)
+    delay_le_300: int = Field(default=0, sa_type=BigInteger)
+    delay_le_900: int = Field(default=0, sa_type=BigInteger)
+    delay_le_3600: int = Field(default=0, sa_type=BigInteger)
+    delay_le_14400: int = Field(default=0, sa_type=BigInteger)
+    delay_le_86400: int = Field(default=0, sa_type=BigInteger)
+    delay_over: int = Field(default=0, sa_type=BigInteger)
+
+
+class CameraHourRow(DelayHistogram):
     """Microseconds per camera and UTC hour (`hour_us`: the hour's start)."""
 
     camera_id: str = Field(primary_key=True, max_length=128)
@@ -84,15 +101,6 @@ class CameraHourRow(SQLModel):
     segments: int = Field(default=0, sa_type=BigInteger)
     uploaded_bytes: int = Field(default=0, sa_type=BigInteger)
     evicted_bytes: int = Field(default=0, sa_type=BigInteger)
-    delay_le_10: int = Field(default=0, sa_type=BigInteger)
-    delay_le_30: int = Field(default=0, sa_type=BigInteger)
-    delay_le_60: int = Field(default=0, sa_type=BigInteger)
-    delay_le_300: int = Field(default=0, sa_type=BigInteger)
-    delay_le_900: int = Field(default=0, sa_type=BigInteger)
-    delay_le_3600: int = Field(default=0, sa_type=BigInteger)
-    delay_le_14400: int = Field(default=0, sa_type=BigInteger)
-    delay_le_86400: int = Field(default=0, sa_type=BigInteger)
-    delay_over: int = Field(default=0, sa_type=BigInteger)
     # The tallest picture ingest probed in the hour (0: none probed): tells the new HD
     # village cameras (1080p and up) from the existing SD ones for the targets by kind.
     video_height: int = Field(default=0)
@@ -101,3 +109,18 @@ class CameraHourRow(SQLModel):
 class CameraHour(CameraHourRow, table=True):
     __tablename__ = "camera_hour"
     __table_args__ = (Index("ix_camera_hour_hour", "hour_us"),)
+
+
+class ClassHourRow(DelayHistogram):
+    """Upload timeliness per camera, UTC hour (of the segment's start) and traffic class:
+    the segments the scheduler classified from its leases and their delay histogram."""
+
+    camera_id: str = Field(primary_key=True, max_length=128)
+    hour_us: int = Field(primary_key=True, sa_type=BigInteger)
+    traffic_class: int = Field(primary_key=True, sa_type=SmallInteger)
+    segments: int = Field(default=0, sa_type=BigInteger)
+
+
+class ClassHour(ClassHourRow, table=True):
+    __tablename__ = "class_hour"
+    __table_args__ = (Index("ix_class_hour_hour", "hour_us"),)

@@ -10,7 +10,7 @@ so evidence of tampering and of deletions outlives the segments it is about.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, Index, SmallInteger
 from sqlmodel import Field, SQLModel
 
 SEGMENT_STORED = "stored"  # the object is in the store; visible to playback
@@ -78,6 +78,11 @@ class SegmentRow(SQLModel):
     flag_detail: str = Field(default="", max_length=1024)
     committed_at_us: int = Field(default=0, sa_type=BigInteger)
     state: str = Field(default=SEGMENT_STORED, max_length=16, index=True)
+    # The class of the lease it was uploaded under (controller.traffic.TrafficClass value),
+    # set by the scheduler leader from its own lease; 0: not known (see revision 0015).
+    traffic_class: int = Field(
+        default=0, sa_type=SmallInteger, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class Segment(SegmentRow, table=True):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from controller.kpi.classes import add_histograms, class_histograms
 from controller.kpi.compute import (
     IMAGE_FAULTS,
     Change,
@@ -72,6 +73,8 @@ class Figures:
     gap_us: int = 0
     evicted_bytes: int = 0
     delays: list[int] = field(default_factory=list)
+    # Upload-delay histogram per traffic class leased (controller.kpi.classes).
+    class_delays: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, o: Figures) -> None:
         self.cameras += o.cameras
@@ -89,6 +92,7 @@ class Figures:
             self.delays += [0] * (len(o.delays) - len(self.delays))
         for i, c in enumerate(o.delays):
             self.delays[i] += c
+        add_histograms(self.class_delays, o.class_delays)
 
     @property
     def online_rate(self) -> float | None:
@@ -125,8 +129,10 @@ def camera_result(
     start_us: int,
     end_us: int,
     days: int,
+    class_hists: Mapping[int, Sequence[int]] | None = None,
 ) -> CameraResult:
-    """One camera's figures over [start_us, end_us)."""
+    """One camera's figures over [start_us, end_us); `class_hists`: its classified upload
+    delays per traffic class value (the rest are unclassified)."""
     begin = max(start_us, place.created_us)
     states = timeline(camera_changes, begin, end_us)
     online: list[Span] = [s for s in states if s.state == "online"]
@@ -146,6 +152,7 @@ def camera_result(
         evicted_bytes=sums.get("evicted_bytes", 0),
         delays=[sums.get(c, 0) for c in delay_columns],
     )
+    f.class_delays = class_histograms(f.delays, class_hists or {})
     f.connected = 1 if f.online_us > 0 or f.recorded_us > 0 else 0
     on_days = per_day(online, ("online",), start_us, days)
     fault_days = per_day(_intersect(online, faults), ("online",), start_us, days)

@@ -41,6 +41,13 @@ ZH: dict[str, str] = {
     "worst": "优先整改点位",
     "targets": "接入目标完成情况",
     "timeliness": "上传及时性",
+    "timeliness_by_class": "上传及时性(按业务类别)",
+    "evidence": "证据调阅",
+    "live": "实时视频",
+    "event": "告警事件",
+    "archive": "存档上云",
+    "backfill": "补传",
+    "unclassified": "未分类",
     "sharing": "共享使用情况",
     "incidents": "告警与处置",
     "losses": "数据损失",
@@ -101,6 +108,13 @@ EN: dict[str, str] = {
     "worst": "Cameras to fix first",
     "targets": "Connected vs target",
     "timeliness": "Upload timeliness",
+    "timeliness_by_class": "Upload timeliness by traffic class",
+    "evidence": "Evidence",
+    "live": "Live",
+    "event": "Event",
+    "archive": "Archive",
+    "backfill": "Backfill",
+    "unclassified": "Unclassified",
     "sharing": "Sharing use",
     "incidents": "Incidents",
     "losses": "Data lost",
@@ -166,7 +180,8 @@ TABLE_COLUMNS = (
 
 
 def to_csv(report: Mapping[str, Any]) -> str:
-    """Two tables one after the other: counties (with the total), then the worst cameras."""
+    """Counties (with the total) and the worst cameras under one header, then upload
+    timeliness per traffic class under its own header."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["section", "name", *TABLE_COLUMNS])
@@ -175,6 +190,9 @@ def to_csv(report: Mapping[str, Any]) -> str:
         w.writerow(["county", row["name"], *(row[c] for c in TABLE_COLUMNS)])
     for row in report["worst"]:
         w.writerow(["camera", row["camera_id"], *(row[c] for c in TABLE_COLUMNS)])
+    w.writerow(["section", "traffic_class", "segments", "delay_p50_s", "delay_p95_s"])
+    for row in report.get("timeliness_by_class", ()):
+        w.writerow(["timeliness", row["class"], row["segments"], row["p50_s"], row["p95_s"]])
     return buf.getvalue()
 
 
@@ -241,6 +259,7 @@ def to_html(report: Mapping[str, Any]) -> str:
     )
     targets = [{**t, "kind": _both(t["kind"])} for t in report["targets"]]
     timeliness = [{**t, "kind": _both(t["kind"])} for t in report["timeliness"]]
+    by_class = [{**t, "class": _both(t["class"])} for t in report.get("timeliness_by_class", ())]
     incidents = report["incidents"]
     footage = report["footage"]
     parts = [
@@ -261,6 +280,8 @@ def to_html(report: Mapping[str, Any]) -> str:
         _table(report["worst"], "camera_id", ("county", "village", *TABLE_COLUMNS[2:6])),
         f"<h2>{_both('timeliness')}</h2>",
         _table_raw(timeliness, ("kind", "segments", "p50_s", "p95_s")),
+        f"<h2>{_both('timeliness_by_class')}</h2>",
+        _table_raw(by_class, ("class", "segments", "p50_s", "p95_s")),
         f"<h2>{_both('sharing')}</h2>",
         _table(
             report["sharing"],

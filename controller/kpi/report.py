@@ -4,6 +4,9 @@ Sections: `summary` (city or organisation totals and rates), `targets` (connecte
 by kind), `counties` / `townships` / `villages` (tables), `worst` (cameras to fix first),
 `daily` (per day: online and working rate, recorded / uploaded / evicted / gap hours),
 `timeliness` (upload delay p50/p95 per kind of camera: new village HD, existing, handheld),
+`timeliness_by_class` (p50/p95 per traffic class the scheduler leased the uploads under:
+evidence, live, event, archive, backfill, and the unclassified rest; every table row has the
+same per class as `delay_by_class`),
 `sharing` (per organisation tier), `footage`, `incidents` (alerts raised, time to clear),
 `losses` (by reason).
 """
@@ -16,6 +19,7 @@ from typing import Any
 
 from controller.catalog.history_models import DELAY_BOUNDS_S, DELAY_COLUMNS
 from controller.grants.policy import Policy
+from controller.kpi.classes import class_brief, class_rows
 from controller.kpi.compute import DAY_US, US, alert_clear_times, percentile_from_histogram
 from controller.kpi.figures import (
     KINDS,
@@ -55,6 +59,7 @@ def figures_dict(f: Figures) -> dict[str, Any]:
         "cloud_rate": _r(f.cloud_rate),
         "delay_p50_s": percentile_from_histogram(f.delays, DELAY_BOUNDS_S, 0.5),
         "delay_p95_s": percentile_from_histogram(f.delays, DELAY_BOUNDS_S, 0.95),
+        "delay_by_class": class_brief(f.class_delays, DELAY_BOUNDS_S),
     }
 
 
@@ -83,6 +88,7 @@ def build(
             start,
             end,
             days,
+            facts.class_sums.get(p.camera_id),
         )
         for p in facts.places
     ]
@@ -119,6 +125,9 @@ def build(
     }
     report["daily"] = _daily(facts, results, days)
     report["timeliness"] = _timeliness(results)
+    report["timeliness_by_class"] = class_rows(
+        overall.class_delays, DELAY_BOUNDS_S, DELAY_COLUMNS, every=True
+    )
     report["sharing"] = _sharing(facts, policy)
     report["footage"] = _footage(facts)
     report["incidents"] = _incidents(facts)

@@ -43,6 +43,8 @@ class Facts:
     alert_changes: list[tuple[str, Change]] = field(default_factory=list)
     camera_sums: dict[str, dict[str, int]] = field(default_factory=dict)
     hour_sums: dict[int, dict[str, int]] = field(default_factory=dict)
+    # camera -> traffic class value -> upload-delay histogram (classified uploads only)
+    class_sums: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     losses: list[LossEventRow] = field(default_factory=list)
     # (action, actor org) -> (entries, distinct grants)
     sharing: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
@@ -124,6 +126,9 @@ def read_facts(
     for s in history.hour_sums(start_us, end_us, "camera", subset):
         if s.key in cams:
             facts.camera_sums[str(s.key)] = s.sums
+    facts.class_sums = {
+        c: v for c, v in history.class_sums(start_us, end_us, subset).items() if c in cams
+    }
     facts.hour_sums = {int(s.key): s.sums for s in _hours(history, start_us, end_us, subset)}
     facts.losses = [x for x in history.losses(start_us, end_us) if x.camera_id in cams]
     facts.sharing = _sharing(engine, start_us, end_us)

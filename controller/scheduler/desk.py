@@ -24,7 +24,7 @@ the service pushes those at once, so a lease reaches its agent right after the p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controller.jobs.tracker import DeviceReport, HoldWanted
 from controller.scheduler.convert import lease_message
@@ -66,6 +66,7 @@ class UpkeepInput:
     online: frozenset[str]
     reports: dict[str, DeviceReport]
     rates: dict[str, int]
+    classes: dict[str, int] = field(default_factory=dict)  # probed segment -> leased class
 
 
 class LeaseDesk:
@@ -91,6 +92,7 @@ class LeaseDesk:
         # Replaced whole by each database round, never changed in place (callers may keep it).
         self.deadlines: dict[str, int] = {}
         self.probe: set[str] = set()  # segment ids of leases to look for in the catalog
+        self.probe_classes: dict[str, int] = {}  # their classes as leased (same keys)
         self.dirty = True
         self._waiting: dict[str, agent_control_pb2.Inventory] = {}  # no stream open yet
         self._unplaced: dict[str, None] = {}  # devices to give a default link (in order)
@@ -157,7 +159,7 @@ class LeaseDesk:
         lease = self.book.forget(device_id)
         if lease is not None:
             self.counters["leases_forgotten"] += 1
-            self.probe.update(lease.segment_ids())
+            self._probe(lease)
         self.planner.forget(device_id)
         self.planner.release([device_id])
         self.dirty = True
@@ -172,7 +174,7 @@ class LeaseDesk:
             return  # a lease replaced meanwhile: nothing to re-plan
         self.counters["leases_finished"] += 1
         self._stale.add(device_id)
-        self.probe.update(finished.lease.segment_ids())
+        self._probe(finished.lease)
         demand = self.planner.demand(device_id)
         if demand is not None:
             self.planner.report(without_segments(demand, finished.done))
@@ -185,7 +187,7 @@ class LeaseDesk:
         for lease in expired:
             self.counters["leases_reclaimed"] += 1
             self._stale.add(lease.device_id)
-            self.probe.update(lease.segment_ids())
+            self._probe(lease)
             self.planner.release([lease.device_id])
             self.dirty = True
         return expired
@@ -303,13 +305,13 @@ class LeaseDesk:
                 lease = make_lease(self._lease_ids(), dp, now_us, self._ttl_us, plan.version)
                 replaced = self.book.issue(lease)
                 if replaced is not None:  # its commits still count as delivered
-                    self.probe.update(replaced.segment_ids())
+                    self._probe(replaced)
                 self.counters["leases_issued"] += 1
                 touched.append(device_id)
             elif not has_work and active is not None:
                 self.book.forget(device_id)
                 self.counters["leases_withdrawn"] += 1
-                self.probe.update(active.segment_ids())
+                self._probe(active)
                 touched.append(device_id)
         return touched
 
@@ -327,15 +329,23 @@ class LeaseDesk:
 
     # -- the database round ----------------------------------------------------------------
 
+    def _probe(self, lease: IssuedLease) -> None:
+        """A lease left the book: look for its segments in the catalog next round."""
+        self.probe.update(lease.segment_ids())
+        self.probe_classes.update(lease.classes())
+
     def upkeep_input(self, now_us: int) -> UpkeepInput:
         probe = set(self.probe)
+        classes = dict(self.probe_classes)
         for lease in self.book.leases():
             probe.update(lease.segment_ids())
+            classes.update(lease.classes())  # the active lease's class wins
         probe -= {sid for sid in probe if self.meter.counted(sid)}
         rates = self.meter.rates(now_us)
         for device, dp in self.planner.plan.devices.items():
             rates[device] = rates.get(device) or dp.total_bps
-        return UpkeepInput(probe, frozenset(self.online), dict(self.reports), rates)
+        classes = {sid: classes[sid] for sid in probe if sid in classes}
+        return UpkeepInput(probe, frozenset(self.online), dict(self.reports), rates, classes)
 
     def upkeep_done(
         self,
@@ -348,6 +358,8 @@ class LeaseDesk:
         for device_id, segment_id, size, at_us in committed:
             self.meter.record(device_id, segment_id, size, at_us)
         self.probe -= asked.probe
+        for sid in asked.probe:
+            self.probe_classes.pop(sid, None)
         if deadlines != self.deadlines:
             self.deadlines = deadlines
             self.dirty = True

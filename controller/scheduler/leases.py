@@ -82,6 +82,11 @@ class IssuedLease:
     def segment_ids(self) -> frozenset[str]:
         return frozenset(s.segment_id for s in self.segments)
 
+    def classes(self) -> dict[str, int]:
+        """Segment id -> the class it is leased under (what the KPIs record, not the
+        agent's word: controller.catalog.timeliness)."""
+        return {s.segment_id: int(s.traffic_class) for s in self.segments}
+
 
 def lease_ttl_us(config: PlanConfig, grace_s: float) -> int:
     """How long a lease lives: two planning horizons plus a grace period.

@@ -382,7 +382,9 @@ class SchedulerService:
             term = self._term
             desk = self._desk
             asked = desk.upkeep_input(self._clock.now_us())
-        result = self._upkeep.run(asked.probe, asked.online, asked.reports, asked.rates)
+        result = self._upkeep.run(
+            asked.probe, asked.online, asked.reports, asked.rates, asked.classes
+        )
         with self._lock:
             if self._term != term or self._desk is not desk:
                 return  # the leadership changed meanwhile: this result belongs to no one

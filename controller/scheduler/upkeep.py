@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from controller.catalog import Catalog, segment_queries
+from controller.catalog.errors import CatalogError
+from controller.catalog.history import HistoryCatalog
 from controller.clock import Clock
 from controller.fleet.commands import CommandError, build_command
 from controller.jobs.model import JOB_OPEN, JobView
@@ -97,6 +99,13 @@ class HoldCommands:
             log.info("%s for %s on %s not sent over MQTT: %s", verb, h.tag, device, exc)
 
 
+def leased_classes(
+    committed: Iterable[tuple[str, str, int, int]], classes: Mapping[str, int]
+) -> dict[str, int]:
+    """segment id -> class leased, for the committed segments a lease named."""
+    return {sid: classes[sid] for _d, sid, _n, _at in committed if sid in classes}
+
+
 class Upkeep:
     def __init__(
         self, catalog: Catalog, clock: Clock, tracker: JobTracker, fleet: CommandSender | None
@@ -105,6 +114,19 @@ class Upkeep:
         self._clock = clock
         self._tracker = tracker
         self._commands = HoldCommands(fleet)
+
+    def _classify(
+        self, committed: Iterable[tuple[str, str, int, int]], classes: Mapping[str, int]
+    ) -> None:
+        """Record the class each committed segment was leased under (the KPIs' upload
+        timeliness per class). Best effort: a failed write leaves those segments
+        unclassified; leases and jobs go on."""
+        leased = leased_classes(committed, classes)
+        try:
+            HistoryCatalog(self._catalog.engine, self._clock).classify_segments(leased)
+        except CatalogError as exc:
+            log.warning("traffic class of %d committed segment(s) not recorded: %s",
+                        len(leased), exc)  # fmt: skip
 
     def new_term(self, fence_epoch: int) -> None:
         """Forget what the previous term sent and wrote; fence job writes with `fence_epoch`."""
@@ -117,8 +139,11 @@ class Upkeep:
         online: frozenset[str],
         reports: Mapping[str, DeviceReport],
         rates: Mapping[str, int],
+        classes: Mapping[str, int] | None = None,
     ) -> UpkeepResult:
         committed = committed_segments(self._catalog, probe) if probe else []
+        if classes and committed:
+            self._classify(committed, classes)
         jobs = self._tracker.open_jobs()
         camera_device = {c.camera_id: c.device_id for c in self._catalog.cameras()}
         still_open: list[JobView] = []

@@ -1,7 +1,7 @@
 // 考核指标 (KPIs): the evaluation report as a console page, read-only. One request
 // (GET /api/v1/report, JSON; admins only, an organisation's admins get their own cameras),
 // drawn here: summary cards, a daily online/working chart (inline SVG), connected vs target,
-// timeliness per kind of camera, counties, cameras to fix first, losses, incidents, sharing.
+// timeliness per kind of camera and per traffic class (the class each upload was leased under), counties, cameras to fix first, losses, incidents, sharing.
 // The self-contained HTML and the CSV are offered as downloads (fetched with the session).
 //
 // Owned by the KPI work (controller/kpi); the console only hosts it: a nav button
@@ -28,6 +28,8 @@ const TEXT = {
     grants_used: "已使用授权", live_views: "实时查看", playback_views: "回放", exports: "导出",
     village_hd: "新建村级高清", existing: "已建存量", handheld: "手持终端",
     buffer_full: "设备存储满", city: "市级", department: "部门", other: "其他",
+    byClass: "上传及时性(按业务类别)", trafficClass: "业务类别", evidence: "证据调阅", live: "实时视频",
+    event: "告警事件", archive: "存档上云", backfill: "补传", unclassified: "未分类",
   },
   en: {
     nav: "KPIs", from: "From", to: "To (inclusive)", org: "Organisation (optional)", run: "Show",
@@ -44,6 +46,8 @@ const TEXT = {
     grants_used: "Grants used", live_views: "Live views", playback_views: "Playback", exports: "Exports",
     village_hd: "New village HD", existing: "Existing", handheld: "Handheld terminals",
     buffer_full: "Device storage full", city: "City", department: "Department", other: "Other",
+    byClass: "Upload timeliness (per traffic class)", trafficClass: "Traffic class", evidence: "Evidence", live: "Live",
+    event: "Event", archive: "Archive", backfill: "Backfill", unclassified: "Unclassified",
   },
 };
 
@@ -213,6 +217,8 @@ export class KpiPage {
       table("kpi-targets", [["kind", kind], ["target", (t) => num(t.target)], ["registered"], ["connected"], ["ratio", (t) => pct(t.connected_ratio)]], r.targets),
       el("h3", {}, tr("timeliness")),
       table("kpi-timeliness", [["kind", kind], ["segments", (t) => num(t.segments)], ["p50", (t) => t.p50_s ?? "-"], ["p95", (t) => t.p95_s ?? "-"]], r.timeliness),
+      el("h3", {}, tr("byClass")),
+      table("kpi-timeliness-class", [["trafficClass", (t) => tr(t.class)], ["segments", (t) => num(t.segments)], ["p50", (t) => t.p50_s ?? "-"], ["p95", (t) => t.p95_s ?? "-"]], r.timeliness_by_class || []),
       el("h3", {}, tr("counties")),
       table("kpi-counties", [["name"], ["cameras"], ["connected"], ["online_rate", (c) => pct(c.online_rate)], ["working_rate", (c) => pct(c.working_rate)], ["integrity", (c) => pct(c.integrity)], ["cloud_rate", (c) => pct(c.cloud_rate)]], r.counties),
       el("h3", {}, tr("worst")),

@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from controller.catalog.history import HistoryCatalog
 from controller.scheduler.model import TopologyError
 from edge_agent.clock import SystemClock
 from edge_agent.store import SegmentBuffer
@@ -98,6 +99,12 @@ class StreamReader:
         self._thread.join(5)
 
 
+def _segs(by_class: dict[int, list[int]]) -> list[int]:
+    """Segments per class (leased: evidence to backfill, never 0) from class_sums."""
+    assert all(1 <= c <= 5 for c in by_class)
+    return [sum(h) for h in by_class.values()]
+
+
 def test_leased_agent_uploads_everything_and_reports_its_leases(
     site: Site, buffer: SegmentBuffer
 ) -> None:
@@ -108,6 +115,16 @@ def test_leased_agent_uploads_everything_and_reports_its_leases(
         wait_until(lambda: buffer.stats().unsent_segments == 0, 30, "the agent to drain")
         wait_until(lambda: ctl.scheduler.counters["lease_reports"] >= 1, 10, "a FinishLease report")
         counters = dict(ctl.scheduler.counters)
+        # The upkeep records each segment's class as leased (the KPIs' timeliness per class).
+        history = HistoryCatalog(ctl.controller.catalog.engine, ctl.controller.clock)
+        wait_until(
+            lambda: (
+                sum(n for h in history.class_sums(0, 2**62).values() for n in _segs(h))
+                == len(infos)
+            ),
+            15,
+            "every uploaded segment classified from its lease",
+        )
     catalog, engine = open_catalog(site.data_dir)
     try:
         rows = verify_delivery(buffer, catalog, local_store(site.data_dir), ("cam1", "cam2"))

@@ -15,6 +15,7 @@ import pytest
 from controller.catalog.accounting import apply_deltas
 from controller.catalog.history import HistoryCatalog
 from controller.catalog.history_models import LossEventRow, StateChangeRow
+from controller.catalog.timeliness import apply_class_deltas
 from tests.fixtures.browser import chromium_browser  # noqa: F401 - the `chromium` fixture
 from tests.integration.test_api_support import CITY_ADMIN, PASSWORD, T0, ApiWorld
 
@@ -55,6 +56,8 @@ def seed(api: ApiWorld) -> None:
     with api.world.engine.begin() as conn:
         hour = Counter({"recorded_us": H, "uploaded_us": H, "segments": 4, "delay_le_30": 4})
         apply_deltas(conn, {("cam-01", t0): hour})
+        # 3 of the 4 leased as evidence (what the scheduler's upkeep records): 1 unclassified
+        apply_class_deltas(conn, {("cam-01", t0, 1): Counter({"segments": 3, "delay_le_30": 3})})
     history.record_losses(
         [
             LossEventRow(
@@ -104,6 +107,14 @@ def test_the_kpi_page_shows_the_day_in_chinese_then_english(
     assert box is not None and box["width"] > 300 and box["height"] > 80
     timeliness = page.locator("#kpi-timeliness tbody tr").first.inner_text().split()
     assert timeliness == ["已建存量", "4", "30", "30"]
+    by_class = [r.split() for r in page.locator("#kpi-timeliness-class tbody tr").all_inner_texts()]
+    assert by_class[0] == ["证据调阅", "3", "30", "30"] and by_class[1] == [
+        "实时视频",
+        "0",
+        "-",
+        "-",
+    ]
+    assert by_class[5] == ["未分类", "1", "30", "30"]
     assert page.locator("#kpi-losses tbody tr").first.inner_text().split() == [
         "设备存储满", "1", "0.167", "5,000",
     ]  # fmt: skip

@@ -18,6 +18,11 @@ hh-00001 with camera hh-cam.
 - every other 10-minute segment of cam-a and cam-b is uploaded 20 s after it ends, except
   cam-b's first day, uploaded 2,000 s late; the handheld is online all month, uploads nothing.
 - day 2: 2 grants minted and 1 delegated by wudu, 3 live views by gongan.
+- traffic classes, as the scheduler leader records them from its leases
+  (HistoryCatalog.classify_segments, what its upkeep calls): cam-a's day 2 was leased as
+  evidence (144 segments, 20 s late: ≤ 30 s), cam-b's late first day as backfill (144,
+  2,000 s: ≤ 1 h), cam-b's day 3 as archive (144, ≤ 30 s); the other 8,133 uploads had no
+  lease class (unclassified).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from controller.audit.log import AuditLog
 from controller.catalog import Catalog, make_engine
 from controller.catalog.history import HistoryCatalog
 from controller.catalog.models import SegmentRow
+from controller.catalog.timeliness import ClassError
 from controller.clock import ManualClock
 from controller.fleet.directory import StaticDirectory
 from controller.fleet.history_writer import HistoryWriter
@@ -205,11 +211,30 @@ def run_month(engine: Engine, clock: ManualClock) -> None:
     again.range.start_unix_us, again.range.end_unix_us = evicted[0], evicted[0] + SEG
     assert HistoryCatalog(engine, clock).record_losses(event_facts(again, clock.now_us())[1]) == 0
     upload(catalog, evicted, outage)
+    classify(HistoryCatalog(engine, clock))
     audit = AuditLog(engine, ManualClock(START + 2 * DAY), Ed25519PrivateKey.generate())
     events = [AuditEvent("grant_minted", "u1", "wudu", "cam-a", grant_id=f"g{i}") for i in (1, 2)]
     events.append(AuditEvent("grant_delegated", "u1", "wudu", "cam-a", grant_id="g3"))
     events += [AuditEvent("live_view", "u2", "gongan", "cam-b", grant_id="g9") for _ in range(3)]
     audit.append_many(events)
+
+
+EVIDENCE, ARCHIVE, BACKFILL = 1, 4, 5  # controller.traffic.TrafficClass values
+
+
+def classify(history: HistoryCatalog) -> None:
+    """The leases' classes, as the scheduler's upkeep hands them over (then again: a retried
+    round, and a later lease naming another class for the same segments, change nothing)."""
+    day = lambda cam, d: [f"{cam}-{i:05d}" for i in range(d * 144, (d + 1) * 144)]  # noqa: E731
+    leased = dict.fromkeys(day("cam-a", 2), EVIDENCE)
+    leased |= dict.fromkeys(day("cam-b", 0), BACKFILL) | dict.fromkeys(day("cam-b", 3), ARCHIVE)
+    leased["cam-a-99999"] = BACKFILL  # leased, never committed: nothing to classify
+    assert history.classify_segments(leased) == 3 * 144
+    assert history.classify_segments(leased) == 0
+    assert history.classify_segments(dict.fromkeys(day("cam-a", 2), BACKFILL)) == 0
+    for bad in (0, 6, -1, 99):  # not a class: refused whole, nothing written
+        with pytest.raises(ClassError, match="unknown traffic class"):
+            history.classify_segments({"cam-a-00500": ARCHIVE, "cam-a-00501": bad})
 
 
 def upload(catalog: Catalog, evicted: list[int], outage: tuple[int, int]) -> None:
@@ -278,6 +303,23 @@ def test_a_month_gives_the_hand_computed_figures_across_a_restart(
     # Timeliness per kind of camera (the evaluator's resource classes), in the targets' order.
     timely = [(t["kind"], t["segments"] > 0, t["p50_s"], t["p95_s"]) for t in report["timeliness"]]
     assert timely == [("existing", True, 30.0, 30.0), ("handheld", False, None, None)]
+    # Timeliness per traffic class leased (hand-computed above; p = bucket upper bound).
+    by_class = [
+        (t["class"], t["segments"], t["p50_s"], t["p95_s"]) for t in report["timeliness_by_class"]
+    ]
+    assert by_class == [
+        ("evidence", 144, 30.0, 30.0),
+        ("live", 0, None, None),
+        ("event", 0, None, None),
+        ("archive", 144, 30.0, 30.0),
+        ("backfill", 144, 3600.0, 3600.0),
+        ("unclassified", 8133, 30.0, 30.0),
+    ]
+    assert sum(t["segments"] for t in report["timeliness_by_class"]) == 8565
+    assert report["timeliness_by_class"][4]["histogram"]["delay_le_3600"] == 144
+    wudu = next(c for c in report["counties"] if c["name"] == "wudu")
+    assert wudu["delay_by_class"]["backfill"] == {"segments": 144, "p50_s": 3600.0, "p95_s": 3600.0}
+    assert set(by_cam["cam-a"]["delay_by_class"]) == {"evidence", "unclassified"}
     day9 = report["daily"][9]
     assert day9["online_rate"] == round((18 + 18 + 24) / 72, 6)
     assert day9["gap_h"] == 12
@@ -299,7 +341,10 @@ def test_a_month_gives_the_hand_computed_figures_across_a_restart(
     # The report in every format; the HTML is self-contained with its charts.
     page = render(report, "html")
     assert page.count("<svg") == 6 and "在线率" in page and "http://" not in page.split("<svg")[0]
-    assert render(report, "csv").splitlines()[1].startswith("total,city,3,3,")
+    table = render(report, "csv").splitlines()
+    assert table[1].startswith("total,city,3,3,")
+    assert "timeliness,backfill,144,3600.0,3600.0" in table
+    assert "上传及时性(按业务类别)" in page and "补传" in page
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
 
 

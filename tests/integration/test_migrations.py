@@ -137,14 +137,18 @@ def test_revision_one_is_the_release_before_migrations() -> None:
     base = baseline_metadata()
     assert set(base.tables) == set(v0001_baseline.TABLES)
     models = all_models()
+    # Columns later revisions added to baseline tables (0015: segment.traffic_class).
+    added = {"segment": ("traffic_class",)}
     for dialect in (sqlite.dialect(), postgresql.dialect()):
         for name, table in base.tables.items():
-            now = models.tables[name]
-            assert str(CreateTable(table).compile(dialect=dialect)) == str(
-                CreateTable(now).compile(dialect=dialect)
-            ), name
+            now = str(CreateTable(models.tables[name]).compile(dialect=dialect))
+            for column in added.get(name, ()):
+                lines = now.splitlines(keepends=True)
+                now = "".join(line for line in lines if not line.strip().startswith(column))
+            assert str(CreateTable(table).compile(dialect=dialect)) == now, name
+            now_table = models.tables[name]
             ddl = {str(CreateIndex(i).compile(dialect=dialect)) for i in table.indexes}
-            assert ddl == {str(CreateIndex(i).compile(dialect=dialect)) for i in now.indexes}
+            assert ddl == {str(CreateIndex(i).compile(dialect=dialect)) for i in now_table.indexes}
 
 
 # --- the release before migrations, with rows -------------------------------------------------
