@@ -73,6 +73,10 @@ def _checkpoint(row: object) -> Checkpoint:
     return Checkpoint(**{k: m[k] for k in Checkpoint.__dataclass_fields__})
 
 
+class _Declined(Exception):
+    """`append_first` found the decision already recorded."""
+
+
 class AuditLog:
     """Append-only, hash-chained, checkpoint-signed audit log."""
 
@@ -101,6 +105,22 @@ class AuditLog:
 
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditEntry]:
         """Record `events` in order, in one transaction; AuditError if that fails."""
+        out = self._append(events, None)
+        assert out is not None  # no condition, so never declined
+        return out
+
+    def append_first(
+        self, events: Sequence[AuditEvent], grant_id: str, actions: Sequence[str]
+    ) -> list[AuditEntry] | None:
+        """Record `events` unless an accepted entry of one of `actions` for `grant_id` is
+        already in the log; None then, and nothing written. The check runs after the chain's
+        head row is locked, so of two replicas deciding one footage request at the same
+        instant exactly one decision is recorded (every append takes that lock)."""
+        return self._append(events, (grant_id, tuple(actions)))
+
+    def _append(
+        self, events: Sequence[AuditEvent], unless: tuple[str, tuple[str, ...]] | None
+    ) -> list[AuditEntry] | None:
         if not events:
             return []
         try:
@@ -109,6 +129,8 @@ class AuditLog:
                 conn.execute(
                     update(HEAD).where(HEAD.c.id == 1).values(last_seq=HEAD.c.last_seq + n)
                 )
+                if unless is not None and _recorded(conn, *unless):
+                    raise _Declined  # rolls the head back: nothing written
                 head = conn.execute(select(HEAD).where(HEAD.c.id == 1)).one()
                 seq = head.last_seq - n
                 prev = head.last_hash
@@ -129,6 +151,8 @@ class AuditLog:
                     .where(HEAD.c.id == 1)
                     .values(last_hash=prev, last_checkpoint_seq=last_cp)
                 )
+        except _Declined:
+            return None
         except SQLAlchemyError as exc:
             raise AuditError(f"cannot append to the audit log: {exc}") from exc
         return out
@@ -201,6 +225,20 @@ class AuditLog:
 
     def verify(self, public_raw: bytes, anchor: Checkpoint | None = None) -> AuditReport:
         return verify_log(self.entries(), self.checkpoints(), public_raw, anchor)
+
+
+def _recorded(conn: Connection, grant_id: str, actions: tuple[str, ...]) -> bool:
+    """Whether an accepted entry of `actions` for `grant_id` is in the log."""
+    query = (
+        select(ENTRY.c.seq)
+        .where(
+            ENTRY.c.grant_id == grant_id,
+            ENTRY.c.action.in_(actions),
+            ENTRY.c.outcome == "ok",
+        )
+        .limit(1)
+    )
+    return conn.execute(query).first() is not None
 
 
 def iter_entries(engine: Engine) -> Iterator[AuditEntry]:

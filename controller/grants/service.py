@@ -72,18 +72,22 @@ class GrantService:
         """Audit one event. A refusal of an unauthenticated request (no or a bad session) is
         aggregated per client address instead (`AuditLog.append_unauthenticated`): anyone
         can send those, and one serialised audit write each would slow every writer."""
+        event = self.event(action, who, **fields)
+        if who is None and event.outcome == "refused" and event.reason == "unauthenticated":
+            self.audit.append_unauthenticated(event, sample=event.camera_id)
+            return
+        self.audit.append(event)
+
+    def event(self, action: str, who: User | None, **fields: Any) -> AuditEvent:
+        """The audit event `record` would write (for callers that write several at once)."""
         detail = fields.pop("detail", {})
-        event = AuditEvent(
+        return AuditEvent(
             action=action,
             actor_user=who.user_id if who else "",
             actor_org=who.org_id if who else "",
             detail=detail,
             **fields,
         )
-        if who is None and event.outcome == "refused" and event.reason == "unauthenticated":
-            self.audit.append_unauthenticated(event, sample=event.camera_id)
-            return
-        self.audit.append(event)
 
     def refuse(self, exc: GrantRefused, action: str, who: User | None, **fields: Any) -> NoReturn:
         self.record(

@@ -94,6 +94,56 @@ def test_concurrent_appenders_on_two_engines_never_fork(catalog_url: str) -> Non
         e.dispose()
 
 
+def test_two_replicas_deciding_one_request_at_once_record_exactly_one_decision(
+    catalog_url: str,
+) -> None:
+    """`append_first` (a footage request's approve/refuse) on two engines, as on two
+    replicas, racing on ten requests: each request ends with exactly one decision, the
+    losers write nothing, and the chain stays whole."""
+    engines = [make_engine(catalog_url), make_engine(catalog_url)]
+    clock = ManualClock(T0)
+    logs = [AuditLog(e, clock, KEY, checkpoint_every=16) for e in engines]
+    decisions = ("share_approved", "share_refused")
+    won: list[tuple[str, int]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def decide(n: int) -> None:
+        log = logs[n % 2]
+        action = decisions[n % 2]
+        try:
+            start.wait(timeout=30)
+            for r in range(10):
+                request = f"{r:032x}"
+                events = [AuditEvent(action, actor_user=f"admin{n}", grant_id=request)]
+                if action == "share_approved":
+                    events.append(
+                        AuditEvent("grant_minted", actor_user=f"admin{n}", grant_id=request)
+                    )
+                if log.append_first(events, request, decisions) is not None:
+                    won.append((request, n))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert sorted(r for r, _ in won) == [f"{r:032x}" for r in range(10)]  # one winner each
+    for r in range(10):
+        recorded = [e for e in logs[0].search(grant=f"{r:032x}") if e.action in decisions]
+        assert len(recorded) == 1, recorded
+    report = logs[1].verify(PUB)
+    assert report.ok, report.problems
+    minted = len(logs[0].search(action="grant_minted"))
+    assert report.entries == 10 + minted  # nothing of a losing decision was written
+    assert minted == sum(1 for _, n in won if n % 2 == 0)
+    for e in engines:
+        e.dispose()
+
+
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [

@@ -10,8 +10,9 @@ The decisions are `controller.grants.policy_sharing`'s; this module reads and wr
 chain only. Like the share lists (`shares.py`) there is no second table: the request
 (`share_requested`), the decision (`share_approved` / `share_refused`), the grant
 (`grant_minted`), each collection (`share_collected`) and every use share one id, so an
-auditor searching that id sees the whole story. Two admins deciding at once on two replicas
-could both be recorded; the first recorded decision is the one that counts.
+auditor searching that id sees the whole story. Of two admins deciding at once, on one
+replica or two, exactly one decision is recorded: it is written only if none is in the audit
+log yet, checked under the log's chain lock; the other gets 400 "decided meanwhile".
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from controller.api.common import info_for
 from controller.api.deps import ApiDeps, DepsDep, UserDep
 from controller.api.routes.grants import grant_out
 from controller.api.schemas import GrantOut, _Request
-from controller.audit.chain import AuditEntry
+from controller.audit.chain import AuditEntry, AuditEvent
 from controller.grants.codec import Chain, encode_token, sign_grant
 from controller.grants.errors import GrantRefused, Reason
 from controller.grants.model import GRANT_ID, MAX_ID_CHARS, CameraInfo, Operation
@@ -54,6 +55,7 @@ router = APIRouter(prefix="/api/v1", tags=["sharing"])
 
 MAX_SCANNED = 1000  # newest entries of each kind looked at (the audit search's own bound)
 _decide = threading.Lock()  # one decision at a time in this process
+DECISION_ACTIONS = ("share_approved", "share_refused")
 
 
 class AskIn(_Request):
@@ -249,6 +251,18 @@ def _decidable(deps: ApiDeps, view: RequestView, action: str, user: User) -> Non
         deps.grants.refuse(exc, action, user, grant_id=view.ask.request_id)
 
 
+def _record_decision(
+    deps: ApiDeps, events: list[AuditEvent], view: RequestView, action: str, user: User
+) -> None:
+    """Write a decision unless one is already recorded: another admin, on this or another
+    replica, may have decided since `_decidable` looked. The audit log checks under its
+    chain lock (`AuditLog.append_first`), so exactly one decision counts."""
+    request_id = view.ask.request_id
+    if deps.audit.append_first(events, request_id, DECISION_ACTIONS) is None:
+        exc = GrantRefused(Reason.BAD_REQUEST, f"request {request_id} was decided meanwhile")
+        deps.grants.refuse(exc, action, user, grant_id=request_id)
+
+
 @router.post("/share-requests/{request_id}/approve", response_model=RequestOut)
 def approve(request_id: str, body: DecideIn, user: UserDep, deps: DepsDep) -> RequestOut:
     """Approve: a share grant for the requester in person, issued by the owner."""
@@ -270,7 +284,7 @@ def approve(request_id: str, body: DecideIn, user: UserDep, deps: DepsDep) -> Re
             deps.grants.refuse(exc, action, user, grant_id=request_id)
         link = sign_grant(grant, deps.grants.keys.root)
         deps.grants.store.record_seen(Chain((link,)), grant.issued_at_us)
-        deps.grants.record(
+        approved = deps.grants.event(
             "share_approved",
             user,
             grant_id=grant.grant_id,
@@ -278,7 +292,7 @@ def approve(request_id: str, body: DecideIn, user: UserDep, deps: DepsDep) -> Re
             case_id=ask.case_id,
             detail={**body_detail(grant), "note": body.note},
         )
-        deps.grants.record(
+        minted = deps.grants.event(
             "grant_minted",
             user,
             grant_id=grant.grant_id,
@@ -298,6 +312,7 @@ def approve(request_id: str, body: DecideIn, user: UserDep, deps: DepsDep) -> Re
                 "request": grant.grant_id,
             },
         )
+        _record_decision(deps, [approved, minted], view, action, user)
     return _out(_views(deps, request_id)[0])
 
 
@@ -307,7 +322,7 @@ def refuse_request(request_id: str, body: DecideIn, user: UserDep, deps: DepsDep
     with _decide:
         view = _one(deps, request_id, action, user)
         _decidable(deps, view, action, user)
-        deps.grants.record(
+        refused = deps.grants.event(
             "share_refused",
             user,
             grant_id=request_id,
@@ -315,6 +330,7 @@ def refuse_request(request_id: str, body: DecideIn, user: UserDep, deps: DepsDep
             case_id=view.ask.case_id,
             detail={"note": body.note},
         )
+        _record_decision(deps, [refused], view, action, user)
     return _out(_views(deps, request_id)[0])
 
 
