@@ -29,6 +29,7 @@ from controller.gb28181.cascade import RegisterPlan, merge_ranges
 from controller.gb28181.codes import Place
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devstore import GbDeviceStore
+from controller.gb28181.livebridge import LiveBridge
 from controller.gb28181.recording import RecordingSupervisor
 from controller.gb28181.recstore import CoreRecordingBackend
 from controller.gb28181.service import GbService
@@ -253,8 +254,13 @@ class GbComponent:
             asyncio.create_task(run_link(transport, link, advertised, self._stop))
             for link in self.links
         ]
-        if devices is not None and self.config.record:
+        bridge = None
+        if devices is not None:  # device channels: recorded (`record`), watched live on demand
             self.recording = self._recording(devices)
+            if self.hub is not None:
+                clock = self.backend.core.clock
+                loop = asyncio.get_running_loop()
+                bridge = LiveBridge(self.recording, self.hub, loop, clock.now_us)
             tasks.append(asyncio.create_task(self.recording.run(self._stop)))
         log.info(
             "GB/T 28181 SIP on %s:%d (%d upper platforms; device access %s)",
@@ -264,6 +270,8 @@ class GbComponent:
         await self._stop.wait()
         await service.close()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if bridge is not None:
+            bridge.close()
         for link in self.links:
             if link.plan.registered:
                 await unregister(transport, link, advertised)

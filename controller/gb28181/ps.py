@@ -22,6 +22,13 @@ TS_PACKET = 188
 H264, H265, G711A, AAC = 0x1B, 0x24, 0x90, 0x0F
 VIDEO_TYPES = frozenset({H264, H265})
 AUDIO_TYPES = frozenset({G711A, AAC})
+
+
+def codec_of(stream_type: int) -> str:
+    """FFmpeg's name of a PSM video stream type."""
+    return "hevc" if stream_type == H265 else "h264"
+
+
 MAX_PES_PAYLOAD = 65_000  # per PES packet; the length field is 16 bits
 MAX_PES_BYTES = 8 * 1024 * 1024  # one access unit; beyond is a broken stream, dropped
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import av
 
 from controller.catalog.models import CameraRow
-from controller.gb28181.ps import VIDEO_TYPES, AccessUnit
+from controller.gb28181.ps import VIDEO_TYPES, AccessUnit, codec_of
 from controller.ingest.commit import Committed, Committer
 from controller.ingest.rules import Header
 from controller.media.probe import probe_file
@@ -82,7 +82,7 @@ def mux_ts(units: list[AccessUnit]) -> bytes:
     """The units remuxed into MPEG-TS (PyAV, FFmpeg's muxer; no decoding)."""
     sink = io.BytesIO()
     with av.open(sink, "w", format="mpegts") as out:
-        stream = out.add_stream("hevc" if units[0].stream_type == 0x24 else "h264")
+        stream = out.add_stream(codec_of(units[0].stream_type))
         base = units[0].dts if units[0].dts is not None else units[0].pts or 0
         for au in units:
             packet = av.Packet(au.data)

@@ -1,4 +1,4 @@
-"""Continuous recording of GB/T 28181 device channels: one INVITE session per channel, kept.
+"""GB/T 28181 device channel sessions, kept: continuous recording, and live view on demand.
 
 Every `tick_s` on the SIP loop the supervisor looks at each registered device's channels
 (from its Catalog answer, or the catalog's cameras of that device when Vigil restarted and
@@ -11,6 +11,11 @@ way. One `Recorder` per channel lives across sessions, so the chain goes on and 
 between is a recording gap the catalog accounts for (`camera_hour.gap_us`). Each change of
 what a channel is doing is written to the history as a camera state change (online "gb:
 recording", offline with the reason), so the gap is explained, not silent.
+
+Live view (`live`, driven by the hub through `livebridge`) shares the same session: a
+channel is INVITEd while it records or has a live consumer, and a live-only session is
+BYE'd (no backoff) once its last consumer left. A recorded channel's live view costs the
+device no second stream.
 """
 
 from __future__ import annotations
@@ -24,11 +29,14 @@ from typing import Any, Protocol, TypeVar
 from controller.gb28181 import devplay, supervise
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devplay import DevicePlay, PlayError
+from controller.gb28181.livets import Emit, LiveTs
+from controller.gb28181.ps import AccessUnit
 from controller.gb28181.recorder import Recorder
 
 log = logging.getLogger("vigil.gb28181")
 T = TypeVar("T")
 RECORDING = "gb: recording"
+CLOSE_WAIT_S = 2.0
 
 
 class RecordingBackend(Protocol):
@@ -55,6 +63,18 @@ class Channel:
     noted: tuple[str, str] = ("", "")  # the last state change written
     sessions: int = 0  # INVITEs answered 200 so far
     last_drop: str = ""
+    record: bool = True  # selected by `[gb28181] record`
+    live: LiveTs | None = None  # the hub's feed of it, while someone watches
+
+    @property
+    def wanted(self) -> bool:
+        return self.record or self.live is not None
+
+    def on_unit(self, au: AccessUnit) -> None:
+        if self.recorder is not None and self.record:
+            self.recorder.on_unit(au)
+        if self.live is not None:
+            self.live.unit(au)
 
 
 class RecordingSupervisor:
@@ -74,6 +94,8 @@ class RecordingSupervisor:
         self.channels: dict[tuple[str, str], Channel] = {}
         self._loading: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.after_tick: list[Callable[[], None]] = []  # the live bridge's
+        self.on_live_failed: Callable[[Channel, str], None] | None = None
 
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -88,6 +110,8 @@ class RecordingSupervisor:
         while not stop.is_set():
             try:
                 self.tick()
+                for hook in self.after_tick:
+                    hook()
             except Exception:  # a bug here must not end recording for good
                 log.exception("GB recording supervisor tick failed")
             try:
@@ -106,13 +130,20 @@ class RecordingSupervisor:
                 continue
             for code in dev.channel_codes:
                 key = (dev.device_id, code)
-                if key not in self.channels and supervise.wanted(self.patterns, *key):
-                    self.channels[key] = Channel(dev.device_id, code, retry_at=now)
-        for ch in list(self.channels.values()):
+                if supervise.wanted(self.patterns, *key):
+                    ch = self.channels.setdefault(key, Channel(dev.device_id, code, retry_at=now))
+                    ch.record = True
+        for key, ch in list(self.channels.items()):
             if ch.busy:
                 continue
             if ch.play is not None:
-                self._check(ch, now)
+                if ch.wanted:
+                    self._check(ch, now)
+                else:
+                    self._release(ch)
+                continue
+            if not ch.wanted:
+                del self.channels[key]  # live only, and nobody watches any more
                 continue
             holder = self.access.devices.get(ch.device_id)
             if holder is not None and holder.epoch != ch.epoch:  # registered afresh: at once
@@ -151,10 +182,37 @@ class RecordingSupervisor:
         if dev is not None and dev.channel_codes is None:
             dev.channel_codes = codes
 
+    def live(self, device_id: str, camera_id: str, emit: Emit | None) -> None:
+        """A live consumer of the channel starts (`emit`: where its TS chunks go) or ends
+        (None). Starting INVITEs at once unless a session runs already (then it is shared)."""
+        key = (device_id, camera_id)
+        ch = self.channels.get(key)
+        if ch is not None and ch.live is not None:
+            ch.live.close()
+            ch.live = None
+        if emit is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if ch is None:
+            record = supervise.wanted(self.patterns, device_id, camera_id)
+            ch = self.channels[key] = Channel(device_id, camera_id, retry_at=now, record=record)
+        ch.live = LiveTs(emit)
+        if ch.play is None:
+            ch.retry_at = min(ch.retry_at, now)  # a viewer waits: no backoff for it
+            self.tick()
+
+    def _release(self, ch: Channel) -> None:
+        """End a session nobody wants any more (the last live viewer left)."""
+        play, ch.play = ch.play, None
+        if play is not None:
+            play.close()
+            self._spawn(_bye(play))
+            log.info("device %s channel %s: live session ended", ch.device_id, ch.code)
+
     async def _invite(self, ch: Channel) -> None:
         loop = asyncio.get_running_loop()
         try:
-            if ch.recorder is None:
+            if ch.recorder is None and ch.record:
                 ch.recorder = await self._in_thread(self.backend.recorder, ch.code)
                 if ch.recorder is None:
                     raise PlayError(404, f"camera {ch.code} is not in the catalog")
@@ -162,9 +220,15 @@ class RecordingSupervisor:
             if dev is None:
                 raise PlayError(404, f"device {ch.device_id} is not registered")
             epoch = dev.epoch
-            ch.recorder.new_session()
+            if ch.recorder is not None:
+                ch.recorder.new_session()
+            if ch.live is not None:
+                ch.live.reset()
             ch.invited_at = loop.time()
-            ch.play = await devplay.play(self.access, ch.device_id, ch.code, ch.recorder.on_unit)
+            ch.play = await devplay.play(self.access, ch.device_id, ch.code, ch.on_unit)
+            if not ch.wanted:  # the viewer left while the device answered
+                self._release(ch)
+                return
             ch.epoch = epoch
             ch.sessions += 1
             log.info("device %s channel %s: recording (session %d)", ch.device_id, ch.code,
@@ -176,6 +240,8 @@ class RecordingSupervisor:
             log.warning("device %s channel %s: not recording (%s); INVITE again in %.1f s",
                         ch.device_id, ch.code, exc, retry.at - loop.time())  # fmt: skip
             self._note(ch, "offline", f"gb: INVITE failed {status}")
+            if ch.live is not None and self.on_live_failed is not None:
+                self.on_live_failed(ch, f"{status} {exc}")
         finally:
             ch.busy = False
 
@@ -199,7 +265,7 @@ class RecordingSupervisor:
             ch.busy = False
 
     def _note(self, ch: Channel, state: str, reason: str) -> None:
-        if ch.noted == (state, reason):
+        if not ch.record or ch.noted == (state, reason):
             return
         ch.noted = (state, reason)
 
@@ -214,14 +280,18 @@ class RecordingSupervisor:
     async def close(self) -> None:
         for ch in self.channels.values():
             play, ch.play = ch.play, None
+            if ch.live is not None:
+                ch.live.close()
             if play is not None:
                 play.close()
                 self._spawn(_bye(play))
                 self._note(ch, "offline", "gb: recording stopped (controller stopping)")
             if ch.recorder is not None:
                 await ch.recorder.close()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=10.0)
+        if self._tasks:  # BYEs and commits; a device that does not answer is not waited for
+            _done, late = await asyncio.wait(list(self._tasks), timeout=CLOSE_WAIT_S)
+            for task in late:
+                task.cancel()
 
 
 async def _bye(play: DevicePlay) -> None:

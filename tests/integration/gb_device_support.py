@@ -30,9 +30,15 @@ REALM = "6212000000"
 
 
 def device_controller(
-    data: Path, server_id: str, nvr: str, channels: Sequence[Channel] = (), **gb: Any
+    data: Path,
+    server_id: str,
+    nvr: str,
+    channels: Sequence[Channel] = (),
+    top: dict[str, Any] | None = None,
+    **gb: Any,
 ) -> tuple[Controller, str, int]:
-    """The started controller, the NVR's password and the SIP port; `gb`: more settings."""
+    """The started controller, the NVR's password and the SIP port; `gb`: more `[gb28181]`
+    settings, `top`: more top-level ones (`http` on: the HTTP API runs too)."""
     prepare_data_dir(data)
     ensure_keys(data)
     engine = make_engine(database_url(data))
@@ -51,9 +57,11 @@ def device_controller(
             "grpc": {"listen": "127.0.0.1:0"},
             "mqtt": {"mode": "off"},
             "gb28181": {"enabled": True, "listen": listen, "server_id": server_id, **gb},
+            **(top or {}),
         }
     )
-    controller = build_controller(config, SystemClock(), Parts())
+    parts = Parts(http="http" in (top or {}))
+    controller = build_controller(config, SystemClock(), parts)
     assert controller.gb28181 is not None
     controller.start()
     return controller, password, sip_port

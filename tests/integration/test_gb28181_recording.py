@@ -5,11 +5,15 @@ The controller runs with `[gb28181] record` naming one channel. SIPp registers a
 out-of-call scenario; GStreamer sends the PS over RTP to the port and SSRC of each session.
 A stream that goes silent is dropped (BYE), INVITEd again and recorded on; the time between
 is a recording gap in the catalog's accounting and the camera's state history says why. A
-device that ends the call with its own BYE is INVITEd again too.
+device that ends the call with its own BYE is INVITEd again too. Live view of a channel that
+does not record goes through the console's WebSocket route with a user's grant: the first
+viewer INVITEs, a second shares the session, the last leaving BYEs (after the hub's linger),
+and both views are audited like an agent camera's.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,12 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
+from controller.api.component import HttpComponent
 from controller.assembly import Controller
 from controller.catalog.history import HistoryCatalog
+from controller.clock import SystemClock
 from controller.gb28181.manscdp import Channel
 from controller.gb28181.recording import Channel as Recorded
 from controller.gb28181.recording import RecordingSupervisor
+from controller.grants.policy import default_policy
+from controller.users import create_user
 from tests.integration.gb_device_support import (
     REALM,
     device_controller,
@@ -31,6 +40,7 @@ from tests.integration.gb_device_support import (
     send_ps,
 )
 from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
+from tests.integration.test_live_view import PASSWORD, decode, grant, read_media, session
 
 SERVER_ID = "62120000002000000003"
 NVR = "62120200001110000007"
@@ -52,11 +62,14 @@ class RecWorld:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecWorld]:
     tmp = tmp_path_factory.mktemp("gbrec")
+    top = {"http": {"listen": "127.0.0.1:0"}, "live": {"linger_s": 1.0}}
     controller, password, sip_port = device_controller(
-        tmp / "ctl", SERVER_ID, NVR, [Channel(CH1, "Gate"), Channel(CH2, "Yard")],
+        tmp / "ctl", SERVER_ID, NVR, [Channel(CH1, "Gate"), Channel(CH2, "Yard")], top,
         record=[CH1], record_segment_s=1.0, rtp_timeout_s=RTP_TIMEOUT_S, reinvite_min_s=0.5,
     )  # fmt: skip
     assert controller.gb28181 is not None
+    create_user(controller.engine, SystemClock(), "wd-op", "wudu", "operator", PASSWORD,
+                policy=default_policy())  # fmt: skip
     try:
         supervisor = controller.gb28181.recording
         assert supervisor is not None
@@ -167,3 +180,69 @@ def test_a_device_bye_ends_the_session_and_it_is_invited_again(world: RecWorld) 
     messages = log.read_text(errors="replace")
     assert "BYE sip:" + SERVER_ID in messages and "SIP/2.0 200 OK" in messages
     assert ("offline", "gb: device sent BYE") in camera_changes(world)
+
+
+def test_live_view_of_a_channel_invites_once_for_two_viewers_and_byes_after_them(
+    world: RecWorld,
+) -> None:
+    log = world.tmp / "live.log"
+    access = world.supervisor.access
+    known = access.devices.get(NVR)
+    epoch = known.epoch if known is not None else 0
+    proc = device(world, "device_ooc_media.xml", log)
+    controller = world.controller
+    http = next(c for c in controller.components if isinstance(c, HttpComponent))
+    base = http.base_url
+    ws_url = f"{base.replace('http://', 'ws://')}/api/v1/live/{CH2}/ws"
+    views = []
+    try:
+        wait_for("this SIPp registered", lambda: (d := access.devices.get(NVR)) is not None
+                 and d.epoch > epoch)  # fmt: skip
+        token = session(base)
+        grants = [grant(base, token, [CH2]) for _ in range(2)]
+        for g in grants:
+            ws = connect(ws_url, max_size=None, max_queue=None, legacy=True)
+            ws.send(json.dumps({"session": token, "grant": g["token"]}))
+            views.append(ws)
+        wait_for("the live session", lambda: (c := channel(world, CH2)) is not None
+                 and c.play is not None)  # fmt: skip
+        ch = channel(world, CH2)
+        assert ch is not None and ch.play is not None and not ch.record
+        time.sleep(0.5)  # both viewers joined the one feed
+        assert ch.sessions == 1
+        send_ps(world.source, ch.play.port, ch.play.ssrc)
+        for ws in views:  # from the first keyframe, every frame (the 50th waits for a 51st)
+            assert frames_from(ws, 49) == 49
+        status = controller.live.status(CH2) if controller.live is not None else None
+        assert status is not None and status.state == "live" and status.codec == "h264"
+        assert ch.sessions == 1
+        session_up = ch.play
+        for ws in views:
+            ws.close()
+        wait_for("BYE after the linger", lambda: channel(world, CH2) is None, 10)
+        assert session_up.stopped
+    finally:
+        for ws in views:
+            ws.close()
+        proc.terminate()
+        proc.wait(10)
+    messages = log.read_text(errors="replace")
+    assert "BYE sip:" + CH2 in messages
+    with controller.engine.connect() as db:
+        for g in grants:
+            rows = db.exec_driver_sql(
+                "SELECT action FROM audit_entry WHERE grant_id = ? ORDER BY seq", (g["grant_id"],)
+            ).fetchall()
+            actions = [r[0] for r in rows]
+            assert "live_view" in actions and "live_view_end" in actions, actions
+
+
+def frames_from(ws: ClientConnection, frames: int) -> int:
+    """Read a live view until `frames` decode (at most 5 s); how many did."""
+    data = b""
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        data += read_media(ws, 0.2)[0]
+        if data and len(decode(data)) >= frames:
+            break
+    return len(decode(data)) if data else 0

@@ -1,0 +1,89 @@
+"""A GB/T 28181 channel's frames as the live hub's MPEG-TS chunks (what an agent's live tee
+sends), so console viewers, HLS and cascades watch a device channel exactly as they watch an
+agent camera.
+
+Remuxed per frame by PyAV with `flush_packets` (no decoding; each frame's bytes leave when it
+arrives). Output starts at a keyframe and FFmpeg's MPEG-TS muxer repeats PAT/PMT before every
+video keyframe, so every keyframe chunk is a valid start for a new viewer (the hub caches the
+GOP from there). `reset` starts over for a new INVITE session (its PTS has another origin).
+Video only, as the agents' live feeds.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from controller.gb28181.ps import VIDEO_TYPES, AccessUnit, codec_of
+
+log = logging.getLogger("vigil.gb28181")
+PTS_WRAP = 1 << 33
+TB = Fraction(1, 90_000)
+Emit = Callable[[bytes, bool, str], None]  # (ts bytes, starts at a keyframe, codec)
+
+
+class LiveTs:
+    def __init__(self, emit: Emit) -> None:
+        self._emit = emit
+        self._sink = io.BytesIO()
+        self._out: Any = None
+        self._stream: Any = None
+        self._codec = ""
+        self._base = 0
+        self._last: int | None = None
+        self.chunks = 0
+
+    def unit(self, au: AccessUnit) -> None:
+        if au.stream_type not in VIDEO_TYPES or au.pts is None:
+            return
+        if self._out is None:
+            if not au.key:
+                return  # a viewer can only start at a keyframe
+            self._open(au)
+        dts_abs = au.dts if au.dts is not None else au.pts
+        dts = (dts_abs - self._base) % PTS_WRAP
+        if self._last is not None and dts <= self._last:
+            return  # the muxer refuses non-increasing DTS: a device glitch, skip the frame
+        packet = av.Packet(au.data)
+        packet.dts = dts
+        packet.pts = (au.pts - self._base) % PTS_WRAP
+        packet.time_base = TB
+        packet.stream = self._stream
+        packet.is_keyframe = au.key
+        try:
+            self._out.mux(packet)
+        except av.error.FFmpegError as exc:  # bad input from a device: start over at a key
+            log.warning("GB live remux: %s; waiting for the next keyframe", exc)
+            self.reset()
+            return
+        self._last = dts
+        data = self._sink.getvalue()
+        self._sink.seek(0)
+        self._sink.truncate()
+        if data:
+            self.chunks += 1
+            self._emit(data, au.key, self._codec)
+
+    def _open(self, au: AccessUnit) -> None:
+        self._sink = io.BytesIO()
+        self._out = av.open(self._sink, "w", format="mpegts", options={"flush_packets": "1"})
+        self._codec = codec_of(au.stream_type)
+        self._stream = self._out.add_stream(self._codec)
+        self._base = au.dts if au.dts is not None else au.pts or 0
+        self._last = None
+
+    def reset(self) -> None:
+        """Forget the stream: the next output starts at a keyframe with PAT/PMT."""
+        if self._out is not None:
+            try:
+                self._out.close()
+            except Exception:  # noqa: S110 - a trailer nobody reads
+                pass
+        self._out = None
+
+    close = reset
