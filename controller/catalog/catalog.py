@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
@@ -53,6 +53,26 @@ from controller.catalog.models import (
 from controller.catalog.retention_queries import RetentionCatalog
 
 MAX_RANGE_LIMIT = 100_000
+
+# The statements of a segment commit, built once: building them cost more CPU than running
+# them (a commit runs every few seconds per camera at city scale).
+_CAMERAS_MAX_DURATION = select(col(Camera.camera_id), col(Camera.max_duration_us)).where(
+    col(Camera.camera_id).in_(bindparam("ids", expanding=True))
+)
+_ANY_SEGMENT = (
+    select(col(Segment.segment_id))
+    .where(col(Segment.segment_id).in_(bindparam("ids", expanding=True)))
+    .limit(1)
+)
+_INSERT_SEGMENT = insert(Segment.__table__)  # type: ignore[attr-defined]
+_RAISE_MAX_DURATION = (
+    update(Camera.__table__)  # type: ignore[attr-defined]
+    .where(
+        Camera.__table__.c.camera_id == bindparam("camera"),  # type: ignore[attr-defined]
+        Camera.__table__.c.max_duration_us < bindparam("duration"),  # type: ignore[attr-defined]
+    )
+    .values(max_duration_us=bindparam("duration"))
+)
 
 
 def range_query(
@@ -227,43 +247,38 @@ class Catalog(RetentionCatalog, MediaCatalog):
             raise InvalidInputError("media given for a segment that is not in the batch")
         try:
             with self._write("add segments") as conn:
-                self._check_new(conn, ids, sorted(longest))
-                conn.execute(insert(Segment), values)
+                known = self._check_new(conn, ids, sorted(longest))
+                conn.execute(_INSERT_SEGMENT, values)
                 insert_media(conn, media)
                 rollup_segments(conn, rows, now, media)  # the hourly accounting, same transaction
-                for camera_id, duration in longest.items():
-                    conn.execute(
-                        update(Camera)
-                        .where(
-                            col(Camera.camera_id) == camera_id,
-                            col(Camera.max_duration_us) < duration,
-                        )
-                        .values(max_duration_us=duration)
-                    )
+                longer = [
+                    {"camera": camera_id, "duration": duration}
+                    for camera_id, duration in longest.items()
+                    if duration > known[camera_id]
+                ]
+                if longer:
+                    conn.execute(_RAISE_MAX_DURATION, longer)
         except CatalogError as exc:
             if isinstance(exc.__cause__, IntegrityError):  # lost a race with another replica
                 raise DuplicateSegmentError(ids[0], f"add segments: {exc}") from exc
             raise
 
-    def _check_new(self, conn: Connection, ids: Sequence[str], cameras: Sequence[str]) -> None:
-        found = set(
-            conn.execute(select(col(Camera.camera_id)).where(col(Camera.camera_id).in_(cameras)))
-            .scalars()
-            .all()
-        )
+    def _check_new(
+        self, conn: Connection, ids: Sequence[str], cameras: Sequence[str]
+    ) -> dict[str, int]:
+        """Every camera registered and no id stored yet; camera id -> its longest duration."""
+        found = {
+            r.camera_id: int(r.max_duration_us)
+            for r in conn.execute(_CAMERAS_MAX_DURATION, {"ids": list(cameras)})
+        }
         missing = [c for c in cameras if c not in found]
         if missing:
             raise UnknownCameraError(f"camera {missing[0]} is not registered")
         for chunk in chunks(ids):
-            existing = (
-                conn.execute(
-                    select(col(Segment.segment_id)).where(col(Segment.segment_id).in_(chunk))
-                )
-                .scalars()
-                .first()
-            )
+            existing = conn.execute(_ANY_SEGMENT, {"ids": chunk}).scalars().first()
             if existing is not None:
                 raise DuplicateSegmentError(existing)
+        return found
 
     def segments_in_range(
         self, camera_id: str, start_us: int, end_us: int, limit: int = MAX_RANGE_LIMIT
