@@ -401,6 +401,10 @@ class Gb28181Config(_Strict):
     rtp_timeout_s: float = Field(default=10.0, ge=0.5, le=600.0)
     reinvite_min_s: float = Field(default=2.0, ge=0.1, le=600.0)
     reinvite_max_s: float = Field(default=60.0, ge=1.0, le=3600.0)
+    # Devices (globs over device and channel codes, as `record`) whose media is asked over
+    # TCP (RTP over TCP, RFC 4571; Vigil listens, the device connects: `a=setup:passive`),
+    # e.g. behind NAT or on lossy links. Others: UDP.
+    media_tcp: list[str] = Field(default_factory=list, max_length=1000)
 
     @property
     def device_realm(self) -> str:

@@ -287,7 +287,7 @@ class GbComponent:
             stable_s=max(60.0, c.rtp_timeout_s * 2),
         )
         backend = CoreRecordingBackend(self.backend.core, c.record_segment_s)
-        return RecordingSupervisor(devices, backend, c.record, timing)
+        return RecordingSupervisor(devices, backend, c.record, timing, tcp_patterns=c.media_tcp)
 
     def transport_bad_messages(self) -> int:
         """Malformed SIP messages received so far (each logged and answered)."""

@@ -1,7 +1,9 @@
 """A GB/T 28181 device channel's stream into Vigil: INVITE, PS over RTP in, BYE.
 
 `play` INVITEs one channel of a registered device (SDP: Vigil receives, `recvonly`, PS/90000
-on an ephemeral UDP port, `y=` a live SSRC starting with 0), ACKs its 200, and turns the RTP
+on an ephemeral UDP port, `y=` a live SSRC starting with 0; or with `tcp`, RTP over TCP with
+RFC 4571 framing, Vigil passive: `TCP/RTP/AVP`, `a=setup:passive`, the device connects to
+the offered port, the first connection is taken), ACKs its 200, and turns the RTP
 that arrives from then on into access units (psdemux.PsOverRtp: the offered SSRC only,
 losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` sends BYE
 (not when the device ended the call itself: its BYE, routed here by Call-ID through
@@ -48,10 +50,42 @@ class _RtpIn(asyncio.DatagramProtocol):
             self.on_unit(au)
 
 
+class _TcpIn:
+    """Vigil's passive end of RTP over TCP (RFC 4571: each packet after its 2-byte length).
+    A connection that ends is just silence to the supervisor (the RTP timeout)."""
+
+    def __init__(self, rtp_in: _RtpIn) -> None:
+        self.rtp_in = rtp_in
+        self.server: asyncio.Server | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.writer is not None:  # one sender per session
+            writer.close()
+            return
+        self.writer = writer
+        peer = writer.get_extra_info("peername") or ("", 0)
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                self.rtp_in.datagram_received(await reader.readexactly(size), peer)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
 class DevicePlay:
     def __init__(
         self, access: DeviceAccess, invite: sip.SipMessage, ok: sip.SipMessage,
-        peer: tuple[str, int], udp: asyncio.DatagramTransport, rtp_in: _RtpIn, port: int,
+        peer: tuple[str, int], udp: asyncio.DatagramTransport | _TcpIn, rtp_in: _RtpIn,
+        port: int,
     ) -> None:  # fmt: skip
         self.access, self.invite, self.ok, self.peer = access, invite, ok, peer
         self._udp, self.rtp_in, self.port = udp, rtp_in, port
@@ -111,8 +145,28 @@ def _in_dialog(
     return msg
 
 
+async def _listen(
+    host: str, rtp_in: _RtpIn, tcp: bool
+) -> tuple[asyncio.DatagramTransport | _TcpIn, int]:
+    """Where the device's RTP will come in: a UDP socket, or a TCP listener (passive)."""
+    loop = asyncio.get_running_loop()
+    if tcp:
+        tcp_in = _TcpIn(rtp_in)
+        tcp_in.server = await asyncio.start_server(tcp_in.handle, host, 0)
+        return tcp_in, int(tcp_in.server.sockets[0].getsockname()[1])
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)  # a keyframe burst fits
+    sock.bind((host, 0))
+    udp, _ = await loop.create_datagram_endpoint(lambda: rtp_in, sock=sock)
+    return udp, int(udp.get_extra_info("sockname")[1])
+
+
 async def play(
-    access: DeviceAccess, device_id: str, channel: str, on_unit: Callable[[AccessUnit], None]
+    access: DeviceAccess,
+    device_id: str,
+    channel: str,
+    on_unit: Callable[[AccessUnit], None],
+    tcp: bool = False,
 ) -> DevicePlay:
     dev = access.devices.get(device_id)
     if dev is None:
@@ -120,15 +174,13 @@ async def play(
     ssrc = f"0{secrets.randbelow(10**9):09d}"
     loop = asyncio.get_running_loop()
     rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit, loop.time)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)  # a keyframe burst fits
-    sock.bind((access.host, 0))
-    udp, _ = await loop.create_datagram_endpoint(lambda: rtp_in, sock=sock)
-    port = int(udp.get_extra_info("sockname")[1])
+    udp, port = await _listen(access.host, rtp_in, tcp)
+    proto = "TCP/RTP/AVP" if tcp else "RTP/AVP"
+    setup = "a=setup:passive\r\na=connection:new\r\n" if tcp else ""
     offer = (
         f"v=0\r\no={access.server_id} 0 0 IN IP4 {access.host}\r\ns=Play\r\n"
-        f"c=IN IP4 {access.host}\r\nt=0 0\r\nm=video {port} RTP/AVP 96\r\n"
-        f"a=recvonly\r\na=rtpmap:96 PS/90000\r\ny={ssrc}\r\n"
+        f"c=IN IP4 {access.host}\r\nt=0 0\r\nm=video {port} {proto} 96\r\n"
+        f"a=recvonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={ssrc}\r\n"
     )
     msg = sip.SipMessage(method="INVITE", uri=f"sip:{channel}@{dev.addr[0]}:{dev.addr[1]}")
     via = f"SIP/2.0/UDP {access.host}:{access.transport.local[1]};rport"
@@ -148,7 +200,8 @@ async def play(
         status, what = (408, "no answer") if resp is None else (resp.status, resp.reason)
         raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
     access.transport.send(_in_dialog(msg, resp, "ACK", access), dev.addr)
-    log.info("device %s channel %s: live into port %d, ssrc %s", device_id, channel, port, ssrc)
+    log.info("device %s channel %s: live into %s port %d, ssrc %s", device_id, channel,
+             "TCP" if tcp else "UDP", port, ssrc)  # fmt: skip
     played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port)
     access.calls[msg.call_id] = played.on_remote_bye
     return played

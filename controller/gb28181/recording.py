@@ -85,8 +85,10 @@ class RecordingSupervisor:
         patterns: Sequence[str],
         timing: supervise.Timing,
         tick_s: float = 0.5,
+        tcp_patterns: Sequence[str] = (),
     ) -> None:
         self.access = access
+        self.tcp_patterns = list(tcp_patterns)
         self.backend = backend
         self.patterns = list(patterns)
         self.timing = timing
@@ -225,7 +227,8 @@ class RecordingSupervisor:
             if ch.live is not None:
                 ch.live.reset()
             ch.invited_at = loop.time()
-            ch.play = await devplay.play(self.access, ch.device_id, ch.code, ch.on_unit)
+            tcp = supervise.wanted(self.tcp_patterns, ch.device_id, ch.code)
+            ch.play = await devplay.play(self.access, ch.device_id, ch.code, ch.on_unit, tcp)
             if not ch.wanted:  # the viewer left while the device answered
                 self._release(ch)
                 return

@@ -83,11 +83,18 @@ def make_ps(path: Path, frames: int = 50) -> Path:
     return path
 
 
-def send_ps(path: Path, port: int, ssrc: int) -> None:
+def send_ps(path: Path, port: int, ssrc: int, tcp: bool = False) -> None:
+    """Over UDP, or with `tcp` as the active side of RTP over TCP (RFC 4571 framing by
+    GStreamer's `rtpstreampay`)."""
+    sink = (
+        ["rtpstreampay", "!", "tcpclientsink", "host=127.0.0.1", f"port={port}"]
+        if tcp
+        else ["udpsink", "host=127.0.0.1", f"port={port}"]
+    )
     subprocess.run(
         ["gst-launch-1.0", "-q", "filesrc", f"location={path}", f"blocksize={PAYLOAD}", "!",
          "video/mpegts,systemstream=true,packetsize=188", "!", "rtpmp2tpay", "pt=96",
-         f"ssrc={ssrc}", "!", "udpsink", "host=127.0.0.1", f"port={port}"],
+         f"ssrc={ssrc}", "!", *sink],
         check=True, timeout=30,
     )  # fmt: skip
 

@@ -27,6 +27,7 @@ from controller.api.component import HttpComponent
 from controller.assembly import Controller
 from controller.catalog.history import HistoryCatalog
 from controller.clock import SystemClock
+from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.manscdp import Channel
 from controller.gb28181.recording import Channel as Recorded
 from controller.gb28181.recording import RecordingSupervisor
@@ -46,6 +47,8 @@ SERVER_ID = "62120000002000000003"
 NVR = "62120200001110000007"
 CH1 = "62120200001310000071"  # recorded
 CH2 = "62120200001310000072"  # not selected: never INVITEd
+NVR_TCP = "62120200001110000008"  # media over TCP (`media_tcp`)
+CH_TCP = "62120200001310000081"
 RTP_TIMEOUT_S = 3.0
 
 
@@ -57,6 +60,7 @@ class RecWorld:
     password: str
     tmp: Path
     source: Path
+    tcp_password: str
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +69,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecWorld]:
     top = {"http": {"listen": "127.0.0.1:0"}, "live": {"linger_s": 1.0}}
     controller, password, sip_port = device_controller(
         tmp / "ctl", SERVER_ID, NVR, [Channel(CH1, "Gate"), Channel(CH2, "Yard")], top,
-        record=[CH1], record_segment_s=1.0, rtp_timeout_s=RTP_TIMEOUT_S, reinvite_min_s=0.5,
+        record=[CH1, CH_TCP], record_segment_s=1.0, rtp_timeout_s=RTP_TIMEOUT_S,
+        reinvite_min_s=0.5, media_tcp=[NVR_TCP],
     )  # fmt: skip
+    store = GbDeviceStore(controller.engine, SystemClock())
+    tcp_password = store.issue(NVR_TCP, "wudu", "东关村", REALM)
+    store.set_channels(NVR_TCP, [Channel(CH_TCP, "Bridge")])
     assert controller.gb28181 is not None
     create_user(controller.engine, SystemClock(), "wd-op", "wudu", "operator", PASSWORD,
                 policy=default_policy())  # fmt: skip
@@ -74,18 +82,20 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecWorld]:
         supervisor = controller.gb28181.recording
         assert supervisor is not None
         source = make_ps(tmp / "channel.ps")
-        yield RecWorld(controller, supervisor, sip_port, password, tmp, source)
+        yield RecWorld(controller, supervisor, sip_port, password, tmp, source, tcp_password)
     finally:
         controller.stop(grace_s=1.0)
 
 
-def device(world: RecWorld, ooc: str, log: Path) -> subprocess.Popen[bytes]:
+def device(
+    world: RecWorld, ooc: str, log: Path, nvr: str = NVR, password: str = ""
+) -> subprocess.Popen[bytes]:
     """SIPp as the NVR: registered for 60 s, answering Vigil's requests with `ooc`."""
     return subprocess.Popen(
         [sipp_binary(), f"127.0.0.1:{world.sip_port}", "-sf",
          str(SIPP_DIR / "device_register.xml"), "-oocsf", str(SIPP_DIR / ooc),
          "-i", "127.0.0.1", "-p", str(free_udp_port()), "-m", "1", "-nostdin",
-         "-au", NVR, "-ap", world.password, "-key", "device", NVR, "-key", "server_id",
+         "-au", nvr, "-ap", password or world.password, "-key", "device", nvr, "-key", "server_id",
          SERVER_ID, "-key", "realm", REALM, "-d", "60000", "-timeout", "90s",
          "-trace_msg", "-message_file", str(log)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=world.tmp,
@@ -99,8 +109,8 @@ def wait_for(what: str, ok: Callable[[], bool], seconds: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def channel(world: RecWorld, code: str) -> Recorded | None:
-    return world.supervisor.channels.get((NVR, code))
+def channel(world: RecWorld, code: str, nvr: str = NVR) -> Recorded | None:
+    return world.supervisor.channels.get((nvr, code))
 
 
 def camera_changes(world: RecWorld) -> list[tuple[str, str]]:
@@ -246,3 +256,32 @@ def frames_from(ws: ClientConnection, frames: int) -> int:
         if data and len(decode(data)) >= frames:
             break
     return len(decode(data)) if data else 0
+
+
+def test_media_over_tcp_with_vigil_passive_is_recorded(world: RecWorld) -> None:
+    """`media_tcp` names the NVR: the INVITE offers TCP/RTP/AVP with a=setup:passive, the
+    device (GStreamer, rtpstreampay: RFC 4571 framing) connects to the offered port."""
+    log = world.tmp / "tcp.log"
+    proc = device(world, "device_ooc_media.xml", log, NVR_TCP, world.tcp_password)
+    core = world.controller.core
+    try:
+        wait_for("the TCP session", lambda: (c := channel(world, CH_TCP, NVR_TCP)) is not None
+                 and c.play is not None)  # fmt: skip
+        ch = channel(world, CH_TCP, NVR_TCP)
+        assert ch is not None and ch.play is not None
+        play = ch.play
+        send_ps(world.source, play.port, play.ssrc, tcp=True)
+        wait_for("49 frames over TCP", lambda: play.frames >= 49)
+        wait_for("a segment", lambda: core.catalog.count_segments(CH_TCP) >= 1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert play.rtp_in.rtp.lost == 0
+    messages = log.read_text(errors="replace")
+    invite = messages[messages.index("INVITE sip:" + CH_TCP) :]
+    assert "TCP/RTP/AVP" in invite[:2000] and "a=setup:passive" in invite[:2000]
+    row = core.catalog.segments_in_range(CH_TCP, 0, 2**62, 10)[0]
+    seg = world.tmp / "tcp.ts"
+    seg.write_bytes(core.store.read_bytes(row.object_key))
+    probe = ffprobe_frames(seg)
+    assert "codec_name=h264" in probe and "nb_read_frames=25" in probe
