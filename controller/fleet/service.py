@@ -266,7 +266,9 @@ class FleetService:
         changes, self._written[after.device_id] = tr.device_changes(before, after, written, now_us)
         losses: list[Any] = []
         if isinstance(m, fleet_pb2.Event):
-            more, losses = tr.event_facts(m, now_us)
+            birth = after.birth
+            cameras = {c.camera_id for c in birth.cameras} if birth is not None else set()
+            more, losses = tr.event_facts(m, now_us, cameras)
             changes += more
         self._history_out.note(changes, losses)
 

@@ -14,11 +14,13 @@ or frozen | black | blurred | occluded (image health events); an alert is raised
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Collection, Iterable
 
 from controller.catalog.history_models import LossEventRow, StateChangeRow
 from controller.fleet import alerts as al
 from controller.fleet import monitor as mo
+from controller.fleet.loss_facts import loss_facts
 from protos.vigil.v1 import fleet_pb2
 
 STALE_STATES = frozenset({"stalled", "no_keyframe_yet", "starting"})
@@ -26,6 +28,7 @@ IMAGE_FAULTS = frozenset({"frozen", "black", "blurred", "occluded"})
 # Event kinds of image health (vigil.v1.Event.Kind): detail names the fault.
 IMAGE_FAULT_KIND = fleet_pb2.Event.KIND_IMAGE_FAULT
 IMAGE_OK_KIND = fleet_pb2.Event.KIND_IMAGE_OK
+log = logging.getLogger(__name__)
 
 
 def camera_state(cam: fleet_pb2.CameraHealth) -> tuple[str, str]:
@@ -90,25 +93,15 @@ def device_changes(
 
 
 def event_facts(
-    ev: fleet_pb2.Event, now_us: int
+    ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ()
 ) -> tuple[list[StateChangeRow], list[LossEventRow]]:
-    """Losses (unsent evictions) and image-health transitions carried by one event."""
+    """Losses (unsent evictions, one or a batch: loss_facts.py) and image-health transitions
+    carried by one event; `cameras`: those the device's birth announced (empty: unchecked)."""
     if ev.kind == fleet_pb2.Event.KIND_UNSENT_EVICTED:
-        loss = LossEventRow(
-            device_id=ev.device_id,
-            camera_id=ev.camera_id,
-            session=ev.session,
-            seq=ev.seq,
-            fact_id=ev.fact_id[:128],
-            start_us=ev.range.start_unix_us,
-            end_us=max(ev.range.end_unix_us, ev.range.start_unix_us),
-            size_bytes=ev.bytes,
-            reason="buffer_full",
-            detail=ev.detail[:1024],
-            at_us=ev.at_unix_us,
-            received_us=now_us,
-        )
-        return [], [loss]
+        facts = loss_facts(ev, now_us, cameras)
+        for fact_id, why in facts.refused[:3]:
+            log.warning("fleet: loss %r from %s refused: %s", fact_id, ev.device_id, why)
+        return [], facts.rows
     kind = int(ev.kind)
     if kind in (IMAGE_FAULT_KIND, IMAGE_OK_KIND):
         fault = ev.detail.split(":", 1)[0].strip()

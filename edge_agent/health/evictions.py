@@ -11,8 +11,10 @@ when each unreported record goes out on MQTT and when it may be marked reported:
 - a record not confirmed within `resend_s` of its last sending is sent again (the controller
   records a fact once per device and fact id, so a resend never counts twice); after every
   (re)connection all unconfirmed records are due at once;
-- at most `batch` reports per step, so a backlog of evictions made while offline does not
-  trip the controller's per-device flood limit all in one go.
+- at most `batch` reports per step, packed `per_message` to an MQTT message (one event
+  carrying several loss facts, `Event.losses`; the controller stores and confirms each on
+  its own), so a backlog of evictions made while offline goes out in a few messages within
+  the controller's per-device rate limit (2 messages/s, burst 40) instead of one each.
 
 `EvictionReports` is plain state driven by the reporter thread; `receipt()` is the one
 method called from paho's network thread (it only appends under a lock).
@@ -27,7 +29,10 @@ from edge_agent.model import EvictionRecord
 
 LOSS_RECORDED_VERB = "loss_recorded"
 DEFAULT_RESEND_S = 30.0
-DEFAULT_BATCH = 20
+DEFAULT_BATCH = 200
+# Facts per message: the controller refuses a batch over 64 (controller/fleet/loss_facts.py);
+# 50 facts of 128-character ids are ~12 kB, far below its 64 KiB payload limit.
+DEFAULT_PER_MESSAGE = 50
 
 
 def fact_id(rec: EvictionRecord) -> str:
@@ -36,11 +41,17 @@ def fact_id(rec: EvictionRecord) -> str:
 
 
 class EvictionReports:
-    def __init__(self, resend_s: float = DEFAULT_RESEND_S, batch: int = DEFAULT_BATCH) -> None:
-        if resend_s <= 0 or batch < 1:
-            raise ValueError("resend_s must be positive and batch at least 1")
+    def __init__(
+        self,
+        resend_s: float = DEFAULT_RESEND_S,
+        batch: int = DEFAULT_BATCH,
+        per_message: int = DEFAULT_PER_MESSAGE,
+    ) -> None:
+        if resend_s <= 0 or batch < 1 or not 1 <= per_message <= 64:
+            raise ValueError("resend_s must be positive, batch at least 1, per_message 1-64")
         self.resend_s = resend_s
         self._batch = batch
+        self._per_message = per_message
         self._sent_at: dict[int, float] = {}  # record id -> monotonic time last sent
         self._lock = threading.Lock()
         self._receipts: set[str] = set()
@@ -84,6 +95,11 @@ class EvictionReports:
             if last is None or now - last >= self.resend_s:
                 out.append(rec)
         return out
+
+    def messages(self, due: Sequence[EvictionRecord]) -> list[Sequence[EvictionRecord]]:
+        """`due` cut into the messages it goes out in (`per_message` facts each)."""
+        n = self._per_message
+        return [due[i : i + n] for i in range(0, len(due), n)]
 
     def sent(self, rec: EvictionRecord, now: float) -> None:
         if rec.record_id in self._sent_at:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from edge_agent.clock import SkewEstimate
 from edge_agent.config import AgentConfig
+from edge_agent.health.evictions import fact_id
 from edge_agent.model import AgentEvent, BufferStats, CameraStatus, EvictionRecord
 from edge_agent.redact import redact_text, redact_url
 from edge_agent.uplink.failover import RouteStatus
@@ -211,6 +212,31 @@ def eviction_event(rec: EvictionRecord) -> AgentEvent:
         size_bytes=rec.size_bytes,
         detail=f"segment {rec.segment_id} evicted before upload",
     )
+
+
+def eviction_batch(
+    recs: Sequence[EvictionRecord], device_id: str, session: int, seq: int, now_us: int
+) -> fleet_pb2.Event:
+    """Several unsent evictions as one event (`Event.losses`, each fact named by its
+    segment's id): a long outage's backlog within the controller's per-device rate limit."""
+    msg = fleet_pb2.Event(
+        device_id=device_id,
+        session=session,
+        seq=seq,
+        at_unix_us=now_us,
+        kind=fleet_pb2.Event.KIND_UNSENT_EVICTED,
+        detail=f"{len(recs)} segments evicted before upload",
+    )
+    for rec in recs:
+        fact = msg.losses.add(
+            fact_id=fact_id(rec),
+            camera_id=rec.camera_id,
+            bytes=rec.size_bytes,
+            at_unix_us=rec.at_us,
+        )
+        fact.range.start_unix_us = rec.start_us
+        fact.range.end_unix_us = rec.end_us
+    return msg
 
 
 def disk_low_change(

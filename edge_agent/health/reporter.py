@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,11 @@ from edge_agent.config import AgentConfig
 from edge_agent.health import payloads as pl
 from edge_agent.health import textfile
 from edge_agent.health.dispatch import command_ack, run_command
-from edge_agent.health.evictions import LOSS_RECORDED_VERB, EvictionReports, fact_id
+from edge_agent.health.evictions import LOSS_RECORDED_VERB, EvictionReports
 from edge_agent.health.inputs import ReporterInputs, psutil_probe
 from edge_agent.health.outbox import Outbox
 from edge_agent.health.topics import DeviceTopics
-from edge_agent.model import AgentEvent
+from edge_agent.model import AgentEvent, EvictionRecord
 from protos.vigil.v1 import fleet_pb2
 
 log = logging.getLogger(__name__)
@@ -320,13 +321,23 @@ class HealthReporter:
                 self._outbox.push(ev)
                 self._wake.set()
 
-    def _publish_event(self, ev: AgentEvent, fact: str = "") -> None:
+    def _publish_event(self, ev: AgentEvent) -> None:
         client = self._client
         if client is None:
             return
         self._event_seq += 1
         msg = pl.event(ev, self._config.device_id, self._session, self._event_seq)
-        msg.fact_id = fact
+        client.publish(self._topics.event, msg.SerializeToString(), qos=1)
+
+    def _publish_losses(self, recs: Sequence[EvictionRecord]) -> None:
+        """Unsent evictions as one event (each fact confirmed on its own: evictions.py)."""
+        client = self._client
+        if client is None:
+            return
+        self._event_seq += 1
+        msg = pl.eviction_batch(
+            recs, self._config.device_id, self._session, self._event_seq, self._clock.now_us()
+        )
         client.publish(self._topics.event, msg.SerializeToString(), qos=1)
 
     def _flush_outbox(self) -> None:
@@ -365,9 +376,11 @@ class HealthReporter:
         with self._lock:
             if len(self._outbox):
                 self._flush_outbox()
-            for rec in self._losses.due([r for r in pending if r.record_id not in done], now):
-                self._publish_event(pl.eviction_event(rec), fact=fact_id(rec))
-                self._losses.sent(rec, now)
+            due = self._losses.due([r for r in pending if r.record_id not in done], now)
+            for part in self._losses.messages(due):
+                self._publish_losses(part)
+                for rec in part:
+                    self._losses.sent(rec, now)
 
     # ---- commands (dispatch.py) -------------------------------------------------------
     def _ack(

@@ -62,8 +62,9 @@ def test_birth_state_health_event_and_clean_stop(mosquitto: Broker, fleet: Fleet
         evicted = [
             e for e in fleet.events("nvr-1") if e.kind == fleet_pb2.Event.KIND_UNSENT_EVICTED
         ]
-        assert evicted[0].range.start_unix_us == NOW - 60 * S and evicted[0].bytes == 777
-        assert evicted[0].fact_id == "seg-41"
+        fact = evicted[0].losses[0]  # a batch of one (edge_agent/health/evictions.py)
+        assert fact.range.start_unix_us == NOW - 60 * S and fact.bytes == 777
+        assert fact.fact_id == "seg-41" and fact.camera_id == "cam1"
         # This fleet keeps no history: nothing confirms the loss, so the agent keeps it
         # unreported (to resend) instead of trusting the broker's PUBACK.
         assert buffer.reported == []

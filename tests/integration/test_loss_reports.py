@@ -77,6 +77,20 @@ def losses(engine: Engine) -> list[tuple[str, int]]:
     return sorted((r[0], r[1]) for r in rows)
 
 
+def agent(
+    mosquitto: Broker, password: str, buffer: FakeBuffer, reports: EvictionReports
+) -> HealthReporter:
+    """The agent's reporter on `buffer`'s evictions (one camera, streaming)."""
+    return HealthReporter(
+        agent_config(DEVICE, mosquitto.port),
+        AgentClock(),
+        ReporterInputs(statuses=lambda: [camera_ok()], buffer=buffer),
+        agent_version="test",
+        password=password,
+        losses=reports,
+    )
+
+
 @pytest.fixture
 def controller(mosquitto: Broker, tmp_path: Path) -> Iterator[Controller]:
     ctl = Controller(mosquitto, tmp_path)
@@ -93,14 +107,7 @@ def test_evictions_reach_the_catalog_across_controller_kills(
     buffer = FakeBuffer()
     buffer.pending_evictions = [evicted(1, 0)]
     reports = EvictionReports(resend_s=60.0)
-    reporter = HealthReporter(
-        agent_config(DEVICE, mosquitto.port),
-        AgentClock(),
-        ReporterInputs(statuses=lambda: [camera_ok()], buffer=buffer),
-        agent_version="test",
-        password=password,
-        losses=reports,
-    )
+    reporter = agent(mosquitto, password, buffer, reports)
     controller.start(flush_s=0.2)
     reporter.start()
     try:
@@ -138,5 +145,31 @@ def test_evictions_reach_the_catalog_across_controller_kills(
             hour = conn.execute(select(CameraHour).where(CameraHour.camera_id == "cam1")).one()  # type: ignore[arg-type]
         assert (hour.evicted_us, hour.evicted_bytes) == (30 * S, 3000)
         engine.dispose()
+    finally:
+        reporter.stop()
+
+
+def test_a_long_outage_s_backlog_is_stored_without_a_resend(
+    mosquitto: Broker, controller: Controller
+) -> None:
+    """300 evictions made while the controller was away go out in batched messages (50
+    facts each, 200 a step) within the per-device rate limit: every one stored and confirmed
+    on the first sending (before batches, 20 messages a step and the flood limit made the
+    extras wait for the next resend)."""
+    password = mosquitto.add_device(DEVICE)
+    buffer = FakeBuffer()
+    buffer.pending_evictions = [evicted(i, 10 * i) for i in range(1, 301)]
+    reports = EvictionReports(resend_s=600.0)
+    reporter = agent(mosquitto, password, buffer, reports)
+    controller.start(flush_s=0.2)
+    reporter.start()
+    try:
+        wait_until(lambda: len(buffer.reported) == 300, 30, "300 evictions confirmed")
+        assert reports.resent_total == 0 and reports.sent_total == 300
+        engine = make_engine(str(controller.db))
+        try:
+            assert [f for f, _n in losses(engine)] == sorted(f"seg-{i}" for i in range(1, 301))
+        finally:
+            engine.dispose()
     finally:
         reporter.stop()

@@ -135,7 +135,7 @@ class Health(_message.Message):
     def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., cpu_pct: _Optional[float] = ..., mem_pct: _Optional[float] = ..., disk_free_bytes: _Optional[int] = ..., disk_total_bytes: _Optional[int] = ..., buffer_bytes: _Optional[int] = ..., segments_unsent: _Optional[int] = ..., segments_uploaded: _Optional[int] = ..., segments_held: _Optional[int] = ..., oldest_unsent_age_s: _Optional[float] = ..., eviction_eta_s: _Optional[float] = ..., cameras: _Optional[_Iterable[_Union[CameraHealth, _Mapping]]] = ..., upload_rate_bps: _Optional[int] = ..., uptime_s: _Optional[float] = ..., clock_offset_known: _Optional[bool] = ..., clock_offset_ms: _Optional[float] = ..., clock_offset_error_ms: _Optional[float] = ..., control_address: _Optional[str] = ..., upload_address: _Optional[str] = ..., controller_failovers: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("device_id", "session", "seq", "at_unix_us", "kind", "camera_id", "range", "bytes", "detail", "fact_id")
+    __slots__ = ("device_id", "session", "seq", "at_unix_us", "kind", "camera_id", "range", "bytes", "detail", "fact_id", "losses")
     class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         KIND_UNSPECIFIED: _ClassVar[Event.Kind]
@@ -180,6 +180,7 @@ class Event(_message.Message):
     BYTES_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
     FACT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOSSES_FIELD_NUMBER: _ClassVar[int]
     device_id: str
     session: int
     seq: int
@@ -190,7 +191,22 @@ class Event(_message.Message):
     bytes: int
     detail: str
     fact_id: str
-    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., kind: _Optional[_Union[Event.Kind, str]] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., bytes: _Optional[int] = ..., detail: _Optional[str] = ..., fact_id: _Optional[str] = ...) -> None: ...
+    losses: _containers.RepeatedCompositeFieldContainer[LossFact]
+    def __init__(self, device_id: _Optional[str] = ..., session: _Optional[int] = ..., seq: _Optional[int] = ..., at_unix_us: _Optional[int] = ..., kind: _Optional[_Union[Event.Kind, str]] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., bytes: _Optional[int] = ..., detail: _Optional[str] = ..., fact_id: _Optional[str] = ..., losses: _Optional[_Iterable[_Union[LossFact, _Mapping]]] = ...) -> None: ...
+
+class LossFact(_message.Message):
+    __slots__ = ("fact_id", "camera_id", "range", "bytes", "at_unix_us")
+    FACT_ID_FIELD_NUMBER: _ClassVar[int]
+    CAMERA_ID_FIELD_NUMBER: _ClassVar[int]
+    RANGE_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    AT_UNIX_US_FIELD_NUMBER: _ClassVar[int]
+    fact_id: str
+    camera_id: str
+    range: _common_pb2.TimeRange
+    bytes: int
+    at_unix_us: int
+    def __init__(self, fact_id: _Optional[str] = ..., camera_id: _Optional[str] = ..., range: _Optional[_Union[_common_pb2.TimeRange, _Mapping]] = ..., bytes: _Optional[int] = ..., at_unix_us: _Optional[int] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("verb", "camera_id", "range", "case_id", "config_toml", "traffic_class", "deadline_unix_us", "hold_id", "fact_ids")
