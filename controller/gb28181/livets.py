@@ -14,16 +14,14 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 import av
 
 from controller.gb28181.ps import VIDEO_TYPES, AccessUnit, codec_of
+from controller.gb28181.tsmux import PTS_WRAP, TB
 
 log = logging.getLogger("vigil.gb28181")
-PTS_WRAP = 1 << 33
-TB = Fraction(1, 90_000)
 Emit = Callable[[bytes, bool, str], None]  # (ts bytes, starts at a keyframe, codec)
 
 

@@ -6,7 +6,8 @@ MPEG-TS segments and committed to the store, catalog and hash chain as agent foo
 plus the PTS elapsed since (a device's PTS has no epoch). Each cut is remuxed to MPEG-TS by
 PyAV (no decoding) and committed through ingest's `Committer` on a worker thread: object
 store first, then the catalog row, its `prev_sha256` the previous segment's hash (the chain
-the ingest rules judge, exactly as for an agent's upload). Video only for now.
+the ingest rules judge, exactly as for an agent's upload). Audio (G.711 or AAC in the PS) is
+kept in the segment it arrived in (`tsmux`).
 
 One Recorder serves a channel across its INVITE sessions (`new_session` after a drop): the
 chain goes on from the last segment before the drop, so the time between is a recording gap
@@ -18,18 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import logging
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
-
 from controller.catalog.models import CameraRow
-from controller.gb28181.ps import VIDEO_TYPES, AccessUnit, codec_of
+from controller.gb28181.ps import AUDIO_TYPES, VIDEO_TYPES, AccessUnit
+from controller.gb28181.tsmux import PTS_WRAP, mux_ts
 from controller.ingest.commit import Committed, Committer
 from controller.ingest.rules import Header
 from controller.media.probe import probe_file
@@ -37,8 +35,6 @@ from controller.storage import ObjectStore
 from controller.storage.base import put_owned_file
 
 log = logging.getLogger("vigil.gb28181")
-PTS_WRAP = 1 << 33
-TB = Fraction(1, 90_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +45,31 @@ class Cut:
 
 
 class SegmentCutter:
+    """Video frames decide the cuts; audio packets go into the segment they arrive in."""
+
     def __init__(self, segment_s: float) -> None:
         self.segment_ticks = int(segment_s * 90_000)
         self.units: list[AccessUnit] = []
         self._last_step = 3600  # one frame at 25 fps, until two frames say otherwise
+        self._last_pts = 0  # of the newest video frame
 
     def add(self, au: AccessUnit) -> Cut | None:
-        if au.stream_type not in VIDEO_TYPES or au.pts is None:
+        if au.pts is None:
+            return None
+        if au.stream_type in AUDIO_TYPES:
+            if self.units:
+                self.units.append(au)
+            return None
+        if au.stream_type not in VIDEO_TYPES:
             return None
         if not self.units:
             if au.key:
                 self.units.append(au)
+                self._last_pts = au.pts
             return None  # nothing before the first keyframe
-        first, last = self.units[0].pts or 0, self.units[-1].pts or 0
-        self._last_step = ((au.pts - last) % PTS_WRAP) or self._last_step
+        first = self.units[0].pts or 0
+        self._last_step = ((au.pts - self._last_pts) % PTS_WRAP) or self._last_step
+        self._last_pts = au.pts
         if au.key and (au.pts - first) % PTS_WRAP >= self.segment_ticks:
             cut = Cut(self.units, first, au.pts)
             self.units = [au]
@@ -73,26 +80,9 @@ class SegmentCutter:
     def flush(self) -> Cut | None:
         if not self.units:
             return None
-        cut = Cut(self.units, self.units[0].pts or 0, (self.units[-1].pts or 0) + self._last_step)
+        cut = Cut(self.units, self.units[0].pts or 0, self._last_pts + self._last_step)
         self.units = []
         return cut
-
-
-def mux_ts(units: list[AccessUnit]) -> bytes:
-    """The units remuxed into MPEG-TS (PyAV, FFmpeg's muxer; no decoding)."""
-    sink = io.BytesIO()
-    with av.open(sink, "w", format="mpegts") as out:
-        stream = out.add_stream(codec_of(units[0].stream_type))
-        base = units[0].dts if units[0].dts is not None else units[0].pts or 0
-        for au in units:
-            packet = av.Packet(au.data)
-            packet.pts = ((au.pts or 0) - base) % PTS_WRAP
-            packet.dts = ((au.dts if au.dts is not None else au.pts or 0) - base) % PTS_WRAP
-            packet.time_base = TB
-            packet.stream = stream
-            packet.is_keyframe = au.key
-            out.mux(packet)
-    return sink.getvalue()
 
 
 class Recorder:

@@ -1,0 +1,89 @@
+"""Audio in a device's PS kept in the recorded segments (controller/gb28181/tsmux.py):
+G.711 A-law (FFmpeg-encoded here) interleaved with H.264 in PS, demuxed, cut and muxed;
+ffprobe must read an AAC track of the segment's length (G.711 has no MPEG-TS stream type)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import av
+import numpy as np
+
+from controller.gb28181.ps import G711A, H264, AccessUnit, PsPacker
+from controller.gb28181.psdemux import PsDemuxer
+from controller.gb28181.recorder import SegmentCutter
+from controller.gb28181.tsmux import mux_ts
+from tests.unit.test_gb28181_livets import encoded
+
+SAMPLES = 320  # 40 ms at 8 kHz, one G.711 packet
+
+
+def alaw_packets(seconds: float) -> list[bytes]:
+    """A 440 Hz tone, A-law encoded by FFmpeg (pcm_alaw), 40 ms per packet."""
+    enc = av.CodecContext.create("pcm_alaw", "w")
+    enc.sample_rate, enc.layout, enc.format = 8000, "mono", "s16"
+    t = np.arange(int(seconds * 8000)) / 8000
+    pcm = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16)
+    out = []
+    for n in range(0, len(pcm) - SAMPLES + 1, SAMPLES):
+        frame = av.AudioFrame.from_ndarray(pcm[n : n + SAMPLES].reshape(1, -1), "s16", "mono")
+        frame.sample_rate = 8000
+        out += [bytes(p) for p in enc.encode(frame)]
+    return out
+
+
+def interleaved(seconds: float) -> list[AccessUnit]:
+    """25 fps video and 40 ms audio packets, each audio packet after the frame of its time."""
+    video = encoded(int(seconds * 25), gop=25)
+    audio = alaw_packets(seconds)
+    units = []
+    for n, v in enumerate(video):
+        units.append(v)
+        if n < len(audio):
+            units.append(AccessUnit(G711A, v.pts, None, False, audio[n]))
+    return units
+
+
+def probe(path: Path) -> dict[str, str]:
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "a", "-count_frames", "-show_entries",
+         "stream=codec_name,sample_rate,channels,duration", "-of", "default=nw=1", str(path)],
+        capture_output=True, check=True, timeout=30, text=True,
+    ).stdout  # fmt: skip
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_g711_in_ps_is_kept_as_aac_in_the_recorded_segment(tmp_path: Path) -> None:
+    packer, demux = PsPacker(), PsDemuxer()
+    ps = b"".join(p for u in interleaved(2.0) if (p := packer.pack(u, G711A)))
+    units = demux.feed(ps) + demux.flush()
+    assert {u.stream_type for u in units} == {H264, G711A}
+    cutter = SegmentCutter(segment_s=1.0)
+    cuts = [c for u in units if (c := cutter.add(u)) is not None]
+    last = cutter.flush()
+    assert last is not None and len(cuts) == 1
+    for n, cut in enumerate([*cuts, last]):
+        assert sum(u.stream_type == G711A for u in cut.units) == 25  # 1 s of 40 ms packets
+        seg = tmp_path / f"seg{n}.ts"
+        seg.write_bytes(mux_ts(cut.units))
+        facts = probe(seg)
+        assert facts["codec_name"] == "aac" and facts["sample_rate"] == "8000"
+        assert facts["channels"] == "1"
+        with av.open(io.BytesIO(seg.read_bytes())) as c:
+            samples = sum(f.samples for f in c.decode(audio=0))
+        assert 8000 <= samples <= 8000 + 2048  # 1 s, plus the encoder's priming
+
+
+def test_video_only_segments_stay_video_only_and_audio_before_the_first_key_is_left_out(
+    tmp_path: Path,
+) -> None:
+    units = interleaved(1.0)
+    cutter = SegmentCutter(segment_s=5.0)
+    early = AccessUnit(G711A, 0, None, False, b"\xd5" * SAMPLES)
+    assert cutter.add(early) is None and cutter.units == []  # no segment yet: not kept
+    video = [u for u in units if u.stream_type == H264]
+    seg = tmp_path / "video.ts"
+    seg.write_bytes(mux_ts(video))
+    assert probe(seg) == {}
