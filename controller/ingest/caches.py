@@ -13,19 +13,30 @@ them return the same answer almost every time:
   this controller is the catalog's only segment writer (SQLite: one controller by design);
   the service does not use tips otherwise. Anything older (a late or out-of-order segment)
   goes to the catalog as before. Tips start empty, so a restart simply re-learns them.
+- `ProbeMemo`: each camera's last media probe, keyed by the bytes that decide its result
+  (media/ts_params.py: the program map, the parameter sets, the AAC header). A segment
+  whose bytes are equal gets the same facts without PyAV (40 us instead of 0.7-1.3 ms of
+  CPU); any difference, or a head those bytes cannot be read from, is probed. Every
+  `reprobe_every`-th segment of a camera is probed anyway, to bound what a change outside
+  those bytes (a frame rate not written in the SPS) could leave unseen.
 
-Both are thread-safe and bounded (least recently used entries go first).
+All are thread-safe and bounded (least recently used entries go first).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Generic, TypeVar
 
 from controller.catalog import CameraRow
 from controller.clock import Clock
 from controller.ingest.rules import Neighbour
+from controller.media.probe import MediaInfo
+from controller.media.ts_params import stream_params
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -102,3 +113,33 @@ class ChainTips:
                 return
             if tip is not None or is_latest:
                 self._items.put(camera_id, segment)
+
+
+class ProbeMemo:
+    """`probe(camera_id, head)`: `probe_bytes(head)`, or the camera's last result when the
+    head's stream parameters are the same bytes (see the module doc)."""
+
+    def __init__(
+        self,
+        probe_bytes: Callable[[bytes], MediaInfo],
+        reprobe_every: int = 30,
+        limit: int = MAX_ENTRIES,
+    ) -> None:
+        self._probe = probe_bytes
+        self._every = reprobe_every
+        self._items: _Lru[str, tuple[bytes, MediaInfo, int]] = _Lru(limit)
+
+    def __call__(self, camera_id: str, head: bytes) -> MediaInfo:
+        started = time.perf_counter_ns()
+        params = stream_params(head)
+        if params is not None:
+            known = self._items.get(camera_id)
+            if known is not None and known[0] == params and known[2] < self._every:
+                self._items.put(camera_id, (params, known[1], known[2] + 1))
+                return replace(known[1], probe_us=(time.perf_counter_ns() - started) // 1000)
+        info = self._probe(head)
+        if params is not None and info.ok:
+            self._items.put(camera_id, (params, info, 1))
+        else:
+            self._items.pop(camera_id)
+        return info

@@ -29,7 +29,7 @@ from controller.storage.base import ObjectNotFoundError, StreamingStore
 
 log = logging.getLogger("vigil.ingest")
 
-ProbeBytes = Callable[[bytes], MediaInfo]
+ProbeBytes = Callable[[str, bytes], MediaInfo]  # (camera id, the segment's first bytes)
 
 
 class LostUploadError(Exception):
@@ -95,7 +95,8 @@ class CommitQueue:
                 self._forget(row)
                 raise
         self._store_down = False
-        media = self._committer.media(header, self._probe(stored.head or self._read_head(stored)))
+        head = stored.head or self._read_head(stored)
+        media = self._committer.media(header, self._probe(header.camera_id, head))
         done = self._committer.record(device_id, header, stored.key, media)
         if row is not None:
             self._forget(row)

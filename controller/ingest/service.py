@@ -31,7 +31,7 @@ from controller.catalog import (
     CatalogUnavailableError,
 )
 from controller.clock import Clock
-from controller.ingest.caches import CameraCache
+from controller.ingest.caches import CameraCache, ProbeMemo
 from controller.ingest.commit import Committed, Committer, Probe, unavailable
 from controller.ingest.commit_queue import CommitQueue
 from controller.ingest.fairness import Staged, plan_staging
@@ -101,7 +101,9 @@ class IngestService:
         # A store that takes bytes as they arrive (S3): no staging file (stream.py).
         self._stream = streaming
         self.queue = (
-            None if streaming is None else CommitQueue(streaming, self._committer, probe_bytes)
+            None
+            if streaming is None
+            else CommitQueue(streaming, self._committer, ProbeMemo(probe_bytes))
         )
 
     # --- queries -------------------------------------------------------------------------
