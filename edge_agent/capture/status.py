@@ -18,9 +18,9 @@ import threading
 from collections import deque
 from dataclasses import replace
 from enum import StrEnum
+from typing import Any
 
 from av.packet import Packet
-from av.video.stream import VideoStream
 
 from edge_agent.model import CameraStatus, Gap
 from edge_agent.sources.errors import (
@@ -98,7 +98,7 @@ def classify(error: BaseException | None, message: str = "") -> CameraState:
     return CameraState.DISCONNECTED
 
 
-def media_seconds(packet: Packet[VideoStream], seconds_per_tick: float | None = None) -> float:
+def media_seconds(packet: Packet[Any], seconds_per_tick: float | None = None) -> float:
     """A packet's stream time in seconds (its dts when it has no pts).
 
     `seconds_per_tick` is the stream's time base as a float, when the caller has it: that

@@ -20,10 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
 
-from av.packet import Packet
-from av.video.stream import VideoStream
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -317,9 +314,10 @@ class RtspWorker(CameraWorker):
                     continue
                 # Read the packet's figures first: muxing may hand its data to the muxer.
                 size, key = packet.size, packet.is_keyframe
-                media = media_seconds(cast("Packet[VideoStream]", packet), tick_s)
+                media = media_seconds(packet, tick_s)
                 self.live.packet(packet)  # before the writer: muxing takes the packet's data
-                self.image.packet(packet, self._clock.monotonic())
+                if key:  # the sampler only ever looks at keyframes
+                    self.image.packet(packet, self._clock.monotonic())
                 self.writer.feed(packet, now)
                 self._tracker.packet(size, key, now, media)
                 if self._stop.is_set():

@@ -28,6 +28,7 @@ from av.video.stream import VideoStream
 from edge_agent import segmenter
 from edge_agent.model import Gap, SegmentFlag, SegmentInfo
 from edge_agent.segmenter import Action, ClosedSegment, CutPolicy, CutState, PacketMeta
+from edge_agent.segmenter.plain import PlainRun
 from edge_agent.sources.nal import find_sps, parameter_sets, switched_codec
 
 from .audio_lane import AudioLane
@@ -62,7 +63,8 @@ class SegmentWriter:
         self._policy = policy
         self._container = container
         self._record = CameraRecord(camera_id, sink, container, on_segment, on_gap, on_event)
-        self._state: CutState | None = None
+        self._state: CutState | None = None  # as of the last full step; see `_settled`
+        self._run: PlainRun | None = None  # plain frames since then (segmenter/plain.py)
         self._rebase_log = LogRate()  # a flapping camera clock must not flood the log
         self._timeline = VideoTimeline(Fraction(1, 90_000))
         self._in_stream: VideoStream | None = None
@@ -109,6 +111,7 @@ class SegmentWriter:
         `audio` is the source's audio stream, if it has one."""
         if self._state is not None:
             self.end(truncated=True)
+        self._run = None
         self._timeline = VideoTimeline(Fraction(stream.time_base or Fraction(1, 90_000)))
         self._in_stream = stream
         self._video_index = stream.index
@@ -139,15 +142,20 @@ class SegmentWriter:
             # The packet holds the new codec's first keyframe behind the old one's last frame,
             # under the old frame's timestamps: it is dropped, and the new codec starts at its
             # next keyframe (the time between is a recorded gap).
-            self._switch_codec(state, switched[0], now_us)
+            self._switch_codec(self._settled(), switched[0], now_us)
             return False
         pts, dts = packet.pts, packet.dts
+        if pts is not None and dts is not None and pts >= dts and not packet.is_keyframe:
+            written = self._plain(packet, pts, dts, now_us)
+            if written is not None:
+                return written
+        state = self._settled()
         meta = None if pts is None or dts is None else self._meta(packet, pts, dts)
         if meta is None or pts is None or dts is None:
             self.untimed_dropped += 1
             return False
         state, decision = segmenter.step(state, meta, now_us, self._policy)
-        self._watch_gop(state)
+        self._watch_gop(state.key_interval_us, state.frame_us)
         timeline = self._timeline
         if decision.offset_us != timeline.offset_us:
             # Live sources are rate-limited; a recording (no arrival time) logs each one.
@@ -185,6 +193,45 @@ class SegmentWriter:
             return written
         return False
 
+    def _plain(self, packet: Packet[Any], pts: int, dts: int, now_us: int | None) -> bool | None:
+        """A plain frame (segmenter/plain.py) written as `feed` would, without a segmenter
+        state of its own; None if it is not plain (the full path takes it, nothing changed)."""
+        timeline, file = self._timeline, self._file
+        run = self._run
+        if run is None:
+            state = self._state
+            if state is None:
+                return None
+            run = self._run = PlainRun.start(state, self._policy)
+            if run is None:
+                return None
+        # The timeline's re-base and lift are placed by the full path, the file opened by it.
+        if file is None or timeline.lift_tb is None or timeline.offset_us != run.offset_us:
+            return None
+        us = timeline.us
+        duration = packet.duration or 0
+        dts_us = us(dts)
+        if not run.take(us(pts), dts_us, us(duration), now_us):
+            return None
+        self._watch_gop(run.base.key_interval_us, run.frame_us)
+        placed = timeline.place(pts, dts, duration, run.frame_us, run.offset_us)
+        if placed != (pts, dts):
+            packet.pts, packet.dts = placed
+        written = self._mux(packet)
+        if written:
+            self._audio.heard_video(dts_us + timeline.offset_us)
+        return written
+
+    def _settled(self) -> CutState:
+        """The segmenter's state with any plain frames since the last full step folded in
+        (every reader of the state but the plain path goes through here)."""
+        run, self._run = self._run, None
+        if run is not None:
+            self._state = run.fold()
+        if self._state is None:
+            raise RuntimeError("SegmentWriter: no connection begun")
+        return self._state
+
     def _switch_codec(self, state: CutState, codec: str, now_us: int | None) -> None:
         """The stream changed codec mid-way: what came before is committed, what follows
         starts a DISCONTINUITY segment of the new codec at its first keyframe, as after a
@@ -215,7 +262,7 @@ class SegmentWriter:
     def end(self, *, truncated: bool) -> SegmentInfo | None:
         """Finish the connection or file: the open segment is committed (TRUNCATED if cut
         short by a disconnect, a stop or a damaged file)."""
-        state = self._state
+        state = self._settled() if self._state is not None else None
         self._state = None
         self._in_stream = None
         if state is None:
@@ -231,7 +278,7 @@ class SegmentWriter:
 
     def cancel(self) -> None:
         """Drop the open segment unwritten (its source can be read again, e.g. a file)."""
-        self._state = None
+        self._state, self._run = None, None
         self._in_stream = None
         self._drop_output()
 
@@ -295,13 +342,13 @@ class SegmentWriter:
         """Thread CPU spent converting this connection's audio (0 when it passes through)."""
         return self._audio.cpu_s
 
-    def _watch_gop(self, state: CutState) -> None:
-        """Measure the camera's GOP; warn once if it is longer than the segment target."""
-        interval = state.key_interval_us
+    def _watch_gop(self, interval: int | None, frame_us: int) -> None:
+        """Measure the camera's GOP (the segmenter's keyframe interval); warn once if it is
+        longer than the segment target."""
         if interval is None or interval <= 0:
             return
         self.gop_s = interval / 1_000_000
-        if self._gop_warned or interval <= self._policy.target_us + state.frame_us // 2:
+        if self._gop_warned or interval <= self._policy.target_us + frame_us // 2:
             return
         self._gop_warned = True
         target = self._policy.target_us / 1e6
@@ -336,7 +383,7 @@ class SegmentWriter:
         log.error("camera %s: %s; dropping this segment", self.camera_id, reason)
         self._drop_output()
         if self._state is not None:
-            self._state = segmenter.abandon(self._state, clean_reason(reason))
+            self._state = segmenter.abandon(self._settled(), clean_reason(reason))
 
     def _drop_output(self) -> None:
         file, self._file = self._file, None
