@@ -64,6 +64,10 @@ _ANY_SEGMENT = (
     .where(col(Segment.segment_id).in_(bindparam("ids", expanding=True)))
     .limit(1)
 )
+_CAMERAS = select(Camera, col(Device.county), col(Device.site)).join(
+    Device, col(Device.device_id) == col(Camera.device_id)
+)
+_CAMERA_BY_ID = _CAMERAS.where(col(Camera.camera_id) == bindparam("camera"))
 _INSERT_SEGMENT = insert(Segment.__table__)  # type: ignore[attr-defined]
 _RAISE_MAX_DURATION = (
     update(Camera.__table__)  # type: ignore[attr-defined]
@@ -163,15 +167,11 @@ class Catalog(RetentionCatalog, MediaCatalog):
         return [DeviceRow.model_validate(dict(r._mapping)) for r in rows]
 
     def _camera_select(self) -> Any:
-        return select(Camera, col(Device.county), col(Device.site)).join(
-            Device, col(Device.device_id) == col(Camera.device_id)
-        )
+        return _CAMERAS
 
     def camera(self, camera_id: str) -> CameraRow | None:
         with self._read("get camera") as conn:
-            row = conn.execute(
-                self._camera_select().where(col(Camera.camera_id) == camera_id)
-            ).first()
+            row = conn.execute(_CAMERA_BY_ID, {"camera": camera_id}).first()
         return None if row is None else CameraRow.model_validate(dict(row._mapping))
 
     def cameras(self) -> list[CameraRow]:
