@@ -177,7 +177,11 @@ class Swarm:
                             ),
                             timeout=60,
                         )
-                    await agent.stub.ReportInventory(inventory(agent.device, 1), timeout=60)
+                    await agent.stub.ReportInventory(
+                        inventory(agent.device, 1),
+                        timeout=60,
+                        metadata=(("vigil-bench-sent-ns", str(time.monotonic_ns())),),
+                    )
                 except grpc.aio.AioRpcError as exc:
                     self._error(exc.code().name)
                     return None
@@ -190,18 +194,35 @@ class Swarm:
             return None
 
         sem = asyncio.Semaphore(self.args.parallel)
+        lags: list[float] = []
+        lag = asyncio.get_running_loop().create_task(_loop_lag(lags))
         results = await asyncio.gather(*(one(a, sem) for a in self.agents))
+        lag.cancel()
         got = [round(r, 2) for r in results if r is not None]
+        lags.sort()
         return {
             "lease_ms": got, "rpc_ms": rpc_ms, "after_ack_ms": after_ack_ms,
             "missing": len(results) - len(got),
             "errors": self.errors,
+            # How late this process's loop ran a 50 ms timer: the agents' own CPU queueing.
+            "loop_lag_ms": {
+                "p50": lags[len(lags) // 2] if lags else None,
+                "p99": lags[int(len(lags) * 0.99)] if lags else None,
+            },
         }  # fmt: skip
 
     async def close(self) -> None:
         for task in self.readers:
             task.cancel()
         await asyncio.gather(*(a.channel.close() for a in self.agents), return_exceptions=True)
+
+
+async def _loop_lag(into: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + 0.05
+        await asyncio.sleep(0.05)
+        into.append(round((loop.time() - due) * 1000, 1))
 
 
 async def _amain(args: argparse.Namespace) -> None:

@@ -24,6 +24,13 @@ they all hold a stream, divided by N. The last line printed is one JSON object:
 goal >= 0.5), how the agents were split (`client_processes`, `nofile_limit`) and what the
 scheduler did (`scheduler`: replans, mean replan time, topology placements).
 
+Where a report call's time goes, replan phase only: `report_wait_ms` (p50/p99, from the
+agent's ReportInventory call to its handler's start: the client, TLS and the server waiting
+to accept the call; one machine, one monotonic clock), `server_call_ms_mean` (each
+AgentControl call from its handler's start to its answer: the metrics interceptor's
+histogram), `server_loop_lag_ms` (how late the controller's gRPC event loop ran a 50 ms
+timer) and `client_loop_lag_ms` (the same in each agent process).
+
 The bench raises its soft RLIMIT_NOFILE to the hard limit (children inherit it); one process
 may hold at most that many descriptors (20,000 here), so the agents are split over client
 processes of at most `PER_PROCESS`, and the controller holds one connection per agent.
@@ -77,17 +84,96 @@ def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
     )  # fmt: skip
     # The defaults (tick 0.5 s) but for each device's own link: room for a lease each.
     options = SchedulerOptions(default_link_bps=20_000_000)
+    waits = _time_waits_before_the_handler()
     tune_gc()  # as `serve` does
     controller = build_controller(config, SystemClock(), Parts(scheduler=options))
     controller.start()
+    lag = LoopLag()
+    asyncio.run_coroutine_threadsafe(lag.run(), controller.server.loop)
     conn.send(controller.grpc_port)
     try:
-        conn.recv()
+        while conn.recv() == "mark":  # the replan phase starts: its own figures from here
+            lag.mark()
+            waits.clear()
+            calls0 = _call_seconds(controller.registry)
     except EOFError:
         return controller.stop(1.0)
-    counters = dict(controller.scheduler.counters) if controller.scheduler else {}
+    counters: dict[str, Any] = dict(controller.scheduler.counters) if controller.scheduler else {}
+    calls = _call_seconds(controller.registry)
+    counters["server_call_ms_mean"] = {
+        m: round((s - calls0.get(m, (0, 0))[0]) * 1000 / max(1, n - calls0.get(m, (0, 0))[1]), 1)
+        for m, (s, n) in calls.items()
+    }
+    counters["loop_lag_ms"] = lag.summary()
+    ms = sorted(waits)
+    counters["report_wait_ms"] = {"p50": _p50(ms), "p99": _p99(ms), "calls": len(ms)}
     conn.send(counters)  # the scheduler's work during the run, for the JSON
+    if "DIAG_DUMP" in globals():
+        globals()["DIAG_DUMP"]()
     controller.stop(1.0)
+
+
+SENT_KEY = "vigil-bench-sent-ns"  # the agent's CLOCK_MONOTONIC when it made the call
+
+
+def _time_waits_before_the_handler() -> list[float]:
+    """(this child process only) ReportInventory wrapped to note, for each call carrying
+    `SENT_KEY`, how long it took from the agent's call to the handler's start (ms): the
+    client, the connection and the server's wait to accept the call (one machine, one
+    monotonic clock). The list it fills is returned."""
+    from controller.scheduler.grpc_service import AgentControlServicer
+
+    waits: list[float] = []
+    handler = AgentControlServicer.ReportInventory
+
+    async def timed(self: Any, request: Any, context: Any) -> Any:
+        for key, value in context.invocation_metadata() or ():
+            if key == SENT_KEY:
+                waits.append((time.monotonic_ns() - int(value)) / 1e6)
+        return await handler(self, request, context)
+
+    AgentControlServicer.ReportInventory = timed  # type: ignore[method-assign]
+    return waits
+
+
+def _call_seconds(registry: Any) -> dict[str, tuple[float, float]]:
+    """(seconds, calls) so far of the AgentControl unary calls, server side (the metrics
+    interceptor's histogram: from the handler's start to its answer)."""
+    found: dict[str, list[float]] = {}
+    for family in registry.collect():
+        if family.name != "vigil_grpc_call_seconds":
+            continue
+        for sample in family.samples:
+            method = sample.labels.get("method", "")
+            if not method.startswith("AgentControl/"):
+                continue
+            if sample.name.endswith("_sum"):
+                found.setdefault(method, [0.0, 0.0])[0] = sample.value
+            elif sample.name.endswith("_count"):
+                found.setdefault(method, [0.0, 0.0])[1] = sample.value
+    return {m: (v[0], v[1]) for m, v in found.items()}
+
+
+class LoopLag:
+    """How late an event loop runs a 50 ms timer: the time a ready callback waits for the
+    loop (its own CPU work, or the GIL held by other threads). From the last `mark()`."""
+
+    def __init__(self) -> None:
+        self.lags: list[float] = []
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + 0.05
+            await asyncio.sleep(0.05)
+            self.lags.append((loop.time() - due) * 1000)
+
+    def mark(self) -> None:
+        self.lags = []
+
+    def summary(self) -> dict[str, float | None]:
+        ms = sorted(self.lags)
+        return {"p50": _p50(ms), "p99": _p99(ms), "max": round(ms[-1], 1) if ms else None}
 
 
 def _bare_process(data_dir: str, conn: Connection) -> None:
@@ -139,6 +225,10 @@ class Server:
 
     def rss_kb(self) -> int:
         return int(self.ps.memory_info().rss // 1024)
+
+    def mark(self) -> None:
+        """The replan phase starts (the controller's own figures count from here)."""
+        self._parent.send("mark")
 
     def stop(self) -> Any:
         """Stop the server; returns what it sends back on the way (or None)."""
@@ -280,6 +370,7 @@ def measure_vigil(
         held = sum(r["ready"] for r in ready)
         rss1 = _settled_rss(server)
         sent0, t1 = uploads.sent, time.monotonic()
+        server.mark()
         _say(swarms, f"replan {spread_s(agents)}")
         replans = [_read(p) for p in swarms]
         time.sleep(max(0.0, 5.0 - (time.monotonic() - t1)))  # at least 5 s of upload load
@@ -309,6 +400,7 @@ def measure_vigil(
             "upload_mb_s_under_load": round(upload_mb_s, 1),
             "upload_errors": len(uploads.errors),
             "agent_errors": [r["errors"] for r in ready + replans if r["errors"]],
+            "client_loop_lag_ms": [r.get("loop_lag_ms") for r in replans],
         }
     finally:
         _end(swarms)
@@ -323,6 +415,12 @@ def measure_vigil(
         "inventories": counters.get("inventories", 0),
         "leases_issued": counters.get("leases_issued", 0),
     }
+    # Server side, replan phase: each report call from its handler's start to its answer,
+    # and how late the gRPC event loop ran a timer (what a call waits for before it starts).
+    result["server_call_ms_mean"] = counters.get("server_call_ms_mean")
+    result["server_loop_lag_ms"] = counters.get("loop_lag_ms")
+    # From the agent's ReportInventory call to its handler's start (accepting the call).
+    result["report_wait_ms"] = counters.get("report_wait_ms")
     return result
 
 

@@ -15,6 +15,7 @@ cut too, at the next refresh that sees the change (cutoff.py): UNAUTHENTICATED, 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -33,7 +34,10 @@ from controller.runtime import PeriodicTask
 
 log = logging.getLogger("vigil.enrollment")
 REVOKED = "this device's certificate is revoked"
-_CACHE_MAX = 4096
+# Parsed certificates kept (by SHA-256 of the PEM), oldest dropped first: more than a city's
+# agents on one controller (10,000+), so each call does not parse its peer's certificate
+# again on the event loop (4,096 made every call of a 10,000-agent fleet re-parse).
+_CACHE_MAX = 65_536
 
 
 class RevocationGuard(grpc.aio.ServerInterceptor):
@@ -41,7 +45,7 @@ class RevocationGuard(grpc.aio.ServerInterceptor):
         self._store = store
         self._clock = clock
         self._current = Revocations()
-        self._facts: dict[bytes, Facts] = {}  # pem -> (serial, cn, issued_us)
+        self._facts: dict[bytes, Facts] = {}  # sha256(pem) -> (serial, cn, issued_us)
         self.live = LiveCalls()
         self.task = PeriodicTask("revocation-refresh", refresh_s, self.refresh, run_at_start=True)
 
@@ -58,7 +62,8 @@ class RevocationGuard(grpc.aio.ServerInterceptor):
         return self._current
 
     def _cert_facts(self, pem: bytes) -> Facts:
-        facts = self._facts.get(pem)
+        key = hashlib.sha256(pem).digest()
+        facts = self._facts.get(key)
         if facts is None:
             cert = x509.load_pem_x509_certificate(pem)
             cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -66,8 +71,8 @@ class RevocationGuard(grpc.aio.ServerInterceptor):
             issued = cert.not_valid_before_utc + BACKDATE
             facts = (serial_hex(cert.serial_number), cn, int(issued.timestamp() * 1_000_000))
             if len(self._facts) >= _CACHE_MAX:
-                self._facts.clear()
-            self._facts[pem] = facts
+                del self._facts[next(iter(self._facts))]
+            self._facts[key] = facts
         return facts
 
     def refused(self, auth: dict[str, Any]) -> bool:

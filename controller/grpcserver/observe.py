@@ -175,10 +175,11 @@ class Health:
 
     def register(self, server: grpc.aio.Server) -> None:
         """Called on the event loop while the server is built (a `Registration`)."""
-        self._loop = asyncio.get_running_loop()
-        self.servicer = health.aio.HealthServicer()
+        if self.servicer is None:  # one servicer for every accept loop of the server
+            self._loop = asyncio.get_running_loop()
+            self.servicer = health.aio.HealthServicer()
+            self._call(self.servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING))
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)
-        self._call(self.servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING))
 
     def _call(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run on the loop: directly while registering, else from a controller thread."""

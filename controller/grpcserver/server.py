@@ -15,6 +15,10 @@ each kind of call may queue (limits.py). The rest of the controller stays synchr
 Services are added by registration callbacks (`add_IngestServicer_to_server`-style), so the
 fleet's AgentControl service can join the same server without this module knowing it. A
 servicer with plain (non-async) methods still works: gRPC runs it on the same executor.
+
+New calls are taken by `ACCEPT_LOOPS` servers sharing the port (ports.py says why), all on
+the one event loop: each registration is called once per server and adds the same servicer
+objects, so state stays in one place.
 """
 
 from __future__ import annotations
@@ -28,18 +32,25 @@ from typing import Any, TypeVar
 
 import grpc
 
+from controller.grpcserver.ports import claim_port, with_port
+
 Registration = Callable[[grpc.aio.Server], None]
+# Servers on one port (ports.py). 4: a 10,000-agent report burst on a loaded 2-core machine
+# waited 0.53 s (p50) for its handler with 1 and 0.27-0.35 s with 4 (docs/benchmarks.md).
+ACCEPT_LOOPS = 4
 T = TypeVar("T")
 log = logging.getLogger("vigil.grpc")
 
 
-def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """Channel arguments: refuse oversize messages, never share the port, drop dead peers."""
+def server_options(max_message_bytes: int, share_port: bool = False) -> list[tuple[str, int]]:
+    """Channel arguments: refuse oversize messages, drop dead peers, and share the port only
+    with this process's own accept loops (`share_port`; see `AioServer`)."""
     return [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", 4 * 1024 * 1024),
-        # Without this a second controller on the same port would silently share it.
-        ("grpc.so_reuseport", 0),
+        # Without this a second controller on the same port would silently share it (with
+        # `share_port` the port is claimed first by `claim_port`, which no other can share).
+        ("grpc.so_reuseport", 1 if share_port else 0),
         # Ping idle connections so a cut village link frees its stream, slot and memory.
         ("grpc.keepalive_time_ms", 60_000),
         ("grpc.keepalive_timeout_ms", 20_000),
@@ -57,13 +68,14 @@ class AioServer:
     the loop thread and the executor.
     """
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, accept_loops: int = 1) -> None:
+        self.accept_loops = accept_loops
         self.loop = asyncio.new_event_loop()
         self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc-work")
         self.loop.set_default_executor(self.executor)
         self._thread = threading.Thread(target=self._run, name="grpc-loop", daemon=True)
         self._thread.start()
-        self._server: grpc.aio.Server | None = None
+        self._servers: list[grpc.aio.Server] = []
         self._stopped = threading.Event()
 
     def _run(self) -> None:
@@ -82,21 +94,35 @@ class AioServer:
         max_message_bytes: int,
         interceptors: Sequence[grpc.aio.ServerInterceptor],
     ) -> int:
-        server = grpc.aio.server(
-            migration_thread_pool=self.executor,
-            options=server_options(max_message_bytes),
-            interceptors=list(interceptors),
-        )
-        for register in registrations:
-            register(server)
-        self._server = server
-        if credentials is None:
-            return server.add_insecure_port(listen)
-        return server.add_secure_port(listen, credentials)
+        share = self.accept_loops > 1
+        port = 0
+        if share:  # see ports.py: nobody else may share the port
+            claimed = claim_port(listen)
+            if claimed is None:
+                return 0
+            listen = with_port(listen, claimed)
+        for _ in range(self.accept_loops):
+            server = grpc.aio.server(
+                migration_thread_pool=self.executor,
+                options=server_options(max_message_bytes, share),
+                interceptors=list(interceptors),
+            )
+            for register in registrations:
+                register(server)
+            self._servers.append(server)
+            address = listen if port == 0 else with_port(listen, port)
+            if credentials is None:
+                bound = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, credentials)
+            if bound == 0:
+                return 0
+            port = bound
+        return port
 
     def start(self) -> None:
-        assert self._server is not None
-        self.call(self._server.start(), 30)
+        for server in self._servers:
+            self.call(server.start(), 30)
 
     def stop(self, grace_s: float | None = None) -> threading.Event:
         """Refuse new calls, give open ones `grace_s`, cancel the rest, end the loop thread.
@@ -104,8 +130,9 @@ class AioServer:
         if self._stopped.is_set():
             return self._stopped
         try:
-            if self._server is not None and self.loop.is_running():
-                self.call(self._server.stop(grace_s), (grace_s or 0) + 10)
+            if self._servers and self.loop.is_running():
+                stops = [server.stop(grace_s) for server in self._servers]
+                self.call(_all(stops), (grace_s or 0) + 10)
             if self.loop.is_running():
                 self.call(_cancel_the_rest(), 10)
         except Exception:
@@ -118,6 +145,10 @@ class AioServer:
                 self.loop.close()
             self._stopped.set()
         return self._stopped
+
+
+async def _all(coros: Sequence[Coroutine[Any, Any, Any]]) -> None:
+    await asyncio.gather(*coros)
 
 
 async def _cancel_the_rest() -> None:
@@ -136,14 +167,17 @@ def build_server(
     max_workers: int,
     max_message_bytes: int,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    accept_loops: int = ACCEPT_LOOPS,
 ) -> tuple[AioServer, int]:
     """A bound (not yet serving) server on `listen`; returns it and its port.
 
     `credentials` None binds without TLS: only for the benchmark's bare baseline and tests
     that measure gRPC itself, never for the controller. `max_workers`: threads for blocking
     work (the servicers refuse calls with RESOURCE_EXHAUSTED rather than queue without bound).
+    `accept_loops`: servers sharing the port (ports.py), each taking new calls from gRPC's
+    core one at a time.
     """
-    server = AioServer(max_workers)
+    server = AioServer(max_workers, accept_loops)
     try:
         port = server.call(
             server._build(registrations, listen, credentials, max_message_bytes, interceptors),

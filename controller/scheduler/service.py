@@ -15,8 +15,10 @@ leadership, and two threads:
   message and over MQTT, deadlines to the planner, progress is saved) and the catalog's
   commits of leased segments (`delivery()`).
 
-RPC handlers (grpc_service.py) only record (microseconds under the lock); a bad inventory
-raises DemandError and changes nothing. Only the city's leader plans (controller/leader); a
+RPC handlers (grpc_service.py) only record (microseconds under the lock); an inventory is
+checked by its caller and queued without the lock (`_locked` records it for whoever takes the
+lock next), so reports never queue behind a replan; a bad one raises DemandError and changes
+nothing. Only the city's leader plans (controller/leader); a
 follower plans nothing, runs no upkeep, refuses inputs (NotLeaderError). Losing the
 leadership closes every lease stream and forgets all state; a new term starts empty and
 reads the jobs at once (the old leader's leases are void; agents report again). Uploads need
@@ -28,6 +30,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 
 from controller.catalog import Catalog
 from controller.clock import Clock
@@ -91,6 +97,8 @@ class SchedulerService:
             catalog, clock, jobs or JobTracker(JobStore(catalog.engine), catalog, clock), fleet
         )
         self._lock = threading.Lock()
+        # Reports checked but not yet on the desk (report_inventory; `_locked` records them).
+        self._inbox: deque[Callable[[LeaseDesk], None]] = deque()  # append/popleft: atomic
         self._planning = threading.Lock()
         self._streams: dict[str, LeaseBox] = {}
         self._loops = SchedulerLoops(
@@ -103,18 +111,29 @@ class SchedulerService:
         # The leadership epoch this state belongs to (0: following, nothing planned).
         self._term = self._leadership.epoch() if self._leadership.is_leader() else 0
 
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The desk's lock, with the inventories checked since it was last taken recorded
+        first (in arrival order): whoever reads or changes the desk sees every report made
+        before, as if each had taken the lock itself."""
+        with self._lock:
+            inbox, desk = self._inbox, self._desk
+            while inbox:
+                inbox.popleft()(desk)
+            yield
+
     def start(self) -> None:
         self._loops.start()
 
     def stop(self) -> None:
-        with self._lock:
+        with self._locked():
             for box in self._streams.values():
                 box.close()
         self._loops.stop()
 
     def poke(self) -> None:
         """Something outside changed (a footage request was made): look now, not later."""
-        with self._lock:
+        with self._locked():
             self._last_upkeep = -1e18
             self._desk.dirty = True
         self._loops.wake_upkeep()
@@ -122,7 +141,7 @@ class SchedulerService:
 
     def set_live(self, device_id: str, bps: int) -> None:
         """The device's live feeds now total `bps` (live_feeds.py): LIVE demand, planned first."""
-        with self._lock:
+        with self._locked():
             self._desk.set_live(device_id, bps)
         self._loops.wake()
 
@@ -130,11 +149,14 @@ class SchedulerService:
 
     def report_inventory(self, device_id: str, inv: agent_control_pb2.Inventory) -> int:
         """Accept an agent's backlog (DemandError, nothing changed, if it cannot be true;
-        NotLeaderError on a follower). Planned at the next replan, not here."""
+        NotLeaderError on a follower). Planned at the next replan, not here.
+
+        Checked here, recorded by whoever takes the lock next (`_locked`): a report never
+        waits for the lock, which a replan of a large fleet holds for tens of milliseconds
+        (10,000 agents reporting: ~0.3 s mean per call queued on it)."""
         self._require_leader()
         now = self._clock.now_us()
-        with self._lock:
-            deadlines = self._desk.deadlines  # replaced whole, never changed in place
+        deadlines = self._desk.deadlines  # replaced whole, never changed in place
         try:
             demand = demand_from_inventory(
                 inv,
@@ -145,21 +167,19 @@ class SchedulerService:
             )
             report = device_report(inv)
         except DemandError:
-            with self._lock:
-                self.counters["refused"] += 1
+            self._inbox.append(_count_refusal)
             raise
-        with self._lock:
-            self._desk.inventory(device_id, inv, demand, report)
-            version = self._desk.planner.version
+        self._inbox.append(partial(LeaseDesk.inventory, device_id=device_id, inv=inv,
+                                   demand=demand, report=report))  # fmt: skip
         self._loops.wake()
-        return version
+        return self._desk.planner.version  # an int, replaced whole
 
     def connect(self, device_id: str) -> LeaseBox:
         """A lease stream opened; an older stream of the same device is closed
         (NotLeaderError on a follower). Its first lease follows the next replan."""
         self._require_leader()
         box: LeaseBox = Mailbox()
-        with self._lock:
+        with self._locked():
             if not self._term or self._term != self._current_term():  # lost meanwhile
                 box.close()
                 raise NotLeaderError("not the scheduler leader (the leadership just changed)")
@@ -178,7 +198,7 @@ class SchedulerService:
     def disconnect(self, device_id: str, box: LeaseBox) -> None:
         """A lease stream ended: the device's leases and demand are void."""
         box.close()
-        with self._lock:
+        with self._locked():
             if self._streams.get(device_id) is not box:
                 return  # replaced by a newer stream of the same device
             del self._streams[device_id]
@@ -190,7 +210,7 @@ class SchedulerService:
         """The agent is done with a lease (LeaseError if it is not this device's;
         NotLeaderError on a follower)."""
         self._require_leader()
-        with self._lock:
+        with self._locked():
             self._desk.finish(device_id, report)
         self._loops.wake()
 
@@ -201,16 +221,16 @@ class SchedulerService:
         return self._desk.planner.topology
 
     def lease(self, device_id: str) -> IssuedLease | None:
-        with self._lock:
+        with self._locked():
             return self._desk.book.active(device_id)
 
     def unsent(self, device_id: str, camera_id: str) -> list[tuple[int, int]]:
         """(start, end) µs of the camera's unsent segments in its agent's last inventory."""
-        with self._lock:
+        with self._locked():
             return self._desk.unsent(device_id, camera_id)
 
     def connected(self) -> frozenset[str]:
-        with self._lock:
+        with self._locked():
             return frozenset(self._streams)
 
     def delivery(self) -> list[LinkDelivery]:
@@ -218,7 +238,7 @@ class SchedulerService:
         if self._follower_view is not None and not self._current_term():
             return self._leaders_snapshot(self._follower_view).links
         now = self._clock.now_us()
-        with self._lock:
+        with self._locked():
             return self._desk.delivery(now)
 
     def snapshot(self) -> Snapshot:
@@ -232,7 +252,7 @@ class SchedulerService:
         """This replica's own scheduler state (empty on a follower): what /metrics counts,
         so a sum over replicas counts every lease once."""
         now = self._clock.now_us()
-        with self._lock:
+        with self._locked():
             desk = self._desk
             return upkeep.snapshot(
                 desk.planner, desk.book, desk.meter, frozenset(self._streams), now,
@@ -242,7 +262,7 @@ class SchedulerService:
     def _leaders_snapshot(self, view: FollowerView) -> Snapshot:
         """The published plan; its devices get default links here too (topology views)."""
         snap = view.snapshot()
-        with self._lock:  # one topology change for all of them
+        with self._locked():  # one topology change for all of them
             self._desk.add_devices(d.device_id for d in snap.devices)
         return snap
 
@@ -253,7 +273,7 @@ class SchedulerService:
 
         Connected devices it does not list keep their default links.
         """
-        with self._lock:
+        with self._locked():
             self._desk.set_topology(topology)
         self._loops.wake()
 
@@ -299,7 +319,7 @@ class SchedulerService:
         mono = self._clock.monotonic()
         now = self._clock.now_us()
         started = time.perf_counter()
-        with self._lock:
+        with self._locked():
             for lease in self._desk.reclaim(now):
                 log.info("lease %s of %s reclaimed: not finished in time",
                          lease.lease_id, lease.device_id)  # fmt: skip
@@ -310,7 +330,7 @@ class SchedulerService:
             desk, placed = self._desk, self.counters["devices_placed"]
             inputs = desk.begin_replan()
         merged, changed = compute(inputs, now)
-        with self._lock:
+        with self._locked():
             if self._desk is not desk:
                 return  # the leadership changed meanwhile: this plan belongs to no one
             for device_id in desk.end_replan(inputs, merged, changed, now):
@@ -344,7 +364,7 @@ class SchedulerService:
         term = self._current_term()
         if term == self._term:
             return term != 0
-        with self._lock:
+        with self._locked():
             if term != self._term:
                 self._change_term(term)
         self._loops.wake()
@@ -378,14 +398,14 @@ class SchedulerService:
 
     def _run_upkeep(self) -> None:
         """Jobs (holds, deadlines, progress) and delivery measurement; database I/O."""
-        with self._lock:
+        with self._locked():
             term = self._term
             desk = self._desk
             asked = desk.upkeep_input(self._clock.now_us())
         result = self._upkeep.run(
             asked.probe, asked.online, asked.reports, asked.rates, asked.classes
         )
-        with self._lock:
+        with self._locked():
             if self._term != term or self._desk is not desk:
                 return  # the leadership changed meanwhile: this result belongs to no one
             for device_id in desk.upkeep_done(
@@ -396,6 +416,10 @@ class SchedulerService:
         if self._board is not None and mono - self._last_publish >= PUBLISH_S:
             self._last_publish = mono  # (leader) the plan pinned for the followers
             self._board.publish(self.snapshot(), term)
+
+
+def _count_refusal(desk: LeaseDesk) -> None:
+    desk.counters["refused"] += 1
 
 
 __all__ = ["LeaseBox", "SchedulerOptions", "SchedulerService"]
