@@ -31,7 +31,7 @@ from controller.kpi.figures import (
     total,
     worst,
 )
-from controller.kpi.source import Facts
+from controller.kpi.source import DAILY_COLUMNS, Facts
 
 HOUR_S = 3600.0
 WORST_KEPT = 20
@@ -146,7 +146,7 @@ def _daily(facts: Facts, results: list[CameraResult], days: int) -> list[dict[st
     for hour, s in facts.hour_sums.items():
         day = (hour - facts.start_us) // DAY_US
         if 0 <= day < days:
-            for k in ("recorded_us", "uploaded_us", "evicted_us", "gap_us"):
+            for k in DAILY_COLUMNS:
                 sums[day][k] = sums[day].get(k, 0) + s.get(k, 0)
     n = len(results)
     out = []
@@ -160,7 +160,7 @@ def _daily(facts: Facts, results: list[CameraResult], days: int) -> list[dict[st
                 "working_rate": _r(working[i] / span if span else None),
                 **{
                     k.replace("_us", "_h"): round(sums[i].get(k, 0) / US / HOUR_S, 3)
-                    for k in ("recorded_us", "uploaded_us", "evicted_us", "gap_us")
+                    for k in DAILY_COLUMNS
                 },
             }
         )

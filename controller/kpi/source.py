@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 
+# What the daily table and chart read of the per-hour sums (report._daily).
+DAILY_COLUMNS = ("recorded_us", "uploaded_us", "evicted_us", "gap_us")
+
+
 class ReportInputError(ValueError):
     """A report cannot be made for what was asked (period, organisation): says why."""
 
@@ -139,7 +143,7 @@ def read_facts(
 def _hours(
     history: HistoryCatalog, start_us: int, end_us: int, cams: Sequence[str] | None
 ) -> list[HourSums]:
-    return history.hour_sums(start_us, end_us, "hour", cams)
+    return history.hour_sums(start_us, end_us, "hour", cams, DAILY_COLUMNS)
 
 
 _USE_ACTIONS = (
