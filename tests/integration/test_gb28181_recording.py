@@ -239,18 +239,13 @@ def test_live_view_of_a_channel_invites_once_for_two_viewers_and_byes_after_them
     epoch = epoch_of(world)
     proc = device(world, "device_ooc_media.xml", log)
     controller = world.controller
-    http = next(c for c in controller.components if isinstance(c, HttpComponent))
-    base = http.base_url
-    ws_url = f"{base.replace('http://', 'ws://')}/api/v1/live/{CH2}/ws"
+    base = http_base(world)
     views = []
     try:
         wait_for("this SIPp registered", lambda: epoch_of(world) > epoch)
         token = session(base)
         grants = [grant(base, token, [CH2]) for _ in range(2)]
-        for g in grants:
-            ws = connect(ws_url, max_size=None, max_queue=None, legacy=True)
-            ws.send(json.dumps({"session": token, "grant": g["token"]}))
-            views.append(ws)
+        views += [open_live(base, CH2, token, g["token"]) for g in grants]
         wait_for("the live session", lambda: (c := channel(world, CH2)) is not None
                  and c.play is not None)  # fmt: skip
         ch = channel(world, CH2)
@@ -282,6 +277,51 @@ def test_live_view_of_a_channel_invites_once_for_two_viewers_and_byes_after_them
             ).fetchall()
             actions = [r[0] for r in rows]
             assert "live_view" in actions and "live_view_end" in actions, actions
+
+
+def http_base(world: RecWorld) -> str:
+    http = next(c for c in world.controller.components if isinstance(c, HttpComponent))
+    return http.base_url
+
+
+def open_live(base: str, camera: str, session_token: str, grant_token: str) -> ClientConnection:
+    """A console live view (the WebSocket route), hello sent."""
+    url = f"{base.replace('http://', 'ws://')}/api/v1/live/{camera}/ws"
+    ws = connect(url, max_size=None, max_queue=None, legacy=True)
+    ws.send(json.dumps({"session": session_token, "grant": grant_token}))
+    return ws
+
+
+def test_live_view_of_a_recorded_channel_shares_its_recording_session(world: RecWorld) -> None:
+    log = world.tmp / "live-recorded.log"
+    epoch = epoch_of(world)
+    proc = device(world, "device_ooc_media.xml", log)
+    core = world.controller.core
+    ws: ClientConnection | None = None
+    try:
+        wait_for("this SIPp registered", lambda: epoch_of(world) > epoch)
+        wait_for("CH1 recording with this SIPp", lambda: (c := channel(world, CH1)) is not None
+                 and c.play is not None and c.epoch == epoch_of(world))  # fmt: skip
+        ch = channel(world, CH1)
+        assert ch is not None and ch.play is not None and ch.record
+        sessions, play, segments = ch.sessions, ch.play, core.catalog.count_segments(CH1)
+        base = http_base(world)
+        token = session(base)
+        ws = open_live(base, CH1, token, grant(base, token, [CH1])["token"])
+        wait_for("the live consumer", lambda: ch.live is not None)
+        send_ps(world.source, play.port, play.ssrc)
+        assert frames_from(ws, 49) == 49
+        assert ch.sessions == sessions and ch.play is play  # no second INVITE
+        wait_for("recorded meanwhile", lambda: core.catalog.count_segments(CH1) > segments)
+        ws.close()
+        wait_for("the viewer's feed gone", lambda: ch.live is None, 10)
+        assert ch.play is play and not play.stopped  # recording goes on
+    finally:
+        if ws is not None:
+            ws.close()
+        proc.terminate()
+        proc.wait(10)
+    assert log.read_text(errors="replace").count("INVITE sip:" + CH1) == 1
 
 
 def frames_from(ws: ClientConnection, frames: int) -> int:
