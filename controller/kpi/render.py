@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controller.kpi import charts
+from controller.kpi.classes import CLASS_NAMES
 
 LOCAL = timedelta(hours=8)
 
@@ -48,6 +49,7 @@ ZH: dict[str, str] = {
     "archive": "存档上云",
     "backfill": "补传",
     "unclassified": "未分类",
+    "county_class_p95": "各县区上传时延P95(秒,按业务类别)",
     "sharing": "共享使用情况",
     "incidents": "告警与处置",
     "losses": "数据损失",
@@ -115,6 +117,7 @@ EN: dict[str, str] = {
     "archive": "Archive",
     "backfill": "Backfill",
     "unclassified": "Unclassified",
+    "county_class_p95": "Upload delay p95 per county and traffic class (s)",
     "sharing": "Sharing use",
     "incidents": "Incidents",
     "losses": "Data lost",
@@ -190,10 +193,25 @@ def to_csv(report: Mapping[str, Any]) -> str:
         w.writerow(["county", row["name"], *(row[c] for c in TABLE_COLUMNS)])
     for row in report["worst"]:
         w.writerow(["camera", row["camera_id"], *(row[c] for c in TABLE_COLUMNS)])
-    w.writerow(["section", "traffic_class", "segments", "delay_p50_s", "delay_p95_s"])
+    w.writerow(["section", "name", "traffic_class", "segments", "delay_p50_s", "delay_p95_s"])
     for row in report.get("timeliness_by_class", ()):
-        w.writerow(["timeliness", row["class"], row["segments"], row["p50_s"], row["p95_s"]])
+        cells = (row["class"], row["segments"], row["p50_s"], row["p95_s"])
+        w.writerow(["timeliness", report["organisation"], *cells])
+    for county in report["counties"]:
+        for cls, t in county.get("delay_by_class", {}).items():
+            w.writerow(["timeliness", county["name"], cls, t["segments"], t["p50_s"], t["p95_s"]])
     return buf.getvalue()
+
+
+def _county_classes(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per county: the upload-delay p95 of each traffic class (None: no such uploads)."""
+    return [
+        {
+            "name": c["name"],
+            **{k: t["p95_s"] for k, t in c.get("delay_by_class", {}).items()},
+        }
+        for c in report["counties"]
+    ]
 
 
 def _local(us: int) -> str:
@@ -282,6 +300,8 @@ def to_html(report: Mapping[str, Any]) -> str:
         _table_raw(timeliness, ("kind", "segments", "p50_s", "p95_s")),
         f"<h2>{_both('timeliness_by_class')}</h2>",
         _table_raw(by_class, ("class", "segments", "p50_s", "p95_s")),
+        f"<h3>{_both('county_class_p95')}</h3>",
+        _table(_county_classes(report), "name", CLASS_NAMES),
         f"<h2>{_both('sharing')}</h2>",
         _table(
             report["sharing"],

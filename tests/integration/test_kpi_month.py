@@ -343,8 +343,9 @@ def test_a_month_gives_the_hand_computed_figures_across_a_restart(
     assert page.count("<svg") == 6 and "在线率" in page and "http://" not in page.split("<svg")[0]
     table = render(report, "csv").splitlines()
     assert table[1].startswith("total,city,3,3,")
-    assert "timeliness,backfill,144,3600.0,3600.0" in table
-    assert "上传及时性(按业务类别)" in page and "补传" in page
+    assert "timeliness,city,backfill,144,3600.0,3600.0" in table
+    assert "timeliness,wudu,evidence,144,30.0,30.0" in table
+    assert "上传及时性(按业务类别)" in page and "补传" in page and "各县区上传时延P95" in page
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
 
 
