@@ -20,6 +20,7 @@ cost per ingested segment, and image health's CPU against capture's (issue 15).
 
     python -m bench.report --quick      # < 60 s once seeded; the full run takes more samples
     python -m bench.report --fresh      # seed again (minutes on the shared VM)
+    python -m bench.report --drop-seed  # remove the kept database (~5 GB)
 
 The last printed line is one JSON object.
 """
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from bench.report_seed import DAYS, START, seeded
+from bench.report_seed import DAYS, START, drop_seeds, seeded
 from controller.catalog import Catalog, make_engine
 from controller.catalog.accounting import rollup_segments
 from controller.catalog.models import SegmentRow
@@ -177,7 +178,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.report")
     ap.add_argument("--quick", action="store_true", help="< 60 s once the month is seeded")
     ap.add_argument("--fresh", action="store_true", help="seed the month again (minutes)")
+    ap.add_argument("--drop-seed", action="store_true", help="drop the kept month (~5 GB); exit")
     args = ap.parse_args()
+    if args.drop_seed:
+        _say(f"dropped: {', '.join(drop_seeds(ADMIN)) or 'nothing'}")
+        return
     days = DAYS
     url, endpoints, seed_s = seeded(ADMIN, args.fresh)
     reused = "reused" if not seed_s else f"seeded in {seed_s:.1f} s"

@@ -81,11 +81,8 @@ def seeded(admin_url: str, fresh: bool) -> tuple[str, int, float]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if _exists(admin, name):
             return url, _endpoints(url), 0.0
-        old = admin.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
-        )
-        for (stale,) in old.fetchall():
-            admin.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+    drop_seeds(admin_url)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         building = f"{name}_building_{os.getpid()}"
         admin.execute(f'CREATE DATABASE "{building}"')
     t0 = time.perf_counter()
@@ -99,6 +96,17 @@ def seeded(admin_url: str, fresh: bool) -> tuple[str, int, float]:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
     return url, endpoints, time.perf_counter() - t0
+
+
+def drop_seeds(admin_url: str) -> list[str]:
+    """Drop every kept seed database (this version's and older ones); returns their names."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",)
+        ).fetchall()
+        for (name,) in rows:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return [str(r[0]) for r in rows]
 
 
 def _endpoints(url: str) -> int:
