@@ -32,7 +32,7 @@ from controller.catalog import (
     SegmentRow,
 )
 from controller.clock import Clock
-from controller.ingest.caches import ChainTips
+from controller.ingest.caches import ChainTips, ProbeMemo
 from controller.ingest.group import GroupCommit
 from controller.ingest.rules import (
     ChainVerdict,
@@ -43,7 +43,7 @@ from controller.ingest.rules import (
     decide_chain,
 )
 from controller.ingest.staging import Staging
-from controller.media.probe import MediaInfo, probe_file
+from controller.media.probe import PROBE_BYTES, MediaInfo, probe_file
 from controller.storage import ObjectStore, StorageError, object_key
 from controller.storage.base import put_owned_file
 
@@ -103,7 +103,9 @@ def media_row(header: Header, info: MediaInfo) -> SegmentMediaRow:
 class Committer:
     """Thread-safe; `exclusive_writer`: this controller alone commits segments (see top).
     `probe` reads a staged segment's media facts from its container header before the file
-    goes to the store (the store may adopt, i.e. move, the file); it never raises."""
+    goes to the store (the store may adopt, i.e. move, the file); it never raises. With
+    `memo`, the file's head is read and the camera's last facts reused when its stream
+    parameters are unchanged (caches.py); `probe` only runs when the head cannot be read."""
 
     def __init__(
         self,
@@ -113,9 +115,11 @@ class Committer:
         clock: Clock,
         exclusive_writer: bool,
         probe: Probe = probe_file,
+        memo: ProbeMemo | None = None,
     ) -> None:
         self._catalog = catalog
         self._probe = probe
+        self._memo = memo
         self._store = store
         self._staging = staging
         self._clock = clock
@@ -225,7 +229,7 @@ class Committer:
             self._staging.discard(device_id, header.segment_id)
             return done
         key = self.key_for(camera, header)
-        media = self.media(header, self._probe(staged))
+        media = self.media(header, self._probe_staged(header.camera_id, staged))
         try:
             put_owned_file(self._store, key, staged, header.sha256)
         except StorageError as exc:
@@ -233,6 +237,16 @@ class Committer:
         done = self.record(device_id, header, key, media)
         self._staging.discard(device_id, header.segment_id)
         return done
+
+    def _probe_staged(self, camera_id: str, staged: Path) -> MediaInfo:
+        if self._memo is None:
+            return self._probe(staged)
+        try:
+            with staged.open("rb") as f:
+                head = f.read(PROBE_BYTES)
+        except OSError:
+            return self._probe(staged)  # it says why, as for any unreadable segment
+        return self._memo(camera_id, head)
 
     def record(self, device_id: str, header: Header, key: str, media: SegmentMediaRow) -> Committed:
         """The object is durable under `key`: judge the chain, write the catalog row, keep

@@ -71,8 +71,10 @@ class IngestService:
     `exclusive_writer`: this controller is the only one committing segments to the catalog
     (commit.py). None infers it from the database: SQLite means one controller
     (docs/architecture.md), PostgreSQL may have replicas. `camera_ttl_s`: how long a camera's
-    registration is trusted without asking the catalog again (caches.py). `probe` reads each
-    verified segment's media facts for the catalog (commit.py; PyAV, header only).
+    registration is trusted without asking the catalog again (caches.py). Each verified
+    segment's media facts for the catalog come from its head (PyAV, header only), probed once
+    per camera and change of stream parameters (`ProbeMemo`); `probe` reads a staged file
+    whose head cannot be read.
     """
 
     def __init__(
@@ -97,14 +99,11 @@ class IngestService:
         if exclusive_writer is None:
             exclusive_writer = catalog.engine.dialect.name == "sqlite"
         self._cameras = CameraCache(clock, camera_ttl_s)
-        self._committer = Committer(catalog, store, staging, clock, exclusive_writer, probe)
+        memo = ProbeMemo(probe_bytes)  # each camera probed once per change (caches.py)
+        self._committer = Committer(catalog, store, staging, clock, exclusive_writer, probe, memo)
         # A store that takes bytes as they arrive (S3): no staging file (stream.py).
         self._stream = streaming
-        self.queue = (
-            None
-            if streaming is None
-            else CommitQueue(streaming, self._committer, ProbeMemo(probe_bytes))
-        )
+        self.queue = None if streaming is None else CommitQueue(streaming, self._committer, memo)
 
     # --- queries -------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from tests.integration.controller_proc import (
     upload,
 )
 from tests.support import wait_until
+from tests.unit.test_ts_params import segment as ts_segment
 
 IDLE_TIMEOUT_S = 30.0
 MAX_SEGMENT = 4 * 1024 * 1024
@@ -432,3 +433,26 @@ def test_the_stored_object_is_the_staged_file_with_its_hash_on_the_inode(rig: Ri
     path = rig.data / "objects" / reply.object_key
     assert path.stat().st_nlink == 1  # the staging name is gone, the inode stays
     assert staged_size(rig.data, "dev1", seg.segment_id) == -1  # staging deleted
+
+
+def test_media_facts_of_each_segment_come_from_its_head_probed_once_per_change(rig: Rig) -> None:
+    """Local store: the staged file's head is read for the media row; equal stream
+    parameters reuse the camera's facts, a new picture size is probed (caches.ProbeMemo)."""
+    first = Segment.make("cam1")
+    first.data = ts_segment(shade=0)
+    second = Segment.make("cam1", prev=first)
+    second.data = ts_segment(shade=90)
+    third = Segment.make("cam1", prev=second)
+    third.data = ts_segment(width=640, height=360)
+    for seg in (first, second, third):
+        assert upload(rig.stub, seg).outcome == OK
+    got = rig.ctl.catalog.segment_media([s.segment_id for s in (first, second, third)])
+    facts = [
+        (m.video_codec, m.width, m.height, m.frame_rate, m.probe_error)
+        for m in (got[first.segment_id], got[second.segment_id], got[third.segment_id])
+    ]
+    assert facts == [
+        ("h264", 320, 180, 25.0, ""),
+        ("h264", 320, 180, 25.0, ""),
+        ("h264", 640, 360, 25.0, ""),
+    ]
