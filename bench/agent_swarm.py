@@ -162,6 +162,7 @@ class Swarm:
 
         rpc_ms: list[float] = []  # each agent's report calls alone
         after_ack_ms: list[float] = []  # from the inventory's answer to the lease
+        inventory_ms: list[float] = []  # the ReportInventory call alone
 
         async def one(agent: Agent, sem: Any) -> float | None:
             await asyncio.sleep(random.uniform(0.0, spread_s))  # agents report on their own
@@ -176,7 +177,9 @@ class Swarm:
                                 lease_id=old.lease_id, done_segment_ids=done
                             ),
                             timeout=60,
+                            metadata=(("vigil-bench-sent-ns", str(time.monotonic_ns())),),
                         )
+                    sent = time.monotonic()
                     await agent.stub.ReportInventory(
                         inventory(agent.device, 1),
                         timeout=60,
@@ -187,6 +190,7 @@ class Swarm:
                     return None
                 acked = time.monotonic()
                 rpc_ms.append(round((acked - start) * 1000.0, 2))
+                inventory_ms.append(round((acked - sent) * 1000.0, 2))
             if await agent.wait_for(f"{agent.device}-s1", self.args.lease_timeout_s):
                 leased = time.monotonic()
                 after_ack_ms.append(round((leased - acked) * 1000.0, 2))
@@ -202,6 +206,7 @@ class Swarm:
         lags.sort()
         return {
             "lease_ms": got, "rpc_ms": rpc_ms, "after_ack_ms": after_ack_ms,
+            "inventory_ms": inventory_ms,
             "missing": len(results) - len(got),
             "errors": self.errors,
             # How late this process's loop ran a 50 ms timer: the agents' own CPU queueing.

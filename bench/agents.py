@@ -85,6 +85,7 @@ def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
     # The defaults (tick 0.5 s) but for each device's own link: room for a lease each.
     options = SchedulerOptions(default_link_bps=20_000_000)
     waits = _time_waits_before_the_handler()
+    pauses = _gc_pauses()
     tune_gc()  # as `serve` does
     controller = build_controller(config, SystemClock(), Parts(scheduler=options))
     controller.start()
@@ -94,7 +95,9 @@ def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
     try:
         while conn.recv() == "mark":  # the replan phase starts: its own figures from here
             lag.mark()
-            waits.clear()
+            for kind in waits.values():
+                kind.clear()
+            pauses.clear()
             calls0 = _call_seconds(controller.registry)
     except EOFError:
         return controller.stop(1.0)
@@ -105,8 +108,14 @@ def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
         for m, (s, n) in calls.items()
     }
     counters["loop_lag_ms"] = lag.summary()
-    ms = sorted(waits)
-    counters["report_wait_ms"] = {"p50": _p50(ms), "p99": _p99(ms), "calls": len(ms)}
+    longest = sorted(pauses, key=lambda p: -p[1])
+    counters["gc_pauses_ms"] = {
+        str(gen): [round(ms, 1) for g, ms in longest if g == gen][:5] for gen in (1, 2)
+    }
+    counters["report_wait_ms"] = {
+        name: {"p50": _p50(sorted(ms)), "p99": _p99(sorted(ms)), "calls": len(ms)}
+        for name, ms in waits.items()
+    }
     conn.send(counters)  # the scheduler's work during the run, for the JSON
     if "DIAG_DUMP" in globals():
         globals()["DIAG_DUMP"]()
@@ -116,23 +125,49 @@ def _controller_process(data_dir: str, agents: int, conn: Connection) -> None:
 SENT_KEY = "vigil-bench-sent-ns"  # the agent's CLOCK_MONOTONIC when it made the call
 
 
-def _time_waits_before_the_handler() -> list[float]:
-    """(this child process only) ReportInventory wrapped to note, for each call carrying
+def _gc_pauses() -> list[tuple[int, float]]:
+    """(this child process only) (generation, ms) of every collection of generation 1 or 2:
+    a collection holds the GIL, so every thread (the gRPC event loop too) waits for it."""
+    import gc
+
+    pauses: list[tuple[int, float]] = []
+    started = [0.0]
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if info["generation"] == 0:
+            return
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((info["generation"], (time.perf_counter() - started[0]) * 1000))
+
+    gc.callbacks.append(note)
+    return pauses
+
+
+def _time_waits_before_the_handler() -> dict[str, list[float]]:
+    """(this child process only) ReportInventory and FinishLease wrapped to note, for each
+    call carrying
     `SENT_KEY`, how long it took from the agent's call to the handler's start (ms): the
     client, the connection and the server's wait to accept the call (one machine, one
     monotonic clock). The list it fills is returned."""
     from controller.scheduler.grpc_service import AgentControlServicer
 
-    waits: list[float] = []
-    handler = AgentControlServicer.ReportInventory
+    waits: dict[str, list[float]] = {"ReportInventory": [], "FinishLease": []}
 
-    async def timed(self: Any, request: Any, context: Any) -> Any:
-        for key, value in context.invocation_metadata() or ():
-            if key == SENT_KEY:
-                waits.append((time.monotonic_ns() - int(value)) / 1e6)
-        return await handler(self, request, context)
+    def timing(name: str) -> Any:
+        handler = getattr(AgentControlServicer, name)
 
-    AgentControlServicer.ReportInventory = timed  # type: ignore[method-assign]
+        async def timed(self: Any, request: Any, context: Any) -> Any:
+            for key, value in context.invocation_metadata() or ():
+                if key == SENT_KEY:
+                    waits[name].append((time.monotonic_ns() - int(value)) / 1e6)
+            return await handler(self, request, context)
+
+        return timed
+
+    for name in waits:
+        setattr(AgentControlServicer, name, timing(name))
     return waits
 
 
@@ -378,6 +413,7 @@ def measure_vigil(
         totals = sorted(d for r in replans for d in r["lease_ms"])
         rpcs = sorted(d for r in replans for d in r["rpc_ms"])
         delays = sorted(d for r in replans for d in r["after_ack_ms"])
+        inventories = sorted(d for r in replans for d in r["inventory_ms"])
         print(
             f"vigil: {held}/{agents} streams in {connect_s:.1f} s; rss {rss0 // 1024} -> "
             f"{rss1 // 1024} MB; leases after replan: {len(delays)}",
@@ -396,6 +432,9 @@ def measure_vigil(
             # Of the lease delay, the agent's FinishLease + ReportInventory calls alone.
             "report_calls_p50_ms": _p50(rpcs),
             "report_calls_p99_ms": _p99(rpcs),
+            # ReportInventory alone, as the agent saw it (report_wait_ms: until its handler ran).
+            "inventory_call_p50_ms": _p50(inventories),
+            "inventory_call_p99_ms": _p99(inventories),
             "leases_missing": sum(r["missing"] for r in replans),
             "upload_mb_s_under_load": round(upload_mb_s, 1),
             "upload_errors": len(uploads.errors),
@@ -421,6 +460,8 @@ def measure_vigil(
     result["server_loop_lag_ms"] = counters.get("loop_lag_ms")
     # From the agent's ReportInventory call to its handler's start (accepting the call).
     result["report_wait_ms"] = counters.get("report_wait_ms")
+    # The longest garbage collections of generations 1 and 2 (all threads wait for them).
+    result["gc_pauses_ms"] = counters.get("gc_pauses_ms")
     return result
 
 
