@@ -5,7 +5,11 @@ Emulated 1080p 4 Mbit/s cameras (camsim) feed two processes at the same time:
 - `agent`: the real `vigil-agent run` (RTSP source, segmenter, 10 s MPEG-TS segments
   committed to the durable buffer: hash, fsync, rename, SQLite index, status file);
 - `bare`: a process doing nothing but PyAV remux of the same streams, one thread per camera,
-  each into one MPEG-TS file (the floor any remuxing agent pays).
+  each into one MPEG-TS file (the floor any remuxing agent pays). It opens the cameras as the
+  agent does: FFmpeg's socket timeout bounds a stall, PyAV's timer only the open. (Until
+  2026-12-04 it used PyAV's read timer, whose interrupt callback takes the GIL on every I/O
+  check: 12-14 % more CPU for the same remux, measured side by side, which flattered the
+  agent's ratio; the agent itself stopped using that timer for that reason.)
 
 Both are measured with psutil over the same window (CPU time of the whole process, RSS
 sampled each half second) once every camera streams into both. This runs twice: H.264 cameras,
@@ -46,7 +50,14 @@ from av.stream import Stream
 from edge_agent.capture.audio import AudioTrack
 from vigil_camsim.launcher import CamsimProcess
 
-RTSP_OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32768"}
+# The agent's own RTSP options (edge_agent/sources/rtsp.py): `timeout` is FFmpeg's socket
+# timeout in µs (the agent's default read timeout, 5 s).
+RTSP_OPTIONS = {
+    "rtsp_transport": "tcp",
+    "analyzeduration": "0",
+    "probesize": "32768",
+    "timeout": "5000000",
+}
 GOAL_CPU_PCT = 1.5
 GOAL_RSS_MB_FOR_8 = 150
 GOAL_RATIO = 1.3
@@ -60,7 +71,7 @@ def _bare_camera(url: str, out_path: Path, stop: threading.Event) -> None:
     """Remux one camera into one MPEG-TS file until `stop`; reconnect if the stream ends."""
     while not stop.is_set():
         try:
-            source = av.open(url, options=RTSP_OPTIONS, timeout=(30, 10))
+            source = av.open(url, options=RTSP_OPTIONS, timeout=(30, None))
         except (av.error.FFmpegError, OSError):
             stop.wait(0.5)
             continue
