@@ -26,11 +26,11 @@ from controller.directory.scope import Term
 from controller.directory.store import MAX_PAGE, DirectoryStore, Filters, Listed
 from controller.gb28181 import supervise
 from controller.gb28181.cascade import RegisterPlan, merge_ranges
+from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.codes import Place
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.livebridge import LiveBridge
-from controller.gb28181.recording import RecordingSupervisor
 from controller.gb28181.recstore import CoreRecordingBackend
 from controller.gb28181.service import GbService
 from controller.gb28181.transport import SipTransport

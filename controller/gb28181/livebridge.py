@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from controller.gb28181.recording import Channel, RecordingSupervisor
+from controller.gb28181.channel_sessions import Channel, RecordingSupervisor
 from controller.live.hub import CommandSink, LiveHub
 
 log = logging.getLogger("vigil.gb28181")

@@ -27,10 +27,10 @@ from controller.api.component import HttpComponent
 from controller.assembly import Controller
 from controller.catalog.history import HistoryCatalog
 from controller.clock import SystemClock
+from controller.gb28181.channel_sessions import Channel as Recorded
+from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.manscdp import Channel
-from controller.gb28181.recording import Channel as Recorded
-from controller.gb28181.recording import RecordingSupervisor
 from controller.grants.policy import default_policy
 from controller.users import create_user
 from tests.integration.gb_device_support import (
