@@ -119,7 +119,10 @@ class SchedulerService:
         with self._lock:
             inbox, desk = self._inbox, self._desk
             while inbox:
-                inbox.popleft()(desk)
+                try:
+                    inbox.popleft()(desk)
+                except Exception:  # checked before queueing: a bug, not the caller's fault
+                    log.exception("recording a queued inventory failed; it is dropped")
             yield
 
     def start(self) -> None:
