@@ -46,7 +46,9 @@ class RecordingBackend(Protocol):
 
     def recorder(self, camera_id: str) -> Recorder | None: ...
 
-    def note(self, device_id: str, camera_id: str, state: str, reason: str) -> None: ...
+    def now_us(self) -> int: ...
+
+    def note(self, device_id: str, camera_id: str, state: str, reason: str, at_us: int) -> None: ...
 
 
 @dataclass(eq=False)
@@ -61,6 +63,7 @@ class Channel:
     retry_at: float = 0.0
     busy: bool = False  # an INVITE or a drop under way
     noted: tuple[str, str] = ("", "")  # the last state change written
+    note_task: asyncio.Task[None] | None = None  # the last state change being written
     sessions: int = 0  # INVITEs answered 200 so far
     last_drop: str = ""
     record: bool = True  # selected by `[gb28181] record`
@@ -268,17 +271,28 @@ class RecordingSupervisor:
             ch.busy = False
 
     def _note(self, ch: Channel, state: str, reason: str) -> None:
+        """Write a state change, stamped now (not when a worker thread gets to it) and after
+        the channel's earlier ones: on a loaded machine two writes on two threads could land
+        out of order, or after a reader looked."""
         if not ch.record or ch.noted == (state, reason):
             return
         ch.noted = (state, reason)
+        at_us = self.backend.now_us()
+        before = ch.note_task
 
         async def write() -> None:
+            if before is not None:
+                await asyncio.wait({before})
             try:
-                await self._in_thread(self.backend.note, ch.device_id, ch.code, state, reason)
+                args = (ch.device_id, ch.code, state, reason, at_us)
+                await self._in_thread(self.backend.note, *args)
             except Exception:
                 log.exception("camera %s: state change %s not written", ch.code, state)
 
-        self._spawn(write())
+        task = asyncio.get_running_loop().create_task(write())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        ch.note_task = task
 
     async def close(self) -> None:
         for ch in self.channels.values():

@@ -44,13 +44,16 @@ class CoreRecordingBackend:
             last_end_us=last.end_us if last is not None else 0,
         )  # fmt: skip
 
-    def note(self, device_id: str, camera_id: str, state: str, reason: str) -> None:
+    def now_us(self) -> int:
+        return self.core.clock.now_us()
+
+    def note(self, device_id: str, camera_id: str, state: str, reason: str, at_us: int) -> None:
         row = StateChangeRow(
             subject="camera",
             device_id=device_id,
             camera_id=camera_id,
             state=state,
             reason=reason[:256],
-            at_us=self.core.clock.now_us(),
+            at_us=at_us,
         )
         self._history.record_changes([row])

@@ -176,7 +176,12 @@ def test_a_silent_stream_is_invited_again_and_the_gap_is_accounted(world: RecWor
     assert sum(s.sums["recorded_us"] for s in sums) == 4_000_000
     silent = f"gb: RTP silent for {RTP_TIMEOUT_S:g} s"
     # (what an earlier test's device left running may add before: a restart, a failed INVITE)
-    changes = [c for c in camera_changes(world)[seen:] if c[1] in ("gb: recording", silent)]
+
+    def changes_now() -> list[tuple[str, str]]:
+        return [c for c in camera_changes(world)[seen:] if c[1] in ("gb: recording", silent)]
+
+    wait_for("4 state changes written", lambda: len(changes_now()) >= 4)  # written in order
+    changes = changes_now()
     assert changes[:4] == [("online", "gb: recording"), ("offline", silent),
                            ("online", "gb: recording"), ("offline", silent)]  # fmt: skip
     seg = world.tmp / "after-gap.ts"
@@ -201,7 +206,8 @@ def test_a_device_bye_ends_the_session_and_it_is_invited_again(world: RecWorld) 
         proc.wait(10)
     messages = log.read_text(errors="replace")
     assert "BYE sip:" + SERVER_ID in messages and "SIP/2.0 200 OK" in messages
-    assert ("offline", "gb: device sent BYE") in camera_changes(world)
+    bye = ("offline", "gb: device sent BYE")
+    wait_for("the BYE state change", lambda: bye in camera_changes(world))
 
 
 def test_a_device_that_registers_afresh_is_invited_again_where_it_is_now(world: RecWorld) -> None:
@@ -228,7 +234,8 @@ def test_a_device_that_registers_afresh_is_invited_again_where_it_is_now(world: 
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
-    assert ("offline", "gb: device registered again (restarted)") in camera_changes(world)
+    again = ("offline", "gb: device registered again (restarted)")
+    wait_for("the restart state change", lambda: again in camera_changes(world))
     assert "INVITE sip:" + CH1 in second_log.read_text(errors="replace")
 
 
