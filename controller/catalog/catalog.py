@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from controller.catalog import commit_statements as sq
 from controller.catalog.accounting import rollup_segments
 from controller.catalog.base import chunks, segment_from
 from controller.catalog.errors import (
@@ -53,30 +54,6 @@ from controller.catalog.models import (
 from controller.catalog.retention_queries import RetentionCatalog
 
 MAX_RANGE_LIMIT = 100_000
-
-# The statements of a segment commit, built once: building them cost more CPU than running
-# them (a commit runs every few seconds per camera at city scale).
-_CAMERAS_MAX_DURATION = select(col(Camera.camera_id), col(Camera.max_duration_us)).where(
-    col(Camera.camera_id).in_(bindparam("ids", expanding=True))
-)
-_ANY_SEGMENT = (
-    select(col(Segment.segment_id))
-    .where(col(Segment.segment_id).in_(bindparam("ids", expanding=True)))
-    .limit(1)
-)
-_CAMERAS = select(Camera, col(Device.county), col(Device.site)).join(
-    Device, col(Device.device_id) == col(Camera.device_id)
-)
-_CAMERA_BY_ID = _CAMERAS.where(col(Camera.camera_id) == bindparam("camera"))
-_INSERT_SEGMENT = insert(Segment.__table__)  # type: ignore[attr-defined]
-_RAISE_MAX_DURATION = (
-    update(Camera.__table__)  # type: ignore[attr-defined]
-    .where(
-        Camera.__table__.c.camera_id == bindparam("camera"),  # type: ignore[attr-defined]
-        Camera.__table__.c.max_duration_us < bindparam("duration"),  # type: ignore[attr-defined]
-    )
-    .values(max_duration_us=bindparam("duration"))
-)
 
 
 def range_query(
@@ -167,11 +144,11 @@ class Catalog(RetentionCatalog, MediaCatalog):
         return [DeviceRow.model_validate(dict(r._mapping)) for r in rows]
 
     def _camera_select(self) -> Any:
-        return _CAMERAS
+        return sq.CAMERAS
 
     def camera(self, camera_id: str) -> CameraRow | None:
         with self._read("get camera") as conn:
-            row = conn.execute(_CAMERA_BY_ID, {"camera": camera_id}).first()
+            row = conn.execute(sq.CAMERA_BY_ID, {"camera": camera_id}).first()
         return None if row is None else CameraRow.model_validate(dict(row._mapping))
 
     def cameras(self) -> list[CameraRow]:
@@ -248,7 +225,7 @@ class Catalog(RetentionCatalog, MediaCatalog):
         try:
             with self._write("add segments") as conn:
                 known = self._check_new(conn, ids, sorted(longest))
-                conn.execute(_INSERT_SEGMENT, values)
+                conn.execute(sq.INSERT_SEGMENT, values)
                 insert_media(conn, media)
                 rollup_segments(conn, rows, now, media)  # the hourly accounting, same transaction
                 longer = [
@@ -257,7 +234,7 @@ class Catalog(RetentionCatalog, MediaCatalog):
                     if duration > known[camera_id]
                 ]
                 if longer:
-                    conn.execute(_RAISE_MAX_DURATION, longer)
+                    conn.execute(sq.RAISE_MAX_DURATION, longer)
         except CatalogError as exc:
             if isinstance(exc.__cause__, IntegrityError):  # lost a race with another replica
                 raise DuplicateSegmentError(ids[0], f"add segments: {exc}") from exc
@@ -269,13 +246,13 @@ class Catalog(RetentionCatalog, MediaCatalog):
         """Every camera registered and no id stored yet; camera id -> its longest duration."""
         found = {
             r.camera_id: int(r.max_duration_us)
-            for r in conn.execute(_CAMERAS_MAX_DURATION, {"ids": list(cameras)})
+            for r in conn.execute(sq.CAMERAS_MAX_DURATION, {"ids": list(cameras)})
         }
         missing = [c for c in cameras if c not in found]
         if missing:
             raise UnknownCameraError(f"camera {missing[0]} is not registered")
         for chunk in chunks(ids):
-            existing = conn.execute(_ANY_SEGMENT, {"ids": chunk}).scalars().first()
+            existing = conn.execute(sq.ANY_SEGMENT, {"ids": chunk}).scalars().first()
             if existing is not None:
                 raise DuplicateSegmentError(existing)
         return found
