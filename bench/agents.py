@@ -24,12 +24,14 @@ they all hold a stream, divided by N. The last line printed is one JSON object:
 goal >= 0.5), how the agents were split (`client_processes`, `nofile_limit`) and what the
 scheduler did (`scheduler`: replans, mean replan time, topology placements).
 
-Where a report call's time goes, replan phase only: `report_wait_ms` (p50/p99, from the
-agent's ReportInventory call to its handler's start: the client, TLS and the server waiting
-to accept the call; one machine, one monotonic clock), `server_call_ms_mean` (each
-AgentControl call from its handler's start to its answer: the metrics interceptor's
-histogram), `server_loop_lag_ms` (how late the controller's gRPC event loop ran a 50 ms
-timer) and `client_loop_lag_ms` (the same in each agent process).
+Where a report call's time goes, replan phase only: `report_wait_ms` (per method,
+FinishLease and ReportInventory: p50/p99 from the agent's call to its handler's start: the
+client, TLS and the server waiting to accept the call; one machine, one monotonic clock),
+`inventory_call_p50/p99_ms` (ReportInventory alone, as the agent saw it),
+`server_call_ms_mean` (each AgentControl call from its handler's start to its answer: the
+metrics interceptor's histogram), `server_loop_lag_ms` (how late the controller's gRPC
+event loop ran a 50 ms timer), `client_loop_lag_ms` (the same in each agent process) and
+`gc_pauses_ms` (the controller's longest generation-1/2 collections).
 
 The bench raises its soft RLIMIT_NOFILE to the hard limit (children inherit it); one process
 may hold at most that many descriptors (20,000 here), so the agents are split over client
