@@ -19,7 +19,11 @@ from pathlib import Path
 
 from .tscontinuity import TS_PACKET, continue_counters
 
-BUFFER_BYTES = TS_PACKET * 512  # the muxer's write size: whole TS packets, about 94 KiB
+# The muxer's write size: whole TS packets, about 376 KiB (~0.75 s of a 4 Mbit/s camera). Each
+# write is one call into Python with the GIL (counter pass, hash, file write); 94 KiB buffers
+# made four times as many, and cost ~3 % more of the agent's CPU with 8 cameras (paired runs,
+# docs/benchmarks.md "Agent capture", fifth look).
+BUFFER_BYTES = TS_PACKET * 2048
 
 
 class TsWriteThrough:
