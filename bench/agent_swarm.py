@@ -113,6 +113,18 @@ class Swarm:
         self.errors[what] = self.errors.get(what, 0) + 1
 
     async def _connect(self, device: str, creds: grpc.ChannelCredentials, sem: Any) -> None:
+        """Connect as the agent does (edge_agent/leases): a refused or cancelled first call is
+        retried after a short random backoff, up to `--connect-attempts` times; every failed
+        attempt is counted in `errors`, a retry that then succeeds in `retried`."""
+        for attempt in range(self.args.connect_attempts):
+            if attempt:
+                await asyncio.sleep(random.uniform(0.25, 1.0))
+            if await self._connect_once(device, creds, sem):
+                if attempt:
+                    self._error("retried")
+                return
+
+    async def _connect_once(self, device: str, creds: grpc.ChannelCredentials, sem: Any) -> bool:
         async with sem:
             channel = grpc.aio.secure_channel(f"127.0.0.1:{self.args.port}", creds)
             agent = Agent(device, channel, agent_control_pb2_grpc.AgentControlStub(channel))
@@ -124,13 +136,19 @@ class Swarm:
                 agent.call = agent.stub.StreamLeases(
                     agent_control_pb2.LeaseStreamRequest(device_id=device)
                 )
-                self.readers.append(asyncio.get_running_loop().create_task(agent.read()))
+                reader = asyncio.get_running_loop().create_task(agent.read())
                 # The first message on the stream.
                 await asyncio.wait_for(agent.changed.wait(), self.args.connect_timeout_s)
+                if agent.ended and agent.latest is None:
+                    raise TimeoutError  # the stream ended before its first message
+                self.readers.append(reader)
                 self.agents.append(agent)
+                return True
             except (grpc.aio.AioRpcError, TimeoutError) as exc:
                 code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else "TIMEOUT"
                 self._error(code)
+                await channel.close()
+                return False
 
     async def connect(self) -> dict[str, Any]:
         t0 = time.monotonic()
@@ -258,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=200, help="connections opened at once")
     p.add_argument("--lease-timeout-s", type=float, default=30.0)
     p.add_argument("--connect-timeout-s", type=float, default=120.0)
+    p.add_argument(
+        "--connect-attempts", type=int, default=3, help="as an agent retries its first call"
+    )
     args = p.parse_args(argv)
     asyncio.run(_amain(args))
     return 0
