@@ -105,10 +105,11 @@ class RecordingSupervisor:
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick until `stop`, then end every session (BYE) and commit what is left."""
@@ -289,10 +290,7 @@ class RecordingSupervisor:
             except Exception:
                 log.exception("camera %s: state change %s not written", ch.code, state)
 
-        task = asyncio.get_running_loop().create_task(write())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        ch.note_task = task
+        ch.note_task = self._spawn(write())
 
     async def close(self) -> None:
         for ch in self.channels.values():
