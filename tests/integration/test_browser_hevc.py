@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.fixtures.browser import chromium_browser  # noqa: F401 - the fixture
 from tests.integration.test_media_support import (
@@ -55,7 +56,8 @@ def test_hevc_camera_plays_with_sound_in_chromium(
     page.click("#login-submit")
     page.click("nav [data-view=playback]")  # the single-camera view of the console
     page.wait_for_selector(f"#camera-select option[value='{HEVC_CAM}']", state="attached")
-    assert "HEVC 320x240 25 fps, aac 16 kHz" in page.inner_text("#cameras")
+    # The camera list is drawn after the select is filled: wait for its row, then assert.
+    expect(page.locator("#cameras")).to_contain_text("HEVC 320x240 25 fps, aac 16 kHz")
     page.select_option("#camera-select", HEVC_CAM)
     page.click("#play")
     try:

@@ -21,6 +21,7 @@ from typing import Any
 import av
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from controller.api.component import HttpComponent
 from controller.api.deps import WEB_DIR
@@ -278,7 +279,8 @@ def test_console_without_hlsjs_still_works_and_says_so(chromium: Any, tmp_path: 
         page.click("#login-submit")
         page.click("nav [data-view=playback]")  # the single-camera view of the console
         page.wait_for_selector("#camera-select option[value='cam-01']", state="attached")
-        assert "cam-02" in page.inner_text("#cameras")
+        # The camera list is drawn after the select is filled: wait for its row.
+        expect(page.locator("#cameras")).to_contain_text("cam-02")
         page.click("#play")
         page.wait_for_function(
             "() => document.getElementById('status').textContent.includes('hls.js')"
