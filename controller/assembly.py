@@ -68,6 +68,7 @@ from controller.scheduler.service import SchedulerService
 from controller.scheduler.wiring import options_from, scheduler
 from controller.storage import ObjectStore
 from controller.storage.local import LocalObjectStore
+from controller.storage.s3 import S3ObjectStore
 from vigil_common.signals import stop_on_signals
 
 log = logging.getLogger("vigil.controller")
@@ -218,7 +219,14 @@ def _build(
     controller.components.append(ingest.housekeeping)
     # Announces store health to the agents (gRPC health of vigil.v1.Ingest): they resume
     # uploads the moment the store answers again (issue 19).
-    controller.components.append(StoreHealth(health, readiness_probes(core, None)["store"]))
+    answers = core.store.answers if isinstance(core.store, S3ObjectStore) else None
+    controller.components.append(
+        StoreHealth(
+            health,
+            readiness_probes(core, None)["store"],
+            recent=answers.recent if answers is not None else None,
+        )
+    )
     if fleet is not None:
         controller.components.append(fleet)
     if parts.retention:

@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from controller.storage.answers import StoreAnswers
 from controller.storage.base import (
     ObjectInfo,
     ObjectNotFoundError,
@@ -164,25 +165,33 @@ class S3ObjectStore(MultipartMixin):
             max_attempts=max_attempts,
         )
         self._bucket_ready = False
+        self.answers = StoreAnswers()  # the health loop's evidence (store_health.py)
         self._putter = HttpPutter(
-            endpoint_url, bucket, region, credentials_of(self._client), read_timeout
+            endpoint_url, bucket, region, credentials_of(self._client), read_timeout, self.answers
         )
 
     def __repr__(self) -> str:
         return f"S3ObjectStore(endpoint={self.endpoint_url!r}, bucket={self.bucket!r})"
 
     def _call(self, op: str, key: str, fn: Callable[[], _T]) -> _T:
-        """Run one boto3 call, translating its errors once, here, into StorageError."""
+        """Run one boto3 call, translating its errors once, here, into StorageError, and
+        noting whether the store answered (a 404 is an answer) in `answers`."""
         try:
-            return fn()
+            result = fn()
         except ClientError as exc:
             if _code(exc) in _MISSING_KEY:
+                self.answers.ok()
                 raise ObjectNotFoundError(f"{op} {key}: no such object") from exc
+            self.answers.failed()
             raise StorageError(f"{op} {key}: {_describe(exc)}") from exc
         except BotoCoreError as exc:
+            self.answers.failed()
             raise StorageError(f"{op} {key}: {_describe(exc)}") from exc
         except OSError as exc:
+            self.answers.failed()
             raise StorageError(f"{op} {key}: {exc.strerror or exc}") from exc
+        self.answers.ok()
+        return result
 
     def _missing_bucket(self, exc: StorageError) -> bool:
         cause = exc.__cause__

@@ -34,6 +34,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from controller.storage.answers import StoreAnswers
 from controller.storage.base import ChecksumMismatchError, StorageError
 
 _KEEP = 64  # idle connections kept per store
@@ -71,7 +72,9 @@ class HttpPutter:
         region: str,
         credentials: Credentials | None,
         timeout_s: float,
+        answers: StoreAnswers | None = None,
     ) -> None:
+        """`answers`: noted with each PUT's outcome (the store answered, or failed)."""
         url = endpoint_url or f"https://s3.{region}.amazonaws.com"
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -88,6 +91,7 @@ class HttpPutter:
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []
         self._ssl = ssl.create_default_context() if self._https else None
+        self.answers = answers or StoreAnswers()
 
     def _connection(self) -> http.client.HTTPConnection:
         with self._lock:
@@ -138,6 +142,7 @@ class HttpPutter:
             conn.endheaders()
         except OSError as exc:
             conn.close()
+            self.answers.failed()
             raise StorageError(f"put {key}: {exc.strerror or exc}") from exc
         return PutStream(self, conn, key, size)
 
@@ -166,6 +171,7 @@ class PutStream:
             conn.send(data)
         except OSError as exc:
             self.abort()
+            self._owner.answers.failed()
             raise StorageError(f"put {self.key}: {exc.strerror or exc}") from exc
         self.sent += len(data)
 
@@ -183,6 +189,7 @@ class PutStream:
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.abort()
+            self._owner.answers.failed()
             raise StorageError(f"put {self.key}: {exc}") from exc
         self._conn = None
         headers = {k.lower(): v for k, v in response.getheaders()}
@@ -191,11 +198,14 @@ class PutStream:
         else:
             self._owner._release(conn)
         if response.status == 200:
+            self._owner.answers.ok()
             return headers
         code = _error_code(body)
         message = f"put {self.key}: HTTP {response.status} {code}: {body[:_ERROR_SNIPPET]!r}"
         if code in ("BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest"):
+            self._owner.answers.ok()  # the store is up: it judged the bytes
             raise ChecksumMismatchError(message)
+        self._owner.answers.failed()
         raise StorageError(message)
 
     def abort(self) -> None:

@@ -299,6 +299,7 @@ def test_s3_outage_is_a_storage_error_and_data_survives_a_restart(seaweedfs: Any
     store = make_s3_store(seaweedfs, connect_timeout=1, max_attempts=1)
     src, sha = write_file(tmp_path / "seg.ts", b"before the outage")
     store.put_file(KEY, src, sha)
+    assert store.answers.recent(60)  # the store-health loop may skip its probe
     seaweedfs.stop()
     try:
         for op in (
@@ -310,9 +311,17 @@ def test_s3_outage_is_a_storage_error_and_data_survives_a_restart(seaweedfs: Any
         ):
             with pytest.raises(StorageError, match="EndpointConnectionError"):
                 op()
+        assert not store.answers.recent(60)  # a failure since: the loop probes again
     finally:
         seaweedfs.start()
     assert store.read_bytes(KEY) == b"before the outage"
+    assert store.answers.recent(60)
+    store.answers.failed()
+    data = b"streamed after the outage"
+    put = store.open_put(KEY, len(data), hashlib.sha256(data).hexdigest())
+    put.write(data)
+    put.finish()
+    assert store.answers.recent(60)  # a streamed PUT's answer counts as well
 
 
 # --- handing a finished file over (put_owned_file / LocalObjectStore.adopt_file) -----------
