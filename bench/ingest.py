@@ -10,12 +10,14 @@ chunks. Two servers, each in its own process, take turns:
 
 Each round uploads the same number of bytes to each; servers alternate so both see the same
 machine load, and the best round of each counts (the least disturbed by other work on a
-shared machine). Each round also records the CPU time the server process and the clients
+shared machine); `ratio_median` is the median of each ingest round over the bare round next
+to it. Each round also records the CPU time the server process and the clients
 spent per MB: unlike wall-clock rates it does not depend on what else the machine runs.
 The last printed line is one JSON object with `ingest_mb_s`, `bare_grpc_mb_s` and `ratio`
 (goal: ratio >= 0.8), `cpu_ratio` (bare CPU per MB over ingest CPU per MB, clients
 included: the ratio to expect on a quiet machine when both are CPU-bound), and the CPU per
-MB of each server and of the clients.
+MB of each server and of the clients. The S3 half (bench/ingest_s3.py) follows, its figures
+medians of paired rounds (bench/ingest_stats.py).
 
     python -m bench.ingest --quick
 """
@@ -42,7 +44,8 @@ from typing import Any
 import grpc
 import psutil
 
-from bench.ingest_s3 import DirectRound, count_objects, direct_round, start_seaweed, storage_url
+from bench.ingest_s3 import count_objects, cpu_s, direct_round, start_seaweed, storage_url
+from bench.ingest_stats import Round, local_summary, s3_summary
 
 MiB = 1024 * 1024
 SEGMENT_BYTES = 5_000_000  # 10 s at 4 Mbit/s
@@ -237,25 +240,6 @@ def _agent(port: int, creds: Creds, segments: int, data: bytes, chain: Chain) ->
     return sent
 
 
-@dataclass(frozen=True)
-class Round:
-    """One round's wall-clock rate and the CPU both sides spent per MB (10^6 bytes)."""
-
-    mb_s: float
-    server_cpu_ms_per_mb: float
-    client_cpu_ms_per_mb: float
-    server_write_mb_per_mb: float = 0.0  # bytes the server wrote to disk per byte ingested
-
-    @property
-    def cpu_ms_per_mb(self) -> float:
-        return self.server_cpu_ms_per_mb + self.client_cpu_ms_per_mb
-
-
-def _cpu_s(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return float(t.user + t.system)
-
-
 def _written(proc: psutil.Process) -> int:
     """Bytes the process caused to be written to storage (/proc/PID/io write_bytes)."""
     try:
@@ -271,8 +255,10 @@ def _round(
     segments: int,
     payloads: list[bytes],
     chains: list[Chain],
+    store: psutil.Process | None = None,
 ) -> Round:
-    """All agents at once; wall-clock MB/s and CPU ms per MB of the server and the clients.
+    """All agents at once; wall-clock MB/s and CPU ms per MB of the server, the clients and
+    the object store's process (`store`, when given).
 
     CPU time is what the work costs whatever else runs on the machine, so it stays
     comparable when other jobs steal cores (wall-clock rates do not).
@@ -287,73 +273,58 @@ def _round(
     with ThreadPoolExecutor(len(creds)) as pool:
         futures = [pool.submit(run, i) for i in range(len(creds))]
         barrier.wait()
-        t0, server0, client0 = time.perf_counter(), _cpu_s(server), _cpu_s(me)
-        written0 = _written(server)
+        t0, server0, client0 = time.perf_counter(), cpu_s(server), cpu_s(me)
+        written0, store0 = _written(server), cpu_s(store)
         total = sum(f.result() for f in futures)
         elapsed = time.perf_counter() - t0
-        server_s, client_s = _cpu_s(server) - server0, _cpu_s(me) - client0
-        written = _written(server) - written0
+        server_s, client_s = cpu_s(server) - server0, cpu_s(me) - client0
+        written, store_s = _written(server) - written0, cpu_s(store) - store0
     mb = total / 1e6
-    return Round(mb / elapsed, 1000 * server_s / mb, 1000 * client_s / mb, written / 1e6 / mb)
-
-
-def summary(ingest: list[Round], bare: list[Round]) -> dict[str, Any]:
-    """The result line: best wall-clock round of each, and the CPU-based comparison.
-
-    `cpu_ratio` is bare CPU per MB over ingest CPU per MB (server + clients, the least of
-    each side's rounds): the wall-clock ratio to expect when both are CPU-bound on a quiet
-    machine, and far less sensitive to other jobs than `ratio`.
-    """
-    best_i, best_b = max(r.mb_s for r in ingest), max(r.mb_s for r in bare)
-    cpu_i, cpu_b = min(r.cpu_ms_per_mb for r in ingest), min(r.cpu_ms_per_mb for r in bare)
-    return {
-        "ingest_mb_s": round(best_i, 1),
-        "bare_grpc_mb_s": round(best_b, 1),
-        "ratio": round(best_i / best_b, 3),
-        "cpu_ratio": round(cpu_b / cpu_i, 3),
-        "ingest_server_cpu_ms_per_mb": round(min(r.server_cpu_ms_per_mb for r in ingest), 2),
-        "bare_server_cpu_ms_per_mb": round(min(r.server_cpu_ms_per_mb for r in bare), 2),
-        "client_cpu_ms_per_mb": round(min(r.client_cpu_ms_per_mb for r in ingest + bare), 2),
-        "agents": AGENTS,
-        "segment_bytes": SEGMENT_BYTES,
-        "chunk_bytes": CHUNK,
-        "ingest_rounds_mb_s": [round(r.mb_s, 1) for r in ingest],
-        "bare_rounds_mb_s": [round(r.mb_s, 1) for r in bare],
-    }
+    return Round(
+        mb / elapsed,
+        1000 * server_s / mb,
+        1000 * client_s / mb,
+        written / 1e6 / mb,
+        1000 * store_s / mb,
+    )
 
 
 def _s3_rounds(
     work: Path, creds: list[Creds], payloads: list[bytes], segments: int, rounds: int, first_us: int
-) -> tuple[list[Round], list[DirectRound]]:
-    """Vigil into SeaweedFS and boto3 straight to it, alternating (bench/ingest_s3.py)."""
+) -> tuple[list[Round], list[Round]]:
+    """Vigil into SeaweedFS and boto3 straight to it, alternating (bench/ingest_s3.py);
+    round i of each side ran next to the other's round i (bench/ingest_stats.py)."""
     weed = start_seaweed(work)
     vigil: list[Round] = []
-    direct: list[DirectRound] = []
+    direct: list[Round] = []
     try:
         server = Server("s3", work, storage_url(weed, "vigil-bench"))
+        weed_ps = psutil.Process(weed.proc.pid)
         # Same catalog as the local half: each camera's chain goes on from its last segment.
         chains = [Chain(first_us, hashlib.sha256(p).digest()) for p in payloads]
         try:
             _round(server.ps, server.port, creds, 1, payloads, chains)  # warm-up
-            direct_round(weed, "vigil-direct", payloads, 1)
+            direct_round(weed, "vigil-direct", payloads, 1, weed_ps)
             for r in range(rounds):
                 for kind in ("direct", "vigil") if r % 2 == 0 else ("vigil", "direct"):
                     if kind == "vigil":
-                        res = _round(server.ps, server.port, creds, segments, payloads, chains)
+                        res = _round(
+                            server.ps, server.port, creds, segments, payloads, chains, weed_ps
+                        )
                         vigil.append(res)
-                        print(
-                            f"round {r + 1} s3 vigil  {res.mb_s:7.1f} MB/s  cpu ms/MB: "
-                            f"controller {res.server_cpu_ms_per_mb:5.2f} "
-                            f"client {res.client_cpu_ms_per_mb:5.2f}  disk writes "
+                        extra = (
+                            f"controller {res.server_cpu_ms_per_mb:5.2f} disk writes "
                             f"{res.server_write_mb_per_mb:.4f} MB/MB"
                         )
                     else:
-                        d = direct_round(weed, "vigil-direct", payloads, segments)
-                        direct.append(d)
-                        print(
-                            f"round {r + 1} s3 boto3  {d.mb_s:7.1f} MB/s  cpu ms/MB: "
-                            f"client {d.client_cpu_ms_per_mb:5.2f}"
-                        )
+                        res = direct_round(weed, "vigil-direct", payloads, segments, weed_ps)
+                        direct.append(res)
+                        extra = ""
+                    print(
+                        f"round {r + 1} s3 {kind:6s} {res.mb_s:7.1f} MB/s  cpu ms/MB: "
+                        f"client {res.client_cpu_ms_per_mb:5.2f} "
+                        f"store {res.store_cpu_ms_per_mb:5.2f} {extra}"
+                    )
         finally:
             server.stop()
         stored = count_objects(weed, "vigil-bench", "bench")
@@ -366,30 +337,16 @@ def _s3_rounds(
     return vigil, direct
 
 
-def s3_summary(vigil: list[Round], direct: list[DirectRound]) -> dict[str, Any]:
-    best_v, best_d = max(r.mb_s for r in vigil), max(r.mb_s for r in direct)
-    return {
-        "s3_ingest_mb_s": round(best_v, 1),
-        "s3_direct_mb_s": round(best_d, 1),
-        "s3_ratio": round(best_v / best_d, 3),
-        "controller_cpu_ms_per_mb": round(min(r.server_cpu_ms_per_mb for r in vigil), 2),
-        "controller_disk_write_mb_per_mb": round(max(r.server_write_mb_per_mb for r in vigil), 4),
-        "s3_agent_cpu_ms_per_mb": round(min(r.client_cpu_ms_per_mb for r in vigil), 2),
-        "s3_direct_client_cpu_ms_per_mb": round(min(r.client_cpu_ms_per_mb for r in direct), 2),
-        "s3_ingest_rounds_mb_s": [round(r.mb_s, 1) for r in vigil],
-        "s3_direct_rounds_mb_s": [round(r.mb_s, 1) for r in direct],
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short run (< 60 s)")
     parser.add_argument("--segments", type=int, help="segments per agent per round")
-    parser.add_argument("--rounds", type=int, help="rounds per server")
+    parser.add_argument("--rounds", type=int, help="rounds per server (local half)")
+    parser.add_argument("--s3-rounds", type=int, help="rounds per side (S3 half)")
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (SeaweedFS) half")
     args = parser.parse_args(argv)
     segments = args.segments or (4 if args.quick else 12)
-    rounds = args.rounds or (3 if args.quick else 5)
+    rounds = args.rounds or (5 if args.quick else 7)
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-ingest-"))
     s3: dict[str, Any] = {}
     try:
@@ -422,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         if stored != expected:
             raise RuntimeError(f"{stored} objects stored, expected {expected}")
         if not args.no_s3:
-            s3_rounds = args.rounds or (2 if args.quick else 5)
+            s3_rounds = args.s3_rounds or (4 if args.quick else 7)
             vigil, direct = _s3_rounds(
                 work, creds, payloads, segments, s3_rounds, first_us + 43_200_000_000
             )
@@ -431,10 +388,12 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"{AGENTS} agents x {segments} segments x {SEGMENT_BYTES / 1e6:.0f} MB "
-        f"({AGENTS * segments * SEGMENT_BYTES / 1e6:.0f} MB per round), {rounds} rounds each, "
-        "best round counts"
+        f"({AGENTS * segments * SEGMENT_BYTES / 1e6:.0f} MB per round), {rounds} rounds each "
+        f"(S3: {args.s3_rounds or (4 if args.quick else 7)}); local: best round counts, S3: "
+        "medians of paired rounds"
     )
-    print(json.dumps(summary(results["ingest"], results["bare"]) | s3))
+    shape = {"agents": AGENTS, "segment_bytes": SEGMENT_BYTES, "chunk_bytes": CHUNK}
+    print(json.dumps(local_summary(results["ingest"], results["bare"]) | shape | s3))
     return 0
 
 

@@ -12,7 +12,10 @@ does, every port pinned to a free one, its data in the benchmark's temp dir):
   signing: the cheapest way boto3 has to put a verified object, so the ratio is not flattered
   by a slow baseline.
 
-Rounds alternate between the two, like the local half; the best round of each counts.
+Rounds alternate between the two, like the local half; each Vigil round is compared with the
+boto3 round next to it and the median of those ratios counts (bench/ingest_stats.py). The
+store's own CPU per MB is counted on both sides (the machine has two cores: what the store
+spends is not there for the uploaders).
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,15 @@ import boto3
 import psutil
 from botocore.config import Config
 
+from bench.ingest_stats import Round
 
-@dataclass(frozen=True)
-class DirectRound:
-    mb_s: float
-    client_cpu_ms_per_mb: float
+
+def cpu_s(proc: psutil.Process | None) -> float:
+    """User + system CPU seconds of `proc` so far (0 for None)."""
+    if proc is None:
+        return 0.0
+    t = proc.cpu_times()
+    return float(t.user + t.system)
 
 
 def start_seaweed(work: Path) -> Any:
@@ -71,8 +77,11 @@ def _client(server: Any) -> Any:
     )
 
 
-def direct_round(server: Any, bucket: str, payloads: list[bytes], segments: int) -> DirectRound:
-    """Every uploader puts `segments` segments of its payload, hashing each first."""
+def direct_round(
+    server: Any, bucket: str, payloads: list[bytes], segments: int, store: psutil.Process
+) -> Round:
+    """Every uploader puts `segments` segments of its payload, hashing each first; the CPU
+    per MB of this process (the uploaders) and of the store's (`store`)."""
     client = _client(server)
     try:
         client.create_bucket(Bucket=bucket)
@@ -100,14 +109,12 @@ def direct_round(server: Any, bucket: str, payloads: list[bytes], segments: int)
     with ThreadPoolExecutor(len(payloads)) as pool:
         futures = [pool.submit(run, p) for p in payloads]
         barrier.wait()
-        t0 = time.perf_counter()
-        c0 = me.cpu_times()
+        t0, client0, store0 = time.perf_counter(), cpu_s(me), cpu_s(store)
         total = sum(f.result() for f in futures)
         elapsed = time.perf_counter() - t0
-        c1 = me.cpu_times()
+        client_s, store_s = cpu_s(me) - client0, cpu_s(store) - store0
     mb = total / 1e6
-    cpu = (c1.user + c1.system) - (c0.user + c0.system)
-    return DirectRound(mb / elapsed, 1000 * cpu / mb)
+    return Round(mb / elapsed, 0.0, 1000 * client_s / mb, 0.0, 1000 * store_s / mb)
 
 
 def count_objects(server: Any, bucket: str, prefix: str) -> int:
