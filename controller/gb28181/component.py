@@ -275,7 +275,7 @@ class GbComponent:
         for link in self.links:
             if link.plan.registered:
                 await unregister(transport, link, advertised)
-        transport.close()
+        await transport.aclose()
 
     def _recording(self, devices: DeviceAccess) -> RecordingSupervisor:
         c = self.config

@@ -6,7 +6,9 @@ answered with the status the parser named (400, 413, 505) built from whatever he
 read. Nothing a peer sends can raise out of here. Client transactions (REGISTER, MESSAGE, BYE)
 retransmit over UDP at T1 = 0.5 s doubling (RFC 3261 §17.1.2) and give up after
 `timeout_s`; over TCP they are sent once. Requests retransmitted by a peer get the same final
-response again (kept by Via branch for 32 s) instead of being handled twice.
+response again (kept by Via branch for 32 s) instead of being handled twice. The tasks it starts
+(a handler per request, a reader per TCP connection) are kept, so none is garbage-collected
+mid-flight, and `aclose` cancels and awaits them: the loop closes with none left pending.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from controller.gb28181 import sip
 from controller.gb28181.sip import SipError, SipMessage
@@ -73,6 +76,7 @@ class SipTransport(asyncio.DatagramProtocol):
         self._waiting: dict[str, asyncio.Future[SipMessage]] = {}
         self._answered: dict[str, tuple[bytes, float]] = {}
         self._tcp: dict[Addr, asyncio.StreamWriter] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.local: Addr = ("", 0)
         self.bad_messages = 0
 
@@ -94,6 +98,21 @@ class SipTransport(asyncio.DatagramProtocol):
         for w in self._tcp.values():
             w.close()
 
+    async def aclose(self) -> None:
+        """Close, then cancel the handlers and readers still running and wait for them (an
+        answer after the loop stops would be lost anyway; left pending, each is a "Task was
+        destroyed but it is pending" when the loop closes)."""
+        self.close()
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def tcp_to(self, peer: Addr) -> asyncio.StreamWriter:
         """The TCP connection to `peer` (opened once, reopened after it breaks)."""
         w = self._tcp.get(peer)
@@ -101,7 +120,7 @@ class SipTransport(asyncio.DatagramProtocol):
             return w
         reader, writer = await asyncio.wait_for(asyncio.open_connection(*peer), 5.0)
         self._tcp[peer] = writer
-        asyncio.get_running_loop().create_task(self._read_tcp(reader, writer, peer))
+        self._spawn(self._read_tcp(reader, writer, peer))
         return writer
 
     async def _read_tcp(
@@ -154,8 +173,7 @@ class SipTransport(asyncio.DatagramProtocol):
         if cached is not None and msg.method != "ACK":
             self._send_raw(cached[0], peer, tcp)  # a retransmission: same answer, once handled
             return
-        task = asyncio.get_running_loop().create_task(self._handle(Inbound(msg, peer, tcp)))
-        task.add_done_callback(lambda _t: None)
+        self._spawn(self._handle(Inbound(msg, peer, tcp)))
 
     async def _handle(self, inbound: Inbound) -> None:
         try:

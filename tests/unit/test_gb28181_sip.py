@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import socket
 
 import pytest
 
 from controller.gb28181 import digest, manscdp, sdp, sip
-from controller.gb28181.transport import lenient_reply
+from controller.gb28181.transport import Inbound, SipTransport, lenient_reply
 
 INVITE = (
     "INVITE sip:62120200001320000001@6212000000 SIP/2.0\r\n"
@@ -173,3 +175,30 @@ def test_unusable_offers_are_refused(change: tuple[str, str], status: int) -> No
     with pytest.raises(sdp.SdpError) as err:
         sdp.parse_offer(OFFER.replace(*change).encode())
     assert err.value.status == status
+
+
+def test_closing_the_transport_ends_handlers_still_running() -> None:
+    """A handler still awaiting (say a catalog read) when the controller stops is cancelled and
+    awaited by `aclose`, so the loop closes with no task left pending."""
+    ended: list[str] = []
+
+    async def main() -> None:
+        started = asyncio.Event()
+
+        async def handler(_inbound: Inbound) -> None:
+            started.set()
+            try:
+                await asyncio.get_running_loop().create_future()  # never answered
+            except asyncio.CancelledError:
+                ended.append("cancelled")
+                raise
+
+        transport = SipTransport(handler)
+        addr = await transport.listen("127.0.0.1", 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.sendto(invite(), addr)
+            await asyncio.wait_for(started.wait(), 5.0)
+        await transport.aclose()
+        assert ended == ["cancelled"]  # by aclose itself, not by asyncio.run's clean-up
+
+    asyncio.run(main())
