@@ -69,7 +69,14 @@ def rollup_cost(url: str, segments: int) -> tuple[float, float]:
         return _rollup_cost(engine, catalog, cam, nvr, segments)
     finally:  # the seeded month is kept for the next run: take the bench's rows out
         with engine.begin() as conn:
-            for table in ("segment", "camera_hour", "class_hour", "camera"):
+            for table in (
+                "segment",
+                "camera_hour",
+                "class_hour",
+                "camera_day",
+                "class_day",
+                "camera",
+            ):
                 conn.execute(text(f"DELETE FROM {table} WHERE camera_id = :c"), {"c": cam})
             conn.execute(text("DELETE FROM device WHERE device_id = :d"), {"d": nvr})
         engine.dispose()

@@ -8,10 +8,12 @@ The database is named by the schema's migration head and `SEED_VERSION`, so a ne
 a new seed makes a new one (older seeds are dropped then); `--fresh` reseeds. The first run
 on a machine seeds (its time is printed as `seed_s`); later runs reuse it (`seed_s` 0).
 
-Seeding is bulk work done by the server: the two accounting tables are emptied of their
-indexes and made UNLOGGED, filled by one INSERT ... SELECT each from generate_series with
-hashed figures, then their primary keys and indexes are built (sorted builds) and they are
-made LOGGED again, so the tables end exactly as the migrations make them.
+Seeding is bulk work done by the server, at revision 0015 (before the day tables): the two
+hourly tables are emptied of their indexes and made UNLOGGED, filled by one INSERT ... SELECT
+each from generate_series with hashed figures, then their primary keys and indexes are built
+(sorted builds) and they are made LOGGED again, so the tables end exactly as the migrations
+make them. Then the database is migrated to the head: revision 0016 back-fills `camera_day`
+and `class_day` from the hourly rows, as it does on a live database.
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ import time
 import psycopg
 
 from controller.catalog import make_engine
+from controller.catalog.db import upgrade_database
+from controller.catalog.schema import _run as run_migrations
 from controller.catalog.schema import script_directory
 from controller.scheduler.sim.presets import HANDHELD, preset
 
 US = 1_000_000
 H = 3600 * US
 DAY = 24 * H
-START = 1_793_491_200 * US  # 2026-11-01 00:00 UTC
+# 2026-11-01 00:00 Asia/Shanghai: the month `report --from 2026-11-01 --to 2026-12-01` asks.
+START = 1_793_462_400 * US
 DAYS = 30
-SEED_VERSION = 1
+SEED_VERSION = 2
+BULK_REVISION = "0015"  # loaded at this revision, then migrated: 0016 back-fills the days
 PREFIX = "vigil_bench_report_seed_"
 
 # Per endpoint-hour: ~98 % recorded, a few evictions and gaps, 360 segments of 10 s, HD
@@ -87,8 +93,16 @@ def seeded(admin_url: str, fresh: bool) -> tuple[str, int, float]:
         admin.execute(f'CREATE DATABASE "{building}"')
     t0 = time.perf_counter()
     try:
-        make_engine(url.replace(name, building)).dispose()  # migrate to head
-        endpoints = seed(url.replace(name, building).replace("+psycopg", ""), DAYS)
+        engine = make_engine(url.replace(name, building), create=False)
+        try:
+            with engine.begin() as conn:
+                run_migrations(conn, script_directory(), BULK_REVISION, stamp=False)
+            endpoints = seed(url.replace(name, building).replace("+psycopg", ""), DAYS)
+            upgrade_database(engine)  # 0016 sums the hours into days, as on a live database
+            with psycopg.connect(url.replace(name, building).replace("+psycopg", "")) as conn:
+                conn.execute("ANALYZE camera_day, class_day")
+        finally:
+            engine.dispose()
     except BaseException:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')

@@ -12,24 +12,23 @@
   `evicted_us`, once per report (the `loss_event` row is its idempotence key).
 
 The pure parts (hour splitting, bucket choice, deltas) are functions; `apply_deltas` is the
-one statement kind: INSERT ... ON CONFLICT DO UPDATE adding to the row.
+one statement kind: INSERT ... ON CONFLICT DO UPDATE adding to the row, to the hour's row and
+to its local day's (`camera_day`, controller/catalog/daily.py) in the same transaction.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.expression import Executable
 from sqlmodel import col
 
-from controller.catalog.history_models import DELAY_BOUNDS_S, DELAY_COLUMNS, CameraHour
+from controller.catalog.daily import add_hours_and_days
+from controller.catalog.history_models import DELAY_BOUNDS_S, DELAY_COLUMNS
 from controller.catalog.models import Segment, SegmentMediaRow, SegmentRow
 
 US = 1_000_000
@@ -102,39 +101,9 @@ def gap_between(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[in
 
 
 def apply_deltas(conn: Connection, deltas: Deltas) -> None:
-    """Add `deltas` to `camera_hour` (rows created as needed); `video_height` keeps the
-    largest value instead of adding. Rows go in key order (replicas on PostgreSQL lock them
-    in one order), each run of rows touching the same columns in one executemany."""
-    rows: list[tuple[tuple[str, ...], dict[str, object]]] = []
-    for (camera_id, hour), counter in sorted(deltas.items()):
-        values = {k: int(v) for k, v in counter.items() if v}
-        if values:
-            rows.append((tuple(sorted(values)), {"camera_id": camera_id, "hour_us": hour} | values))
-    for columns, run in itertools.groupby(rows, key=lambda r: r[0]):
-        conn.execute(_upsert(conn.dialect.name, columns), [params for _, params in run])
-
-
-@functools.lru_cache(maxsize=256)
-def _upsert(dialect_name: str, columns: tuple[str, ...]) -> Executable:
-    """The upsert adding to `columns`, built once per dialect and column set (building it,
-    `excluded` included, cost more than running it: ~0.6 ms per row committed)."""
-    pg = dialect_name == "postgresql"
-    dialect = postgresql if pg else sqlite
-    biggest = func.greatest if pg else func.max
-    table = CameraHour.__table__  # type: ignore[attr-defined]
-    stmt = dialect.insert(table).values(
-        {k: bindparam(k) for k in ("camera_id", "hour_us", *columns)}
-    )
-    set_ = {
-        k: biggest(table.c[k], stmt.excluded[k])
-        if k == "video_height"
-        else table.c[k] + stmt.excluded[k]
-        for k in columns
-    }
-    upsert: Executable = stmt.on_conflict_do_update(
-        index_elements=["camera_id", "hour_us"], set_=set_
-    )
-    return upsert
+    """Add `deltas` to `camera_hour` and their day sums to `camera_day` (same transaction;
+    controller/catalog/daily.py)."""
+    add_hours_and_days(conn, ("camera_hour", "camera_day"), ("camera_id", "hour_us"), deltas)
 
 
 _NEIGHBOUR_COLS = (

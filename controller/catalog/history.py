@@ -15,7 +15,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 
 from controller.catalog.accounting import apply_deltas, loss_deltas
-from controller.catalog.base import CatalogBase, chunks
+from controller.catalog.base import CatalogBase
+from controller.catalog.daily import Sums, period_sums
 from controller.catalog.history_models import (
     DELAY_COLUMNS,
     CameraHour,
@@ -109,36 +110,18 @@ class HistoryCatalog(CatalogBase):
         cameras: Sequence[str] | None = None,
         columns: Sequence[str] | None = None,
     ) -> list[HourSums]:
-        """`camera_hour` summed per camera (`by="camera"`) or per hour (`by="hour"`) over
-        the hours starting in [start_us, end_us); only `cameras` when given; only the
-        `columns` of SUM_COLUMNS when given (each sum costs: a month is 12.3 M rows)."""
-        key = col(CameraHour.camera_id) if by == "camera" else col(CameraHour.hour_us)
-        ch = CameraHour.__table__  # type: ignore[attr-defined]
+        """The accounting summed over the hours starting in [start_us, end_us): per camera
+        (`by="camera"`), per hour (`by="hour"`) or per bucket (`by="bucket"`: the local day
+        for whole days inside the period, the hour at its edges); only `cameras` when given;
+        only the `columns` of SUM_COLUMNS when given (each sum costs: a month is 12.3 M
+        hourly rows). Whole days are read from `camera_day` (controller/catalog/daily.py)."""
+        group = ("camera_id",) if by == "camera" else ("bucket",)
         sums = tuple(columns) if columns is not None else SUM_COLUMNS
         maxes = MAX_COLUMNS if columns is None else ()
-        base = select(
-            key,
-            *(func.sum(ch.c[c]).label(c) for c in sums),
-            *(func.max(ch.c[c]).label(c) for c in maxes),
-        ).where(col(CameraHour.hour_us) >= start_us, col(CameraHour.hour_us) < end_us)
-        queries = (
-            [base.group_by(key)]
-            if cameras is None
-            else [
-                base.where(col(CameraHour.camera_id).in_(part)).group_by(key)
-                for part in chunks(list(cameras))
-            ]
-        )
-        merged: dict[str | int, dict[str, int]] = {}
         with self._read("hour sums") as conn:
-            for q in queries:
-                for r in conn.execute(q):
-                    into = merged.setdefault(r[0], dict.fromkeys(sums + maxes, 0))
-                    for c in sums:
-                        into[c] += int(r._mapping[c] or 0)
-                    for c in maxes:
-                        into[c] = max(into[c], int(r._mapping[c] or 0))
-        return [HourSums(k, v) for k, v in merged.items()]
+            want = Sums("camera", start_us, end_us, group, sums, maxes, cameras, by != "hour")
+            merged = period_sums(conn, want)
+        return [HourSums(k[0], v) for k, v in merged.items()]  # type: ignore[arg-type]
 
     def classify_segments(self, classes: Mapping[str, int]) -> int:
         """Record the traffic class the scheduler leased each segment under (segment id ->

@@ -19,19 +19,18 @@ import collections
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import case, update
 from sqlalchemy.engine import Connection
-from sqlmodel import col
 
 from controller.catalog.accounting import delay_column, hour_of
+from controller.catalog.daily import Sums, add_hours_and_days, period_sums
 from controller.catalog.errors import InvalidInputError
-from controller.catalog.history_models import DELAY_COLUMNS, ClassHour
+from controller.catalog.history_models import DELAY_COLUMNS
 from controller.catalog.models import Segment
 from controller.traffic import TrafficClass
 
 CLASS_VALUES = frozenset(int(c) for c in TrafficClass)
-_CHUNK = 500
+_CHUNK = 500  # segment ids per UPDATE
 
 ClassKey = tuple[str, int, int]  # (camera_id, hour_us, traffic_class)
 
@@ -110,44 +109,20 @@ def classify(conn: Connection, classes: Mapping[str, int]) -> list[Classified]:
 def apply_class_deltas(
     conn: Connection, deltas: Mapping[ClassKey, collections.Counter[str]]
 ) -> None:
-    """Add `deltas` to `class_hour`, one upsert per row touched."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    table = ClassHour.__table__  # type: ignore[attr-defined]
-    for (camera_id, hour, cls), counter in sorted(deltas.items()):
-        values = {k: int(v) for k, v in counter.items() if v}
-        stmt = dialect.insert(table).values(
-            camera_id=camera_id, hour_us=hour, traffic_class=cls, **values
-        )
-        set_ = {k: table.c[k] + stmt.excluded[k] for k in values}
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["camera_id", "hour_us", "traffic_class"], set_=set_
-            )
-        )
+    """Add `deltas` to `class_hour` and their day sums to `class_day` (same transaction)."""
+    add_hours_and_days(
+        conn, ("class_hour", "class_day"), ("camera_id", "hour_us", "traffic_class"), deltas
+    )
 
 
 def class_sums(
     conn: Connection, start_us: int, end_us: int, cameras: Sequence[str] | None = None
 ) -> dict[str, dict[int, list[int]]]:
     """camera -> class -> delay histogram (DELAY_COLUMNS order) over the hours starting in
-    [start_us, end_us); only `cameras` when given."""
-    ch = ClassHour.__table__  # type: ignore[attr-defined]
-    base = (
-        select(ch.c.camera_id, ch.c.traffic_class, *(func.sum(ch.c[c]) for c in DELAY_COLUMNS))
-        .where(ch.c.hour_us >= start_us, ch.c.hour_us < end_us)
-        .group_by(ch.c.camera_id, ch.c.traffic_class)
-    )
-    chosen = None if cameras is None else sorted(cameras)
-    queries = (
-        [base]
-        if chosen is None
-        else [
-            base.where(col(ClassHour.camera_id).in_(chosen[i : i + _CHUNK]))
-            for i in range(0, len(chosen), _CHUNK)
-        ]
-    )
+    [start_us, end_us) (whole local days from `class_day`); only `cameras` when given."""
+    group = ("camera_id", "traffic_class")
+    merged = period_sums(conn, Sums("class", start_us, end_us, group, DELAY_COLUMNS, (), cameras))
     out: dict[str, dict[int, list[int]]] = {}
-    for q in queries:
-        for camera_id, cls, *counts in conn.execute(q):
-            out.setdefault(camera_id, {})[int(cls)] = [int(c or 0) for c in counts]
+    for (camera_id, cls), sums in merged.items():
+        out.setdefault(str(camera_id), {})[int(cls)] = [sums[c] for c in DELAY_COLUMNS]  # type: ignore[call-overload]
     return out

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from controller.audit.log import action_counts
 from controller.catalog import Catalog
+from controller.catalog.daily import day_of
 from controller.catalog.history import HistoryCatalog, HourSums
 from controller.catalog.history_models import LossEventRow
 from controller.clock import Clock
@@ -46,6 +47,7 @@ class Facts:
     image_changes: dict[str, list[Change]] = field(default_factory=dict)
     alert_changes: list[tuple[str, Change]] = field(default_factory=list)
     camera_sums: dict[str, dict[str, int]] = field(default_factory=dict)
+    # hour or day start -> sums of DAILY_COLUMNS (each bucket within one day of the period)
     hour_sums: dict[int, dict[str, int]] = field(default_factory=dict)
     # camera -> traffic class value -> upload-delay histogram (classified uploads only)
     class_sums: dict[str, dict[int, list[int]]] = field(default_factory=dict)
@@ -143,7 +145,10 @@ def read_facts(
 def _hours(
     history: HistoryCatalog, start_us: int, end_us: int, cams: Sequence[str] | None
 ) -> list[HourSums]:
-    return history.hour_sums(start_us, end_us, "hour", cams, DAILY_COLUMNS)
+    """Sums per hour, or per local day where the period's days are local days (it starts at
+    a local midnight, as `--from 2026-11-01` does): each bucket then lies in one report day."""
+    by = "bucket" if day_of(start_us) == start_us else "hour"
+    return history.hour_sums(start_us, end_us, by, cams, DAILY_COLUMNS)
 
 
 _USE_ACTIONS = (
