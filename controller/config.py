@@ -405,6 +405,10 @@ class Gb28181Config(_Strict):
     # TCP (RTP over TCP, RFC 4571; Vigil listens, the device connects: `a=setup:passive`),
     # e.g. behind NAT or on lossy links. Others: UDP.
     media_tcp: list[str] = Field(default_factory=list, max_length=1000)
+    # An INVITE to a device that sends nothing back in this long (not even 100 Trying) fails
+    # at once (408), and its other channels' INVITEs fail without waiting until the device
+    # is heard from again (a keepalive): it vanished without unregistering.
+    invite_answer_s: float = Field(default=2.0, ge=0.5, le=32.0)
 
     @property
     def device_realm(self) -> str:

@@ -23,6 +23,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from controller.api.errors import ApiError
+from controller.api.gb_devices import GbFleet
 from controller.api.limits import (
     LoginBudgets,
     LoginThrottle,
@@ -135,6 +136,8 @@ class ApiDeps:
     enrollment: Operations | None = None
     # Connected-camera targets by kind for the KPI report (config [kpi]).
     kpi_targets: dict[str, int] = field(default_factory=lambda: KpiConfig().targets())
+    # GB/T 28181 devices' state for the fleet view ([gb28181] enabled); None: not listed so.
+    gb: GbFleet | None = None
 
     def __post_init__(self) -> None:
         if self.login_throttle is None:

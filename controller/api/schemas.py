@@ -190,6 +190,18 @@ class CameraStateOut(BaseModel):
     gop_s: float
 
 
+class GbDeviceOut(BaseModel):
+    """A GB/T 28181 device's registration (controller/gb28181: it has no agent)."""
+
+    registered_us: int  # 0: never registered
+    expires_us: int  # 0: unregistered
+    last_keepalive_us: int  # its last keepalive or REGISTER (written at most every 30 s)
+    contact: str  # host:port it registered from
+    replica: str  # the controller replica it registered to (holds its sessions)
+    channels: int  # video channels its last Catalog answer listed
+    not_answering_since_us: int = 0  # > 0: an INVITE went unanswered
+
+
 class DeviceOut(BaseModel):
     device_id: str
     county: str
@@ -201,6 +213,7 @@ class DeviceOut(BaseModel):
     last_seen_us: int = 0
     cameras_connected: int | None = None
     alerts: int = 0
+    gb: GbDeviceOut | None = None  # kind "gb28181": its registration
 
 
 class DeviceDetail(DeviceOut):

@@ -19,11 +19,13 @@ from pathlib import Path
 from controller.api.app import create_app
 from controller.api.component import HttpComponent
 from controller.api.deps import ApiDeps, ApiSettings, FleetView, SchedulerView, settings_from_config
+from controller.api.gb_devices import GbFleet
 from controller.api.metrics import Metrics
 from controller.api.readiness import Readiness
 from controller.audit.log import AuditLog
 from controller.enrollment.operations import Operations
 from controller.exports.service import ExportService
+from controller.gb28181.devstore import GbDeviceStore
 from controller.grants.keys import KeyFileError, load_keys
 from controller.grants.policy import Policy, default_policy, policy_from_mapping
 from controller.grants.service import GrantService
@@ -75,7 +77,16 @@ def api_deps(
         scheduler=scheduler,
         enrollment=Operations.for_config(config, core.catalog, core.clock),
         kpi_targets=config.kpi.targets(),
+        gb=gb_fleet(core),
     )
+
+
+def gb_fleet(core: Core) -> GbFleet | None:
+    """GB/T 28181 devices' state for the fleet view, when this city takes devices in."""
+    gb = core.config.gb28181
+    if not (gb.enabled and gb.server_id):
+        return None
+    return GbFleet(GbDeviceStore(core.engine, core.clock), core.clock, gb.device_timeout_s)
 
 
 def load_policy(path: str) -> Policy:

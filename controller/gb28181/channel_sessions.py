@@ -232,7 +232,9 @@ class RecordingSupervisor:
                 ch.live.reset()
             ch.invited_at = loop.time()
             tcp = supervise.wanted(self.tcp_patterns, ch.device_id, ch.code)
-            ch.play = await devplay.play(self.access, ch.device_id, ch.code, ch.on_unit, tcp)
+            ch.play = await devplay.play(
+                self.access, ch.device_id, ch.code, ch.on_unit, tcp, self.timing.invite_answer_s
+            )
             if not ch.wanted:  # the viewer left while the device answered
                 self._release(ch)
                 return

@@ -238,7 +238,8 @@ class GbComponent:
 
         devices = None
         if self.config.server_id:
-            store = GbDeviceStore(self.backend.core.engine, self.backend.core.clock)
+            core = self.backend.core
+            store = GbDeviceStore(core.engine, core.clock, core.config.replica_id())
             devices = DeviceAccess(
                 transport, store, self.config.server_id, self.config.device_realm,
                 advertised, self.config.device_timeout_s,
@@ -285,6 +286,7 @@ class GbComponent:
             reinvite_min_s=c.reinvite_min_s,
             reinvite_max_s=max(c.reinvite_max_s, c.reinvite_min_s),
             stable_s=max(60.0, c.rtp_timeout_s * 2),
+            invite_answer_s=c.invite_answer_s,
         )
         backend = CoreRecordingBackend(self.backend.core, c.record_segment_s)
         return RecordingSupervisor(devices, backend, c.record, timing, tcp_patterns=c.media_tcp)

@@ -4,8 +4,10 @@
 A REGISTER is judged by `access.judge_register` against the device's row (worker thread);
 200 records where it registered from, and a device that was not registered yet is sent a
 Catalog query at once. Its keepalives (MESSAGE Notify Keepalive) are answered 200 and kept in
-memory; its Catalog answer pages are collected by SN until SumNum items arrived (or a page
-says no more), then its channels are written to the catalog as cameras. A MESSAGE from a code
+memory and, at most every 30 s, in its row (`devstate`: the fleet view of any replica reads
+it); its Catalog answer pages are collected by SN until SumNum items arrived (or a page says
+no more), then its channels are written to the catalog as cameras. A device that leaves an
+INVITE unanswered is marked so (`no_answer`) until it is heard from again. A MESSAGE from a code
 that is not registered is answered 403. Requests from anything that is not a device
 (upper platforms) are left to the cascade (`on_request` returns False).
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from controller.gb28181 import access, manscdp, sip
+from controller.gb28181 import access, devstate, manscdp, sip
 from controller.gb28181.codes import is_code
 from controller.gb28181.manscdp import Channel
 from controller.gb28181.transport import Addr, Inbound, SipTransport
@@ -40,6 +42,10 @@ class DeviceBackend(Protocol):
 
     def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int: ...
 
+    def seen(self, device_id: str) -> None: ...
+
+    def unanswered(self, device_id: str) -> None: ...
+
 
 @dataclass(slots=True)
 class Device:
@@ -57,6 +63,10 @@ class Device:
     epoch: int = 1
     reg_call_id: str = ""
     channel_codes: list[str] | None = None  # from its last Catalog answer; None: not yet
+    seen_written: float = 0.0  # loop time its row's last_seen_us was last written
+    # Loop time a request to it (an INVITE) went unanswered; None once it is heard from again.
+    # Meanwhile INVITEs to its channels fail at once instead of each waiting for a timeout.
+    unanswered_at: float | None = None
 
 
 class DeviceAccess:
@@ -81,9 +91,46 @@ class DeviceAccess:
         self.calls: dict[str, Callable[[], None]] = {}
         self.refused = 0
         self._sn = 0
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    def answering(self, device_id: str) -> bool:
+        """False while the device's last request from Vigil went unanswered and nothing was
+        heard from it since (it vanished without unregistering)."""
+        dev = self.devices.get(device_id)
+        return dev is not None and dev.unanswered_at is None
+
+    def no_answer(self, device_id: str) -> None:
+        """A request to the device got no answer at all: said in its row (the fleet view)."""
+        dev = self.devices.get(device_id)
+        if dev is None or dev.unanswered_at is not None:
+            return
+        dev.unanswered_at = asyncio.get_running_loop().time()
+        log.warning("device %s does not answer; its INVITEs fail at once until it is heard "
+                    "from again", device_id)  # fmt: skip
+        self._write(self.backend.unanswered, device_id)
+
+    def _heard(self, dev: Device, now: float) -> None:
+        """A keepalive (or any request) from the device: alive, its row kept fresh."""
+        dev.last_seen = now
+        if dev.unanswered_at is not None or devstate.write_seen(dev.seen_written, now):
+            if dev.unanswered_at is not None:
+                log.info("device %s is heard from again", dev.device_id)
+            dev.unanswered_at, dev.seen_written = None, now
+            self._write(self.backend.seen, dev.device_id)
+
+    def _write(self, fn: Callable[[str], None], device_id: str) -> None:
+        async def write() -> None:
+            try:
+                await self._in_thread(fn, device_id)
+            except Exception as exc:  # the database away: the next keepalive writes again
+                log.warning("device %s: its row not updated: %s", device_id, exc)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     def online(self, device_id: str) -> bool:
         dev = self.devices.get(device_id)
@@ -164,7 +211,7 @@ class DeviceAccess:
             dev.epoch += 1
             log.info("device %s registered afresh (restarted?): epoch %d", user, dev.epoch)
         dev.addr, dev.until, dev.last_seen = addr, now + verdict.expires_s, now
-        dev.reg_call_id = msg.call_id
+        dev.reg_call_id, dev.seen_written, dev.unanswered_at = msg.call_id, now, None
         log.info("device %s registered from %s:%d for %d s", user, *addr, verdict.expires_s)
         where = f"{addr[0]}:{addr[1]}"
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
@@ -212,7 +259,7 @@ class DeviceAccess:
             why = f"keepalive for {head.device_id[:24]!r} from {dev.device_id}"
             self._refuse(inbound, 403, why)
             return
-        dev.last_seen = asyncio.get_running_loop().time()
+        self._heard(dev, asyncio.get_running_loop().time())
         if head.root == "Notify" and head.cmd_type == "Keepalive":
             dev.keepalives += 1
             self.transport.reply(inbound, sip.response(msg, 200))

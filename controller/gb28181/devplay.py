@@ -9,7 +9,9 @@ losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` se
 (not when the device ended the call itself: its BYE, routed here by Call-ID through
 `DeviceAccess.calls`, sets `remote_bye`). `last_packet_at` (loop time) tells the recording
 supervisor a stream that went silent. Refusals come back as `PlayError` with the device's
-status (or 408 when it did not answer).
+status, or 408 when it did not answer: a device that sent nothing back within `answer_s`
+(not even 100 Trying) is marked not answering (`DeviceAccess.no_answer`), and until it is
+heard from again INVITEs to any of its channels fail at once, without waiting.
 """
 
 from __future__ import annotations
@@ -167,10 +169,13 @@ async def play(
     channel: str,
     on_unit: Callable[[AccessUnit], None],
     tcp: bool = False,
+    answer_s: float = 2.0,
 ) -> DevicePlay:
     dev = access.devices.get(device_id)
     if dev is None:
         raise PlayError(404, f"device {device_id} is not registered")
+    if dev.unanswered_at is not None:
+        raise PlayError(408, f"device {device_id} does not answer (waiting to hear from it)")
     ssrc = f"0{secrets.randbelow(10**9):09d}"
     loop = asyncio.get_running_loop()
     rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit, loop.time)
@@ -194,9 +199,12 @@ async def play(
     msg.add("Max-Forwards", "70")
     msg.add("Content-Type", "APPLICATION/SDP")
     msg.body = offer.encode()
-    resp = await access.transport.request(msg, dev.addr, False)
+    resp, heard = await access.transport.invite(msg, dev.addr, answer_s)
     if resp is None or resp.status != 200:
         udp.close()
+        if not heard:
+            access.no_answer(device_id)
+            raise PlayError(408, f"device {device_id} does not answer (nothing in {answer_s:g} s)")
         status, what = (408, "no answer") if resp is None else (resp.status, resp.reason)
         raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
     access.transport.send(_in_dialog(msg, resp, "ACK", access), dev.addr)

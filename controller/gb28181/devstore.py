@@ -32,8 +32,9 @@ PASSWORD_BYTES = 12  # 16 URL-safe characters: typed into an NVR's web page by a
 
 
 class GbDeviceStore(CatalogBase):
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, replica: str = "") -> None:
         super().__init__(engine, clock)
+        self._replica = replica[:100]
         self._catalog = Catalog(engine, clock)
         self._directory = DirectoryStore(engine, clock)
 
@@ -90,8 +91,34 @@ class GbDeviceStore(CatalogBase):
                     registered_us=now,
                     expires_us=now + expires_s * 1_000_000 if expires_s else 0,
                     contact=contact[:64],
+                    last_seen_us=now,
+                    unanswered_us=0,
+                    replica=self._replica,
                 )
             )
+
+    def seen(self, device_id: str) -> None:
+        """The device was heard from (a keepalive): it answers again, if it did not."""
+        values = {"last_seen_us": self._clock.now_us(), "unanswered_us": 0}
+        with self._write("gb device seen") as conn:
+            conn.execute(
+                update(GbDevice).where(col(GbDevice.device_id) == device_id).values(**values)
+            )
+
+    def unanswered(self, device_id: str) -> None:
+        """A request Vigil sent the device (an INVITE) got no answer at all."""
+        with self._write("gb device unanswered") as conn:
+            conn.execute(
+                update(GbDevice)
+                .where(col(GbDevice.device_id) == device_id)
+                .values(unanswered_us=self._clock.now_us())
+            )
+
+    def rows(self) -> list[GbDevice]:
+        """Every device ever issued a password (the fleet view's GB part)."""
+        with self._read("list gb devices") as conn:
+            found = conn.execute(select(GbDevice).order_by(col(GbDevice.device_id)))
+            return [GbDevice.model_validate(dict(r._mapping)) for r in found]
 
     def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int:
         """Each video channel a catalog camera of the device, named and coded in the

@@ -29,6 +29,7 @@ class Timing:
     reinvite_min_s: float = 2.0
     reinvite_max_s: float = 60.0
     stable_s: float = 60.0
+    invite_answer_s: float = 2.0  # nothing back from an INVITE in this long: not there
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 `gb_device`: each NVR or camera allowed to REGISTER to Vigil over GB/T 28181, by its 20-digit
 code. Only the digest's HA1 (MD5 of `code:realm:password`) is stored, never the password: it
 is what verifying a digest needs, and it is useless for any other realm. Registration facts
-(when, from where, until when, how many channels its Catalog listed) are written on REGISTER
-and on each Catalog answer; keepalives stay in memory.
+(when, from where, until when, to which replica, how many channels its Catalog listed) are
+written on REGISTER and on each Catalog answer; keepalives at most every 30 s (`last_seen_us`),
+so the fleet view of any replica can tell a live device from a silent one (revision 0017).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class GbDevice(SQLModel, table=True):
     expires_us: int = Field(default=0, sa_type=BigInteger)
     contact: str = Field(default="", max_length=64)  # host:port it registered from
     channels: int = Field(default=0)
+    last_seen_us: int = Field(default=0, sa_type=BigInteger)  # its last REGISTER or keepalive
+    unanswered_us: int = Field(default=0, sa_type=BigInteger)  # > 0: an INVITE went unanswered
+    replica: str = Field(default="", max_length=100)  # the replica it registered to
 
 
 GB_TABLES = [GbDevice.__table__]  # type: ignore[attr-defined]

@@ -5,10 +5,14 @@ Every datagram or TCP frame is parsed by `sip.parse`; one that fails is logged i
 answered with the status the parser named (400, 413, 505) built from whatever headers could be
 read. Nothing a peer sends can raise out of here. Client transactions (REGISTER, MESSAGE, BYE)
 retransmit over UDP at T1 = 0.5 s doubling (RFC 3261 §17.1.2) and give up after
-`timeout_s`; over TCP they are sent once. Requests retransmitted by a peer get the same final
-response again (kept by Via branch for 32 s) instead of being handled twice. The tasks it starts
-(a handler per request, a reader per TCP connection) are kept, so none is garbage-collected
-mid-flight, and `aclose` cancels and awaits them: the loop closes with none left pending.
+`timeout_s`; over TCP they are sent once. A request given `answer_s` (an INVITE to a device)
+gives up sooner when nothing at all came back by then, not even a 100 Trying (which stops
+its retransmissions): a peer that answers nothing in `answer_s` is not there, and a viewer
+should hear so in seconds, not after the whole timeout. Requests retransmitted by a peer get
+the same final response again (kept by Via branch for 32 s) instead of being handled twice.
+The tasks it starts (a handler per request, a reader per TCP connection) are kept, so none is
+garbage-collected mid-flight, and `aclose` cancels and awaits them: the loop closes with none
+left pending.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ class SipTransport(asyncio.DatagramProtocol):
         self._timeout = timeout_s
         self._udp: asyncio.DatagramTransport | None = None
         self._waiting: dict[str, asyncio.Future[SipMessage]] = {}
+        self._trying: set[str] = set()  # waiting requests a provisional response came for
         self._answered: dict[str, tuple[bytes, float]] = {}
         self._tcp: dict[Addr, asyncio.StreamWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -164,9 +169,13 @@ class SipTransport(asyncio.DatagramProtocol):
             return
         if not msg.is_request:
             branch = sip.param(msg.get("Via"), "branch")
-            fut = self._waiting.get(branch + msg.cseq[1])
-            if fut is not None and not fut.done() and msg.status >= 200:
-                fut.set_result(msg)
+            key = branch + msg.cseq[1]
+            fut = self._waiting.get(key)
+            if fut is not None and not fut.done():
+                if msg.status >= 200:
+                    fut.set_result(msg)
+                else:
+                    self._trying.add(key)
             return
         key = sip.param(msg.get("Via"), "branch") + msg.method
         cached = self._answered.get(key)
@@ -209,6 +218,18 @@ class SipTransport(asyncio.DatagramProtocol):
 
     async def request(self, msg: SipMessage, peer: Addr, tcp: bool) -> SipMessage | None:
         """Send a request; its final response, or None after the timeout (or a TCP failure)."""
+        return (await self._transaction(msg, peer, tcp, None))[0]
+
+    async def invite(
+        self, msg: SipMessage, peer: Addr, answer_s: float
+    ) -> tuple[SipMessage | None, bool]:
+        """Send an INVITE over UDP: its final response (None: none), and whether anything at
+        all came back (False: nothing within `answer_s`, not even a 100 Trying)."""
+        return await self._transaction(msg, peer, False, answer_s)
+
+    async def _transaction(
+        self, msg: SipMessage, peer: Addr, tcp: bool, answer_s: float | None
+    ) -> tuple[SipMessage | None, bool]:
         branch = sip.param(msg.get("Via"), "branch")
         key = branch + msg.method
         fut: asyncio.Future[SipMessage] = asyncio.get_running_loop().create_future()
@@ -220,19 +241,26 @@ class SipTransport(asyncio.DatagramProtocol):
                     (await self.tcp_to(peer)).write(data)
                 except (OSError, TimeoutError) as exc:
                     log.warning("SIP over TCP to %s:%d: %s", *peer, exc)
-                    return None
-                return await asyncio.wait_for(fut, self._timeout)
+                    return None, False
+                return await asyncio.wait_for(fut, self._timeout), True
             interval, waited = T1, 0.0
+            give_up = self._timeout if answer_s is None else min(answer_s, self._timeout)
             while waited < self._timeout:
-                self._send_raw(data, peer, None)
+                if key not in self._trying:  # a provisional answer ends retransmissions
+                    self._send_raw(data, peer, None)
                 step = min(interval, self._timeout - waited)
+                if key not in self._trying:
+                    step = min(step, max(give_up - waited, 0.01))
                 try:
-                    return await asyncio.wait_for(asyncio.shield(fut), step)
+                    return await asyncio.wait_for(asyncio.shield(fut), step), True
                 except TimeoutError:
                     waited += step
                     interval = min(interval * 2, 4.0)
-            return None
+                if waited >= give_up and key not in self._trying:
+                    return None, False
+            return None, key in self._trying
         except TimeoutError:
-            return None
+            return None, key in self._trying
         finally:
             self._waiting.pop(key, None)
+            self._trying.discard(key)

@@ -3,7 +3,10 @@
 // devices' and cameras' online state and the active alerts each time they change; the page
 // never reloads. Alerts show when they were raised (Beijing time), for how long, and can be
 // acknowledged (audited by the controller). A device row opens its detail: buffer, unsent
-// bytes and the oldest unsent age, disk, fps per camera, clock offset.
+// bytes and the oldest unsent age, disk, fps per camera, clock offset. GB/T 28181 devices
+// (NVRs and cameras registered over 国标, no agent) are listed with their state from their
+// registration: online or why not, last keepalive, channels; their detail says where they
+// registered from and to which controller replica (that one holds their sessions).
 
 import { api, authHeaders } from "./api.js";
 import { duration, shanghai, t } from "./i18n.js";
@@ -129,11 +132,14 @@ export class Fleet {
           const tr = el("tr");
           tr.dataset.device = d.device_id;
           const state = d.online === null ? t("fleet.unknown") : d.online ? t("fleet.online") : `${t("fleet.offline")} ${d.offline_reason || ""}`;
+          const id = el("td", "", d.device_id);
+          if (d.gb) id.append(" ", el("span", "badge gb", t("fleet.gb")));
+          const cams = d.gb ? t("fleet.channels", { n: d.gb.channels }) : d.cameras_connected === null ? "-" : String(d.cameras_connected);
           tr.append(
-            el("td", "", d.device_id),
+            id,
             el("td", "", `${this.opts.countyName ? this.opts.countyName(d.county) : d.county} / ${d.site}`),
             el("td", d.online === null ? "" : d.online ? "online" : "offline", state),
-            el("td", "", d.cameras_connected === null ? "-" : String(d.cameras_connected)),
+            el("td", "", cams),
             el("td", "", shanghai(d.last_seen_us)),
             el("td", "", String(d.alerts)),
           );
@@ -195,15 +201,7 @@ export class Fleet {
     if (!box) return;
     try {
       const d = await api("GET", `/api/v1/devices/${encodeURIComponent(deviceId)}`);
-      const h = d.health || {};
-      const rows = [
-        [t("fleet.device"), d.device_id],
-        ["buffer / 缓存", mib(h.buffer_bytes)],
-        ["unsent / 未上传", `${h.segments_unsent || 0} · ${t("dur.s", { n: Math.round(h.oldest_unsent_age_s || 0) })}`],
-        ["disk / 磁盘", `${mib(h.disk_free_bytes)} / ${mib(h.disk_total_bytes)}`],
-        ["clock / 时钟偏差", d.clock_offset_s === null ? "-" : `${d.clock_offset_s.toFixed(3)} s ± ${d.clock_offset_error_s.toFixed(3)}`],
-      ];
-      for (const c of h.cameras || []) rows.push([c.camera_id, `${(c.fps || 0).toFixed(1)} fps · ${t(`state.${c.state || (c.connected ? "streaming" : "disconnected")}`)}`]);
+      const rows = d.gb ? this.gbRows(d) : this.agentRows(d);
       const table = el("table", "kv");
       for (const [k, v] of rows) {
         const tr = el("tr");
@@ -216,5 +214,35 @@ export class Fleet {
       box.replaceChildren(el("p", "error", err.message));
       box.hidden = false;
     }
+  }
+
+  gbRows(d) {
+    const g = d.gb;
+    const state = d.online ? t("fleet.online") : `${t("fleet.offline")} ${d.offline_reason || ""}`;
+    const rows = [
+      [t("fleet.device"), `${d.device_id} (${t("fleet.gb")})`],
+      [t("fleet.state"), state],
+      [t("fleet.gbRegistered"), g.registered_us ? shanghai(g.registered_us) : "-"],
+      [t("fleet.gbExpires"), g.expires_us ? shanghai(g.expires_us) : "-"],
+      [t("fleet.gbKeepalive"), g.last_keepalive_us ? shanghai(g.last_keepalive_us) : "-"],
+      [t("fleet.gbContact"), g.contact || "-"],
+      [t("fleet.gbReplica"), g.replica || "-"],
+    ];
+    if (g.not_answering_since_us) rows.push([t("fleet.gbSilent"), shanghai(g.not_answering_since_us)]);
+    rows.push([t("fleet.cameras"), `${t("fleet.channels", { n: g.channels })}: ${(d.cameras || []).join(", ")}`]);
+    return rows;
+  }
+
+  agentRows(d) {
+    const h = d.health || {};
+    const rows = [
+      [t("fleet.device"), d.device_id],
+      ["buffer / 缓存", mib(h.buffer_bytes)],
+      ["unsent / 未上传", `${h.segments_unsent || 0} · ${t("dur.s", { n: Math.round(h.oldest_unsent_age_s || 0) })}`],
+      ["disk / 磁盘", `${mib(h.disk_free_bytes)} / ${mib(h.disk_total_bytes)}`],
+      ["clock / 时钟偏差", d.clock_offset_s === null ? "-" : `${d.clock_offset_s.toFixed(3)} s ± ${d.clock_offset_error_s.toFixed(3)}`],
+    ];
+    for (const c of h.cameras || []) rows.push([c.camera_id, `${(c.fps || 0).toFixed(1)} fps · ${t(`state.${c.state || (c.connected ? "streaming" : "disconnected")}`)}`]);
+    return rows;
   }
 }

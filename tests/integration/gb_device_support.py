@@ -6,11 +6,16 @@ on a free UDP port, the NVR's password issued and, when given, its channels in t
 GStreamer's `mpegpsmux`; `send_ps` sends that file to a port Vigil offered, cut into RTP
 packets by `rtpmp2tpay` (PS bytes cut anywhere, as GB devices send them) with Vigil's SSRC.
 GStreamer is an independent implementation: what Vigil takes in was not made by Vigil.
+`sipp_device` runs SIPp as a registered NVR answering Vigil's requests; `PacedPs` sends a PS
+file at its own frame rate (a live camera) for as long as a browser watches.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.manscdp import Channel
 from controller.grants.keys import ensure_keys
 from tests.integration.controller_proc import database_url, prepare_data_dir
-from tests.integration.test_gb28181_support import free_udp_port
+from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
 
 PAYLOAD = 1316  # rtpmp2tpay sends whole payloads of 7 x 188 bytes
 REALM = "6212000000"
@@ -106,3 +111,59 @@ def ffprobe_frames(path: Path) -> str:
          "stream=codec_name,nb_read_frames", "-of", "default=noprint_wrappers=1", str(path)],
         capture_output=True, check=True, timeout=30,
     ).stdout.decode()  # fmt: skip
+
+
+def sipp_device(
+    sip_port: int, cwd: Path, ooc: str, log: Path, nvr: str, password: str, server_id: str,
+    port: int = 0,
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    """SIPp as the NVR: registered for 60 s, keepalives, answering Vigil's requests with the
+    out-of-call scenario `ooc` (tests/integration/sipp/)."""
+    return subprocess.Popen(
+        [sipp_binary(), f"127.0.0.1:{sip_port}", "-sf", str(SIPP_DIR / "device_register.xml"),
+         "-oocsf", str(SIPP_DIR / ooc), "-i", "127.0.0.1", "-p", str(port or free_udp_port()),
+         "-m", "1", "-nostdin", "-au", nvr, "-ap", password, "-key", "device", nvr,
+         "-key", "server_id", server_id, "-key", "realm", REALM, "-d", "60000",
+         "-timeout", "90s", "-trace_msg", "-message_file", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
+    )  # fmt: skip
+
+
+class PacedPs(threading.Thread):
+    """A PS file (`make_ps`, 25 fps) sent as RTP to Vigil's port and SSRC at its own pace:
+    its bytes spread evenly over its duration, as a live camera would (keyframes a little
+    late). Stops at the end of the file or at `stop()`."""
+
+    def __init__(self, path: Path, port: int, ssrc: int, fps: float = 25.0) -> None:
+        super().__init__(name="paced-ps", daemon=True)
+        self.data = path.read_bytes()
+        self.port, self.ssrc = port, ssrc
+        frames = _frames_of(path)
+        self.duration_s = frames / fps
+        self._stop_event = threading.Event()
+        self.sent = 0
+
+    def run(self) -> None:
+        chunks = [self.data[i : i + PAYLOAD] for i in range(0, len(self.data), PAYLOAD)]
+        gap = self.duration_s / len(chunks)
+        start = time.monotonic()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for seq, chunk in enumerate(chunks):
+                if self._stop_event.is_set():
+                    return
+                at = start + seq * gap
+                ts = int((at - start) * 90_000) & 0xFFFFFFFF
+                header = bytes([0x80, 96]) + (seq & 0xFFFF).to_bytes(2, "big")
+                header += ts.to_bytes(4, "big") + self.ssrc.to_bytes(4, "big")
+                sock.sendto(header + chunk, ("127.0.0.1", self.port))
+                self.sent += 1
+                self._stop_event.wait(max(0.0, at + gap - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+
+def _frames_of(path: Path) -> int:
+    out = ffprobe_frames(path)
+    return int(next(line for line in out.splitlines() if "nb_read_frames" in line).split("=")[1])

@@ -39,8 +39,9 @@ from tests.integration.gb_device_support import (
     ffprobe_frames,
     make_ps,
     send_ps,
+    sipp_device,
 )
-from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
+from tests.integration.test_gb28181_support import free_udp_port
 from tests.integration.test_live_view import PASSWORD, decode, grant, read_media, session
 
 SERVER_ID = "62120000002000000003"
@@ -91,15 +92,8 @@ def device(
     world: RecWorld, ooc: str, log: Path, nvr: str = NVR, password: str = "", port: int = 0
 ) -> subprocess.Popen[bytes]:
     """SIPp as the NVR: registered for 60 s, answering Vigil's requests with `ooc`."""
-    return subprocess.Popen(
-        [sipp_binary(), f"127.0.0.1:{world.sip_port}", "-sf",
-         str(SIPP_DIR / "device_register.xml"), "-oocsf", str(SIPP_DIR / ooc),
-         "-i", "127.0.0.1", "-p", str(port or free_udp_port()), "-m", "1", "-nostdin",
-         "-au", nvr, "-ap", password or world.password, "-key", "device", nvr, "-key", "server_id",
-         SERVER_ID, "-key", "realm", REALM, "-d", "60000", "-timeout", "90s",
-         "-trace_msg", "-message_file", str(log)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=world.tmp,
-    )  # fmt: skip
+    pw = password or world.password
+    return sipp_device(world.sip_port, world.tmp, ooc, log, nvr, pw, SERVER_ID, port)
 
 
 def epoch_of(world: RecWorld) -> int:

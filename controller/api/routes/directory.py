@@ -174,8 +174,9 @@ def fleet_snapshot(deps: ApiDeps, user: User) -> dict[str, object]:
     cameras' and the active alerts, only of the counties the caller sees (the rule the
     device list uses). Read from the fleet view's memory alone: the stream polls it every
     second per open console, so it never touches the database."""
+    gb = gb_online(deps, user)
     if deps.fleet is None:
-        return {"devices": {}, "cameras": {}, "alerts": []}
+        return {"devices": gb, "cameras": {}, "alerts": []}
     records = [r for r in deps.fleet.devices() if sees_county(deps, user, r.county)]
     visible = {r.device_id for r in records}
     online = online_map(deps)
@@ -187,9 +188,23 @@ def fleet_snapshot(deps: ApiDeps, user: User) -> dict[str, object]:
     }
     alerts = [_alert(a).model_dump() for a in deps.fleet.alerts() if a.device_id in visible]
     return {
-        "devices": {r.device_id: r.online for r in records},
+        "devices": gb | {r.device_id: r.online for r in records},
         "cameras": cameras,
         "alerts": alerts,
+    }
+
+
+def gb_online(deps: ApiDeps, user: User) -> dict[str, bool | None]:
+    """The visible GB/T 28181 devices' online state (their rows, read at most every 2 s for
+    every console together), so the pushed view moves when one goes silent or comes back."""
+    if deps.gb is None:
+        return {}
+    rows = deps.gb.rows()
+    states = deps.gb.states()
+    return {
+        r.device_id: states[r.device_id][0].online
+        for r in rows
+        if r.device_id in states and sees_county(deps, user, r.county)
     }
 
 

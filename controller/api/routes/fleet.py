@@ -2,8 +2,9 @@
 state, health and alerts (the MQTT fleet view, when the controller runs one).
 
 Without a fleet view, devices are still listed from the catalog with `online: null`, so the
-console works on a controller with no broker. A county sees its own devices; the city and the
-city-wide departments see all.
+console works on a controller with no broker. GB/T 28181 devices (no agent, no MQTT) get their
+state from their registration rows (`deps.gb`): online or why not, last keepalive, channels.
+A county sees its own devices; the city and the city-wide departments see all.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def _device(
 def _visible(deps: ApiDeps, user: User) -> dict[str, DeviceOut]:
     registered = {d.device_id: d for d in deps.catalog.devices()}
     live = {r.device_id: r for r in deps.fleet.devices()} if deps.fleet else {}
+    gb = deps.gb.states() if deps.gb else {}
     counts: dict[str, int] = {}
     if deps.fleet:
         for a in deps.fleet.alerts():
@@ -80,6 +82,10 @@ def _visible(deps: ApiDeps, user: User) -> dict[str, DeviceOut]:
         dev = _device(
             registered.get(device_id), live.get(device_id), counts.get(device_id, 0), device_id
         )
+        if device_id in gb and device_id not in live:
+            state, facts = gb[device_id]
+            dev.online, dev.offline_reason, dev.gb = state.online, state.reason, facts
+            dev.last_seen_us = facts.last_keepalive_us
         if sees_county(deps, user, dev.county):
             out[device_id] = dev
     return out
