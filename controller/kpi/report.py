@@ -13,6 +13,7 @@ same per class as `delay_by_class`),
 
 from __future__ import annotations
 
+import operator
 import statistics
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,7 @@ from controller.kpi.figures import (
     by_kind,
     camera_result,
     group_by,
+    leaves,
     total,
     worst,
 )
@@ -92,8 +94,9 @@ def build(
         )
         for p in facts.places
     ]
-    overall = total(results)
-    kinds = by_kind(results)
+    parts = leaves(results)
+    overall = total(parts)
+    kinds = by_kind(parts)
     report: dict[str, Any] = {
         "period": {"from_us": start, "to_us": end, "days": days},
         "organisation": org or policy.city_org,
@@ -108,9 +111,9 @@ def build(
             }
             for k in KINDS
         ],
-        "counties": _table(group_by(results, "county")),
-        "townships": _table(group_by(results, "township")),
-        "villages": _table(group_by(results, "village")),
+        "counties": _table(group_by(parts, "county")),
+        "townships": _table(group_by(parts, "township")),
+        "villages": _table(group_by(parts, "village")),
         "worst": [
             {
                 "camera_id": r.place.camera_id,
@@ -124,7 +127,7 @@ def build(
         ],
     }
     report["daily"] = _daily(facts, results, days)
-    report["timeliness"] = _timeliness(results)
+    report["timeliness"] = _timeliness(kinds)
     report["timeliness_by_class"] = class_rows(
         overall.class_delays, DELAY_BOUNDS_S, DELAY_COLUMNS, every=True
     )
@@ -139,9 +142,8 @@ def _daily(facts: Facts, results: list[CameraResult], days: int) -> list[dict[st
     online = [0] * days
     working = [0] * days
     for r in results:
-        for i in range(days):
-            online[i] += r.online_per_day[i]
-            working[i] += r.working_per_day[i]
+        online = list(map(operator.add, online, r.online_per_day))
+        working = list(map(operator.add, working, r.working_per_day))
     sums: list[dict[str, int]] = [{} for _ in range(days)]
     for hour, s in facts.hour_sums.items():
         day = (hour - facts.start_us) // DAY_US
@@ -167,12 +169,9 @@ def _daily(facts: Facts, results: list[CameraResult], days: int) -> list[dict[st
     return out
 
 
-def _timeliness(results: list[CameraResult]) -> list[dict[str, Any]]:
+def _timeliness(kinds: Mapping[str, Figures]) -> list[dict[str, Any]]:
     """Per kind of camera (the evaluator's resource classes: new village HD, existing,
     handheld terminals), in KINDS order; kinds without cameras are left out."""
-    per: dict[str, Figures] = {}
-    for r in results:
-        per.setdefault(r.kind, Figures()).add(r.figures)
     return [
         {
             "kind": c,
@@ -181,7 +180,7 @@ def _timeliness(results: list[CameraResult]) -> list[dict[str, Any]]:
             "p95_s": percentile_from_histogram(f.delays, DELAY_BOUNDS_S, 0.95),
             "histogram": dict(zip(DELAY_COLUMNS, f.delays, strict=False)),
         }
-        for c, f in ((k, per[k]) for k in KINDS if k in per)
+        for c, f in ((k, kinds[k]) for k in KINDS if kinds[k].cameras)
     ]
 
 
