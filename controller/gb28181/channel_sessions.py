@@ -12,6 +12,10 @@ between is a recording gap the catalog accounts for (`camera_hour.gap_us`). Each
 what a channel is doing is written to the history as a camera state change (online "gb:
 recording", offline with the reason), so the gap is explained, not silent.
 
+Before each INVITE the device's row is read: a device that registered to another controller
+replica since (a restart, a fail-over of the address it points to) is forgotten here, so
+two replicas never record one channel into one chain; the other replica records it now.
+
 Live view (`live`, driven by the hub through `livebridge`) shares the same session: a
 channel is INVITEd while it records or has a live consumer, and a live-only session is
 BYE'd (no backoff) once its last consumer left. A recorded channel's live view costs the
@@ -225,6 +229,8 @@ class RecordingSupervisor:
             dev = self.access.devices.get(ch.device_id)
             if dev is None:
                 raise PlayError(404, f"device {ch.device_id} is not registered")
+            if other := await self.access.moved_to(ch.device_id):
+                raise PlayError(410, f"device {ch.device_id} registered to replica {other}")
             epoch = dev.epoch
             if ch.recorder is not None:
                 ch.recorder.new_session()

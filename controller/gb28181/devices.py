@@ -46,6 +46,8 @@ class DeviceBackend(Protocol):
 
     def unanswered(self, device_id: str) -> None: ...
 
+    def elsewhere(self, device_id: str) -> str: ...
+
 
 @dataclass(slots=True)
 class Device:
@@ -111,6 +113,21 @@ class DeviceAccess:
         log.warning("device %s does not answer; its INVITEs fail at once until it is heard "
                     "from again", device_id)  # fmt: skip
         self._write(self.backend.unanswered, device_id)
+
+    async def moved_to(self, device_id: str) -> str:
+        """The other controller replica the device registered to since it did here ("": it
+        did not), read from its row before an INVITE. A device that moved is forgotten here:
+        its sessions, recording and live view are the other replica's (one recorder per
+        channel, not two writing the same chain)."""
+        try:
+            other = await self._in_thread(self.backend.elsewhere, device_id)
+        except Exception as exc:  # the database away: this replica goes on as it was
+            log.warning("device %s: cannot read where it registered: %s", device_id, exc)
+            return ""
+        if other and self.devices.pop(device_id, None) is not None:
+            log.warning("device %s registered to replica %s since: forgotten here", device_id,
+                        other[:100])  # fmt: skip
+        return other
 
     def _heard(self, dev: Device, now: float) -> None:
         """A keepalive (or any request) from the device: alive, its row kept fresh."""

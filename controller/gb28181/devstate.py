@@ -4,7 +4,8 @@ The fleet view of every replica reads the same row (the device's SIP dialogs liv
 replica it registered to, but the console may be served by another), so the judgement uses
 only what the row holds: the registration's expiry, the last REGISTER or keepalive, an
 INVITE that went unanswered after that, and a revocation. Keepalives are written at most
-every `SEEN_WRITE_S`, so "silent" allows that much on top of the timeout.
+every `SEEN_WRITE_S`, so "silent" allows that much on top of the timeout. `moved`: a device
+that registered to another replica since is no longer this one's to INVITE.
 """
 
 from __future__ import annotations
@@ -55,3 +56,9 @@ def write_seen(last_written: float, now: float) -> bool:
     """Whether a keepalive at `now` is written to the row (the last write at `last_written`,
     the same clock): the row needs freshness within `SEEN_WRITE_S`, not every keepalive."""
     return now - last_written >= SEEN_WRITE_S
+
+
+def moved(holder: str, mine: str) -> bool:
+    """Whether a device whose row names replica `holder` has left replica `mine` (each
+    REGISTER writes the replica that took it, so the row names the latest one)."""
+    return bool(holder) and holder != mine

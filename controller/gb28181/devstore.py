@@ -24,6 +24,7 @@ from controller.directory.rows import Entry
 from controller.directory.store import DirectoryStore
 from controller.gb28181.access import Known, ha1_of
 from controller.gb28181.codes import is_code
+from controller.gb28181.devstate import moved
 from controller.gb28181.manscdp import Channel, video_channels
 from controller.gb28181.tables import GbDevice
 
@@ -96,6 +97,12 @@ class GbDeviceStore(CatalogBase):
                     replica=self._replica,
                 )
             )
+
+    def elsewhere(self, device_id: str) -> str:
+        """The other replica the device registered to since it last did to this one ("": none):
+        each registration writes its replica, so the row names the latest."""
+        row = self.row(device_id)
+        return row.replica if row is not None and moved(row.replica, self._replica) else ""
 
     def seen(self, device_id: str) -> None:
         """The device was heard from (a keepalive): it answers again, if it did not."""

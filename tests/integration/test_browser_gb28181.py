@@ -6,7 +6,9 @@ from and to which replica); a GB channel is watched live through the hub (the co
 WebSocket route: INVITE, PS/RTP in, remuxed to MPEG-TS) and its picture moves. Without the
 browser: an NVR that vanished without unregistering fails its viewer within seconds, with
 the reason, and holds up no other channel; its other channels fail at once; the fleet view
-says it does not answer; once it is heard from again it plays again.
+says it does not answer; once it is heard from again it plays again. An NVR that registered to
+another controller replica since (its row says so) is forgotten here, not INVITEd: one
+replica records a channel, never two.
 Every request the page makes goes to the controller's origin; no console error is allowed
 beyond the 503s of the views this controller does not run (fleet MQTT alerts, scheduler).
 """
@@ -254,3 +256,35 @@ def test_a_vanished_device_fails_its_viewers_fast_and_blocks_no_other_channel(
         for proc in (gone, other, back):
             if proc is not None and proc.poll() is None:
                 stop(proc)
+
+
+def test_a_device_that_registered_to_another_replica_is_not_invited_here(world: GbWorld) -> None:
+    log = world.tmp / "moved.log"
+    proc = world.nvr(NVR2, "moved.log")
+    ws: ClientConnection | None = None
+    try:
+        world.registered(NVR2, proc, world.epoch(NVR2))
+        # what replica B writes when the NVR registers there (the same database)
+        GbDeviceStore(world.controller.engine, SystemClock(), "replica-b").registered(
+            NVR2, "10.9.9.9:5060", 3600
+        )
+        token = session(world.base)
+        ws = open_live(world, token, CH3)
+        wait_for("the NVR forgotten here", lambda: NVR2 not in world.supervisor.access.devices, 5)
+        ch = world.supervisor.channels.get((NVR2, CH3))
+        assert ch is None or ch.play is None
+        time.sleep(0.5)
+        assert f"INVITE sip:{CH3}" not in log.read_text(errors="replace")
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def gb() -> dict[str, Any]:
+            devices = httpx.get(f"{world.base}/api/v1/devices", headers=headers).json()
+            out: dict[str, Any] = next(d for d in devices if d["device_id"] == NVR2)["gb"]
+            return out
+
+        wait_for("the fleet view's replica", lambda: gb()["replica"] == "replica-b", 5)
+        assert gb()["contact"] == "10.9.9.9:5060"
+    finally:
+        if ws is not None:
+            ws.close()
+        stop(proc)

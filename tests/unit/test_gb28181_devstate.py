@@ -8,7 +8,14 @@ import socket
 import time
 
 from controller.gb28181 import sip
-from controller.gb28181.devstate import SEEN_WRITE_S, DeviceState, Liveness, judge, write_seen
+from controller.gb28181.devstate import (
+    SEEN_WRITE_S,
+    DeviceState,
+    Liveness,
+    judge,
+    moved,
+    write_seen,
+)
 from controller.gb28181.transport import SipTransport
 
 S = 1_000_000
@@ -49,6 +56,12 @@ def test_an_unanswered_invite_counts_only_until_the_device_is_heard_from_again()
 def test_keepalives_are_written_at_most_every_interval() -> None:
     assert write_seen(0.0, SEEN_WRITE_S)
     assert not write_seen(100.0, 100.0 + SEEN_WRITE_S - 0.1)
+
+
+def test_a_device_registered_to_another_replica_has_moved() -> None:
+    assert moved("replica-b", "replica-a")
+    assert not moved("replica-a", "replica-a")
+    assert not moved("", "replica-a")  # never registered (or before revision 0017)
 
 
 def invite() -> sip.SipMessage:
