@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from controller.audit.log import action_counts
-from controller.catalog import Catalog
 from controller.catalog.daily import day_of
 from controller.catalog.history import HistoryCatalog, HourSums
 from controller.catalog.history_models import LossEventRow
@@ -58,16 +57,15 @@ class Facts:
     footage: list[tuple[str, str, int]] = field(default_factory=list)
 
 
-def places(catalog: Catalog, clock: Clock, policy: Policy, org: str | None) -> list[Place]:
+def places(history: HistoryCatalog, clock: Clock, policy: Policy, org: str | None) -> list[Place]:
     """Every registered camera with its place; only those `org` is entitled to see when
     given (ReportInputError for an organisation the policy does not know)."""
     if org is not None and policy.organisation(org) is None:
         known = ", ".join(sorted(policy.organisations))
         raise ReportInputError(f"unknown organisation {org!r} (one of: {known})")
-    kinds = {d.device_id: d.kind for d in catalog.devices()}
-    named = _directory_places(catalog, clock, policy)
+    named = _directory_places(history.engine, clock, policy)
     out = []
-    for cam in catalog.cameras():
+    for cam in history.registry():
         if org is not None:
             info = camera_info(policy, cam.camera_id, cam.county, cam.site, cam.resource_class)
             if not entitled(policy, org, info):
@@ -79,7 +77,7 @@ def places(catalog: Catalog, clock: Clock, policy: Policy, org: str | None) -> l
                 county=cam.county,
                 township=named.get(cam.camera_id, ("", ""))[0] or township_of(cam.site),
                 village=named.get(cam.camera_id, ("", ""))[1] or cam.site,
-                device_kind=kinds.get(cam.device_id, "nvr"),
+                device_kind=cam.device_kind,
                 resource_class=cam.resource_class,
                 created_us=cam.created_at_us,
             )
@@ -87,10 +85,10 @@ def places(catalog: Catalog, clock: Clock, policy: Policy, org: str | None) -> l
     return out
 
 
-def _directory_places(catalog: Catalog, clock: Clock, policy: Policy) -> dict[str, tuple[str, str]]:
+def _directory_places(engine: Engine, clock: Clock, policy: Policy) -> dict[str, tuple[str, str]]:
     """camera -> (township, village) as the resource directory names them (controller/
     directory; empty where not filled in: the site name stands in)."""
-    store = DirectoryStore(catalog.engine, clock)
+    store = DirectoryStore(engine, clock)
     rows = store.places(visibility(policy, policy.city_org), Filters())
     return {camera: (township, village) for camera, _c, township, village, _d in rows}
 
@@ -106,7 +104,6 @@ def read_facts(
     """Check the period and organisation, then read everything for the report."""
     if start_us >= end_us:
         raise ReportInputError("--from must be before --to (the period is empty or reversed)")
-    catalog = Catalog(engine, clock)
     history = HistoryCatalog(engine, clock)
     first = history.first_data_us()
     if first is None:
@@ -115,11 +112,11 @@ def read_facts(
         raise ReportInputError(
             f"the period ends before the first recorded data ({first} us since the epoch)"
         )
-    chosen = places(catalog, clock, policy, org)
+    chosen = places(history, clock, policy, org)
     cams = {p.camera_id for p in chosen}
     devices = {p.device_id for p in chosen}
     facts = Facts(start_us, end_us, chosen)
-    for row in history.changes(start_us, end_us):
+    for row in history.transitions(start_us, end_us):
         ch = Change(row.at_us, row.state, row.reason)
         if row.subject == "camera" and row.camera_id in cams:
             facts.camera_changes.setdefault(row.camera_id, []).append(ch)
