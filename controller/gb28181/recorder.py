@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.catalog.models import CameraRow
-from controller.gb28181.ps import AUDIO_TYPES, VIDEO_TYPES, AccessUnit
-from controller.gb28181.tsmux import PTS_WRAP, mux_ts
+from controller.gb28181.ps import VIDEO_TYPES, AccessUnit
+from controller.gb28181.tsmux import DEVICE_AUDIO, PTS_WRAP, mux_ts
 from controller.ingest.commit import Committed, Committer
 from controller.ingest.rules import Header
 from controller.media.probe import probe_file
@@ -56,7 +56,7 @@ class SegmentCutter:
     def add(self, au: AccessUnit) -> Cut | None:
         if au.pts is None:
             return None
-        if au.stream_type in AUDIO_TYPES:
+        if au.stream_type in DEVICE_AUDIO:
             if self.units:
                 self.units.append(au)
             return None

@@ -1,7 +1,8 @@
 """A recorded segment's frames and audio as MPEG-TS (PyAV, FFmpeg's muxer).
 
-Video is remuxed (no decoding). Audio: GB devices put G.711 (A-law, PSM stream type 0x90) or
-AAC (0x0F, ADTS) in their PS. AAC is remuxed as it is. G.711 has no MPEG-TS stream type:
+Video is remuxed (no decoding). Audio: GB devices put G.711 (A-law, PSM stream type 0x90; μ-law,
+0x91, on some NVRs) or AAC (0x0F, ADTS) in their PS. AAC is remuxed as it is. G.711 has no
+MPEG-TS stream type:
 FFmpeg writes it as private data (0x06) that no player, ffprobe included, reads as audio; so
 it is decoded (a table lookup) and encoded to AAC at its own 8 kHz, mono, ~10 µs of CPU per
 20 ms packet, which browsers (mpegts.js, HLS) and the playback remux all take. Each segment
@@ -20,28 +21,33 @@ from typing import Any
 
 import av
 
-from controller.gb28181.ps import AAC, AUDIO_TYPES, G711A, VIDEO_TYPES, AccessUnit, codec_of
+from controller.gb28181.ps import AAC, G711A, VIDEO_TYPES, AccessUnit, codec_of
 
 PTS_WRAP = 1 << 33
 TB = Fraction(1, 90_000)
 G711_RATE = 8000
 AUDIO_BITRATE = 32_000
+G711U = 0x91  # G.711 μ-law in a device's PSM (the cascade never sends it: no constant in ps)
+# The audio a device's PS may carry -> the FFmpeg decoder of what is encoded to AAC (None:
+# AAC, remuxed as it is).
+DEVICE_AUDIO: dict[int, str | None] = {AAC: None, G711A: "pcm_alaw", G711U: "pcm_mulaw"}
 
 
 class _AudioOut:
-    """One segment's audio stream: AAC copied, or G.711 A-law encoded to AAC."""
+    """One segment's audio stream: AAC copied, or G.711 (A-law or μ-law) encoded to AAC."""
 
     def __init__(self, out: Any, stream_type: int, base: int) -> None:
         self.out, self.base, self.type = out, base, stream_type
         self.stream: Any = None
         self.decoder: Any = None
         self.resampler: Any = None
-        if stream_type == AAC:
+        decoder = DEVICE_AUDIO[stream_type]
+        if decoder is None:
             self.stream = out.add_stream("aac")
         else:
             self.stream = out.add_stream("aac", rate=G711_RATE, layout="mono")
             self.stream.bit_rate = AUDIO_BITRATE
-            self.decoder = av.CodecContext.create("pcm_alaw", "r")
+            self.decoder = av.CodecContext.create(decoder, "r")
             self.decoder.sample_rate, self.decoder.layout = G711_RATE, "mono"
             self.resampler = av.AudioResampler(format=self.stream.format, layout="mono",
                                                rate=G711_RATE)  # fmt: skip
@@ -81,8 +87,8 @@ def mux_ts(units: list[AccessUnit]) -> bytes:
     with av.open(sink, "w", format="mpegts") as out:
         stream = out.add_stream(codec_of(video[0].stream_type))
         base = video[0].dts if video[0].dts is not None else video[0].pts or 0
-        kinds = [u.stream_type for u in units if u.stream_type in AUDIO_TYPES]
-        audio = _AudioOut(out, kinds[0], base) if kinds and kinds[0] in (AAC, G711A) else None
+        kinds = [u.stream_type for u in units if u.stream_type in DEVICE_AUDIO]
+        audio = _AudioOut(out, kinds[0], base) if kinds else None
         for au in units:
             if au.stream_type not in VIDEO_TYPES:
                 if audio is not None:

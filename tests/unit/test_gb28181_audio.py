@@ -1,6 +1,7 @@
 """Audio in a device's PS kept in the recorded segments (controller/gb28181/tsmux.py):
-G.711 A-law (FFmpeg-encoded here) interleaved with H.264 in PS, demuxed, cut and muxed;
-ffprobe must read an AAC track of the segment's length (G.711 has no MPEG-TS stream type)."""
+G.711 A-law or μ-law (FFmpeg-encoded here) interleaved with H.264 in PS, demuxed, cut and
+muxed; ffprobe must read an AAC track of the segment's length (G.711 has no MPEG-TS stream
+type), and the μ-law tone must come out as the tone (decoded as μ-law, not as A-law)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ import numpy as np
 from controller.gb28181.ps import G711A, H264, AccessUnit, PsPacker
 from controller.gb28181.psdemux import PsDemuxer
 from controller.gb28181.recorder import SegmentCutter
-from controller.gb28181.tsmux import mux_ts
+from controller.gb28181.tsmux import G711U, mux_ts
 from tests.unit.test_gb28181_livets import encoded
 
 SAMPLES = 320  # 40 ms at 8 kHz, one G.711 packet
 
 
-def alaw_packets(seconds: float) -> list[bytes]:
-    """A 440 Hz tone, A-law encoded by FFmpeg (pcm_alaw), 40 ms per packet."""
-    enc = av.CodecContext.create("pcm_alaw", "w")
+def alaw_packets(seconds: float, codec: str = "pcm_alaw") -> list[bytes]:
+    """A 440 Hz tone, G.711 encoded by FFmpeg (A-law, or `codec`), 40 ms per packet."""
+    enc = av.CodecContext.create(codec, "w")
     enc.sample_rate, enc.layout, enc.format = 8000, "mono", "s16"
     t = np.arange(int(seconds * 8000)) / 8000
     pcm = (np.sin(2 * np.pi * 440 * t) * 12000).astype(np.int16)
@@ -34,10 +35,10 @@ def alaw_packets(seconds: float) -> list[bytes]:
     return out
 
 
-def interleaved(seconds: float) -> list[AccessUnit]:
+def interleaved(seconds: float, codec: str = "pcm_alaw") -> list[AccessUnit]:
     """25 fps video and 40 ms audio packets, each audio packet after the frame of its time."""
     video = encoded(int(seconds * 25), gop=25)
-    audio = alaw_packets(seconds)
+    audio = alaw_packets(seconds, codec)
     units = []
     for n, v in enumerate(video):
         units.append(v)
@@ -87,3 +88,38 @@ def test_video_only_segments_stay_video_only_and_audio_before_the_first_key_is_l
     seg = tmp_path / "video.ts"
     seg.write_bytes(mux_ts(video))
     assert probe(seg) == {}
+
+
+def as_mulaw(ps: bytes) -> bytes:
+    """The PS with its PSMs declaring the audio μ-law (0x91), as such an NVR's do (Vigil's
+    packer, which the cascade uses, never sends μ-law)."""
+    out, k = bytearray(ps), 0
+    while (k := ps.find(b"\x00\x00\x01\xbc", k)) >= 0:
+        end = k + 6 + int.from_bytes(ps[k + 4 : k + 6], "big")
+        at = ps.find(bytes([G711A, 0xC0]), k, end)
+        assert at > 0
+        out[at] = G711U
+        k = end
+    return bytes(out)
+
+
+def test_g711_mulaw_in_ps_is_decoded_as_mulaw_into_aac(tmp_path: Path) -> None:
+    packer, demux = PsPacker(), PsDemuxer()
+    ps = b"".join(p for u in interleaved(1.2, "pcm_mulaw") if (p := packer.pack(u, G711A)))
+    units = demux.feed(as_mulaw(ps)) + demux.flush()
+    assert {u.stream_type for u in units} == {H264, G711U}
+    cutter = SegmentCutter(segment_s=1.0)
+    cut = next(c for u in units if (c := cutter.add(u)) is not None)
+    seg = tmp_path / "mulaw.ts"
+    seg.write_bytes(mux_ts(cut.units))
+    facts = probe(seg)
+    assert facts["codec_name"] == "aac" and facts["sample_rate"] == "8000"
+    with av.open(io.BytesIO(seg.read_bytes())) as c:
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    # the 440 Hz tone at ~0.37 of full scale: μ-law bytes read as A-law would not be it
+    body = pcm[2048:8000]
+    spectrum = np.abs(np.fft.rfft(body))
+    peak_hz = np.argmax(spectrum) * 8000 / len(body)
+    assert abs(peak_hz - 440) < 5, peak_hz
+    rms = float(np.sqrt(np.mean(body.astype(np.float64) ** 2)))
+    assert 0.2 < rms < 0.32, rms  # 12000/32768/sqrt(2) = 0.26
