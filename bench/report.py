@@ -5,14 +5,16 @@ cost per ingested segment, and image health's CPU against capture's (issue 15).
    the Longnan preset's 2,000 NVRs with 12,088 cameras and 5,000 handheld terminals
    (controller/scheduler/sim), 30 days of hourly accounting as the system keeps it (one
    `camera_hour` row per endpoint and hour, 12.3 M rows; one `class_hour` row per classified
-   endpoint-hour, 12.1 M), state transitions (each endpoint online at the start, outages for
-   one in seven, image faults for one in forty) and loss reports. Then the report for the
-   month is made and rendered to HTML (`report_s`, goal ≤ 10 s).
+   endpoint-hour, 12.1 M) and its day sums (`camera_day`, `class_day`: revision 0016 back-fills
+   them), state transitions (each endpoint online at the start, outages for one in seven,
+   image faults for one in forty) and loss reports. Then the report for the month (November
+   2026, local time: what `report --from 2026-11-01 --to 2026-12-01` asks) is made and
+   rendered to HTML (`report_s`, goal ≤ 10 s).
 2. `rollup_us_per_segment`: the accounting's own cost per committed segment (the neighbour
-   lookups and the upsert, `controller.catalog.accounting.rollup_segments`, each in its own
-   transaction on that database, beside its 12.3 M rows), against the whole catalog commit of
-   a segment with it (`commit_us_per_segment`, the baseline), and their ratio. The bench's
-   own rows are deleted after.
+   lookups and the upserts of hour and day, `controller.catalog.accounting.rollup_segments`,
+   each in its own transaction on that database, beside its 12.3 M rows), against the whole
+   catalog commit of a segment with it (`commit_us_per_segment`, the baseline), and their
+   ratio. The bench's own rows are deleted after.
 3. `image_check_cpu_pct_per_camera` and `capture_cpu_pct_per_camera`, same run: a 1080p H.264
    clip (25 fps, 2 s GOP) encoded here; capture = PyAV demux + MPEG-TS remux of every packet
    (the agent's per-packet work), CPU time per media second; image health = one keyframe decoded
