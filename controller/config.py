@@ -405,6 +405,9 @@ class Gb28181Config(_Strict):
     # TCP (RTP over TCP, RFC 4571; Vigil listens, the device connects: `a=setup:passive`),
     # e.g. behind NAT or on lossy links. Others: UDP.
     media_tcp: list[str] = Field(default_factory=list, max_length=1000)
+    # Devices (globs, as `media_tcp`) that can only listen for TCP media: Vigil offers
+    # `a=setup:active` and connects to the port of the device's SDP answer. Before media_tcp.
+    media_tcp_active: list[str] = Field(default_factory=list, max_length=1000)
     # An INVITE to a device that sends nothing back in this long (not even 100 Trying) fails
     # at once (408), and its other channels' INVITEs fail without waiting until the device
     # is heard from again (a keepalive): it vanished without unregistering.

@@ -93,9 +93,11 @@ class RecordingSupervisor:
         timing: supervise.Timing,
         tick_s: float = 0.5,
         tcp_patterns: Sequence[str] = (),
+        tcp_active_patterns: Sequence[str] = (),
     ) -> None:
         self.access = access
         self.tcp_patterns = list(tcp_patterns)
+        self.tcp_active_patterns = list(tcp_active_patterns)
         self.backend = backend
         self.patterns = list(patterns)
         self.timing = timing
@@ -237,9 +239,11 @@ class RecordingSupervisor:
             if ch.live is not None:
                 ch.live.reset()
             ch.invited_at = loop.time()
-            tcp = supervise.wanted(self.tcp_patterns, ch.device_id, ch.code)
+            media = supervise.media_mode(
+                self.tcp_patterns, self.tcp_active_patterns, ch.device_id, ch.code
+            )
             ch.play = await devplay.play(
-                self.access, ch.device_id, ch.code, ch.on_unit, tcp, self.timing.invite_answer_s
+                self.access, ch.device_id, ch.code, ch.on_unit, media, self.timing.invite_answer_s
             )
             if not ch.wanted:  # the viewer left while the device answered
                 self._release(ch)

@@ -289,7 +289,14 @@ class GbComponent:
             invite_answer_s=c.invite_answer_s,
         )
         backend = CoreRecordingBackend(self.backend.core, c.record_segment_s)
-        return RecordingSupervisor(devices, backend, c.record, timing, tcp_patterns=c.media_tcp)
+        return RecordingSupervisor(
+            devices,
+            backend,
+            c.record,
+            timing,
+            tcp_patterns=c.media_tcp,
+            tcp_active_patterns=c.media_tcp_active,
+        )
 
     def transport_bad_messages(self) -> int:
         """Malformed SIP messages received so far (each logged and answered)."""

@@ -1,9 +1,11 @@
 """A GB/T 28181 device channel's stream into Vigil: INVITE, PS over RTP in, BYE.
 
 `play` INVITEs one channel of a registered device (SDP: Vigil receives, `recvonly`, PS/90000
-on an ephemeral UDP port, `y=` a live SSRC starting with 0; or with `tcp`, RTP over TCP with
-RFC 4571 framing, Vigil passive: `TCP/RTP/AVP`, `a=setup:passive`, the device connects to
-the offered port, the first connection is taken), ACKs its 200, and turns the RTP
+on an ephemeral UDP port, `y=` a live SSRC starting with 0; or RTP over TCP with RFC 4571
+framing, `TCP/RTP/AVP`: Vigil passive, `a=setup:passive`, the device connects to the offered
+port, the first connection is taken; or Vigil active, `a=setup:active`, port 9 (RFC 4145):
+Vigil connects to the address and port of the device's SDP answer after the ACK, for
+devices that can only listen), ACKs its 200, and turns the RTP
 that arrives from then on into access units (psdemux.PsOverRtp: the offered SSRC only,
 losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` sends BYE
 (not when the device ended the call itself: its BYE, routed here by Call-ID through
@@ -26,9 +28,12 @@ from controller.gb28181 import sip
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.ps import AccessUnit
 from controller.gb28181.psdemux import PsOverRtp
+from controller.gb28181.sdp import SdpError, parse_offer
+from controller.gb28181.supervise import TCP_ACTIVE, TCP_PASSIVE, UDP
 
 log = logging.getLogger("vigil.gb28181")
 RCVBUF = 4 * 1024 * 1024
+CONNECT_S = 5.0  # to a listening device's media port (Vigil active)
 
 
 class PlayError(Exception):
@@ -60,6 +65,12 @@ class _TcpIn:
         self.rtp_in = rtp_in
         self.server: asyncio.Server | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.reading: asyncio.Task[None] | None = None  # Vigil active: its connection's reader
+
+    async def connect(self, host: str, port: int) -> None:
+        """Vigil active: connect to the device's listening media port and read from it."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), CONNECT_S)
+        self.reading = asyncio.get_running_loop().create_task(self.handle(reader, writer))
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.writer is not None:  # one sender per session
@@ -81,6 +92,8 @@ class _TcpIn:
             self.server.close()
         if self.writer is not None:
             self.writer.close()
+        if self.reading is not None:
+            self.reading.cancel()
 
 
 class DevicePlay:
@@ -148,11 +161,14 @@ def _in_dialog(
 
 
 async def _listen(
-    host: str, rtp_in: _RtpIn, tcp: bool
+    host: str, rtp_in: _RtpIn, media: str
 ) -> tuple[asyncio.DatagramTransport | _TcpIn, int]:
-    """Where the device's RTP will come in: a UDP socket, or a TCP listener (passive)."""
+    """Where the device's RTP will come in: a UDP socket, a TCP listener (passive), or the
+    connection Vigil opens after the answer (active: port 9 in the offer, RFC 4145)."""
     loop = asyncio.get_running_loop()
-    if tcp:
+    if media == TCP_ACTIVE:
+        return _TcpIn(rtp_in), 9
+    if media == TCP_PASSIVE:
         tcp_in = _TcpIn(rtp_in)
         tcp_in.server = await asyncio.start_server(tcp_in.handle, host, 0)
         return tcp_in, int(tcp_in.server.sockets[0].getsockname()[1])
@@ -168,7 +184,7 @@ async def play(
     device_id: str,
     channel: str,
     on_unit: Callable[[AccessUnit], None],
-    tcp: bool = False,
+    media: str = UDP,
     answer_s: float = 2.0,
 ) -> DevicePlay:
     dev = access.devices.get(device_id)
@@ -179,9 +195,10 @@ async def play(
     ssrc = f"0{secrets.randbelow(10**9):09d}"
     loop = asyncio.get_running_loop()
     rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit, loop.time)
-    udp, port = await _listen(access.host, rtp_in, tcp)
-    proto = "TCP/RTP/AVP" if tcp else "RTP/AVP"
-    setup = "a=setup:passive\r\na=connection:new\r\n" if tcp else ""
+    udp, port = await _listen(access.host, rtp_in, media)
+    proto = "RTP/AVP" if media == UDP else "TCP/RTP/AVP"
+    side = "active" if media == TCP_ACTIVE else "passive"
+    setup = "" if media == UDP else f"a=setup:{side}\r\na=connection:new\r\n"
     offer = (
         f"v=0\r\no={access.server_id} 0 0 IN IP4 {access.host}\r\ns=Play\r\n"
         f"c=IN IP4 {access.host}\r\nt=0 0\r\nm=video {port} {proto} 96\r\n"
@@ -208,8 +225,22 @@ async def play(
         status, what = (408, "no answer") if resp is None else (resp.status, resp.reason)
         raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
     access.transport.send(_in_dialog(msg, resp, "ACK", access), dev.addr)
-    log.info("device %s channel %s: live into %s port %d, ssrc %s", device_id, channel,
-             "TCP" if tcp else "UDP", port, ssrc)  # fmt: skip
     played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port)
     access.calls[msg.call_id] = played.on_remote_bye
+    if isinstance(udp, _TcpIn) and media == TCP_ACTIVE:
+        await _connect(played, udp, resp.body)
+    log.info("device %s channel %s: live into %s port %d, ssrc %s", device_id, channel,
+             media, played.port, ssrc)  # fmt: skip
     return played
+
+
+async def _connect(played: DevicePlay, tcp_in: _TcpIn, answer: bytes) -> None:
+    """Vigil active: connect to where the device's answer says it listens; a device that
+    names no port or does not accept is BYE'd and refused (502)."""
+    try:
+        where = parse_offer(answer)
+        await tcp_in.connect(where.address, where.port)
+        played.port = where.port
+    except (SdpError, OSError, TimeoutError) as exc:
+        await played.stop()
+        raise PlayError(502, f"cannot connect to the device's media port: {exc}") from exc

@@ -86,3 +86,14 @@ def after_drop(attempts: int, up_for_s: float, now: float, timing: Timing) -> Re
 def after_failure(attempts: int, now: float, timing: Timing) -> Retry:
     """An INVITE refused or unanswered."""
     return Retry(attempts + 1, now + backoff_s(attempts + 1, timing))
+
+
+UDP, TCP_PASSIVE, TCP_ACTIVE = "udp", "tcp-passive", "tcp-active"  # Vigil's side of the media
+
+
+def media_mode(passive: Sequence[str], active: Sequence[str], device_id: str, code: str) -> str:
+    """How a channel's media comes in: over TCP with Vigil connecting (`active` globs: the
+    device can only listen), over TCP with the device connecting (`passive`), else UDP."""
+    if wanted(active, device_id, code):
+        return TCP_ACTIVE
+    return TCP_PASSIVE if wanted(passive, device_id, code) else UDP

@@ -115,16 +115,17 @@ def ffprobe_frames(path: Path) -> str:
 
 def sipp_device(
     sip_port: int, cwd: Path, ooc: str, log: Path, nvr: str, password: str, server_id: str,
-    port: int = 0,
+    port: int = 0, keys: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:  # fmt: skip
     """SIPp as the NVR: registered for 60 s, keepalives, answering Vigil's requests with the
-    out-of-call scenario `ooc` (tests/integration/sipp/)."""
+    out-of-call scenario `ooc` (tests/integration/sipp/), with more scenario `keys`."""
+    more = [arg for k, v in (keys or {}).items() for arg in ("-key", k, v)]
     return subprocess.Popen(
         [sipp_binary(), f"127.0.0.1:{sip_port}", "-sf", str(SIPP_DIR / "device_register.xml"),
          "-oocsf", str(SIPP_DIR / ooc), "-i", "127.0.0.1", "-p", str(port or free_udp_port()),
          "-m", "1", "-nostdin", "-au", nvr, "-ap", password, "-key", "device", nvr,
          "-key", "server_id", server_id, "-key", "realm", REALM, "-d", "60000",
-         "-timeout", "90s", "-trace_msg", "-message_file", str(log)],
+         "-timeout", "90s", "-trace_msg", "-message_file", str(log), *more],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd,
     )  # fmt: skip
 
@@ -167,3 +168,15 @@ class PacedPs(threading.Thread):
 def _frames_of(path: Path) -> int:
     out = ffprobe_frames(path)
     return int(next(line for line in out.splitlines() if "nb_read_frames" in line).split("=")[1])
+
+
+def framed_rtp(path: Path, out: Path, ssrc: int) -> bytes:
+    """The PS file as RTP with RFC 4571 framing (GStreamer's `rtpstreampay`), the bytes a
+    device that listens for TCP media sends on the connection Vigil opens."""
+    subprocess.run(
+        ["gst-launch-1.0", "-q", "filesrc", f"location={path}", f"blocksize={PAYLOAD}", "!",
+         "video/mpegts,systemstream=true,packetsize=188", "!", "rtpmp2tpay", "pt=96",
+         f"ssrc={ssrc}", "!", "rtpstreampay", "!", "filesink", f"location={out}"],
+        check=True, timeout=30,
+    )  # fmt: skip
+    return out.read_bytes()

@@ -14,6 +14,7 @@ and both views are audited like an agent camera's.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +38,7 @@ from tests.integration.gb_device_support import (
     REALM,
     device_controller,
     ffprobe_frames,
+    framed_rtp,
     make_ps,
     send_ps,
     sipp_device,
@@ -50,6 +52,8 @@ CH1 = "62120200001310000071"  # recorded
 CH2 = "62120200001310000072"  # not selected: never INVITEd
 NVR_TCP = "62120200001110000008"  # media over TCP (`media_tcp`)
 CH_TCP = "62120200001310000081"
+NVR_LISTEN = "62120200001110000009"  # listens for TCP media (`media_tcp_active`)
+CH_LISTEN = "62120200001310000091"
 RTP_TIMEOUT_S = 3.0
 
 
@@ -62,6 +66,7 @@ class RecWorld:
     tmp: Path
     source: Path
     tcp_password: str
+    listen_password: str
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +75,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecWorld]:
     top = {"http": {"listen": "127.0.0.1:0"}, "live": {"linger_s": 1.0}}
     controller, password, sip_port = device_controller(
         tmp / "ctl", SERVER_ID, NVR, [Channel(CH1, "Gate"), Channel(CH2, "Yard")], top,
-        record=[CH1, CH_TCP], record_segment_s=1.0, rtp_timeout_s=RTP_TIMEOUT_S,
-        reinvite_min_s=0.5, media_tcp=[NVR_TCP],
+        record=[CH1, CH_TCP, CH_LISTEN], record_segment_s=1.0, rtp_timeout_s=RTP_TIMEOUT_S,
+        reinvite_min_s=0.5, media_tcp=[NVR_TCP], media_tcp_active=[NVR_LISTEN],
     )  # fmt: skip
     store = GbDeviceStore(controller.engine, SystemClock())
     tcp_password = store.issue(NVR_TCP, "wudu", "东关村", REALM)
     store.set_channels(NVR_TCP, [Channel(CH_TCP, "Bridge")])
+    listen_password = store.issue(NVR_LISTEN, "wudu", "东关村", REALM)
+    store.set_channels(NVR_LISTEN, [Channel(CH_LISTEN, "Ford")])
     assert controller.gb28181 is not None
     create_user(controller.engine, SystemClock(), "wd-op", "wudu", "operator", PASSWORD,
                 policy=default_policy())  # fmt: skip
@@ -83,7 +90,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecWorld]:
         supervisor = controller.gb28181.recording
         assert supervisor is not None
         source = make_ps(tmp / "channel.ps")
-        yield RecWorld(controller, supervisor, sip_port, password, tmp, source, tcp_password)
+        yield RecWorld(controller, supervisor, sip_port, password, tmp, source, tcp_password,
+                       listen_password)  # fmt: skip
     finally:
         controller.stop(grace_s=1.0)
 
@@ -360,6 +368,46 @@ def test_media_over_tcp_with_vigil_passive_is_recorded(world: RecWorld) -> None:
     assert "TCP/RTP/AVP" in invite[:2000] and "a=setup:passive" in invite[:2000]
     row = core.catalog.segments_in_range(CH_TCP, 0, 2**62, 10)[0]
     seg = world.tmp / "tcp.ts"
+    seg.write_bytes(core.store.read_bytes(row.object_key))
+    probe = ffprobe_frames(seg)
+    assert "codec_name=h264" in probe and "nb_read_frames=25" in probe
+
+
+def test_media_over_tcp_from_a_device_that_only_listens_is_recorded(world: RecWorld) -> None:
+    """`media_tcp_active` names the NVR: the INVITE offers TCP/RTP/AVP, a=setup:active, port
+    9; the device (SIPp) answers with the port it listens on, Vigil connects there and reads
+    what the device sends (GStreamer's rtpstreampay framing)."""
+    log = world.tmp / "listen.log"
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(20)
+    port = server.getsockname()[1]
+    keys = {"tcp_port": str(port)}
+    proc = sipp_device(world.sip_port, world.tmp, "device_ooc_listen.xml", log, NVR_LISTEN,
+                       world.listen_password, SERVER_ID, keys=keys)  # fmt: skip
+    core = world.controller.core
+    try:
+        conn, _ = server.accept()  # Vigil connects after the 200 and its ACK
+        with conn:
+            wait_for("the session", lambda: (c := channel(world, CH_LISTEN, NVR_LISTEN))
+                     is not None and c.play is not None)  # fmt: skip
+            ch = channel(world, CH_LISTEN, NVR_LISTEN)
+            assert ch is not None and ch.play is not None
+            play = ch.play
+            conn.sendall(framed_rtp(world.source, world.tmp / "framed.bin", play.ssrc))
+            wait_for("49 frames over TCP", lambda: play.frames >= 49)
+            wait_for("a segment", lambda: core.catalog.count_segments(CH_LISTEN) >= 1)
+    finally:
+        server.close()
+        proc.terminate()
+        proc.wait(10)
+    assert play.rtp_in.rtp.lost == 0
+    messages = log.read_text(errors="replace")
+    invite = messages[messages.index("INVITE sip:" + CH_LISTEN) :][:2000]
+    assert "m=video 9 TCP/RTP/AVP" in invite and "a=setup:active" in invite
+    row = core.catalog.segments_in_range(CH_LISTEN, 0, 2**62, 10)[0]
+    seg = world.tmp / "listen.ts"
     seg.write_bytes(core.store.read_bytes(row.object_key))
     probe = ffprobe_frames(seg)
     assert "codec_name=h264" in probe and "nb_read_frames=25" in probe

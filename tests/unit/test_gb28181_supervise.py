@@ -64,3 +64,10 @@ def test_a_stable_session_starts_the_count_over_a_flapping_one_backs_off() -> No
     assert supervise.after_drop(3, 5.0, 1000.0, T) == supervise.Retry(4, 1016.0)
     assert supervise.after_failure(0, 1000.0, T) == supervise.Retry(1, 1002.0)
     assert supervise.after_failure(6, 1000.0, T) == supervise.Retry(7, 1060.0)
+
+
+def test_how_a_channels_media_comes_in() -> None:
+    assert supervise.media_mode([], [], NVR, CH1) == supervise.UDP
+    assert supervise.media_mode([NVR], [], NVR, CH1) == supervise.TCP_PASSIVE
+    assert supervise.media_mode([NVR], [CH1], NVR, CH1) == supervise.TCP_ACTIVE  # listens only
+    assert supervise.media_mode([NVR], [CH1], NVR, CH2) == supervise.TCP_PASSIVE
