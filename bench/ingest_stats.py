@@ -67,14 +67,22 @@ def local_summary(ingest: list[Round], bare: list[Round]) -> dict[str, Any]:
 
 
 def s3_summary(vigil: list[Round], direct: list[Round]) -> dict[str, Any]:
-    """The S3 half: medians of the rounds and of the paired ratios (see the module doc)."""
+    """The S3 half: medians of the rounds and of the paired ratios (see the module doc).
+
+    `s3_cpu_ratio`: the CPU per MB of boto3 and the store over that of the agents, the
+    controller and the store: the wall-clock ratio to expect when all of them share the
+    machine's cores and are CPU-bound (as on the 2-core development VM, where the store alone
+    costs ~9 ms per MB and both sides run at its pace)."""
     ratios = paired_ratios(vigil, direct)
     controller = [r.server_cpu_ms_per_mb for r in vigil]
+    cpu_vigil = statistics.median(r.cpu_ms_per_mb + r.store_cpu_ms_per_mb for r in vigil)
+    cpu_direct = statistics.median(r.cpu_ms_per_mb + r.store_cpu_ms_per_mb for r in direct)
     return {
         "s3_ingest_mb_s": _median([r.mb_s for r in vigil], 1),
         "s3_direct_mb_s": _median([r.mb_s for r in direct], 1),
         "s3_ratio": _median(ratios, 3),
         "s3_ratio_best": round(max(r.mb_s for r in vigil) / max(r.mb_s for r in direct), 3),
+        "s3_cpu_ratio": round(cpu_direct / cpu_vigil, 3),
         "controller_cpu_ms_per_mb": _median(controller),
         "controller_cpu_ms_per_mb_min": round(min(controller), 2),
         "controller_disk_write_mb_per_mb": round(max(r.server_write_mb_per_mb for r in vigil), 4),

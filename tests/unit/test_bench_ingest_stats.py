@@ -24,10 +24,12 @@ def test_each_round_is_compared_with_its_neighbour_not_the_best_of_the_other_sid
 
 def test_cpu_per_mb_is_the_median_and_the_least_is_kept_beside_it() -> None:
     vigil = [_r(50.0, 2.4, 7.0), _r(50.0, 3.1, 8.0), _r(50.0, 2.6, 9.0)]
-    got = s3_summary(vigil, [_r(50.0)] * 3)
+    got = s3_summary(vigil, [Round(50.0, 0.0, 1.0)] * 3)
     assert got["controller_cpu_ms_per_mb"] == 2.6
     assert got["controller_cpu_ms_per_mb_min"] == 2.4
     assert got["s3_store_cpu_ms_per_mb"] == 8.0
+    # boto3 + store: 1 + 0 per MB; agents + controller + store per round: 10.4, 12.1, 12.6
+    assert got["s3_cpu_ratio"] == round(1.0 / 12.1, 3)
 
 
 def test_local_summary_keeps_the_best_round_ratio_and_adds_the_paired_median() -> None:
