@@ -13,10 +13,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import col
 
 from controller.catalog.accounting import apply_deltas, loss_deltas
-from controller.catalog.base import CatalogBase
+from controller.catalog.base import CatalogBase, chunks
 from controller.catalog.daily import Sums, period_sums
 from controller.catalog.history_models import (
     DELAY_COLUMNS,
@@ -85,20 +86,25 @@ class HistoryCatalog(CatalogBase):
         in `camera_hour` in the same transaction; returns how many were new."""
         if not rows:
             return 0
-        new = 0
         with self._write("record losses") as conn:
-            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-            for r in rows:
-                values = r.model_dump(exclude={"id"})
-                values["fact_id"] = r.fact_id or f"s{r.session}:{r.seq}"
-                stmt = dialect.insert(LossEvent.__table__).values(**values)  # type: ignore[attr-defined]
-                stmt = stmt.on_conflict_do_nothing(
-                    index_elements=["device_id", "fact_id"]
-                ).returning(col(LossEvent.id))
-                if conn.execute(stmt).first() is not None:  # new (rowcount is not reliable)
-                    new += 1
-                    apply_deltas(conn, loss_deltas(r.camera_id, r.start_us, r.end_us, r.size_bytes))
-        return new
+            return _insert_losses(conn, rows)
+
+    def record_owned_losses(self, rows: Sequence[LossEventRow]) -> list[LossEventRow]:
+        """`record_losses` for those of `rows` whose camera the catalog registers to the
+        reporting device (its losses are real even once its agent no longer lists it);
+        returns the others, not stored."""
+        if not rows:
+            return []
+        cam = Camera.__table__  # type: ignore[attr-defined]
+        with self._write("record owned losses") as conn:
+            wanted = sorted({r.camera_id for r in rows})
+            owner: dict[str, str] = {}
+            for part in chunks(wanted):
+                query = select(cam.c.camera_id, cam.c.device_id).where(cam.c.camera_id.in_(part))
+                owner.update((str(c), str(d)) for c, d in conn.execute(query))
+            owned = [r for r in rows if owner.get(r.camera_id) == r.device_id]
+            _insert_losses(conn, owned)
+        return [r for r in rows if owner.get(r.camera_id) != r.device_id]
 
     def changes(self, start_us: int, end_us: int) -> list[StateChangeRow]:
         """Transitions in [start_us, end_us), plus each subject's last one before start_us
@@ -204,3 +210,21 @@ class HistoryCatalog(CatalogBase):
             change = conn.execute(select(func.min(col(StateChange.at_us)))).scalar()
         found = [int(v) for v in (hour, change) if v is not None]
         return min(found) if found else None
+
+
+def _insert_losses(conn: Connection, rows: Sequence[LossEventRow]) -> int:
+    """Insert the loss reports not stored yet and account for the new ones (one transaction:
+    `conn` is in one); returns how many were new."""
+    new = 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    for r in rows:
+        values = r.model_dump(exclude={"id"})
+        values["fact_id"] = r.fact_id or f"s{r.session}:{r.seq}"
+        stmt = dialect.insert(LossEvent.__table__).values(**values)  # type: ignore[attr-defined]
+        stmt = stmt.on_conflict_do_nothing(index_elements=["device_id", "fact_id"]).returning(
+            col(LossEvent.id)
+        )
+        if conn.execute(stmt).first() is not None:  # new (rowcount is not reliable)
+            new += 1
+            apply_deltas(conn, loss_deltas(r.camera_id, r.start_us, r.end_us, r.size_bytes))
+    return new

@@ -7,6 +7,9 @@ costs a list append. A failed write keeps the batch and retries at the next flus
 idempotent by device and fact id, so a write that succeeded but looked failed is harmless);
 after each written batch of losses `on_losses_written` is called (the fleet's loss receipts);
 the queue is bounded, and what overflows is counted and logged, never silently dropped.
+Losses on cameras the device's birth did not list (taken out of its config with unsent
+segments still buffered) are stored if the catalog registers the camera to the device, else
+dropped, counted (`dropped_losses`) and logged; both are confirmed to the agent.
 `stop()` writes what is left.
 """
 
@@ -25,6 +28,7 @@ log = logging.getLogger(__name__)
 class HistoryStore(Protocol):
     def record_changes(self, rows: Sequence[StateChangeRow]) -> None: ...
     def record_losses(self, rows: Sequence[LossEventRow]) -> int: ...
+    def record_owned_losses(self, rows: Sequence[LossEventRow]) -> list[LossEventRow]: ...
 
 
 class HistoryWriter:
@@ -35,50 +39,82 @@ class HistoryWriter:
         self._lock = threading.Lock()
         self._changes: list[StateChangeRow] = []
         self._losses: list[LossEventRow] = []
+        self._unannounced: list[LossEventRow] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.overflowed = 0
         self.written_changes = 0
         self.written_losses = 0
+        # Losses on cameras neither the device's birth listed nor the catalog registers to
+        # it: not stored, confirmed all the same (the agent would resend them forever).
+        self.dropped_losses = 0
         self.failures = 0
         # Called (on the writer thread) with each batch of losses once it is in the catalog.
         self.on_losses_written: Callable[[Sequence[LossEventRow]], None] | None = None
 
-    def note(self, changes: Sequence[StateChangeRow], losses: Sequence[LossEventRow] = ()) -> None:
-        """Queue rows (any thread; no I/O)."""
-        if not changes and not losses:
+    def note(
+        self,
+        changes: Sequence[StateChangeRow],
+        losses: Sequence[LossEventRow] = (),
+        unannounced: Sequence[LossEventRow] = (),
+    ) -> None:
+        """Queue rows (any thread; no I/O). `unannounced`: losses on cameras the device's
+        birth did not list, stored only if the catalog registers the camera to the device."""
+        if not changes and not losses and not unannounced:
             return
         with self._lock:
-            room = self._max - len(self._changes) - len(self._losses)
-            if len(changes) + len(losses) > room:
+            room = self._max - len(self._changes) - len(self._losses) - len(self._unannounced)
+            facts = len(losses) + len(unannounced)
+            if len(changes) + facts > room:
                 # Losses first: they are the facts nothing else records.
                 self._losses.extend(losses[: max(room, 0)])
                 room -= min(len(losses), max(room, 0))
+                self._unannounced.extend(unannounced[: max(room, 0)])
+                room -= min(len(unannounced), max(room, 0))
                 self._changes.extend(changes[: max(room, 0)])
-                self.overflowed += len(changes) + len(losses) - max(room, 0)
+                self.overflowed += len(changes) + facts - max(room, 0)
                 return
             self._changes.extend(changes)
             self._losses.extend(losses)
+            self._unannounced.extend(unannounced)
 
     def flush(self) -> None:
         """Write what is queued; on failure put it back in front (raises the error)."""
         with self._lock:
             changes, self._changes = self._changes, []
             losses, self._losses = self._losses, []
+            unannounced, self._unannounced = self._unannounced, []
         try:
             if losses:
                 self._store.record_losses(losses)
                 self.written_losses += len(losses)
                 written, losses = losses, []
                 self._written(written)
+            if unannounced:
+                self._unowned(unannounced, self._store.record_owned_losses(unannounced))
+                written, unannounced = unannounced, []
+                self._written(written)  # the dropped ones too: they are settled
             if changes:
                 self._store.record_changes(changes)
                 self.written_changes += len(changes)
         except Exception:
             with self._lock:
                 self._losses[:0] = losses
+                self._unannounced[:0] = unannounced
                 self._changes[:0] = changes
             raise
+
+    def _unowned(self, asked: Sequence[LossEventRow], dropped: Sequence[LossEventRow]) -> None:
+        self.written_losses += len(asked) - len(dropped)
+        self.dropped_losses += len(dropped)
+        for row in dropped[:3]:
+            log.warning(
+                "fleet history: loss %r from %s dropped: camera %r is neither in its birth nor "
+                "registered to it (confirmed, so the agent stops resending it)",
+                row.fact_id,
+                row.device_id,
+                row.camera_id,
+            )
 
     def _written(self, losses: Sequence[LossEventRow]) -> None:
         if self.on_losses_written is None:

@@ -11,7 +11,11 @@ id (`receipts.py`), so a bad fact costs only itself:
 - a fact with no or an over-long fact id, a bad camera id, a reversed, negative or
   over-long range or negative bytes is refused and not confirmed;
 - a fact naming a camera the device did not announce in its birth (when its birth lists
-  cameras) is forged: refused, so a device cannot put losses on another's camera;
+  cameras) is *unannounced*: the camera may have been taken out of the agent's config while
+  its buffer still held unsent segments of it. It is kept only if the catalog registers the
+  camera to this device (it owned it: the loss is real); otherwise dropped with its reason,
+  so a device cannot put losses on another's camera (the history writer decides, by the
+  catalog, in the write's transaction; either way the agent is told, so it stops resending);
 - the same fact id twice in one batch is stored once.
 
 The single-fact form (the event's own fields) is read as before, for agents that send it.
@@ -39,15 +43,15 @@ class LossFacts:
 
     rows: list[LossEventRow] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
+    # Well-formed facts on cameras the device's birth did not list (kept if it owns them).
+    unannounced: list[LossEventRow] = field(default_factory=list)
 
 
-def _why_not(fact: fleet_pb2.LossFact, cameras: Collection[str]) -> str:
+def _why_not(fact: fleet_pb2.LossFact) -> str:
     if not 0 < len(fact.fact_id) <= MAX_FACT_ID:
         return f"fact id must be 1-{MAX_FACT_ID} characters"
     if not _CAMERA_ID.fullmatch(fact.camera_id):
         return f"invalid camera id {fact.camera_id[:80]!r}"
-    if cameras and fact.camera_id not in cameras:
-        return f"camera {fact.camera_id!r} is not one of the device's"
     start, end = fact.range.start_unix_us, fact.range.end_unix_us
     if start <= 0 or end < start or end - start > MAX_LOSS_US:
         return f"range [{start}, {end}) is reversed, negative or longer than a day"
@@ -66,14 +70,15 @@ def batch_facts(ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ())
         return out
     seen: set[str] = set()
     for fact in ev.losses:
-        why = _why_not(fact, cameras)
+        why = _why_not(fact)
         if why:
             out.refused.append((fact.fact_id[:MAX_FACT_ID], why))
             continue
         if fact.fact_id in seen:
             continue
         seen.add(fact.fact_id)
-        out.rows.append(
+        into = out.unannounced if cameras and fact.camera_id not in cameras else out.rows
+        into.append(
             LossEventRow(
                 device_id=ev.device_id,
                 camera_id=fact.camera_id,
@@ -94,13 +99,8 @@ def batch_facts(ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ())
 
 def single_fact(ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ()) -> LossFacts:
     """The one fact of an unbatched eviction event (its own fields), as agents sent before
-    batches; a camera the device's birth did not announce is refused like a batch's."""
-    if cameras and ev.camera_id not in cameras:
-        return LossFacts(
-            refused=[
-                (ev.fact_id[:MAX_FACT_ID], f"camera {ev.camera_id!r} is not one of the device's")
-            ]
-        )
+    batches; one on a camera the device's birth did not announce is unannounced, as a
+    batch's."""
     row = LossEventRow(
         device_id=ev.device_id,
         camera_id=ev.camera_id,
@@ -115,6 +115,8 @@ def single_fact(ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ())
         at_us=ev.at_unix_us,
         received_us=now_us,
     )
+    if cameras and ev.camera_id not in cameras:
+        return LossFacts(unannounced=[row])
     return LossFacts(rows=[row])
 
 

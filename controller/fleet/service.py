@@ -265,12 +265,14 @@ class FleetService:
         written = self._written.get(after.device_id, {})
         changes, self._written[after.device_id] = tr.device_changes(before, after, written, now_us)
         losses: list[Any] = []
+        unannounced: list[Any] = []
         if isinstance(m, fleet_pb2.Event):
             birth = after.birth
             cameras = {c.camera_id for c in birth.cameras} if birth is not None else set()
-            more, losses = tr.event_facts(m, now_us, cameras)
+            more, facts = tr.event_history(m, now_us, cameras)
             changes += more
-        self._history_out.note(changes, losses)
+            losses, unannounced = facts.rows, facts.unannounced
+        self._history_out.note(changes, losses, unannounced)
 
     def _alert_changed(self, raised: list[al.Alert], cleared: list[al.Alert]) -> None:
         if self._sync is not None:

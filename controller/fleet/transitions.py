@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterable
 from controller.catalog.history_models import LossEventRow, StateChangeRow
 from controller.fleet import alerts as al
 from controller.fleet import monitor as mo
-from controller.fleet.loss_facts import loss_facts
+from controller.fleet.loss_facts import LossFacts, loss_facts
 from protos.vigil.v1 import fleet_pb2
 
 STALE_STATES = frozenset({"stalled", "no_keyframe_yet", "starting"})
@@ -96,12 +96,22 @@ def event_facts(
     ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ()
 ) -> tuple[list[StateChangeRow], list[LossEventRow]]:
     """Losses (unsent evictions, one or a batch: loss_facts.py) and image-health transitions
-    carried by one event; `cameras`: those the device's birth announced (empty: unchecked)."""
+    carried by one event; `cameras`: those the device's birth announced (empty: unchecked).
+    Losses on cameras the birth did not list are left out (see `event_history`)."""
+    changes, facts = event_history(ev, now_us, cameras)
+    return changes, facts.rows
+
+
+def event_history(
+    ev: fleet_pb2.Event, now_us: int, cameras: Collection[str] = ()
+) -> tuple[list[StateChangeRow], LossFacts]:
+    """`event_facts` with the losses whole: those on announced cameras and the unannounced
+    ones the history writer keeps only for cameras the catalog registers to the device."""
     if ev.kind == fleet_pb2.Event.KIND_UNSENT_EVICTED:
         facts = loss_facts(ev, now_us, cameras)
         for fact_id, why in facts.refused[:3]:
             log.warning("fleet: loss %r from %s refused: %s", fact_id, ev.device_id, why)
-        return [], facts.rows
+        return [], facts
     kind = int(ev.kind)
     if kind in (IMAGE_FAULT_KIND, IMAGE_OK_KIND):
         fault = ev.detail.split(":", 1)[0].strip()
@@ -114,8 +124,8 @@ def event_facts(
             reason=ev.detail[:256],
             at_us=ev.at_unix_us or now_us,
         )
-        return [row], []
-    return [], []
+        return [row], LossFacts()
+    return [], LossFacts()
 
 
 def alert_changes(

@@ -1,5 +1,6 @@
 """Batched eviction reports: one event carries many loss facts, each stored and confirmed on
-its own; malformed, oversize and forged batches or facts are refused (pure, issue 15)."""
+its own; malformed and oversize batches or facts are refused, facts on cameras the device did
+not announce are held for the catalog's ownership check (pure, issue 15)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from controller.fleet.decode import MAX_PAYLOAD_BYTES, Decoded, decode
 from controller.fleet.loss_facts import MAX_LOSSES_PER_EVENT, loss_facts
 from controller.fleet.ratelimit import RatePolicy, take
 from controller.fleet.receipts import receipts
-from controller.fleet.transitions import event_facts
+from controller.fleet.transitions import event_facts, event_history
 from edge_agent.health import payloads as pl
 from edge_agent.health.evictions import DEFAULT_PER_MESSAGE, EvictionReports
 from edge_agent.model import EvictionRecord
@@ -92,14 +93,18 @@ def test_garbage_bytes_are_a_rejected_message_not_a_crash() -> None:
     assert not isinstance(decode(TOPIC, b"\x00" * (MAX_PAYLOAD_BYTES + 1)), Decoded)
 
 
-def test_a_fact_on_a_camera_the_device_did_not_announce_is_forged() -> None:
+def test_a_fact_on_a_camera_the_device_did_not_announce_waits_for_the_ownership_check() -> None:
+    """Not stored with the announced ones, not refused either: the camera may have left the
+    agent's config with segments still buffered; the history writer keeps the fact only if
+    the catalog registers the camera to the device (tests/integration/test_unannounced_losses)."""
     ev = batch([rec(1), rec(2, camera="other-cam")])
     facts = loss_facts(ev, T0, {"cam1"})
-    assert [r.camera_id for r in facts.rows] == ["cam1"]
-    assert facts.refused == [
-        ("other-cam-seg-000002", "camera 'other-cam' is not one of the device's")
-    ]
+    assert [r.camera_id for r in facts.rows] == ["cam1"] and facts.refused == []
+    assert [r.fact_id for r in facts.unannounced] == ["other-cam-seg-000002"]
     # The single-fact form is held to the same rule; an unknown birth (no cameras) is not.
     single = pl.event(pl.eviction_event(rec(3, camera="other-cam")), "nvr-1", 3, 1)
     assert event_facts(single, T0, {"cam1"})[1] == []
+    assert [r.camera_id for r in event_history(single, T0, {"cam1"})[1].unannounced] == [
+        "other-cam"
+    ]
     assert len(event_facts(single, T0)[1]) == 1
