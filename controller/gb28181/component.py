@@ -228,7 +228,8 @@ class GbComponent:
             await service.on_request(inbound)
 
         transport = SipTransport(on_request)
-        local = await transport.listen(host, int(port))
+        tcp = bool(self.config.server_id) and self.config.device_tcp  # devices over TCP
+        local = await transport.listen(host, int(port), tcp)
         self.port = local[1]
         catalog = self.backend.core.catalog
 

@@ -69,6 +69,7 @@ class Device:
     # Loop time a request to it (an INVITE) went unanswered; None once it is heard from again.
     # Meanwhile INVITEs to its channels fail at once instead of each waiting for a timeout.
     unanswered_at: float | None = None
+    tcp: bool = False  # registered over TCP: requests to it go on its connection
 
 
 class DeviceAccess:
@@ -229,18 +230,25 @@ class DeviceAccess:
             log.info("device %s registered afresh (restarted?): epoch %d", user, dev.epoch)
         dev.addr, dev.until, dev.last_seen = addr, now + verdict.expires_s, now
         dev.reg_call_id, dev.seen_written, dev.unanswered_at = msg.call_id, now, None
+        dev.tcp = inbound.tcp is not None
         log.info("device %s registered from %s:%d for %d s", user, *addr, verdict.expires_s)
         where = f"{addr[0]}:{addr[1]}"
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
         if fresh:
             loop.create_task(self.ask_catalog(dev))
 
+    def via(self, tcp: bool) -> str:
+        """A Via header value for a new request to a device (a new branch)."""
+        proto = "TCP" if tcp else "UDP"
+        return (
+            f"SIP/2.0/{proto} {self.host}:{self.transport.local[1]};rport;branch={sip.new_branch()}"
+        )
+
     def _request(self, dev: Device, method: str) -> sip.SipMessage:
         self._sn += 1
         dev.cseq += 1
         msg = sip.SipMessage(method=method, uri=f"sip:{dev.device_id}@{dev.addr[0]}:{dev.addr[1]}")
-        via = f"SIP/2.0/UDP {self.host}:{self.transport.local[1]};rport"
-        msg.add("Via", f"{via};branch={sip.new_branch()}")
+        msg.add("Via", self.via(dev.tcp))
         msg.add("From", f"<sip:{self.server_id}@{self.realm}>;tag={sip.new_tag()}")
         msg.add("To", f"<sip:{dev.device_id}@{self.realm}>")
         msg.add("Call-ID", secrets.token_hex(12))
@@ -255,7 +263,7 @@ class DeviceAccess:
         msg.add("Content-Type", "Application/MANSCDP+xml")
         msg.body = manscdp.query("Catalog", self._sn, dev.device_id)
         dev.pages[str(self._sn)] = []
-        resp = await self.transport.request(msg, dev.addr, False)
+        resp = await self.transport.request(msg, dev.addr, dev.tcp)
         if resp is None or resp.status != 200:
             what = "no answer" if resp is None else f"{resp.status} {resp.reason}"
             log.warning("device %s: Catalog query not taken (%s)", dev.device_id, what)

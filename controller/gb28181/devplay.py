@@ -10,7 +10,8 @@ that arrives from then on into access units (psdemux.PsOverRtp: the offered SSRC
 losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` sends BYE
 (not when the device ended the call itself: its BYE, routed here by Call-ID through
 `DeviceAccess.calls`, sets `remote_bye`). `last_packet_at` (loop time) tells the recording
-supervisor a stream that went silent. Refusals come back as `PlayError` with the device's
+supervisor a stream that went silent. A device that registered over TCP is INVITEd, ACKed and
+BYE'd on its connection. Refusals come back as `PlayError` with the device's
 status, or 408 when it did not answer: a device that sent nothing back within `answer_s`
 (not even 100 Trying) is marked not answering (`DeviceAccess.no_answer`), and until it is
 heard from again INVITEs to any of its channels fail at once, without waiting.
@@ -100,9 +101,10 @@ class DevicePlay:
     def __init__(
         self, access: DeviceAccess, invite: sip.SipMessage, ok: sip.SipMessage,
         peer: tuple[str, int], udp: asyncio.DatagramTransport | _TcpIn, rtp_in: _RtpIn,
-        port: int,
+        port: int, sip_tcp: bool = False,
     ) -> None:  # fmt: skip
         self.access, self.invite, self.ok, self.peer = access, invite, ok, peer
+        self.sip_tcp = sip_tcp  # the device's signalling is over TCP
         self._udp, self.rtp_in, self.port = udp, rtp_in, port
         self.ssrc = rtp_in.rtp.ssrc or 0
         self.remote_bye = False
@@ -140,18 +142,17 @@ class DevicePlay:
     async def bye(self) -> int:
         if self.remote_bye:
             return 200
-        bye = _in_dialog(self.invite, self.ok, "BYE", self.access)
-        resp = await self.access.transport.request(bye, self.peer, False)
+        bye = _in_dialog(self.invite, self.ok, "BYE", self.access, self.sip_tcp)
+        resp = await self.access.transport.request(bye, self.peer, self.sip_tcp)
         return resp.status if resp is not None else 408
 
 
 def _in_dialog(
-    invite: sip.SipMessage, ok: sip.SipMessage, method: str, access: DeviceAccess
+    invite: sip.SipMessage, ok: sip.SipMessage, method: str, access: DeviceAccess, tcp: bool
 ) -> sip.SipMessage:
     number = invite.cseq[0] + (0 if method == "ACK" else 1)
     msg = sip.SipMessage(method=method, uri=invite.uri)
-    via = f"SIP/2.0/UDP {access.host}:{access.transport.local[1]};rport"
-    msg.add("Via", f"{via};branch={sip.new_branch()}")
+    msg.add("Via", access.via(tcp))
     msg.add("From", invite.get("From"))
     msg.add("To", ok.get("To"))
     msg.add("Call-ID", invite.call_id)
@@ -205,18 +206,18 @@ async def play(
         f"a=recvonly\r\na=rtpmap:96 PS/90000\r\n{setup}y={ssrc}\r\n"
     )
     msg = sip.SipMessage(method="INVITE", uri=f"sip:{channel}@{dev.addr[0]}:{dev.addr[1]}")
-    via = f"SIP/2.0/UDP {access.host}:{access.transport.local[1]};rport"
-    msg.add("Via", f"{via};branch={sip.new_branch()}")
+    msg.add("Via", access.via(dev.tcp))
     msg.add("From", f"<sip:{access.server_id}@{access.realm}>;tag={sip.new_tag()}")
     msg.add("To", f"<sip:{channel}@{access.realm}>")
     msg.add("Call-ID", secrets.token_hex(12))
     msg.add("CSeq", "1 INVITE")
-    msg.add("Contact", f"<sip:{access.server_id}@{access.host}:{access.transport.local[1]}>")
+    param = ";transport=tcp" if dev.tcp else ""
+    msg.add("Contact", f"<sip:{access.server_id}@{access.host}:{access.transport.local[1]}{param}>")
     msg.add("Subject", f"{channel}:{ssrc},{access.server_id}:0")
     msg.add("Max-Forwards", "70")
     msg.add("Content-Type", "APPLICATION/SDP")
     msg.body = offer.encode()
-    resp, heard = await access.transport.invite(msg, dev.addr, answer_s)
+    resp, heard = await access.transport.invite(msg, dev.addr, answer_s, dev.tcp)
     if resp is None or resp.status != 200:
         udp.close()
         if not heard:
@@ -224,8 +225,8 @@ async def play(
             raise PlayError(408, f"device {device_id} does not answer (nothing in {answer_s:g} s)")
         status, what = (408, "no answer") if resp is None else (resp.status, resp.reason)
         raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
-    access.transport.send(_in_dialog(msg, resp, "ACK", access), dev.addr)
-    played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port)
+    access.transport.send(_in_dialog(msg, resp, "ACK", access, dev.tcp), dev.addr, dev.tcp)
+    played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port, dev.tcp)
     access.calls[msg.call_id] = played.on_remote_bye
     if isinstance(udp, _TcpIn) and media == TCP_ACTIVE:
         await _connect(played, udp, resp.body)

@@ -10,6 +10,8 @@ gives up sooner when nothing at all came back by then, not even a 100 Trying (wh
 its retransmissions): a peer that answers nothing in `answer_s` is not there, and a viewer
 should hear so in seconds, not after the whole timeout. Requests retransmitted by a peer get
 the same final response again (kept by Via branch for 32 s) instead of being handled twice.
+With `listen(..., tcp=True)` it also accepts TCP connections on the same port (devices that
+register over TCP): requests to such a peer go back over the connection it opened.
 The tasks it starts (a handler per request, a reader per TCP connection) are kept, so none is
 garbage-collected mid-flight, and `aclose` cancels and awaits them: the loop closes with none
 left pending.
@@ -82,22 +84,39 @@ class SipTransport(asyncio.DatagramProtocol):
         self._answered: dict[str, tuple[bytes, float]] = {}
         self._tcp: dict[Addr, asyncio.StreamWriter] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
         self.local: Addr = ("", 0)
         self.bad_messages = 0
 
     # -- setup --------------------------------------------------------------------------------
 
-    async def listen(self, host: str, port: int) -> Addr:
+    async def listen(self, host: str, port: int, tcp: bool = False) -> Addr:
+        """Bind UDP `host:port`; with `tcp`, accept TCP connections on the same port too."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=(host, port))
         self._udp = transport
         self.local = transport.get_extra_info("sockname")[:2]
+        if tcp:
+            self._server = await asyncio.start_server(self._accept, host, self.local[1])
         return self.local
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A peer's own TCP connection: its requests are read from it and requests to it are
+        written on it (it is the way back through its NAT)."""
+        name = writer.get_extra_info("peername") or ("", 0)
+        peer = (str(name[0]), int(name[1]))
+        old = self._tcp.get(peer)
+        if old is not None:
+            old.close()
+        self._tcp[peer] = writer
+        self._spawn(self._read_tcp(reader, writer, peer))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._udp = transport  # type: ignore[assignment]  # a datagram endpoint's transport
 
     def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
         if self._udp is not None:
             self._udp.close()
         for w in self._tcp.values():
@@ -200,9 +219,14 @@ class SipTransport(asyncio.DatagramProtocol):
         elif self._udp is not None:
             self._udp.sendto(data, peer)
 
-    def send(self, msg: SipMessage, peer: Addr) -> None:
-        """Send without a transaction (an ACK to a 2xx) over UDP."""
-        self._send_raw(msg.to_bytes(), peer, None)
+    def send(self, msg: SipMessage, peer: Addr, tcp: bool = False) -> None:
+        """Send without a transaction (an ACK to a 2xx): over UDP, or with `tcp` on the open
+        connection to `peer` (none open: not sent; the peer retransmits its 2xx)."""
+        writer = self._tcp.get(peer) if tcp else None
+        if tcp and writer is None:
+            log.warning("SIP over TCP to %s:%d: no connection for %s", *peer, msg.method)
+            return
+        self._send_raw(msg.to_bytes(), peer, writer)
 
     def reply(self, inbound: Inbound, response: SipMessage) -> None:
         data = response.to_bytes()
@@ -221,11 +245,11 @@ class SipTransport(asyncio.DatagramProtocol):
         return (await self._transaction(msg, peer, tcp, None))[0]
 
     async def invite(
-        self, msg: SipMessage, peer: Addr, answer_s: float
+        self, msg: SipMessage, peer: Addr, answer_s: float, tcp: bool = False
     ) -> tuple[SipMessage | None, bool]:
-        """Send an INVITE over UDP: its final response (None: none), and whether anything at
-        all came back (False: nothing within `answer_s`, not even a 100 Trying)."""
-        return await self._transaction(msg, peer, False, answer_s)
+        """Send an INVITE: its final response (None: none), and whether anything at all came
+        back (False: nothing within `answer_s`, not even a 100 Trying)."""
+        return await self._transaction(msg, peer, tcp, answer_s)
 
     async def _transaction(
         self, msg: SipMessage, peer: Addr, tcp: bool, answer_s: float | None
@@ -242,6 +266,12 @@ class SipTransport(asyncio.DatagramProtocol):
                 except (OSError, TimeoutError) as exc:
                     log.warning("SIP over TCP to %s:%d: %s", *peer, exc)
                     return None, False
+                if answer_s is not None:
+                    try:
+                        return await asyncio.wait_for(asyncio.shield(fut), answer_s), True
+                    except TimeoutError:
+                        if key not in self._trying:
+                            return None, False
                 return await asyncio.wait_for(fut, self._timeout), True
             interval, waited = T1, 0.0
             give_up = self._timeout if answer_s is None else min(answer_s, self._timeout)

@@ -220,3 +220,55 @@ def test_a_channel_is_invited_and_its_ps_over_rtp_from_gstreamer_is_recorded(
         seg.write_bytes(core.store.read_bytes(row.object_key))
         probe = ffprobe_frames(seg)
         assert "codec_name=h264" in probe and "nb_read_frames=25" in probe
+
+
+def test_a_device_that_registers_over_tcp_is_queried_and_invited_over_its_connection(
+    world: DeviceWorld,
+) -> None:
+    """SIPp over TCP (`-t t1`: one connection it opens): REGISTER and keepalives come over it,
+    and Vigil's Catalog query, INVITE, ACK and BYE go back over the same connection; the
+    media is UDP as usual (GStreamer)."""
+    source = make_ps(world.tmp / "tcp-signalling.ps")
+    log = world.tmp / "sip-tcp.log"
+    port = free_udp_port()
+    proc = subprocess.Popen(
+        [sipp_binary(), f"127.0.0.1:{world.sip_port}", "-t", "t1", "-sf",
+         str(SIPP_DIR / "device_register.xml"), "-oocsf", str(SIPP_DIR / "device_ooc_media.xml"),
+         "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin",
+         "-au", NVR, "-ap", world.password, "-key", "device", NVR, "-key", "server_id",
+         SERVER_ID, "-key", "realm", REALM, "-d", "5000", "-timeout", "40s",
+         "-trace_msg", "-message_file", str(log)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=world.tmp,
+    )  # fmt: skip
+    gb = world.controller.gb28181
+    assert gb is not None and gb._loop is not None
+    units: list[AccessUnit] = []
+    try:
+        end = time.monotonic() + 10
+        while time.monotonic() < end and not (
+            NVR in world.devices.devices and world.devices.devices[NVR].tcp
+        ):
+            time.sleep(0.1)
+        assert world.devices.devices[NVR].tcp, "not registered over TCP"
+        future = asyncio.run_coroutine_threadsafe(
+            devplay.play(world.devices, NVR, CH1, units.append), gb._loop
+        )
+        stream = future.result(10)
+        send_ps(source, stream.port, stream.ssrc)
+        end = time.monotonic() + 5
+        while len(units) < 49 and time.monotonic() < end:
+            time.sleep(0.1)
+        bye = asyncio.run_coroutine_threadsafe(stream.stop(), gb._loop).result(10)
+    finally:
+        proc.wait(30)
+    assert bye == 200 and proc.returncode == 0
+    assert len(units) == 50
+    messages = log.read_text(errors="replace")
+    for request in (
+        f"MESSAGE sip:{NVR}@",
+        f"INVITE sip:{CH1}@",
+        f"ACK sip:{CH1}@",
+        f"BYE sip:{CH1}@",
+    ):
+        sent = messages[messages.index(request) :][:400]  # Vigil's, over SIPp's TCP socket
+        assert "Via: SIP/2.0/TCP" in sent, (request, sent)

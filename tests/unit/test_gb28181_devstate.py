@@ -118,3 +118,32 @@ def test_an_invite_answered_100_trying_waits_the_whole_timeout_without_retransmi
     took, heard, sent = asyncio.run(_invite(trying=True))
     assert heard and 2.9 < took < 3.6, took
     assert sent == 1
+
+
+async def _invite_over_tcp() -> tuple[float, bool, bytes]:
+    """A device connected over TCP (its own connection) that answers nothing."""
+
+    async def nothing(_inbound: object) -> None:
+        return None
+
+    transport = SipTransport(nothing, timeout_s=3.0)
+    host, port = await transport.listen("127.0.0.1", 0, tcp=True)
+    reader, writer = await asyncio.open_connection(host, port)
+    peer = writer.get_extra_info("sockname")[:2]
+    await asyncio.sleep(0.05)  # accepted
+    start = time.monotonic()
+    try:
+        resp, heard = await transport.invite(invite(), (str(peer[0]), int(peer[1])), 1.0, True)
+        assert resp is None
+        took = time.monotonic() - start
+        got = await asyncio.wait_for(reader.read(65536), 1.0)
+        return took, heard, got
+    finally:
+        writer.close()
+        await transport.aclose()
+
+
+def test_an_invite_over_a_devices_tcp_connection_gives_up_after_answer_s() -> None:
+    took, heard, got = asyncio.run(_invite_over_tcp())
+    assert got.startswith(b"INVITE sip:")  # sent on the connection the device opened
+    assert not heard and 0.9 < took < 1.5, took
