@@ -250,6 +250,8 @@ def test_a_device_that_registers_over_tcp_is_queried_and_invited_over_its_connec
         ):
             time.sleep(0.1)
         assert world.devices.devices[NVR].tcp, "not registered over TCP"
+        ask = world.devices.ask_catalog(world.devices.devices[NVR])  # (sent once when fresh)
+        assert asyncio.run_coroutine_threadsafe(ask, gb._loop).result(10)
         future = asyncio.run_coroutine_threadsafe(
             devplay.play(world.devices, NVR, CH1, units.append), gb._loop
         )
