@@ -67,6 +67,7 @@ class UpkeepInput:
     reports: dict[str, DeviceReport]
     rates: dict[str, int]
     classes: dict[str, int] = field(default_factory=dict)  # probed segment -> leased class
+    at_us: int = 0  # when asked
 
 
 class LeaseDesk:
@@ -93,6 +94,7 @@ class LeaseDesk:
         self.deadlines: dict[str, int] = {}
         self.probe: set[str] = set()  # segment ids of leases to look for in the catalog
         self.probe_classes: dict[str, int] = {}  # their classes as leased (same keys)
+        self.probe_until: dict[str, int] = {}  # when to stop looking for each (same keys)
         self.dirty = True
         self._waiting: dict[str, agent_control_pb2.Inventory] = {}  # no stream open yet
         self._unplaced: dict[str, None] = {}  # devices to give a default link (in order)
@@ -330,9 +332,16 @@ class LeaseDesk:
     # -- the database round ----------------------------------------------------------------
 
     def _probe(self, lease: IssuedLease) -> None:
-        """A lease left the book: look for its segments in the catalog next round."""
+        """A lease left the book: look for its segments in the catalog until they are found
+        or an upload under it can no longer be under way: the agent may go on with one until
+        the lease expires, and one in flight then commits within about one lease lifetime
+        more. (Looked for once only, an upload committed after that round stayed
+        unclassified, with no leader change: a reclaimed or replaced lease's last upload.)"""
         self.probe.update(lease.segment_ids())
         self.probe_classes.update(lease.classes())
+        until = lease.expires_us + self._ttl_us
+        for sid in lease.segment_ids():
+            self.probe_until[sid] = max(until, self.probe_until.get(sid, 0))
 
     def upkeep_input(self, now_us: int) -> UpkeepInput:
         probe = set(self.probe)
@@ -345,7 +354,9 @@ class LeaseDesk:
         for device, dp in self.planner.plan.devices.items():
             rates[device] = rates.get(device) or dp.total_bps
         classes = {sid: classes[sid] for sid in probe if sid in classes}
-        return UpkeepInput(probe, frozenset(self.online), dict(self.reports), rates, classes)
+        return UpkeepInput(
+            probe, frozenset(self.online), dict(self.reports), rates, classes, now_us
+        )
 
     def upkeep_done(
         self,
@@ -355,11 +366,17 @@ class LeaseDesk:
         deadlines: dict[str, int],
     ) -> list[str]:
         """Record a database round's findings; returns the devices whose holds changed."""
+        found = set()
         for device_id, segment_id, size, at_us in committed:
             self.meter.record(device_id, segment_id, size, at_us)
-        self.probe -= asked.probe
-        for sid in asked.probe:
+            found.add(segment_id)
+        settled = {
+            sid for sid in self.probe if sid in found or self.probe_until.get(sid, 0) <= asked.at_us
+        }
+        self.probe -= settled
+        for sid in settled:
             self.probe_classes.pop(sid, None)
+            self.probe_until.pop(sid, None)
         if deadlines != self.deadlines:
             self.deadlines = deadlines
             self.dirty = True

@@ -66,7 +66,39 @@ def test_the_desk_hands_the_upkeep_each_probed_segment_s_leased_class() -> None:
     # Only committed segments a lease named are classified: cam-9 was never leased.
     assert leased_classes(committed, asked.classes) == {"cam-1": ev}
     desk.upkeep_done(asked, committed, {}, {})
-    assert desk.probe_classes == {} and desk.upkeep_input(NOW + 2 * S).classes == {}
+    # cam-1 is settled; cam-2 (not committed yet) is looked for until its lease can have no
+    # upload under way any more, then forgotten.
+    assert desk.upkeep_input(NOW + 2 * S).classes == {"cam-2": bf}
+    late = lease.expires_us + (lease.expires_us - lease.issued_us)
+    asked = desk.upkeep_input(late)
+    assert asked.classes == {"cam-2": bf}
+    desk.upkeep_done(asked, [], {}, {})
+    assert desk.probe_classes == {} and desk.upkeep_input(late + S).classes == {}
+
+
+def test_an_upload_committed_rounds_after_its_lease_was_reclaimed_is_still_classified() -> None:
+    """With no leader change: the lease expires (reclaimed) while the agent's last upload is
+    in flight; it commits two rounds later. Before, a departed lease's segments were looked
+    for once, and this one stayed unclassified."""
+    desk = _desk()
+    ev = common_pb2.TRAFFIC_CLASS_EVIDENCE
+    _report(desk, "d1", [("cam-1", ev)])
+    desk.connect("d1", NOW)
+    desk.replan(NOW)
+    lease = desk.book.active("d1")
+    assert lease is not None
+    assert [x.lease_id for x in desk.reclaim(lease.expires_us)] == [lease.lease_id]
+    t = lease.expires_us
+    for _ in range(2):  # rounds that find nothing committed yet
+        t += 2 * S
+        asked = desk.upkeep_input(t)
+        assert asked.classes == {"cam-1": ev}
+        desk.upkeep_done(asked, [], {}, {})
+    asked = desk.upkeep_input(t + 2 * S)
+    committed = [("d1", "cam-1", 1_000_000, t + S)]
+    assert leased_classes(committed, asked.classes) == {"cam-1": ev}
+    desk.upkeep_done(asked, committed, {}, {})
+    assert desk.probe == set() and desk.probe_until == {}
 
 
 def test_a_class_that_is_not_one_is_refused_whole() -> None:
