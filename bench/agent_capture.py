@@ -39,7 +39,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import IO
 
 import av
 import av.error
@@ -48,6 +50,7 @@ from av.packet import Packet
 from av.stream import Stream
 
 from edge_agent.capture.audio import AudioTrack
+from edge_agent.capture.pacing import READ_PAUSE_S, pause_after
 from vigil_camsim.launcher import CamsimProcess
 
 # The agent's own RTSP options (edge_agent/sources/rtsp.py): `timeout` is FFmpeg's socket
@@ -67,8 +70,9 @@ AUDIO_SECONDS = 120  # of G.711 put through the agent's converter
 # --- the bare baseline (runs in its own process: `--bare URL...`) ---------------------------
 
 
-def _bare_camera(url: str, out_path: Path, stop: threading.Event) -> None:
-    """Remux one camera into one MPEG-TS file until `stop`; reconnect if the stream ends."""
+def _bare_camera(url: str, out_path: Path, stop: threading.Event, pause_s: float = 0.0) -> None:
+    """Remux one camera into one MPEG-TS file until `stop`; reconnect if the stream ends.
+    `pause_s` > 0: read in bursts by the agent's rule (`edge_agent.capture.pacing`)."""
     while not stop.is_set():
         try:
             source = av.open(url, options=RTSP_OPTIONS, timeout=(30, None))
@@ -79,6 +83,7 @@ def _bare_camera(url: str, out_path: Path, stop: threading.Event) -> None:
         with av.open(str(out_path), "w", format="mpegts") as out:
             out_stream = out.add_stream_from_template(stream)
             announced = False
+            previous: int | None = None
             try:
                 for packet in source.demux(stream):
                     if packet.size == 0 or packet.dts is None:
@@ -91,6 +96,12 @@ def _bare_camera(url: str, out_path: Path, stop: threading.Event) -> None:
                         out.mux(packet)
                     except (av.error.FFmpegError, ValueError):
                         pass  # a timestamp the muxer refuses: skip it, as bare as can be
+                    if pause_s:
+                        now = time.time_ns() // 1000
+                        if pause_after(previous, now, pause_s, watched=False, udp=False):
+                            stop.wait(pause_s)
+                            now = time.time_ns() // 1000
+                        previous = now
                     if stop.is_set():
                         break
             except (av.error.FFmpegError, OSError):
@@ -98,12 +109,14 @@ def _bare_camera(url: str, out_path: Path, stop: threading.Event) -> None:
         source.close()
 
 
-def run_bare(urls: list[str], out_dir: Path) -> int:
+def run_bare(urls: list[str], out_dir: Path, pause_s: float = 0.0) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     out_dir.mkdir(parents=True, exist_ok=True)
     threads = [
-        threading.Thread(target=_bare_camera, args=(u, out_dir / f"cam{n}.ts", stop), daemon=True)
+        threading.Thread(
+            target=_bare_camera, args=(u, out_dir / f"cam{n}.ts", stop, pause_s), daemon=True
+        )
         for n, u in enumerate(urls)
     ]
     for t in threads:
@@ -193,6 +206,9 @@ def _agent_config(path: Path, data: Path, urls: list[str]) -> None:
     )
 
 
+_ROLES = ("agent", "bare", "burst")
+
+
 def _count(text: str, needle: str) -> int:
     return text.count(needle)
 
@@ -210,87 +226,119 @@ def _wait_streaming(
         time.sleep(0.2)
 
 
+def bench_cameras(cameras: int, profile: str = "h264") -> CamsimProcess:
+    """The emulated cameras both benchmarks read: 1080p, 4 Mbit/s, a keyframe every second."""
+    return CamsimProcess.start(
+        cameras,
+        width=1920,
+        height=1080,
+        bitrate_kbps=4000,
+        gop_seconds=1.0,
+        loop_seconds=2.0,
+        profile=profile,
+    )
+
+
+def _bare(
+    tmp: Path, name: str, urls: list[str], out: IO[bytes], pause_s: float = 0.0
+) -> subprocess.Popen[bytes]:
+    pause = ["--bare-pause", str(pause_s)] if pause_s else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.agent_capture", *pause, "--bare", str(tmp / name), *urls],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def run(
-    cameras: int, window_s: float, warmup_limit_s: float, profile: str = "h264"
+    cameras: int,
+    window_s: float,
+    warmup_limit_s: float,
+    profile: str = "h264",
+    burst_bare: bool = False,
 ) -> dict[str, object]:
-    """One case: `cameras` emulated cameras of `profile` into the agent and the bare remux."""
+    """One case: `cameras` emulated cameras of `profile` into the agent and the bare remux
+    (and, with `burst_bare`, a second bare remux reading in bursts as the agent does)."""
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        with CamsimProcess.start(
-            cameras,
-            width=1920,
-            height=1080,
-            bitrate_kbps=4000,
-            gop_seconds=1.0,
-            loop_seconds=2.0,
-            profile=profile,
-        ) as cams:
+        with (
+            bench_cameras(cameras, profile) as cams,
+            ExitStack() as logs,
+        ):
             urls = cams.urls
             cfg = tmp / "agent.toml"
             _agent_config(cfg, tmp / "data", urls)
-            agent_log = open(tmp / "agent.log", "wb")  # closed below
-            bare_out = open(tmp / "bare.out", "wb")  # closed below
-            agent = subprocess.Popen(
-                [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
-                stdout=agent_log,
-                stderr=subprocess.STDOUT,
-            )
-            bare: subprocess.Popen[bytes] | None = None
-            try:
-                # One after the other: the emulator sets clients up one at a time (about a GOP
-                # each), and the agent's open timeout must not expire in that queue.
-                _wait_streaming(tmp / "agent.log", ": streaming ", cameras, warmup_limit_s, agent)
-                bare = subprocess.Popen(
-                    [sys.executable, "-m", "bench.agent_capture", "--bare", str(tmp / "bare")]
-                    + urls,
-                    stdout=bare_out,
+            outs = {n: logs.enter_context(open(tmp / f"{n}.out", "wb")) for n in _ROLES}
+            # All at once: the emulator sets each client up on its own thread (it used to take
+            # them one at a time, a GOP each, and the bare waited for the agent's cameras).
+            procs = {
+                "agent": subprocess.Popen(
+                    [sys.executable, "-m", "edge_agent", "run", "--config", str(cfg)],
+                    stdout=outs["agent"],
                     stderr=subprocess.STDOUT,
-                )
-                _wait_streaming(tmp / "bare.out", "connected ", cameras, warmup_limit_s, bare)
+                ),
+                "bare": _bare(tmp, "bare", urls, outs["bare"]),
+            }
+            if burst_bare:
+                procs["burst"] = _bare(tmp, "burst", urls, outs["burst"], READ_PAUSE_S)
+            try:
+                for name, proc in procs.items():
+                    needle = ": streaming " if name == "agent" else "connected "
+                    _wait_streaming(tmp / f"{name}.out", needle, cameras, warmup_limit_s, proc)
                 warmup = time.monotonic() - began
-                streaming = (
-                    _count((tmp / "agent.log").read_text(errors="replace"), ": streaming "),
-                    _count((tmp / "bare.out").read_text(errors="replace"), "connected "),
-                )
-                ma, mb = Measured(agent.pid), Measured(bare.pid)
-                ma.cpu0, mb.cpu0 = ma.cpu(), mb.cpu()
+                streaming = {
+                    name: _count(
+                        (tmp / f"{name}.out").read_text(errors="replace"),
+                        ": streaming " if name == "agent" else "connected ",
+                    )
+                    for name in procs
+                }
+                measured = {name: Measured(p.pid) for name, p in procs.items()}
+                for m in measured.values():
+                    m.cpu0 = m.cpu()
                 t0 = time.monotonic()
                 while time.monotonic() - t0 < window_s:
-                    ma.sample()
-                    mb.sample()
+                    for m in measured.values():
+                        m.sample()
                     time.sleep(0.5)
                 elapsed = time.monotonic() - t0
-                ma.cpu1, mb.cpu1 = ma.cpu(), mb.cpu()
+                for m in measured.values():
+                    m.cpu1 = m.cpu()
             finally:
-                procs = [p for p in (agent, bare) if p is not None]
-                for p in procs:
+                for p in procs.values():
                     if p.poll() is None:
                         p.send_signal(signal.SIGTERM)
-                for p in procs:
+                for p in procs.values():
                     try:
                         p.wait(20)
                     except subprocess.TimeoutExpired:
                         p.kill()
                         p.wait(5)
-                agent_log.close()
-                bare_out.close()
             segments = len(list((tmp / "data" / "buffer" / "segments").glob("*/*/*.ts")))
-    agent_pct = 100 * (ma.cpu1 - ma.cpu0) / elapsed / cameras
-    bare_pct = 100 * (mb.cpu1 - mb.cpu0) / elapsed / cameras
-    return {
+    pct = {n: 100 * (m.cpu1 - m.cpu0) / elapsed / cameras for n, m in measured.items()}
+    ma, mb = measured["agent"], measured["bare"]
+    result: dict[str, object] = {
         "cameras": cameras,
-        "agent_cpu_pct_per_camera": round(agent_pct, 2),
+        "agent_cpu_pct_per_camera": round(pct["agent"], 2),
         "agent_rss_mb": round(ma.rss_peak / 1e6, 1),
-        "bare_cpu_pct_per_camera": round(bare_pct, 2),
+        "bare_cpu_pct_per_camera": round(pct["bare"], 2),
         "bare_rss_mb": round(mb.rss_peak / 1e6, 1),
-        "ratio": round(agent_pct / bare_pct, 2) if bare_pct > 0 else None,
-        "window_s": round(elapsed, 1),
-        "warmup_s": round(warmup, 1),
-        "streaming_at_start": {"agent": streaming[0], "bare": streaming[1]},
-        "segments_committed": segments,
-        "total_s": round(time.monotonic() - began, 1),
+        "ratio": round(pct["agent"] / pct["bare"], 2) if pct["bare"] > 0 else None,
     }
+    if "burst" in pct:
+        result["burst_bare_cpu_pct_per_camera"] = round(pct["burst"], 2)
+        result["burst_ratio"] = round(pct["agent"] / pct["burst"], 2) if pct["burst"] else None
+    result.update(
+        {
+            "window_s": round(elapsed, 1),
+            "warmup_s": round(warmup, 1),
+            "streaming_at_start": streaming,
+            "segments_committed": segments,
+            "total_s": round(time.monotonic() - began, 1),
+        }
+    )
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,14 +347,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cameras", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=120.0, help="measured window")
     parser.add_argument("--warmup-limit", type=float, default=20.0)
+    parser.add_argument(
+        "--burst-bare",
+        action="store_true",
+        help="also measure a bare remux that reads in bursts as the agent does",
+    )
     parser.add_argument("--bare", nargs="+", metavar=("OUT_DIR", "URL"), help=argparse.SUPPRESS)
+    parser.add_argument("--bare-pause", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.bare:
-        return run_bare(args.bare[1:], Path(args.bare[0]))
+        return run_bare(args.bare[1:], Path(args.bare[0]), args.bare_pause)
     began = time.monotonic()
     window = 18.0 if args.quick else args.seconds
-    result = run(args.cameras, window, args.warmup_limit)
-    h265 = run(args.cameras, window, args.warmup_limit, profile="h265")
+    result = run(args.cameras, window, args.warmup_limit, burst_bare=args.burst_bare)
+    h265 = run(args.cameras, window, args.warmup_limit, "h265", args.burst_bare)
     result.update({f"h265_{k}": v for k, v in h265.items() if k != "cameras"})
     result["audio_cpu_pct_per_camera"] = round(audio_conversion_pct(), 3)
     result["total_s"] = round(time.monotonic() - began, 1)
@@ -323,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         f"H.265: agent {result['h265_agent_cpu_pct_per_camera']}% per camera, bare "
         f"{result['h265_bare_cpu_pct_per_camera']}%; ratio {result['h265_ratio']}"
     )
+    if "burst_ratio" in result:
+        print(
+            f"bare reading in bursts as the agent does: H.264 "
+            f"{result['burst_bare_cpu_pct_per_camera']}% (agent / it {result['burst_ratio']}), "
+            f"H.265 {result['h265_burst_bare_cpu_pct_per_camera']}% "
+            f"({result['h265_burst_ratio']})"
+        )
     print(f"G.711 -> AAC: {result['audio_cpu_pct_per_camera']}% of a core per camera with audio")
     print(
         f"window {result['window_s']} s after {result['warmup_s']} s of set-up; "

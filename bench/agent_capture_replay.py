@@ -39,17 +39,9 @@ T0_US = 1_800_000_000_000_000
 
 
 def record(path: Path, seconds: float, profile: str = "h264") -> None:
-    from vigil_camsim.launcher import CamsimProcess
+    from bench.agent_capture import bench_cameras
 
-    with CamsimProcess.start(
-        1,
-        width=1920,
-        height=1080,
-        bitrate_kbps=4000,
-        gop_seconds=1.0,
-        loop_seconds=2.0,
-        profile=profile,
-    ) as cams:
+    with bench_cameras(1, profile) as cams:
         src = av.open(cams.urls[0], options={"rtsp_transport": "tcp"}, timeout=(30, 10))
         video = src.streams.video[0]
         with av.open(str(path), "w", format="mpegts") as out:

@@ -13,6 +13,9 @@ from av.video.stream import VideoStream
 
 
 class PacketTap(Protocol):
+    @property
+    def active(self) -> bool: ...  # a viewer watches: capture must not delay packets
+
     def begin(self, stream: VideoStream) -> None: ...
 
     def packet(self, packet: Packet[Any]) -> None: ...
@@ -25,6 +28,8 @@ class TapSource(Protocol):
 
 
 class _NoTap:
+    active = False
+
     def begin(self, stream: VideoStream) -> None:
         pass
 

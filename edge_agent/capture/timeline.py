@@ -19,8 +19,8 @@ class VideoTimeline:
     """Not thread-safe: it belongs to one writer, reset for each connection or file."""
 
     __slots__ = (
-        "_num",
-        "_den",
+        "num",
+        "den",
         "offset_us",
         "_offset_tb",
         "lift_tb",
@@ -30,8 +30,8 @@ class VideoTimeline:
     )
 
     def __init__(self, time_base: Fraction) -> None:
-        self._num = time_base.numerator * 1_000_000  # ticks -> µs: t * num // den
-        self._den = time_base.denominator
+        self.num = time_base.numerator * 1_000_000  # ticks -> µs: t * num // den
+        self.den = time_base.denominator
         self.offset_us = 0  # the segmenter's re-base in force
         self._offset_tb = 0  # the same in ticks
         self.lift_tb: int | None = None  # None until the first frame
@@ -40,10 +40,10 @@ class VideoTimeline:
         self._nudge = 0
 
     def us(self, ticks: int) -> int:
-        return ticks * self._num // self._den
+        return ticks * self.num // self.den
 
     def ticks(self, us: int) -> int:
-        return round(us * self._den / self._num)
+        return round(us * self.den / self.num)
 
     def place(
         self, pts: int, dts: int, duration: int, frame_us: int, offset_us: int

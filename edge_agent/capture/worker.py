@@ -39,7 +39,8 @@ from edge_agent.sources.rtsp import RtspOptions, RtspSession, codec_label
 
 from .audio import format_of
 from .livetap import NO_TAP, PacketTap
-from .status import StatusTracker, classify, media_seconds
+from .pacing import READ_PAUSE_S, pause_after
+from .status import StatusTracker, classify
 from .writer import SegmentSink, SegmentWriter
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class CaptureSettings:
     folder_poll_s: float = 1.0
     forward_jump_s: float = 1.0
     join_timeout_s: float = 15.0
+    read_pause_s: float = READ_PAUSE_S  # live cameras are read in bursts (pacing.py); 0: off
 
 
 def last_covered_us(sink: SegmentSink, camera_id: str, now_us: int) -> int | None:
@@ -290,9 +292,15 @@ class RtspWorker(CameraWorker):
         started = False
         video = session.stream.index
         tick_s = float(session.time_base)
+        # Bound once per session: this loop runs for every packet of every camera.
+        live = self.live
+        now_us, feed, tap = self._clock.now_us, self.writer.feed, live.packet
+        count, stop = self._tracker.packet, self._stop
+        pause_s, udp = self._settings.read_pause_s, self.camera.transport == "udp"
+        previous: int | None = None  # when the packet before this one arrived
         try:
             for packet in session.packets():
-                now = self._clock.now_us()
+                now = now_us()
                 if not started:
                     started = True
                     prior = self.writer.covered_until_us
@@ -310,17 +318,23 @@ class RtspWorker(CameraWorker):
                     self.live.begin(session.stream)
                     self.image.begin(session.stream)
                 if packet.stream_index != video:
-                    self.writer.feed(packet, now)  # audio: not counted in the video's rates
+                    feed(packet, now)  # audio: not counted in the video's rates
                     continue
                 # Read the packet's figures first: muxing may hand its data to the muxer.
-                size, key = packet.size, packet.is_keyframe
-                media = media_seconds(packet, tick_s)
-                self.live.packet(packet)  # before the writer: muxing takes the packet's data
+                size, key, ts = packet.size, packet.is_keyframe, packet.pts
+                if ts is None:
+                    ts = packet.dts  # as media_seconds: stream time, its dts without a pts
+                tap(packet)  # before the writer: muxing takes the packet's data
                 if key:  # the sampler only ever looks at keyframes
                     self.image.packet(packet, self._clock.monotonic())
-                self.writer.feed(packet, now)
-                self._tracker.packet(size, key, now, media)
-                if self._stop.is_set():
+                feed(packet, now)
+                count(size, key, now, 0.0 if ts is None else ts * tick_s)
+                pause = pause_after(previous, now, pause_s, watched=live.active, udp=udp)
+                if pause:
+                    stop.wait(pause)
+                    now = now_us()  # the pause is not waiting for the camera
+                previous = now
+                if stop.is_set():
                     break
         except SourceError as exc:
             error = exc

@@ -208,19 +208,31 @@ class SegmentWriter:
         # The timeline's re-base and lift are placed by the full path, the file opened by it.
         if file is None or timeline.lift_tb is None or timeline.offset_us != run.offset_us:
             return None
-        us = timeline.us
+        # Inline rather than through helpers: this runs for 24 of 25 frames of every camera.
+        num, den = timeline.num, timeline.den  # ticks -> µs, as `VideoTimeline.us`
         duration = packet.duration or 0
-        dts_us = us(dts)
-        if not run.take(us(pts), dts_us, us(duration), now_us):
+        dts_us = dts * num // den
+        if not run.take(pts * num // den, dts_us, duration * num // den, now_us):
             return None
-        self._watch_gop(run.base.key_interval_us, run.frame_us)
+        # `_watch_gop` for the run's interval already ran at the full step the run began
+        # from (the same interval, so the same gop_s); only the warning can still come.
+        interval = run.base.key_interval_us
+        if not self._gop_warned and interval is not None:
+            if interval > self._policy.target_us + run.frame_us // 2:
+                self._watch_gop(interval, run.frame_us)
         placed = timeline.place(pts, dts, duration, run.frame_us, run.offset_us)
         if placed != (pts, dts):
             packet.pts, packet.dts = placed
-        written = self._mux(packet)
-        if written:
-            self._audio.heard_video(dts_us + timeline.offset_us)
-        return written
+        try:
+            written = file.mux(packet)
+        except FILE_ERRORS as exc:
+            self._fail("cannot write a segment file", exc)
+            return False
+        if not written:
+            self.untimed_dropped += 1  # the muxer would refuse it and fail the whole segment
+            return False
+        self._audio.heard_video(dts_us + timeline.offset_us)
+        return True
 
     def _settled(self) -> CutState:
         """The segmenter's state with any plain frames since the last full step folded in

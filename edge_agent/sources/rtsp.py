@@ -175,47 +175,46 @@ class RtspSession:
         one, one frame apart, when that one shows no frame reordering (pts == dts); with
         B-frames a guessed pts could precede its dts and break the muxer, so they are dropped
         and the segment writer waits for a keyframe with real timestamps.
+
+        One generator straight over PyAV's demuxer (it runs for every packet of every
+        camera); once the session's clock runs, a packet takes the first branch only.
         """
         held: list[Packet[Stream]] = []
         video = self.stream.index
         timed = False  # a video packet with both timestamps came: the session's clock runs
-        for packet in self._raw_packets():
-            if packet.stream_index != video:
-                yield packet
-                continue
-            if not timed and packet.dts is None:
-                if len(held) < _MAX_UNTIMED:
-                    held.append(packet)
-                continue
-            if packet.pts is None and packet.dts is None:
-                continue  # untimed later on: the segment writer would refuse it anyway
-            if held and packet.dts is not None and packet.pts is not None:
-                yield from _stamp_back(held, packet)
-                held = []
-            timed = timed or (packet.dts is not None and packet.pts is not None)
-            yield packet
-
-    def _raw_packets(self) -> Iterator[Packet[Stream]]:
         streams = [self.stream] if self.audio is None else [self.stream, self.audio]
-        demux = self.container.demux(streams)
-        while True:
-            try:
-                packet = next(demux)
-            except StopIteration:
-                return
-            except av.error.EOFError:
-                return
-            except (av.error.FFmpegError, OSError) as exc:
-                if _timed_out(exc):
-                    raise StallError(
-                        f"camera {self.camera_id}: no data for the read timeout (stalled)"
-                    ) from None
-                raise ConnectError(
-                    f"camera {self.camera_id}: stream broke: {describe_error(exc)}"
+        try:
+            for packet in self.container.demux(streams):
+                if packet.size == 0:
+                    continue  # the demuxer's end-of-stream flush packet
+                if timed:  # the steady state
+                    if packet.dts is None and packet.pts is None and packet.stream_index == video:
+                        continue  # untimed later on: the segment writer would refuse it anyway
+                    yield packet
+                    continue
+                if packet.stream_index != video:
+                    yield packet
+                    continue
+                if packet.dts is None:
+                    if len(held) < _MAX_UNTIMED:
+                        held.append(packet)
+                    continue
+                if packet.pts is not None:
+                    if held:
+                        yield from _stamp_back(held, packet)
+                        held = []
+                    timed = True
+                yield packet
+        except av.error.EOFError:
+            return
+        except (av.error.FFmpegError, OSError) as exc:
+            if _timed_out(exc):
+                raise StallError(
+                    f"camera {self.camera_id}: no data for the read timeout (stalled)"
                 ) from None
-            if packet.size == 0:
-                continue  # the demuxer's end-of-stream flush packet
-            yield packet
+            raise ConnectError(
+                f"camera {self.camera_id}: stream broke: {describe_error(exc)}"
+            ) from None
 
     def close(self) -> None:
         try:
