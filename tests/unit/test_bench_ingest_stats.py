@@ -22,14 +22,14 @@ def test_each_round_is_compared_with_its_neighbour_not_the_best_of_the_other_sid
     assert got["s3_ingest_mb_s"] == 46.0 and got["s3_direct_mb_s"] == 100.0
 
 
-def test_cpu_per_mb_is_the_median_and_the_least_is_kept_beside_it() -> None:
-    vigil = [_r(50.0, 2.4, 7.0), _r(50.0, 3.1, 8.0), _r(50.0, 2.6, 9.0)]
+def test_cpu_per_mb_is_the_mean_of_equal_rounds_and_the_least_is_kept_beside_it() -> None:
+    vigil = [_r(50.0, 2.4, 7.0), _r(50.0, 3.3, 8.0), _r(50.0, 2.7, 9.0)]
     got = s3_summary(vigil, [Round(50.0, 0.0, 1.0)] * 3)
-    assert got["controller_cpu_ms_per_mb"] == 2.6
+    assert got["controller_cpu_ms_per_mb"] == 2.8
     assert got["controller_cpu_ms_per_mb_min"] == 2.4
     assert got["s3_store_cpu_ms_per_mb"] == 8.0
-    # boto3 + store: 1 + 0 per MB; agents + controller + store per round: 10.4, 12.1, 12.6
-    assert got["s3_cpu_ratio"] == round(1.0 / 12.1, 3)
+    # boto3 + store: 1 + 0 per MB; agents + controller + store: 1 + 2.8 + 8
+    assert got["s3_cpu_ratio"] == round(1.0 / 11.8, 3)
 
 
 def test_local_summary_keeps_the_best_round_ratio_and_adds_the_paired_median() -> None:
