@@ -36,6 +36,7 @@ from controller.gb28181.devplay import DevicePlay, PlayError
 from controller.gb28181.livets import Emit, LiveTs
 from controller.gb28181.ps import AccessUnit
 from controller.gb28181.recorder import Recorder
+from controller.gb28181.tsmux import DEVICE_AUDIO
 
 log = logging.getLogger("vigil.gb28181")
 T = TypeVar("T")
@@ -76,6 +77,11 @@ class Channel:
     @property
     def wanted(self) -> bool:
         return self.record or self.live is not None
+
+    def audio_type(self) -> int | None:
+        """The audio stream type the device's PSM lists for this session, if any."""
+        types = self.play.rtp_in.rtp.demux.types.values() if self.play is not None else ()
+        return next((t for t in types if t in DEVICE_AUDIO), None)
 
     def on_unit(self, au: AccessUnit) -> None:
         if self.recorder is not None and self.record:
@@ -208,7 +214,7 @@ class RecordingSupervisor:
         if ch is None:
             record = supervise.wanted(self.patterns, device_id, camera_id)
             ch = self.channels[key] = Channel(device_id, camera_id, retry_at=now, record=record)
-        ch.live = LiveTs(emit)
+        ch.live = LiveTs(emit, ch.audio_type)
         if ch.play is None:
             ch.retry_at = min(ch.retry_at, now)  # a viewer waits: no backoff for it
             self.tick()

@@ -33,11 +33,15 @@ G711U = 0x91  # G.711 μ-law in a device's PSM (the cascade never sends it: no c
 DEVICE_AUDIO: dict[int, str | None] = {AAC: None, G711A: "pcm_alaw", G711U: "pcm_mulaw"}
 
 
-class _AudioOut:
-    """One segment's audio stream: AAC copied, or G.711 (A-law or μ-law) encoded to AAC."""
+class AudioOut:
+    """One output's audio stream (a recorded segment's, or a live feed's: `livets`): AAC
+    copied, or G.711 (A-law or μ-law) encoded to AAC."""
 
-    def __init__(self, out: Any, stream_type: int, base: int) -> None:
+    def __init__(self, out: Any, stream_type: int, base: int, live: bool = False) -> None:
         self.out, self.base, self.type = out, base, stream_type
+        # Live: the encoder's priming packet (before 0) is not sent: in a live MPEG-TS it
+        # reads as a wrapped timestamp (~26.5 h ahead), and mpegts.js drops the audio after it.
+        self.live = live
         self.stream: Any = None
         self.decoder: Any = None
         self.resampler: Any = None
@@ -73,6 +77,8 @@ class _AudioOut:
 
     def _encode(self, frame: Any) -> None:
         for packet in self.stream.encode(frame):
+            if self.live and packet.pts is not None and packet.pts < 0:
+                continue
             self.out.mux(packet)
 
     def close(self) -> None:
@@ -88,7 +94,7 @@ def mux_ts(units: list[AccessUnit]) -> bytes:
         stream = out.add_stream(codec_of(video[0].stream_type))
         base = video[0].dts if video[0].dts is not None else video[0].pts or 0
         kinds = [u.stream_type for u in units if u.stream_type in DEVICE_AUDIO]
-        audio = _AudioOut(out, kinds[0], base) if kinds else None
+        audio = AudioOut(out, kinds[0], base) if kinds else None
         for au in units:
             if au.stream_type not in VIDEO_TYPES:
                 if audio is not None:

@@ -26,9 +26,11 @@ from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.manscdp import Channel
+from controller.gb28181.ps import G711A, PsPacker
 from controller.grants.keys import ensure_keys
 from tests.integration.controller_proc import database_url, prepare_data_dir
 from tests.integration.test_gb28181_support import SIPP_DIR, free_udp_port, sipp_binary
+from tests.unit.test_gb28181_audio import interleaved
 
 PAYLOAD = 1316  # rtpmp2tpay sends whole payloads of 7 x 188 bytes
 REALM = "6212000000"
@@ -131,16 +133,15 @@ def sipp_device(
 
 
 class PacedPs(threading.Thread):
-    """A PS file (`make_ps`, 25 fps) sent as RTP to Vigil's port and SSRC at its own pace:
-    its bytes spread evenly over its duration, as a live camera would (keyframes a little
-    late). Stops at the end of the file or at `stop()`."""
+    """A PS file (`make_ps`: 25 fps; else `duration_s` long) sent as RTP to Vigil's port and
+    SSRC at its own pace: its bytes spread evenly over its duration, as a live camera would
+    (keyframes a little late). Stops at the end of the file or at `stop()`."""
 
-    def __init__(self, path: Path, port: int, ssrc: int, fps: float = 25.0) -> None:
+    def __init__(self, path: Path, port: int, ssrc: int, duration_s: float = 0.0) -> None:
         super().__init__(name="paced-ps", daemon=True)
         self.data = path.read_bytes()
         self.port, self.ssrc = port, ssrc
-        frames = _frames_of(path)
-        self.duration_s = frames / fps
+        self.duration_s = duration_s or _frames_of(path) / 25.0
         self._stop_event = threading.Event()
         self.sent = 0
 
@@ -180,3 +181,12 @@ def framed_rtp(path: Path, out: Path, ssrc: int) -> bytes:
         check=True, timeout=30,
     )  # fmt: skip
     return out.read_bytes()
+
+
+def make_ps_with_audio(path: Path, seconds: float) -> Path:
+    """H.264 (libx264) and G.711 A-law (FFmpeg's encoder) as a GB device sends them in PS
+    (PSM stream types 0x1B and 0x90). Packed by Vigil's own PS packer: neither FFmpeg's nor
+    GStreamer's PS muxer takes G.711."""
+    packer = PsPacker()
+    path.write_bytes(b"".join(p for u in interleaved(seconds) if (p := packer.pack(u, G711A))))
+    return path

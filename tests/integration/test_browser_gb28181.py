@@ -3,7 +3,8 @@
 The fleet view lists an NVR registered over GB/T 28181 beside the agents, with its state
 from its registration (online, last keepalive, channels; its detail: where it registered
 from and to which replica); a GB channel is watched live through the hub (the console's own
-WebSocket route: INVITE, PS/RTP in, remuxed to MPEG-TS) and its picture moves. Without the
+WebSocket route: INVITE, PS/RTP in, remuxed to MPEG-TS), its picture moves and its G.711
+audio, carried as AAC, is decoded by the page (the player starts muted). Without the
 browser: an NVR that vanished without unregistering fails its viewer within seconds, with
 the reason, and holds up no other channel; its other channels fail at once; the fleet view
 says it does not answer; once it is heard from again it plays again. An NVR that registered to
@@ -41,7 +42,7 @@ from tests.integration.gb_device_support import (
     REALM,
     PacedPs,
     device_controller,
-    make_ps,
+    make_ps_with_audio,
     sipp_device,
 )
 from tests.integration.test_browser_console import Watched
@@ -120,7 +121,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def test_console_lists_a_gb_device_and_plays_its_channel_live(
     world: GbWorld, chromium: Any, tmp_path: Path
 ) -> None:
-    source = make_ps(tmp_path / "live.ps", frames=250)  # 10 s at 25 fps
+    source = make_ps_with_audio(tmp_path / "live.ps", 10.0)  # H.264 + G.711 A-law
     proc = world.nvr(NVR, "browser.log")
     sender: PacedPs | None = None
     page = chromium.new_page(viewport={"width": 1200, "height": 900})
@@ -157,7 +158,7 @@ def test_console_lists_a_gb_device_and_plays_its_channel_live(
         page.click("#live")
         wait_for("the INVITE answered", lambda: world.session(NVR, CH1) is not None, 10)
         play = world.session(NVR, CH1)
-        sender = PacedPs(source, play.port, play.ssrc)
+        sender = PacedPs(source, play.port, play.ssrc, duration_s=10.0)
         sender.start()
         page.wait_for_function("() => window.__frames > 25", timeout=15_000)
         page.wait_for_function(
@@ -175,6 +176,8 @@ def test_console_lists_a_gb_device_and_plays_its_channel_live(
         assert then[0] - first[0] > 0.8, (first, then)  # the picture moves
         assert then[1] - first[1] > 800_000, (first, then)  # so does the hub's newest frame
         assert live.status(CH1).codec == "h264"
+        audio = "() => document.getElementById('video').webkitAudioDecodedByteCount"
+        page.wait_for_function(f"{audio} > 0", timeout=5_000)  # AAC from the device's G.711
     finally:
         page.screenshot(path=str(tmp_path / "gb-end.png"), full_page=True)
         page.close()

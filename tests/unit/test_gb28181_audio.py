@@ -12,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from controller.gb28181.livets import LiveTs
 from controller.gb28181.ps import G711A, H264, AccessUnit, PsPacker
 from controller.gb28181.psdemux import PsDemuxer
 from controller.gb28181.recorder import SegmentCutter
@@ -123,3 +124,40 @@ def test_g711_mulaw_in_ps_is_decoded_as_mulaw_into_aac(tmp_path: Path) -> None:
     assert abs(peak_hz - 440) < 5, peak_hz
     rms = float(np.sqrt(np.mean(body.astype(np.float64) ** 2)))
     assert 0.2 < rms < 0.32, rms  # 12000/32768/sqrt(2) = 0.26
+
+
+def tone_of(data: bytes) -> tuple[float, int]:
+    """The main frequency (Hz) of a TS's AAC track and its decoded video frames."""
+    with av.open(io.BytesIO(data), format="mpegts") as c:
+        pcm = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(audio=0)])
+    with av.open(io.BytesIO(data), format="mpegts") as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    body = pcm[2048:]
+    return float(np.argmax(np.abs(np.fft.rfft(body))) * 8000 / len(body)), frames
+
+
+def test_live_view_of_a_channel_with_g711_carries_it_as_aac() -> None:
+    """The live feed (livets) of a device whose PSM lists G.711: an AAC track beside the video,
+    the tone intact, no frame held back; the first chunk is a start, audio chunks are not, and
+    a viewer joining at a later keyframe chunk decodes from there."""
+    chunks: list[tuple[bytes, bool]] = []
+    live = LiveTs(lambda data, key, _codec: chunks.append((data, key)), lambda: G711A)
+    for u in interleaved(2.0):
+        live.unit(u)
+    data = b"".join(c for c, _ in chunks)
+    hz, frames = tone_of(data)
+    assert abs(hz - 440) < 5, hz
+    assert frames >= 49  # the last waits for a next frame, as without audio
+    assert chunks[0][1] and any(not key for _c, key in chunks)
+    second_key = next(n for n, (_c, key) in enumerate(chunks) if key and n > 0)
+    _hz, from_second = tone_of(b"".join(c for c, _ in chunks[second_key:]))  # a late viewer
+    assert from_second >= 24
+
+
+def test_live_view_without_an_audio_hint_stays_video_only() -> None:
+    chunks: list[bytes] = []
+    live = LiveTs(lambda data, _key, _codec: chunks.append(data))
+    for u in interleaved(1.0):
+        live.unit(u)
+    with av.open(io.BytesIO(b"".join(chunks)), format="mpegts") as c:
+        assert len(c.streams.audio) == 0 and len(c.streams.video) == 1
