@@ -36,7 +36,9 @@ DAY = 24 * H
 # 2026-11-01 00:00 Asia/Shanghai: the month `report --from 2026-11-01 --to 2026-12-01` asks.
 START = 1_793_462_400 * US
 DAYS = 30
-SEED_VERSION = 2
+# 2: the local month, day tables by revision 0016; 3: built again once revision 0017 (which
+# was an empty reservation when 2 was seeded, stamped all the same) changed gb_device.
+SEED_VERSION = 3
 BULK_REVISION = "0015"  # loaded at this revision, then migrated: 0016 back-fills the days
 PREFIX = "vigil_bench_report_seed_"
 
