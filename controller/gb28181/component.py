@@ -274,6 +274,8 @@ class GbComponent:
         await asyncio.gather(*tasks, return_exceptions=True)
         if bridge is not None:
             bridge.close()
+        if devices is not None:
+            await devices.close()
         for link in self.links:
             if link.plan.registered:
                 await unregister(transport, link, advertised)

@@ -150,6 +150,12 @@ class DeviceAccess:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
+    async def close(self) -> None:
+        """Let the row writes under way finish (a keepalive's, an unanswered INVITE's): left
+        pending, each is lost and a "Task was destroyed" warning when the loop closes."""
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=2.0)
+
     def online(self, device_id: str) -> bool:
         dev = self.devices.get(device_id)
         now = time.monotonic()  # the loop's clock; callable from any thread
