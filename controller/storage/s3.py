@@ -173,24 +173,26 @@ class S3ObjectStore(MultipartMixin):
     def __repr__(self) -> str:
         return f"S3ObjectStore(endpoint={self.endpoint_url!r}, bucket={self.bucket!r})"
 
-    def _call(self, op: str, key: str, fn: Callable[[], _T]) -> _T:
+    def _call(self, op: str, key: str, fn: Callable[[], _T], *, remote: bool = True) -> _T:
         """Run one boto3 call, translating its errors once, here, into StorageError, and
-        noting whether the store answered (a 404 is an answer) in `answers`."""
+        noting whether the store answered (a 404 is an answer) in `answers`. `remote` False:
+        the call asks nothing of the store (presigning), so it is no evidence either way."""
+        answers = self.answers if remote else StoreAnswers()
         try:
             result = fn()
         except ClientError as exc:
             if _code(exc) in _MISSING_KEY:
-                self.answers.ok()
+                answers.ok()
                 raise ObjectNotFoundError(f"{op} {key}: no such object") from exc
-            self.answers.failed()
+            answers.failed()
             raise StorageError(f"{op} {key}: {_describe(exc)}") from exc
         except BotoCoreError as exc:
-            self.answers.failed()
+            answers.failed()
             raise StorageError(f"{op} {key}: {_describe(exc)}") from exc
         except OSError as exc:
-            self.answers.failed()
+            answers.failed()
             raise StorageError(f"{op} {key}: {exc.strerror or exc}") from exc
-        self.answers.ok()
+        answers.ok()
         return result
 
     def _missing_bucket(self, exc: StorageError) -> bool:
@@ -370,4 +372,5 @@ class S3ObjectStore(MultipartMixin):
                 Params={"Bucket": self.bucket, "Key": key},
                 ExpiresIn=expires_s,
             ),
+            remote=False,
         )

@@ -312,6 +312,8 @@ def test_s3_outage_is_a_storage_error_and_data_survives_a_restart(seaweedfs: Any
             with pytest.raises(StorageError, match="EndpointConnectionError"):
                 op()
         assert not store.answers.recent(60)  # a failure since: the loop probes again
+        assert store.presigned_get(KEY, 60)  # computed here: no evidence that the store is up
+        assert not store.answers.recent(60)
     finally:
         seaweedfs.start()
     assert store.read_bytes(KEY) == b"before the outage"
