@@ -21,8 +21,9 @@ def terms_for(deps: ApiDeps, user: User) -> tuple[Term, ...]:
 
 def online_map(deps: ApiDeps) -> dict[str, bool]:
     """camera id -> streaming now (False: reported but not, or its device offline); cameras
-    the fleet has no report for are absent (unknown)."""
-    out: dict[str, bool] = {}
+    the fleet has no report for are absent (unknown). GB/T 28181 channels: their device's
+    state (`deps.gb`)."""
+    out = deps.gb.channels_online(lambda _county: True) if deps.gb else {}
     if deps.fleet is None:
         return out
     for record in deps.fleet.devices():

@@ -4,7 +4,9 @@ A GB device (an NVR or camera registered to Vigil over GB/T 28181) has no agent,
 state and no health report; what says it is alive is its registration and keepalives, held
 by the replica it registered to and written to its row (`gb28181.devstate`). So the fleet
 view of any replica reads the rows, shared by every console it serves: at most one query per
-`ttl_s`, never one per console per second (the event stream polls each second).
+`ttl_s`, never one per console per second (the event stream polls each second). A GB
+channel counts as online while its device is (the device's per-channel Catalog status is not
+kept), so the tree's counts and dots include GB cameras.
 """
 
 from __future__ import annotations
@@ -36,14 +38,29 @@ class GbFleet:
         self._mono = monotonic
         self._lock = threading.Lock()
         self._rows: list[GbDevice] = []
+        self._channels: dict[str, str] = {}
         self._read_at: float | None = None
 
     def rows(self) -> list[GbDevice]:
+        return self._read()[0]
+
+    def _read(self) -> tuple[list[GbDevice], dict[str, str]]:
         with self._lock:
             now = self._mono()
             if self._read_at is None or now - self._read_at >= self._ttl_s:
-                self._rows, self._read_at = self._store.rows(), now
-            return self._rows
+                self._rows, self._channels = self._store.rows(), self._store.all_channels()
+                self._read_at = now
+            return self._rows, self._channels
+
+    def channels_online(self, counties: Callable[[str], bool]) -> dict[str, bool]:
+        """camera id -> online, for the channels of devices in a county `counties` accepts;
+        channels of a device never registered are left out (unknown)."""
+        rows, channels = self._read()
+        now_us = self._clock.now_us()
+        state = {r.device_id: self._judge(r, now_us).online for r in rows if counties(r.county)}
+        return {
+            cam: bool(state[dev]) for cam, dev in channels.items() if state.get(dev) is not None
+        }
 
     def states(self) -> dict[str, tuple[DeviceState, GbDeviceOut]]:
         """Each device's judged state and what the console shows of it, by code."""

@@ -142,6 +142,14 @@ class GbDeviceStore(CatalogBase):
             )
         return len(cameras)
 
+    def all_channels(self) -> dict[str, str]:
+        """Every GB device's channels: camera id -> device code (the fleet view's)."""
+        query = select(col(Camera.camera_id), col(Camera.device_id)).join(
+            GbDevice, col(GbDevice.device_id) == col(Camera.device_id)
+        )
+        with self._read("gb channels") as conn:
+            return {str(r[0]): str(r[1]) for r in conn.execute(query)}
+
     def channel_codes(self, device_id: str) -> list[str]:
         """The device's channels the catalog has (what its last Catalog answer stored)."""
         query = select(col(Camera.camera_id)).where(col(Camera.device_id) == device_id)

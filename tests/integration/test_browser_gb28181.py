@@ -221,8 +221,16 @@ def test_a_vanished_device_fails_its_viewers_fast_and_blocks_no_other_channel(
     try:
         world.registered(NVR, gone, world.epoch(NVR))
         world.registered(NVR2, other, 0)
-        stop(gone)  # power cut: no un-REGISTER, the registration still runs
         token = session(world.base)
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def channels(state: str) -> list[str]:
+            url = f"{world.base}/api/v1/cameras?device={NVR}&state={state}"
+            return sorted(c["camera_id"] for c in httpx.get(url, headers=headers).json())
+
+        # its channels count as online in the tree and lists while it is (its device's state)
+        wait_for("its channels online", lambda: channels("online") == [CH1, CH2], 5)
+        stop(gone)  # power cut: no un-REGISTER, the registration still runs
         views = [open_live(world, token, CH1), open_live(world, token, CH3)]
         opened = time.monotonic()
         # the other NVR's channel is INVITEd and answered meanwhile, not after the lost one
@@ -239,7 +247,6 @@ def test_a_vanished_device_fails_its_viewers_fast_and_blocks_no_other_channel(
         took2, why2 = offline_within(views[2], 3)
         assert took2 < STATUS_S + 0.5 and "waiting to hear from it" in why2, (took2, why2)
         # the fleet view says so (its rows are read at most every 2 s)
-        headers = {"Authorization": f"Bearer {token}"}
 
         def state() -> dict[str, Any]:
             devices = httpx.get(f"{world.base}/api/v1/devices", headers=headers).json()
@@ -249,6 +256,7 @@ def test_a_vanished_device_fails_its_viewers_fast_and_blocks_no_other_channel(
         wait_for("the fleet view's not answering", lambda: state()["online"] is False, 5)
         assert state()["offline_reason"] == "not answering INVITE"
         assert state()["gb"]["not_answering_since_us"] > 0
+        assert channels("offline") == [CH1, CH2]
         # heard from again (it registers): its waiting viewer's channel is INVITEd again
         back = world.nvr(NVR, "back.log")
         wait_for("the session once it is back", lambda: world.session(NVR, CH1) is not None, 10)

@@ -175,8 +175,9 @@ def fleet_snapshot(deps: ApiDeps, user: User) -> dict[str, object]:
     device list uses). Read from the fleet view's memory alone: the stream polls it every
     second per open console, so it never touches the database."""
     gb = gb_online(deps, user)
+    gb_cameras = deps.gb.channels_online(lambda c: sees_county(deps, user, c)) if deps.gb else {}
     if deps.fleet is None:
-        return {"devices": gb, "cameras": {}, "alerts": []}
+        return {"devices": gb, "cameras": gb_cameras, "alerts": []}
     records = [r for r in deps.fleet.devices() if sees_county(deps, user, r.county)]
     visible = {r.device_id for r in records}
     online = online_map(deps)
@@ -189,7 +190,7 @@ def fleet_snapshot(deps: ApiDeps, user: User) -> dict[str, object]:
     alerts = [_alert(a).model_dump() for a in deps.fleet.alerts() if a.device_id in visible]
     return {
         "devices": gb | {r.device_id: r.online for r in records},
-        "cameras": cameras,
+        "cameras": gb_cameras | cameras,
         "alerts": alerts,
     }
 
