@@ -199,6 +199,7 @@ def main() -> None:
     engine = make_engine(url)
     with engine.connect() as conn:
         rows = int(conn.execute(text("SELECT count(*) FROM camera_hour")).scalar_one())
+        day_rows = int(conn.execute(text("SELECT count(*) FROM camera_day")).scalar_one())
     clock = ManualClock(START + days * DAY)
     t0 = time.perf_counter()
     report = make_report(
@@ -228,7 +229,7 @@ def main() -> None:
         "report_goal_s": 10,
         "seed_s": round(seed_s, 1),
         "camera_hour_rows": rows,
-        "accounting_row_hours": 1,
+        "camera_day_rows": day_rows,  # what the month's report reads per camera (0016)
         "rollup_us_per_segment": round(rollup_us, 1),
         "commit_us_per_segment": round(commit_us, 1),
         "rollup_ratio": round(rollup_us / commit_us, 3),
