@@ -53,8 +53,9 @@ from controller.clock import SystemClock
 from controller.config import ControllerConfig
 from controller.gb28181 import sip
 from controller.gb28181.codes import Directory
-from controller.gb28181.ps import PsPacker, TsDemuxer
+from controller.gb28181.ps import PsPacker
 from controller.gb28181.rtp import RtpPacketizer
+from controller.gb28181.tsdemux import TsDemuxer
 from controller.grants.keys import ensure_keys
 from controller.live.hub import LiveHub
 from controller.pki import init_pki

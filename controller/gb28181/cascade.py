@@ -147,6 +147,13 @@ class RegisterPlan:
     def keepalive_due(self, now: float) -> bool:
         return self.registered and now >= self.next_keepalive
 
+    def next_due(self) -> float:
+        """When the next REGISTER or keepalive is due: the link sleeps until then (only its
+        own steps change the plan), instead of waking every 0.2 s to ask."""
+        return (
+            min(self.next_register, self.next_keepalive) if self.registered else self.next_register
+        )
+
     def registered_ok(self, now: float, granted_s: int) -> None:
         granted = granted_s if granted_s > 0 else self.expiry_s
         self.registered_until = now + granted

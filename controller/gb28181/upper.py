@@ -21,6 +21,7 @@ from controller.gb28181.sip import SipMessage
 from controller.gb28181.transport import Addr, SipTransport
 
 log = logging.getLogger("vigil.gb28181")
+MAX_IDLE_S = 10.0  # the link looks at its plan at least this often
 
 
 @dataclass(slots=True)
@@ -162,21 +163,26 @@ async def send_message(
 async def run_link(
     transport: SipTransport, link: UpperLink, host: str, stop: asyncio.Event
 ) -> None:
+    """Register and keep alive until `stop`, sleeping until the plan's next step is due: it
+    shares the cascade's thread with the live streams, and a poll every 0.2 s (a `wait_for`
+    task, its timer and cancellation each time) cost that thread ~0.1 % of a core."""
     loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        now = loop.time()
-        try:
-            if link.plan.register_due(now):
-                await register(transport, link, host, now)
-            elif link.plan.keepalive_due(now):
-                await keepalive(transport, link, host)
-        except Exception:
-            log.exception("upper %s: registration step failed", link.cfg.server_id)
-            link.plan.register_failed(loop.time())
-        try:
-            await asyncio.wait_for(stop.wait(), 0.2)
-        except TimeoutError:
-            pass
+    stopped = loop.create_task(stop.wait())
+    try:
+        while not stop.is_set():
+            now = loop.time()
+            try:
+                if link.plan.register_due(now):
+                    await register(transport, link, host, now)
+                elif link.plan.keepalive_due(now):
+                    await keepalive(transport, link, host)
+            except Exception:
+                log.exception("upper %s: registration step failed", link.cfg.server_id)
+                link.plan.register_failed(loop.time())
+            delay = min(max(link.plan.next_due() - loop.time(), 0.0), MAX_IDLE_S)
+            await asyncio.wait([stopped], timeout=delay)
+    finally:
+        stopped.cancel()
 
 
 async def unregister(transport: SipTransport, link: UpperLink, host: str) -> None:

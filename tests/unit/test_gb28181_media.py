@@ -20,11 +20,11 @@ from controller.gb28181.ps import (
     MAX_PES_PAYLOAD,
     AccessUnit,
     PsPacker,
-    TsDemuxer,
     crc32_mpeg,
     is_keyframe,
 )
 from controller.gb28181.rtp import MAX_PAYLOAD, RtpPacketizer, frame_tcp, parse_rtp
+from controller.gb28181.tsdemux import TsDemuxer
 
 IDR = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x01\x65" + b"\x11" * 3000
 P_FRAME = b"\x00\x00\x00\x01\x41" + b"\x22" * 500
@@ -184,9 +184,10 @@ def test_record_info_in_local_time_and_unknown_codes_refused() -> None:
 
 def test_register_plan_reregisters_before_expiry_and_after_the_upper_forgets_us() -> None:
     plan = RegisterPlan(expiry_s=3600, keepalive_s=60, max_missed=3)
-    assert plan.register_due(0) and not plan.keepalive_due(0)
+    assert plan.register_due(0) and not plan.keepalive_due(0) and plan.next_due() == 0
     plan.registered_ok(0, 600)
     assert not plan.register_due(399) and plan.register_due(400)
+    assert plan.next_due() == 60  # the keepalive comes first: the link sleeps until then
     assert plan.keepalive_due(60)
     plan.keepalive_sent(60)
     assert not plan.keepalive_lost(61) and not plan.keepalive_lost(62)
@@ -194,6 +195,7 @@ def test_register_plan_reregisters_before_expiry_and_after_the_upper_forgets_us(
     plan.registered_ok(100, 0)  # no Expires in the 200: our own
     assert plan.keepalive_answered(False, 101) and plan.register_due(101)  # 4xx: it restarted
     assert plan.register_failed(102, wrong_password=True) == 60.0
+    assert plan.next_due() == 162  # unregistered: no keepalive is due, only the REGISTER
     waits = [plan.register_failed(200) for _ in range(8)]
     assert waits == sorted(waits) and max(waits) == 60.0
 
