@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.catalog.history_models import DELAY_BOUNDS_S, DELAY_COLUMNS
 from controller.grants.policy import Policy
+from controller.kpi.aggregates import DAILY_COLUMNS
 from controller.kpi.classes import class_brief, class_rows
 from controller.kpi.compute import DAY_US, US, alert_clear_times, percentile_from_histogram
 from controller.kpi.figures import (
@@ -33,7 +34,7 @@ from controller.kpi.figures import (
     total,
     worst,
 )
-from controller.kpi.source import DAILY_COLUMNS, Facts
+from controller.kpi.source import Facts
 
 HOUR_S = 3600.0
 WORST_KEPT = 20

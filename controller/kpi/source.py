@@ -7,28 +7,23 @@ row by row), so a month of a 17,088-endpoint city is read in seconds (bench/repo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from controller.audit.log import action_counts
-from controller.catalog.daily import day_of
-from controller.catalog.history import HistoryCatalog, HourSums
+from controller.catalog.history import HistoryCatalog
 from controller.catalog.history_models import LossEventRow
 from controller.clock import Clock
 from controller.directory.scope import visibility
 from controller.directory.store import DirectoryStore, Filters
 from controller.grants.policy import Policy, camera_info, entitled
 from controller.jobs.store import requests_made
+from controller.kpi.aggregates import PeriodSums
 from controller.kpi.compute import Change
 from controller.kpi.figures import Place, township_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
-
-
-# What the daily table and chart read of the per-hour sums (report._daily).
-DAILY_COLUMNS = ("recorded_us", "uploaded_us", "evicted_us", "gap_us")
 
 
 class ReportInputError(ValueError):
@@ -112,40 +107,32 @@ def read_facts(
         raise ReportInputError(
             f"the period ends before the first recorded data ({first} us since the epoch)"
         )
-    chosen = places(history, clock, policy, org)
-    cams = {p.camera_id for p in chosen}
-    devices = {p.device_id for p in chosen}
-    facts = Facts(start_us, end_us, chosen)
-    for row in history.transitions(start_us, end_us):
-        ch = Change(row.at_us, row.state, row.reason)
-        if row.subject == "camera" and row.camera_id in cams:
-            facts.camera_changes.setdefault(row.camera_id, []).append(ch)
-        elif row.subject == "image" and row.camera_id in cams:
-            facts.image_changes.setdefault(row.camera_id, []).append(ch)
-        elif row.subject == "alert" and row.device_id in devices:
-            key = f"{row.device_id}/{row.reason}/{row.camera_id}"
-            facts.alert_changes.append((key, ch))
-    subset: Sequence[str] | None = None if org is None else sorted(cams)
-    for s in history.hour_sums(start_us, end_us, "camera", subset):
-        if s.key in cams:
-            facts.camera_sums[str(s.key)] = s.sums
-    facts.class_sums = {
-        c: v for c, v in history.class_sums(start_us, end_us, subset).items() if c in cams
-    }
-    facts.hour_sums = {int(s.key): s.sums for s in _hours(history, start_us, end_us, subset)}
+    with PeriodSums(history, start_us, end_us) as sums:
+        if org is None:  # all cameras: the sums need not wait for the registry
+            sums.begin(None)
+        chosen = places(history, clock, policy, org)
+        cams = {p.camera_id for p in chosen}
+        if org is not None:
+            sums.begin(sorted(cams))
+        devices = {p.device_id for p in chosen}
+        facts = Facts(start_us, end_us, chosen)
+        for row in history.transitions(start_us, end_us):
+            ch = Change(row.at_us, row.state, row.reason)
+            if row.subject == "camera" and row.camera_id in cams:
+                facts.camera_changes.setdefault(row.camera_id, []).append(ch)
+            elif row.subject == "image" and row.camera_id in cams:
+                facts.image_changes.setdefault(row.camera_id, []).append(ch)
+            elif row.subject == "alert" and row.device_id in devices:
+                key = f"{row.device_id}/{row.reason}/{row.camera_id}"
+                facts.alert_changes.append((key, ch))
+        read = sums.result()
+    facts.camera_sums = {str(s.key): s.sums for s in read.per_camera if s.key in cams}
+    facts.class_sums = {c: v for c, v in read.per_class.items() if c in cams}
+    facts.hour_sums = {int(s.key): s.sums for s in read.per_day}
     facts.losses = [x for x in history.losses(start_us, end_us) if x.camera_id in cams]
     facts.sharing = _sharing(engine, start_us, end_us)
     facts.footage = _footage(engine, start_us, end_us)
     return facts
-
-
-def _hours(
-    history: HistoryCatalog, start_us: int, end_us: int, cams: Sequence[str] | None
-) -> list[HourSums]:
-    """Sums per hour, or per local day where the period's days are local days (it starts at
-    a local midnight, as `--from 2026-11-01` does): each bucket then lies in one report day."""
-    by = "bucket" if day_of(start_us) == start_us else "hour"
-    return history.hour_sums(start_us, end_us, by, cams, DAILY_COLUMNS)
 
 
 _USE_ACTIONS = (
