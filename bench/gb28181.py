@@ -28,7 +28,6 @@ the sendto calls of real-time delivery, which a batch remux does not have);
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import socket
@@ -45,6 +44,13 @@ import av
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
+from bench.gb_bare import (
+    BARE_REPEAT,
+    bare_round_pct,
+    continuous_round_pct,
+    continuous_ts,
+    paced_round_pct,
+)
 from bench.gb_rtp_sink import RtpSinks
 from controller.assembly import build_controller
 from controller.catalog import Catalog
@@ -54,6 +60,7 @@ from controller.config import ControllerConfig
 from controller.gb28181 import sip
 from controller.gb28181.codes import Directory
 from controller.gb28181.ps import PsPacker
+from controller.gb28181.pump import TICK_S
 from controller.gb28181.rtp import RtpPacketizer
 from controller.gb28181.tsdemux import TsDemuxer
 from controller.grants.keys import ensure_keys
@@ -204,22 +211,6 @@ class Upper:
         self.sock.close()
 
 
-def bare_remux_cpu_s(ts: bytes) -> float:
-    """CPU seconds PyAV takes to remux these TS bytes to PS (FFmpeg's mpeg muxer)."""
-    start = time.thread_time()
-    with av.open(io.BytesIO(ts), "r", format="mpegts") as src:
-        stream = src.streams.video[0]
-        sink = io.BytesIO()
-        with av.open(sink, "w", format="mpeg") as out:
-            ostream = out.add_stream_from_template(stream)
-            for packet in src.demux(stream):
-                if packet.dts is None:
-                    continue
-                packet.stream = ostream
-                out.mux(packet)
-    return time.thread_time() - start
-
-
 def pack_only_cpu_s(chunks: list[tuple[float, bytes, bool]]) -> float:
     """CPU seconds of the cascade's pure pipeline alone (TS demux, PS pack, RTP cut) over
     the same chunks: what the loop wake-ups and sendto calls add is the rest."""
@@ -231,15 +222,6 @@ def pack_only_cpu_s(chunks: list[tuple[float, bytes, bool]]) -> float:
             if ps is not None:
                 rtp.packets_of(ps, au.pts or 0)
     return time.thread_time() - start
-
-
-BARE_REPEAT = 3  # the clip remuxed this many times per stream and round
-
-
-def bare_round_pct(ts: bytes, span: float, streams: int) -> float:
-    """% of a core per stream PyAV takes to remux a stream's bytes (the clip, `span` s)."""
-    cpu = sum(bare_remux_cpu_s(ts) for _ in range(streams * BARE_REPEAT))
-    return cpu / (streams * BARE_REPEAT * span) * 100
 
 
 def run(streams: int, rounds: int, window: float, work: Path) -> dict[str, Any]:
@@ -309,7 +291,9 @@ def run(streams: int, rounds: int, window: float, work: Path) -> dict[str, Any]:
         tid = time.pthread_getcpuclockid(ident)
         span = chunks[-1][0] + 1 / FPS
         ts = b"".join(c for _, c, _ in chunks)
+        long_ts = continuous_ts(ts, BARE_REPEAT + 1)
         cascade, bare, sent, wall = [], [], 0, 0.0
+        continuous, paced = [], []
         for _ in range(rounds):
             cpu0, wall0 = thread_cpu_s(tid), time.monotonic()
             bytes0 = sum(sinks.stats()[1])
@@ -319,6 +303,8 @@ def run(streams: int, rounds: int, window: float, work: Path) -> dict[str, Any]:
             sent, wall = sent + sum(sinks.stats()[1]) - bytes0, wall + took
             cascade.append(cpu / took * 100 / streams)
             bare.append(bare_round_pct(ts, span, streams))  # now, on the same machine state
+            continuous.append(continuous_round_pct(long_ts, BARE_REPEAT * span, streams))
+            paced.append(paced_round_pct(long_ts, window, streams, TICK_S))
         first_at, _counts = sinks.stats()
     finally:
         feeder.stop()
@@ -329,6 +315,11 @@ def run(streams: int, rounds: int, window: float, work: Path) -> dict[str, Any]:
     pack = sum(pack_only_cpu_s(chunks) for _ in range(loops))
     firsts = [(f - at) * 1000 for f, (_, at) in zip(first_at, invited, strict=True) if f]
     ratios = sorted(c / b for c, b in zip(cascade, bare, strict=True) if b)
+
+    def median_ratio(base: list[float]) -> float | None:
+        rs = [c / b for c, b in zip(cascade, base, strict=True) if b]
+        return round(statistics.median(rs), 2) if rs else None
+
     return {
         "streams": streams,
         "streams_started": len(firsts),
@@ -341,6 +332,10 @@ def run(streams: int, rounds: int, window: float, work: Path) -> dict[str, Any]:
         "ratio_min": round(ratios[0], 2) if ratios else None,
         "ratio_max": round(ratios[-1], 2) if ratios else None,
         "ratio_rounds": [round(r, 2) for r in ratios],
+        "bare_continuous_cpu_pct_per_stream": round(statistics.median(continuous), 3),
+        "ratio_continuous": median_ratio(continuous),
+        "bare_paced_cpu_pct_per_stream": round(statistics.median(paced), 3),
+        "ratio_paced": median_ratio(paced),
         "pack_only_cpu_pct_per_stream": round(pack / (loops * span) * 100, 3),
         "invite_to_first_packet_ms": round(statistics.median(firsts), 1) if firsts else None,
         "invite_to_first_packet_ms_max": round(max(firsts), 1) if firsts else None,
