@@ -23,6 +23,9 @@ rounds' cascade / bare (goal <= 1.5), `ratio_min`, `ratio_max`, `ratio_rounds`;
 pipeline alone over the same bytes (what remains is the per-frame wake-up of the SIP loop and
 the sendto calls of real-time delivery, which a batch remux does not have);
 `invite_to_first_packet_ms` (median, max: a stream starts at the feed's next keyframe).
+Beside the issue's baseline, two more over the same bytes (bench/gb_bare.py, each round):
+`bare_continuous_cpu_pct_per_stream` / `ratio_continuous`, the remux in containers opened once;
+`bare_paced_cpu_pct_per_stream` / `ratio_paced`, that remux delivered live on the pump's tick.
 """
 
 from __future__ import annotations
