@@ -66,17 +66,21 @@ class LiveOut:
             return []
         if not chunks:
             return []
-        # a live chunk ends on a whole frame: flush once after all of them
-        units = self.demux.feed(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        units += self.demux.flush()
-        packets: list[bytes] = []
-        pack, cut = self.packer.pack, self.rtp.packets_of
-        for au in units:
-            ps = pack(au)
-            if ps is not None:
-                packets += cut(ps, au.pts if au.pts is not None else (au.dts or 0))
-                self.stats.frames += 1
-        return packets
+        try:  # a live chunk ends on a whole frame: flush once after all of them
+            units = self.demux.feed(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            units += self.demux.flush()
+            packets: list[bytes] = []
+            pack, cut = self.packer.pack, self.rtp.packets_of
+            for au in units:
+                ps = pack(au)
+                if ps is not None:
+                    packets += cut(ps, au.pts if au.pts is not None else (au.dts or 0))
+                    self.stats.frames += 1
+            return packets
+        except Exception as exc:  # a bug here must end this stream, not stop the timer for all
+            log.exception("cascade stream ssrc %d: packing failed", self.rtp.ssrc)
+            self.finish(f"packing failed: {exc!r}")
+            return []
 
     def send(self, packets: list[bytes], now: float) -> None:
         try:

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 from controller.gb28181.media import Sink, StreamStats
-from controller.gb28181.ps import H264
+from controller.gb28181.ps import H264, AccessUnit
 from controller.gb28181.pump import LiveOut, LivePump, PumpViewer
 from controller.gb28181.rtp import parse_rtp
 from tests.unit.test_gb28181_media import IDR, P_FRAME, make_ts
@@ -65,3 +65,31 @@ def test_a_failing_sink_ends_the_stream_and_leaves_the_viewer() -> None:
 
     stats, viewer = asyncio.run(main())
     assert stats.ended == "sink failed: receiver gone" and viewer.closed
+
+
+def test_a_stream_that_fails_to_pack_ends_alone_and_the_others_go_on() -> None:
+    async def main() -> tuple[StreamStats, StreamStats, FakeSink]:
+        loop = asyncio.get_running_loop()
+        pump = LivePump(tick_s=0.01)
+        bad_viewer, good_viewer = PumpViewer("a", loop, 100), PumpViewer("b", loop, 100)
+        bad = LiveOut(bad_viewer, FakeSink(), 1, 96, StreamStats())
+        good_sink = FakeSink()
+        good = LiveOut(good_viewer, good_sink, 2, 96, StreamStats())
+
+        def broken(_data: bytes) -> list[AccessUnit]:
+            raise IndexError("a bug")
+
+        bad.demux.feed = broken  # type: ignore[method-assign]
+        bad_task, good_task = loop.create_task(pump.run(bad)), loop.create_task(pump.run(good))
+        for viewer in (bad_viewer, good_viewer):
+            viewer.offer(make_ts(H264, [(9000, IDR)]))
+        await asyncio.wait_for(bad_task, 1.0)
+        good_viewer.offer(make_ts(H264, [(12600, IDR)]))
+        await asyncio.sleep(0.05)
+        good_viewer.close()
+        await asyncio.wait_for(good_task, 1.0)
+        return bad.stats, good.stats, good_sink
+
+    bad, good, sink = asyncio.run(main())
+    assert bad.ended == "packing failed: IndexError('a bug')"
+    assert good.ended == "source ended" and good.frames == 2 and sink.packets
