@@ -58,7 +58,8 @@ from av.packet import Packet
 from av.stream import Stream
 
 from edge_agent.capture.audio import AudioTrack
-from edge_agent.capture.pacing import READ_PAUSE_S, pause_after
+from edge_agent.capture.pacing import pause_after
+from edge_agent.config import READ_PAUSE_S
 from vigil_camsim.launcher import CamsimProcess
 
 # The agent's own RTSP options (edge_agent/sources/rtsp.py): `timeout` is FFmpeg's socket

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from edge_agent.redact import redact_url
 from vigil_common.env_overrides import apply_env_overrides, ignored_message
 
+READ_PAUSE_S = 0.25  # a live camera's default pause between bursts of reading (pacing.py)
+
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the file and the field."""
@@ -47,6 +49,11 @@ class CameraConfig(_Strict):
     # Folder sources: the IANA time zone file names are written in (NVRs name recordings in
     # local time; Vigil keeps UTC inside). A name ending in "Z" is UTC whatever this says.
     timezone: str = "Asia/Shanghai"
+    # RTSP: once caught up, capture pauses this long, then reads what queued in one burst
+    # (fewer wake-ups: ~30 % less agent CPU; edge_agent/capture/pacing.py). Never while the
+    # camera is watched live or over UDP. 0: read packet by packet, for a camera whose RTSP
+    # server drops frames when its send queue fills during a pause.
+    read_pause_s: float = Field(default=READ_PAUSE_S, ge=0.0, le=1.0)
 
     @field_validator("timezone")
     @classmethod

@@ -19,7 +19,6 @@ never looks like a stall.
 
 from __future__ import annotations
 
-READ_PAUSE_S = 0.25  # the default pause (CaptureSettings.read_pause_s)
 CAUGHT_UP_US = 5_000  # a packet that took this long to come was waited for: nothing queued
 
 

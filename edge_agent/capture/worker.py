@@ -39,7 +39,7 @@ from edge_agent.sources.rtsp import RtspOptions, RtspSession, codec_label
 
 from .audio import format_of
 from .livetap import NO_TAP, PacketTap
-from .pacing import READ_PAUSE_S, pause_after
+from .pacing import pause_after
 from .status import StatusTracker, classify
 from .writer import SegmentSink, SegmentWriter
 
@@ -63,7 +63,6 @@ class CaptureSettings:
     folder_poll_s: float = 1.0
     forward_jump_s: float = 1.0
     join_timeout_s: float = 15.0
-    read_pause_s: float = READ_PAUSE_S  # live cameras are read in bursts (pacing.py); 0: off
 
 
 def last_covered_us(sink: SegmentSink, camera_id: str, now_us: int) -> int | None:
@@ -296,7 +295,7 @@ class RtspWorker(CameraWorker):
         live = self.live
         now_us, feed, tap = self._clock.now_us, self.writer.feed, live.packet
         count, stop = self._tracker.packet, self._stop
-        pause_s, udp = self._settings.read_pause_s, self.camera.transport == "udp"
+        pause_s, udp = self.camera.read_pause_s, self.camera.transport == "udp"
         previous: int | None = None  # when the packet before this one arrived
         try:
             for packet in session.packets():

@@ -13,7 +13,7 @@ from av.video.stream import VideoStream
 
 from edge_agent.capture import CaptureManager, CaptureSettings
 from edge_agent.clock import SystemClock
-from edge_agent.config import CameraConfig
+from edge_agent.config import READ_PAUSE_S, CameraConfig
 from edge_agent.store import SegmentBuffer
 from tests.integration.media import probe
 from tests.support import wait_until
@@ -46,13 +46,16 @@ class Taps:
         return self.taps.setdefault(camera_id, ClockTap(self.watched))
 
 
-def record(tmp_path: Path, url: str, watched: bool) -> tuple[list[float], int, int]:
-    """Arrival gaps at the tap (s), packets seen, frames in the committed segments."""
+def record(
+    tmp_path: Path, url: str, watched: bool, pause_s: float = READ_PAUSE_S
+) -> tuple[list[float], int, int]:
+    """Arrival gaps at the tap (s), packets seen, frames in the committed segments
+    (`pause_s`: the camera's `read_pause_s` in agent.toml)."""
     taps = Taps(watched)
-    settings = CaptureSettings(state_dir=tmp_path / "state", read_pause_s=0.25)
+    settings = CaptureSettings(state_dir=tmp_path / "state")
     with SegmentBuffer.open(tmp_path / "buffer", 10**9, SystemClock()) as buffer:
         manager = CaptureManager(
-            [CameraConfig(id="c1", url=url, segment_seconds=2)],
+            [CameraConfig(id="c1", url=url, segment_seconds=2, read_pause_s=pause_s)],
             buffer,
             SystemClock(),
             settings,
@@ -87,4 +90,9 @@ def test_read_in_bursts_when_nobody_watches_and_as_they_come_when_watched(
     assert seen - 25 <= frames <= seen, (seen, frames)
     gaps, seen, frames = record(tmp_path / "watched", cams.url(1), watched=True)
     assert max(gaps) < 0.2, gaps  # a live viewer's frames are not held back
+    assert seen - 25 <= frames <= seen, (seen, frames)
+    # A camera whose RTSP server cannot take a pause is read packet by packet when its
+    # `read_pause_s = 0` in agent.toml.
+    gaps, seen, frames = record(tmp_path / "no-pause", cams.url(1), False, pause_s=0)
+    assert max(gaps) < 0.2, gaps
     assert seen - 25 <= frames <= seen, (seen, frames)

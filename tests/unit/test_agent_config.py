@@ -28,6 +28,9 @@ def test_good_config_parses_with_defaults() -> None:
     assert cfg.cameras[0].segment_seconds == 10.0
     assert cfg.cameras[0].transport == "tcp"
     assert cfg.cameras[1].segment_seconds == 6
+    assert cfg.cameras[0].read_pause_s == 0.25  # read in bursts (capture/pacing.py)
+    paced = parse_config(GOOD.replace("segment_seconds = 6", "read_pause_s = 0"), "agent.toml")
+    assert paced.cameras[1].read_pause_s == 0
 
 
 def test_env_overrides_nested_values() -> None:
@@ -53,6 +56,14 @@ def test_env_overrides_nested_values() -> None:
             'device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/1"\n'
             '[[cameras]]\nid = "c"\nurl = "rtsp://h/2"\n',
             "duplicate",
+        ),
+        (
+            'device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/x"\nread_pause_s = -0.1\n',
+            "read_pause_s",
+        ),
+        (
+            'device_id = "a"\n[[cameras]]\nid = "c"\nurl = "rtsp://h/x"\nread_pause_s = 5\n',
+            "read_pause_s",
         ),
         ('device_id = "../etc"\n', "device_id"),
         ("device_id = \n", "not valid TOML"),
