@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from datetime import datetime
 
-from controller.catalog.daily import DAY_US, HOUR_US, day_of, split_period, to_days
+from controller.catalog.daily import (
+    DAY_US,
+    HOUR_US,
+    LOCAL_OFFSET_US,
+    day_of,
+    split_period,
+    to_days,
+)
+from controller.times import LOCAL_ZONE
 
 US = 1_000_000
 LOCAL_MIDNIGHT = 1_793_462_400 * US  # 2026-11-01 00:00 Asia/Shanghai (2026-10-31 16:00 UTC)
@@ -17,6 +26,15 @@ def test_a_local_day_starts_at_16_00_utc() -> None:
     assert day_of(LOCAL_MIDNIGHT - 1) == LOCAL_MIDNIGHT - DAY_US
     utc_midnight = LOCAL_MIDNIGHT + 8 * HOUR_US  # 2026-11-01 00:00 UTC is 08:00 local
     assert day_of(utc_midnight) == LOCAL_MIDNIGHT
+
+
+def test_the_day_tables_use_the_zone_reports_are_read_in() -> None:
+    """The day tables assume one fixed offset; it must be the zone people type times in
+    (controller/times.py), in winter and in summer (a zone with daylight saving cannot be
+    kept per day this way)."""
+    for month in (1, 7):
+        offset = LOCAL_ZONE.utcoffset(datetime(2026, month, 1))
+        assert offset is not None and offset.total_seconds() * US == LOCAL_OFFSET_US
 
 
 def test_a_local_month_is_all_days_and_a_utc_month_has_edge_hours() -> None:
