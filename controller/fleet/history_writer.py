@@ -18,11 +18,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from controller.catalog.history_models import LossEventRow, StateChangeRow
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class HistoryStore(Protocol):
@@ -67,12 +68,10 @@ class HistoryWriter:
             facts = len(losses) + len(unannounced)
             if len(changes) + facts > room:
                 # Losses first: they are the facts nothing else records.
-                self._losses.extend(losses[: max(room, 0)])
-                room -= min(len(losses), max(room, 0))
-                self._unannounced.extend(unannounced[: max(room, 0)])
-                room -= min(len(unannounced), max(room, 0))
-                self._changes.extend(changes[: max(room, 0)])
-                self.overflowed += len(changes) + facts - max(room, 0)
+                kept = _take(self._losses, losses, room)
+                kept += _take(self._unannounced, unannounced, room - kept)
+                kept += _take(self._changes, changes, room - kept)
+                self.overflowed += len(changes) + facts - kept
                 return
             self._changes.extend(changes)
             self._losses.extend(losses)
@@ -148,3 +147,10 @@ class HistoryWriter:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._flush_logged()
+
+
+def _take(queue: list[R], rows: Sequence[R], room: int) -> int:
+    """Queue as many of `rows` as `room` allows; how many that was."""
+    taken = rows[: max(room, 0)]
+    queue.extend(taken)
+    return len(taken)
