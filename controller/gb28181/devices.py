@@ -8,8 +8,11 @@ memory and, at most every 30 s, in its row (`devstate`: the fleet view of any re
 it); its Catalog answer pages are collected by SN until SumNum items arrived (or a page says
 no more), then its channels are written to the catalog as cameras. A device that leaves an
 INVITE unanswered is marked so (`no_answer`) until it is heard from again. A MESSAGE from a code
-that is not registered is answered 403. Requests from anything that is not a device
-(upper platforms) are left to the cascade (`on_request` returns False).
+that is not registered is answered 403. A device registered over TCP keeps, with its
+registration, the address to connect to when its connection is closed (`dial.target`): taken
+from a REGISTER that passed the digest check only, so no forged Contact is ever dialed.
+Requests from anything that is not a device (upper platforms) are left to the cascade
+(`on_request` returns False).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from controller.gb28181 import access, devstate, manscdp, sip
+from controller.gb28181 import access, devstate, dial, manscdp, sip
 from controller.gb28181.codes import is_code
 from controller.gb28181.manscdp import Channel
 from controller.gb28181.transport import Addr, Inbound, SipTransport
@@ -69,7 +72,11 @@ class Device:
     # Loop time a request to it (an INVITE) went unanswered; None once it is heard from again.
     # Meanwhile INVITEs to its channels fail at once instead of each waiting for a timeout.
     unanswered_at: float | None = None
+    unanswered_why: str = ""  # what failed then (said to the viewers of its other channels)
     tcp: bool = False  # registered over TCP: requests to it go on its connection
+    # Registered over TCP: where Vigil connects when its connection is closed (`dial.target`
+    # of its last authenticated REGISTER); None over UDP.
+    dial: Addr | None = None
 
 
 class DeviceAccess:
@@ -105,12 +112,14 @@ class DeviceAccess:
         dev = self.devices.get(device_id)
         return dev is not None and dev.unanswered_at is None
 
-    def no_answer(self, device_id: str) -> None:
-        """A request to the device got no answer at all: said in its row (the fleet view)."""
+    def no_answer(self, device_id: str, why: str = "") -> None:
+        """A request to the device got no answer at all (`why`: what failed, when more can be
+        said than that): said in its row (the fleet view)."""
         dev = self.devices.get(device_id)
         if dev is None or dev.unanswered_at is not None:
             return
         dev.unanswered_at = asyncio.get_running_loop().time()
+        dev.unanswered_why = why[:160]
         log.warning("device %s does not answer; its INVITEs fail at once until it is heard "
                     "from again", device_id)  # fmt: skip
         self._write(self.backend.unanswered, device_id)
@@ -237,11 +246,22 @@ class DeviceAccess:
         dev.addr, dev.until, dev.last_seen = addr, now + verdict.expires_s, now
         dev.reg_call_id, dev.seen_written, dev.unanswered_at = msg.call_id, now, None
         dev.tcp = inbound.tcp is not None
+        dev.dial = self._dial_target(user, contact, addr) if dev.tcp else None
         log.info("device %s registered from %s:%d for %d s", user, *addr, verdict.expires_s)
         where = f"{addr[0]}:{addr[1]}"
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
         if fresh:
             loop.create_task(self.ask_catalog(dev))
+
+    @staticmethod
+    def _dial_target(user: str, contact: str, source: Addr) -> Addr:
+        """Where to connect to the device when its connection is closed (authenticated only:
+        called after the digest verified)."""
+        chosen = dial.target(contact, source)
+        if chosen.note:
+            log.info("device %s: connections to it go to %s:%d (%s)", user, *chosen.addr,
+                     chosen.note)  # fmt: skip
+        return chosen.addr
 
     def via(self, tcp: bool) -> str:
         """A Via header value for a new request to a device (a new branch)."""
@@ -269,7 +289,7 @@ class DeviceAccess:
         msg.add("Content-Type", "Application/MANSCDP+xml")
         msg.body = manscdp.query("Catalog", self._sn, dev.device_id)
         dev.pages[str(self._sn)] = []
-        resp = await self.transport.request(msg, dev.addr, dev.tcp)
+        resp = await self.transport.request(msg, dev.addr, dev.tcp, dev.dial)
         if resp is None or resp.status != 200:
             what = "no answer" if resp is None else f"{resp.status} {resp.reason}"
             log.warning("device %s: Catalog query not taken (%s)", dev.device_id, what)

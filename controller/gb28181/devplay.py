@@ -11,10 +11,12 @@ losses resynced), each handed to `on_unit` on the SIP loop. `DevicePlay.stop` se
 (not when the device ended the call itself: its BYE, routed here by Call-ID through
 `DeviceAccess.calls`, sets `remote_bye`). `last_packet_at` (loop time) tells the recording
 supervisor a stream that went silent. A device that registered over TCP is INVITEd, ACKed and
-BYE'd on its connection. Refusals come back as `PlayError` with the device's
-status, or 408 when it did not answer: a device that sent nothing back within `answer_s`
-(not even 100 Trying) is marked not answering (`DeviceAccess.no_answer`), and until it is
-heard from again INVITEs to any of its channels fail at once, without waiting.
+BYE'd on its connection, or when that is closed on one Vigil opens to it (`dial`): a device
+that does not accept it fails the INVITE at once (503, said why) and counts as not
+answering. Refusals come back as `PlayError` with the device's status, or 408 when it did
+not answer: a device that sent nothing back within `answer_s` (not even 100 Trying) is
+marked not answering (`DeviceAccess.no_answer`), and until it is heard from again INVITEs
+to any of its channels fail at once, without waiting.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ import secrets
 import socket
 from collections.abc import Callable
 
-from controller.gb28181 import sip
+from controller.gb28181 import dial, sip
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.ps import AccessUnit
 from controller.gb28181.psdemux import PsOverRtp
 from controller.gb28181.sdp import SdpError, parse_offer
 from controller.gb28181.supervise import TCP_ACTIVE, TCP_PASSIVE, UDP
+from controller.gb28181.transport import DialError
 
 log = logging.getLogger("vigil.gb28181")
 RCVBUF = 4 * 1024 * 1024
@@ -101,10 +104,11 @@ class DevicePlay:
     def __init__(
         self, access: DeviceAccess, invite: sip.SipMessage, ok: sip.SipMessage,
         peer: tuple[str, int], udp: asyncio.DatagramTransport | _TcpIn, rtp_in: _RtpIn,
-        port: int, sip_tcp: bool = False,
+        port: int, sip_tcp: bool = False, dial_to: tuple[str, int] | None = None,
     ) -> None:  # fmt: skip
         self.access, self.invite, self.ok, self.peer = access, invite, ok, peer
         self.sip_tcp = sip_tcp  # the device's signalling is over TCP
+        self.dial_to = dial_to  # where to connect when its connection is closed
         self._udp, self.rtp_in, self.port = udp, rtp_in, port
         self.ssrc = rtp_in.rtp.ssrc or 0
         self.remote_bye = False
@@ -143,7 +147,7 @@ class DevicePlay:
         if self.remote_bye:
             return 200
         bye = _in_dialog(self.invite, self.ok, "BYE", self.access, self.sip_tcp)
-        resp = await self.access.transport.request(bye, self.peer, self.sip_tcp)
+        resp = await self.access.transport.request(bye, self.peer, self.sip_tcp, self.dial_to)
         return resp.status if resp is not None else 408
 
 
@@ -192,7 +196,10 @@ async def play(
     if dev is None:
         raise PlayError(404, f"device {device_id} is not registered")
     if dev.unanswered_at is not None:
-        raise PlayError(408, f"device {device_id} does not answer (waiting to hear from it)")
+        last = f"; {dev.unanswered_why}" if dev.unanswered_why else ""
+        raise PlayError(408, f"device {device_id} does not answer (waiting to hear from it{last})")
+    if dev.tcp and dev.dial is not None:
+        await _reach(access, device_id, dev.addr, dev.dial, answer_s)
     ssrc = f"0{secrets.randbelow(10**9):09d}"
     loop = asyncio.get_running_loop()
     rtp_in = _RtpIn(PsOverRtp(int(ssrc)), on_unit, loop.time)
@@ -217,7 +224,7 @@ async def play(
     msg.add("Max-Forwards", "70")
     msg.add("Content-Type", "APPLICATION/SDP")
     msg.body = offer.encode()
-    resp, heard = await access.transport.invite(msg, dev.addr, answer_s, dev.tcp)
+    resp, heard = await access.transport.invite(msg, dev.addr, answer_s, dev.tcp, dev.dial)
     if resp is None or resp.status != 200:
         udp.close()
         if not heard:
@@ -225,14 +232,30 @@ async def play(
             raise PlayError(408, f"device {device_id} does not answer (nothing in {answer_s:g} s)")
         status, what = (408, "no answer") if resp is None else (resp.status, resp.reason)
         raise PlayError(status, f"device {device_id} channel {channel}: INVITE {what}")
-    access.transport.send(_in_dialog(msg, resp, "ACK", access, dev.tcp), dev.addr, dev.tcp)
-    played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port, dev.tcp)
+    ack = _in_dialog(msg, resp, "ACK", access, dev.tcp)
+    access.transport.send(ack, dev.addr, dev.tcp, dev.dial)
+    played = DevicePlay(access, msg, resp, dev.addr, udp, rtp_in, port, dev.tcp, dev.dial)
     access.calls[msg.call_id] = played.on_remote_bye
     if isinstance(udp, _TcpIn) and media == TCP_ACTIVE:
         await _connect(played, udp, resp.body)
     log.info("device %s channel %s: live into %s port %d, ssrc %s", device_id, channel,
              media, played.port, ssrc)  # fmt: skip
     return played
+
+
+async def _reach(
+    access: DeviceAccess, device_id: str, peer: tuple[str, int], to: tuple[str, int],
+    answer_s: float,
+) -> None:  # fmt: skip
+    """The device's signalling connection, before anything is set up for its media: its own,
+    or one Vigil opens now. A device that does not accept one is not answering (its other
+    channels fail at once until it is heard from again); Vigil's own limit blames nobody."""
+    try:
+        await access.transport.reach(peer, to, dial.connect_s(answer_s))
+    except DialError as exc:
+        if exc.blame:
+            access.no_answer(device_id, str(exc))
+        raise PlayError(503, f"设备 SIP 端口连不上 device {device_id}: {exc}") from exc
 
 
 async def _connect(played: DevicePlay, tcp_in: _TcpIn, answer: bytes) -> None:

@@ -11,7 +11,11 @@ its retransmissions): a peer that answers nothing in `answer_s` is not there, an
 should hear so in seconds, not after the whole timeout. Requests retransmitted by a peer get
 the same final response again (kept by Via branch for 32 s) instead of being handled twice.
 With `listen(..., tcp=True)` it also accepts TCP connections on the same port (devices that
-register over TCP): requests to such a peer go back over the connection it opened.
+register over TCP): requests to such a peer go back over the connection it opened, and when
+that one is closed, over a connection Vigil opens to the device (`reach`, with `dial`: the
+address `dial.target` chose at its authenticated REGISTER; the limits are `dial`'s). A
+connection Vigil opened carries the device's answers and its later requests like its own,
+and is closed after `dial.IDLE_S` without traffic.
 The tasks it starts (a handler per request, a reader per TCP connection) are kept, so none is
 garbage-collected mid-flight, and `aclose` cancels and awaits them: the loop closes with none
 left pending.
@@ -26,6 +30,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from controller.gb28181 import dial as dialing
 from controller.gb28181 import sip
 from controller.gb28181.sip import SipError, SipMessage
 
@@ -45,6 +50,15 @@ class Inbound:
 
 
 Handler = Callable[[Inbound], Awaitable[None]]
+
+
+class DialError(Exception):
+    """No connection to a device could be had. `blame`: the device did not accept it (False:
+    Vigil's own limit refused to try, which says nothing about the device)."""
+
+    def __init__(self, message: str, blame: bool = True) -> None:
+        super().__init__(message)
+        self.blame = blame
 
 
 def lenient_reply(raw: bytes, status: int, reason: str) -> bytes | None:
@@ -83,6 +97,8 @@ class SipTransport(asyncio.DatagramProtocol):
         self._trying: set[str] = set()  # waiting requests a provisional response came for
         self._answered: dict[str, tuple[bytes, float]] = {}
         self._tcp: dict[Addr, asyncio.StreamWriter] = {}
+        self._dialed: dict[asyncio.StreamWriter, float] = {}  # Vigil opened it -> last traffic
+        self._dialing: dict[Addr, asyncio.Future[asyncio.StreamWriter]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
         self.local: Addr = ("", 0)
@@ -147,12 +163,82 @@ class SipTransport(asyncio.DatagramProtocol):
         self._spawn(self._read_tcp(reader, writer, peer))
         return writer
 
+    def _open(self, peer: Addr) -> asyncio.StreamWriter | None:
+        w = self._tcp.get(peer)
+        return w if w is not None and not w.is_closing() else None
+
+    @property
+    def dialed(self) -> int:
+        """Connections Vigil opened to devices, open now."""
+        return len(self._dialed)
+
+    async def reach(
+        self, peer: Addr, dial: Addr, connect_s: float = dialing.CONNECT_S
+    ) -> asyncio.StreamWriter:
+        """The connection to a device that registered over TCP from `peer`: its own while it
+        is up, else the one Vigil opened to `dial`, opened now when there is none (one connect
+        per address however many requests wait for it). Raises `DialError`."""
+        for addr in (peer, dial):
+            if (w := self._open(addr)) is not None:
+                return w
+        pending = self._dialing.get(dial)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if pending.cancelled():  # the connect was abandoned, not this request
+                    raise DialError(f"connect to {dial[0]}:{dial[1]} abandoned") from None
+                raise
+        why = dialing.refuse(len(self._dialed), len(self._dialing))
+        if why:
+            raise DialError(f"not connecting to {dial[0]}:{dial[1]}: {why}", blame=False)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[asyncio.StreamWriter] = loop.create_future()
+        self._dialing[dial] = fut
+        try:
+            conn = asyncio.open_connection(*dial)
+            reader, writer = await asyncio.wait_for(conn, connect_s)
+        except (OSError, TimeoutError) as exc:
+            err = DialError(f"cannot connect over TCP to {dial[0]}:{dial[1]}: "
+                            f"{_failure(exc, connect_s)}")  # fmt: skip
+            fut.set_exception(err)
+            fut.exception()  # retrieved: nobody else may be waiting for it
+            raise err from exc
+        except BaseException:
+            fut.cancel()
+            raise
+        finally:
+            self._dialing.pop(dial, None)
+        self._tcp[dial] = writer
+        self._dialed[writer] = loop.time()
+        self._spawn(self._read_tcp(reader, writer, dial))
+        fut.set_result(writer)
+        log.info("SIP over TCP: connected to %s:%d (its own connection is closed)", *dial)
+        return writer
+
+    async def _next(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        """The next bytes read: b"" at the end, or once a connection Vigil opened has had no
+        traffic either way for `dial.IDLE_S`."""
+        loop = asyncio.get_running_loop()
+        while writer in self._dialed:
+            left = dialing.idle_left(self._dialed[writer], loop.time())
+            if left <= 0:
+                log.info("SIP over TCP: idle connection to %s closed", _name(writer))
+                return b""
+            try:
+                data = await asyncio.wait_for(reader.read(65536), left)
+            except TimeoutError:
+                continue  # written to meanwhile? then not idle yet
+            self._dialed[writer] = loop.time()
+            return data
+        return await reader.read(65536)
+
     async def _read_tcp(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Addr
     ) -> None:
         buf = b""
         try:
-            while data := await reader.read(65536):
+            while data := await self._next(reader, writer):
                 frames, buf, error = sip.split_stream(buf + data)
                 for frame in frames:
                     self._received(frame, peer, writer, datagram=False)
@@ -163,6 +249,7 @@ class SipTransport(asyncio.DatagramProtocol):
             pass
         finally:
             writer.close()
+            self._dialed.pop(writer, None)
             if self._tcp.get(peer) is writer:
                 del self._tcp[peer]
 
@@ -216,13 +303,18 @@ class SipTransport(asyncio.DatagramProtocol):
         if tcp is not None:
             if not tcp.is_closing():
                 tcp.write(data)
+                if tcp in self._dialed:
+                    self._dialed[tcp] = asyncio.get_running_loop().time()
         elif self._udp is not None:
             self._udp.sendto(data, peer)
 
-    def send(self, msg: SipMessage, peer: Addr, tcp: bool = False) -> None:
+    def send(
+        self, msg: SipMessage, peer: Addr, tcp: bool = False, dial: Addr | None = None
+    ) -> None:
         """Send without a transaction (an ACK to a 2xx): over UDP, or with `tcp` on the open
-        connection to `peer` (none open: not sent; the peer retransmits its 2xx)."""
-        writer = self._tcp.get(peer) if tcp else None
+        connection to `peer` or the one Vigil opened to `dial` (none open: not sent; the peer
+        retransmits its 2xx)."""
+        writer = (self._open(peer) or (self._open(dial) if dial else None)) if tcp else None
         if tcp and writer is None:
             log.warning("SIP over TCP to %s:%d: no connection for %s", *peer, msg.method)
             return
@@ -240,19 +332,23 @@ class SipTransport(asyncio.DatagramProtocol):
                 }
         self._send_raw(data, inbound.source, inbound.tcp)
 
-    async def request(self, msg: SipMessage, peer: Addr, tcp: bool) -> SipMessage | None:
-        """Send a request; its final response, or None after the timeout (or a TCP failure)."""
-        return (await self._transaction(msg, peer, tcp, None))[0]
+    async def request(
+        self, msg: SipMessage, peer: Addr, tcp: bool, dial: Addr | None = None
+    ) -> SipMessage | None:
+        """Send a request; its final response, or None after the timeout (or a TCP failure).
+        With `dial`, a device's: see `reach`."""
+        return (await self._transaction(msg, peer, tcp, None, dial))[0]
 
     async def invite(
-        self, msg: SipMessage, peer: Addr, answer_s: float, tcp: bool = False
-    ) -> tuple[SipMessage | None, bool]:
+        self, msg: SipMessage, peer: Addr, answer_s: float, tcp: bool = False,
+        dial: Addr | None = None,
+    ) -> tuple[SipMessage | None, bool]:  # fmt: skip
         """Send an INVITE: its final response (None: none), and whether anything at all came
         back (False: nothing within `answer_s`, not even a 100 Trying)."""
-        return await self._transaction(msg, peer, tcp, answer_s)
+        return await self._transaction(msg, peer, tcp, answer_s, dial)
 
     async def _transaction(
-        self, msg: SipMessage, peer: Addr, tcp: bool, answer_s: float | None
+        self, msg: SipMessage, peer: Addr, tcp: bool, answer_s: float | None, dial: Addr | None
     ) -> tuple[SipMessage | None, bool]:
         branch = sip.param(msg.get("Via"), "branch")
         key = branch + msg.method
@@ -262,10 +358,14 @@ class SipTransport(asyncio.DatagramProtocol):
         try:
             if tcp:
                 try:
-                    (await self.tcp_to(peer)).write(data)
-                except (OSError, TimeoutError) as exc:
+                    if dial is None:
+                        writer = await self.tcp_to(peer)
+                    else:
+                        writer = await self.reach(peer, dial, dialing.connect_s(answer_s))
+                except (OSError, TimeoutError, DialError) as exc:
                     log.warning("SIP over TCP to %s:%d: %s", *peer, exc)
                     return None, False
+                self._send_raw(data, peer, writer)
                 if answer_s is not None:
                     try:
                         return await asyncio.wait_for(asyncio.shield(fut), answer_s), True
@@ -294,3 +394,17 @@ class SipTransport(asyncio.DatagramProtocol):
         finally:
             self._waiting.pop(key, None)
             self._trying.discard(key)
+
+
+def _failure(exc: BaseException, connect_s: float) -> str:
+    """A connect failure in a few words (the viewer reads them)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {connect_s:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))[:100]
+
+
+def _name(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername") or ("?", 0)
+    return f"{peer[0]}:{peer[1]}"
