@@ -389,7 +389,8 @@ class Gb28181Config(_Strict):
     # The digest realm devices authenticate in; empty: the first 10 digits of server_id.
     realm: str = Field(default="", max_length=64)
     # With device access on: accept SIP over TCP from devices on `listen`'s port too (devices
-    # set to TCP register over a connection, and are reached back over it).
+    # set to TCP register over a connection, and are reached back over it; once it is closed,
+    # over one Vigil opens to the port of their authenticated REGISTER's Contact).
     device_tcp: bool = True
     # A registered device not heard from (keepalive or any message) for this long is offline.
     device_timeout_s: float = Field(default=180.0, ge=5.0, le=3600.0)
