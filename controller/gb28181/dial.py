@@ -83,3 +83,12 @@ def connect_s(answer_s: float | None) -> float:
 def idle_left(last_activity: float, now: float) -> float:
     """Seconds until a connection Vigil opened is closed for idleness (<= 0: close it)."""
     return last_activity + IDLE_S - now
+
+
+def failure(exc: BaseException, connect_s: float) -> str:
+    """A connect's failure in a few words (a viewer reads them)."""
+    if isinstance(exc, TimeoutError):
+        return f"no answer in {connect_s:g} s"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))[:100]

@@ -199,8 +199,8 @@ class SipTransport(asyncio.DatagramProtocol):
             conn = asyncio.open_connection(*dial)
             reader, writer = await asyncio.wait_for(conn, connect_s)
         except (OSError, TimeoutError) as exc:
-            err = DialError(f"cannot connect over TCP to {dial[0]}:{dial[1]}: "
-                            f"{_failure(exc, connect_s)}")  # fmt: skip
+            why = dialing.failure(exc, connect_s)
+            err = DialError(f"cannot connect over TCP to {dial[0]}:{dial[1]}: {why}")
             fut.set_exception(err)
             fut.exception()  # retrieved: nobody else may be waiting for it
             raise err from exc
@@ -394,15 +394,6 @@ class SipTransport(asyncio.DatagramProtocol):
         finally:
             self._waiting.pop(key, None)
             self._trying.discard(key)
-
-
-def _failure(exc: BaseException, connect_s: float) -> str:
-    """A connect failure in a few words (the viewer reads them)."""
-    if isinstance(exc, TimeoutError):
-        return f"no answer in {connect_s:g} s"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))[:100]
 
 
 def _name(writer: asyncio.StreamWriter) -> str:

@@ -4,6 +4,7 @@ and the rule that only an authenticated REGISTER's Contact is ever dialed (SSRF)
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 import pytest
@@ -67,6 +68,15 @@ def test_a_connect_waits_no_longer_than_a_viewer_would() -> None:
     assert dial.connect_s(1.0) == 1.0  # an INVITE's invite_answer_s
     assert dial.connect_s(30.0) == dial.CONNECT_S
     assert dial.connect_s(0.0) == 0.1
+
+
+def test_a_failed_connect_is_said_in_a_few_words() -> None:
+    assert dial.failure(TimeoutError(), 2.0) == "no answer in 2 s"
+    assert dial.failure(ConnectionRefusedError(111, "Connect call failed"), 3) == (
+        "connection refused"
+    )
+    assert dial.failure(OSError(113, "No route to host"), 3) == "No route to host"
+    assert len(dial.failure(OSError("x" * 500), 3)) == 100
 
 
 def test_a_connection_vigil_opened_closes_after_it_idled() -> None:
@@ -167,6 +177,10 @@ def test_only_an_authenticated_register_sets_where_vigil_dials() -> None:
         assert await send(register(DEV, "<sip:d@10.66.0.1:22>"), elsewhere) == 401
         wrong = authorization(nonce, "wrong")
         assert await send(register(DEV, "<sip:d@10.66.0.1:22>", wrong), elsewhere) == 403
+        # the right digest over an expired nonce: challenged again (stale), nothing changes
+        old = access.nonces.issue(time.time() - 3600)
+        assert await send(register(DEV, "<sip:d@10.66.0.1:22>", authorization(old))) == 401
+        assert "stale=true" in transport.replies[-1].get("WWW-Authenticate")
         assert dev.dial == ("10.1.2.3", 5070) and dev.addr == here
         # the Catalog query went with that address as its fall-back route
         await asyncio.sleep(0)
