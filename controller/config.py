@@ -394,6 +394,10 @@ class Gb28181Config(_Strict):
     device_tcp: bool = True
     # A registered device not heard from (keepalive or any message) for this long is offline.
     device_timeout_s: float = Field(default=180.0, ge=5.0, le=3600.0)
+    # A registered device's catalog is asked again (Query/Catalog) on its first keepalive this
+    # long after the last query: its channels' own Status (ON/OFF) is kept from the answer. A
+    # Catalog NOTIFY from the device asks again at once. Asked anyway when it first registers.
+    catalog_refresh_s: float = Field(default=600.0, ge=10.0, le=86_400.0)
     # Device channels recorded continuously (INVITEd and kept): shell-style globs matched
     # against a channel's 20-digit code and its device's code (a device's code takes all its
     # channels; "*" every channel). Empty: none (live on demand only).

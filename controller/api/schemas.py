@@ -190,6 +190,17 @@ class CameraStateOut(BaseModel):
     gop_s: float
 
 
+class GbChannelOut(BaseModel):
+    """One channel of a GB/T 28181 device: its own Catalog `Status` and the state judged from
+    it and the device's (`gb28181.devstate.judge_channel`)."""
+
+    camera_id: str
+    status: str  # on, off, unknown: what the device's last Catalog answer said of it
+    reported_us: int  # when that answer arrived (0: none stored)
+    online: bool | None  # None: the device never registered
+    reason: str = ""  # catalog_off, device_offline ("" when online)
+
+
 class GbDeviceOut(BaseModel):
     """A GB/T 28181 device's registration (controller/gb28181: it has no agent)."""
 
@@ -200,6 +211,7 @@ class GbDeviceOut(BaseModel):
     replica: str  # the controller replica it registered to (holds its sessions)
     channels: int  # video channels its last Catalog answer listed
     not_answering_since_us: int = 0  # > 0: an INVITE went unanswered
+    channel_states: list[GbChannelOut] = []  # each channel's own state, by code
 
 
 class DeviceOut(BaseModel):

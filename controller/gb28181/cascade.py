@@ -54,6 +54,9 @@ class Responder:
     now_us: int
     page_size: int = 10
     on_device: Ranges | None = None  # footage still only on the camera's agent (not uploaded)
+    # Camera ids known offline, told upward as Status OFF / Online OFFLINE: GB device channels
+    # whose device is not online or whose device's Catalog reports them OFF. Others are ON.
+    offline: frozenset[str] = frozenset()
 
     def cameras(self) -> list[Coded]:
         return [c for c in self.directory.coded if c.place.camera_id in self.visible]
@@ -69,7 +72,9 @@ class Responder:
         if q.root != "Query":
             return []
         if q.cmd_type == "Catalog":
-            items = catalog_items(self.cameras())
+            cameras = self.cameras()
+            states = {c.place.camera_id: c.place.camera_id not in self.offline for c in cameras}
+            items = catalog_items(cameras, states)
             return [
                 manscdp.catalog_page(q.sn, self.local_id, len(items), page)
                 for page in pages(items, self.page_size)
@@ -80,9 +85,10 @@ class Responder:
                 return [manscdp.device_info(q.sn, c.code, c.place.name or c.place.camera_id, 1)]
             return [manscdp.device_info(q.sn, self.local_id, self.name, len(self.cameras()))]
         if q.cmd_type == "DeviceStatus":
+            on = True
             if q.device_id != self.local_id:
-                self.camera(q.device_id)
-            return [manscdp.device_status(q.sn, q.device_id, True, gb_time(self.now_us))]
+                on = self.camera(q.device_id).place.camera_id not in self.offline
+            return [manscdp.device_status(q.sn, q.device_id, on, gb_time(self.now_us))]
         if q.cmd_type == "RecordInfo":
             return [self._record_info(q)]
         raise QueryError(400, f"query {q.cmd_type[:30]!r} is not supported")

@@ -29,7 +29,7 @@ from controller.gb28181.cascade import RegisterPlan, merge_ranges
 from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.codes import Place
 from controller.gb28181.devices import DeviceAccess
-from controller.gb28181.devstore import GbDeviceStore
+from controller.gb28181.devstore import GbDeviceStore, judged_channels
 from controller.gb28181.livebridge import LiveBridge
 from controller.gb28181.recstore import CoreRecordingBackend
 from controller.gb28181.service import GbService
@@ -116,6 +116,17 @@ class CoreBackend:
 
     def read(self, key: str) -> bytes:
         return self.core.store.read_bytes(key)
+
+    def offline_channels(self) -> frozenset[str]:
+        """GB device channels an upper platform is told are OFF: their device is not online
+        (or never registered), or its last Catalog answer reported them OFF. Read from the
+        rows, as every replica's fleet view does (`devstate.judge_channel`)."""
+        if not self.core.config.gb28181.server_id:
+            return frozenset()  # no device access: every camera is an agent's
+        store = GbDeviceStore(self.core.engine, self.core.clock)
+        states = judged_channels(store.rows(), store.all_channels(), self.core.clock.now_us(),
+                                 self.core.config.gb28181.device_timeout_s)  # fmt: skip
+        return frozenset(cam for cam, s in states.items() if not s.online)
 
     def audit(
         self,
@@ -243,7 +254,7 @@ class GbComponent:
             store = GbDeviceStore(core.engine, core.clock, core.config.replica_id())
             devices = DeviceAccess(
                 transport, store, self.config.server_id, self.config.device_realm,
-                advertised, self.config.device_timeout_s,
+                advertised, self.config.device_timeout_s, self.config.catalog_refresh_s,
             )  # fmt: skip
         self.devices = devices
         service = GbService(

@@ -6,7 +6,10 @@ A REGISTER is judged by `access.judge_register` against the device's row (worker
 Catalog query at once. Its keepalives (MESSAGE Notify Keepalive) are answered 200 and kept in
 memory and, at most every 30 s, in its row (`devstate`: the fleet view of any replica reads
 it); its Catalog answer pages are collected by SN until SumNum items arrived (or a page says
-no more), then its channels are written to the catalog as cameras. A device that leaves an
+no more), then its channels are written to the catalog as cameras, each with its own Status
+(ON/OFF: the fleet view and upper platforms show a channel the device reports OFF as
+offline). The catalog is asked again on a Catalog NOTIFY and on a keepalive once the last
+query is `catalog_refresh_s` old (`devstate.catalog_due`). A device that leaves an
 INVITE unanswered is marked so (`no_answer`) until it is heard from again. A MESSAGE from a code
 that is not registered is answered 403. A device registered over TCP keeps, with its
 registration, the address to connect to when its connection is closed (`dial.target`): taken
@@ -21,10 +24,10 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from controller.gb28181 import access, devstate, dial, manscdp, sip
 from controller.gb28181.codes import is_code
@@ -34,6 +37,7 @@ from controller.times import LOCAL_ZONE
 
 log = logging.getLogger("vigil.gb28181")
 T = TypeVar("T")
+MAX_OPEN_QUERIES = 4  # Catalog queries a device has not finished answering, kept by SN
 
 
 class DeviceBackend(Protocol):
@@ -77,6 +81,7 @@ class Device:
     # Registered over TCP: where Vigil connects when its connection is closed (`dial.target`
     # of its last authenticated REGISTER); None over UDP.
     dial: Addr | None = None
+    catalog_asked: float | None = None  # loop time of the last Catalog query sent to it
 
 
 class DeviceAccess:
@@ -88,6 +93,7 @@ class DeviceAccess:
         realm: str,
         host: str,
         keepalive_timeout_s: float = 180.0,
+        catalog_refresh_s: float = 600.0,
     ) -> None:
         self.transport = transport
         self.backend = backend
@@ -95,6 +101,7 @@ class DeviceAccess:
         self.realm = realm
         self.host = host
         self.keepalive_timeout_s = keepalive_timeout_s
+        self.catalog_refresh_s = catalog_refresh_s
         self.nonces = access.Nonces()
         self.devices: dict[str, Device] = {}
         # Call-ID of an INVITE session Vigil holds with a device -> called on the device's BYE
@@ -102,6 +109,7 @@ class DeviceAccess:
         self.refused = 0
         self._sn = 0
         self._writes: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
 
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -147,6 +155,12 @@ class DeviceAccess:
                 log.info("device %s is heard from again", dev.device_id)
             dev.unanswered_at, dev.seen_written = None, now
             self._write(self.backend.seen, dev.device_id)
+
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        """Run `coro` on the loop, kept referenced until done (a bare task can be collected)."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _write(self, fn: Callable[[str], None], device_id: str) -> None:
         async def write() -> None:
@@ -251,7 +265,7 @@ class DeviceAccess:
         where = f"{addr[0]}:{addr[1]}"
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
         if fresh:
-            loop.create_task(self.ask_catalog(dev))
+            self._spawn(self.ask_catalog(dev))
 
     @staticmethod
     def _dial_target(user: str, contact: str, source: Addr) -> Addr:
@@ -288,7 +302,10 @@ class DeviceAccess:
         msg = self._request(dev, "MESSAGE")
         msg.add("Content-Type", "Application/MANSCDP+xml")
         msg.body = manscdp.query("Catalog", self._sn, dev.device_id)
+        while len(dev.pages) >= MAX_OPEN_QUERIES:  # queries never answered: the oldest go
+            del dev.pages[next(iter(dev.pages))]
         dev.pages[str(self._sn)] = []
+        dev.catalog_asked = asyncio.get_running_loop().time()
         resp = await self.transport.request(msg, dev.addr, dev.tcp, dev.dial)
         if resp is None or resp.status != 200:
             what = "no answer" if resp is None else f"{resp.status} {resp.reason}"
@@ -310,10 +327,15 @@ class DeviceAccess:
             why = f"keepalive for {head.device_id[:24]!r} from {dev.device_id}"
             self._refuse(inbound, 403, why)
             return
-        self._heard(dev, asyncio.get_running_loop().time())
-        if head.root == "Notify" and head.cmd_type == "Keepalive":
-            dev.keepalives += 1
+        now = asyncio.get_running_loop().time()
+        self._heard(dev, now)
+        if head.root == "Notify" and head.cmd_type in ("Keepalive", "Catalog"):
+            notified = head.cmd_type == "Catalog"  # its channels changed (GB/T 28181 §9.6.3)
+            if not notified:
+                dev.keepalives += 1
             self.transport.reply(inbound, sip.response(msg, 200))
+            if devstate.catalog_due(dev.catalog_asked, now, self.catalog_refresh_s, notified):
+                self._spawn(self.ask_catalog(dev))
             return
         if head.root == "Response" and head.cmd_type == "Catalog":
             try:
@@ -330,6 +352,9 @@ class DeviceAccess:
         self.transport.reply(inbound, sip.response(msg, 200))  # other Notify/Response: taken
 
     async def _catalog_page(self, dev: Device, page: manscdp.CatalogAnswer) -> None:
+        for code, text in page.odd_status:
+            log.warning("device %s: channel %s Status %r is not ON/OFF/ONLINE/OFFLINE: taken "
+                        "as unknown", dev.device_id, code, text)  # fmt: skip
         items = dev.pages[page.sn]
         items.extend(page.items)
         if len(items) > manscdp.MAX_CATALOG_ITEMS:

@@ -6,11 +6,19 @@ only what the row holds: the registration's expiry, the last REGISTER or keepali
 INVITE that went unanswered after that, and a revocation. Keepalives are written at most
 every `SEEN_WRITE_S`, so "silent" allows that much on top of the timeout. `moved`: a device
 that registered to another replica since is no longer this one's to INVITE.
+
+A channel's state (`judge_channel`) is its device's, unless the device is online and its
+last Catalog answer said the channel itself is OFF (an NVR whose camera lost power or its
+cable): then the channel is offline with that reason. ON, or no readable Status, counts as
+the device's state: an NVR that never says is not made to look broken.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from controller.gb28181.manscdp import OFF
 
 SEEN_WRITE_S = 30.0  # a device's keepalive is written to its row at most this often
 
@@ -50,6 +58,55 @@ def judge(row: Liveness, now_us: int, timeout_s: float) -> DeviceState:
     if row.unanswered_us > seen:
         return DeviceState(False, "not answering INVITE")
     return DeviceState(True, "")
+
+
+CATALOG_OFF = "catalog_off"  # reason key: the device online, its Catalog reports the channel OFF
+DEVICE_OFFLINE = "device_offline"  # reason key: the device is not online (its reason follows)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelState:
+    online: bool | None  # None: its device never registered
+    reason: str  # "" when online, else CATALOG_OFF or DEVICE_OFFLINE (the console words it)
+    detail: str = ""  # the device's own reason when it is offline
+
+
+def judge_channel(device: DeviceState, status: str) -> ChannelState:
+    """A channel from its device's judged state and its own last Catalog `status` (ON, OFF,
+    UNKNOWN): the device not online, the channel neither; the device online and the channel
+    reported OFF, offline; otherwise online."""
+    if device.online is None:
+        return ChannelState(None, DEVICE_OFFLINE, device.reason)
+    if not device.online:
+        return ChannelState(False, DEVICE_OFFLINE, device.reason)
+    if status == OFF:
+        return ChannelState(False, CATALOG_OFF)
+    return ChannelState(True, "")
+
+
+def channel_states(
+    devices: Mapping[str, DeviceState], channels: Mapping[str, tuple[str, str]]
+) -> dict[str, ChannelState]:
+    """camera id -> its state, for channels (camera id -> (device code, Catalog status)) of
+    the judged `devices`; channels of a device not among them are left out."""
+    return {
+        cam: judge_channel(devices[dev], status)
+        for cam, (dev, status) in channels.items()
+        if dev in devices
+    }
+
+
+CATALOG_NOTIFY_GAP_S = 1.0  # a burst of Catalog NOTIFYs is answered with one query
+
+
+def catalog_due(asked_at: float | None, now: float, refresh_s: float, notified: bool) -> bool:
+    """Whether to send a registered device a Catalog query again (loop seconds; `asked_at`
+    None: never asked here): on a Catalog NOTIFY (it says its channels changed) unless one
+    was sent within `CATALOG_NOTIFY_GAP_S`; on a keepalive once the last is `refresh_s` old
+    (a channel going OFF is learnt even from a device that never notifies)."""
+    if asked_at is None:
+        return True
+    return now - asked_at >= (CATALOG_NOTIFY_GAP_S if notified else refresh_s)
 
 
 def write_seen(last_written: float, now: float) -> bool:

@@ -9,8 +9,10 @@ Blocking calls: the SIP loop runs them on worker threads.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -24,12 +26,24 @@ from controller.directory.rows import Entry
 from controller.directory.store import DirectoryStore
 from controller.gb28181.access import Known, ha1_of
 from controller.gb28181.codes import is_code
-from controller.gb28181.devstate import moved
-from controller.gb28181.manscdp import Channel, video_channels
-from controller.gb28181.tables import GbDevice
+from controller.gb28181.devstate import ChannelState, Liveness, channel_states, judge, moved
+from controller.gb28181.manscdp import UNKNOWN, Channel, video_channels
+from controller.gb28181.tables import GbChannel, GbDevice
+
+log = logging.getLogger("vigil.gb28181")
 
 KIND = "gb28181"
 PASSWORD_BYTES = 12  # 16 URL-safe characters: typed into an NVR's web page by an installer
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRow:
+    """A GB channel in the catalog: its device and its last Catalog `Status` (unknown and 0
+    when no Catalog answer was stored for it since revision 0018)."""
+
+    device_id: str
+    status: str
+    reported_us: int
 
 
 class GbDeviceStore(CatalogBase):
@@ -129,12 +143,27 @@ class GbDeviceStore(CatalogBase):
 
     def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int:
         """Each video channel a catalog camera of the device, named and coded in the
-        directory. Channels no longer listed are kept (their footage stays findable)."""
-        cameras = video_channels(device_id, channels)
+        directory, with its Catalog `Status` and when it was reported. Channels no longer
+        listed are kept (their footage stays findable) with the status they last had. A code
+        that is already another device's camera is left alone (logged): a device cannot take
+        over, rename or switch off a camera that is not its own by listing its code."""
+        taken = self._owners([c.code for c in video_channels(device_id, channels)])
+        cameras = []
+        for c in video_channels(device_id, channels):
+            if taken.get(c.code, device_id) != device_id:
+                log.warning("device %s lists channel %s, a camera of %s: ignored", device_id,
+                            c.code, taken[c.code][:64])  # fmt: skip
+                continue
+            cameras.append(c)
         for c in cameras:
             self._catalog.upsert_camera(c.code, device_id)
         self._directory.apply([Entry(c.code, c.name, gb_code=c.code) for c in cameras])
+        now = self._clock.now_us()
         with self._write("gb device channels") as conn:
+            for c in cameras:
+                values = {"camera_id": c.code, "device_id": device_id, "status": c.status,
+                          "reported_us": now}  # fmt: skip
+                self._upsert(conn, GbChannel, values, "camera_id")
             conn.execute(
                 update(GbDevice)
                 .where(col(GbDevice.device_id) == device_id)
@@ -142,16 +171,54 @@ class GbDeviceStore(CatalogBase):
             )
         return len(cameras)
 
-    def all_channels(self) -> dict[str, str]:
-        """Every GB device's channels: camera id -> device code (the fleet view's)."""
-        query = select(col(Camera.camera_id), col(Camera.device_id)).join(
-            GbDevice, col(GbDevice.device_id) == col(Camera.device_id)
+    def _owners(self, codes: Sequence[str]) -> dict[str, str]:
+        """camera id -> its device, for those of `codes` the catalog has."""
+        if not codes:
+            return {}
+        query = select(col(Camera.camera_id), col(Camera.device_id)).where(
+            col(Camera.camera_id).in_(list(codes))
+        )
+        with self._read("gb channel owners") as conn:
+            return {str(r[0]): str(r[1]) for r in conn.execute(query)}
+
+    def all_channels(self) -> dict[str, ChannelRow]:
+        """Every GB device's channels with their last Catalog status (the fleet view's)."""
+        query = (
+            select(
+                col(Camera.camera_id),
+                col(Camera.device_id),
+                col(GbChannel.status),
+                col(GbChannel.reported_us),
+            )
+            .join(GbDevice, col(GbDevice.device_id) == col(Camera.device_id))
+            .outerjoin(
+                GbChannel,
+                (col(GbChannel.camera_id) == col(Camera.camera_id))
+                & (col(GbChannel.device_id) == col(Camera.device_id)),
+            )
         )
         with self._read("gb channels") as conn:
-            return {str(r[0]): str(r[1]) for r in conn.execute(query)}
+            return {
+                str(r[0]): ChannelRow(str(r[1]), str(r[2] or UNKNOWN), int(r[3] or 0))
+                for r in conn.execute(query)
+            }
 
     def channel_codes(self, device_id: str) -> list[str]:
         """The device's channels the catalog has (what its last Catalog answer stored)."""
         query = select(col(Camera.camera_id)).where(col(Camera.device_id) == device_id)
         with self._read("gb device channel codes") as conn:
             return sorted(str(r[0]) for r in conn.execute(query))
+
+
+def liveness(row: GbDevice) -> Liveness:
+    """What `devstate.judge` reads of a device's row."""
+    return Liveness(row.registered_us, row.expires_us, row.last_seen_us, row.unanswered_us,
+                    row.revoked_us)  # fmt: skip
+
+
+def judged_channels(
+    rows: Sequence[GbDevice], channels: dict[str, ChannelRow], now_us: int, timeout_s: float
+) -> dict[str, ChannelState]:
+    """Every channel's state from its device's row and its own Catalog status."""
+    devices = {r.device_id: judge(liveness(r), now_us, timeout_s) for r in rows}
+    return channel_states(devices, {k: (c.device_id, c.status) for k, c in channels.items()})

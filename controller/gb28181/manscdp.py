@@ -219,6 +219,24 @@ def query(cmd_type: str, sn: int, device_id: str, extra: Sequence[tuple[str, str
     return _build("Query", pairs)
 
 
+ON, OFF, UNKNOWN = "on", "off", "unknown"  # a channel's Catalog Status, as Vigil keeps it
+_STATUS = {"ON": ON, "ONLINE": ON, "OFF": OFF, "OFFLINE": OFF}
+MAX_STATUS_CHARS = 16  # longer is not a status word (what is logged of it is cut too)
+
+
+def channel_status(text: str | None) -> tuple[str, bool]:
+    """A Catalog item's `<Status>` as kept (ON, OFF or UNKNOWN) and whether the text was
+    unreadable (the caller logs it). GB/T 28181-2016 says ON/OFF; real NVRs also send
+    ONLINE/OFFLINE, in any case, with spaces. Missing or empty is unknown, not a problem
+    (the field is optional); anything else is unknown too, never a guess either way."""
+    if text is None or not text.strip():
+        return UNKNOWN, False
+    word = text.strip().upper()
+    if len(word) > MAX_STATUS_CHARS or word not in _STATUS:
+        return UNKNOWN, True
+    return _STATUS[word], False
+
+
 @dataclass(frozen=True, slots=True)
 class Channel:
     """One item of a device's Catalog answer."""
@@ -226,7 +244,7 @@ class Channel:
     code: str
     name: str
     parent_id: str = ""
-    status: str = "ON"
+    status: str = UNKNOWN  # ON, OFF or UNKNOWN (`channel_status`)
     parental: bool = False
     manufacturer: str = ""
     model: str = ""
@@ -244,6 +262,7 @@ class CatalogAnswer:
     device_id: str
     total: int  # SumNum: items over all pages
     items: tuple[Channel, ...]
+    odd_status: tuple[tuple[str, str], ...] = ()  # (code, text cut short): unreadable Status
 
 
 MAX_CATALOG_ITEMS = 4096  # one device's channels over all pages (a 256-channel NVR is large)
@@ -259,22 +278,26 @@ def parse_catalog_answer(body: bytes) -> CatalogAnswer:
     if not total_text.isdigit() or int(total_text) > MAX_CATALOG_ITEMS:
         raise XmlError(400, f"SumNum {total_text[:12]!r} is not a count up to {MAX_CATALOG_ITEMS}")
     items: list[Channel] = []
+    odd: list[tuple[str, str]] = []
     listing = root.find("DeviceList")
     for node in listing.findall("Item") if listing is not None else []:
         f = {child.tag: (child.text or "").strip() for child in node}
         code = f.get("DeviceID", "")
         if not (len(code) == 20 and code.isdigit()):
             raise XmlError(400, f"catalog item code {code[:24]!r} is not 20 digits")
+        status, unreadable = channel_status(f.get("Status"))
+        if unreadable:
+            odd.append((code, f.get("Status", "")[:MAX_STATUS_CHARS]))
         items.append(
             Channel(
                 code=code,
                 name=f.get("Name", "")[:128] or code,
                 parent_id=f.get("ParentID", ""),
-                status=f.get("Status", "ON").upper(),
+                status=status,
                 parental=f.get("Parental", "0") == "1",
                 manufacturer=f.get("Manufacturer", "")[:64],
                 model=f.get("Model", "")[:64],
             )
         )
     sn, device = head.get("SN", ""), head.get("DeviceID", "")
-    return CatalogAnswer(sn, device, int(total_text), tuple(items))
+    return CatalogAnswer(sn, device, int(total_text), tuple(items), tuple(odd))

@@ -67,6 +67,8 @@ class Backend(Protocol):
 
     def read(self, key: str) -> bytes: ...
 
+    def offline_channels(self) -> frozenset[str]: ...
+
     def audit(
         self,
         action: str,
@@ -210,7 +212,7 @@ class GbService:
 
         responder = Responder(
             link.cfg.local_id, "Vigil", directory, visible, ranges, self.now_us(), self.page_size,
-            on_device=self.backend.on_device,
+            on_device=self.backend.on_device, offline=self.backend.offline_channels(),
         )  # fmt: skip
         return responder.answer(query)
 

@@ -6,6 +6,10 @@ is what verifying a digest needs, and it is useless for any other realm. Registr
 (when, from where, until when, to which replica, how many channels its Catalog listed) are
 written on REGISTER and on each Catalog answer; keepalives at most every 30 s (`last_seen_us`),
 so the fleet view of any replica can tell a live device from a silent one (revision 0017).
+
+`gb_channel`: each video channel's own `Status` as the device's last Catalog answer listing it
+said (on, off, unknown) and when (revision 0018): an NVR online with one camera unplugged
+reports that channel OFF, and the channel is shown and reported upward as offline.
 """
 
 from __future__ import annotations
@@ -33,4 +37,13 @@ class GbDevice(SQLModel, table=True):
     replica: str = Field(default="", max_length=100)  # the replica it registered to
 
 
-GB_TABLES = [GbDevice.__table__]  # type: ignore[attr-defined]
+class GbChannel(SQLModel, table=True):
+    __tablename__ = "gb_channel"
+
+    camera_id: str = Field(primary_key=True, max_length=20)  # the channel's 20-digit code
+    device_id: str = Field(max_length=20)  # the device whose Catalog listed it
+    status: str = Field(default="unknown", max_length=8)  # on, off, unknown
+    reported_us: int = Field(default=0, sa_type=BigInteger)  # that Catalog answer's arrival
+
+
+GB_TABLES = [GbDevice.__table__, GbChannel.__table__]  # type: ignore[attr-defined]

@@ -134,7 +134,7 @@ export class Fleet {
           const state = d.online === null ? t("fleet.unknown") : d.online ? t("fleet.online") : `${t("fleet.offline")} ${d.offline_reason || ""}`;
           const id = el("td", "", d.device_id);
           if (d.gb) id.append(" ", el("span", "badge gb", t("fleet.gb")));
-          const cams = d.gb ? t("fleet.channels", { n: d.gb.channels }) : d.cameras_connected === null ? "-" : String(d.cameras_connected);
+          const cams = d.gb ? gbChannels(d.gb) : d.cameras_connected === null ? "-" : String(d.cameras_connected);
           tr.append(
             id,
             el("td", "", `${this.opts.countyName ? this.opts.countyName(d.county) : d.county} / ${d.site}`),
@@ -229,7 +229,11 @@ export class Fleet {
       [t("fleet.gbReplica"), g.replica || "-"],
     ];
     if (g.not_answering_since_us) rows.push([t("fleet.gbSilent"), shanghai(g.not_answering_since_us)]);
-    rows.push([t("fleet.cameras"), `${t("fleet.channels", { n: g.channels })}: ${(d.cameras || []).join(", ")}`]);
+    const chans = g.channel_states || [];
+    if (!chans.length) rows.push([t("fleet.cameras"), `${t("fleet.channels", { n: g.channels })}: ${(d.cameras || []).join(", ")}`]);
+    else rows.push([t("fleet.cameras"), gbChannels(g)]);
+    // each channel with its own state: an NVR online with one camera reported OFF in its Catalog
+    for (const c of chans) rows.push([c.camera_id, channelState(c)]);
     return rows;
   }
 
@@ -245,4 +249,18 @@ export class Fleet {
     for (const c of h.cameras || []) rows.push([c.camera_id, `${(c.fps || 0).toFixed(1)} fps · ${t(`state.${c.state || (c.connected ? "streaming" : "disconnected")}`)}`]);
     return rows;
   }
+}
+
+// "2 个通道" and, when the device's Catalog reports some OFF while it is online, how many.
+function gbChannels(g) {
+  const off = (g.channel_states || []).filter((c) => c.reason === "catalog_off").length;
+  const all = t("fleet.channels", { n: g.channels });
+  return off ? `${all} · ${t("fleet.channelsOff", { n: off })}` : all;
+}
+
+// A GB channel's state (online, or offline with why) and its Catalog Status as reported.
+function channelState(c) {
+  const state = c.online === null ? t("fleet.unknown") : c.online ? t("fleet.online") : t(`fleet.ch.${c.reason}`);
+  const said = c.reported_us ? ` · ${t("fleet.chStatus", { s: c.status.toUpperCase(), at: shanghai(c.reported_us) })}` : "";
+  return state + said;
 }

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.api.gb_devices import GbFleet
 from controller.assembly import Controller
 from controller.catalog.db import make_engine
 from controller.clock import SystemClock
@@ -46,6 +47,7 @@ REALM = "6212000000"
 NVR = "62120200001110000001"
 CH1, CH2 = "62120200001310000001", "62120200001310000002"
 UNKNOWN = "62120200001110000099"
+FOREIGN = "62120200001310000077"  # an agent's camera that happens to have a GB-looking id
 
 
 @dataclass
@@ -80,6 +82,8 @@ def sipp(
     *,
     ooc: bool = False,
     keep_ms: int = 1000,
+    ooc_file: Path | None = None,
+    keys: dict[str, str] | None = None,
 ) -> tuple[int, str]:
     log = world.tmp / f"{scenario.stem}.{time.monotonic_ns()}.log"
     cmd = [
@@ -90,8 +94,10 @@ def sipp(
         "-key", "ch1", CH1, "-key", "ch2", CH2, "-d", str(keep_ms),
         "-timeout", "30s", "-timeout_error", "-trace_msg", "-message_file", str(log),
     ]  # fmt: skip
-    if ooc:
-        cmd += ["-oocsf", str(SIPP_DIR / "device_ooc.xml")]
+    if ooc or ooc_file:
+        cmd += ["-oocsf", str(ooc_file or SIPP_DIR / "device_ooc.xml")]
+    for key, value in (keys or {}).items():
+        cmd += ["-key", key, value]  # later -key wins (ch2 given again)
     proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False, cwd=world.tmp)
     messages = log.read_text(errors="replace") if log.exists() else ""
     return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")[-3000:] + messages
@@ -274,3 +280,75 @@ def test_a_device_that_registers_over_tcp_is_queried_and_invited_over_its_connec
     ):
         sent = messages[messages.index(request) :][:400]  # Vigil's, over SIPp's TCP socket
         assert "Via: SIP/2.0/TCP" in sent, (request, sent)
+
+
+def listed_statuses(
+    world: DeviceWorld, st1: str, st2: str, ch2: str = CH2
+) -> tuple[str, dict[str, tuple[bool | None, str, str]]]:
+    """SIPp as the registered NVR sends a Catalog NOTIFY; Vigil asks for its catalog again;
+    the answer (device_ooc_status.xml, after three bad pages) gives ch1 Status `st1` and
+    `ch2` Status `st2`. Returns SIPp's output and the fleet view's channels: camera id ->
+    (online, reason, status kept)."""
+    scenario = world.tmp / "device_ooc_status.xml"
+    text = (SIPP_DIR / "device_ooc_status.xml").read_text()
+    scenario.write_text(text.replace("<!--PADDING-->", "<Pad>" + "x" * 40_000 + "</Pad>"))
+    gb = world.controller.gb28181
+    assert gb is not None and gb.devices is not None
+    before = world.devices.devices[NVR].catalog_asked if NVR in world.devices.devices else None
+    rc, out = sipp(world, SIPP_DIR / "device_notify.xml", NVR, world.password, keep_ms=2500,
+                   ooc_file=scenario, keys={"st1": st1, "st2": st2, "ch2": ch2})  # fmt: skip
+    assert rc == 0, out
+    assert world.devices.devices[NVR].catalog_asked != before  # asked again
+    core = world.controller.core
+    fleet = GbFleet(GbDeviceStore(core.engine, core.clock), core.clock, 180.0, ttl_s=0.0)
+    _state, shown = fleet.states()[NVR]
+    return out, {c.camera_id: (c.online, c.reason, c.status) for c in shown.channel_states}
+
+
+def test_a_channel_the_nvr_reports_off_is_offline_with_why_and_on_again_flips_back(
+    world: DeviceWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The device online, its Catalog (asked again on its Catalog NOTIFY) says ch2 OFFLINE:
+    ch2 is offline with the reason, ch1 online, and upper platforms are told ch2 is OFF; the
+    next Catalog saying ch2 "on" (any case) flips it back. The bad pages before each answer
+    (malformed, oversize, a short code) are refused and change nothing."""
+    out, channels = listed_statuses(world, "ON", "OFFLINE")
+    for said in ("400 malformed XML", "413 XML body of", "400 catalog item code '6212'"):
+        assert said in out, said
+    # the NOTIFY came before the query it caused
+    notify = out.index("<SN>41</SN>")  # the NOTIFY (SIPp sends it as written)
+    assert "<Query>" in out[notify:], "no Catalog query after the NOTIFY"
+    assert world.devices.online(NVR)
+    assert channels == {CH1: (True, "", "on"), CH2: (False, "catalog_off", "off")}
+    gb = world.controller.gb28181
+    assert gb is not None
+    assert gb.backend.offline_channels() == frozenset({CH2})  # what the cascade says upward
+    core = world.controller.core
+    fleet = GbFleet(GbDeviceStore(core.engine, core.clock), core.clock, 180.0, ttl_s=0.0)
+    assert fleet.channels_online(lambda _c: True) == {CH1: True, CH2: False}
+
+    with caplog.at_level("WARNING", logger="vigil.gb28181"):
+        _out, channels = listed_statuses(world, "BROKEN", "on")
+    assert channels == {CH1: (True, "", "unknown"), CH2: (True, "", "on")}
+    assert any("Status 'BROKEN' is not ON/OFF" in r.getMessage() for r in caplog.records)
+    assert gb.backend.offline_channels() == frozenset()
+
+
+def test_a_catalog_listing_another_devices_camera_changes_nothing_of_it(
+    world: DeviceWorld,
+) -> None:
+    """An NVR listing a code that is another device's camera (an agent's) with Status OFF:
+    the camera stays that device's, gets no GB status and is not offline; the NVR's own
+    channels are stored as listed."""
+    catalog = world.controller.core.catalog
+    catalog.upsert_device("edge-foreign", "wudu", "东关村", "agent")
+    catalog.upsert_camera(FOREIGN, "edge-foreign")
+    _out, channels = listed_statuses(world, "OFF", "OFF", ch2=FOREIGN)
+    row = catalog.camera(FOREIGN)
+    assert row is not None and row.device_id == "edge-foreign"
+    assert (
+        FOREIGN not in channels
+        and FOREIGN not in GbDeviceStore(world.controller.core.engine, SystemClock()).all_channels()
+    )
+    assert channels[CH1] == (False, "catalog_off", "off")
+    assert CH2 in channels  # not listed this time: kept with its last status

@@ -234,6 +234,41 @@ def test_a_database_at_revision_one_with_rows_upgrades_with_them(catalog_url: st
     make_engine(catalog_url).dispose()  # now accepted
 
 
+def test_a_0017_database_with_gb_devices_upgrades_to_keeping_channel_status(
+    catalog_url: str,
+) -> None:
+    """Revision 0018 adds `gb_channel` (each GB channel's own Catalog Status): a database at
+    0017 with an issued, registered NVR and its channel upgrades with them intact; the channel
+    has no status yet (unknown: its device's state, as before) until the next Catalog answer,
+    which is then kept."""
+    from controller.catalog.catalog import Catalog
+    from controller.gb28181.devstore import ChannelRow, GbDeviceStore
+    from controller.gb28181.manscdp import OFF, UNKNOWN, Channel
+
+    nvr, channel = "62120200001110000001", "62120200001310000001"
+    engine = make_engine(catalog_url, create=False)
+    clock = ManualClock(T0)
+    try:
+        with engine.begin() as conn:
+            run_migrations(conn, script_directory(), "0017", stamp=False)
+        assert "gb_channel" not in tables(engine)
+        store = GbDeviceStore(engine, clock)
+        store.issue(nvr, "wudu", "东关村", "6212000000")
+        store.registered(nvr, "10.0.0.9:5060", 3600)
+        Catalog(engine, clock).upsert_camera(channel, nvr)
+        before = store.row(nvr)
+        assert schema_state(engine).kind == BEHIND
+        report = upgrade_database(engine)
+        assert (report.before.current, report.after) == ("0017", HEAD)
+        assert store.row(nvr) == before
+        assert store.all_channels() == {channel: ChannelRow(nvr, UNKNOWN, 0)}
+        clock.advance(5.0)
+        assert store.set_channels(nvr, [Channel(channel, "东门", status=OFF)]) == 1
+        assert store.all_channels() == {channel: ChannelRow(nvr, OFF, T0 + 5_000_000)}
+    finally:
+        engine.dispose()
+
+
 def test_a_pre_migration_database_is_checked_stamped_and_upgraded(catalog_url: str) -> None:
     """No alembic_version, the tables of that release (some made lazily, so missing): `db
     upgrade` creates the missing ones, stamps 0001, upgrades; rows intact."""

@@ -87,8 +87,8 @@ def test_catalog_answer_pages_are_read_and_bad_ones_refused() -> None:
     page = manscdp.parse_catalog_answer(body)
     assert (page.sn, page.device_id, page.total) == ("7", DEV, 3)
     assert [(c.code, c.name, c.parental, c.status) for c in page.items] == [
-        ("62120200001310000001", "东关村 1", False, "OFF"),
-        ("62120000002160000001", "组", True, "ON"),
+        ("62120200001310000001", "东关村 1", False, "off"),
+        ("62120000002160000001", "组", True, "unknown"),  # no Status: not a guess
     ]
     for bad, status in [
         (PAGE.format(dev=DEV, n=3, ch="6212", name="x"), 400),
