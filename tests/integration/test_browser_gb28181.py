@@ -34,7 +34,7 @@ from controller.assembly import Controller
 from controller.clock import SystemClock
 from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.devstore import GbDeviceStore
-from controller.gb28181.manscdp import Channel
+from controller.gb28181.manscdp import OFF, ON, Channel
 from controller.grants.policy import default_policy
 from controller.users import create_user
 from tests.fixtures.browser import chromium_browser  # noqa: F401 - the fixture
@@ -89,7 +89,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GbWorld]:
     tmp = tmp_path_factory.mktemp("gbweb")
     top = {"http": {"listen": "127.0.0.1:0"}, "live": {"linger_s": 1.0}}
     controller, password, sip_port = device_controller(
-        tmp / "ctl", SERVER_ID, NVR, [Channel(CH1, "东门"), Channel(CH2, "院子")], top,
+        # the NVR's last Catalog said CH2 is OFF (tests/integration/test_gb28181_devices.py
+        # has SIPp send that); CH1 ON
+        tmp / "ctl", SERVER_ID, NVR,
+        [Channel(CH1, "东门", status=ON), Channel(CH2, "院子", status=OFF)], top,
         invite_answer_s=ANSWER_S, reinvite_min_s=0.5, reinvite_max_s=2.0,
     )  # fmt: skip
     try:
@@ -141,14 +144,27 @@ def test_console_lists_a_gb_device_and_plays_its_channel_live(
             timeout=15_000,
         )
         text = page.inner_text(row)
-        assert "国标" in text and "2 个通道" in text, text
+        assert "国标" in text and "2 个通道 · 1 个离线" in text, text
         assert "未知" in page.inner_text(f"#devices tr[data-device='{NVR2}']")
         page.click(row)
         page.wait_for_selector("#device-detail table")
         detail = page.inner_text("#device-detail")
         assert "127.0.0.1:" in detail and CH1 in detail and CH2 in detail, detail
         assert world.controller.core.config.replica_id() in detail, detail
+        # each channel's own state: CH2 offline as its NVR's Catalog reports, CH1 online
+        ch = "#device-detail tr:has(th:text-is('{}')) td"
+        assert page.inner_text(ch.format(CH1)).startswith("在线"), detail
+        off = page.inner_text(ch.format(CH2))
+        assert off.startswith("通道离线（设备目录报告 OFF）") and "目录状态 OFF" in off, off
         page.screenshot(path=str(tmp_path / "gb-fleet.png"), full_page=True)
+        page.click("#lang")  # the English switch says the same
+        page.click(row)
+        page.wait_for_function(
+            "() => document.getElementById('device-detail').textContent"
+            '.includes("channel offline (the device\'s catalog reports OFF)")',
+            timeout=5_000,
+        )
+        page.click("#lang")
 
         # its channel live: the first viewer INVITEs, the NVR's PS/RTP plays in the page
         page.click("nav [data-view=playback]")
@@ -194,6 +210,16 @@ def test_console_lists_a_gb_device_and_plays_its_channel_live(
     assert sockets == [f"{world.base.replace('http://', 'ws://')}/api/v1/live/{CH1}/ws"], sockets
 
 
+def pushed_cameras(base: str, headers: dict[str, str]) -> dict[str, bool]:
+    """The camera states of the first `fleet` event the console's event stream pushes."""
+    with httpx.stream("GET", f"{base}/api/v1/events", headers=headers, timeout=10) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data: "):
+                cameras: dict[str, bool] = json.loads(line[6:])["cameras"]
+                return cameras
+    raise AssertionError("no fleet event")
+
+
 def open_live(world: GbWorld, token: str, camera: str) -> ClientConnection:
     ws = connect(f"{world.base.replace('http://', 'ws://')}/api/v1/live/{camera}/ws",
                  max_size=None, max_queue=None, legacy=True)  # fmt: skip
@@ -228,8 +254,15 @@ def test_a_vanished_device_fails_its_viewers_fast_and_blocks_no_other_channel(
             url = f"{world.base}/api/v1/cameras?device={NVR}&state={state}"
             return sorted(c["camera_id"] for c in httpx.get(url, headers=headers).json())
 
-        # its channels count as online in the tree and lists while it is (its device's state)
-        wait_for("its channels online", lambda: channels("online") == [CH1, CH2], 5)
+        # its channels count as online in the tree and lists while it is (its device's
+        # state), except CH2, which its Catalog reports OFF
+        wait_for("its channels online", lambda: channels("online") == [CH1], 5)
+        assert channels("offline") == [CH2]
+        tree = httpx.get(f"{world.base}/api/v1/directory/tree", headers=headers).json()
+        counts = {n["key"]: (n["total"], n["online"], n["offline"]) for n in tree}
+        assert counts == {"武都区": (3, 2, 1)}, counts  # CH1 and CH3 online, CH2 off
+        dots = pushed_cameras(world.base, headers)  # the console's pushed camera dots
+        assert (dots[CH1], dots[CH2], dots[CH3]) == (True, False, True), dots
         stop(gone)  # power cut: no un-REGISTER, the registration still runs
         views = [open_live(world, token, CH1), open_live(world, token, CH3)]
         opened = time.monotonic()
