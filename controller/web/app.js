@@ -241,6 +241,10 @@ function init() {
     app.playback.playRange().catch(fail);
   });
   $("live").addEventListener("click", () => app.playback.playLive());
+  $("unmute").addEventListener("click", () => app.playback.unmute());
+  $("video").addEventListener("volumechange", () => {
+    if (app.playback && app.playback.live) $("unmute").hidden = !$("video").muted;
+  });
   $("camera-select").addEventListener("change", () => app.playback.timeline().catch(fail));
   $("day").addEventListener("change", () => app.playback.timeline().catch(fail));
   $("timeline").addEventListener("click", (ev) => {

@@ -7,6 +7,7 @@
 //                                       //   frameAgeS, sinceUs, codec, reason}
 //     onMediaInfo: (text) => {},        // "video avc1.64000d 320x180, live"
 //     onData: (arrayBuffer) => {},      // every media message as received (diagnostics, tests)
+//     sound: true,                      // optional: started by the user's click: play with sound
 //   });
 //   handle.close();                     // stop: socket, timers, player; the element is left empty
 //   handle.state();                     // the last state object given to onState
@@ -118,6 +119,7 @@
       this.shownTime = -1;
       this.current = null;
       this.timers = [];
+      this.begun = false; // muted state set once, at the first start (playVideo)
     }
 
     emit(state, text, level, extra) {
@@ -279,9 +281,7 @@
       });
       player.attachMediaElement(this.video);
       player.load();
-      this.video.muted = true;
-      const started = player.play();
-      if (started && started.catch) started.catch(() => {}); // autoplay refused: the user presses play
+      this.playVideo(() => player.play());
       this.emit("connecting", `${STATES.connecting} ${this.camera}…`, "note");
     }
 
@@ -292,12 +292,27 @@
       this.hls = true;
       const q = `session=${encodeURIComponent(this.session)}&grant=${encodeURIComponent(this.grant.token)}`;
       this.video.src = `/api/v1/live/${encodeURIComponent(this.camera)}/hls/index.m3u8?${q}`;
-      this.video.muted = true;
-      const started = this.video.play();
-      if (started && started.catch) started.catch(() => {});
+      this.playVideo(() => this.video.play());
       this.emit("connecting", `${STATES.connecting} ${this.camera} (HLS)…`, "note");
       this.video.addEventListener("playing", () => {
         if (!this.stopped) this.emit("live", `${STATES.live} ${this.camera} (HLS)`, "online");
+      });
+    }
+
+    // Muted, unless the view was started from the user's click (`sound`): browsers allow
+    // unmuted play in (and after) a user gesture, and refuse it otherwise. A player restarted
+    // later keeps what the user chose since (the element's own muted state); an unmuted start
+    // the browser refuses plays muted instead (the page offers to turn the sound on).
+    playVideo(play) {
+      if (!this.begun) this.video.muted = !this.opts.sound;
+      this.begun = true;
+      const started = play();
+      if (!started || !started.catch) return;
+      started.catch(() => {
+        if (this.stopped || this.video.muted) return; // autoplay refused: the user presses play
+        this.video.muted = true;
+        const again = play();
+        if (again && again.catch) again.catch(() => {});
       });
     }
 

@@ -77,6 +77,7 @@ export class Playback {
     this.live = null;
     setText("live-status", "", "");
     setText("media-info", "");
+    $("unmute").hidden = true;
   }
 
   playLive() {
@@ -87,11 +88,26 @@ export class Playback {
     }
     const camera = this.camera();
     setText("status", t("play.live.started", { camera }), "");
+    // Started by the user's click on 实时: with sound (the browser allows it in a gesture);
+    // while the live view is muted (the browser refused, or the user muted it) 开启声音 shows.
     this.live = window.VigilLive.attach($("video"), camera, {
       session: session.token,
-      onState: (s) => setText("live-status", s.text, s.level),
+      sound: true,
+      onState: (s) => {
+        setText("live-status", s.text, s.level);
+        $("unmute").hidden = !this.live || !$("video").muted;
+      },
       onMediaInfo: (text) => setText("media-info", text),
     });
+  }
+
+  // 开启声音: a click is a user gesture, so unmuted play is allowed.
+  unmute() {
+    const video = $("video");
+    video.muted = false;
+    const started = video.play();
+    if (started && started.catch) started.catch(() => {});
+    $("unmute").hidden = true;
   }
 
   // `token`: a grant someone shared (a share link); else one is minted for this user.

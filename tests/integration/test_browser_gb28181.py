@@ -4,7 +4,8 @@ The fleet view lists an NVR registered over GB/T 28181 beside the agents, with i
 from its registration (online, last keepalive, channels; its detail: where it registered
 from and to which replica); a GB channel is watched live through the hub (the console's own
 WebSocket route: INVITE, PS/RTP in, remuxed to MPEG-TS), its picture moves and its G.711
-audio, carried as AAC, is decoded by the page (the player starts muted). Without the
+audio, carried as AAC, is decoded by the page, with sound: the view was started by the
+user's click (and "开启声音" turns the sound back on once muted). Without the
 browser: an NVR that vanished without unregistering fails its viewer within seconds, with
 the reason, and holds up no other channel; its other channels fail at once; the fleet view
 says it does not answer; once it is heard from again it plays again. An NVR that registered to
@@ -194,6 +195,16 @@ def test_console_lists_a_gb_device_and_plays_its_channel_live(
         assert live.status(CH1).codec == "h264"
         audio = "() => document.getElementById('video').webkitAudioDecodedByteCount"
         page.wait_for_function(f"{audio} > 0", timeout=5_000)  # AAC from the device's G.711
+        # started by the click on 实时: with sound (it used to start muted, whatever the click)
+        assert page.evaluate("() => document.getElementById('video').muted") is False
+        assert page.is_hidden("#unmute")
+        page.evaluate("() => { document.getElementById('video').muted = true; }")  # user mutes
+        page.wait_for_selector("#unmute", state="visible", timeout=2_000)
+        assert page.inner_text("#unmute") == "开启声音"
+        page.click("#unmute")
+        assert page.evaluate("() => document.getElementById('video').muted") is False
+        assert page.is_hidden("#unmute")
+        page.wait_for_function("() => !document.getElementById('video').paused", timeout=2_000)
     finally:
         page.screenshot(path=str(tmp_path / "gb-end.png"), full_page=True)
         page.close()
