@@ -103,23 +103,26 @@ def _ts_bytes(prefix: int, t: int) -> bytes:
     ).to_bytes(5, "big")
 
 
+_PACK_START = b"\x00\x00\x01\xba"
+_PACK_MARKERS = 1 << 46 | 1 << 42 | 1 << 26 | 1 << 10 | 1  # '01', the SCR's and extension's
+
+
 def pack_header(scr: int, mux_rate: int = 0x3FFF) -> bytes:
     """A pack header (MPEG-2): '01', the SCR in 3 + 15 + 15 bits with markers, extension 0,
-    the mux rate, no stuffing."""
+    then the mux rate with two markers, five reserved bits and no stuffing. The SCR's six
+    bytes are one 48-bit int (two machine digits, not the three of all ten bytes at once:
+    built once per frame and stream on the cascade's thread)."""
     scr &= 0x1FFFFFFFF
-    fields = (
-        1 << 78
-        | (scr >> 30) << 75
-        | ((scr >> 15) & 0x7FFF) << 59
-        | (scr & 0x7FFF) << 43
-        | (mux_rate & 0x3FFFFF) << 10
-        | 1 << 74  # the markers after each part of the SCR, its extension, the mux rate
-        | 1 << 58
-        | 1 << 42
-        | 1 << 32
-        | 0x3F8  # two markers, five reserved bits, no stuffing
-    )
-    return b"\x00\x00\x01\xba" + fields.to_bytes(10, "big")
+    clock = _PACK_MARKERS | (scr >> 30) << 43 | (scr >> 15 & 0x7FFF) << 27 | (scr & 0x7FFF) << 11
+    tail = _RATE_TAIL if mux_rate == 0x3FFF else _rate_tail(mux_rate)
+    return _PACK_START + clock.to_bytes(6, "big") + tail
+
+
+def _rate_tail(mux_rate: int) -> bytes:
+    return ((mux_rate & 0x3FFFFF) << 10 | 0x3F8).to_bytes(4, "big")
+
+
+_RATE_TAIL = _rate_tail(0x3FFF)
 
 
 def system_header(video: bool, audio: bool, rate_bound: int = 0x3FFF) -> bytes:
@@ -177,28 +180,43 @@ class PsPacker:
         self.video_type: int | None = None
         self.audio_type: int | None = None
         self._started = False
+        self._key_heads: dict[tuple[int | None, int | None], bytes] = {}
+
+    def _key_head(self) -> bytes:
+        """System header + PSM for the current types (built once: its CRC is a Python loop)."""
+        types = (self.video_type, self.audio_type)
+        head = self._key_heads.get(types)
+        if head is None:
+            head = system_header(True, self.audio_type is not None) + stream_map(*types)
+            self._key_heads[types] = head
+        return head
 
     def pack(self, au: AccessUnit, audio_hint: int | None = None) -> bytes | None:
         """The PS bytes of `au`, or None: video before the first keyframe, unknown types.
         `audio_hint`: the audio type the source announced, so the first PSM lists it."""
         if audio_hint is not None and self.audio_type is None:
             self.audio_type = audio_hint
-        video = au.stream_type in VIDEO_TYPES
+        stream_type, pts, dts, key, data = au
+        video = stream_type in VIDEO_TYPES
         if video:
-            if not self._started and not au.key:
+            if not self._started and not key:
                 return None
             self._started = True
-            self.video_type = au.stream_type
-        elif au.stream_type in AUDIO_TYPES:
+            self.video_type = stream_type
+        elif stream_type in AUDIO_TYPES:
             if not self._started:
                 return None  # start on a video keyframe: a receiver needs the PSM first
-            self.audio_type = au.stream_type
+            self.audio_type = stream_type
         else:
             return None
-        scr = au.dts if au.dts is not None else (au.pts or 0)
-        parts = [pack_header(scr)]
-        if video and au.key:
-            parts.append(system_header(True, self.audio_type is not None))
-            parts.append(stream_map(self.video_type, self.audio_type))
-        parts += pes_packets(0xE0 if video else 0xC0, au.pts, au.dts, au.data)
-        return b"".join(parts)
+        head = pack_header(dts if dts is not None else (pts or 0))
+        if video and key:
+            head += self._key_head()
+        if pts is not None and len(data) <= MAX_PES_PAYLOAD:  # one PES: most frames
+            if dts is not None and dts != pts:
+                opt = b"\x80\xc0\x0a" + _ts_bytes(3, pts) + _ts_bytes(1, dts)
+            else:
+                opt = b"\x80\x80\x05" + _ts_bytes(2, pts)
+            pes = _PES_HEAD.pack(0x1E0 if video else 0x1C0, len(opt) + len(data))
+            return b"".join((head, pes, opt, data))
+        return b"".join([head, *pes_packets(0xE0 if video else 0xC0, pts, dts, data)])

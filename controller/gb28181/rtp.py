@@ -22,8 +22,16 @@ class RtpPacketizer:
         self.octets = 0
 
     def packets_of(self, ps: bytes, timestamp: int) -> list[bytes]:
+        n = len(ps)
+        if n <= MAX_PAYLOAD:  # one packet: most frames of a live view
+            seq = self.seq
+            self.seq = (seq + 1) & 0xFFFF
+            self.packets += 1
+            self.octets += n
+            b1 = self.payload_type | 0x80
+            return [_HEADER.pack(0x80, b1, seq, timestamp & 0xFFFFFFFF, self.ssrc) + ps]
         out: list[bytes] = []
-        n, seq, ts, ssrc = len(ps), self.seq, timestamp & 0xFFFFFFFF, self.ssrc
+        seq, ts, ssrc = self.seq, timestamp & 0xFFFFFFFF, self.ssrc
         head, pt = _HEADER.pack, self.payload_type
         for i in range(0, n, MAX_PAYLOAD):
             b1 = pt | 0x80 if i + MAX_PAYLOAD >= n else pt  # the marker on a frame's last one

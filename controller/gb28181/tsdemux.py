@@ -32,6 +32,10 @@ PLAIN_PAYLOAD = TS_PACKET - 4
 _SYNC = b"\x47"
 # byte 3 of a plain packet: payload only (adaptation_field_control 01), any scrambling bits
 _PLAIN_B3 = b"[" + b"".join(re.escape(bytes((b,))) for b in range(256) if b & 0x30 == 0x10) + b"]"
+_PAYLOAD_B3 = b"[" + b"".join(re.escape(bytes((b,))) for b in range(256) if b & 0x10) + b"]"
+_PADDED_B3 = (  # adaptation field and payload
+    b"[" + b"".join(re.escape(bytes((b,))) for b in range(256) if b & 0x30 == 0x30) + b"]"
+)
 # the payloads of k plain packets in one C call: _RUNS[k].unpack_from(buf, offset)
 MAX_RUN = 64
 _RUNS = [struct.Struct("4x184s" * k) for k in range(MAX_RUN + 1)]
@@ -43,6 +47,18 @@ def plain_runs(pid: int) -> re.Pattern[bytes]:
     `.{184}` under DOTALL is a jump in the regex engine, not a loop."""
     head = re.escape(bytes((0x47, pid >> 8, pid & 0xFF)))
     return re.compile(b"(?:" + head + _PLAIN_B3 + b".{184})*", re.DOTALL)
+
+
+def frame_packets(pid: int) -> re.Pattern[bytes]:
+    """A pattern matching how a muxer lays out a PES of `pid`: its start packet (start bit,
+    no error or priority bit, payload with or without an adaptation field), a run of plain
+    packets (group 1) and a packet padded by an adaptation field that ends it (group 2,
+    optional): one C call instead of a Python call per packet for the first and last."""
+    hi, lo = pid >> 8, pid & 0xFF
+    first = re.escape(bytes((0x47, 0x40 | hi, lo))) + _PAYLOAD_B3 + b".{184}"
+    plain = re.escape(bytes((0x47, hi, lo))) + _PLAIN_B3 + b".{184}"
+    last = re.escape(bytes((0x47, hi, lo))) + _PADDED_B3 + b".{184}"
+    return re.compile(first + b"((?:" + plain + b")*)(" + last + b")?", re.DOTALL)
 
 
 def run_payloads(buf: bytes, i: int, run: int) -> list[bytes]:
@@ -71,6 +87,8 @@ class TsDemuxer:
         self._pmt_pids: set[int] = set()
         self._types: dict[int, int] = {}  # pid -> stream type
         self._runs: dict[int, re.Pattern[bytes]] = {}  # pid -> plain_runs(pid)
+        self._frames: dict[int, re.Pattern[bytes]] = {}  # pid -> frame_packets(pid)
+        self._psi: dict[int, bytes] = {}  # pid -> the PAT/PMT payload last parsed
         self._pending: dict[int, _Pending] = {}
         self.errors = 0  # packets without sync or with a broken PES header
 
@@ -78,6 +96,7 @@ class TsDemuxer:
         buf = self._buf + data if self._buf else data
         out: list[AccessUnit] = []
         i, n = 0, len(buf)
+        frames = self._frames
         while n - i >= TS_PACKET:
             if buf[i] != 0x47:
                 nxt = buf.find(_SYNC, i + 1)
@@ -87,6 +106,16 @@ class TsDemuxer:
                     break
                 i = nxt
                 continue
+            # A whole PES in the buffer: its first packet, plain run and last packet in one
+            # match. Never with one packet in hand: packet-at-a-time is the reference path.
+            if n - i >= 2 * TS_PACKET and buf[i + 1] & 0x40:
+                pid = ((buf[i + 1] & 0x1F) << 8) | buf[i + 2]
+                frame = frames.get(pid)
+                if frame is not None:
+                    m = frame.match(buf, i)
+                    if m is not None and self._frame(buf, i, m, pid, out):
+                        i = m.end()
+                        continue
             pid = self._packet(buf, i, out)
             i += TS_PACKET
             # a cheap look first: is the next packet plain at all (payload only)?
@@ -101,6 +130,39 @@ class TsDemuxer:
                     self._check_size(pid, pend)
         self._buf = buf[i:]
         return out
+
+    def _frame(
+        self, buf: bytes, i: int, m: re.Match[bytes], pid: int, out: list[AccessUnit]
+    ) -> bool:
+        """Take a PES start packet, the plain run after it and the padded packet that ends
+        it (as `frame_packets` matched them); False (nothing taken) when the start packet
+        carries no payload, which the per-packet path handles."""
+        offset, rai = i + 4, False
+        if buf[i + 3] & 0x20:
+            alen = buf[i + 4]
+            rai = alen > 0 and buf[i + 5] & 0x40 != 0
+            offset = i + 5 + alen
+        end = i + TS_PACKET
+        if offset >= end:
+            return False
+        if pid in self._pending:
+            self._complete(pid, out)
+        parts = [buf[offset:end]]
+        size = end - offset
+        run = (m.end(1) - end) // TS_PACKET
+        if run:
+            parts += run_payloads(buf, end, run)
+            size += run * PLAIN_PAYLOAD
+        last = m.start(2)
+        if last >= 0:
+            offset = last + 5 + buf[last + 4]
+            if offset < last + TS_PACKET:
+                parts.append(buf[offset : last + TS_PACKET])
+                size += last + TS_PACKET - offset
+        pend = _Pending(self._types[pid], rai, parts, size)
+        self._pending[pid] = pend
+        self._check_size(pid, pend)
+        return True
 
     @property
     def audio_type(self) -> int | None:
@@ -128,12 +190,12 @@ class TsDemuxer:
         if not afc & 0x10 or offset >= TS_PACKET:
             return -1
         start = b1 & 0x40
-        if pid == 0:
-            if start:
-                self._pat(buf[i + offset : i + TS_PACKET])
-        elif pid in self._pmt_pids:
-            if start:
-                self._pmt(buf[i + offset : i + TS_PACKET])
+        if pid == 0 or pid in self._pmt_pids:
+            # muxers repeat PAT and PMT every ~100 ms, unchanged: parse only what changed
+            payload = buf[i + offset : i + TS_PACKET]
+            if start and self._psi.get(pid) != payload:
+                self._psi[pid] = payload
+                (self._pat if pid == 0 else self._pmt)(payload)
         elif pid in self._types:
             payload = buf[i + offset : i + TS_PACKET]
             if start:
@@ -184,6 +246,7 @@ class TsDemuxer:
                 self._types[pid] = stype
                 if pid not in self._runs:
                     self._runs[pid] = plain_runs(pid)
+                    self._frames[pid] = frame_packets(pid)
             j += 5 + es_len
 
     def _complete(self, pid: int, out: list[AccessUnit]) -> None:
