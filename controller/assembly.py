@@ -62,6 +62,8 @@ from controller.live.grpc_service import LiveServicer
 from controller.live.hub import LiveHub
 from controller.live.links import SchedulerLinks, live_options
 from controller.live.metrics import LiveCollector
+from controller.live.relay import Relay
+from controller.live.relay_wiring import build as live_relay
 from controller.runtime import Component, Core, StartupError, ensure_data_dir, open_core
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
@@ -112,6 +114,7 @@ class Controller:
     health: Health = field(default_factory=Health)
     live: LiveHub | None = None  # the live view's hub (controller/live)
     gb28181: GbComponent | None = None  # GB/T 28181 cascade to upper platforms
+    relay: Relay | None = None  # live feeds other replicas hold ([cluster] enabled)
     enrollment: Enrollment | None = None  # revocation guard, Enroll listener (issue 16)
     # In start order: the leader election (if any) first, the HTTP API last.
     components: list[Component] = field(default_factory=list)
@@ -182,6 +185,7 @@ def _build(
     leadership, election = leader_wiring.build(core)
     hub = LiveHub(core.clock.now_us, core.clock.monotonic, live_options(core.config.live))
     live = LiveServicer(hub, _device_of(core))
+    relayed = live_relay(core, hub, leadership, _device_of(core))  # None: a controller alone
     registry.register(LiveCollector(hub))
     enrollment = enrollment_wiring.build(core)  # its guard refuses revoked certificates first
     registry.register(LeaderCollector(leadership))
@@ -194,7 +198,13 @@ def _build(
     ingest = components.ingest(
         core,
         credentials,
-        [health.register, live.register, *services, *([sched.register] if sched else [])],
+        [
+            health.register,
+            live.register,
+            *([relayed.servicer.register] if relayed else []),
+            *services,
+            *([sched.register] if sched else []),
+        ],
         [enrollment.guard, MetricsInterceptor(RpcMetrics(registry))],
     )
     controller = Controller(
@@ -240,6 +250,9 @@ def _build(
         hub.links = SchedulerLinks(sched.service)  # live feeds planned, links not oversubscribed
         controller.scheduler = sched.service
         controller.components.append(sched.service)
+    if relayed is not None:  # viewers here of feeds another replica holds
+        controller.relay = relayed.relay
+        controller.components.append(relayed.relay)
     # None unless [gb28181] enabled; upper platforms see what the tier policy lets their org see
     unsent = sched.service.unsent if sched is not None else None  # RecordInfo: agents' footage
     controller.gb28181 = gb28181(core, live.hub, load_policy(core.config.policy_file), unsent)

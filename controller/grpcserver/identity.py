@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from controller.pki.certs import SERVER_CN
 
 
 def device_from_auth(auth: Mapping[str, object]) -> str | None:
@@ -26,6 +30,27 @@ def device_from_auth(auth: Mapping[str, object]) -> str | None:
     except UnicodeDecodeError:
         return None
     return name or None
+
+
+def controller_from_auth(auth: Mapping[str, object]) -> bool:
+    """Whether the verified peer is another controller replica: a certificate the city CA
+    issued as a controller's (CN `vigil-controller`, server authentication). Device
+    certificates are issued for client authentication only, so no agent passes, whatever
+    its device id."""
+    pems = auth.get("x509_pem_cert")
+    if not isinstance(pems, Sequence) or len(pems) != 1 or not isinstance(pems[0], bytes):
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(pems[0])
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    return (
+        len(names) == 1
+        and names[0].value == SERVER_CN
+        and ExtendedKeyUsageOID.SERVER_AUTH in list(usage)
+    )
 
 
 def mtls_credentials(cert_pem: bytes, key_pem: bytes, ca_pem: bytes) -> grpc.ServerCredentials:

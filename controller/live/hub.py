@@ -11,6 +11,13 @@ event loop; the hub itself is plain data under one lock and wakes a viewer on it
 (`call_soon_threadsafe`) only when its queue goes from empty to non-empty. Each viewer's
 queue is bounded: a viewer that stops reading (a stalled browser, a dead TCP peer) is dropped
 once it falls `viewer_chunks` behind, and nobody else waits for it.
+
+Replicas: a feed whose device has no stream open here is asked of the `upstream` (the live
+relay, controller/live/relay.py: the replica that holds the feed sends its chunks over), so
+the relay is just another source here; at the holder it is just another viewer
+(`join(..., local=True)`: never relayed on, so replicas that disagree for a moment about who
+holds a camera cannot relay it around in a circle). Links are asked only for feeds from
+this replica's own devices: the holder admits and plans the relayed ones.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from controller.live.viewer import Viewer
 log = logging.getLogger("vigil.live")
 
 CommandSink = Callable[[str, bool], None]  # (camera_id, start) -> the agent's stream, any thread
+Upstream = Callable[[str, str, bool], None]  # (device, camera, start) -> the relay, any thread
 Load = tuple[str, str, int]  # (device_id, camera_id, bit/s) of a live feed
 
 
@@ -79,6 +87,8 @@ class _Feed:
     bps: int = 0  # the measured rate (0: not yet)
     window: tuple[float, int] = (0.0, 0)  # (start, bytes) of the rate window
     busy_at: float = 0.0  # when the links last said "busy"
+    relayed: bool = False  # asked of the upstream (another replica holds the feed)
+    pinned: bool = False  # another replica watches it through us: never relayed on
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,7 @@ class LiveHub:
         self._agents: dict[str, CommandSink] = {}  # device -> its open Feed stream
         self._rates: dict[str, int] = {}  # camera -> its last measured rate
         self.links: LinkGate | None = None  # set by the assembly when a scheduler runs
+        self.upstream: Upstream | None = None  # the live relay, set by the assembly (replicas)
         self.starts_sent = 0
         self.stops_sent = 0
         self.viewers_dropped = 0  # fell `viewer_chunks` behind (too_slow)
@@ -121,11 +132,17 @@ class LiveHub:
             wanted = [
                 f
                 for f in self._feeds.values()
-                if f.device_id == device_id and f.viewers and f.state is not FeedState.LINK_BUSY
+                if f.device_id == device_id
+                and f.viewers
+                and (f.state is not FeedState.LINK_BUSY or f.relayed)  # the holder's busy
             ]
+            unrelay = [f.camera_id for f in wanted if f.relayed]
             for feed in wanted:
-                feed.asked = True
+                feed.asked, feed.relayed = True, False
+                feed.gop, feed.gop_size = [], 0
                 self._set(feed, FeedState.CONNECTING, "")
+        for camera_id in unrelay:  # the device's stream is here now: the relay stops
+            self._relay(device_id, camera_id, False)
         for feed in wanted:
             self._send(commands, feed.camera_id, True)
         self._feeding(device_id)
@@ -135,11 +152,18 @@ class LiveHub:
             if self._agents.get(device_id) is not commands:
                 return  # a newer stream took over already
             del self._agents[device_id]
+            moved: list[str] = []  # the device may feed another replica now (a new leader)
             for feed in self._feeds.values():
-                if feed.device_id == device_id:
+                if feed.device_id == device_id and not feed.relayed:
                     feed.asked = False
                     feed.gop, feed.gop_size = [], 0
                     self._set(feed, FeedState.AGENT_UNREACHABLE, "")
+                    if feed.viewers and self._relayable(feed):
+                        feed.asked = feed.relayed = True
+                        self._set(feed, FeedState.CONNECTING, "")
+                        moved.append(feed.camera_id)
+        for camera_id in moved:
+            self._relay(device_id, camera_id, True)
         self._feeding(device_id)
 
     def wanted(self, device_id: str, camera_id: str) -> bool:
@@ -167,7 +191,7 @@ class LiveHub:
             feed.frame_us = frame_us
             feed.chunk_at = self._mono()
             self.bytes_in += len(data)
-            changed = self._measure(feed, len(data))
+            changed = self._measure(feed, len(data)) and not feed.relayed
             if feed.state is not FeedState.LIVE:
                 self._set(feed, FeedState.LIVE, "")
             viewers = list(feed.viewers)
@@ -181,6 +205,17 @@ class LiveHub:
                     self.viewers_dropped += 1
                     log.warning("camera %s: a live viewer fell behind and was dropped", camera_id)
                 self._maybe_idle(feed)
+
+    def relay_state(self, device_id: str, camera_id: str, state: FeedState, detail: str) -> None:
+        """The holding replica's word on a relayed feed, or why the relay is down (LIVE
+        comes with chunks, never from here)."""
+        with self._lock:
+            feed = self._feeds.get(camera_id)
+            if feed is None or feed.device_id != device_id or not feed.relayed:
+                return
+            if state is not FeedState.LIVE:
+                feed.gop, feed.gop_size = [], 0
+                self._set(feed, state, detail)
 
     def camera_down(self, device_id: str, camera_id: str, detail: str) -> None:
         with self._lock:
@@ -196,6 +231,7 @@ class LiveHub:
         now = self._mono()
         stops: list[tuple[CommandSink, str]] = []
         starts: list[tuple[CommandSink, str]] = []
+        unrelay: list[tuple[str, str]] = []
         devices: set[str] = set()  # whose running feeds changed
         with self._lock:
             for camera_id, feed in list(self._feeds.items()):
@@ -204,6 +240,7 @@ class LiveHub:
                     feed.viewers
                     and feed.state is FeedState.LINK_BUSY
                     and commands is not None
+                    and not feed.relayed
                     and now - feed.busy_at >= self.options.busy_retry_s
                     and self._admit(feed)
                 ):
@@ -217,38 +254,57 @@ class LiveHub:
                     continue
                 del self._feeds[camera_id]
                 commands = self._agents.get(feed.device_id)
-                if commands is not None and feed.asked:
+                if feed.relayed:
+                    unrelay.append((feed.device_id, camera_id))
+                elif commands is not None and feed.asked:
                     stops.append((commands, camera_id))
                     devices.add(feed.device_id)
         for commands, camera_id in stops:
             self._send(commands, camera_id, False)
         for commands, camera_id in starts:
             self._send(commands, camera_id, True)
+        for device_id, camera_id in unrelay:
+            self._relay(device_id, camera_id, False)
         for device_id in devices:
             self._feeding(device_id)
 
     # -- viewers ----------------------------------------------------------------------------
 
-    def join(self, camera_id: str, device_id: str, viewer: Viewer) -> None:
+    def join(self, camera_id: str, device_id: str, viewer: Viewer, local: bool = False) -> bool:
+        """Add a viewer (its feed started if it was not). `local`: another replica's relay
+        watching through this one, served only from this replica's own devices; refused
+        (False, nothing changed) when this replica relays the camera itself."""
         start: CommandSink | None = None
+        relay = False
         with self._lock:
             feed = self._feeds.get(camera_id)
             if feed is None or feed.device_id != device_id:
                 feed = self._feeds[camera_id] = _Feed(camera_id, device_id)
                 feed.since_us = self._now_us()
+            if local and feed.relayed:
+                return False
+            feed.pinned = feed.pinned or local
             feed.viewers.add(viewer)
             feed.idle_since = None
             for chunk in feed.gop:
                 viewer.offer(chunk)
             commands = self._agents.get(device_id)
-            if commands is None:
+            if feed.relayed:
+                pass  # the relay is on it (retrying while the holder is away)
+            elif commands is None and self._relayable(feed):
+                feed.asked = feed.relayed = relay = True
+                self._set(feed, FeedState.CONNECTING, "")
+            elif commands is None:
                 self._set(feed, FeedState.AGENT_UNREACHABLE, "")
             elif not feed.asked and feed.state is not FeedState.LINK_BUSY and self._admit(feed):
                 feed.asked = True
                 start = commands
+        if relay:
+            self._relay(device_id, camera_id, True)
         if start is not None:
             self._send(start, camera_id, True)
             self._feeding(device_id)
+        return True
 
     def leave(self, viewer: Viewer) -> None:
         viewer.close()
@@ -318,7 +374,9 @@ class LiveHub:
         if self.links is None:
             return True
         running = [
-            (f.device_id, f.camera_id, self._rate(f)) for f in self._feeds.values() if f.asked
+            (f.device_id, f.camera_id, self._rate(f))
+            for f in self._feeds.values()
+            if f.asked and not f.relayed
         ]
         new = (feed.device_id, feed.camera_id, self._rate(feed))
         try:
@@ -336,10 +394,13 @@ class LiveHub:
     def _maybe_idle(self, feed: _Feed) -> None:
         if feed.viewers:
             return
-        if feed.device_id not in self._agents:
+        if feed.device_id not in self._agents and not feed.relayed:
             self._feeds.pop(feed.camera_id, None)  # no agent to stop and no sweep to come
         elif feed.idle_since is None:
             feed.idle_since = self._mono()
+
+    def _relayable(self, feed: _Feed) -> bool:
+        return self.upstream is not None and not feed.pinned
 
     def _set(self, feed: _Feed, state: FeedState, detail: str) -> None:
         if feed.state is not state:
@@ -351,12 +412,26 @@ class LiveHub:
         if self.links is None:
             return
         with self._lock:
-            feeds = [f for f in self._feeds.values() if f.device_id == device_id and f.asked]
+            feeds = [
+                f
+                for f in self._feeds.values()
+                if f.device_id == device_id and f.asked and not f.relayed
+            ]
             bps = sum(self._rate(f) for f in feeds) if device_id in self._agents else 0
         try:
             self.links.feeding(device_id, bps)
         except Exception:
             log.exception("device %s: cannot plan its live feeds", device_id)
+
+    def _relay(self, device_id: str, camera_id: str, start: bool) -> None:
+        """Ask the upstream (outside the lock) to start or stop relaying a camera."""
+        upstream = self.upstream
+        if upstream is None:
+            return
+        try:
+            upstream(device_id, camera_id, start)
+        except Exception:
+            log.exception("camera %s: cannot ask the live relay", camera_id)
 
     def _send(self, commands: CommandSink, camera_id: str, start: bool) -> None:
         if start:

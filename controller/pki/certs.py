@@ -146,7 +146,7 @@ def _sign_leaf(
     public_key: ec.EllipticCurvePublicKey,
     not_before: datetime,
     not_after: datetime,
-    usage: x509.ObjectIdentifier,
+    usage: Sequence[x509.ObjectIdentifier],
     sans: Sequence[x509.GeneralName],
 ) -> bytes:
     if not_after <= not_before:
@@ -163,7 +163,7 @@ def _sign_leaf(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_leaf_usage(), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -184,7 +184,10 @@ def _san(host: str) -> x509.GeneralName:
 def issue_server_cert(
     ca: KeyPair, hostnames: Sequence[str], now: datetime, days: int = 825
 ) -> KeyPair:
-    """The controller's TLS server certificate; agents check it against `hostnames` (SANs)."""
+    """The controller's TLS certificate; agents check it against `hostnames` (SANs). It is
+    also the replica's client certificate toward other replicas (the live relay), so it
+    carries client authentication too; devices' certificates never carry server
+    authentication, which is how a replica tells a replica from an agent."""
     names = list(dict.fromkeys(["127.0.0.1", "localhost", *hostnames]))
     key = _new_key()
     cert = _sign_leaf(
@@ -193,7 +196,7 @@ def issue_server_cert(
         key.public_key(),
         now - BACKDATE,
         now + timedelta(days=days),
-        ExtendedKeyUsageOID.SERVER_AUTH,
+        [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
         [_san(h) for h in names],
     )
     return KeyPair(cert, _key_pem(key))
@@ -216,7 +219,7 @@ def issue_device_cert(
         key.public_key(),
         not_before if not_before is not None else now - BACKDATE,
         not_after if not_after is not None else now + timedelta(days=days),
-        ExtendedKeyUsageOID.CLIENT_AUTH,
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
         [],
     )
     return KeyPair(cert, _key_pem(key))
@@ -247,7 +250,7 @@ def sign_csr(ca: KeyPair, csr_pem: bytes, device_id: str, now: datetime, days: i
         public_key,
         now - BACKDATE,
         now + timedelta(days=days),
-        ExtendedKeyUsageOID.CLIENT_AUTH,
+        [ExtendedKeyUsageOID.CLIENT_AUTH],
         [],
     )
 
@@ -270,6 +273,16 @@ def common_name(cert_pem: bytes) -> str:
         raise PkiError("certificate has no single common name")
     value = attrs[0].value
     return value if isinstance(value, str) else value.decode()
+
+
+def has_client_auth(cert_pem: bytes) -> bool:
+    """Whether the certificate may authenticate a TLS client (a server certificate issued
+    before the live relay did not: `vigil-controller init` re-issues it)."""
+    try:
+        usage = load_cert(cert_pem).extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    except x509.ExtensionNotFound:
+        return True  # no restriction
+    return ExtendedKeyUsageOID.CLIENT_AUTH in list(usage.value)
 
 
 def validity(cert_pem: bytes) -> tuple[datetime, datetime]:

@@ -3,7 +3,8 @@
 `init_pki` is idempotent so `vigil-controller init` can run on every deploy: an existing CA is
 never replaced unless the operator forces it (replacing it would lock out every enrolled
 device), and the server certificate is re-issued only when it is missing or does not cover
-the requested host names.
+the requested host names (or lacks client authentication, which the live relay between
+replicas needs: certificates issued before it).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from controller.pki.certs import (
     KeyPair,
     PkiError,
     create_ca,
+    has_client_auth,
     issue_server_cert,
     load_cert,
     validate_device_id,
@@ -119,6 +121,7 @@ def init_pki(
         or not paths.server_cert.exists()
         or not paths.server_key.exists()
         or not _covers(paths.server_cert.read_bytes(), hostnames)
+        or not has_client_auth(paths.server_cert.read_bytes())  # older: no live relay
     )
     if issue:
         server = issue_server_cert(ca, hostnames, now)

@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,10 +123,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def live_agent(
-    tmp: Path, dev: DeviceCreds, grpc_port: int, cams: CamsimProcess, cameras: tuple[str, ...]
+    tmp: Path,
+    dev: DeviceCreds,
+    grpc_port: int,
+    cams: CamsimProcess,
+    cameras: tuple[str, ...],
+    route: Callable[[], str] | None = None,
 ) -> tuple[Agent, LiveClient]:
     """dev's agent capturing `cameras` (camsim's 1, 2, ... in order) with its live Feed client
-    on a mutual-TLS channel to the controller, started and connected (no uplink)."""
+    on a mutual-TLS channel to the controller, started and connected (no uplink). `route`:
+    the control route's address instead (it may move: a channel per address)."""
     config = AgentConfig(
         device_id=dev.device_id,
         data_dir=str(tmp / "agent"),
@@ -143,9 +149,17 @@ def live_agent(
     agent = Agent.open(config, clock, settings)
     address = f"127.0.0.1:{grpc_port}"
     credentials = load_credentials(dev.ca_path, dev.cert_path, dev.key_path)
-    channel = grpc_connect(address, credentials, 64 * 1024)
+    channels = {address: grpc_connect(address, credentials, 64 * 1024)}
+
+    def channel_for(to: str) -> grpc.Channel:
+        if route is None:
+            return channels[address]
+        if to not in channels:
+            channels[to] = grpc_connect(to, credentials, 64 * 1024)
+        return channels[to]
+
     options = LiveClientOptions(backoff_initial_s=0.1, backoff_cap_s=0.5)
-    live = LiveClient(agent.live, lambda: address, lambda _a: channel, clock, options)
+    live = LiveClient(agent.live, route or (lambda: address), channel_for, clock, options)
     agent.add_component(live)
     agent.start()
     try:

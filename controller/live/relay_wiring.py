@@ -1,0 +1,96 @@
+"""Building the live relay between replicas (only with `[cluster] enabled`).
+
+    relay = build(core, hub, leadership, device_of)   # None for a controller alone
+
+`relay.servicer` joins the mutual-TLS gRPC server (the holding side), `relay.relay` is the
+component started after the hub's sources (the viewing side). The look-up of a camera's
+holder reads `gb_device.replica` and the replicas' announced addresses (blocking: it runs
+on the relay loop's executor) and asks the election who leads; the decision itself is
+controller/live/holder.py.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from controller.leader import Leadership
+from controller.leader.replicas import ReplicaDirectory
+from controller.live.holder import Facts, Holder, holder_of
+from controller.live.hub import LiveHub
+from controller.live.relay import Relay, RelayOptions
+from controller.live.relay_service import DeviceOf, LiveRelayServicer
+from controller.pki.certs import has_client_auth
+from controller.runtime import Core
+
+log = logging.getLogger("vigil.live")
+
+NO_CLIENT_AUTH = (
+    "本副本的证书不能用于客户端认证, 请重新运行 vigil-controller init: this replica's "
+    "certificate lacks client authentication (re-run `vigil-controller init`)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRelay:
+    servicer: LiveRelayServicer
+    relay: Relay
+    directory: ReplicaDirectory
+
+
+def resolver(
+    engine: Engine, leadership: Leadership, directory: ReplicaDirectory
+) -> Callable[[str, str], Holder]:
+    """(device, camera) -> the replica holding its feed, from the shared database."""
+
+    def resolve(device_id: str, camera_id: str) -> Holder:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT replica FROM gb_device WHERE device_id = :d"), {"d": device_id}
+            ).first()
+        gb = None if row is None else str(row[0] or "")
+        address = directory.address_of(gb) if gb else ""
+        facts = Facts(
+            gb, address, leadership.leader_address(), directory.replica_id, directory.address
+        )
+        return holder_of(facts)
+
+    return resolve
+
+
+def build(
+    core: Core,
+    hub: LiveHub,
+    leadership: Leadership,
+    device_of: DeviceOf,
+    options: RelayOptions | None = None,
+) -> LiveRelay | None:
+    config = core.config
+    if not config.cluster.enabled:
+        return None
+    cert_path, key_path, ca_path = config.tls_paths()
+    cert, key, ca = cert_path.read_bytes(), key_path.read_bytes(), ca_path.read_bytes()
+    broken = "" if has_client_auth(cert) else NO_CLIENT_AUTH
+    if broken:
+        log.warning("live relay off: %s", broken)
+    directory = ReplicaDirectory(
+        core.engine, core.clock, config.replica_id(), config.advertised_address()
+    )
+    credentials = grpc.ssl_channel_credentials(ca, key, cert)
+    relay = Relay(
+        hub,
+        resolver(core.engine, leadership, directory),
+        credentials,
+        options,
+        every_minute=directory.announce,
+        broken=broken,
+    )
+    return LiveRelay(LiveRelayServicer(hub, device_of), relay, directory)
+
+
+__all__ = ["LiveRelay", "build", "resolver"]
