@@ -138,8 +138,9 @@ class LiveHub:
             ]
             unrelay = [f.camera_id for f in wanted if f.relayed]
             for feed in wanted:
+                if feed.relayed:  # another stream's GOP: the agent's starts afresh
+                    feed.gop, feed.gop_size = [], 0
                 feed.asked, feed.relayed = True, False
-                feed.gop, feed.gop_size = [], 0
                 self._set(feed, FeedState.CONNECTING, "")
         for camera_id in unrelay:  # the device's stream is here now: the relay stops
             self._relay(device_id, camera_id, False)

@@ -227,10 +227,12 @@ def test_viewers_on_the_follower_watch_the_leaders_feed_through_one_relay(city: 
     assert relay is not None and hub is not None
     idle(city)
     calls, starts = relay.calls, city.live.starts
+    opened = time.monotonic()
     (first, grant_id), (second, _) = view(city), view(city)
     with first, second:
         data = first_media(first, 15)
         assert data, "no video reached the follower's viewer"
+        print(f"relayed: first video on the follower {time.monotonic() - opened:.2f} s after open")
         frames = decode(data)
         assert frames and frames[0].key_frame, "the relayed feed did not start at a keyframe"
         assert (frames[0].width, frames[0].height) == (320, 180)
@@ -238,6 +240,8 @@ def test_viewers_on_the_follower_watch_the_leaders_feed_through_one_relay(city: 
         assert more and decode(more[more.find(b"\x47") :]) is not None
         live = [t for t in texts if t.get("state") == "live"]
         assert live and live[-1]["codec"] == "h264", texts
+        ages = [(t["now_us"] - t["frame_us"]) / 1000 for t in live]
+        print(f"relayed: newest frame's age at the follower {min(ages):.0f}-{max(ages):.0f} ms")
         assert 0 <= live[-1]["now_us"] - live[-1]["frame_us"] < 3_000_000
         assert relay.relaying() == ["cam1"] and hub.viewers("cam1") == 2
         assert relay.calls - calls == 1, "one relay for both viewers"
@@ -360,6 +364,7 @@ def test_the_holder_killed_the_follower_viewers_are_told_and_the_follower_goes_o
             if any("副本" in t["detail"] for t in said):
                 break
         took = time.monotonic() - killed
+        print(f"holder killed -9: the follower's viewer told {took:.2f} s later: {said[-1]}")
         assert any(city.leader_address in t["detail"] for t in said), said
         assert took < 5, f"told {took:.1f} s after the kill"
         # the follower goes on: it takes over the lead, keeps the viewer, and serves new ones
