@@ -220,7 +220,7 @@ def pack_only_cpu_s(chunks: list[tuple[float, bytes, bool]]) -> float:
     start = time.thread_time()
     demux, packer, rtp = TsDemuxer(), PsPacker(), RtpPacketizer(1)
     for _, chunk, _ in chunks:
-        for au in demux.feed(chunk) + demux.flush():
+        for au in demux.feed(chunk, True):
             ps = packer.pack(au)
             if ps is not None:
                 rtp.packets_of(ps, au.pts or 0)

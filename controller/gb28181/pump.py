@@ -67,8 +67,7 @@ class LiveOut:
         if not chunks:
             return []
         try:  # a live chunk ends on a whole frame: flush once after all of them
-            units = self.demux.feed(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-            units += self.demux.flush()
+            units = self.demux.feed(chunks[0] if len(chunks) == 1 else b"".join(chunks), True)
             packets: list[bytes] = []
             pack, cut = self.packer.pack, self.rtp.packets_of
             for au in units:

@@ -92,7 +92,10 @@ class TsDemuxer:
         self._pending: dict[int, _Pending] = {}
         self.errors = 0  # packets without sync or with a broken PES header
 
-    def feed(self, data: bytes) -> list[AccessUnit]:
+    def feed(self, data: bytes, whole: bool = False) -> list[AccessUnit]:
+        """The units completed by `data`. `whole`: `data` ends where a frame ends (a live
+        chunk), so this is `feed(data) + flush()`, except that a PES found whole at the end
+        of `data` with nothing else pending becomes a unit at once, never held as pending."""
         buf = self._buf + data if self._buf else data
         out: list[AccessUnit] = []
         i, n = 0, len(buf)
@@ -113,7 +116,7 @@ class TsDemuxer:
                 frame = frames.get(pid)
                 if frame is not None:
                     m = frame.match(buf, i)
-                    if m is not None and self._frame(buf, i, m, pid, out):
+                    if m is not None and self._frame(buf, i, m, pid, out, whole and m.end() == n):
                         i = m.end()
                         continue
             pid = self._packet(buf, i, out)
@@ -129,10 +132,12 @@ class TsDemuxer:
                     i += run * TS_PACKET
                     self._check_size(pid, pend)
         self._buf = buf[i:]
+        if whole and self._pending:
+            out += self.flush()
         return out
 
     def _frame(
-        self, buf: bytes, i: int, m: re.Match[bytes], pid: int, out: list[AccessUnit]
+        self, buf: bytes, i: int, m: re.Match[bytes], pid: int, out: list[AccessUnit], last: bool
     ) -> bool:
         """Take a PES start packet, the plain run after it and the padded packet that ends
         it (as `frame_packets` matched them); False (nothing taken) when the start packet
@@ -153,12 +158,15 @@ class TsDemuxer:
         if run:
             parts += run_payloads(buf, end, run)
             size += run * PLAIN_PAYLOAD
-        last = m.start(2)
-        if last >= 0:
-            offset = last + 5 + buf[last + 4]
-            if offset < last + TS_PACKET:
-                parts.append(buf[offset : last + TS_PACKET])
-                size += last + TS_PACKET - offset
+        pad = m.start(2)
+        if pad >= 0:
+            offset = pad + 5 + buf[pad + 4]
+            if offset < pad + TS_PACKET:
+                parts.append(buf[offset : pad + TS_PACKET])
+                size += pad + TS_PACKET - offset
+        if last and not self._pending and size <= MAX_PES_BYTES:  # what flush would do next
+            self._unit(self._types[pid], rai, parts, out)
+            return True
         pend = _Pending(self._types[pid], rai, parts, size)
         self._pending[pid] = pend
         self._check_size(pid, pend)
@@ -251,9 +259,11 @@ class TsDemuxer:
 
     def _complete(self, pid: int, out: list[AccessUnit]) -> None:
         pend = self._pending.pop(pid, None)
-        if pend is None:
-            return
-        pes = pend.parts[0] if len(pend.parts) == 1 else b"".join(pend.parts)
+        if pend is not None:
+            self._unit(pend.stream_type, pend.random_access, pend.parts, out)
+
+    def _unit(self, stream_type: int, rai: bool, parts: list[bytes], out: list[AccessUnit]) -> None:
+        pes = parts[0] if len(parts) == 1 else b"".join(parts)
         if len(pes) < 9 or pes[:3] != b"\x00\x00\x01":
             self.errors += 1
             return
@@ -264,10 +274,8 @@ class TsDemuxer:
         declared = (pes[4] << 8) | pes[5]
         if declared:
             data = data[: max(0, declared - 3 - hlen)]
-        key = pend.random_access or (
-            pend.stream_type in VIDEO_TYPES and is_keyframe(pend.stream_type, data)
-        )
-        out.append(AccessUnit(pend.stream_type, pts, dts, key, data))
+        key = rai or (stream_type in VIDEO_TYPES and is_keyframe(stream_type, data))
+        out.append(AccessUnit(stream_type, pts, dts, key, data))
 
 
 def _read_ts(field: bytes) -> int:

@@ -76,7 +76,7 @@ def test_a_stream_that_fails_to_pack_ends_alone_and_the_others_go_on() -> None:
         good_sink = FakeSink()
         good = LiveOut(good_viewer, good_sink, 2, 96, StreamStats())
 
-        def broken(_data: bytes) -> list[AccessUnit]:
+        def broken(_data: bytes, _whole: bool = False) -> list[AccessUnit]:
             raise IndexError("a bug")
 
         bad.demux.feed = broken  # type: ignore[method-assign]

@@ -115,3 +115,16 @@ def test_live_chunks_with_runs_give_whole_frames_and_an_oversize_unit_is_dropped
     big = make_ts(H264, [(0, IDR + b"\x00" * 30_000), (3600, P_FRAME)])
     demux = TsDemuxer()
     assert [u.pts for u in demux.feed(big) + demux.flush()] == [3600] and demux.errors == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), st.lists(st.integers(0, 20_000), max_size=6))
+def test_whole_is_feed_then_flush(ts: bytes, cuts: list[int]) -> None:
+    """`feed(chunk, whole=True)` (the live pump's call: a unit found whole at the chunk's end
+    is made at once) gives exactly `feed(chunk) + flush()`, chunk by chunk, in any state."""
+    whole, split = TsDemuxer(), TsDemuxer()
+    at = 0
+    for cut in sorted(min(c, len(ts)) for c in cuts) + [len(ts)]:
+        chunk, at = ts[at:cut], max(at, cut)
+        assert whole.feed(chunk, True) == split.feed(chunk) + split.flush()
+    assert whole.errors == split.errors
