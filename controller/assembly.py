@@ -251,6 +251,7 @@ def _build(
         controller.scheduler = sched.service
         controller.components.append(sched.service)
     if relayed is not None:  # viewers here of feeds another replica holds
+        registry.register(relayed.collector())
         controller.relay = relayed.relay
         controller.components.append(relayed.relay)
     # None unless [gb28181] enabled; upper platforms see what the tier policy lets their org see

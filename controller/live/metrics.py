@@ -4,7 +4,7 @@ is, a feed where its agent's Feed stream is."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -46,4 +46,35 @@ class LiveCollector(Collector):
         yield from (feeds, watching, commands, dropped, busy, received)
 
 
-__all__ = ["LiveCollector"]
+class RelayCollector(Collector):
+    """The live relay between replicas (controller/live/relay*.py), on a clustered replica.
+    A relayed view counts as a viewer twice over the city (at the viewer's replica, and as
+    one viewer at the holder): `vigil_live_relays_served` says how many of the holder's are
+    other replicas'."""
+
+    def __init__(self, relaying: Callable[[], int], counts: Callable[[], tuple[int, int, int]]):
+        self._relaying = relaying
+        self._counts = counts  # (calls, failures, served now)
+
+    def collect(self) -> Iterator[Metric]:
+        calls, failures, served = self._counts()
+        relayed = GaugeMetricFamily(
+            "vigil_live_relayed_feeds", "Feeds this replica relays from the replica holding them"
+        )
+        relayed.add_metric([], self._relaying())
+        opened = CounterMetricFamily(
+            "vigil_live_relay_calls", "LiveRelay calls opened to holding replicas (retries too)"
+        )
+        opened.add_metric([], calls)
+        failed = CounterMetricFamily(
+            "vigil_live_relay_failures", "Relays that broke or found no holder (each retry)"
+        )
+        failed.add_metric([], failures)
+        serving = GaugeMetricFamily(
+            "vigil_live_relays_served", "Other replicas' relays of feeds held here, open now"
+        )
+        serving.add_metric([], served)
+        yield from (relayed, opened, failed, serving)
+
+
+__all__ = ["LiveCollector", "RelayCollector"]

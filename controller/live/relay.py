@@ -153,7 +153,9 @@ class Relay:
             self._tasks[camera_id] = asyncio.ensure_future(self._follow(device_id, camera_id))
 
     def relaying(self) -> list[str]:
-        return sorted(c for c, t in self._tasks.items() if not t.done())
+        """The cameras being relayed now (any thread: a copy of the loop's table)."""
+        tasks = list(self._tasks.items())
+        return sorted(c for c, t in tasks if not t.done())
 
     # -- one camera --------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from controller.leader import Leadership
 from controller.leader.replicas import ReplicaDirectory
 from controller.live.holder import Facts, Holder, holder_of
 from controller.live.hub import LiveHub
+from controller.live.metrics import RelayCollector
 from controller.live.relay import Relay, RelayOptions
 from controller.live.relay_service import DeviceOf, LiveRelayServicer
 from controller.pki.certs import has_client_auth
@@ -41,6 +42,13 @@ class LiveRelay:
     servicer: LiveRelayServicer
     relay: Relay
     directory: ReplicaDirectory
+
+    def collector(self) -> RelayCollector:
+        relay, servicer = self.relay, self.servicer
+        return RelayCollector(
+            lambda: len(relay.relaying()),
+            lambda: (relay.calls, relay.failures, servicer.watching),
+        )
 
 
 def resolver(

@@ -25,6 +25,7 @@ import av
 import grpc
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from sqlalchemy import text
 from websockets.sync.client import ClientConnection, connect
 
@@ -245,6 +246,9 @@ def test_viewers_on_the_follower_watch_the_leaders_feed_through_one_relay(city: 
         assert 0 <= live[-1]["now_us"] - live[-1]["frame_us"] < 3_000_000
         assert relay.relaying() == ["cam1"] and hub.viewers("cam1") == 2
         assert relay.calls - calls == 1, "one relay for both viewers"
+        scraped = generate_latest(city.follower.registry).decode()
+        assert "vigil_live_relayed_feeds 1.0" in scraped
+        assert "vigil_live_relay_calls_total" in scraped
         assert city.live.starts - starts == 1, "the agent got more than one start"
     wait_until(lambda: not relay.relaying(), 10, "the relay to end after the last viewer")
     idle(city)  # and the leader stopped the agent's feed (its own linger)
