@@ -18,7 +18,9 @@ from controller.pki.certs import SERVER_CN
 
 
 def device_from_auth(auth: Mapping[str, object]) -> str | None:
-    """The verified client certificate's CN, or None when the peer presented none.
+    """The verified client certificate's CN, or None when the peer presented none, or is
+    another controller replica (its certificate authenticates clients too, for the live
+    relay; it is no device, and the device services must not take it for one).
 
     gRPC gives each property as a list of bytes values; anything else is treated as absent.
     """
@@ -28,6 +30,8 @@ def device_from_auth(auth: Mapping[str, object]) -> str | None:
     try:
         name = names[0].decode("utf-8")
     except UnicodeDecodeError:
+        return None
+    if name == SERVER_CN and controller_from_auth(auth):  # the PEM parsed only for this name
         return None
     return name or None
 

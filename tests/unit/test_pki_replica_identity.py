@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from controller.grpcserver.identity import controller_from_auth
+from controller.grpcserver.identity import controller_from_auth, device_from_auth
 from controller.pki import create_ca, init_pki, issue_device_cert, issue_server_cert, pki_paths
 from controller.pki.certs import has_client_auth, load_cert, load_key
 from controller.pki.store import write_atomic
@@ -75,3 +75,18 @@ def test_only_a_controller_certificate_is_a_replica() -> None:
     assert not controller_from_auth({})
     assert not controller_from_auth(auth(b"not a certificate"))
     assert not controller_from_auth({"x509_pem_cert": "not a list"})
+
+
+def test_a_replica_calling_the_device_services_is_no_device() -> None:
+    """Ingest, AgentControl and Feed take the caller's device id from `device_from_auth`:
+    a replica's certificate (now also a client certificate) must not pass as a device
+    named `vigil-controller`."""
+    ca = create_ca(NOW)
+
+    def peer(pem: bytes, cn: bytes = b"vigil-controller") -> dict[str, object]:
+        return {"x509_common_name": [cn], "x509_pem_cert": [pem]}
+
+    assert device_from_auth(peer(issue_server_cert(ca, [], NOW).cert_pem)) is None
+    device = issue_device_cert(ca, "vigil-controller", NOW).cert_pem  # client auth only
+    assert device_from_auth(peer(device)) == "vigil-controller"
+    assert device_from_auth(peer(issue_device_cert(ca, "dev1", NOW).cert_pem, b"dev1")) == "dev1"
