@@ -21,7 +21,8 @@ import logging
 from collections.abc import Callable
 
 from controller.gb28181.channel_sessions import Channel, RecordingSupervisor
-from controller.live.hub import CommandSink, LiveHub
+from controller.live.feed import CommandSink
+from controller.live.hub import LiveHub
 
 log = logging.getLogger("vigil.gb28181")
 

@@ -37,7 +37,8 @@ from controller.gb28181.ps import AccessUnit
 from controller.gb28181.pump import LiveOut, LivePump, PumpViewer
 from controller.gb28181.transport import Inbound, SipTransport
 from controller.gb28181.upper import UpperLink, new_request, send_message
-from controller.live.hub import FeedState, LiveHub
+from controller.live.feed import FeedState
+from controller.live.hub import LiveHub
 from controller.live.viewer import Viewer
 
 log = logging.getLogger("vigil.gb28181")

@@ -2,7 +2,8 @@
 feed per camera fanned out to every viewer (`LiveHub`), WebSocket viewers out
 (controller/api/routes/live.py)."""
 
-from controller.live.hub import FeedState, LiveHub, LiveOptions
+from controller.live.feed import FeedState, LiveOptions
+from controller.live.hub import LiveHub
 from controller.live.viewer import Viewer
 
 __all__ = ["FeedState", "LiveHub", "LiveOptions", "Viewer"]

@@ -7,7 +7,7 @@ feed (no topology to check) and nothing is planned.
 from __future__ import annotations
 
 from controller.config import LiveConfig
-from controller.live.hub import LiveOptions, Load
+from controller.live.feed import LiveOptions, Load
 from controller.scheduler.live_feeds import LiveLoad, admit
 from controller.scheduler.service import SchedulerService
 

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 
 import grpc
 
+from controller.live.feed import FeedState
 from controller.live.hls import video_start
 from controller.live.holder import Holder
-from controller.live.hub import FeedState, LiveHub
+from controller.live.hub import LiveHub
 from protos.vigil.v1 import live_relay_pb2, live_relay_pb2_grpc
 
 log = logging.getLogger("vigil.live")

@@ -20,7 +20,7 @@ from controller.clock import SystemClock as ControllerClock
 from controller.config import ControllerConfig
 from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
-from controller.live.hub import LiveOptions
+from controller.live.feed import LiveOptions
 from controller.scheduler.model import Device, Link
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.topology import Topology

@@ -34,7 +34,7 @@ from controller.assembly import Controller, Parts, build_controller
 from controller.clock import SystemClock as ControllerClock
 from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
-from controller.live.hub import LiveOptions
+from controller.live.feed import LiveOptions
 from controller.users import create_user
 from edge_agent.app import Agent
 from edge_agent.live import LiveClient

@@ -24,7 +24,7 @@ from controller.gb28181.devstore import GbDeviceStore
 from controller.gb28181.manscdp import Channel
 from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
-from controller.live.hub import LiveOptions
+from controller.live.feed import LiveOptions
 from controller.users import create_user
 from tests.fixtures.postgres import PgServer
 from tests.integration.controller_proc import free_low_port, make_config, prepare_data_dir

@@ -32,7 +32,8 @@ from controller.clock import SystemClock as ControllerClock
 from controller.config import ControllerConfig
 from controller.grants.keys import ensure_keys
 from controller.grants.policy import default_policy
-from controller.live.hub import LiveHub, LiveOptions
+from controller.live.feed import LiveOptions
+from controller.live.hub import LiveHub
 from controller.users import create_user
 from edge_agent.app import Agent
 from edge_agent.capture import CaptureSettings

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.live.hub import FeedState, LiveHub, LiveOptions
+from controller.live.feed import FeedState, LiveOptions
+from controller.live.hub import LiveHub
 from controller.live.viewer import Viewer
 
 

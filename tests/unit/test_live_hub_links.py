@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from controller.live.hub import FeedState, Load
+from controller.live.feed import FeedState, Load
 from controller.live.viewer import Viewer
 from tests.unit.test_live_hub import Clock, hub_with
 

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from controller.live.feed import FeedState, LiveOptions, Load
 from controller.live.holder import Facts, Holder, holder_of
-from controller.live.hub import FeedState, LiveHub, LiveOptions, Load
+from controller.live.hub import LiveHub
 from controller.live.viewer import Viewer
 
 ME, OTHER = "10.0.0.1:7443", "10.0.0.2:7443"

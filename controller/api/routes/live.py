@@ -49,8 +49,9 @@ from controller.grants.access import AccessRequest
 from controller.grants.errors import GrantRefused
 from controller.grants.model import MAX_ID_CHARS, CameraInfo, Operation
 from controller.grants.policy import User
+from controller.live.feed import FeedState
 from controller.live.hls_feeds import HlsFeeds
-from controller.live.hub import FeedState, LiveHub
+from controller.live.hub import LiveHub
 from controller.live.viewer import Viewer
 from controller.playback.urlsign import UrlSigner
 
