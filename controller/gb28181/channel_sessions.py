@@ -7,19 +7,22 @@ running session with `supervise.drop_reason`: the device's BYE, a new registrati
 restarted), its registration gone, RTP silent for `rtp_timeout_s`. A dead session is closed
 at once (its last frames cut into a segment and committed), BYE'd in the background, and
 INVITEd again after `supervise.after_drop`'s backoff; a refused INVITE backs off the same
-way. One `Recorder` per channel lives across sessions, so the chain goes on and the time
-between is a recording gap the catalog accounts for (`camera_hour.gap_us`). Each change of
-what a channel is doing is written to the history as a camera state change (online "gb:
-recording", offline with the reason), so the gap is explained, not silent.
+way. A channel its device's Catalog reports OFF is not INVITEd for recording until it is
+reported ON again (`supervise.hold`; the history says why), nor, briefly, before a device
+that registered afresh answered its Catalog query. One `Recorder` per channel lives across
+sessions, so the chain goes on and the time between is a recording gap the catalog accounts
+for (`camera_hour.gap_us`). Each change of what a channel is doing is written to the history
+as a camera state change (online "gb: recording", offline with the reason), so the gap is
+explained, not silent.
 
 Before each INVITE the device's row is read: a device that registered to another controller
-replica since (a restart, a fail-over of the address it points to) is forgotten here, so
-two replicas never record one channel into one chain; the other replica records it now.
+replica since (a restart, a fail-over of the address it points to) is forgotten here, so two
+replicas never record one channel into one chain; the other replica records it now.
 
 Live view (`live`, driven by the hub through `livebridge`) shares the same session: a
-channel is INVITEd while it records or has a live consumer, and a live-only session is
-BYE'd (no backoff) once its last consumer left. A recorded channel's live view costs the
-device no second stream.
+channel is INVITEd while it records or has a live consumer, and a live-only session is BYE'd
+(no backoff) once its last consumer left. A recorded channel's live view costs the device no
+second stream.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from controller.gb28181 import devplay, supervise
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devplay import DevicePlay, PlayError
 from controller.gb28181.livets import Emit, LiveTs
+from controller.gb28181.manscdp import UNKNOWN
 from controller.gb28181.ps import AccessUnit
 from controller.gb28181.recorder import Recorder
 from controller.gb28181.tsmux import DEVICE_AUDIO
@@ -47,7 +51,7 @@ CLOSE_WAIT_S = 2.0
 class RecordingBackend(Protocol):
     """Blocking calls (run on worker threads)."""
 
-    def channels(self, device_id: str) -> list[str]: ...
+    def channels(self, device_id: str) -> dict[str, str]: ...  # camera id -> Catalog status
 
     def recorder(self, camera_id: str) -> Recorder | None: ...
 
@@ -73,6 +77,7 @@ class Channel:
     last_drop: str = ""
     record: bool = True  # selected by `[gb28181] record`
     live: LiveTs | None = None  # the hub's feed of it, while someone watches
+    held: bool = False  # not INVITEd: its device's Catalog reports it OFF (`supervise.hold`)
 
     @property
     def wanted(self) -> bool:
@@ -166,7 +171,18 @@ class RecordingSupervisor:
             holder = self.access.devices.get(ch.device_id)
             if holder is not None and holder.epoch != ch.epoch:  # registered afresh: at once
                 ch.epoch, ch.attempts, ch.retry_at = holder.epoch, 0, now
-            if now >= ch.retry_at and self.access.online(ch.device_id):
+            if holder is None or not self.access.online(ch.device_id):
+                continue
+            status = holder.channel_status.get(ch.code, UNKNOWN)
+            why = supervise.hold(status, ch.live is not None, holder.catalog_wait, now)
+            if why is not None:
+                if why != supervise.WAIT_CATALOG:
+                    ch.held = True
+                    self._note(ch, "offline", why)
+                continue
+            if ch.held:  # reported ON again: at once
+                ch.held, ch.attempts, ch.retry_at = False, 0, now
+            if now >= ch.retry_at:
                 ch.busy = True
                 self._spawn(self._invite(ch))
 
@@ -190,7 +206,7 @@ class RecordingSupervisor:
 
     async def _load(self, device_id: str) -> None:
         try:
-            codes = await self._in_thread(self.backend.channels, device_id)
+            known = await self._in_thread(self.backend.channels, device_id)
         except Exception as exc:  # the database away: asked again next tick
             log.warning("device %s: cannot read its channels: %s", device_id, exc)
             return
@@ -198,7 +214,7 @@ class RecordingSupervisor:
             self._loading.discard(device_id)
         dev = self.access.devices.get(device_id)
         if dev is not None and dev.channel_codes is None:
-            dev.channel_codes = codes
+            dev.channel_codes, dev.channel_status = sorted(known), dict(known)
 
     def live(self, device_id: str, camera_id: str, emit: Emit | None) -> None:
         """A live consumer of the channel starts (`emit`: where its TS chunks go) or ends

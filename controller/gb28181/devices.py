@@ -2,20 +2,22 @@
 `access` and `manscdp`).
 
 A REGISTER is judged by `access.judge_register` against the device's row (worker thread);
-200 records where it registered from, and a device that was not registered yet is sent a
-Catalog query at once. Its keepalives (MESSAGE Notify Keepalive) are answered 200 and kept in
-memory and, at most every 30 s, in its row (`devstate`: the fleet view of any replica reads
-it); its Catalog answer pages are collected by SN until SumNum items arrived (or a page says
-no more), then its channels are written to the catalog as cameras, each with its own Status
-(ON/OFF: the fleet view and upper platforms show a channel the device reports OFF as
-offline). The catalog is asked again on a Catalog NOTIFY and on a keepalive once the last
-query is `catalog_refresh_s` old (`devstate.catalog_due`). A device that leaves an
-INVITE unanswered is marked so (`no_answer`) until it is heard from again. A MESSAGE from a code
-that is not registered is answered 403. A device registered over TCP keeps, with its
-registration, the address to connect to when its connection is closed (`dial.target`): taken
-from a REGISTER that passed the digest check only, so no forged Contact is ever dialed.
-Requests from anything that is not a device (upper platforms) are left to the cascade
-(`on_request` returns False).
+200 records where it registered from, and a device registering afresh (`devstate.afresh`:
+first time, another Call-ID or address, after a lapse; not a refresh) is sent a Catalog
+query at once: a restarted NVR may have gained or lost channels while it was down. Its
+keepalives (MESSAGE Notify Keepalive) are answered 200 and kept in memory and, at most every
+30 s, in its row (`devstate`: the fleet view of any replica reads it); its Catalog answer
+pages are collected by SN until SumNum items arrived (or a page says no more), then its
+channels are written to the catalog as cameras, each with its own Status (ON/OFF: the fleet
+view and upper platforms show a channel the device reports OFF as offline). The catalog is
+asked again on a Catalog NOTIFY and on a keepalive once the last query is
+`catalog_refresh_s` old (`devstate.catalog_due`). A device that leaves an INVITE unanswered
+is marked so (`no_answer`) until it is heard from again. A MESSAGE from a code that is not
+registered is answered 403. A device registered over TCP keeps, with its registration, the
+address to connect to when its connection is closed (`dial.target`): taken from a REGISTER
+that passed the digest check only, so no forged Contact is ever dialed. Requests from
+anything that is not a device (upper platforms) are left to the cascade (`on_request`
+returns False).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class DeviceBackend(Protocol):
 
     def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int: ...
 
+    def own_channels(self, device_id: str) -> dict[str, str]: ...
+
     def seen(self, device_id: str) -> None: ...
 
     def unanswered(self, device_id: str) -> None: ...
@@ -72,6 +76,8 @@ class Device:
     epoch: int = 1
     reg_call_id: str = ""
     channel_codes: list[str] | None = None  # from its last Catalog answer; None: not yet
+    # Each of those channels' last Catalog status (ON, OFF, UNKNOWN): OFF is not recorded.
+    channel_status: dict[str, str] = field(default_factory=dict)
     seen_written: float = 0.0  # loop time its row's last_seen_us was last written
     # Loop time a request to it (an INVITE) went unanswered; None once it is heard from again.
     # Meanwhile INVITEs to its channels fail at once instead of each waiting for a timeout.
@@ -82,6 +88,9 @@ class Device:
     # of its last authenticated REGISTER); None over UDP.
     dial: Addr | None = None
     catalog_asked: float | None = None  # loop time of the last Catalog query sent to it
+    # Loop time the Catalog query of a fresh registration went out, until its answer is
+    # stored (or the query is refused): recording waits for it, briefly (`supervise.hold`).
+    catalog_wait: float | None = None
 
 
 class DeviceAccess:
@@ -251,12 +260,15 @@ class DeviceAccess:
             return
         now = loop.time()
         dev = self.devices.get(user)
-        fresh = dev is None
+        held = None if dev is None else devstate.Registration(dev.reg_call_id, dev.addr, dev.until)
+        fresh = devstate.afresh(held, msg.call_id, addr, now)
         if dev is None:
             dev = self.devices[user] = Device(user, addr, now + verdict.expires_s, now)
-        elif msg.call_id != dev.reg_call_id or addr != dev.addr or dev.until <= now:
+        elif fresh:
             dev.epoch += 1
             log.info("device %s registered afresh (restarted?): epoch %d", user, dev.epoch)
+        if fresh:  # before anything awaits: recording waits for the answer (`supervise.hold`)
+            dev.catalog_wait = now
         dev.addr, dev.until, dev.last_seen = addr, now + verdict.expires_s, now
         dev.reg_call_id, dev.seen_written, dev.unanswered_at = msg.call_id, now, None
         dev.tcp = inbound.tcp is not None
@@ -264,7 +276,7 @@ class DeviceAccess:
         log.info("device %s registered from %s:%d for %d s", user, *addr, verdict.expires_s)
         where = f"{addr[0]}:{addr[1]}"
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
-        if fresh:
+        if fresh:  # it may have gained or lost channels while it was down: ask again
             self._spawn(self.ask_catalog(dev))
 
     @staticmethod
@@ -310,6 +322,7 @@ class DeviceAccess:
         if resp is None or resp.status != 200:
             what = "no answer" if resp is None else f"{resp.status} {resp.reason}"
             log.warning("device %s: Catalog query not taken (%s)", dev.device_id, what)
+            dev.catalog_wait = None
             return False
         return True
 
@@ -366,10 +379,16 @@ class DeviceAccess:
         del dev.pages[page.sn]
         try:
             dev.channels = await self._in_thread(self.backend.set_channels, dev.device_id, items)
+            own = await self._in_thread(self.backend.own_channels, dev.device_id)
         except Exception as exc:  # a code clash with another camera, the database away
             log.error("device %s: cannot store its channels: %s", dev.device_id, exc)
             return
-        dev.channel_codes = [c.code for c in manscdp.video_channels(dev.device_id, items)]
+        finally:
+            dev.catalog_wait = None
+        # only its own: a listed code that is another device's camera is never INVITEd here
+        listed = [c for c in manscdp.video_channels(dev.device_id, items) if c.code in own]
+        dev.channel_codes = [c.code for c in listed]
+        dev.channel_status = {c.code: c.status for c in listed}
         log.info("device %s: %d channels in the catalog", dev.device_id, dev.channels)
 
 

@@ -96,6 +96,29 @@ def channel_states(
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A device's live registration as this replica holds it (loop seconds)."""
+
+    call_id: str
+    addr: tuple[str, int]
+    until: float  # when it lapses
+
+
+def afresh(held: Registration | None, call_id: str, addr: tuple[str, int], now: float) -> bool:
+    """Whether a REGISTER that passed the digest check starts a registration anew rather
+    than refreshing the live one `held` (None: none held here). Afresh: none held (first
+    time, after an un-REGISTER, after a controller restart), another Call-ID (the device
+    restarted: RFC 3261 keeps one Call-ID across refreshes), another source address, or the
+    held one lapsed. A device starting anew may have gained or lost channels while down and
+    has forgotten every dialog with Vigil: its catalog is asked again and its sessions are
+    over. A refresh is neither (asking a 64-channel NVR its catalog every Expires/2 is load
+    for nothing)."""
+    if held is None:
+        return True
+    return call_id != held.call_id or addr != held.addr or held.until <= now
+
+
 CATALOG_NOTIFY_GAP_S = 1.0  # a burst of Catalog NOTIFYs is answered with one query
 
 

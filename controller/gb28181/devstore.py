@@ -203,6 +203,21 @@ class GbDeviceStore(CatalogBase):
                 for r in conn.execute(query)
             }
 
+    def own_channels(self, device_id: str) -> dict[str, str]:
+        """The device's own channels in the catalog (camera id -> last Catalog status): what
+        it may be INVITEd for. A code it listed that is another device's camera is not here."""
+        query = (
+            select(col(Camera.camera_id), col(GbChannel.status))
+            .outerjoin(
+                GbChannel,
+                (col(GbChannel.camera_id) == col(Camera.camera_id))
+                & (col(GbChannel.device_id) == col(Camera.device_id)),
+            )
+            .where(col(Camera.device_id) == device_id)
+        )
+        with self._read("gb device own channels") as conn:
+            return {str(r[0]): str(r[1] or UNKNOWN) for r in conn.execute(query)}
+
     def channel_codes(self, device_id: str) -> list[str]:
         """The device's channels the catalog has (what its last Catalog answer stored)."""
         query = select(col(Camera.camera_id)).where(col(Camera.device_id) == device_id)

@@ -1,11 +1,12 @@
 """What recording device channels reads and writes (blocking; run on worker threads).
 
-`channels`: a device's cameras in the catalog. `recorder`: a channel's `Recorder`, its chain
-continued from the camera's latest committed segment (so a controller restart is a gap in
-the accounting, not a second chain). `note`: a camera state change in the history
-(`state_change`, the same rows the fleet writes for agent cameras and the KPIs read).
-Segments are committed by an ingest `Committer` of its own that never assumes it is the
-sole writer (agent uploads and other replicas' commits are looked up in the catalog).
+`channels`: a device's cameras in the catalog, with their last Catalog status. `recorder`: a
+channel's `Recorder`, its chain continued from the camera's latest committed segment (so a
+controller restart is a gap in the accounting, not a second chain). `note`: a camera state
+change in the history (`state_change`, the same rows the fleet writes for agent cameras and
+the KPIs read). Segments are committed by an ingest `Committer` of its own that never
+assumes it is the sole writer (agent uploads and other replicas' commits are looked up in
+the catalog).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ class CoreRecordingBackend:
         self._devices = GbDeviceStore(core.engine, core.clock)
         self._history = HistoryCatalog(core.engine, core.clock)
 
-    def channels(self, device_id: str) -> list[str]:
-        return self._devices.channel_codes(device_id)
+    def channels(self, device_id: str) -> dict[str, str]:
+        """The device's cameras with their last Catalog status (camera id -> status)."""
+        return self._devices.own_channels(device_id)
 
     def recorder(self, camera_id: str) -> Recorder | None:
         camera = self.core.catalog.camera(camera_id)

@@ -9,6 +9,10 @@ functions, once per tick, what to do:
   afresh (restarted: its dialog with Vigil is gone), it unregistered or its registration
   lapsed, no RTP for `rtp_timeout_s` since the last packet, or none at all within
   `first_packet_s` of the INVITE (devices may wait for their next keyframe to start);
+- `hold`: whether a recorded channel is not INVITEd now: its device's Catalog reports it
+  OFF (an INVITE would fail or stay silent; the history says why instead), or a device that
+  registered afresh has not answered the Catalog query that registration sent (briefly: it
+  may have lost that channel, or report it OFF);
 - `after_drop` / `after_failure`: when to INVITE again. Exponential backoff from
   `reinvite_min_s`, capped at `reinvite_max_s`; a session that stayed up for `stable_s`
   starts the count afresh, so a device that drops once a day is re-INVITEd at once, one that
@@ -20,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+
+from controller.gb28181.devstate import DeviceState, judge_channel
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,31 @@ def drop_reason(s: SessionFacts, now: float, timing: Timing) -> str | None:
     elif now - s.last_packet_at >= timing.rtp_timeout_s:
         return f"gb: RTP silent for {timing.rtp_timeout_s:g} s"
     return None
+
+
+CATALOG_WAIT_S = 3.0  # a restarted device's Catalog answer waited for, at most, before INVITEs
+WAIT_CATALOG = "wait"  # `hold`: waiting for the Catalog answer (nothing written)
+# The history's reason for a channel held because its Catalog says OFF: the fleet view's
+# reason key (`devstate.CATALOG_OFF`) and its zh-CN words, as the console says them.
+CATALOG_OFF_NOTE = "gb: catalog_off 通道离线（设备目录报告 OFF）"
+
+
+def hold(status: str, live: bool, catalog_wait: float | None, now: float) -> str | None:
+    """Why a channel with no session is not INVITEd now (None: INVITE it). `status`: its
+    last Catalog status; `live`: someone watches it (a viewer asked: INVITEd whatever the
+    device says, and told the device's answer); `catalog_wait`: when the Catalog query of
+    its device's fresh registration went out, unanswered so far (None: not waiting).
+    `WAIT_CATALOG` within `CATALOG_WAIT_S` of that query; `CATALOG_OFF_NOTE` while its
+    device (online: only then is anything INVITEd) reports it OFF (`devstate.judge_channel`,
+    the rule the fleet view shows), so the recording gap has its reason and the device is
+    not INVITEd in vain every backoff; back ON, it is INVITEd at once."""
+    if live:
+        return None
+    if catalog_wait is not None and 0 <= now - catalog_wait < CATALOG_WAIT_S:
+        return WAIT_CATALOG
+    if judge_channel(DeviceState(True, ""), status).online:
+        return None
+    return CATALOG_OFF_NOTE
 
 
 def backoff_s(attempts: int, timing: Timing) -> float:

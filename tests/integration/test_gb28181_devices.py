@@ -94,13 +94,14 @@ def sipp(
         "-i", "127.0.0.1", "-p", str(free_udp_port()), "-m", "1", "-nostdin",
         "-au", device, "-ap", password,
         "-key", "device", device, "-key", "server_id", SERVER_ID, "-key", "realm", REALM,
-        "-key", "ch1", CH1, "-key", "ch2", CH2, "-d", str(keep_ms),
+        "-d", str(keep_ms),
         "-timeout", "30s", "-timeout_error", "-trace_msg", "-message_file", str(log),
     ]  # fmt: skip
     if ooc or ooc_file:
         cmd += ["-oocsf", str(ooc_file or SIPP_DIR / "device_ooc.xml")]
-    for key, value in (keys or {}).items():
-        cmd += ["-key", key, value]  # later -key wins (ch2 given again)
+    # SIPp keeps the first -key of a name (a later one is ignored): the defaults merged first
+    for key, value in ({"ch1": CH1, "ch2": CH2} | (keys or {})).items():
+        cmd += ["-key", key, value]
     proc = subprocess.run(cmd, capture_output=True, timeout=60, check=False, cwd=world.tmp)
     messages = log.read_text(errors="replace") if log.exists() else ""
     return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")[-3000:] + messages
@@ -129,6 +130,25 @@ def test_a_device_registers_keeps_alive_and_its_channels_become_cameras(
         assert named[CH2] == ("Yard camera 2", CH2, "wudu")
     finally:
         engine.dispose()
+
+
+def test_a_device_that_registers_afresh_is_asked_for_its_catalog_and_a_refresh_is_not(
+    world: DeviceWorld,
+) -> None:
+    """The NVR, registered here already (the test before), restarts: another SIPp, another
+    Call-ID. Vigil asks for its catalog at once (channels it gained or lost while down are
+    seen now, not at the next `catalog_refresh_s`); the refresh of that registration a
+    second later (same Call-ID) is not asked again: one query in all."""
+    assert NVR in world.devices.devices  # not a first registration
+    before = world.devices.devices[NVR].catalog_asked
+    rc, out = sipp(world, SIPP_DIR / "device_register_refresh.xml", NVR, world.password,
+                   ooc=True, keep_ms=1500)  # fmt: skip
+    assert rc == 0, out
+    assert out.count("CSeq: 3 REGISTER") >= 2  # the refresh was sent and answered
+    assert out.count("<Query>") == 1, out  # asked once: for the restart, not for the refresh
+    dev = world.devices.devices[NVR]
+    assert dev.catalog_asked != before and dev.channels == 2 and dev.catalog_wait is None
+    assert dev.channel_status == {CH1: "on", CH2: "off"}  # device_ooc.xml's statuses
 
 
 def test_unknown_codes_and_forged_digests_are_refused(world: DeviceWorld) -> None:
@@ -359,8 +379,9 @@ def test_a_catalog_listing_another_devices_camera_changes_nothing_of_it(
     world: DeviceWorld,
 ) -> None:
     """An NVR listing a code that is another device's camera (an agent's) with Status OFF:
-    the camera stays that device's, gets no GB status and is not offline; the NVR's own
-    channels are stored as listed."""
+    the camera stays that device's, gets no GB status, is not offline and is not among the
+    channels Vigil would INVITE through the NVR; the NVR's own channels are stored as
+    listed."""
     catalog = world.controller.core.catalog
     catalog.upsert_device("edge-foreign", "wudu", "东关村", "agent")
     catalog.upsert_camera(FOREIGN, "edge-foreign")
@@ -373,3 +394,5 @@ def test_a_catalog_listing_another_devices_camera_changes_nothing_of_it(
     )
     assert channels[CH1] == (False, "catalog_off", "off")
     assert CH2 in channels  # not listed this time: kept with its last status
+    # nor INVITEd through this NVR (recording, live): only its own channels are
+    assert world.devices.devices[NVR].channel_codes == [CH1]

@@ -28,10 +28,11 @@ from controller.api.component import HttpComponent
 from controller.assembly import Controller
 from controller.catalog.history import HistoryCatalog
 from controller.clock import SystemClock
+from controller.gb28181 import supervise
 from controller.gb28181.channel_sessions import Channel as Recorded
 from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.devstore import GbDeviceStore
-from controller.gb28181.manscdp import Channel
+from controller.gb28181.manscdp import OFF, ON, Channel
 from controller.grants.policy import default_policy
 from controller.users import create_user
 from tests.integration.gb_device_support import (
@@ -411,3 +412,58 @@ def test_media_over_tcp_from_a_device_that_only_listens_is_recorded(world: RecWo
     seg.write_bytes(core.store.read_bytes(row.object_key))
     probe = ffprobe_frames(seg)
     assert "codec_name=h264" in probe and "nb_read_frames=25" in probe
+
+
+def test_a_channel_the_nvr_reports_off_is_not_invited_until_it_is_reported_on(
+    world: RecWorld,
+) -> None:
+    """The NVR registers afresh and its Catalog answer (asked because it registered afresh)
+    reports the recorded channel OFF: it is not INVITEd (SIPp's log has no INVITE for it
+    however long the backoff would have taken), and the history says why. The NVR registers
+    again (restarted) reporting it ON: INVITEd at once, recorded."""
+    off_log, on_log = world.tmp / "reported-off.log", world.tmp / "reported-on.log"
+    statuses = {"ch1": CH1, "ch2": CH2, "st2": "ON"}
+    held = ("offline", supervise.CATALOG_OFF_NOTE)
+    recording = ("online", "gb: recording")
+    seen = len(camera_changes(world))
+    segments = world.controller.core.catalog.count_segments(CH1)
+    epoch = epoch_of(world)
+    first = sipp_device(world.sip_port, world.tmp, "device_ooc_catalog.xml", off_log, NVR,
+                        world.password, SERVER_ID, keys={**statuses, "st1": "OFF"})  # fmt: skip
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for("this SIPp registered", lambda: epoch_of(world) > epoch)
+        devices = world.supervisor.access.devices
+        wait_for("CH1 reported OFF", lambda: devices[NVR].channel_status.get(CH1) == OFF)
+        wait_for("the held state change", lambda: held in camera_changes(world)[seen:])
+        ch = channel(world, CH1)
+        assert ch is not None and ch.held and ch.play is None
+        sessions = ch.sessions
+        time.sleep(3.0)  # reinvite_min_s 0.5 s: several INVITEs would have gone by now
+        assert ch.play is None and ch.sessions == sessions and not ch.busy
+        first.terminate()
+        first.wait(10)
+        off_messages = off_log.read_text(errors="replace")
+        assert "<CmdType>Catalog</CmdType>" in off_messages  # asked: it registered afresh
+        assert "INVITE sip:" + CH1 not in off_messages
+        # restarted, now reporting it ON: INVITEd at once and recorded
+        epoch = epoch_of(world)
+        second = sipp_device(world.sip_port, world.tmp, "device_ooc_catalog.xml", on_log, NVR,
+                             world.password, SERVER_ID, keys={**statuses, "st1": "ON"})  # fmt: skip
+        wait_for("this SIPp registered", lambda: epoch_of(world) > epoch)
+        ch = session_up(world, sessions + 1)
+        play = ch.play
+        assert play is not None and not ch.held and devices[NVR].channel_status[CH1] == ON
+        send_ps(world.source, play.port, play.ssrc)
+        wait_for("50 frames", lambda: play.frames >= 49)
+        wait_for("a new segment", lambda: world.controller.core.catalog.count_segments(CH1)
+                 > segments)  # fmt: skip
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(10)
+    assert "INVITE sip:" + CH1 in on_log.read_text(errors="replace")
+    wait_for("the recording state change", lambda: recording in camera_changes(world)[seen:])
+    changes = camera_changes(world)[seen:]
+    assert changes.index(held) < changes.index(recording)

@@ -117,6 +117,9 @@ class FakeBackend:
     def set_channels(self, device_id: str, channels: Any) -> int:
         return 0
 
+    def own_channels(self, device_id: str) -> dict[str, str]:
+        return {}
+
     def seen(self, device_id: str) -> None:
         pass
 
