@@ -256,7 +256,9 @@ def _build(
         controller.components.append(relayed.relay)
     # None unless [gb28181] enabled; upper platforms see what the tier policy lets their org see
     unsent = sched.service.unsent if sched is not None else None  # RecordInfo: agents' footage
-    controller.gb28181 = gb28181(core, live.hub, load_policy(core.config.policy_file), unsent)
+    poke = sched.service.poke if sched is not None else None  # an INVITE filed a request
+    policy = load_policy(core.config.policy_file)
+    controller.gb28181 = gb28181(core, live.hub, policy, unsent, poke)
     if controller.gb28181 is not None:
         controller.components.append(controller.gb28181)
     if parts.http:

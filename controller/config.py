@@ -362,6 +362,9 @@ class UpperPlatformConfig(_Strict):
     # organisation is entitled to, narrowed to these area prefixes when any are given.
     org: str = Field(min_length=1, max_length=128)
     areas: list[str] = Field(default_factory=list, max_length=1000)
+    # How far back it may look, in days (RecordInfo clipped, older Playback/Download refused
+    # 403); 0: no limit (only retention bounds it). At most 3660.
+    footage_days: int = Field(default=0, ge=0, le=3660, strict=True)
 
     @field_validator("address")
     @classmethod

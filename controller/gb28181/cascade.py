@@ -57,6 +57,8 @@ class Responder:
     # Camera ids known offline, told upward as Status OFF / Online OFFLINE: GB device channels
     # whose device is not online or whose device's Catalog reports them OFF. Others are ON.
     offline: frozenset[str] = frozenset()
+    # The platform's footage window (`footage.window_from`): nothing before it is listed.
+    window_from_us: int = 0
 
     def cameras(self) -> list[Coded]:
         return [c for c in self.directory.coded if c.place.camera_id in self.visible]
@@ -103,6 +105,9 @@ class Responder:
         if end <= start:
             raise QueryError(400, "RecordInfo EndTime is not after StartTime")
         camera = c.place.camera_id
+        start = max(start, self.window_from_us)
+        if end <= start:  # wholly before the platform's window: nothing it may see
+            return manscdp.record_info(q.sn, c.code, c.place.name or camera, 0, [])
         stored = list(self.ranges(camera, start, end))
         buffered = list(self.on_device(camera, start, end)) if self.on_device else []
         found = footage_ranges(stored, buffered)[:MAX_RECORD_ITEMS]

@@ -30,6 +30,8 @@ from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.codes import Place
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.devstore import GbDeviceStore, judged_channels
+from controller.gb28181.fetch import FootageFetcher
+from controller.gb28181.footage import Filed
 from controller.gb28181.livebridge import LiveBridge
 from controller.gb28181.recstore import CoreRecordingBackend
 from controller.gb28181.service import GbService
@@ -38,6 +40,7 @@ from controller.gb28181.upper import UpperLink, run_link, unregister
 from controller.grants.keys import KeyFileError, load_keys
 from controller.grants.model import area_within
 from controller.grants.policy import Policy, camera_info, default_policy, entitled
+from controller.jobs import JobService
 from controller.live.hub import LiveHub
 from controller.runtime import Core, StartupError
 
@@ -52,12 +55,19 @@ class CoreBackend:
     """The catalog, store, policy and audit log behind the endpoint (blocking calls)."""
 
     def __init__(
-        self, core: Core, policy: Policy, audit: AuditLog | None, unsent: Unsent | None = None
+        self,
+        core: Core,
+        policy: Policy,
+        audit: AuditLog | None,
+        unsent: Unsent | None = None,
+        poke: Callable[[], None] | None = None,
     ) -> None:
         self.core = core
         self.policy = policy
         self._audit = audit
         self._unsent = unsent
+        jobs = JobService(core.catalog, core.clock)
+        self.fetcher = FootageFetcher(jobs, core.clock.now_us, self._append, poke)
 
     def places(self) -> list[Place]:
         """Every camera with its directory facts (name, township/village, GB code)."""
@@ -114,6 +124,10 @@ class CoreBackend:
         spans = self._unsent(row.device_id, camera_id)
         return merge_ranges([(a, b) for a, b in spans if a < end_us and b > start_us])
 
+    def request_footage(self, link: UpperLink, camera_id: str, start_us: int, end_us: int) -> Filed:
+        """The footage request fetching this on-agent range (filed once; `fetch.py`)."""
+        return self.fetcher.request(link.cfg.server_id, link.cfg.org, camera_id, start_us, end_us)
+
     def read(self, key: str) -> bytes:
         return self.core.store.read_bytes(key)
 
@@ -137,13 +151,29 @@ class CoreBackend:
         reason: str,
         detail: dict[str, Any],
     ) -> None:
+        self._append(
+            action, link.cfg.server_id, link.cfg.org, camera_id, "", detail, outcome, reason
+        )
+
+    def _append(
+        self,
+        action: str,
+        server_id: str,
+        org: str,
+        camera_id: str,
+        case_id: str,
+        detail: dict[str, Any],
+        outcome: str = "ok",
+        reason: str = "",
+    ) -> None:
         if self._audit is None:
             return
         event = AuditEvent(
             action=action,
-            actor_user=f"gb28181:{link.cfg.server_id}",
-            actor_org=link.cfg.org,
+            actor_user=f"gb28181:{server_id}",
+            actor_org=org,
             camera_id=camera_id,
+            case_id=case_id,
             outcome=outcome,
             reason=reason[:200],
             detail=detail,
@@ -328,10 +358,15 @@ class GbComponent:
 
 
 def gb28181(
-    core: Core, hub: LiveHub | None, policy: Policy | None = None, unsent: Unsent | None = None
+    core: Core,
+    hub: LiveHub | None,
+    policy: Policy | None = None,
+    unsent: Unsent | None = None,
+    poke: Callable[[], None] | None = None,
 ) -> GbComponent | None:
     """The cascade when `[gb28181] enabled`; None otherwise. `unsent(device, camera)`: the
-    (start, end) µs of the camera's segments still only on its agent (the scheduler's)."""
+    (start, end) µs of the camera's segments still only on its agent (the scheduler's);
+    `poke()`: tell the scheduler a footage request was filed."""
     config = core.config.gb28181
     if not config.enabled:
         return None
@@ -340,5 +375,5 @@ def gb28181(
         audit: AuditLog | None = AuditLog(core.engine, core.clock, keys.evidence)
     except KeyFileError as exc:
         raise StartupError(f"gb28181: cascade viewing must be audited: {exc}") from exc
-    backend = CoreBackend(core, policy or default_policy(), audit, unsent)
+    backend = CoreBackend(core, policy or default_policy(), audit, unsent, poke)
     return GbComponent(config, backend, hub)

@@ -4,10 +4,12 @@ Every request is first matched to a configured upper platform by its From user (
 id); anything else is refused 403. MESSAGE queries are answered from `cascade.Responder`
 (blocking catalog reads run on worker threads, never on the SIP loop); INVITE is checked in
 this order, each failure a SIP status and an audit entry: camera code known (404), in the
-platform's scope (403), stream limit (486), SDP usable (400/488), footage in the range for
-Playback/Download (404), then answered 200 with Vigil's SDP. Media starts on ACK, ends on BYE
-(or when the source ends: Vigil then sends BYE itself). INFO with MANSRTSP changes the speed
-or pauses a recorded stream.
+platform's scope (403), stream limit (486), SDP usable (400/488), and for Playback/Download
+the range (`footage.check_range`: reversed or oversize 400, before the platform's footage
+window 403) and footage in it (404; only on the camera's agent: a footage request is filed
+and the answer is 480 with Retry-After, `_fetch`), then answered 200 with Vigil's SDP.
+Media starts on ACK, ends on BYE (or when the source ends: Vigil then sends BYE itself).
+INFO with MANSRTSP changes the speed or pauses a recorded stream.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from controller.gb28181 import manscdp, sdp, sip
+from controller.gb28181 import footage, manscdp, sdp, sip
 from controller.gb28181.cascade import QueryError, Responder
 from controller.gb28181.codes import Directory, Place
 from controller.gb28181.devices import DeviceAccess
@@ -65,6 +67,10 @@ class Backend(Protocol):
     def segments(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[str, int]]: ...
 
     def on_device(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]: ...
+
+    def request_footage(
+        self, link: UpperLink, camera_id: str, start_us: int, end_us: int
+    ) -> footage.Filed: ...
 
     def read(self, key: str) -> bytes: ...
 
@@ -176,9 +182,16 @@ class GbService:
         else:
             await handler(inbound, link)
 
-    def _refuse(self, inbound: Inbound, status: int, why: str) -> None:
+    def _refuse(
+        self, inbound: Inbound, status: int, why: str, refusal: footage.Refusal | None = None
+    ) -> None:
         log.info("SIP %s refused %d: %s", inbound.msg.method, status, why)
-        self.transport.reply(inbound, sip.response(inbound.msg, status, reason=_reason(why)))
+        out = sip.response(inbound.msg, status, reason=_reason(why))
+        if refusal is not None:  # what an upper platform shows its user, and when to retry
+            out.add("Warning", footage.warning(self.host, refusal.warning))
+            if refusal.retry_after_s:
+                out.add("Retry-After", str(refusal.retry_after_s))
+        self.transport.reply(inbound, out)
 
     async def _on_message(self, inbound: Inbound, link: UpperLink) -> None:
         msg = inbound.msg
@@ -211,9 +224,11 @@ class GbService:
         def ranges(camera_id: str, start: int, end: int) -> list[tuple[int, int]]:
             return self.backend.ranges(camera_id, start, end)
 
+        now = self.now_us()
         responder = Responder(
-            link.cfg.local_id, "Vigil", directory, visible, ranges, self.now_us(), self.page_size,
+            link.cfg.local_id, "Vigil", directory, visible, ranges, now, self.page_size,
             on_device=self.backend.on_device, offline=self.backend.offline_channels(),
+            window_from_us=footage.window_from(link.cfg.footage_days, now),
         )  # fmt: skip
         return responder.answer(query)
 
@@ -261,13 +276,19 @@ class GbService:
                 return
             units: AsyncIterator[AccessUnit] | None = None
         else:
-            start, end = offer.start_s * US, offer.end_s * US
+            days = link.cfg.footage_days
+            window = footage.window_from(days, self.now_us())
+            served = footage.check_range(offer.start_s * US, offer.end_s * US, window, days)
+            if isinstance(served, footage.Refusal):
+                await self._deny(inbound, link, camera_id, served.status, served.reason, served)
+                return
+            start, end = served
             segments = await self._in_thread(self.backend.segments, camera_id, start, end)
             if not segments:
                 buffered = await self._in_thread(self.backend.on_device, camera_id, start, end)
-                if buffered:  # RecordInfo listed it: say why it cannot be played yet
-                    why = "the footage in this range is still on the camera's agent (not uploaded)"
-                    await self._deny(inbound, link, camera_id, 480, why)
+                span = footage.fetch_span(buffered, start, end)
+                if span is not None:  # RecordInfo listed it: ask for it, say when to retry
+                    await self._fetch(inbound, link, camera_id, span)
                     return
                 await self._deny(inbound, link, camera_id, 404, "no footage in the time range")
                 return
@@ -306,12 +327,35 @@ class GbService:
         )  # fmt: skip
 
     async def _deny(
-        self, inbound: Inbound, link: UpperLink, camera_id: str, status: int, why: str
+        self,
+        inbound: Inbound,
+        link: UpperLink,
+        camera_id: str,
+        status: int,
+        why: str,
+        refusal: footage.Refusal | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
-        self._refuse(inbound, status, why)
+        self._refuse(inbound, status, why, refusal)
         await self._in_thread(
-            self.backend.audit, "gb_cascade_view", link, camera_id, "refused", why, {}
+            self.backend.audit, "gb_cascade_view", link, camera_id, "refused", why, detail or {}
         )
+
+    async def _fetch(
+        self, inbound: Inbound, link: UpperLink, camera_id: str, span: tuple[int, int]
+    ) -> None:
+        """Footage only on the camera's agent: file (or find) the footage request that
+        fetches it, and answer 480 with when to retry."""
+        try:
+            filed = await self._in_thread(self.backend.request_footage, link, camera_id, *span)
+        except footage.FetchError as exc:
+            why = f"footage still on the camera's agent (not uploaded); cannot request it: {exc}"
+            await self._deny(inbound, link, camera_id, 480, why)
+            return
+        job = filed.job
+        refusal = footage.fetching(job.job_id, job.eta_us, self.now_us(), filed.new)
+        detail = {"job_id": job.job_id, "from_us": span[0], "to_us": span[1], "filed": filed.new}
+        await self._deny(inbound, link, camera_id, 480, refusal.reason, refusal, detail)
 
     def _on_ack(self, msg: sip.SipMessage) -> None:
         session = self.sessions.get(msg.call_id)

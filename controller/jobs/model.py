@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from controller.traffic import SchedulerError, TrafficClass
 
@@ -227,6 +228,19 @@ class JobView:
         if self.state == JOB_DONE:
             return 100.0
         return 100.0 * self.bytes_done / self.bytes_total if self.bytes_total else 0.0
+
+
+def request_audit_detail(view: JobView) -> dict[str, Any]:
+    """The `footage_request` audit entry's detail, one shape whoever filed it (the console's
+    API, an upper platform's INVITE)."""
+    return {
+        "job_id": view.job_id,
+        "cameras": list(view.cameras),
+        "from_us": view.start_us,
+        "to_us": view.end_us,
+        "deadline_us": view.deadline_us,
+        "class": view.traffic_class.name.lower(),
+    }
 
 
 def describe_gone(gone: Sequence[GoneRange]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -18,6 +19,7 @@ from controller.clock import SystemClock
 from controller.gb28181 import manscdp, sdp
 from controller.gb28181.cascade import gb_time
 from controller.gb28181.rtp import parse_rtp
+from controller.jobs import JobService
 from controller.scheduler.options import SchedulerOptions
 from controller.scheduler.service import SchedulerService
 from controller.traffic import TrafficClass
@@ -249,6 +251,93 @@ def test_playback_speeds_up_on_info_scale_and_sends_every_frame(world: GbWorld) 
     assert 1.0 < took < recorded_s - 1.5, (took, recorded_s)
 
 
+@contextmanager
+def footage_window(world: GbWorld, days: int, boundary_us: int) -> Iterator[None]:
+    """The platform limited to `days`, with the cascade's clock set so that the window starts
+    at `boundary_us` (the footage is minutes old; the window is whole days)."""
+    link, service = world.gb.links[0], world.gb.service
+    assert service is not None
+    old_cfg, old_now = link.cfg, service.now_us
+    link.cfg = link.cfg.model_copy(update={"footage_days": days})
+    service.now_us = lambda: boundary_us + days * 86_400 * US
+    try:
+        yield
+    finally:
+        link.cfg, service.now_us = old_cfg, old_now
+
+
+def test_footage_window_clips_record_info_refuses_older_and_plays_the_rest(
+    world: GbWorld,
+) -> None:
+    """footage_days = 1 with the window starting mid-recording: RecordInfo lists the range
+    from the window's start; a Playback wholly before it is 403 with a Warning naming the
+    window; oversize and reversed ranges are 400; a Download over the whole recording sends
+    only the part inside the window, which ffprobe decodes."""
+    segs = world.segments
+    cut = segs[len(segs) // 2]
+    boundary = cut.start_us
+    first, end_us = segs[0].start_us, segs[-1].start_us + segs[-1].duration_us
+    rx = RtpReceiver()
+    try:
+        with footage_window(world, 1, boundary):
+            run = run_sipp(
+                world,
+                "upper_footage_window.xml",
+                {
+                    "camera": world.codes["cam-1"],
+                    "rtp_port": str(rx.port),
+                    "rec_start": gb_time(first - 60 * US),
+                    "rec_end": gb_time(end_us + 60 * US),
+                    "old_start": str(first // US - 60),
+                    "old_end": str(boundary // US),
+                    "far_end": str(first // US + 40 * 86_400),
+                    "password": PASSWORD,
+                },
+            )
+            assert run.returncode == 0, run.output + run.messages[-3000:]
+            assert rx.packets == []
+            download = run_sipp(
+                world,
+                "upper_download.xml",
+                {
+                    "camera": world.codes["cam-1"],
+                    "rtp_port": str(rx.port),
+                    "start": str(first // US),
+                    "end": str(end_us // US + 1),
+                    "password": PASSWORD,
+                },
+            )
+    finally:
+        rx.close()
+    # RecordInfo: one range, starting where the window starts (not at the first segment)
+    answer = run.messages[run.messages.index("<Response>") :]
+    assert "<SumNum>1</SumNum>" in answer, answer[:1500]
+    assert f"<StartTime>{gb_time(boundary)}</StartTime>" in answer
+    assert f"<StartTime>{gb_time(first)}</StartTime>" not in answer
+    assert "SIP/2.0 403 time range is outside this platform's footage window (the last 1 days)" in (
+        run.messages
+    )
+    sent = run.raw.decode("utf-8", errors="replace")  # SIP headers are UTF-8
+    assert 'Warning: 399 127.0.0.1 "超出本平台可调阅的录像时限（最近 1 天）"' in sent
+    assert "SIP/2.0 400 time range of 40.0 days is longer than 31 days" in run.messages
+    reversed_range = f"{boundary // US}..{first // US - 60} is empty or reversed"
+    assert f"SIP/2.0 400 time range {reversed_range}" in run.messages
+    refused = [
+        e for e in search(world.controller.engine, camera="cam-1")
+        if e.action == "gb_cascade_view" and e.outcome == "refused" and "footage window" in e.reason
+    ]  # fmt: skip
+    assert refused and refused[0].actor_user == "gb28181:34020000002000000001"
+    # the Download over the whole recording: only the part inside the window is sent
+    assert download.returncode == 0, download.output + download.messages[-3000:]
+    ps = world.tmp / "window.ps"
+    ps.write_bytes(rx.ps())
+    probe = ffprobe(ps)
+    inside_s = (end_us - boundary) / 1e6
+    assert probe["codec_name"] == "h264"
+    assert abs(int(probe["nb_read_frames"]) - inside_s * 25) <= 25, (probe, inside_s)
+    assert int(probe["nb_read_frames"]) < (end_us - first) / 1e6 * 25 - 25  # not all of it
+
+
 def test_an_upper_platform_that_restarted_is_registered_to_again(world: GbWorld) -> None:
     """Keepalives refused (the restarted platform forgot Vigil): Vigil registers again at once,
     through the challenge; when the platform then refuses the password, Vigil says so and backs
@@ -268,11 +357,12 @@ def test_an_upper_platform_that_restarted_is_registered_to_again(world: GbWorld)
     assert registers <= 4, registers  # one challenged pair, then the 60 s backoff
 
 
-def test_footage_still_on_the_agent_is_listed_and_its_playback_refused_480(
+def test_footage_still_on_the_agent_is_listed_and_its_playback_files_one_fetch(
     world: GbWorld,
 ) -> None:
     """RecordInfo counts the unsent segments the agent's inventory listed; a Playback of a
-    range that is only there is refused 480 with the reason (404 when there is nothing)."""
+    range that is only there files the console's footage request (once, however often it is
+    asked) and is answered 480 with Retry-After and a Warning; 404 when there is nothing."""
     # The scheduler the controller runs when [scheduler] is on (this world runs none: its
     # live feeds are not link-planned), as the one answering for agents' backlogs.
     sched = SchedulerService(world.controller.core.catalog, SystemClock(), SchedulerOptions())
@@ -284,8 +374,8 @@ def test_footage_still_on_the_agent_is_listed_and_its_playback_refused_480(
 
 
 def _footage_on_the_agent(world: GbWorld, sched: SchedulerService) -> None:
-    last = world.segments[-1]
-    start = last.start_us + last.duration_us + 3_600_000_000  # an hour after the stored ones
+    # Recorded two hours before the stored ones and not uploaded yet.
+    start = world.segments[0].start_us - 7_200_000_000
     inv = agent_control_pb2.Inventory(device_id="dev1", reported_unix_us=time.time_ns() // 1000)
     inv.backlog.add(
         camera_id="cam-1", traffic_class=TrafficClass.BACKFILL, bytes=2000, segments=2,
@@ -297,31 +387,60 @@ def _footage_on_the_agent(world: GbWorld, sched: SchedulerService) -> None:
             size_bytes=1000, traffic_class=TrafficClass.BACKFILL, duration_us=10_000_000,
         )  # fmt: skip
     sched.report_inventory("dev1", inv)
-    stored_from = world.segments[0].start_us
-    spans = world.gb.backend.on_device("cam-1", stored_from, start + 3_600_000_000)
+    stored_to = world.segments[-1].start_us + world.segments[-1].duration_us
+    spans = world.gb.backend.on_device("cam-1", start - 3_600_000_000, stored_to)
     assert spans == [(start, start + 20_000_000)]
-    assert world.gb.backend.on_device("cam-2", stored_from, start + 3_600_000_000) == []
+    assert world.gb.backend.on_device("cam-2", start - 3_600_000_000, stored_to) == []
     query = manscdp.parse(
         f"<Query><CmdType>RecordInfo</CmdType><SN>5</SN><DeviceID>{world.codes['cam-1']}"
-        f"</DeviceID><StartTime>{gb_time(stored_from - 60_000_000)}</StartTime><EndTime>"
-        f"{gb_time(start + 60_000_000)}</EndTime></Query>".encode()
+        f"</DeviceID><StartTime>{gb_time(start - 60_000_000)}</StartTime><EndTime>"
+        f"{gb_time(stored_to + 60_000_000)}</EndTime></Query>".encode()
     )
     assert world.gb.service is not None
     text = manscdp.decode(world.gb.service._answer(world.gb.links[0], query)[0])
-    assert "<SumNum>2</SumNum>" in text  # the stored range and the one still on the agent
+    assert "<SumNum>2</SumNum>" in text  # the one still on the agent and the stored range
     assert f"<StartTime>{gb_time(start)}</StartTime>" in text
     assert f"<EndTime>{gb_time(start + 20_000_000)}</EndTime>" in text
-    client = SipClient(world)
+    jobs = JobService(world.controller.core.catalog, SystemClock())
+    before = {j.job_id for j in jobs.jobs()}
+    t0 = (start + 5_000_000) // US
+    keys = {
+        "camera": world.codes["cam-1"], "rtp_port": "9", "start": str(t0),
+        "end": str(t0 + 10), "password": PASSWORD,
+    }  # fmt: skip
+    runs = [run_sipp(world, "upper_playback_fetch.xml", keys) for _ in range(3)]
+    for run in runs:
+        assert run.returncode == 0, run.output + run.messages[-3000:]
+        assert "SIP/2.0 480 footage still on the camera's agent: fetch" in run.messages
+        assert "Retry-After: 60" in run.messages  # no ETA planned yet: the default
+        assert "录像仍在设备上，已向设备调取" in run.raw.decode("utf-8", errors="replace")
+    assert "fetch requested (job" in runs[0].messages
+    assert all("fetch already requested" in r.messages for r in runs[1:])
+    filed = [j for j in jobs.jobs() if j.job_id not in before]
+    assert len(filed) == 1, filed  # three INVITEs, one footage request
+    job = filed[0]
+    assert job.cameras == ("cam-1",) and job.state == "open"
+    assert (job.start_us, job.end_us) == (t0 * US, (t0 + 10) * US)
+    assert job.requested_by == "gb28181:34020000002000000001"
+    assert job.case_id == "gb28181-34020000002000000001"
+    assert job.traffic_class is TrafficClass.EVIDENCE  # the console's "fetch from device"
+    assert job.job_id[:8] in runs[0].messages
+    audited = [
+        e for e in search(world.controller.engine, camera="cam-1") if e.action == "footage_request"
+    ]
+    assert len(audited) == 1 and audited[0].actor_org == "gongan"
+    assert audited[0].case_id == job.case_id and f'"job_id":"{job.job_id}"' in audited[0].detail
+    client = SipClient(world)  # nothing anywhere in the range: 404, no request filed
     try:
-        for t0, status in ((start + 5_000_000, 480), (start + 7_200_000_000, 404)):
-            offer = (
-                "v=0\r\no=34020000002000000001 0 0 IN IP4 127.0.0.1\r\ns=Playback\r\n"
-                f"c=IN IP4 127.0.0.1\r\nt={t0 // US} {t0 // US + 10}\r\n"
-                "m=video 9 RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\ny=1100000009\r\n"
-            )
-            reply = client.request("INVITE", world.codes["cam-1"], f"pb-{status}", 1, body=offer)
-            assert reply.status == status, (reply.status, reply.reason)
-            if status == 480:
-                assert "still on the camera's agent" in reply.reason
+        t1 = (start - 3_600_000_000) // US
+        offer = (
+            "v=0\r\no=34020000002000000001 0 0 IN IP4 127.0.0.1\r\ns=Playback\r\n"
+            f"c=IN IP4 127.0.0.1\r\nt={t1} {t1 + 10}\r\n"
+            "m=video 9 RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\ny=1100000009\r\n"
+        )
+        reply = client.request("INVITE", world.codes["cam-1"], "pb-404", 1, body=offer)
+        assert reply.status == 404, (reply.status, reply.reason)
     finally:
         client.close()
+    assert len([j for j in jobs.jobs() if j.job_id not in before]) == 1
+    jobs.cancel(job.job_id)  # releases its catalog hold

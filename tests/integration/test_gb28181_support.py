@@ -211,6 +211,7 @@ class SippRun:
     returncode: int
     messages: str
     output: str
+    raw: bytes = b""  # the message log as sent: SIP headers are UTF-8, MANSCDP bodies GB18030
 
 
 def run_sipp(
@@ -245,9 +246,10 @@ def run_sipp(
     proc = subprocess.run(
         cmd, capture_output=True, timeout=timeout_s + 20, check=False, cwd=world.tmp
     )
-    messages = log.read_bytes().decode("gb18030", errors="replace") if log.exists() else ""
+    raw = log.read_bytes() if log.exists() else b""
+    messages = raw.decode("gb18030", errors="replace")
     output = (proc.stdout + proc.stderr).decode(errors="replace")[-4000:]
-    return SippRun(proc.returncode, messages, output)
+    return SippRun(proc.returncode, messages, output, raw)
 
 
 class RtpReceiver:

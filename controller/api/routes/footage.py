@@ -43,7 +43,7 @@ from controller.jobs import (
     JobView,
     parse_class,
 )
-from controller.jobs.model import JOB_STATES, MAX_CAMERAS
+from controller.jobs.model import JOB_STATES, MAX_CAMERAS, request_audit_detail
 
 router = APIRouter(prefix="/api/v1", tags=["footage"])
 
@@ -191,14 +191,7 @@ def request_footage(body: FootageCreate, user: UserDep, deps: DepsDep) -> JobOut
         user,
         camera_id=cameras[0],
         case_id=view.case_id,
-        detail={
-            "job_id": view.job_id,
-            "cameras": list(view.cameras),
-            "from_us": view.start_us,
-            "to_us": view.end_us,
-            "deadline_us": view.deadline_us,
-            "class": view.traffic_class.name.lower(),
-        },
+        detail=request_audit_detail(view),
     )
     scheduler = deps.scheduler
     if scheduler is not None:
