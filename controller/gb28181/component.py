@@ -26,6 +26,7 @@ from controller.directory.scope import Term
 from controller.directory.store import MAX_PAGE, DirectoryStore, Filters, Listed
 from controller.gb28181 import supervise
 from controller.gb28181.cascade import RegisterPlan, merge_ranges
+from controller.gb28181.catalog_sub import CatalogSubscriber
 from controller.gb28181.channel_sessions import RecordingSupervisor
 from controller.gb28181.codes import Place
 from controller.gb28181.devices import DeviceAccess
@@ -286,6 +287,7 @@ class GbComponent:
                 transport, store, self.config.server_id, self.config.device_realm,
                 advertised, self.config.device_timeout_s, self.config.catalog_refresh_s,
             )  # fmt: skip
+            devices.subscriptions = CatalogSubscriber(devices)
         self.devices = devices
         service = GbService(
             transport, self.links, self.backend, self.hub, advertised,

@@ -11,13 +11,14 @@ pages are collected by SN until SumNum items arrived (or a page says no more), t
 channels are written to the catalog as cameras, each with its own Status (ON/OFF: the fleet
 view and upper platforms show a channel the device reports OFF as offline). The catalog is
 asked again on a Catalog NOTIFY and on a keepalive once the last query is
-`catalog_refresh_s` old (`devstate.catalog_due`). A device that leaves an INVITE unanswered
-is marked so (`no_answer`) until it is heard from again. A MESSAGE from a code that is not
-registered is answered 403. A device registered over TCP keeps, with its registration, the
-address to connect to when its connection is closed (`dial.target`): taken from a REGISTER
-that passed the digest check only, so no forged Contact is ever dialed. Requests from
-anything that is not a device (upper platforms) are left to the cascade (`on_request`
-returns False).
+`catalog_refresh_s` old (`devstate.catalog_due`); a device registering afresh is also
+SUBSCRIBEd to (`subscriptions`, `catalog_sub`), and its NOTIFYs go there. A device that
+leaves an INVITE unanswered is marked so (`no_answer`) until it is heard from again. A
+MESSAGE from a code that is not registered is answered 403. A device registered over TCP
+keeps, with its registration, the address to connect to when its connection is closed
+(`dial.target`): taken from a REGISTER that passed the digest check only, so no forged
+Contact is ever dialed. Requests from anything that is not a device (upper platforms) are
+left to the cascade (`on_request` returns False).
 """
 
 from __future__ import annotations
@@ -26,71 +27,19 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from controller.gb28181 import access, devstate, dial, manscdp, sip
 from controller.gb28181.codes import is_code
-from controller.gb28181.manscdp import Channel
+from controller.gb28181.devtypes import Device, DeviceBackend, Subscriptions
 from controller.gb28181.transport import Addr, Inbound, SipTransport
 from controller.times import LOCAL_ZONE
 
 log = logging.getLogger("vigil.gb28181")
 T = TypeVar("T")
 MAX_OPEN_QUERIES = 4  # Catalog queries a device has not finished answering, kept by SN
-
-
-class DeviceBackend(Protocol):
-    """The device rows (blocking calls, run on worker threads)."""
-
-    def known(self, device_id: str) -> access.Known | None: ...
-
-    def registered(self, device_id: str, contact: str, expires_s: int) -> None: ...
-
-    def set_channels(self, device_id: str, channels: Sequence[Channel]) -> int: ...
-
-    def own_channels(self, device_id: str) -> dict[str, str]: ...
-
-    def seen(self, device_id: str) -> None: ...
-
-    def unanswered(self, device_id: str) -> None: ...
-
-    def elsewhere(self, device_id: str) -> str: ...
-
-
-@dataclass(slots=True)
-class Device:
-    device_id: str
-    addr: Addr
-    until: float  # loop time the registration expires
-    last_seen: float
-    keepalives: int = 0
-    channels: int = -1  # -1: no Catalog answer stored yet
-    pages: dict[str, list[Channel]] = field(default_factory=dict)  # SN -> items so far
-    call_id: str = field(default_factory=lambda: secrets.token_hex(12))
-    cseq: int = 0
-    # Bumped by a registration that is not a refresh (another Call-ID or address, or after
-    # the last one lapsed): the device restarted, and any INVITE session with it is gone.
-    epoch: int = 1
-    reg_call_id: str = ""
-    channel_codes: list[str] | None = None  # from its last Catalog answer; None: not yet
-    # Each of those channels' last Catalog status (ON, OFF, UNKNOWN): OFF is not recorded.
-    channel_status: dict[str, str] = field(default_factory=dict)
-    seen_written: float = 0.0  # loop time its row's last_seen_us was last written
-    # Loop time a request to it (an INVITE) went unanswered; None once it is heard from again.
-    # Meanwhile INVITEs to its channels fail at once instead of each waiting for a timeout.
-    unanswered_at: float | None = None
-    unanswered_why: str = ""  # what failed then (said to the viewers of its other channels)
-    tcp: bool = False  # registered over TCP: requests to it go on its connection
-    # Registered over TCP: where Vigil connects when its connection is closed (`dial.target`
-    # of its last authenticated REGISTER); None over UDP.
-    dial: Addr | None = None
-    catalog_asked: float | None = None  # loop time of the last Catalog query sent to it
-    # Loop time the Catalog query of a fresh registration went out, until its answer is
-    # stored (or the query is refused): recording waits for it, briefly (`supervise.hold`).
-    catalog_wait: float | None = None
 
 
 class DeviceAccess:
@@ -119,6 +68,7 @@ class DeviceAccess:
         self._sn = 0
         self._writes: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[object]] = set()
+        self.subscriptions: Subscriptions | None = None  # Catalog SUBSCRIBEs (none: not sent)
 
     async def _in_thread(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
@@ -156,7 +106,7 @@ class DeviceAccess:
                         other[:100])  # fmt: skip
         return other
 
-    def _heard(self, dev: Device, now: float) -> None:
+    def heard(self, dev: Device, now: float) -> None:
         """A keepalive (or any request) from the device: alive, its row kept fresh."""
         dev.last_seen = now
         if dev.unanswered_at is not None or devstate.write_seen(dev.seen_written, now):
@@ -185,6 +135,8 @@ class DeviceAccess:
     async def close(self) -> None:
         """Let the row writes under way finish (a keepalive's, an unanswered INVITE's): left
         pending, each is lost and a "Task was destroyed" warning when the loop closes."""
+        if self.subscriptions is not None:
+            await self.subscriptions.close()
         if self._writes:
             await asyncio.wait(list(self._writes), timeout=2.0)
 
@@ -212,18 +164,20 @@ class DeviceAccess:
             if msg.method == "MESSAGE" and is_code(user) and user != self.server_id:
                 known = await self._in_thread(self.backend.known, user)
                 if known is not None:
-                    self._refuse(inbound, 403, f"device {user} is not registered")
+                    self.refuse(inbound, 403, f"device {user} is not registered")
                     return True
             return False
         if msg.method == "MESSAGE":
             await self._message(inbound, dev)
         elif msg.method == "OPTIONS":
             self.transport.reply(inbound, sip.response(msg, 200))
+        elif msg.method == "NOTIFY" and self.subscriptions is not None:
+            await self.subscriptions.on_notify(inbound, dev)  # heard from, if it is taken
         else:
-            self._refuse(inbound, 405, f"{msg.method} from a device is not handled")
+            self.refuse(inbound, 405, f"{msg.method} from a device is not handled")
         return True
 
-    def _refuse(self, inbound: Inbound, status: int, why: str) -> None:
+    def refuse(self, inbound: Inbound, status: int, why: str) -> None:
         self.refused += 1
         log.info("device SIP %s refused %d: %s", inbound.msg.method, status, why)
         reason = "".join(c if 32 <= ord(c) < 127 else "?" for c in why)[:100]
@@ -243,7 +197,7 @@ class DeviceAccess:
             self.transport.reply(inbound, reply)
             return
         if verdict.status != 200:
-            self._refuse(inbound, verdict.status, verdict.reason)
+            self.refuse(inbound, verdict.status, verdict.reason)
             return
         ok = sip.response(msg, 200, to_tag=sip.new_tag())
         ok.add("Expires", str(verdict.expires_s))
@@ -255,6 +209,8 @@ class DeviceAccess:
         addr = inbound.source  # where it really is (NAT, a Contact without host): answer there
         if verdict.expires_s == 0:
             self.devices.pop(user, None)
+            if self.subscriptions is not None:
+                self.subscriptions.stop(user)
             log.info("device %s unregistered", user)
             await self._in_thread(self.backend.registered, user, "", 0)
             return
@@ -278,6 +234,8 @@ class DeviceAccess:
         await self._in_thread(self.backend.registered, user, where, verdict.expires_s)
         if fresh:  # it may have gained or lost channels while it was down: ask again
             self._spawn(self.ask_catalog(dev))
+            if self.subscriptions is not None:  # and be told what changes from now on
+                self.subscriptions.start(dev)
 
     @staticmethod
     def _dial_target(user: str, contact: str, source: Addr) -> Addr:
@@ -296,8 +254,13 @@ class DeviceAccess:
             f"SIP/2.0/{proto} {self.host}:{self.transport.local[1]};rport;branch={sip.new_branch()}"
         )
 
-    def _request(self, dev: Device, method: str) -> sip.SipMessage:
+    def next_sn(self) -> int:
+        """The SN of a new MANSCDP query to a device."""
         self._sn += 1
+        return self._sn
+
+    def _request(self, dev: Device, method: str) -> sip.SipMessage:
+        self.next_sn()
         dev.cseq += 1
         msg = sip.SipMessage(method=method, uri=f"sip:{dev.device_id}@{dev.addr[0]}:{dev.addr[1]}")
         msg.add("Via", self.via(dev.tcp))
@@ -329,19 +292,19 @@ class DeviceAccess:
     async def _message(self, inbound: Inbound, dev: Device) -> None:
         msg = inbound.msg
         if "manscdp" not in msg.get("Content-Type").lower():
-            self._refuse(inbound, 415, "MESSAGE body is not Application/MANSCDP+xml")
+            self.refuse(inbound, 415, "MESSAGE body is not Application/MANSCDP+xml")
             return
         try:
             head = manscdp.parse(msg.body)
         except manscdp.XmlError as exc:
-            self._refuse(inbound, exc.status, str(exc))
+            self.refuse(inbound, exc.status, str(exc))
             return
         if head.device_id and head.device_id != dev.device_id and head.cmd_type == "Keepalive":
             why = f"keepalive for {head.device_id[:24]!r} from {dev.device_id}"
-            self._refuse(inbound, 403, why)
+            self.refuse(inbound, 403, why)
             return
         now = asyncio.get_running_loop().time()
-        self._heard(dev, now)
+        self.heard(dev, now)
         if head.root == "Notify" and head.cmd_type in ("Keepalive", "Catalog"):
             notified = head.cmd_type == "Catalog"  # its channels changed (GB/T 28181 §9.6.3)
             if not notified:
@@ -354,10 +317,10 @@ class DeviceAccess:
             try:
                 page = manscdp.parse_catalog_answer(msg.body)
             except manscdp.XmlError as exc:
-                self._refuse(inbound, exc.status, str(exc))
+                self.refuse(inbound, exc.status, str(exc))
                 return
             if page.sn not in dev.pages:
-                self._refuse(inbound, 481, f"no Catalog query with SN {page.sn[:12]!r}")
+                self.refuse(inbound, 481, f"no Catalog query with SN {page.sn[:12]!r}")
                 return
             self.transport.reply(inbound, sip.response(msg, 200))
             await self._catalog_page(dev, page)

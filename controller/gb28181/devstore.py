@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -147,9 +147,44 @@ class GbDeviceStore(CatalogBase):
         listed are kept (their footage stays findable) with the status they last had. A code
         that is already another device's camera is left alone (logged): a device cannot take
         over, rename or switch off a camera that is not its own by listing its code."""
-        taken = self._owners([c.code for c in video_channels(device_id, channels)])
+        cameras = self._store(device_id, video_channels(device_id, channels), {})
+        with self._write("gb device channels") as conn:
+            conn.execute(
+                update(GbDevice)
+                .where(col(GbDevice.device_id) == device_id)
+                .values(channels=len(cameras))
+            )
+        return len(cameras)
+
+    def apply_changes(
+        self,
+        device_id: str,
+        upsert: Sequence[Channel],
+        status: Mapping[str, str],
+        listed: Sequence[str],
+    ) -> dict[str, str]:
+        """A Catalog NOTIFY's changes (`catsub.changes`): channels added or updated stored as
+        `set_channels` stores them (another device's code left alone), new statuses of the
+        device's own channels (any other code changes nothing), and its count of channels
+        from those `listed` that are its own. Its own channels after (`own_channels`)."""
+        self._store(device_id, video_channels(device_id, upsert), status)
+        own = self.own_channels(device_id)
+        with self._write("gb device channel count") as conn:
+            conn.execute(
+                update(GbDevice)
+                .where(col(GbDevice.device_id) == device_id)
+                .values(channels=len([c for c in listed if c in own]))
+            )
+        return own
+
+    def _store(
+        self, device_id: str, channels: Sequence[Channel], status: Mapping[str, str]
+    ) -> list[Channel]:
+        """Write `channels` (cameras, directory entries, statuses) and the `status` of
+        codes, leaving alone any code that is another device's camera; those written."""
+        taken = self._owners([c.code for c in channels] + list(status))
         cameras = []
-        for c in video_channels(device_id, channels):
+        for c in channels:
             if taken.get(c.code, device_id) != device_id:
                 log.warning("device %s lists channel %s, a camera of %s: ignored", device_id,
                             c.code, taken[c.code][:64])  # fmt: skip
@@ -157,19 +192,17 @@ class GbDeviceStore(CatalogBase):
             cameras.append(c)
         for c in cameras:
             self._catalog.upsert_camera(c.code, device_id)
-        self._directory.apply([Entry(c.code, c.name, gb_code=c.code) for c in cameras])
+        if cameras:
+            self._directory.apply([Entry(c.code, c.name, gb_code=c.code) for c in cameras])
+        rows = {c.code: c.status for c in cameras}
+        rows |= {code: word for code, word in status.items() if taken.get(code) == device_id}
         now = self._clock.now_us()
         with self._write("gb device channels") as conn:
-            for c in cameras:
-                values = {"camera_id": c.code, "device_id": device_id, "status": c.status,
+            for code, word in rows.items():
+                values = {"camera_id": code, "device_id": device_id, "status": word,
                           "reported_us": now}  # fmt: skip
                 self._upsert(conn, GbChannel, values, "camera_id")
-            conn.execute(
-                update(GbDevice)
-                .where(col(GbDevice.device_id) == device_id)
-                .values(channels=len(cameras))
-            )
-        return len(cameras)
+        return cameras
 
     def _owners(self, codes: Sequence[str]) -> dict[str, str]:
         """camera id -> its device, for those of `codes` the catalog has."""

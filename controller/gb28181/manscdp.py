@@ -301,3 +301,60 @@ def parse_catalog_answer(body: bytes) -> CatalogAnswer:
         )
     sn, device = head.get("SN", ""), head.get("DeviceID", "")
     return CatalogAnswer(sn, device, int(total_text), tuple(items), tuple(odd))
+
+
+EVENTS = ("ON", "OFF", "VLOST", "DEFECT", "ADD", "DEL", "UPDATE")  # GB/T 28181-2016 §A.2.5
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEvent:
+    """One item of a Catalog NOTIFY: what happened (`EVENTS`) to the channel `channel.code`;
+    for ADD and UPDATE the item's catalog fields (`channel`), otherwise only the code."""
+
+    event: str
+    channel: Channel
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogNotify:
+    sn: str
+    device_id: str
+    events: tuple[CatalogEvent, ...]
+    odd: tuple[tuple[str, str], ...] = ()  # (code, Event text cut short): not understood
+
+
+def parse_catalog_notify(body: bytes) -> CatalogNotify:
+    """A device's Notify/Catalog (what changed in its catalog, §9.11.1); XmlError (400, 413)
+    when it is not one. An item with an unknown `Event` is listed in `odd` (the caller logs
+    it) and otherwise ignored: a change Vigil cannot read is not guessed at."""
+    root = _root(body)
+    head = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    if root.tag != "Notify" or head.get("CmdType") != "Catalog":
+        raise XmlError(400, "not a Catalog Notify")
+    listing = root.find("DeviceList")
+    nodes = listing.findall("Item") if listing is not None else []
+    if len(nodes) > MAX_CATALOG_ITEMS:
+        raise XmlError(413, f"Catalog Notify of {len(nodes)} items is over {MAX_CATALOG_ITEMS}")
+    events: list[CatalogEvent] = []
+    odd: list[tuple[str, str]] = []
+    for node in nodes:
+        f = {child.tag: (child.text or "").strip() for child in node}
+        code = f.get("DeviceID", "")
+        if not (len(code) == 20 and code.isdigit()):
+            raise XmlError(400, f"catalog item code {code[:24]!r} is not 20 digits")
+        event = f.get("Event", "").strip().upper()
+        if event not in EVENTS:
+            odd.append((code, f.get("Event", "")[:MAX_STATUS_CHARS]))
+            continue
+        status, _unreadable = channel_status(f.get("Status"))
+        channel = Channel(
+            code=code,
+            name=f.get("Name", "")[:128],
+            parent_id=f.get("ParentID", ""),
+            status=status,
+            parental=f.get("Parental", "0") == "1",
+            manufacturer=f.get("Manufacturer", "")[:64],
+            model=f.get("Model", "")[:64],
+        )
+        events.append(CatalogEvent(event, channel))
+    return CatalogNotify(head.get("SN", ""), head.get("DeviceID", ""), tuple(events), tuple(odd))

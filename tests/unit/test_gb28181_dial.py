@@ -120,6 +120,11 @@ class FakeBackend:
     def own_channels(self, device_id: str) -> dict[str, str]:
         return {}
 
+    def apply_changes(
+        self, device_id: str, upsert: Any, status: Any, listed: Any
+    ) -> dict[str, str]:
+        return {}
+
     def seen(self, device_id: str) -> None:
         pass
 
