@@ -32,6 +32,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import grpc
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -49,6 +50,7 @@ from controller.enrollment import wiring as enrollment_wiring
 from controller.enrollment.wiring import Enrollment
 from controller.fleet.component import FleetComponent
 from controller.gb28181.component import GbComponent, gb28181
+from controller.gb28181.devstore import replica_of as gb_replica_of
 from controller.grants.shared_keys import share_keys
 from controller.grpcserver.gc_tuning import tune_gc
 from controller.grpcserver.observe import Health, MetricsInterceptor, RpcMetrics
@@ -185,7 +187,9 @@ def _build(
     leadership, election = leader_wiring.build(core)
     hub = LiveHub(core.clock.now_us, core.clock.monotonic, live_options(core.config.live))
     live = LiveServicer(hub, _device_of(core))
-    relayed = live_relay(core, hub, leadership, _device_of(core))  # None: a controller alone
+    relayed = live_relay(  # None: a controller alone
+        core, hub, leadership, _device_of(core), partial(gb_replica_of, core.engine)
+    )
     registry.register(LiveCollector(hub))
     enrollment = enrollment_wiring.build(core)  # its guard refuses revoked certificates first
     registry.register(LeaderCollector(leadership))

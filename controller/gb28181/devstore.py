@@ -258,6 +258,17 @@ class GbDeviceStore(CatalogBase):
             return sorted(str(r[0]) for r in conn.execute(query))
 
 
+def replica_of(engine: Engine, device_id: str) -> str | None:
+    """The replica a GB/T 28181 device last registered to (`gb_device.replica`; "" before
+    any), None when `device_id` is no GB device: the live relay asks it on any replica, also
+    where no device store runs."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(col(GbDevice.replica)).where(col(GbDevice.device_id) == device_id)
+        ).first()
+    return None if row is None else str(row[0] or "")
+
+
 def liveness(row: GbDevice) -> Liveness:
     """What `devstate.judge` reads of a device's row."""
     return Liveness(row.registered_us, row.expires_us, row.last_seen_us, row.unanswered_us,

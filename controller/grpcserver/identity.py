@@ -14,7 +14,7 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from controller.pki.certs import SERVER_CN
+from vigil_common.names import CONTROLLER_CN as SERVER_CN
 
 
 def device_from_auth(auth: Mapping[str, object]) -> str | None:

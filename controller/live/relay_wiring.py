@@ -4,7 +4,8 @@
 
 `relay.servicer` joins the mutual-TLS gRPC server (the holding side), `relay.relay` is the
 component started after the hub's sources (the viewing side). The look-up of a camera's
-holder reads `gb_device.replica` and the replicas' announced addresses (blocking: it runs
+holder asks `gb_replica` (the assembly passes the GB device table's reader,
+controller/gb28181/devstore.py) and the replicas' announced addresses (blocking: it runs
 on the relay loop's executor) and asks the election who leads; the decision itself is
 controller/live/holder.py.
 """
@@ -16,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from controller.leader import Leadership
 from controller.leader.replicas import ReplicaDirectory
@@ -51,17 +50,16 @@ class LiveRelay:
         )
 
 
+GbReplica = Callable[[str], str | None]  # device -> the replica it registered to (GB), or None
+
+
 def resolver(
-    engine: Engine, leadership: Leadership, directory: ReplicaDirectory
+    gb_replica: GbReplica, leadership: Leadership, directory: ReplicaDirectory
 ) -> Callable[[str, str], Holder]:
     """(device, camera) -> the replica holding its feed, from the shared database."""
 
     def resolve(device_id: str, camera_id: str) -> Holder:
-        with engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT replica FROM gb_device WHERE device_id = :d"), {"d": device_id}
-            ).first()
-        gb = None if row is None else str(row[0] or "")
+        gb = gb_replica(device_id)
         address = directory.address_of(gb) if gb else ""
         facts = Facts(
             gb, address, leadership.leader_address(), directory.replica_id, directory.address
@@ -76,6 +74,7 @@ def build(
     hub: LiveHub,
     leadership: Leadership,
     device_of: DeviceOf,
+    gb_replica: GbReplica,
     options: RelayOptions | None = None,
 ) -> LiveRelay | None:
     config = core.config
@@ -92,7 +91,7 @@ def build(
     credentials = grpc.ssl_channel_credentials(ca, key, cert)
     relay = Relay(
         hub,
-        resolver(core.engine, leadership, directory),
+        resolver(gb_replica, leadership, directory),
         credentials,
         options,
         every_minute=directory.announce,

@@ -24,8 +24,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from vigil_common.names import CONTROLLER_CN
+
 DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-SERVER_CN = "vigil-controller"
+SERVER_CN = CONTROLLER_CN  # every replica's certificate (vigil_common/names.py)
 # A little slack so a freshly issued certificate is valid on a peer whose clock lags.
 BACKDATE = timedelta(minutes=5)
 

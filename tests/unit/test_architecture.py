@@ -376,6 +376,7 @@ SQL_ALLOWED = (
     "controller.leader.election",  # the leadership lease row (one conditional UPDATE)
     "controller.leader.tables",
     "controller.leader.fence",  # a leader's writes checked against the lease row's epoch
+    "controller.leader.replicas",  # each replica's own leader_lease row: its address (relay)
     "controller.scheduler.board",  # the leader's plan for the followers (scheduler_view)
     "controller.enrollment.store",  # tokens, issued certificates, revocations
     "controller.enrollment.tables",
