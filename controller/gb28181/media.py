@@ -17,13 +17,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from controller.gb28181.ps import AccessUnit, PsPacker
-from controller.gb28181.rtp import RtpPacketizer, frame_tcp
+from controller.gb28181.rtp import GSO_SEGMENT, RtpPacketizer, frame_tcp, gso_batches
 from controller.gb28181.tsdemux import TsDemuxer
 
 log = logging.getLogger("vigil.gb28181")
 CONNECT_TIMEOUT_S = 5.0
 ACCEPT_TIMEOUT_S = 10.0
 MAX_TCP_BUFFER = 4 * 1024 * 1024  # a live TCP receiver this far behind is too slow
+UDP_SEGMENT = getattr(socket, "UDP_SEGMENT", 103)  # <netinet/udp.h>; Python 3.12 names it
 
 
 class Sink:
@@ -50,19 +51,31 @@ class UdpSink(Sink):
     conversion and the kernel's route lookup of an unconnected `sendto` (per packet). An ICMP
     "port unreachable" that a connected socket reports on a later send loses that packet, as
     the network would; it does not end the stream (the receiver may be restarting; a BYE or
-    the session's end stops it)."""
+    the session's end stops it).
+
+    Live sends use UDP segmentation offload where the kernel has it (Linux 4.18+): one send
+    per frame, which the kernel cuts into the same datagrams (`rtp.gso_batches`). A system
+    call per packet was the largest part of the cascade's cost after the Python packing. A
+    route whose device cannot segment refuses such a send (EIO): the sink then sends packet
+    by packet from that moment, the refused frame included."""
 
     def __init__(self, host: str, port: int, bind_host: str) -> None:
         self._peer = (host, port)
         self._bind = bind_host
         self._sock: socket.socket | None = None
         self.dropped = 0
+        self.gso = False
 
     async def open(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
         sock.bind((self._bind, 0))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        try:
+            sock.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, GSO_SEGMENT)
+            self.gso = True
+        except OSError:  # an older kernel: a send per packet
+            self.gso = False
         self._sock = sock
         self.local_port = sock.getsockname()[1]
 
@@ -86,15 +99,37 @@ class UdpSink(Sink):
     def send_now(self, packets: Sequence[bytes]) -> None:
         assert self._sock is not None
         send = self._sock.send
+        sends = gso_batches(list(packets)) if self.gso else packets
         try:
-            for p in packets:
-                send(p)
+            for p in sends:
+                if len(p) > GSO_SEGMENT and not self.gso:  # refused earlier in this call
+                    for i in range(0, len(p), GSO_SEGMENT):
+                        send(p[i : i + GSO_SEGMENT])
+                    continue
+                try:
+                    send(p)
+                except (BlockingIOError, ConnectionRefusedError):
+                    raise
+                except OSError as exc:
+                    if len(p) <= GSO_SEGMENT:
+                        raise
+                    self._no_gso(exc)
+                    for i in range(0, len(p), GSO_SEGMENT):
+                        send(p[i : i + GSO_SEGMENT])
         except BlockingIOError:
             self.dropped += 1  # kernel buffer full: the rest of this batch is lost, as on a net
         except ConnectionRefusedError:
             self.dropped += 1
         except OSError as exc:
             raise ConnectionError(f"UDP to {self._peer}: {exc}") from exc
+
+    def _no_gso(self, exc: OSError) -> None:
+        assert self._sock is not None
+        log.warning(
+            "RTP to %s: segmentation offload refused (%s); a send per packet", self._peer, exc
+        )
+        self.gso = False
+        self._sock.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, 0)
 
     def close(self) -> None:
         if self._sock is not None:

@@ -43,6 +43,28 @@ class RtpPacketizer:
         return out
 
 
+GSO_SEGMENT = 12 + MAX_PAYLOAD  # the size of every RTP packet of a frame but its last
+GSO_MAX_SEGMENTS = 45  # 45 x 1412 bytes < 64 KiB, the most one UDP datagram send carries
+
+
+def gso_batches(packets: list[bytes]) -> list[bytes]:
+    """The packets as UDP segmentation-offload sends (Linux UDP_SEGMENT, set to
+    `GSO_SEGMENT`): runs of packets that are all `GSO_SEGMENT` long but for the last, joined.
+    The kernel cuts each send back into exactly these datagrams, so the receiver sees the same
+    packets; the sender makes one system call per frame instead of one per packet. A run
+    ends after a shorter packet (a frame's last) or `GSO_MAX_SEGMENTS` packets."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    for p in packets:
+        run.append(p)
+        if len(p) != GSO_SEGMENT or len(run) == GSO_MAX_SEGMENTS:
+            out.append(run[0] if len(run) == 1 else b"".join(run))
+            run = []
+    if run:
+        out.append(run[0] if len(run) == 1 else b"".join(run))
+    return out
+
+
 def frame_tcp(packet: bytes) -> bytes:
     """RFC 4571: a 16-bit big-endian length before each RTP packet on a TCP stream."""
     return struct.pack(">H", len(packet)) + packet

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 
 from controller.gb28181.ps import H264, MAX_PES_PAYLOAD, AccessUnit, PsPacker, pack_header
 from controller.gb28181.psdemux import PsDemuxer
-from controller.gb28181.rtp import MAX_PAYLOAD, RtpPacketizer, parse_rtp
+from controller.gb28181.rtp import (
+    GSO_MAX_SEGMENTS,
+    GSO_SEGMENT,
+    MAX_PAYLOAD,
+    RtpPacketizer,
+    gso_batches,
+    parse_rtp,
+)
 from controller.gb28181.tsdemux import TsDemuxer
 from tests.unit.test_gb28181_media import IDR, _section, _ts_packets
 
@@ -96,3 +103,28 @@ def test_a_repeated_pmt_is_parsed_once_and_a_changed_one_is_taken() -> None:
     assert len(calls) == 1 and demux.audio_type is None
     demux.feed(both + both)
     assert len(calls) == 2 and demux.audio_type == 0x0F
+
+
+def _frame(rtp: RtpPacketizer, size: int) -> list[bytes]:
+    return rtp.packets_of(b"\x5a" * size, size)
+
+
+def test_gso_batches_are_one_send_per_frame_and_cut_back_into_the_same_packets() -> None:
+    rtp = RtpPacketizer(9)
+    small, two, big = _frame(rtp, 300), _frame(rtp, MAX_PAYLOAD + 1), _frame(rtp, 100 * 1400 - 7)
+    exact = _frame(rtp, MAX_PAYLOAD)  # a frame whose last packet is full size
+    packets = small + two + big + exact + small
+    sends = gso_batches(packets)
+    # a frame's packets are one send (the big one in sends of at most GSO_MAX_SEGMENTS);
+    # a full-size last packet runs on into the next frame's, which the kernel cuts the same
+    assert [len(s) for s in sends] == [
+        len(small[0]),
+        len(b"".join(two)),
+        GSO_MAX_SEGMENTS * GSO_SEGMENT,
+        GSO_MAX_SEGMENTS * GSO_SEGMENT,
+        len(b"".join(big[90:])),
+        len(b"".join(exact + small)),
+    ]
+    cut = [s[i : i + GSO_SEGMENT] for s in sends for i in range(0, len(s), GSO_SEGMENT)]
+    assert cut == packets
+    assert gso_batches([]) == [] and gso_batches(small) == small
