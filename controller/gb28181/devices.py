@@ -217,7 +217,8 @@ class DeviceAccess:
         now = loop.time()
         dev = self.devices.get(user)
         held = None if dev is None else devstate.Registration(dev.reg_call_id, dev.addr, dev.until)
-        fresh = devstate.afresh(held, msg.call_id, addr, now)
+        tcp = inbound.tcp is not None and dev is not None and dev.tcp  # now and before
+        fresh = devstate.afresh(held, msg.call_id, addr, now, tcp)
         if dev is None:
             dev = self.devices[user] = Device(user, addr, now + verdict.expires_s, now)
         elif fresh:

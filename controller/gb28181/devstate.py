@@ -105,7 +105,9 @@ class Registration:
     until: float  # when it lapses
 
 
-def afresh(held: Registration | None, call_id: str, addr: tuple[str, int], now: float) -> bool:
+def afresh(
+    held: Registration | None, call_id: str, addr: tuple[str, int], now: float, tcp: bool = False
+) -> bool:
     """Whether a REGISTER that passed the digest check starts a registration anew rather
     than refreshing the live one `held` (None: none held here). Afresh: none held (first
     time, after an un-REGISTER, after a controller restart), another Call-ID (the device
@@ -113,10 +115,14 @@ def afresh(held: Registration | None, call_id: str, addr: tuple[str, int], now: 
     held one lapsed. A device starting anew may have gained or lost channels while down and
     has forgotten every dialog with Vigil: its catalog is asked again and its sessions are
     over. A refresh is neither (asking a 64-channel NVR its catalog every Expires/2 is load
-    for nothing)."""
+    for nothing). `tcp` (it registered over TCP, now and before): only another host counts,
+    not another port: every connection has a new source port, and a device whose connection
+    broke (a NAT's idle timeout, a link flap) connects again and refreshes with its Call-ID;
+    taking that for a restart ended and re-INVITEd every channel it recorded."""
     if held is None:
         return True
-    return call_id != held.call_id or addr != held.addr or held.until <= now
+    moved_from = addr[0] != held.addr[0] if tcp else addr != held.addr
+    return call_id != held.call_id or moved_from or held.until <= now
 
 
 CATALOG_NOTIFY_GAP_S = 1.0  # a burst of Catalog NOTIFYs is answered with one query

@@ -33,6 +33,15 @@ def test_another_source_address_is_afresh() -> None:
     assert afresh(HELD, "call-1", ("10.9.9.9", 5060), 500.0)
 
 
+def test_a_tcp_device_connecting_again_from_another_port_refreshes() -> None:
+    """Every TCP connection has a new source port: a device whose connection broke connects
+    again and refreshes with its Call-ID; its sessions must not end for that."""
+    assert not afresh(HELD, "call-1", (HERE[0], 40123), 500.0, tcp=True)
+    assert afresh(HELD, "call-1", ("10.9.9.9", 40123), 500.0, tcp=True)  # another host
+    assert afresh(HELD, "call-2", (HERE[0], 40123), 500.0, tcp=True)  # restarted
+    assert afresh(HELD, "call-1", (HERE[0], 40123), 1000.0, tcp=True)  # lapsed
+
+
 def test_an_empty_call_id_never_matches_a_held_one_by_accident() -> None:
     assert afresh(HELD, "", HERE, 500.0)
 
