@@ -284,14 +284,16 @@ class GbService:
                 return
             start, end = served
             segments = await self._in_thread(self.backend.segments, camera_id, start, end)
+            buffered = await self._in_thread(self.backend.on_device, camera_id, start, end)
+            span = footage.fetch_span(buffered, start, end)
             if not segments:
-                buffered = await self._in_thread(self.backend.on_device, camera_id, start, end)
-                span = footage.fetch_span(buffered, start, end)
                 if span is not None:  # RecordInfo listed it: ask for it, say when to retry
                     await self._fetch(inbound, link, camera_id, span)
                     return
                 await self._deny(inbound, link, camera_id, 404, "no footage in the time range")
                 return
+            if span is not None:  # partly stored: that plays now, the rest is asked for
+                await self._file_rest(link, camera_id, span)
             pace = Pace(offer.speed if offer.session == "Download" else 1.0)
             units = recorded_units(segments, self.backend.read, pace, start, end)
             audit_detail.update(from_us=start, to_us=end)
@@ -356,6 +358,19 @@ class GbService:
         refusal = footage.fetching(job.job_id, job.eta_us, self.now_us(), filed.new)
         detail = {"job_id": job.job_id, "from_us": span[0], "to_us": span[1], "filed": filed.new}
         await self._deny(inbound, link, camera_id, 480, refusal.reason, refusal, detail)
+
+    async def _file_rest(self, link: UpperLink, camera_id: str, span: tuple[int, int]) -> None:
+        """A range partly stored and partly still on the agent: the stored part is played,
+        and the footage request for the rest is filed (or found), so the platform's next
+        try gets all of it (the request is audited as the console's is)."""
+        try:
+            filed = await self._in_thread(self.backend.request_footage, link, camera_id, *span)
+        except footage.FetchError as exc:
+            log.warning("cascade %s: footage on the agent not requested: %s", camera_id, exc)
+            return
+        if filed.new:
+            log.info("cascade %s: the rest of the range requested (job %s)", camera_id,
+                     filed.job.job_id)  # fmt: skip
 
     def _on_ack(self, msg: sip.SipMessage) -> None:
         session = self.sessions.get(msg.call_id)

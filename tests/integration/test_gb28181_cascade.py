@@ -444,3 +444,44 @@ def _footage_on_the_agent(world: GbWorld, sched: SchedulerService) -> None:
         client.close()
     assert len([j for j in jobs.jobs() if j.job_id not in before]) == 1
     jobs.cancel(job.job_id)  # releases its catalog hold
+    _partly_stored(world, sched, jobs)
+
+
+def _partly_stored(world: GbWorld, sched: SchedulerService, jobs: JobService) -> None:
+    """A range stored up to a point and on the agent after it: the stored part plays (200),
+    and the request for the rest is filed once for the platform's next try."""
+    stored_from = world.segments[0].start_us
+    stored_to = world.segments[-1].start_us + world.segments[-1].duration_us
+    inv = agent_control_pb2.Inventory(device_id="dev1", reported_unix_us=time.time_ns() // 1000)
+    inv.backlog.add(
+        camera_id="cam-1", traffic_class=TrafficClass.BACKFILL, bytes=1000, segments=1,
+        oldest_start_unix_us=stored_to,
+    )  # fmt: skip
+    inv.unsent.add(
+        segment_id="unsent-after", camera_id="cam-1", start_unix_us=stored_to,
+        size_bytes=1000, traffic_class=TrafficClass.BACKFILL, duration_us=20_000_000,
+    )  # fmt: skip
+    sched.report_inventory("dev1", inv)
+    before = {j.job_id for j in jobs.jobs()}
+    t0, t1 = stored_from // US, (stored_to + 10_000_000) // US
+    offer = (
+        "v=0\r\no=34020000002000000001 0 0 IN IP4 127.0.0.1\r\ns=Playback\r\n"
+        f"c=IN IP4 127.0.0.1\r\nt={t0} {t1}\r\n"
+        "m=video 9 RTP/AVP 96\r\na=recvonly\r\na=rtpmap:96 PS/90000\r\ny=1100000019\r\n"
+    )
+    code = world.codes["cam-1"]
+    client = SipClient(world)
+    try:
+        for n in range(2):  # asked twice: one request
+            ok = client.request("INVITE", code, f"pb-part-{n}", 1, body=offer)
+            assert ok.status == 200, (ok.status, ok.reason)  # the stored part plays
+            client.request("ACK", code, f"pb-part-{n}", 1, to=ok.get("To"))
+            bye = client.request("BYE", code, f"pb-part-{n}", 2, to=ok.get("To"))
+            assert bye.status == 200
+    finally:
+        client.close()
+    filed = [j for j in jobs.jobs() if j.job_id not in before]
+    assert len(filed) == 1, filed
+    assert (filed[0].start_us, filed[0].end_us) == (stored_to, t1 * US)
+    assert filed[0].cameras == ("cam-1",) and filed[0].requested_by.startswith("gb28181:")
+    jobs.cancel(filed[0].job_id)
