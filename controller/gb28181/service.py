@@ -26,6 +26,7 @@ from controller.gb28181 import footage, manscdp, sdp, sip
 from controller.gb28181.cascade import QueryError, Responder
 from controller.gb28181.codes import Directory, Place
 from controller.gb28181.devices import DeviceAccess
+from controller.gb28181.livewatch import LiveWatch
 from controller.gb28181.media import (
     Pace,
     Sink,
@@ -39,7 +40,7 @@ from controller.gb28181.ps import AccessUnit
 from controller.gb28181.pump import LiveOut, LivePump, PumpViewer
 from controller.gb28181.transport import Inbound, SipTransport
 from controller.gb28181.upper import UpperLink, new_request, send_message
-from controller.live.feed import FeedState
+from controller.live.feed import FeedState, Status
 from controller.live.hub import LiveHub
 from controller.live.viewer import Viewer
 
@@ -135,6 +136,7 @@ class GbService:
         self.devices = devices
         self.sessions: dict[str, Session] = {}
         self.pump = LivePump()
+        self.watch = LiveWatch(self._feed_status, self._feed_gone)
         self._places: tuple[float, list[Place]] | None = None
 
     # -- lookups (worker threads) ------------------------------------------------------------
@@ -382,6 +384,7 @@ class GbService:
             assert isinstance(session.viewer, PumpViewer)
             out = LiveOut(session.viewer, session.sink, ssrc, pt, session.stats)
             session.task = loop.create_task(self.pump.run(out))
+            self.watch.add(session.call_id, session.camera_id)
         else:
             session.task = loop.create_task(
                 run_stream(session.units, session.sink, ssrc, pt, session.stats)
@@ -394,6 +397,18 @@ class GbService:
             log.warning("call %s: no ACK for the 200; ended", session.call_id[:40])
             asyncio.get_running_loop().create_task(self._end(session, by_us=False))
 
+    def _feed_status(self, camera_id: str) -> Status | None:
+        return self.hub.status(camera_id) if self.hub is not None else None
+
+    def _feed_gone(self, call_id: str, why: str) -> None:
+        """A live stream whose feed has stopped (livewatch.py): BYE, the reason audited."""
+        session = self.sessions.get(call_id)
+        if session is None or session.ended:
+            return
+        session.stats.ended = why
+        log.info("cascade %s to %s ended: %s", session.camera_id, session.link.cfg.server_id, why)
+        asyncio.get_running_loop().create_task(self._end(session, by_us=True))
+
     def _stream_done(self, session: Session) -> None:
         if session.ended:
             return
@@ -404,23 +419,25 @@ class GbService:
             return
         session.ended = True
         self.sessions.pop(session.call_id, None)
+        self.watch.remove(session.call_id)
         if session.task is not None and not session.task.done():
             session.task.cancel()
         session.sink.close()
         if session.viewer is not None and self.hub is not None:
             self.hub.leave(session.viewer)  # idempotent; the stream's own exit leaves too
         link = session.link
-        if by_us:
-            await self._bye(session)
         detail = {
             "code": session.code,
             "frames": session.stats.frames,
             "bytes": session.stats.octets,
             "ended": session.stats.ended or ("bye" if not by_us else "ended"),
         }
+        # audited when it ended here, not when (or whether) the platform answers our BYE
         await self._in_thread(
             self.backend.audit, "gb_cascade_view_end", link, session.camera_id, "ok", "", detail
         )
+        if by_us:
+            await self._bye(session)
 
     async def _bye(self, session: Session) -> None:
         link = session.link

@@ -18,6 +18,7 @@ from controller.audit.log import search
 from controller.clock import SystemClock
 from controller.gb28181 import manscdp, sdp
 from controller.gb28181.cascade import gb_time
+from controller.gb28181.livewatch import LIVE_GONE_S
 from controller.gb28181.rtp import parse_rtp
 from controller.jobs import JobService
 from controller.scheduler.options import SchedulerOptions
@@ -220,6 +221,43 @@ def test_live_invite_for_a_camera_whose_agent_is_away_is_refused_480(world: GbWo
         client.close()
     assert reply.status == 480 and "agent is not connected" in reply.reason
     assert world.controller.live is not None and NO_AGENT not in world.controller.live.feeds()
+
+
+def test_a_live_stream_whose_feed_stops_is_ended_with_the_reason(world: GbWorld) -> None:
+    """The camera's feed stops (its agent sends nothing more): the hub reads it unreachable
+    after `silent_s`, and once the watch's grace is over Vigil ends the cascade stream (BYE)
+    and audits why, instead of leaving the platform a frozen picture."""
+    assert world.gb.service is not None
+    world.gb.service.watch.grace_s = 1.0
+    code, client, rx = world.codes["cam-2"], SipClient(world), RtpReceiver()
+    call_id = f"gone-{time.monotonic_ns()}"
+    offer = (
+        "v=0\r\no=34020000002000000001 0 0 IN IP4 127.0.0.1\r\ns=Play\r\n"
+        f"c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video {rx.port} RTP/AVP 96\r\na=recvonly\r\n"
+        "a=rtpmap:96 PS/90000\r\ny=0200000021\r\n"
+    )
+    try:
+        ok = client.request("INVITE", code, call_id, 1, body=offer)
+        assert ok.status == 200, ok.reason
+        client.request("ACK", code, call_id, 1, to=ok.get("To"))
+        assert wait_for(lambda: len(rx.packets) > 20, 10.0), "no RTP before the feed stopped"
+        world.feeder.command("cam-2", False)  # the agent's feed goes silent
+        stopped = time.monotonic()
+        assert wait_for(lambda: call_id not in world.gb.service.sessions, 15.0)  # type: ignore[union-attr]
+        took = time.monotonic() - stopped
+    finally:
+        world.gb.service.watch.grace_s = LIVE_GONE_S
+        rx.close()
+        client.close()
+    assert 5.0 <= took <= 9.0, took  # silent_s (5 s), the grace (1 s), one look a second
+
+    def ends() -> list[str]:
+        return [
+            e.detail for e in search(world.controller.engine, camera="cam-2")
+            if e.action == "gb_cascade_view_end"
+        ]  # fmt: skip
+
+    assert wait_for(lambda: any("feed agent_unreachable" in d for d in ends()), 5.0), ends()
 
 
 def test_playback_speeds_up_on_info_scale_and_sends_every_frame(world: GbWorld) -> None:
