@@ -19,18 +19,17 @@ import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from controller.gb28181 import footage, manscdp, sdp, sip
 from controller.gb28181.cascade import QueryError, Responder
+from controller.gb28181.cascade_types import Backend, Session
 from controller.gb28181.codes import Directory, Place
 from controller.gb28181.devices import DeviceAccess
 from controller.gb28181.livewatch import LiveWatch
 from controller.gb28181.media import (
     Pace,
     Sink,
-    StreamStats,
     TcpSink,
     UdpSink,
     recorded_units,
@@ -52,61 +51,6 @@ _LIVE_REFUSALS = {
     FeedState.AGENT_UNREACHABLE: (480, "the camera's agent is not connected"),
     FeedState.LINK_BUSY: (486, "the camera's link has no room for another live stream"),
 }
-
-
-class Backend(Protocol):
-    """What the endpoint reads and records; blocking calls, run on worker threads."""
-
-    def places(self) -> list[Place]: ...
-
-    def visible(
-        self, org: str, areas: Sequence[str], places: Sequence[Place]
-    ) -> frozenset[str]: ...
-
-    def ranges(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]: ...
-
-    def segments(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[str, int]]: ...
-
-    def on_device(self, camera_id: str, start_us: int, end_us: int) -> list[tuple[int, int]]: ...
-
-    def request_footage(
-        self, link: UpperLink, camera_id: str, start_us: int, end_us: int
-    ) -> footage.Filed: ...
-
-    def read(self, key: str) -> bytes: ...
-
-    def offline_channels(self) -> frozenset[str]: ...
-
-    def audit(
-        self,
-        action: str,
-        link: UpperLink,
-        camera_id: str,
-        outcome: str,
-        reason: str,
-        detail: dict[str, Any],
-    ) -> None: ...
-
-
-@dataclass(eq=False)
-class Session:
-    call_id: str
-    link: UpperLink
-    camera_id: str
-    code: str
-    offer: sdp.Offer
-    sink: Sink
-    to_tag: str
-    remote_from: str
-    remote_contact: str
-    units: AsyncIterator[AccessUnit] | None  # None: live, delivered by the pump
-    pace: Pace | None = None
-    stats: StreamStats = field(default_factory=StreamStats)
-    task: asyncio.Task[None] | None = None
-    invited_at: float = 0.0
-    ended: bool = False
-    ssrc: str = "0"
-    viewer: Viewer | None = None
 
 
 class GbService:
