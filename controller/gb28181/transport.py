@@ -96,6 +96,7 @@ class SipTransport(asyncio.DatagramProtocol):
         self._waiting: dict[str, asyncio.Future[SipMessage]] = {}
         self._trying: set[str] = set()  # waiting requests a provisional response came for
         self._answered: dict[str, tuple[bytes, float]] = {}
+        self._handling: set[str] = set()  # requests being handled, not answered yet
         self._tcp: dict[Addr, asyncio.StreamWriter] = {}
         self._dialed: dict[asyncio.StreamWriter, float] = {}  # Vigil opened it -> last traffic
         self._dialing: dict[Addr, asyncio.Future[asyncio.StreamWriter]] = {}
@@ -285,17 +286,23 @@ class SipTransport(asyncio.DatagramProtocol):
             return
         key = sip.param(msg.get("Via"), "branch") + msg.method
         cached = self._answered.get(key)
-        if cached is not None and msg.method != "ACK":
-            self._send_raw(cached[0], peer, tcp)  # a retransmission: same answer, once handled
-            return
-        self._spawn(self._handle(Inbound(msg, peer, tcp)))
+        if msg.method != "ACK":
+            if cached is not None:
+                self._send_raw(cached[0], peer, tcp)  # a retransmission: the same answer
+                return
+            if key in self._handling:  # retransmitted before we answered: answered once
+                return
+            self._handling.add(key)
+        self._spawn(self._handle(Inbound(msg, peer, tcp), key))
 
-    async def _handle(self, inbound: Inbound) -> None:
+    async def _handle(self, inbound: Inbound, key: str) -> None:
         try:
             await self._on_request(inbound)
         except Exception:
             log.exception("handling SIP %s from %s:%d failed", inbound.msg.method, *inbound.source)
             self.reply(inbound, sip.response(inbound.msg, 500))
+        finally:
+            self._handling.discard(key)
 
     # -- send ---------------------------------------------------------------------------------
 
