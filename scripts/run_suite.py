@@ -36,6 +36,7 @@ def commands(pytest: str, workers: int, base: Path, extra: list[str]) -> dict[st
         "serial": [
             pytest,
             "-q",
+            "--durations=10",  # the slowest, for keeping CI within its time
             "-p",
             "no:xdist",
             "-m",
@@ -46,6 +47,7 @@ def commands(pytest: str, workers: int, base: Path, extra: list[str]) -> dict[st
         "parallel": [
             pytest,
             "-q",
+            "--durations=15",
             *parallel,
             "-m",
             f"not ({SERIAL})",
